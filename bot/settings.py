@@ -1,0 +1,132 @@
+"""All configuration, read once at process start from the environment and an optional `.env`.
+
+Every setting is documented in `.env.example`. A missing or invalid value stops the
+process at start with one line naming it (see `load_settings`), never deep inside a
+request.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class LLMProvider(BaseModel):
+    """One OpenAI-compatible endpoint (OpenAI, Groq, Ollama, vLLM, llama.cpp server...)."""
+
+    name: str
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr("")
+    model: str
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Storage and queue.
+    database_url: str = Field(min_length=1)
+    database_pool_size: int = Field(default=10, ge=1)
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", min_length=1)
+    # Dramatiq keys live under this prefix, so several deployments (or test runs) can share
+    # one Redis without seeing each other's queues.
+    queue_namespace: str = Field(default="chatops", min_length=1)
+    # A worker that stops heart-beating for this long is presumed dead and its in-flight
+    # jobs are handed to another worker.
+    worker_heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How many of a million queue commands also run the broker's upkeep, which hands a
+    # dead worker's jobs to the living.
+    queue_maintenance_per_million: int = Field(default=100_000, ge=0, le=1_000_000)
+    worker_threads: int = Field(default=4, ge=1)
+
+    # Slack.
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr = Field(min_length=1)
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None  # xapp-... enables Socket Mode
+
+    # LLM. With neither a base URL nor a key, the bot runs in offline mode.
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    # JSON list of further providers tried in order when the primary fails, e.g.
+    # [{"name": "groq", "base_url": "https://api.groq.com/openai/v1", "api_key": "...",
+    #   "model": "llama-3.1-8b-instant"}]
+    llm_fallback_providers: Annotated[list[LLMProvider], NoDecode] = Field(default_factory=list)
+    # JSON object of USD prices per million tokens, adding to or overriding the built-in
+    # table, e.g. {"my-model": [0.2, 0.6]} (input, output).
+    llm_prices: Annotated[dict[str, tuple[Decimal, Decimal]], NoDecode] = Field(
+        default_factory=dict
+    )
+    llm_timeout_seconds: float = Field(default=30.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)  # per provider, transient errors only
+    llm_circuit_failures: int = Field(default=5, ge=1)  # consecutive failures that open it
+    llm_circuit_reset_seconds: float = Field(default=30.0, gt=0)
+    llm_malformed_retries: int = Field(default=2, ge=0)  # re-asks when output fails its schema
+
+    # Agent loop.
+    agent_max_steps: int = Field(default=6, ge=2)
+
+    # HTTP listener.
+    port: int = Field(default=3000, ge=0, le=65535)
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+
+    @field_validator("llm_fallback_providers", "llm_prices", mode="before")
+    @classmethod
+    def _parse_json(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return {} if info.field_name == "llm_prices" else []
+            return json.loads(value)
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_url_ends_with_slash(cls, value: str) -> str:
+        # slack_sdk joins method names onto base_url, so it must end with a slash.
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def llm_providers(self) -> list[LLMProvider]:
+        """The configured providers in fallback order; empty means offline mode."""
+        primary: list[LLMProvider] = []
+        if self.openai_base_url or self.openai_api_key:
+            primary.append(
+                LLMProvider(
+                    name="primary",
+                    base_url=self.openai_base_url,
+                    api_key=self.openai_api_key or SecretStr("unused"),
+                    model=self.llm_model,
+                )
+            )
+        return primary + list(self.llm_fallback_providers)
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line naming it."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings fills the rest
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
