@@ -1,0 +1,177 @@
+"""Calling OpenAI-compatible endpoints in order, with retries, timeouts and fallback.
+
+Each provider is the official `openai` client aimed at one base URL. Transient failures
+(timeouts, connection errors, 429, 5xx) are retried with backoff on the same provider;
+anything else, or running out of retries, moves on to the next provider. A provider that
+keeps failing has its circuit opened and is skipped until it cools down.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import structlog
+
+from bot.llm.circuit import CircuitBreaker
+from bot.llm.errors import LLMUnavailable
+
+log = structlog.get_logger(__name__)
+
+BACKOFF_BASE = 0.5  # seconds before the first retry; doubles each time
+BACKOFF_CAP = 8.0  # seconds; also caps a provider's Retry-After
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One request to a provider, whatever its outcome; what cost accounting stores."""
+
+    provider: str
+    model: str
+    outcome: str  # ok, malformed, timeout, rate_limited, error, circuit_open
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int = 0
+
+
+UsageSink = Callable[[CallRecord], None]
+
+
+@dataclass
+class Provider:
+    name: str
+    model: str
+    client: openai.OpenAI
+    breaker: CircuitBreaker
+
+
+@dataclass
+class ProviderChain:
+    providers: list[Provider]
+    max_retries: int
+    sleep: Callable[[float], None] = time.sleep
+
+    def complete(
+        self, messages: list[dict[str, Any]], *, response_format: dict[str, Any], on_call: UsageSink
+    ) -> Completion:
+        for provider in self.providers:
+            if not provider.breaker.allow():
+                on_call(CallRecord(provider.name, provider.model, "circuit_open"))
+                continue
+            completion = self._try_provider(provider, messages, response_format, on_call)
+            if completion is not None:
+                return completion
+            log.warning("llm.provider_failed", provider=provider.name)
+        raise LLMUnavailable("no language model provider answered")
+
+    def _try_provider(
+        self,
+        provider: Provider,
+        messages: list[dict[str, Any]],
+        response_format: dict[str, Any],
+        on_call: UsageSink,
+    ) -> Completion | None:
+        for attempt in range(self.max_retries + 1):
+            started = time.monotonic()
+            try:
+                # Plain dicts are what the HTTP API takes; the typed overloads want TypedDicts.
+                response = provider.client.chat.completions.create(  # type: ignore[call-overload]
+                    model=provider.model,
+                    messages=messages,
+                    response_format=response_format,
+                )
+            except openai.APIError as exc:
+                latency_ms = int((time.monotonic() - started) * 1000)
+                outcome, retryable, wait = _classify(exc)
+                on_call(CallRecord(provider.name, provider.model, outcome, latency_ms=latency_ms))
+                log.warning(
+                    "llm.call_failed",
+                    provider=provider.name,
+                    outcome=outcome,
+                    attempt=attempt + 1,
+                    error=type(exc).__name__,
+                )
+                if not retryable:
+                    break
+                if attempt < self.max_retries:
+                    backoff = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
+                    self.sleep(wait if wait is not None else backoff * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not security
+                continue
+            latency_ms = int((time.monotonic() - started) * 1000)
+            provider.breaker.record_success()
+            usage = response.usage
+            content = response.choices[0].message.content if response.choices else None
+            return Completion(
+                content=content or "",
+                provider=provider.name,
+                model=provider.model,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+                latency_ms=latency_ms,
+            )
+        provider.breaker.record_failure()
+        return None
+
+
+def _classify(exc: openai.APIError) -> tuple[str, bool, float | None]:
+    """(outcome, retryable, seconds the provider asked us to wait)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout", True, None
+    if isinstance(exc, openai.APIConnectionError):
+        return "error", True, None
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status == 429:
+            return "rate_limited", True, _retry_after(exc)
+        return "error", status in RETRYABLE_STATUS or status >= 500, None
+    return "error", False, None
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return min(BACKOFF_CAP, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def build_chain(
+    providers: list[tuple[str, str | None, str, str]],
+    *,
+    timeout: float,
+    max_retries: int,
+    circuit_failures: int,
+    circuit_reset: float,
+) -> ProviderChain:
+    """Providers as (name, base_url, api_key, model), in fallback order."""
+    return ProviderChain(
+        providers=[
+            Provider(
+                name=name,
+                model=model,
+                # The client's own retries are off: retries and fallback are decided here,
+                # where the circuit breaker and cost accounting can see every attempt.
+                client=openai.OpenAI(
+                    base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0
+                ),
+                breaker=CircuitBreaker(circuit_failures, circuit_reset),
+            )
+            for name, base_url, api_key, model in providers
+        ],
+        max_retries=max_retries,
+    )
