@@ -26,6 +26,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from bot.migrate import apply_migrations
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.slack_emulator import SlackEmulator
+from tests.support.stack import Stack, product_env, start_stack
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
@@ -153,3 +155,35 @@ def llm(llm_primary: OpenAIEmulator, llm_fallback: OpenAIEmulator) -> OpenAIEmul
     llm_primary.reset()
     llm_fallback.reset()
     return llm_primary
+
+
+@pytest.fixture(scope="session")
+def slack() -> Iterator[SlackEmulator]:
+    emulator = SlackEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    database_url: str,
+    redis_url: str,
+    queue_namespace: str,
+    slack: SlackEmulator,
+    llm_primary: OpenAIEmulator,
+    llm_fallback: OpenAIEmulator,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """`chatops serve` and `chatops worker` as child processes, wired to the emulators."""
+    env = product_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        namespace=queue_namespace,
+        slack=slack,
+        llm_primary=llm_primary,
+        llm_fallback=llm_fallback,
+    )
+    running = start_stack(slack, env, tmp_path_factory.mktemp("logs"))
+    yield running
+    running.stop()

@@ -1,0 +1,46 @@
+"""What the loop's Retrieve and Act steps may call. Later issues fill these in; until
+then a tenant has no knowledge base and no tools, and the loop says so honestly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.agent.schemas import ToolCall
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    title: str
+    text: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    name: str
+    ok: bool
+    output: str
+
+
+class Retriever(Protocol):
+    def search(self, tenant_id: int, queries: list[str], *, limit: int) -> list[Passage]: ...
+
+
+class Toolbox(Protocol):
+    def run(self, tenant_id: int, call: ToolCall) -> ToolResult: ...
+
+
+class EmptyKnowledge:
+    """A tenant with no knowledge base yet: every search finds nothing."""
+
+    def search(self, tenant_id: int, queries: list[str], *, limit: int) -> list[Passage]:
+        return []
+
+
+class NoTools:
+    """A tenant with no tools yet: every call is refused with a reason the model can read."""
+
+    def run(self, tenant_id: int, call: ToolCall) -> ToolResult:
+        return ToolResult(call.name, ok=False, output=f"no tool named {call.name!r} is available")

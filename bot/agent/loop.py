@@ -1,0 +1,165 @@
+"""The agent loop: Plan, Retrieve, Act, then Draft and Verify until the draft passes.
+
+It returns the text to post; posting is the caller's job (see `bot.agent.run_request`).
+Every step goes through a `StepLog`, which persists it and enforces the step limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Literal
+
+from bot.agent import prompts
+from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
+from bot.agent.schemas import Draft, Plan
+from bot.agent.steps import Output, StepLimitReached, StepLog
+from bot.llm.errors import LLMUnavailable, MalformedOutput
+from bot.llm.providers import UsageSink
+from bot.llm.structured import StructuredLLM
+
+PASSAGES_PER_SEARCH = 8
+MAX_ANSWER_CHARS = 3_000
+
+OFFLINE_LABEL = "_Offline mode: no language model is configured, so I can only show what I found._"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    text: str
+    status: Literal["answered", "failed"]
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentInput:
+    tenant_id: int
+    question: str
+    history: list[prompts.Turn]
+
+
+def run_agent(
+    request: AgentInput,
+    *,
+    llm: StructuredLLM | None,
+    retriever: Retriever,
+    tools: Toolbox,
+    steps: StepLog,
+    on_call: UsageSink,
+) -> Outcome:
+    if llm is None:
+        return _offline_answer(request, retriever, steps)
+    try:
+        return _answer(request, llm, retriever, tools, steps, on_call)
+    except LLMUnavailable:
+        return couldnt_complete("the language model service is not responding")
+    except MalformedOutput:
+        return couldnt_complete("the language model kept giving answers I could not use")
+    except StepLimitReached:
+        return couldnt_complete("I could not produce an answer that passed my checks")
+
+
+def couldnt_complete(reason: str) -> Outcome:
+    return Outcome(
+        text=(
+            f":warning: Sorry, I couldn't complete this request: {reason}. "
+            "Please try again in a few minutes; if it keeps happening, tell your admin."
+        ),
+        status="failed",
+        reason=reason,
+    )
+
+
+def _answer(
+    request: AgentInput,
+    llm: StructuredLLM,
+    retriever: Retriever,
+    tools: Toolbox,
+    steps: StepLog,
+    on_call: UsageSink,
+) -> Outcome:
+    history, question = request.history, request.question
+    plan = Plan.model_validate(
+        steps.step(
+            "plan",
+            lambda: llm.ask(
+                Plan, prompts.plan_messages(history, question), on_call=on_call
+            ).model_dump(),
+        )
+    )
+    passages = _retrieve(request, plan.search_queries or [question], retriever, steps)
+    tool_results: list[ToolResult] = []
+    if plan.tool_calls:
+        output = steps.step(
+            "act",
+            lambda: {"results": [asdict(tools.run(request.tenant_id, c)) for c in plan.tool_calls]},
+        )
+        tool_results = [ToolResult(**r) for r in output["results"]]
+
+    def write_draft(problems: list[str]) -> Output:
+        messages = prompts.draft_messages(history, question, plan, passages, tool_results, problems)
+        return llm.ask(Draft, messages, on_call=on_call).model_dump()
+
+    problems: list[str] = []
+    while True:
+        draft = Draft.model_validate(steps.step("draft", partial(write_draft, problems)))
+        verdict = steps.step("verify", partial(_verdict, draft, passages))
+        problems = verdict["problems"]
+        if not problems:
+            return Outcome(text=format_answer(draft, passages), status="answered")
+
+
+def _retrieve(
+    request: AgentInput, queries: list[str], retriever: Retriever, steps: StepLog
+) -> list[Passage]:
+    output = steps.step(
+        "retrieve",
+        lambda: {
+            "passages": [
+                asdict(p)
+                for p in retriever.search(request.tenant_id, queries, limit=PASSAGES_PER_SEARCH)
+            ]
+        },
+    )
+    return [Passage(**p) for p in output["passages"]]
+
+
+def _verdict(draft: Draft, passages: list[Passage]) -> Output:
+    return {"problems": verify(draft, passages)}
+
+
+def verify(draft: Draft, passages: list[Passage]) -> list[str]:
+    """What is wrong with a draft, in words the model can act on; empty means it passes."""
+    problems = []
+    if not draft.answer.strip():
+        problems.append("the answer is empty")
+    if len(draft.answer) > MAX_ANSWER_CHARS:
+        problems.append(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
+    known = {p.id for p in passages}
+    unknown = [c for c in draft.citations if c not in known]
+    if unknown:
+        problems.append("it cites sources that were not provided: " + ", ".join(unknown))
+    return problems
+
+
+def format_answer(draft: Draft, passages: list[Passage]) -> str:
+    by_id = {p.id: p for p in passages}
+    cited = [by_id[c] for c in dict.fromkeys(draft.citations) if c in by_id]
+    if not cited:
+        return draft.answer
+    sources = "\n".join(
+        f"[{i}] <{p.url}|{p.title}>" if p.url else f"[{i}] {p.title}"
+        for i, p in enumerate(cited, start=1)
+    )
+    return f"{draft.answer}\n\n*Sources*\n{sources}"
+
+
+def _offline_answer(request: AgentInput, retriever: Retriever, steps: StepLog) -> Outcome:
+    passages = _retrieve(request, [request.question], retriever, steps)
+    if not passages:
+        body = "I found nothing in the knowledge base about this."
+    else:
+        body = "Here is what I found:\n" + "\n".join(
+            f"• *{p.title}*: {p.text[:300]}" for p in passages[:3]
+        )
+    return Outcome(text=f"{OFFLINE_LABEL}\n{body}", status="answered")

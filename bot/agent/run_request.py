@@ -1,0 +1,279 @@
+"""One queued request, from its row in Postgres to the answer in its Slack thread.
+
+Safe to run any number of times for the same request (Dramatiq retries, a worker killed
+mid-run, a duplicate enqueue): an advisory lock keeps two workers off the same request,
+finished requests are skipped, steps are replayed from Postgres, and the thread gets one
+reply message, found again by its metadata if the worker died right after posting it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from psycopg import Connection
+from slack_sdk import WebClient
+
+from bot.agent.knowledge import Retriever, Toolbox
+from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
+from bot.agent.prompts import Turn
+from bot.agent.steps import StepLog
+from bot.db import Pool
+from bot.llm.pricing import cost_usd
+from bot.llm.providers import CallRecord
+from bot.llm.structured import StructuredLLM
+from connectors.slack.threads import SlackThread
+
+log = structlog.get_logger(__name__)
+
+THINKING_TEXT = ":hourglass_flowing_sand: Working on it…"
+REPLY_EVENT_TYPE = "chatops_reply"  # Slack message metadata marking our reply messages
+HISTORY_TURNS = 20  # earlier thread messages given to the model
+MENTION = re.compile(r"<@[A-Z0-9]+>")
+ADVISORY_NAMESPACE = 0x72  # high bits of the lock key: keeps request locks apart from others
+
+
+class RequestBusy(Exception):
+    """Another worker holds this request; Dramatiq retries it later."""
+
+
+@dataclass(frozen=True)
+class WorkerDeps:
+    pool: Pool
+    llm: StructuredLLM | None
+    retriever: Retriever
+    tools: Toolbox
+    slack_client: Callable[[str], WebClient]  # bot token -> client
+    max_steps: int
+    prices: dict[str, tuple[Decimal, Decimal]]
+
+
+def run_request(deps: WorkerDeps, request_id: int) -> None:
+    with deps.pool.connection() as conn, _request_lock(conn, request_id):
+        _run_locked(conn, deps, request_id, failed_reason=None)
+
+
+def fail_request(deps: WorkerDeps, request_id: int, reason: str) -> None:
+    """Retries ran out: tell the person in their thread rather than go silent."""
+    with deps.pool.connection() as conn, _request_lock(conn, request_id):
+        _run_locked(conn, deps, request_id, failed_reason=reason)
+
+
+@contextmanager
+def _request_lock(conn: Connection[dict[str, Any]], request_id: int) -> Iterator[None]:
+    key = (ADVISORY_NAMESPACE << 47) | request_id
+    row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
+    if not (row and row["ok"]):
+        raise RequestBusy(f"request {request_id} is being handled by another worker")
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def _run_locked(
+    conn: Connection[dict[str, Any]], deps: WorkerDeps, request_id: int, failed_reason: str | None
+) -> None:
+    request = conn.execute(
+        """SELECT r.*, i.bot_token, i.bot_user_id, i.bot_id
+           FROM inbound_requests r
+           JOIN slack_installations i ON i.tenant_id = r.tenant_id
+           WHERE r.id = %s""",
+        (request_id,),
+    ).fetchone()
+    if request is None:
+        log.error("request.not_found", request_id=request_id)
+        return
+    if request["status"] in ("done", "failed", "ignored"):
+        log.info("request.already_finished", request_id=request_id, status=request["status"])
+        return
+    tenant_id: int = request["tenant_id"]
+    event = request["payload"]["event"]
+    structlog.contextvars.bind_contextvars(tenant_id=tenant_id, request_id=request_id)
+    try:
+        conn.execute(
+            "UPDATE inbound_requests SET status = 'running' WHERE id = %s AND tenant_id = %s",
+            (request_id, tenant_id),
+        )
+        thread = SlackThread(
+            deps.slack_client(request["bot_token"]),
+            channel=event["channel"],
+            thread_ts=event.get("thread_ts") or event["ts"],
+        )
+        conversation_id = _conversation(conn, tenant_id, thread)
+        run = _start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
+        structlog.contextvars.bind_contextvars(run_id=run["id"])
+        reply_ts = _ensure_reply_message(conn, thread, run)
+
+        if failed_reason is not None:
+            outcome = couldnt_complete(failed_reason)
+        else:
+            question = MENTION.sub("", event.get("text") or "").strip()
+            history = _history(thread, before_ts=event["ts"], bot_ids={request["bot_id"]})
+            outcome = run_agent(
+                AgentInput(tenant_id=tenant_id, question=question, history=history),
+                llm=deps.llm,
+                retriever=deps.retriever,
+                tools=deps.tools,
+                steps=StepLog.load(conn, run["id"], tenant_id, deps.max_steps),
+                on_call=_usage_recorder(conn, tenant_id, run["id"], deps.prices),
+            )
+        thread.update(reply_ts, outcome.text)
+        _finish(conn, tenant_id, request_id, run["id"], conversation_id, event, reply_ts, outcome)
+        log.info("request.answered", status=outcome.status, reason=outcome.reason)
+    finally:
+        structlog.contextvars.unbind_contextvars("tenant_id", "request_id", "run_id")
+
+
+def _conversation(conn: Connection[dict[str, Any]], tenant_id: int, thread: SlackThread) -> int:
+    row = conn.execute(
+        """INSERT INTO conversations
+             (tenant_id, channel_kind, external_key, slack_channel_id, slack_thread_ts)
+           VALUES (%s, 'slack', %s, %s, %s)
+           ON CONFLICT (tenant_id, channel_kind, external_key)
+             DO UPDATE SET slack_channel_id = EXCLUDED.slack_channel_id
+           RETURNING id""",
+        (tenant_id, f"{thread.channel}:{thread.thread_ts}", thread.channel, thread.thread_ts),
+    ).fetchone()
+    assert row is not None
+    conversation_id: int = row["id"]
+    return conversation_id
+
+
+def _start_run(
+    conn: Connection[dict[str, Any]],
+    tenant_id: int,
+    conversation_id: int,
+    request_id: int,
+    has_llm: bool,
+) -> dict[str, Any]:
+    row = conn.execute(
+        """INSERT INTO agent_runs (tenant_id, conversation_id, request_id, mode, attempts)
+           VALUES (%s, %s, %s, %s, 1)
+           ON CONFLICT (request_id) DO UPDATE SET attempts = agent_runs.attempts + 1
+           RETURNING *""",
+        (tenant_id, conversation_id, request_id, "llm" if has_llm else "offline"),
+    ).fetchone()
+    assert row is not None
+    if row["attempts"] > 1:
+        log.info("run.resumed", attempt=row["attempts"])
+    return row
+
+
+def _ensure_reply_message(
+    conn: Connection[dict[str, Any]], thread: SlackThread, run: dict[str, Any]
+) -> str:
+    """The ts of this run's one message in the thread, posting it only if it is not there."""
+    if run["reply_ts"]:
+        return str(run["reply_ts"])
+    ts = None
+    if run["reply_intent_at"] is not None:
+        # A previous attempt meant to post and may have died before recording it.
+        ts = thread.find_by_metadata(REPLY_EVENT_TYPE, "run_id", run["id"])
+    if ts is None:
+        conn.execute("UPDATE agent_runs SET reply_intent_at = now() WHERE id = %s", (run["id"],))
+        ts = thread.post(
+            THINKING_TEXT,
+            metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"run_id": run["id"]}},
+        )
+    conn.execute("UPDATE agent_runs SET reply_ts = %s WHERE id = %s", (ts, run["id"]))
+    return ts
+
+
+def _history(thread: SlackThread, *, before_ts: str, bot_ids: set[str]) -> list[Turn]:
+    turns: list[Turn] = []
+    for message in thread.messages():
+        if float(message.ts) >= float(before_ts) or not message.text:
+            continue
+        if message.text == THINKING_TEXT:
+            continue
+        role = "assistant" if message.bot_id in bot_ids else "user"
+        turns.append({"role": role, "content": MENTION.sub("", message.text).strip()})
+    return turns[-HISTORY_TURNS:]
+
+
+def _usage_recorder(
+    conn: Connection[dict[str, Any]],
+    tenant_id: int,
+    run_id: int,
+    prices: dict[str, tuple[Decimal, Decimal]],
+) -> Callable[[CallRecord], None]:
+    def record(call: CallRecord) -> None:
+        conn.execute(
+            """INSERT INTO llm_usage (tenant_id, run_id, provider, model, purpose, outcome,
+                 prompt_tokens, completion_tokens, cost_usd, latency_ms)
+               VALUES (%s, %s, %s, %s, 'agent', %s, %s, %s, %s, %s)""",
+            (
+                tenant_id,
+                run_id,
+                call.provider,
+                call.model,
+                call.outcome,
+                call.prompt_tokens,
+                call.completion_tokens,
+                cost_usd(call.model, call.prompt_tokens, call.completion_tokens, prices),
+                call.latency_ms,
+            ),
+        )
+
+    return record
+
+
+def _finish(
+    conn: Connection[dict[str, Any]],
+    tenant_id: int,
+    request_id: int,
+    run_id: int,
+    conversation_id: int,
+    event: dict[str, Any],
+    reply_ts: str,
+    outcome: Outcome,
+) -> None:
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO messages (tenant_id, conversation_id, role, author, text, external_id)
+               VALUES (%s, %s, 'user', %s, %s, %s), (%s, %s, 'assistant', 'bot', %s, %s)
+               ON CONFLICT (conversation_id, external_id) DO UPDATE SET text = EXCLUDED.text""",
+            (
+                tenant_id,
+                conversation_id,
+                event.get("user") or "",
+                event.get("text") or "",
+                event["ts"],
+                tenant_id,
+                conversation_id,
+                outcome.text,
+                reply_ts,
+            ),
+        )
+        run_status = "answered" if outcome.status == "answered" else "failed"
+        conn.execute(
+            """UPDATE agent_runs SET status = %s, error = %s, finished_at = now()
+               WHERE id = %s AND tenant_id = %s""",
+            (run_status, outcome.reason, run_id, tenant_id),
+        )
+        conn.execute(
+            """UPDATE inbound_requests SET status = %s, error = %s, finished_at = now()
+               WHERE id = %s AND tenant_id = %s""",
+            (
+                "done" if outcome.status == "answered" else "failed",
+                outcome.reason,
+                request_id,
+                tenant_id,
+            ),
+        )
+        conn.execute(
+            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
+               VALUES (%s, 'agent', %s, %s, %s::jsonb)""",
+            (
+                tenant_id,
+                f"reply.{outcome.status}",
+                f"{event['channel']}:{reply_ts}",
+                f'{{"run_id": {run_id}, "request_id": {request_id}}}',
+            ),
+        )

@@ -1,0 +1,69 @@
+"""Each step of a run is written to Postgres as it completes.
+
+A run retried after its worker died replays the steps already written instead of doing
+them again, so it reaches the same answer without paying for the same LLM calls twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+Output = dict[str, Any]
+
+
+class StepLimitReached(Exception):
+    """The run used all its steps without finishing."""
+
+
+class ReplayMismatch(Exception):
+    """The stored steps do not follow the path the loop is taking now (a code change)."""
+
+
+@dataclass
+class StepLog:
+    conn: Connection[dict[str, Any]]
+    run_id: int
+    tenant_id: int
+    max_steps: int
+    _stored: list[tuple[str, Output]] = field(default_factory=list)
+    _position: int = 0
+
+    @classmethod
+    def load(
+        cls, conn: Connection[dict[str, Any]], run_id: int, tenant_id: int, max_steps: int
+    ) -> StepLog:
+        rows = conn.execute(
+            "SELECT kind, output FROM agent_steps WHERE run_id = %s AND tenant_id = %s"
+            " ORDER BY position",
+            (run_id, tenant_id),
+        ).fetchall()
+        return cls(conn, run_id, tenant_id, max_steps, [(r["kind"], r["output"]) for r in rows])
+
+    @property
+    def replayed(self) -> int:
+        return len(self._stored)
+
+    def step(self, kind: str, compute: Callable[[], Output], *, counted: bool = True) -> Output:
+        """Return the stored output of this step, or compute, store and return it."""
+        position = self._position
+        if position < len(self._stored):
+            stored_kind, output = self._stored[position]
+            if stored_kind != kind:
+                raise ReplayMismatch(f"step {position} was {stored_kind}, now {kind}")
+            self._position += 1
+            return output
+        if counted and position >= self.max_steps:
+            raise StepLimitReached(f"the run used all {self.max_steps} of its steps")
+        output = compute()
+        self.conn.execute(
+            "INSERT INTO agent_steps (run_id, tenant_id, position, kind, output)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (self.run_id, self.tenant_id, position, kind, Jsonb(output)),
+        )
+        self._position += 1
+        return output

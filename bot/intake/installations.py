@@ -1,0 +1,196 @@
+"""Which Slack workspaces we serve: tenants and their bot installations, in Postgres.
+
+Both ways of installing end here: Bolt's OAuth flow saves through
+`PostgresInstallationStore`, and single-workspace mode (`SLACK_BOT_TOKEN`) records its one
+workspace at start through `record_installation`. Every incoming request is then
+authorised by `TenantAuthorize`, so a workspace we have no installation for is refused
+the same way in both modes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.oauth.installation_store import Bot, Installation
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+
+from bot.db import AsyncPool
+
+log = structlog.get_logger(__name__)
+
+OAUTH_STATE_TTL = timedelta(minutes=10)
+
+FIND_INSTALLATION = """
+    SELECT i.*, t.id AS tenant_id
+    FROM slack_installations i JOIN tenants t ON t.id = i.tenant_id
+    WHERE i.team_id = %(team_id)s AND i.enterprise_id = %(enterprise_id)s
+      AND t.status = 'active'
+"""
+
+
+async def record_installation(
+    pool: AsyncPool, installation: Installation, team_name: str | None = None
+) -> int:
+    """Create or refresh the tenant and its bot installation; return the tenant id."""
+    team_id = installation.team_id or ""
+    enterprise_id = installation.enterprise_id or ""
+    async with pool.connection() as conn, conn.transaction():
+        row = await (
+            await conn.execute(
+                """INSERT INTO tenants (name, slack_team_id, slack_enterprise_id)
+                   VALUES (%s, %s, NULLIF(%s, ''))
+                   ON CONFLICT (slack_team_id) DO UPDATE SET name = EXCLUDED.name
+                   RETURNING id""",
+                (team_name or installation.team_name or team_id, team_id, enterprise_id),
+            )
+        ).fetchone()
+        assert row is not None
+        tenant_id: int = row["id"]
+        await conn.execute(
+            """INSERT INTO slack_installations
+                 (tenant_id, team_id, enterprise_id, app_id, bot_id, bot_user_id, bot_token,
+                  bot_scopes, installer_user_id, is_enterprise_install, raw)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (enterprise_id, team_id) DO UPDATE SET
+                 app_id = EXCLUDED.app_id, bot_id = EXCLUDED.bot_id,
+                 bot_user_id = EXCLUDED.bot_user_id, bot_token = EXCLUDED.bot_token,
+                 bot_scopes = EXCLUDED.bot_scopes,
+                 installer_user_id = EXCLUDED.installer_user_id,
+                 raw = EXCLUDED.raw, installed_at = now()""",
+            (
+                tenant_id,
+                team_id,
+                enterprise_id,
+                installation.app_id,
+                installation.bot_id,
+                installation.bot_user_id,
+                installation.bot_token,
+                ",".join(installation.bot_scopes or []),
+                installation.user_id,
+                installation.is_enterprise_install,
+                json.dumps(_public_fields(installation)),
+            ),
+        )
+        await conn.execute(
+            """INSERT INTO audit_log (tenant_id, actor, action, subject)
+               VALUES (%s, %s, 'slack.installed', %s)""",
+            (tenant_id, installation.user_id or "system", team_id),
+        )
+    return tenant_id
+
+
+def _public_fields(installation: Installation) -> dict[str, Any]:
+    # Tokens live in their own column; the raw copy must not duplicate them.
+    return {
+        key: value
+        for key, value in installation.to_dict().items()
+        if "token" not in key and "secret" not in key and not isinstance(value, datetime)
+    }
+
+
+class TenantAuthorize(AsyncAuthorize):
+    """Bolt's authorize step: a request is served only for a known, active tenant."""
+
+    def __init__(self, pool: AsyncPool) -> None:
+        self.pool = pool
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        **_: Any,
+    ) -> AuthorizeResult | None:
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    FIND_INSTALLATION,
+                    {"team_id": team_id or "", "enterprise_id": enterprise_id or ""},
+                )
+            ).fetchone()
+        if row is None:
+            log.warning("slack.unknown_workspace", team_id=team_id, enterprise_id=enterprise_id)
+            return None
+        context["tenant_id"] = row["tenant_id"]
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=row["bot_token"],
+            bot_id=row["bot_id"],
+            bot_user_id=row["bot_user_id"],
+            bot_scopes=row["bot_scopes"],
+            user_id=user_id,
+        )
+
+
+class PostgresInstallationStore(AsyncInstallationStore):
+    """Where Bolt's OAuth flow saves a new installation."""
+
+    def __init__(self, pool: AsyncPool) -> None:
+        self.pool = pool
+
+    async def async_save(self, installation: Installation) -> None:
+        await record_installation(self.pool, installation)
+
+    async def async_find_bot(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    FIND_INSTALLATION,
+                    {"team_id": team_id or "", "enterprise_id": enterprise_id or ""},
+                )
+            ).fetchone()
+        if row is None:
+            return None
+        return Bot(
+            app_id=row["app_id"],
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=row["bot_token"],
+            bot_id=row["bot_id"],
+            bot_user_id=row["bot_user_id"],
+            bot_scopes=row["bot_scopes"],
+            is_enterprise_install=row["is_enterprise_install"],
+            installed_at=row["installed_at"].timestamp(),
+        )
+
+
+class PostgresOAuthStateStore(AsyncOAuthStateStore):
+    """One-time OAuth `state` values, so an install callback cannot be replayed or forged."""
+
+    def __init__(self, pool: AsyncPool) -> None:
+        self.pool = pool
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        state = secrets.token_urlsafe(24)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO oauth_states (state, expires_at) VALUES (%s, %s)",
+                (state, datetime.now(UTC) + OAUTH_STATE_TTL),
+            )
+        return state
+
+    async def async_consume(self, state: str) -> bool:
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "DELETE FROM oauth_states WHERE state = %s RETURNING expires_at", (state,)
+                )
+            ).fetchone()
+        return row is not None and row["expires_at"] > datetime.now(UTC)

@@ -1,0 +1,138 @@
+"""The Bolt app: which Slack events we take, checked and recorded before the ack.
+
+Bolt verifies each request's signature and timestamp (401 otherwise) and authorises the
+workspace through `TenantAuthorize`. `process_before_response=True` makes Bolt run our
+listener *before* it answers Slack, so the 200 goes out only once the request is in
+Postgres. The listeners do nothing slow: one insert, one enqueue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.db import AsyncPool
+from bot.intake.installations import (
+    PostgresInstallationStore,
+    PostgresOAuthStateStore,
+    TenantAuthorize,
+)
+from bot.intake.record import record_and_enqueue
+from bot.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+BOT_SCOPES = [
+    "app_mentions:read",
+    "channels:history",
+    "groups:history",
+    "chat:write",
+    "reactions:write",
+    "users:read",
+    "commands",
+]
+# Message subtypes that are a person writing; edits, deletions, joins and bot posts are not.
+PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
+
+
+def build_slack_app(
+    settings: Settings, pool: AsyncPool, enqueue: Callable[[int], None]
+) -> AsyncApp:
+    oauth_settings = None
+    if settings.slack_client_id and settings.slack_client_secret:
+        oauth_settings = AsyncOAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            scopes=BOT_SCOPES,
+            installation_store=PostgresInstallationStore(pool),
+            state_store=PostgresOAuthStateStore(pool),
+        )
+    app = AsyncApp(
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        client=AsyncWebClient(base_url=settings.slack_api_url),
+        authorize=TenantAuthorize(pool),  # type: ignore[arg-type]  # Bolt takes an AsyncAuthorize; its hint omits it
+        oauth_settings=oauth_settings,
+        process_before_response=True,
+        # Bolt drops events caused by our own bot user; other bots are dropped below.
+        ignoring_self_events_enabled=True,
+    )
+
+    async def record(
+        body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest, kind: str
+    ) -> None:
+        await record_and_enqueue(
+            pool,
+            enqueue,
+            tenant_id=context["tenant_id"],
+            external_id=body["event_id"],
+            kind=kind,
+            payload=body,
+            retry_count=_retry_num(request),
+        )
+
+    @app.event("app_mention")
+    async def on_mention(
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+    ) -> None:
+        if event.get("bot_id"):
+            return  # another bot mentioning us: answering would start a bot-to-bot loop
+        await record(body, context, request, "app_mention")
+
+    @app.event("message")
+    async def on_message(
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+    ) -> None:
+        if not _is_person_in_thread(event) or _mentions(event, context.bot_user_id):
+            # Mentions arrive again as app_mention, which is where they are handled.
+            return
+        if not await _bot_is_in_thread(pool, context["tenant_id"], event):
+            return
+        await record(body, context, request, "thread_reply")
+
+    return app
+
+
+def _retry_num(request: AsyncBoltRequest) -> int:
+    # Socket Mode maps its retry_attempt onto the same header as HTTP, so both paths
+    # count retries the same way.
+    values = request.headers.get("x-slack-retry-num") or ["0"]
+    return int(values[0]) if values[0].isdigit() else 0
+
+
+def _is_person_in_thread(event: dict[str, Any]) -> bool:
+    return (
+        event.get("subtype") in PERSON_SUBTYPES
+        and not event.get("bot_id")
+        and bool(event.get("thread_ts"))
+        and event.get("thread_ts") != event.get("ts")
+    )
+
+
+def _mentions(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    return bool(bot_user_id) and f"<@{bot_user_id}>" in (event.get("text") or "")
+
+
+async def _bot_is_in_thread(pool: AsyncPool, tenant_id: int, event: dict[str, Any]) -> bool:
+    """Whether the bot has answered in this thread before, so a follow-up is for it."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                """SELECT 1 FROM conversations c JOIN agent_runs r ON r.conversation_id = c.id
+                   WHERE c.tenant_id = %s AND c.channel_kind = 'slack' AND c.external_key = %s
+                   LIMIT 1""",
+                (tenant_id, f"{event['channel']}:{event['thread_ts']}"),
+            )
+        ).fetchone()
+    return row is not None

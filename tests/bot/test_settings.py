@@ -1,0 +1,59 @@
+"""Configuration problems stop a process at start with one line naming the setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.support.processes import REPO
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+
+
+def test_missing_setting_is_named_in_one_line() -> None:
+    """Without DATABASE_URL the worker refuses to start and says which setting is missing."""
+    result = run_cli("worker", env={"SLACK_SIGNING_SECRET": "s"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "DATABASE_URL" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_setting_is_named() -> None:
+    """A malformed JSON list of fallback providers is reported by name, not as a traceback."""
+    result = run_cli(
+        "serve",
+        env={
+            "SLACK_SIGNING_SECRET": "s",
+            "DATABASE_URL": "postgresql://nowhere/db",
+            "LLM_FALLBACK_PROVIDERS": "[{not json",
+        },
+    )
+    assert result.returncode == 2
+    assert "LLM_FALLBACK_PROVIDERS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unmigrated_database_is_reported(database_url: str, postgres_server_url: str) -> None:
+    """Starting against a database without the schema says to run `chatops migrate`."""
+    from tests.conftest import create_database, drop_database
+
+    empty = create_database(postgres_server_url, prefix="chatops_unmigrated")
+    try:
+        result = run_cli("worker", env={"SLACK_SIGNING_SECRET": "s", "DATABASE_URL": empty})
+    finally:
+        drop_database(postgres_server_url, empty)
+    assert result.returncode == 2
+    assert "chatops migrate" in result.stderr
