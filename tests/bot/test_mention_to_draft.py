@@ -96,6 +96,13 @@ def test_slack_retry_of_the_same_event_gets_no_second_reply(stack: Stack, llm, d
         (envelope["event_id"],),
     ).fetchone()
     assert count == {"n": 1}
+    # The listener recognised both retries rather than queueing them again.
+    duplicates = [
+        line
+        for line in stack.serve.log_text().splitlines()
+        if "request.duplicate" in line and envelope["event_id"] in line
+    ]
+    assert len(duplicates) == 2
 
 
 def test_bad_or_stale_signature_is_refused_and_nothing_is_stored(stack: Stack, db: DB) -> None:

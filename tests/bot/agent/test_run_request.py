@@ -1,0 +1,162 @@
+"""Running one request in-process, against real Postgres and the Slack emulator.
+
+These cover the moments between two writes that a crash test cannot reliably hit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from bot.agent.knowledge import EmptyKnowledge, NoTools
+from bot.agent.run_request import REPLY_EVENT_TYPE, WorkerDeps, run_request
+from bot.db import open_pool
+from connectors.slack.web_client import make_web_client
+from tests.support.conversation import GENERAL, bot_replies
+from tests.support.stack import Stack
+
+DB = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture
+def offline_deps(database_url: str, stack: Stack) -> Iterator[WorkerDeps]:
+    pool = open_pool(database_url, max_size=2)
+    yield WorkerDeps(
+        pool=pool,
+        llm=None,
+        retriever=EmptyKnowledge(),
+        tools=NoTools(),
+        slack_client=lambda token: make_web_client(token, stack.slack.api_url),
+        max_steps=6,
+        prices={},
+    )
+    pool.close()
+
+
+def stored_request(db: DB, stack: Stack, text: str) -> tuple[int, dict[str, Any]]:
+    """A mention as the listener would have stored it, without queueing it."""
+    message = stack.slack.workspace.post_message(GENERAL, user="U0REQUESTER", text=text)
+    tenant = db.execute(
+        "SELECT tenant_id FROM slack_installations WHERE team_id = %s",
+        (stack.slack.workspace.team.id,),
+    ).fetchone()
+    assert tenant is not None
+    envelope = stack.slack.dispatcher.builder.envelope(
+        {
+            "type": "app_mention",
+            "user": "U0REQUESTER",
+            "text": text,
+            "ts": message.ts,
+            "channel": GENERAL,
+            "event_ts": message.ts,
+        }
+    )
+    row = db.execute(
+        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload, status)
+           VALUES (%s, 'slack', %s, 'app_mention', %s, 'queued') RETURNING id""",
+        (tenant["tenant_id"], envelope["event_id"], Jsonb(envelope)),
+    ).fetchone()
+    assert row is not None
+    return row["id"], {"ts": message.ts, "tenant_id": tenant["tenant_id"]}
+
+
+def test_reply_posted_but_not_recorded_is_found_again(
+    stack: Stack, offline_deps: WorkerDeps, db: DB
+) -> None:
+    """A run that died after posting its placeholder, before saving its ts, edits that message
+    on retry instead of posting a second one."""
+    request_id, thread = stored_request(db, stack, f"crash window {uuid.uuid4().hex[:6]}")
+    # Given a run that had announced its intent to post and whose message reached Slack
+    conversation = db.execute(
+        """INSERT INTO conversations (tenant_id, channel_kind, external_key, slack_channel_id,
+             slack_thread_ts) VALUES (%s, 'slack', %s, %s, %s) RETURNING id""",
+        (thread["tenant_id"], f"{GENERAL}:{thread['ts']}", GENERAL, thread["ts"]),
+    ).fetchone()
+    assert conversation is not None
+    run = db.execute(
+        """INSERT INTO agent_runs (tenant_id, conversation_id, request_id, mode, attempts,
+             reply_intent_at) VALUES (%s, %s, %s, 'offline', 1, now()) RETURNING id""",
+        (thread["tenant_id"], conversation["id"], request_id),
+    ).fetchone()
+    assert run is not None
+    client = make_web_client(stack.slack.bot_token, stack.slack.api_url)
+    posted = client.chat_postMessage(
+        channel=GENERAL,
+        thread_ts=thread["ts"],
+        text="placeholder from the attempt that died",
+        metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"run_id": run["id"]}},
+    )
+
+    # When the request is run again
+    run_request(offline_deps, request_id)
+
+    # Then that same message now carries the answer, and no other was posted
+    replies = bot_replies(stack.slack, thread["ts"])
+    assert [m.ts for m in replies] == [posted["ts"]]
+    assert replies[0].text.startswith("_Offline mode")
+
+
+def test_finished_request_is_not_answered_again(
+    stack: Stack, offline_deps: WorkerDeps, db: DB
+) -> None:
+    """A duplicate job for a request already answered changes nothing in Slack."""
+    request_id, thread = stored_request(db, stack, f"twice {uuid.uuid4().hex[:6]}")
+    run_request(offline_deps, request_id)
+    first = bot_replies(stack.slack, thread["ts"])
+    calls_before = len(stack.slack.calls())
+    run_request(offline_deps, request_id)
+    assert bot_replies(stack.slack, thread["ts"]) == first
+    assert len(stack.slack.calls()) == calls_before
+
+
+def test_step_limit_ends_in_an_apology(stack: Stack, llm, database_url: str, db: DB) -> None:
+    """A model whose drafts never pass verification runs out of steps and the user is told."""
+    from bot.llm.providers import build_chain
+    from bot.llm.structured import StructuredLLM
+    from sandbox.openai_script import Reply
+    from tests.support.conversation import PLAN
+
+    text = f"cite something {uuid.uuid4().hex[:6]}"
+    llm.script(
+        Reply(content=PLAN),
+        Reply(
+            content={"answer": "See the handbook.", "citations": ["doc-that-does-not-exist"]},
+            repeat=True,
+        ),
+        match=text,
+    )
+    chain = build_chain(
+        [("primary", llm.base_url, "k", "m")],
+        timeout=5,
+        max_retries=0,
+        circuit_failures=100,
+        circuit_reset=1,
+    )
+    pool = open_pool(database_url, max_size=2)
+    try:
+        deps = WorkerDeps(
+            pool=pool,
+            llm=StructuredLLM(chain, malformed_retries=0),
+            retriever=EmptyKnowledge(),
+            tools=NoTools(),
+            slack_client=lambda t: make_web_client(t, stack.slack.api_url),
+            max_steps=6,
+            prices={},
+        )
+        request_id, thread = stored_request(db, stack, text)
+        run_request(deps, request_id)
+    finally:
+        pool.close()
+    reply = bot_replies(stack.slack, thread["ts"])[-1]
+    assert "couldn't complete" in reply.text and "passed my checks" in reply.text
+    steps = db.execute(
+        """SELECT kind FROM agent_steps s JOIN agent_runs r ON r.id = s.run_id
+           WHERE r.request_id = %s ORDER BY position""",
+        (request_id,),
+    ).fetchall()
+    assert [s["kind"] for s in steps] == ["plan", "retrieve", "draft", "verify", "draft", "verify"]
