@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from bot.errors import StartupError
 from bot.logs import configure_logging
 from bot.settings import ConfigError, Settings, load_settings
 
@@ -61,10 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chatops: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-class StartupError(Exception):
-    """The process cannot start; the message says what to do."""
 
 
 def _migrate(settings: Settings) -> int:

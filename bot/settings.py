@@ -95,6 +95,20 @@ class Settings(BaseSettings):
             return json.loads(value)
         return value
 
+    @field_validator(
+        "slack_bot_token",
+        "slack_client_id",
+        "slack_client_secret",
+        "slack_app_token",
+        "openai_base_url",
+        "openai_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # `SLACK_BOT_TOKEN=` in a .env copied from .env.example means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("slack_api_url")
     @classmethod
     def _slack_url_ends_with_slash(cls, value: str) -> str:

@@ -11,15 +11,18 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import AsyncPool, open_async_pool
+from bot.errors import StartupError
 from bot.intake.installations import record_installation
 from bot.intake.record import requeue_stranded
 from bot.intake.slack_app import build_slack_app
@@ -41,8 +44,8 @@ def build_http_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)  # Slack's payloads are far smaller
     app.cleanup_ctx.append(_lifecycle(settings))
     app.router.add_post("/slack/events", _slack_events)
-    app.router.add_get("/slack/install", _slack_events)
-    app.router.add_get("/slack/oauth_redirect", _slack_events)
+    app.router.add_get("/slack/install", _slack_install)
+    app.router.add_get("/slack/oauth_redirect", _slack_oauth_redirect)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     return app
@@ -84,7 +87,14 @@ async def register_single_workspace(settings: Settings, pool: AsyncPool) -> int:
     assert settings.slack_bot_token is not None
     token = settings.slack_bot_token.get_secret_value()
     client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
-    auth = await client.auth_test()
+    try:
+        auth = await client.auth_test()
+    except SlackApiError as exc:
+        raise StartupError(
+            f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): check the token"
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise StartupError(f"cannot reach Slack at SLACK_API_URL: {exc}") from None
     installation = Installation(
         app_id=auth.get("app_id"),
         enterprise_id=auth.get("enterprise_id"),
@@ -113,6 +123,20 @@ async def _slack_events(request: web.Request) -> web.Response:
     bolt = request.app[BOLT]
     response = await bolt.async_dispatch(await to_bolt_request(request))
     return await to_aiohttp_response(response)
+
+
+async def _slack_install(request: web.Request) -> web.Response:
+    flow = request.app[BOLT].oauth_flow
+    if flow is None:
+        raise web.HTTPNotFound(text="multi-workspace install is off: set SLACK_CLIENT_ID")
+    return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+
+async def _slack_oauth_redirect(request: web.Request) -> web.Response:
+    flow = request.app[BOLT].oauth_flow
+    if flow is None:
+        raise web.HTTPNotFound(text="multi-workspace install is off: set SLACK_CLIENT_ID")
+    return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
 
 
 async def _healthz(_request: web.Request) -> web.Response:

@@ -344,10 +344,10 @@ def test_form_query_and_token_param_are_accepted(slack: SlackEmulator) -> None:
     form = urllib.parse.urlencode(
         {"token": slack.bot_token, "channel": SUPPORT, "text": "form-encoded"}
     ).encode()
-    with urllib.request.urlopen(slack.api_url + "chat.postMessage", data=form) as response:  # noqa: S310
+    with urllib.request.urlopen(slack.api_url + "chat.postMessage", data=form) as response:
         posted = json.loads(response.read())
     query = urllib.parse.urlencode({"token": slack.bot_token, "user": REQUESTER})
-    with urllib.request.urlopen(f"{slack.api_url}users.info?{query}") as response:  # noqa: S310
+    with urllib.request.urlopen(f"{slack.api_url}users.info?{query}") as response:
         user = json.loads(response.read())
 
     assert posted["ok"] is True and posted["message"]["text"] == "form-encoded"

@@ -65,9 +65,9 @@ def test_event_is_acknowledged_and_kept_while_redis_is_down(
 def test_readiness_reports_redis_down(listener_without_redis: str) -> None:
     """/readyz answers 503 and names the dependency that is down; /healthz stays 200."""
     with pytest.raises(urllib.error.HTTPError) as failure:
-        urllib.request.urlopen(f"{listener_without_redis}/readyz", timeout=5)  # noqa: S310
+        urllib.request.urlopen(f"{listener_without_redis}/readyz", timeout=5)
     assert failure.value.code == 503
     body = json.loads(failure.value.read())
     assert body["ready"] is False and body["postgres"] == "ok" and body["redis"] != "ok"
-    with urllib.request.urlopen(f"{listener_without_redis}/healthz", timeout=5) as ok:  # noqa: S310
+    with urllib.request.urlopen(f"{listener_without_redis}/healthz", timeout=5) as ok:
         assert ok.status == 200

@@ -1,0 +1,202 @@
+"""Everything the benchmark runs against, set up as the test suite does and torn down after.
+
+Postgres: BENCH_DATABASE_URL if set, else the embedded server in a temporary directory;
+either way a fresh database, migrated, dropped at the end. Redis: BENCH_REDIS_URL, else
+127.0.0.1:6379 database 14, with a namespace no other run shares, whose keys are deleted
+at the end. Then the Slack and OpenAI emulators, `chatops serve`, `chatops worker` and
+the bare Bolt baseline, all as children that `ExitStack` stops in reverse order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bot.agent.prompts import DRAFT_SYSTEM, PLAN_SYSTEM
+from bot.migrate import apply_migrations
+from sandbox.embedded_postgres import start_embedded_postgres
+from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.openai_script import Reply
+from sandbox.slack_emulator import SlackEmulator
+from tests.support.conversation import PLAN
+from tests.support.stack import Stack, free_port, product_env, start_stack
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+BENCH_ANSWER = "Benchmark answer: refunds are accepted within 30 days."
+START_TIMEOUT = 30.0  # s for the bare Bolt app to answer /healthz
+
+# product_env is tuned for the failure tests; these put back the shipped defaults where
+# a test value would change the cost being measured. The tests run queue upkeep on every
+# Redis command (so a dead worker's job comes back within seconds); production does it
+# on one in ten.
+PRODUCTION_DEFAULTS = {
+    "QUEUE_MAINTENANCE_PER_MILLION": "100000",
+    "WORKER_HEARTBEAT_TIMEOUT_SECONDS": "60",
+}
+
+
+@dataclass
+class BareBolt:
+    process: subprocess.Popen[bytes]
+    events_url: str
+
+
+@dataclass
+class BenchEnv:
+    slack: SlackEmulator
+    llm: OpenAIEmulator
+    stack: Stack
+    bare: BareBolt
+    database_url: str
+    workdir: Path
+
+
+@contextmanager
+def bench_environment() -> Iterator[BenchEnv]:
+    with ExitStack() as stack:
+        workdir = stack.enter_context(_temporary_directory())
+        server_url = stack.enter_context(_postgres_server(workdir))
+        database_url = stack.enter_context(_fresh_database(server_url))
+        redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+        namespace = stack.enter_context(_redis_namespace(redis_url))
+        slack = stack.enter_context(SlackEmulator())
+        llm = stack.enter_context(OpenAIEmulator())
+        script_instant_answers(llm)
+        log_dir = workdir / "logs"
+        log_dir.mkdir()
+        bare = stack.enter_context(_bare_bolt(slack, log_dir))
+        env = product_env(
+            database_url=database_url,
+            redis_url=redis_url,
+            namespace=namespace,
+            slack=slack,
+            llm_primary=llm,
+            llm_fallback=None,
+        )
+        running = start_stack(slack, env | PRODUCTION_DEFAULTS, log_dir)
+        stack.callback(running.stop)
+        yield BenchEnv(slack, llm, running, bare, database_url, workdir)
+
+
+def script_instant_answers(llm: OpenAIEmulator) -> None:
+    """A valid Plan and Draft for every request, told apart by their system prompts."""
+    draft = {"answer": BENCH_ANSWER, "citations": []}
+    llm.script(Reply(content=PLAN, repeat=True), match=PLAN_SYSTEM)
+    llm.script(Reply(content=draft, repeat=True), match=DRAFT_SYSTEM)
+    # No default: a prompt we did not expect fails loudly (HTTP 500) instead of being
+    # answered with the wrong schema.
+    llm.set_default(None)
+
+
+@contextmanager
+def _temporary_directory() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="chatops-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _postgres_server(workdir: Path) -> Iterator[str]:
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url:
+        yield url
+        return
+    url, server = start_embedded_postgres(workdir / "postgres")
+    try:
+        yield url
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def _fresh_database(server_url: str) -> Iterator[str]:
+    name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    try:
+        apply_migrations(url)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _redis_namespace(url: str) -> Iterator[str]:
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"no Redis answers at {url} (set BENCH_REDIS_URL): {exc}") from None
+    namespace = f"chatops-bench-{uuid.uuid4().hex[:10]}"
+    try:
+        yield namespace
+    finally:
+        keys = list(client.scan_iter(f"{namespace}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@contextmanager
+def _bare_bolt(slack: SlackEmulator, log_dir: Path) -> Iterator[BareBolt]:
+    port = free_port()
+    app = slack.workspace.app
+    command = [sys.executable, "-m", "bench.bare_bolt", "--port", str(port)]
+    command += ["--bot-user-id", app.bot_user_id, "--bot-id", app.bot_id]
+    env = {**os.environ, "BARE_BOLT_SIGNING_SECRET": slack.signing_secret}
+    with (log_dir / "bare_bolt.log").open("ab") as log_file:
+        process = subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_until_healthy(process, f"http://127.0.0.1:{port}/healthz")
+        yield BareBolt(process, f"http://127.0.0.1:{port}/slack/events")
+    finally:
+        _stop(process)
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the bare Bolt app exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - localhost
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the bare Bolt app did not start")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

@@ -1,0 +1,162 @@
+"""Slack intake benchmark: how fast `chatops serve` acks events, and how fast a mention
+becomes a draft, on this machine against local emulators.
+
+    .venv/bin/python bench/slack_intake.py [--rate 100] [--seconds 10] [--drafts 50]
+
+Runs, in order: mention-to-draft (worker running), then with the worker stopped, the ack
+load against `chatops serve` and against a bare Bolt app. Prints a table with PASS/MISS
+per aim and writes it to bench/results/slack_intake.txt. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import signal
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+
+REPO = Path(__file__).resolve().parents[1]
+# Run as a script, Python puts bench/ on the path; the bench, tests and product
+# packages are imported from the repository root.
+sys.path.insert(0, str(REPO))
+
+from bench.drafts import DraftTiming, measure_drafts, warm_up  # noqa: E402
+from bench.environment import BenchEnv, bench_environment  # noqa: E402
+from bench.loadgen import LoadPlan, LoadResult, run_in_child  # noqa: E402
+from bench.report import (  # noqa: E402
+    AckSummary,
+    ack_lines,
+    aim_lines,
+    draft_lines,
+    machine_facts,
+    status_counts,
+)
+from sandbox.slack_emulator import SlackEmulator  # noqa: E402
+from tests.support.conversation import GENERAL, REQUESTER  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "slack_intake.txt"
+ACK_WARMUP = 30  # requests sent one by one before each measured load, not counted
+DRAFT_WARMUP = 3  # mentions answered before the measured ones, not counted
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Slack intake benchmark")
+    parser.add_argument("--rate", type=float, default=100.0, help="events/s offered (100)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load (10)")
+    parser.add_argument("--drafts", type=int, default=50, help="mentions to time (50)")
+    parser.add_argument(
+        "--draft-gap", type=float, default=0.0, help="idle seconds between mentions (0)"
+    )
+    parser.add_argument("--dump-samples", type=Path, help="also write every raw sample as JSON")
+    args = parser.parse_args()
+    if not (0 < args.rate <= 1000 and 0 < args.seconds <= 60 and 1 <= args.drafts <= 500):
+        parser.error("keep to rate 0-1000/s, seconds 0-60 and drafts 1-500")
+    if not 0 <= args.draft_gap <= 10:
+        parser.error("keep --draft-gap within 0-10 s")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # cleanup runs on `kill` as on Ctrl-C
+    started = time.monotonic()
+    machine = machine_facts()  # before we start anything, so the load average is others'
+    try:
+        with bench_environment() as env:
+            lines = run(env, args, machine)
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    lines.append(f"(whole run {time.monotonic() - started:.0f} s)")
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    return 0
+
+
+def run(env: BenchEnv, args: argparse.Namespace, machine: str) -> list[str]:
+    warm_up(env.slack, DRAFT_WARMUP)
+    timings = measure_drafts(env.slack, env.database_url, args.drafts, args.draft_gap)
+    # The ack loads would otherwise queue a thousand agent runs whose work competes with
+    # the listener for the two cores, and the bare Bolt app has no worker either.
+    env.stack.worker.stop()
+    count = round(args.rate * args.seconds)
+    ours_result = run_in_child(_plan(env.slack, env.stack.events_url, args.rate, count))
+    bare_result = run_in_child(_plan(env.slack, env.bare.events_url, args.rate, count))
+    if args.dump_samples:
+        _dump(args.dump_samples, ours_result, bare_result, timings)
+    ours = AckSummary.of("chatops serve", ours_result)
+    bare = AckSummary.of("bare Bolt app", bare_result)
+    return [
+        f"chatops-agent Slack intake benchmark, {_now()}",
+        f"machine: {machine}",
+        "setup: embedded/own Postgres, local Redis, Slack and OpenAI emulators on 127.0.0.1;"
+        " 2 worker threads",
+        "",
+        *ack_lines(ours, bare, args.rate, args.seconds),
+        f"statuses: chatops serve {{{status_counts(ours_result)}}},"
+        f" bare Bolt {{{status_counts(bare_result)}}}",
+        f"(worker stopped during the ack loads; {ACK_WARMUP} unmeasured requests first)",
+        "",
+        *draft_lines(timings, args.draft_gap),
+        "",
+        *aim_lines(ours, bare, timings),
+        *_warmup_warnings(ours_result, bare_result),
+    ]
+
+
+def _plan(slack: SlackEmulator, url: str, rate: float, count: int) -> LoadPlan:
+    return LoadPlan(
+        url=url,
+        signing_secret=slack.signing_secret,
+        bodies=tuple(_mention_body(slack, i) for i in range(count)),
+        warmup_bodies=tuple(_mention_body(slack, -i - 1) for i in range(ACK_WARMUP)),
+        rate=rate,
+    )
+
+
+def _mention_body(slack: SlackEmulator, index: int) -> str:
+    """An app_mention event_callback as Slack sends it, with a fresh event_id and ts."""
+    ts = slack.workspace.next_ts()
+    event = {
+        "type": "app_mention",
+        "user": REQUESTER,
+        "text": f"<@{slack.bot_user_id}> load test mention {index}",
+        "ts": ts,
+        "team": slack.workspace.team.id,
+        "channel": GENERAL,
+        "event_ts": ts,
+    }
+    return json.dumps(slack.dispatcher.builder.envelope(event))
+
+
+def _dump(path: Path, ours: LoadResult, bare: LoadResult, timings: list[DraftTiming]) -> None:
+    raw = {
+        "ack_chatops": [asdict(s) for s in ours.samples],
+        "ack_bare_bolt": [asdict(s) for s in bare.samples],
+        "drafts": [asdict(t) for t in timings],
+    }
+    path.write_text(json.dumps(raw, indent=1))
+
+
+def _warmup_warnings(*results: LoadResult) -> list[str]:
+    bad = [s for r in results for s in r.warmup_statuses if s != 200]
+    return [f"WARNING: {len(bad)} warm-up requests were not answered 200"] if bad else []
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
