@@ -57,3 +57,21 @@ def test_unmigrated_database_is_reported(database_url: str, postgres_server_url:
         drop_database(postgres_server_url, empty)
     assert result.returncode == 2
     assert "chatops migrate" in result.stderr
+
+
+def test_rejected_bot_token_stops_serve_with_one_line(database_url: str, slack) -> None:  # type: ignore[no-untyped-def]
+    """A SLACK_BOT_TOKEN that Slack refuses is reported at start, naming the setting."""
+    result = run_cli(
+        "serve",
+        "--port",
+        "0",
+        env={
+            "SLACK_SIGNING_SECRET": "s",
+            "DATABASE_URL": database_url,
+            "SLACK_API_URL": slack.api_url,
+            "SLACK_BOT_TOKEN": "xoxb-not-a-real-token",
+        },
+    )
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN" in result.stderr and "invalid_auth" in result.stderr
+    assert "Traceback" not in result.stderr
