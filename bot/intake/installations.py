@@ -28,12 +28,19 @@ log = structlog.get_logger(__name__)
 
 OAUTH_STATE_TTL = timedelta(minutes=10)
 
-FIND_INSTALLATION = """
-    SELECT i.*, t.id AS tenant_id
-    FROM slack_installations i JOIN tenants t ON t.id = i.tenant_id
-    WHERE i.team_id = %(team_id)s AND i.enterprise_id = %(enterprise_id)s
-      AND t.status = 'active'
-"""
+
+async def find_installation(
+    pool: AsyncPool, team_id: str | None, enterprise_id: str | None
+) -> dict[str, Any] | None:
+    """The bot installation of an active tenant's workspace, with its tenant id."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            """SELECT i.*, t.id AS tenant_id
+               FROM slack_installations i JOIN tenants t ON t.id = i.tenant_id
+               WHERE i.team_id = %s AND i.enterprise_id = %s AND t.status = 'active'""",
+            (team_id or "", enterprise_id or ""),
+        )
+        return await cursor.fetchone()
 
 
 async def record_installation(
@@ -111,13 +118,7 @@ class TenantAuthorize(AsyncAuthorize):
         user_id: str | None,
         **_: Any,
     ) -> AuthorizeResult | None:
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    FIND_INSTALLATION,
-                    {"team_id": team_id or "", "enterprise_id": enterprise_id or ""},
-                )
-            ).fetchone()
+        row = await find_installation(self.pool, team_id, enterprise_id)
         if row is None:
             log.warning("slack.unknown_workspace", team_id=team_id, enterprise_id=enterprise_id)
             return None
@@ -149,13 +150,7 @@ class PostgresInstallationStore(AsyncInstallationStore):
         team_id: str | None,
         is_enterprise_install: bool | None = False,
     ) -> Bot | None:
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    FIND_INSTALLATION,
-                    {"team_id": team_id or "", "enterprise_id": enterprise_id or ""},
-                )
-            ).fetchone()
+        row = await find_installation(self.pool, team_id, enterprise_id)
         if row is None:
             return None
         return Bot(
