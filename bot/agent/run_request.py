@@ -17,7 +17,9 @@ from typing import Any
 
 import structlog
 from psycopg import Connection
+from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.agent.knowledge import Retriever, Toolbox
 from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
@@ -36,6 +38,21 @@ REPLY_EVENT_TYPE = "chatops_reply"  # Slack message metadata marking our reply m
 HISTORY_TURNS = 20  # earlier thread messages given to the model
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 ADVISORY_NAMESPACE = 0x72  # high bits of the lock key: keeps request locks apart from others
+
+
+# Slack errors that no retry can fix.
+PERMANENT_SLACK_ERRORS = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+    }
+)
 
 
 class RequestBusy(Exception):
@@ -59,9 +76,14 @@ def run_request(deps: WorkerDeps, request_id: int) -> None:
 
 
 def fail_request(deps: WorkerDeps, request_id: int, reason: str) -> None:
-    """Retries ran out: tell the person in their thread rather than go silent."""
+    """Retries ran out: tell the person in their thread rather than go silent; if even
+    that fails, the request is marked failed with the reason, for admins to see."""
     with deps.pool.connection() as conn, _request_lock(conn, request_id):
-        _run_locked(conn, deps, request_id, failed_reason=reason)
+        try:
+            _run_locked(conn, deps, request_id, failed_reason=reason)
+        except Exception:
+            log.exception("request.apology_failed", request_id=request_id)
+            mark_failed(conn, request_id, reason)
 
 
 @contextmanager
@@ -126,8 +148,37 @@ def _run_locked(
         thread.update(reply_ts, outcome.text)
         _finish(conn, tenant_id, request_id, run["id"], conversation_id, event, reply_ts, outcome)
         log.info("request.answered", status=outcome.status, reason=outcome.reason)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error not in PERMANENT_SLACK_ERRORS:
+            raise
+        # Retrying cannot help (the bot was removed, the token revoked...): record it where
+        # an admin will see it instead of burning retries.
+        log.error("request.slack_refused", error=error)
+        mark_failed(conn, request_id, f"Slack refused the reply: {error}")
     finally:
         structlog.contextvars.unbind_contextvars("tenant_id", "request_id", "run_id")
+
+
+def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> None:
+    """The request could not be answered; keep why, for admins and the audit trail."""
+    row = conn.execute(
+        """UPDATE inbound_requests SET status = 'failed', error = %s, finished_at = now()
+           WHERE id = %s RETURNING tenant_id""",
+        (reason, request_id),
+    ).fetchone()
+    if row is None:
+        return
+    conn.execute(
+        "UPDATE agent_runs SET status = 'failed', error = %s, finished_at = now()"
+        " WHERE request_id = %s AND tenant_id = %s AND status = 'running'",
+        (reason, request_id, row["tenant_id"]),
+    )
+    conn.execute(
+        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
+           VALUES (%s, 'agent', 'request.failed', %s, %s)""",
+        (row["tenant_id"], str(request_id), Jsonb({"reason": reason})),
+    )
 
 
 def _conversation(conn: Connection[dict[str, Any]], tenant_id: int, thread: SlackThread) -> int:
@@ -269,11 +320,11 @@ def _finish(
         )
         conn.execute(
             """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, 'agent', %s, %s, %s::jsonb)""",
+               VALUES (%s, 'agent', %s, %s, %s)""",
             (
                 tenant_id,
                 f"reply.{outcome.status}",
                 f"{event['channel']}:{reply_ts}",
-                f'{{"run_id": {run_id}, "request_id": {request_id}}}',
+                Jsonb({"run_id": run_id, "request_id": request_id}),
             ),
         )

@@ -77,7 +77,8 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
         actor_name=REQUEST_FAILED,
         queue_name=AGENT_QUEUE,
         priority=0,
-        options={"max_retries": 3, "min_backoff": 2_000, "time_limit": 60_000},
+        # fail_request never raises: it ends by recording the failure in Postgres.
+        options={"max_retries": 0, "time_limit": 60_000},
     )
 
 

@@ -261,3 +261,23 @@ def test_slack_429_is_waited_out(stack: Stack, llm) -> None:
     assert [c.status for c in attempts] == [429, 200]
     assert attempts[1].timestamp - attempts[0].timestamp >= 1.0
     assert len(bot_replies(stack.slack, post.message.ts)) == 1
+
+
+def test_slack_refusing_the_reply_is_recorded_not_retried(stack: Stack, llm, db: DB) -> None:
+    """When Slack says the bot may not post there, the request is marked failed with the reason
+    at once, instead of being retried for minutes."""
+    question = unique_question("Can you see this channel?")
+    script_answer(llm, question, "unused")
+    stack.slack.fail_next("chat.postMessage", error="not_in_channel", status=200)
+    post = mention(stack.slack, question)
+    event_id = post.deliveries[0].event_id
+    row = wait_for(lambda: (r := request_row(db, event_id)) and r["status"] == "failed" and r)
+    assert "not_in_channel" in row["error"]
+    time.sleep(QUIET_PERIOD)
+    attempts = [
+        c
+        for c in stack.slack.calls("chat.postMessage")
+        if c.params.get("thread_ts") == post.message.ts
+    ]
+    assert len(attempts) == 1
+    assert bot_replies(stack.slack, post.message.ts) == []
