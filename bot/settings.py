@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # Agent loop.
     agent_max_steps: int = Field(default=6, ge=2)
 
+    # --- Review (review/) ----------------------------------------------------------------
+
+    # --- Knowledge (rag/) -----------------------------------------------------------------
+
+    # --- Guardrails (guardrails/) ---------------------------------------------------------
+
+    # --- Email (SMTP listener, outbound mail) ---------------------------------------------
+
     # HTTP listener.
     port: int = Field(default=3000, ge=0, le=65535)
     log_format: str = Field(default="json", pattern="^(json|console)$")

@@ -1,0 +1,21 @@
+"""Start-up checks shared by the long-running commands."""
+
+from __future__ import annotations
+
+from bot.errors import StartupError
+from bot.settings import Settings
+
+
+def require_current_schema(settings: Settings) -> None:
+    import psycopg
+
+    from bot.migrate import pending_migrations
+
+    try:
+        pending = pending_migrations(settings.database_url)
+    except psycopg.OperationalError as exc:
+        raise StartupError(f"cannot reach the database at DATABASE_URL: {exc}") from None
+    if pending:
+        raise StartupError(
+            f"the database schema is behind ({', '.join(pending)}): run `chatops migrate`"
+        )

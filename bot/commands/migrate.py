@@ -1,0 +1,21 @@
+"""`chatops migrate`: apply database migrations."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.settings import Settings
+
+HELP = "apply database migrations"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options."""
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.migrate import apply_migrations
+
+    applied = apply_migrations(settings.database_url)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
