@@ -88,6 +88,59 @@ class Settings(BaseSettings):
     # --- Guardrails (guardrails/) ---------------------------------------------------------
 
     # --- Email (SMTP listener, outbound mail) ---------------------------------------------
+    # `chatops smtp`: where it listens and the name it gives in its greeting.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=2525, ge=0, le=65535)
+    smtp_server_name: str = Field(default="localhost", min_length=1)
+    # STARTTLS is offered when both files are set; required for every session if asked.
+    smtp_tls_cert_file: str | None = None
+    smtp_tls_key_file: str | None = None
+    smtp_require_starttls: bool = False
+    # AUTH (after STARTTLS only) for relays delivering to us; authenticated clients are
+    # exempt from the per-client message rate.
+    smtp_auth_username: str | None = None
+    smtp_auth_password: SecretStr | None = None
+    smtp_auth_required: bool = False
+    # SIZE advertised and enforced (552 above it).
+    email_max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    smtp_max_connections_per_client: int = Field(default=10, ge=1)
+    smtp_connections_per_client_per_minute: int = Field(default=60, ge=1)
+    smtp_messages_per_client_per_minute: int = Field(default=120, ge=1)
+    # How long a recipient lookup or a store may take before the sender gets a 451.
+    smtp_db_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Attachment text kept for the agent's context.
+    email_attachment_text_max_chars: int = Field(default=20_000, ge=0)
+    email_pdf_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    email_pdf_max_pages: int = Field(default=30, ge=0)
+    email_max_replies_per_thread_per_hour: int = Field(default=5, ge=0)
+    # Outbound relay for agent replies sent over SMTP.
+    smtp_relay_host: str | None = None
+    smtp_relay_port: int = Field(default=587, ge=1, le=65535)
+    smtp_relay_username: str | None = None
+    smtp_relay_password: SecretStr | None = None
+    smtp_relay_security: str = Field(default="starttls", pattern="^(starttls|tls|none)$")
+    smtp_relay_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Gmail API transport: a service account with domain-wide delegation; the base URL
+    # is only changed to point at the local emulator.
+    gmail_credentials_file: str | None = None
+    gmail_api_url: str | None = None
+
+    @field_validator(
+        "smtp_tls_cert_file",
+        "smtp_tls_key_file",
+        "smtp_auth_username",
+        "smtp_auth_password",
+        "smtp_relay_host",
+        "smtp_relay_username",
+        "smtp_relay_password",
+        "gmail_credentials_file",
+        "gmail_api_url",
+        mode="before",
+    )
+    @classmethod
+    def _email_empty_means_unset(cls, value: object) -> object:
+        # `SMTP_RELAY_HOST=` in a .env copied from .env.example means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
 
     # HTTP listener.
     port: int = Field(default=3000, ge=0, le=65535)

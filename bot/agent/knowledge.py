@@ -4,7 +4,7 @@ then a tenant has no knowledge base and no tools, and the loop says so honestly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.agent.schemas import ToolCall
 
@@ -29,7 +29,11 @@ class Retriever(Protocol):
 
 
 class Toolbox(Protocol):
-    def run(self, tenant_id: int, call: ToolCall) -> ToolResult: ...
+    """The tools of one request: what the model is told about, and how a call runs."""
+
+    def describe(self) -> list[dict[str, Any]]: ...
+
+    def run(self, call: ToolCall, index: int) -> ToolResult: ...
 
 
 class EmptyKnowledge:
@@ -40,7 +44,10 @@ class EmptyKnowledge:
 
 
 class NoTools:
-    """A tenant with no tools yet: every call is refused with a reason the model can read."""
+    """No tools: every call is refused with a reason the model can read."""
 
-    def run(self, tenant_id: int, call: ToolCall) -> ToolResult:
+    def describe(self) -> list[dict[str, Any]]:
+        return []
+
+    def run(self, call: ToolCall, index: int) -> ToolResult:
         return ToolResult(call.name, ok=False, output=f"no tool named {call.name!r} is available")

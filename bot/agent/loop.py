@@ -6,7 +6,7 @@ Every step goes through a `StepLog`, which persists it and enforces the step lim
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Literal
 
@@ -36,6 +36,8 @@ class AgentInput:
     tenant_id: int
     question: str
     history: list[prompts.Turn]
+    # Reviewers' earlier corrections of similar drafts, shown to the model as examples.
+    corrections: list[prompts.Example] = field(default_factory=list)
 
 
 def run_agent(
@@ -83,7 +85,9 @@ def _answer(
         steps.step(
             "plan",
             lambda: llm.ask(
-                Plan, prompts.plan_messages(history, question), on_call=on_call
+                Plan,
+                prompts.plan_messages(history, question, tools.describe(), request.corrections),
+                on_call=on_call,
             ).model_dump(),
         )
     )
@@ -92,12 +96,14 @@ def _answer(
     if plan.tool_calls:
         output = steps.step(
             "act",
-            lambda: {"results": [asdict(tools.run(request.tenant_id, c)) for c in plan.tool_calls]},
+            lambda: {"results": [asdict(tools.run(c, i)) for i, c in enumerate(plan.tool_calls)]},
         )
         tool_results = [ToolResult(**r) for r in output["results"]]
 
     def write_draft(problems: list[str]) -> Output:
-        messages = prompts.draft_messages(history, question, plan, passages, tool_results, problems)
+        messages = prompts.draft_messages(
+            history, question, plan, passages, tool_results, problems, request.corrections
+        )
         return llm.ask(Draft, messages, on_call=on_call).model_dump()
 
     problems: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from bot.agent.knowledge import Passage, ToolResult
@@ -12,8 +13,9 @@ PLAN_SYSTEM = (
     "You are a company's assistant in Slack. Decide how to handle the latest message in "
     "the thread. intent: 'answer' to answer it, 'clarify' if you must ask a question "
     "first, 'decline' if it is not something you should do. search_queries: up to three "
-    "short queries for the company's knowledge base, or none. tool_calls: none unless a "
-    "listed tool is needed. Reply with JSON only."
+    "short queries for the company's knowledge base, or none. tool_calls: only listed "
+    "tools, only when the person asked for that action; tools marked needs_approval are "
+    "not done until a person approves them. Reply with JSON only."
 )
 
 DRAFT_SYSTEM = (
@@ -26,11 +28,49 @@ DRAFT_SYSTEM = (
 Turn = dict[str, str]  # {"role": "user" | "assistant", "content": ...}
 
 
-def plan_messages(history: list[Turn], question: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Example:
+    """A reviewer's correction of an earlier draft: what the agent proposed and what was right."""
+
+    original: str
+    corrected: str | None
+    reason: str | None
+
+
+def plan_messages(
+    history: list[Turn],
+    question: str,
+    tools: list[dict[str, Any]] | None = None,
+    corrections: list[Example] | None = None,
+) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": PLAN_SYSTEM}]
+    if tools:
+        messages.append({"role": "system", "content": "Tools: " + json.dumps(tools)})
+    messages.extend(_corrections(corrections))
+    return [*messages, *history, {"role": "user", "content": question}]
+
+
+def _corrections(corrections: list[Example] | None) -> list[dict[str, Any]]:
+    if not corrections:
+        return []
+    lines = []
+    for example in corrections:
+        if example.corrected is not None:
+            lines.append(
+                f"- You proposed: {example.original!r}; "
+                f"a reviewer changed it to: {example.corrected!r}"
+            )
+        else:
+            lines.append(
+                f"- You proposed: {example.original!r}; a reviewer rejected it"
+                + (f" because: {example.reason}" if example.reason else "")
+            )
     return [
-        {"role": "system", "content": PLAN_SYSTEM},
-        *history,
-        {"role": "user", "content": question},
+        {
+            "role": "system",
+            "content": "Reviewers corrected similar drafts before; do it their way:\n"
+            + "\n".join(lines),
+        }
     ]
 
 
@@ -41,6 +81,7 @@ def draft_messages(
     passages: list[Passage],
     tool_results: list[ToolResult],
     problems: list[str],
+    corrections: list[Example] | None = None,
 ) -> list[dict[str, Any]]:
     sources = [{"id": p.id, "title": p.title, "text": p.text} for p in passages]
     context = {
@@ -50,6 +91,7 @@ def draft_messages(
     }
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": DRAFT_SYSTEM},
+        *_corrections(corrections),
         *history,
         {"role": "user", "content": question},
         {"role": "system", "content": "Context: " + json.dumps(context)},

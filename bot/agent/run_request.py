@@ -21,18 +21,26 @@ from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.agent.knowledge import Retriever, Toolbox
+from bot.agent.knowledge import Retriever
 from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
-from bot.agent.prompts import Turn
+from bot.agent.prompts import Example, Turn
 from bot.agent.steps import StepLog
+from bot.agent.tools import ActionContext, ToolRegistry
 from bot.db import Pool
 from bot.llm.pricing import cost_usd
 from bot.llm.providers import CallRecord
 from bot.llm.structured import StructuredLLM
 from connectors.slack.threads import SlackThread
+from review import feedback, tenant_settings
+from review.pending import announce_pending_actions
+from review.toolbox import ReviewedToolbox
 
 log = structlog.get_logger(__name__)
 
+PAUSED_TEXT = (
+    ":double_vertical_bar: The assistant is paused in this workspace by an admin, so it is "
+    "not answering or taking actions right now. Please try again later."
+)
 THINKING_TEXT = ":hourglass_flowing_sand: Working on it…"
 REPLY_EVENT_TYPE = "chatops_reply"  # Slack message metadata marking our reply messages
 HISTORY_TURNS = 20  # earlier thread messages given to the model
@@ -64,7 +72,7 @@ class WorkerDeps:
     pool: Pool
     llm: StructuredLLM | None
     retriever: Retriever
-    tools: Toolbox
+    tools: ToolRegistry
     slack_client: Callable[[str], WebClient]  # bot token -> client
     max_steps: int
     prices: dict[str, tuple[Decimal, Decimal]]
@@ -132,19 +140,37 @@ def _run_locked(
         structlog.contextvars.bind_contextvars(run_id=run["id"])
         reply_ts = _ensure_reply_message(conn, thread, run)
 
+        settings = tenant_settings.load(conn, tenant_id)
         if failed_reason is not None:
             outcome = couldnt_complete(failed_reason)
+        elif settings.paused:
+            outcome = Outcome(text=PAUSED_TEXT, status="answered")
         else:
             question = MENTION.sub("", event.get("text") or "").strip()
             history = _history(thread, before_ts=event["ts"], bot_ids={request["bot_id"]})
+            toolbox = ReviewedToolbox(
+                conn,
+                deps.tools,
+                ActionContext(tenant_id, request["bot_token"], requested_by=event.get("user", "")),
+                conversation_id=conversation_id,
+                run_id=run["id"],
+                approval_ttl=settings.approval_ttl,
+            )
+            corrections = [
+                Example(c.original, c.corrected, c.reason)
+                for c in feedback.relevant(conn, tenant_id, question)
+            ]
             outcome = run_agent(
-                AgentInput(tenant_id=tenant_id, question=question, history=history),
+                AgentInput(tenant_id, question, history, corrections),
                 llm=deps.llm,
                 retriever=deps.retriever,
-                tools=deps.tools,
+                tools=toolbox,
                 steps=StepLog.load(conn, run["id"], tenant_id, deps.max_steps),
                 on_call=_usage_recorder(conn, tenant_id, run["id"], deps.prices),
             )
+            note = announce_pending_actions(conn, thread.client, settings, run["id"])
+            if note:
+                outcome = Outcome(f"{outcome.text}\n\n{note}", outcome.status, outcome.reason)
         thread.update(reply_ts, outcome.text)
         _finish(conn, tenant_id, request_id, run["id"], conversation_id, event, reply_ts, outcome)
         log.info("request.answered", status=outcome.status, reason=outcome.reason)

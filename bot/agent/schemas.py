@@ -16,6 +16,7 @@ class ToolCall(BaseModel):
 
     name: str
     arguments_json: str = Field(description="The tool's arguments as a JSON object string")
+    reason: str = Field(description="Why this call helps the person, for the approver to read")
 
 
 class Plan(BaseModel):

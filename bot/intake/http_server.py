@@ -27,7 +27,7 @@ from bot.intake.installations import record_installation
 from bot.intake.record import requeue_stranded
 from bot.intake.slack_app import build_slack_app
 from bot.queue.broker import build_broker
-from bot.queue.jobs import enqueue_request
+from bot.queue.jobs import enqueue_request, enqueue_sweep
 from bot.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -59,15 +59,15 @@ def _lifecycle(
         pool = await open_async_pool(settings.database_url, max_size=settings.database_pool_size)
         broker = build_broker(settings)
 
-        def enqueue(request_id: int) -> None:
-            enqueue_request(broker, request_id)
+        def enqueue(request_id: int, kind: str) -> None:
+            enqueue_request(broker, request_id, kind)
 
         if settings.slack_bot_token is not None:
             await register_single_workspace(settings, pool)
         app[POOL] = pool
         app[REDIS] = aioredis.from_url(settings.redis_url)
         app[BOLT] = build_slack_app(settings, pool, enqueue)
-        sweeper = asyncio.create_task(_sweep_forever(pool, enqueue))
+        sweeper = asyncio.create_task(_sweep_forever(pool, enqueue, lambda: enqueue_sweep(broker)))
         log.info("serve.ready")
         try:
             yield
@@ -110,13 +110,18 @@ async def register_single_workspace(settings: Settings, pool: AsyncPool) -> int:
     return tenant_id
 
 
-async def _sweep_forever(pool: AsyncPool, enqueue: Callable[[int], None]) -> None:
+async def _sweep_forever(
+    pool: AsyncPool, enqueue: Callable[[int, str], None], sweep_actions: Callable[[], None]
+) -> None:
+    """Every few seconds: re-queue stranded requests, and ask a worker to tend the
+    pending actions (relay approvals, reminders, expiry)."""
     while True:
         await asyncio.sleep(REQUEUE_INTERVAL)
         try:
             await requeue_stranded(pool, enqueue)
+            await asyncio.to_thread(sweep_actions)
         except Exception:
-            log.exception("request.requeue_failed")
+            log.exception("sweep.failed")
 
 
 async def _slack_events(request: web.Request) -> web.Response:

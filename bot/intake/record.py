@@ -32,7 +32,7 @@ class Recorded:
 
 async def record_and_enqueue(
     pool: AsyncPool,
-    enqueue: Callable[[int], None],
+    enqueue: Callable[[int, str], None],
     *,
     tenant_id: int,
     external_id: str,
@@ -57,7 +57,7 @@ async def record_and_enqueue(
         request_id: int = row["id"]
         try:
             # The broker client is blocking; a thread keeps the event loop free.
-            await asyncio.to_thread(enqueue, request_id)
+            await asyncio.to_thread(enqueue, request_id, kind)
         except Exception:
             log.exception("request.enqueue_failed", request_id=request_id)
             return Recorded(request_id=request_id, queued=False)
@@ -70,12 +70,12 @@ async def record_and_enqueue(
     return Recorded(request_id=request_id, queued=True)
 
 
-async def requeue_stranded(pool: AsyncPool, enqueue: Callable[[int], None]) -> int:
+async def requeue_stranded(pool: AsyncPool, enqueue: Callable[[int, str], None]) -> int:
     """Queue requests that were stored but never queued; return how many."""
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(
-                """SELECT id FROM inbound_requests
+                """SELECT id, kind FROM inbound_requests
                    WHERE status = 'received'
                      AND received_at < now() - make_interval(secs => %s)
                    ORDER BY received_at LIMIT %s""",
@@ -83,7 +83,7 @@ async def requeue_stranded(pool: AsyncPool, enqueue: Callable[[int], None]) -> i
             )
         ).fetchall()
         for row in rows:
-            await asyncio.to_thread(enqueue, row["id"])
+            await asyncio.to_thread(enqueue, row["id"], row["kind"])
             await conn.execute(
                 "UPDATE inbound_requests SET status = 'queued', queued_at = now() WHERE id = %s",
                 (row["id"],),

@@ -8,11 +8,12 @@ Postgres. The listeners do nothing slow: one insert, one enqueue.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import structlog
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -25,6 +26,9 @@ from bot.intake.installations import (
 )
 from bot.intake.record import record_and_enqueue
 from bot.settings import Settings
+from review.commands import load_action, load_action_by_message, run_agent_command
+from review.decisions import EMOJI_DECISIONS
+from review.messages import BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT, EDIT_VIEW, edit_view
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +46,7 @@ PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
 def build_slack_app(
-    settings: Settings, pool: AsyncPool, enqueue: Callable[[int], None]
+    settings: Settings, pool: AsyncPool, enqueue: Callable[[int, str], None]
 ) -> AsyncApp:
     oauth_settings = None
     if settings.slack_client_id and settings.slack_client_secret:
@@ -64,13 +68,17 @@ def build_slack_app(
     )
 
     async def record(
-        body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest, kind: str
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+        kind: str,
+        external_id: str | None = None,
     ) -> None:
         await record_and_enqueue(
             pool,
             enqueue,
             tenant_id=context["tenant_id"],
-            external_id=body["event_id"],
+            external_id=external_id or body["event_id"],
             kind=kind,
             payload=body,
             retry_count=_retry_num(request),
@@ -97,9 +105,58 @@ def build_slack_app(
         if not _is_person_in_thread(event) or _mentions(event, context.bot_user_id):
             # Mentions arrive again as app_mention, which is where they are handled.
             return
-        if not await _bot_is_in_thread(pool, context["tenant_id"], event):
-            return
-        await record(body, context, request, "thread_reply")
+        if await _bot_is_in_thread(pool, context["tenant_id"], event):
+            await record(body, context, request, "thread_reply")
+        elif await _is_approval_thread(pool, context["tenant_id"], event):
+            # An approver's edited text or rejection reason.
+            await record(body, context, request, "approval_reply")
+
+    @app.event("reaction_added")
+    @app.event("reaction_removed")
+    async def on_reaction(
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+    ) -> None:
+        emoji = event.get("reaction", "").split("::")[0]
+        if emoji in EMOJI_DECISIONS and event.get("user") != context.bot_user_id:
+            await record(body, context, request, event["type"])
+
+    @app.action(re.compile(f"^({BUTTON_APPROVE}|{BUTTON_REJECT})$"))
+    async def on_review_button(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        clicked = body["actions"][0]
+        external_id = f"button:{clicked['action_ts']}:{body['user']['id']}"
+        await record(body, context, request, "review_button", external_id)
+        await ack()
+
+    @app.action(BUTTON_EDIT)
+    async def on_edit_button(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        # The modal must open within Slack's 3-second trigger window, so it opens here;
+        # whether the edit counts is decided when it is submitted.
+        action = await load_action(pool, context["tenant_id"], int(body["actions"][0]["value"]))
+        if action is not None and action["status"] == "pending":
+            await client.views_open(trigger_id=body["trigger_id"], view=edit_view(action))
+
+    @app.view(EDIT_VIEW)
+    async def on_edit_submitted(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        external_id = f"view:{body['view']['id']}:{body.get('trigger_id', body['view']['hash'])}"
+        await record(body, context, request, "review_edit", external_id)
+        await ack()
+
+    @app.command("/agent")
+    async def on_agent_command(
+        ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        reply = await run_agent_command(pool, client, context["tenant_id"], command)
+        await ack(response_type=reply.response_type, text=reply.text)
 
     return app
 
@@ -122,6 +179,13 @@ def _is_person_in_thread(event: dict[str, Any]) -> bool:
 
 def _mentions(event: dict[str, Any], bot_user_id: str | None) -> bool:
     return bool(bot_user_id) and f"<@{bot_user_id}>" in (event.get("text") or "")
+
+
+async def _is_approval_thread(pool: AsyncPool, tenant_id: int, event: dict[str, Any]) -> bool:
+    return (
+        await load_action_by_message(pool, tenant_id, event["channel"], event["thread_ts"])
+        is not None
+    )
 
 
 async def _bot_is_in_thread(pool: AsyncPool, tenant_id: int, event: dict[str, Any]) -> bool:

@@ -13,17 +13,34 @@ from typing import Any
 import dramatiq
 import structlog
 from dramatiq.brokers.redis import RedisBroker
+from slack_sdk import WebClient
 
-from bot.agent.knowledge import EmptyKnowledge, NoTools
+from bot.agent.knowledge import EmptyKnowledge
 from bot.agent.run_request import WorkerDeps, fail_request, run_request
+from bot.agent.tools import ToolRegistry
 from bot.db import open_pool
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
 from bot.llm.providers import build_chain
 from bot.llm.structured import StructuredLLM
 from bot.queue.broker import build_broker
-from bot.queue.jobs import AGENT_QUEUE, REQUEST_FAILED, RUN_REQUEST, RUN_REQUEST_OPTIONS
+from bot.queue.jobs import (
+    AGENT_QUEUE,
+    EXECUTE_ACTION,
+    REQUEST_FAILED,
+    REVIEW_EVENT,
+    REVIEW_OPTIONS,
+    REVIEW_QUEUE,
+    RUN_REQUEST,
+    RUN_REQUEST_OPTIONS,
+    SWEEP_ACTIONS,
+    enqueue_execution,
+)
 from bot.settings import Settings
+from connectors.slack.tools import post_to_channel_tool
 from connectors.slack.web_client import make_web_client
+from review.events import handle_review_request
+from review.execute import execute_action
+from review.sweep import sweep
 
 log = structlog.get_logger(__name__)
 
@@ -43,12 +60,16 @@ def build_worker_deps(settings: Settings) -> WorkerDeps:
     else:
         log.warning("llm.offline_mode", hint="set OPENAI_BASE_URL or OPENAI_API_KEY")
     prices: dict[str, tuple[Decimal, Decimal]] = {**DEFAULT_PRICES_PER_MTOK, **settings.llm_prices}
+
+    def slack_client(token: str) -> WebClient:
+        return make_web_client(token, settings.slack_api_url)
+
     return WorkerDeps(
         pool=open_pool(settings.database_url, max_size=settings.worker_threads + 2),
         llm=llm,
         retriever=EmptyKnowledge(),
-        tools=NoTools(),
-        slack_client=lambda token: make_web_client(token, settings.slack_api_url),
+        tools=ToolRegistry.of(post_to_channel_tool(slack_client)),
+        slack_client=slack_client,
         max_steps=settings.agent_max_steps,
         prices=prices,
     )
@@ -71,6 +92,35 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
         priority=0,
         options=RUN_REQUEST_OPTIONS,
     )
+
+    def review_event(request_id: int) -> None:
+        with deps.pool.connection() as conn:
+            handle_review_request(conn, deps.slack_client, execute_later, request_id)
+
+    def execute(action_id: int) -> None:
+        with deps.pool.connection() as conn:
+            execute_action(conn, deps.slack_client, deps.tools, action_id)
+
+    def sweep_actions() -> None:
+        with deps.pool.connection() as conn:
+            sweep(conn, deps.slack_client, execute_later)
+
+    def execute_later(action_id: int) -> None:
+        enqueue_execution(broker, action_id)
+
+    for name, fn in (
+        (REVIEW_EVENT, review_event),
+        (EXECUTE_ACTION, execute),
+        (SWEEP_ACTIONS, sweep_actions),
+    ):
+        dramatiq.Actor(
+            fn,
+            broker=broker,
+            actor_name=name,
+            queue_name=REVIEW_QUEUE,
+            priority=0,
+            options=REVIEW_OPTIONS,
+        )
     dramatiq.Actor(
         failed,
         broker=broker,
@@ -86,7 +136,9 @@ def run_worker(settings: Settings) -> None:
     broker: RedisBroker = build_broker(settings)
     deps = build_worker_deps(settings)
     declare_actors(broker, deps)
-    worker = dramatiq.Worker(broker, queues={AGENT_QUEUE}, worker_threads=settings.worker_threads)
+    worker = dramatiq.Worker(
+        broker, queues={AGENT_QUEUE, REVIEW_QUEUE}, worker_threads=settings.worker_threads
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

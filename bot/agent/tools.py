@@ -1,0 +1,81 @@
+"""Tools the agent may call, each declaring the effect it has on the world.
+
+The effect decides the path: read-only and internal tools run during the Act step;
+external ones (anything a person outside the thread would notice) never run there: they
+become pending actions that wait for an approver (see review/).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+class Effect(enum.StrEnum):
+    READ_ONLY = "read_only"
+    INTERNAL = "internal"  # posts in the agent's own thread
+    EXTERNAL = "external"  # email, other channels, CRM, helpdesk, calendar
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What an external tool needs to know about the request it acts for."""
+
+    tenant_id: int
+    bot_token: str
+    requested_by: str
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    effect: Effect
+    arguments: type[BaseModel]
+    # Runs the call; for external tools this is what an approved action executes.
+    run: Callable[[ActionContext, BaseModel, str], dict[str, Any]]
+    # One line for people: what will happen ("Post in #sales").
+    summarize: Callable[[BaseModel], str]
+    # External tools only: whether an earlier attempt with this idempotency key already
+    # took effect, so a retried execution never repeats it; None when it did not.
+    reconcile: Callable[[ActionContext, BaseModel, str], dict[str, Any] | None] | None = None
+
+    def parse(self, arguments_json: str) -> BaseModel:
+        """The call's arguments, validated; raises ToolArgumentsError with a readable reason."""
+        try:
+            return self.arguments.model_validate(json.loads(arguments_json or "{}"))
+        except (ValidationError, json.JSONDecodeError) as exc:
+            raise ToolArgumentsError(f"invalid arguments for {self.name}: {exc}") from None
+
+    def describe(self) -> dict[str, Any]:
+        """How the model sees the tool in its prompt."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "needs_approval": self.effect is Effect.EXTERNAL,
+            "arguments": self.arguments.model_json_schema(),
+        }
+
+
+class ToolArgumentsError(Exception):
+    """The model called a tool with arguments that do not fit its schema."""
+
+
+@dataclass(frozen=True)
+class ToolRegistry:
+    tools: dict[str, Tool]
+
+    @classmethod
+    def of(cls, *tools: Tool) -> ToolRegistry:
+        return cls({tool.name: tool for tool in tools})
+
+    def get(self, name: str) -> Tool | None:
+        return self.tools.get(name)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [tool.describe() for tool in self.tools.values()]

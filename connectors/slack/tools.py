@@ -1,0 +1,85 @@
+"""Slack as a tool the agent can use: posting in another channel, an external action."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from slack_sdk import WebClient
+
+from bot.agent.tools import ActionContext, Effect, Tool
+
+ACTION_EVENT_TYPE = "chatops_action"  # message metadata marking what an action posted
+HISTORY_SCAN = 200  # recent messages searched when reconciling a retried post
+CHANNEL_MENTION = re.compile(r"^<#(?P<id>[CG][A-Z0-9]+)(\|[^>]*)?>$")
+
+
+class PostToChannel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str = Field(description="Slack channel id, e.g. C0123ABC")
+    text: str = Field(min_length=1, max_length=3000, description="The message to post")
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        mention = CHANNEL_MENTION.match(value.strip())
+        return mention.group("id") if mention else value.strip()
+
+
+def post_to_channel_tool(slack_client: Callable[[str], WebClient]) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, PostToChannel)
+        response = slack_client(context.bot_token).chat_postMessage(
+            channel=arguments.channel,
+            text=arguments.text,
+            blocks=[
+                {"type": "section", "text": {"type": "mrkdwn", "text": arguments.text}},
+                {
+                    "type": "context",
+                    "elements": [
+                        {
+                            "type": "mrkdwn",
+                            "text": f"Posted by the assistant for <@{context.requested_by}>",
+                        }
+                    ],
+                },
+            ],
+            # The idempotency key travels with the message, so a retry can find it.
+            metadata={"event_type": ACTION_EVENT_TYPE, "event_payload": {"key": key}},
+            unfurl_links=False,
+        )
+        return {"channel": arguments.channel, "ts": response["ts"]}
+
+    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+        assert isinstance(arguments, PostToChannel)
+        history = slack_client(context.bot_token).conversations_history(
+            channel=arguments.channel, limit=HISTORY_SCAN, include_all_metadata=True
+        )
+        for message in history.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == ACTION_EVENT_TYPE
+                and (metadata.get("event_payload") or {}).get("key") == key
+            ):
+                return {"channel": arguments.channel, "ts": message["ts"]}
+        return None
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, PostToChannel)
+        return f"Post a message in <#{arguments.channel}>"
+
+    return Tool(
+        name="post_to_channel",
+        description=(
+            "Post a message in another Slack channel on the requester's behalf. "
+            "Needs a person's approval before it happens."
+        ),
+        effect=Effect.EXTERNAL,
+        arguments=PostToChannel,
+        run=run,
+        summarize=summarize,
+        reconcile=reconcile,
+    )

@@ -1,0 +1,147 @@
+"""Pending actions in Postgres and their transitions.
+
+Every transition is one guarded UPDATE (`... WHERE status IN (allowed states)`) and its
+audit entry, in one transaction: two approvers at the same moment, or a retried event,
+find the action already moved on and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from psycopg import Connection, sql
+from psycopg.types.json import Jsonb
+
+Row = dict[str, Any]
+Conn = Connection[Row]
+
+OPEN_STATES = ("pending", "approved", "executing")
+
+
+def propose(
+    conn: Conn,
+    *,
+    tenant_id: int,
+    conversation_id: int,
+    run_id: int | None,
+    tool: str,
+    summary: str,
+    payload: dict[str, Any],
+    requested_by: str,
+    reason: str,
+    citations: list[str],
+    flags: list[str],
+    idempotency_key: str,
+    ttl: timedelta,
+) -> Row:
+    """Record an action the agent wants to take; proposing the same key twice is a no-op."""
+    with conn.transaction():
+        row = conn.execute(
+            """INSERT INTO pending_actions
+                 (tenant_id, conversation_id, run_id, tool, summary, payload, original_payload,
+                  requested_by, reason, citations, flags, idempotency_key, expires_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s)
+               ON CONFLICT (idempotency_key) DO NOTHING
+               RETURNING *""",
+            (
+                tenant_id,
+                conversation_id,
+                run_id,
+                tool,
+                summary,
+                Jsonb(payload),
+                Jsonb(payload),
+                requested_by,
+                reason,
+                Jsonb(citations),
+                Jsonb(flags),
+                idempotency_key,
+                ttl,
+            ),
+        ).fetchone()
+        if row is None:
+            existing = conn.execute(
+                "SELECT * FROM pending_actions WHERE idempotency_key = %s AND tenant_id = %s",
+                (idempotency_key, tenant_id),
+            ).fetchone()
+            assert existing is not None
+            return existing
+        audit(conn, row, requested_by, "action.requested", {"tool": tool, "summary": summary})
+        return row
+
+
+def load(conn: Conn, tenant_id: int, action_id: int) -> Row | None:
+    return conn.execute(
+        "SELECT * FROM pending_actions WHERE id = %s AND tenant_id = %s", (action_id, tenant_id)
+    ).fetchone()
+
+
+def by_approval_message(conn: Conn, tenant_id: int, channel: str, ts: str) -> Row | None:
+    return conn.execute(
+        """SELECT * FROM pending_actions
+           WHERE tenant_id = %s AND approval_channel_id = %s AND approval_ts = %s""",
+        (tenant_id, channel, ts),
+    ).fetchone()
+
+
+def transition(
+    conn: Conn,
+    action: Row,
+    *,
+    to: str,
+    allowed_from: Iterable[str],
+    actor: str,
+    audit_action: str,
+    changes: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> Row | None:
+    """Move the action to `to` if it is still in one of `allowed_from`; None if it was not."""
+    changes = dict(changes or {})
+    assignments = [sql.SQL("status = {}").format(sql.Literal(to))]
+    for column, value in changes.items():
+        assignments.append(sql.SQL("{} = {}").format(sql.Identifier(column), _value(value)))
+    query = sql.SQL(
+        "UPDATE pending_actions SET {} WHERE id = %s AND tenant_id = %s AND status = ANY(%s)"
+        " RETURNING *"
+    ).format(sql.SQL(", ").join(assignments))
+    with conn.transaction():
+        row = conn.execute(
+            query, (action["id"], action["tenant_id"], list(allowed_from))
+        ).fetchone()
+        if row is not None:
+            audit(conn, row, actor, audit_action, details or {})
+    return row
+
+
+def set_fields(conn: Conn, action: Row, **fields: Any) -> None:
+    """Bookkeeping that is not a state change (where the approval message is, reminders)."""
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), _value(v)) for k, v in fields.items()
+    )
+    conn.execute(
+        sql.SQL("UPDATE pending_actions SET {} WHERE id = %s AND tenant_id = %s").format(
+            assignments
+        ),
+        (action["id"], action["tenant_id"]),
+    )
+
+
+NOW = sql.SQL("now()")  # pass as a value to use the database's clock
+
+
+def _value(value: Any) -> sql.Composable:
+    if isinstance(value, sql.Composable):
+        return value
+    if isinstance(value, dict | list):
+        return sql.Literal(Jsonb(value))
+    return sql.Literal(value)
+
+
+def audit(conn: Conn, action: Row, actor: str, what: str, details: dict[str, Any]) -> None:
+    conn.execute(
+        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
+           VALUES (%s, %s, %s, %s, %s)""",
+        (action["tenant_id"], actor, what, f"action:{action['id']}", Jsonb(details)),
+    )

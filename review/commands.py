@@ -1,0 +1,273 @@
+"""`/agent`: the admin slash commands, answered straight from the listener.
+
+Each answer is a few quick queries, well inside Slack's 3-second window, so it goes back
+in the ack itself. Changing commands are for workspace admins and the tenant's own app
+admins; everyone else gets a plain refusal. Every change is audited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.db import AsyncPool
+from review.authority import slack_admin
+from review.tenant_settings import load_async
+
+USER_REF = re.compile(r"^<@(?P<id>[UW][A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>[UW][A-Z0-9]+)$")
+CHANNEL_REF = re.compile(r"^<#(?P<id>[CG][A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>[CG][A-Z0-9]+)$")
+AUDIT_DEFAULT, AUDIT_MAX = 10, 50
+LIST_MAX = 20  # pending approvals listed
+
+HELP = """*`/agent` commands*
+• `help`: this list
+• `status`: backlog, pending approvals, model providers, spend
+• `approvals`: pending approvals, with links
+• `approval-channel #channel`: where actions wait for approval _(admins)_
+• `approvers add|remove @person`: who may approve actions _(admins)_
+• `four-eyes on|off`: whether requesters may approve their own actions _(admins)_
+• `pause` / `resume`: stop or restart answering and acting in this workspace _(admins)_
+• `audit [N]`: the last N audit entries _(admins)_"""
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    response_type: str = "ephemeral"
+
+
+Handler = Callable[[AsyncPool, int, str, list[str]], Awaitable[Reply]]
+
+
+async def run_agent_command(
+    pool: AsyncPool, client: AsyncWebClient, tenant_id: int, command: dict[str, Any]
+) -> Reply:
+    words = (command.get("text") or "").split()
+    name, args = (words[0].lower(), words[1:]) if words else ("help", [])
+    user = command["user_id"]
+    if name in READING:
+        return await READING[name](pool, tenant_id, user, args)
+    if name in CHANGING:
+        if not await _is_admin(pool, client, tenant_id, user):
+            return Reply(f"Only workspace admins and this app's admins can use `/agent {name}`.")
+        return await CHANGING[name](pool, tenant_id, user, args)
+    return Reply(HELP if name == "help" else f"I don't know `{name}`.\n{HELP}")
+
+
+async def load_action(pool: AsyncPool, tenant_id: int, action_id: int) -> dict[str, Any] | None:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT * FROM pending_actions WHERE id = %s AND tenant_id = %s", (action_id, tenant_id)
+        )
+        return await cursor.fetchone()
+
+
+async def load_action_by_message(
+    pool: AsyncPool, tenant_id: int, channel: str, ts: str
+) -> dict[str, Any] | None:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            """SELECT * FROM pending_actions
+               WHERE tenant_id = %s AND approval_channel_id = %s AND approval_ts = %s""",
+            (tenant_id, channel, ts),
+        )
+        return await cursor.fetchone()
+
+
+async def _is_admin(pool: AsyncPool, client: AsyncWebClient, tenant_id: int, user: str) -> bool:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT 1 FROM tenant_admins WHERE tenant_id = %s AND slack_user_id = %s",
+            (tenant_id, user),
+        )
+        if await cursor.fetchone():
+            return True
+    response = await client.users_info(user=user)
+    return slack_admin(response.get("user") or {})
+
+
+async def _status(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    async with pool.connection() as conn:
+        settings = await load_async(conn, tenant_id)
+        counts = await (
+            await conn.execute(
+                """SELECT
+                     (SELECT count(*) FROM inbound_requests WHERE tenant_id = %(t)s
+                        AND status IN ('received', 'queued', 'running')) AS backlog,
+                     (SELECT count(*) FROM inbound_requests WHERE tenant_id = %(t)s
+                        AND status = 'failed' AND received_at > now() - interval '1 day')
+                        AS failed_today,
+                     (SELECT count(*) FROM pending_actions WHERE tenant_id = %(t)s
+                        AND status = 'pending') AS pending,
+                     (SELECT coalesce(sum(cost_usd), 0) FROM llm_usage WHERE tenant_id = %(t)s
+                        AND created_at >= date_trunc('day', now())) AS spend_today,
+                     (SELECT coalesce(sum(cost_usd), 0) FROM llm_usage WHERE tenant_id = %(t)s
+                        AND created_at >= date_trunc('month', now())) AS spend_month""",
+                {"t": tenant_id},
+            )
+        ).fetchone()
+        providers = await (
+            await conn.execute(
+                """SELECT provider, count(*) FILTER (WHERE outcome = 'ok') AS ok,
+                          count(*) FILTER (WHERE outcome <> 'ok') AS failed
+                   FROM llm_usage WHERE tenant_id = %s AND created_at > now() - interval '15 minutes'
+                   GROUP BY provider ORDER BY provider""",
+                (tenant_id,),
+            )
+        ).fetchall()
+    assert counts is not None
+    health = (
+        ", ".join(f"{p['provider']}: {p['ok']} ok / {p['failed']} failed" for p in providers)
+        or "no calls in the last 15 minutes"
+    )
+    channel = f"<#{settings.approval_channel_id}>" if settings.approval_channel_id else "not set"
+    lines = [
+        "*Assistant status*" + (" — :double_vertical_bar: *paused*" if settings.paused else ""),
+        f"• Requests waiting or running: {counts['backlog']}; failed in the last day: {counts['failed_today']}",
+        f"• Pending approvals: {counts['pending']} (approval channel: {channel})",
+        f"• Model providers, last 15 minutes: {health}",
+        f"• Spend: ${counts['spend_today']:.4f} today, ${counts['spend_month']:.4f} this month",
+    ]
+    return Reply("\n".join(lines))
+
+
+async def _approvals(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                """SELECT id, summary, requested_by, approval_channel_id, approval_ts, expires_at
+                   FROM pending_actions WHERE tenant_id = %s AND status = 'pending'
+                   ORDER BY created_at LIMIT %s""",
+                (tenant_id, LIST_MAX),
+            )
+        ).fetchall()
+    if not rows:
+        return Reply("No actions are waiting for approval.")
+    lines = ["*Waiting for approval*"]
+    for row in rows:
+        link = (
+            f" · <https://slack.com/archives/{row['approval_channel_id']}/p{row['approval_ts'].replace('.', '')}|open>"
+            if row["approval_ts"]
+            else " · not posted yet (no approval channel)"
+        )
+        lines.append(f"• #{row['id']} {row['summary']}, for <@{row['requested_by']}>{link}")
+    return Reply("\n".join(lines))
+
+
+async def _audit(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    limit = AUDIT_DEFAULT
+    if args and args[0].isdigit():
+        limit = max(1, min(AUDIT_MAX, int(args[0])))
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                """SELECT created_at, actor, action, subject FROM audit_log
+                   WHERE tenant_id = %s ORDER BY id DESC LIMIT %s""",
+                (tenant_id, limit),
+            )
+        ).fetchall()
+    if not rows:
+        return Reply("The audit log is empty.")
+    lines = [f"*Last {len(rows)} audit entries*"] + [
+        f"• {r['created_at']:%Y-%m-%d %H:%M} {_who(r['actor'])} {r['action']} {r['subject'] or ''}"
+        for r in rows
+    ]
+    return Reply("\n".join(lines))
+
+
+async def _approval_channel(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    match = CHANNEL_REF.match(args[0]) if args else None
+    if match is None:
+        return Reply("Usage: `/agent approval-channel #channel`")
+    channel = match.group("id") or match.group("raw")
+    await _change_settings(pool, tenant_id, user, "approval_channel_id", channel)
+    return Reply(
+        f"Actions will wait for approval in <#{channel}>. Invite me there if I'm not in it yet."
+    )
+
+
+async def _approvers(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    if len(args) != 2 or args[0] not in ("add", "remove") or not USER_REF.match(args[1]):
+        return Reply("Usage: `/agent approvers add @person` or `/agent approvers remove @person`")
+    match = USER_REF.match(args[1])
+    assert match is not None
+    person = match.group("id") or match.group("raw")
+    async with pool.connection() as conn, conn.transaction():
+        if args[0] == "add":
+            await conn.execute(
+                """INSERT INTO tenant_approvers (tenant_id, slack_user_id, added_by)
+                   VALUES (%s, %s, %s) ON CONFLICT DO NOTHING""",
+                (tenant_id, person, user),
+            )
+        else:
+            await conn.execute(
+                "DELETE FROM tenant_approvers WHERE tenant_id = %s AND slack_user_id = %s",
+                (tenant_id, person),
+            )
+        await _audit_change(conn, tenant_id, user, f"approvers.{args[0]}", person)
+    verb = "can now approve" if args[0] == "add" else "can no longer approve"
+    return Reply(f"<@{person}> {verb} actions.")
+
+
+async def _four_eyes(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    if not args or args[0] not in ("on", "off"):
+        return Reply("Usage: `/agent four-eyes on|off`")
+    await _change_settings(pool, tenant_id, user, "four_eyes", args[0] == "on")
+    if args[0] == "on":
+        return Reply("Requesters can no longer approve their own actions.")
+    return Reply("Requesters may approve their own actions.")
+
+
+async def _pause(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    await _change_settings(pool, tenant_id, user, "paused", True)
+    return Reply(
+        ":double_vertical_bar: Paused: I will answer new requests with a notice and run no actions "
+        "until someone runs `/agent resume`.",
+        response_type="in_channel",
+    )
+
+
+async def _resume(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    await _change_settings(pool, tenant_id, user, "paused", False)
+    return Reply(":arrow_forward: Resumed: answering and acting again.", response_type="in_channel")
+
+
+async def _change_settings(
+    pool: AsyncPool, tenant_id: int, user: str, column: str, value: object
+) -> None:
+    # The column names come from this module, never from the command text.
+    assert column in ("approval_channel_id", "four_eyes", "paused")
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            f"""INSERT INTO tenant_settings (tenant_id, {column}) VALUES (%s, %s)
+                ON CONFLICT (tenant_id) DO UPDATE SET {column} = EXCLUDED.{column}, updated_at = now()""",
+            (tenant_id, value),
+        )
+        await _audit_change(conn, tenant_id, user, f"settings.{column}", str(value))
+
+
+async def _audit_change(conn: Any, tenant_id: int, user: str, action: str, subject: str) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (tenant_id, actor, action, subject, details) VALUES (%s, %s, %s, %s, %s)",
+        (tenant_id, user, action, subject, Jsonb({"via": "/agent"})),
+    )
+
+
+def _who(actor: str) -> str:
+    return f"<@{actor}>" if USER_REF.match(actor) else actor
+
+
+READING: dict[str, Handler] = {"status": _status, "approvals": _approvals}
+CHANGING: dict[str, Handler] = {
+    "approval-channel": _approval_channel,
+    "approvers": _approvers,
+    "four-eyes": _four_eyes,
+    "pause": _pause,
+    "resume": _resume,
+    "audit": _audit,
+}

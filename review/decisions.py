@@ -1,0 +1,299 @@
+"""A person's decision on a pending action: a reaction, a button, an edit, a reason.
+
+Runs in a worker, from a request the listener stored (so Slack's retries of the same
+reaction are already folded into one). Authorisation is checked here, against the
+tenant's approvers; every accepted decision is a guarded transition (review/actions.py),
+so two approvers at the same moment still lead to one execution.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+
+from review import actions, feedback
+from review.authority import may_approve
+from review.messages import (
+    APPROVE,
+    BUTTON_APPROVE,
+    BUTTON_EDIT,
+    BUTTON_REJECT,
+    EDIT,
+    EDIT_BLOCK,
+    EDIT_INPUT,
+    REJECT,
+)
+from review.slack_posts import (
+    note_in_approval_thread,
+    refresh_approval_message,
+    tell_privately,
+    tell_requester,
+)
+from review.tenant_settings import ReviewSettings
+
+log = structlog.get_logger(__name__)
+
+# Slack names some emoji in more than one way; skin tones arrive as "name::skin-tone-2".
+EMOJI_DECISIONS = {
+    APPROVE: "approve",
+    "heavy_check_mark": "approve",
+    "white_check_mark": "approve",
+    EDIT: "edit",
+    "pencil": "edit",
+    "memo": "edit",
+    REJECT: "reject",
+    "negative_squared_cross_mark": "reject",
+}
+BUTTON_DECISIONS = {BUTTON_APPROVE: "approve", BUTTON_EDIT: "edit", BUTTON_REJECT: "reject"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    user: str
+    verb: str  # approve, edit, reject, withdraw, edited (new text), reason (rejection reason)
+    action: actions.Row
+    text: str | None = None  # the new text of an edit, or a rejection's reason
+    channel: str | None = None  # where to answer the person privately
+
+
+def decision_from_request(
+    conn: actions.Conn, tenant_id: int, kind: str, payload: dict[str, Any]
+) -> Decision | None:
+    """What the stored Slack request means for which action; None when it is not about one."""
+    if kind in ("reaction_added", "reaction_removed"):
+        event = payload["event"]
+        item = event.get("item") or {}
+        verb = EMOJI_DECISIONS.get(event.get("reaction", "").split("::")[0])
+        if verb is None or item.get("type") != "message":
+            return None
+        if kind == "reaction_removed":
+            if verb != "approve":
+                return None
+            verb = "withdraw"
+        action = actions.by_approval_message(conn, tenant_id, item["channel"], item["ts"])
+        if action is None:
+            return None
+        return Decision(event["user"], verb, action, channel=item["channel"])
+    if kind == "review_button":
+        clicked = payload["actions"][0]
+        action = actions.load(conn, tenant_id, int(clicked["value"]))
+        verb = BUTTON_DECISIONS[clicked["action_id"]]
+        channel = (payload.get("channel") or {}).get("id")
+        if action is None:
+            return None
+        return Decision(payload["user"]["id"], verb, action, channel=channel)
+    if kind == "review_edit":
+        view = payload["view"]
+        action_id = json.loads(view["private_metadata"])["action_id"]
+        text = view["state"]["values"][EDIT_BLOCK][EDIT_INPUT]["value"]
+        action = actions.load(conn, tenant_id, action_id)
+        if action is None:
+            return None
+        return Decision(
+            payload["user"]["id"],
+            "edited",
+            action,
+            text=text,
+            channel=action["approval_channel_id"],
+        )
+    if kind == "approval_reply":
+        event = payload["event"]
+        action = actions.by_approval_message(conn, tenant_id, event["channel"], event["thread_ts"])
+        if action is None:
+            return None
+        user = event.get("user", "")
+        if action["status"] == "pending" and action["edit_requested_by"] == user:
+            return Decision(
+                user, "edited", action, text=event.get("text", ""), channel=event["channel"]
+            )
+        if (
+            action["status"] == "rejected"
+            and action["decided_by"] == user
+            and not action["reject_reason"]
+        ):
+            return Decision(
+                user, "reason", action, text=event.get("text", ""), channel=event["channel"]
+            )
+        return None
+    return None
+
+
+def apply_decision(
+    conn: actions.Conn,
+    client: WebClient,
+    settings: ReviewSettings,
+    decision: Decision,
+    enqueue_execution: Callable[[int], None],
+) -> None:
+    action, user = decision.action, decision.user
+    verdict = may_approve(conn, client, settings, user, action["requested_by"])
+    if not verdict.allowed:
+        log.info("review.decision_ignored", action_id=action["id"], verb=decision.verb)
+        actions.audit(conn, action, user, "action.decision_ignored", {"verb": decision.verb})
+        if decision.channel:
+            tell_privately(
+                client, decision.channel, user, f"Your decision was not counted: {verdict.reason}."
+            )
+        return
+    handler = HANDLERS[decision.verb]
+    handler(conn, client, decision, enqueue_execution)
+
+
+def _approve(
+    conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
+) -> None:
+    row = actions.transition(
+        conn,
+        d.action,
+        to="approved",
+        allowed_from=["pending"],
+        actor=d.user,
+        audit_action="action.approved",
+        changes={"decided_by": d.user, "decided_at": actions.NOW},
+    )
+    if row is None:
+        return  # already decided: a second approver, or a retried event
+    # The approved state is the outbox: if this enqueue is lost, the sweeper sends it.
+    enqueue(row["id"])
+    actions.set_fields(conn, row, queued_at=actions.NOW)
+    refresh_approval_message(conn, client, row)
+
+
+def _withdraw(
+    conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
+) -> None:
+    if d.action["decided_by"] != d.user:
+        return
+    row = actions.transition(
+        conn,
+        d.action,
+        to="pending",
+        allowed_from=["approved"],
+        actor=d.user,
+        audit_action="action.approval_withdrawn",
+        changes={"decided_by": None, "decided_at": None, "queued_at": None},
+    )
+    if row is not None:
+        refresh_approval_message(conn, client, row)
+    elif d.channel:
+        tell_privately(
+            client, d.channel, d.user, "Too late to withdraw: the action has already run."
+        )
+
+
+def _reject(
+    conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
+) -> None:
+    row = actions.transition(
+        conn,
+        d.action,
+        to="rejected",
+        allowed_from=["pending"],
+        actor=d.user,
+        audit_action="action.rejected",
+        changes={"decided_by": d.user, "decided_at": actions.NOW},
+    )
+    if row is None:
+        return
+    feedback.record(
+        conn,
+        tenant_id=row["tenant_id"],
+        action_id=row["id"],
+        kind="reject",
+        original=_text(row["original_payload"]),
+    )
+    refresh_approval_message(conn, client, row)
+    tell_requester(
+        conn,
+        client,
+        row,
+        "rejected",
+        f":x: <@{d.user}> rejected: {row['summary']}. It was not done.",
+    )
+
+
+def _reason(
+    conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
+) -> None:
+    reason = (d.text or "").strip()
+    actions.set_fields(conn, d.action, reject_reason=reason)
+    actions.audit(conn, d.action, d.user, "action.rejection_reason", {"reason": reason})
+    feedback.add_reason(conn, d.action["tenant_id"], d.action["id"], reason)
+    row = actions.load(conn, d.action["tenant_id"], d.action["id"])
+    assert row is not None
+    refresh_approval_message(conn, client, row)
+    tell_requester(conn, client, row, "reason", f"The reason given for rejecting it: {reason}")
+
+
+def _request_edit(
+    conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
+) -> None:
+    if d.action["status"] != "pending":
+        return
+    actions.set_fields(conn, d.action, edit_requested_by=d.user)
+    actions.audit(conn, d.action, d.user, "action.edit_requested", {})
+    row = actions.load(conn, d.action["tenant_id"], d.action["id"])
+    assert row is not None
+    refresh_approval_message(conn, client, row)
+    note_in_approval_thread(
+        client,
+        row,
+        f"<@{d.user}>, reply in this thread with the new text; it will need a final ✅.",
+    )
+
+
+def _edited(
+    conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
+) -> None:
+    new_text = (d.text or "").strip()
+    if not new_text:
+        return
+    payload = {**d.action["payload"], "text": new_text}
+    row = actions.transition(
+        conn,
+        d.action,
+        to="pending",
+        allowed_from=["pending"],
+        actor=d.user,
+        audit_action="action.edited",
+        changes={
+            "payload": payload,
+            "edited_by": d.user,
+            "edited_at": actions.NOW,
+            "edit_requested_by": None,
+        },
+        details={"original": d.action["payload"], "edited": payload},
+    )
+    if row is None:
+        return
+    feedback.record(
+        conn,
+        tenant_id=row["tenant_id"],
+        action_id=row["id"],
+        kind="edit",
+        original=_text(row["original_payload"]),
+        corrected=new_text,
+    )
+    refresh_approval_message(conn, client, row)
+    note_in_approval_thread(
+        client, row, "Edited. React ✅ (again) or press Approve to run the edited version."
+    )
+
+
+def _text(payload: dict[str, Any]) -> str:
+    return str(payload.get("text") or payload.get("body") or json.dumps(payload))
+
+
+HANDLERS: dict[str, Callable[[actions.Conn, WebClient, Decision, Callable[[int], None]], None]] = {
+    "approve": _approve,
+    "withdraw": _withdraw,
+    "reject": _reject,
+    "reason": _reason,
+    "edit": _request_edit,
+    "edited": _edited,
+}

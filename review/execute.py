@@ -1,0 +1,164 @@
+"""Running an approved action, exactly once.
+
+The job claims the action (approved -> executing) before the external call and records
+the result after it. If a worker dies in between, the retried job finds the action still
+'executing' and asks the tool to reconcile (has this idempotency key already taken
+effect?) instead of calling again; a tool that cannot tell is marked failed rather than
+risk doing it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.agent.tools import ActionContext, ToolRegistry
+from review import actions, tenant_settings
+from review.slack_posts import refresh_approval_message, tell_requester
+
+log = structlog.get_logger(__name__)
+
+LOCK_NAMESPACE = 0x61  # high bits of the advisory lock key for actions
+TRANSIENT_SLACK_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
+)
+
+
+class ActionBusy(Exception):
+    """Another worker is executing this action right now; Dramatiq retries later."""
+
+
+def execute_action(
+    conn: actions.Conn,
+    client_for: Callable[[str], WebClient],
+    registry: ToolRegistry,
+    action_id: int,
+) -> None:
+    with _action_lock(conn, action_id):
+        row = conn.execute(
+            """SELECT a.*, i.bot_token FROM pending_actions a
+               JOIN slack_installations i ON i.tenant_id = a.tenant_id WHERE a.id = %s""",
+            (action_id,),
+        ).fetchone()
+        if row is None:
+            log.error("action.not_found", action_id=action_id)
+            return
+        client = client_for(row["bot_token"])
+        settings = tenant_settings.load(conn, row["tenant_id"])
+        if row["status"] == "approved" and settings.paused:
+            # Left approved; the sweeper queues it again once the tenant resumes.
+            actions.set_fields(conn, row, queued_at=None)
+            log.info("action.held_while_paused", action_id=action_id)
+            return
+        resuming = row["status"] == "executing"
+        if row["status"] == "approved":
+            claimed = actions.transition(
+                conn,
+                row,
+                to="executing",
+                allowed_from=["approved"],
+                actor="agent",
+                audit_action="action.executing",
+            )
+            if claimed is None:
+                return
+            row = {**claimed, "bot_token": row["bot_token"]}
+        elif not resuming:
+            return  # executed, rejected, expired or failed: nothing to do
+        _run(conn, client, registry, row, resuming)
+
+
+def _run(
+    conn: actions.Conn,
+    client: WebClient,
+    registry: ToolRegistry,
+    row: dict[str, Any],
+    resuming: bool,
+) -> None:
+    tool = registry.get(row["tool"])
+    if tool is None:
+        _fail(conn, client, row, f"the tool {row['tool']!r} is no longer available")
+        return
+    arguments = tool.arguments.model_validate(row["payload"])
+    context = ActionContext(row["tenant_id"], row["bot_token"], row["requested_by"])
+    key = row["idempotency_key"]
+    result = None
+    if resuming:
+        if tool.reconcile is None:
+            _fail(
+                conn,
+                client,
+                row,
+                "it was interrupted and could not be checked, so it was not retried",
+            )
+            return
+        result = tool.reconcile(context, arguments, key)
+        log.info("action.reconciled", action_id=row["id"], already_done=result is not None)
+    if result is None:
+        try:
+            result = tool.run(context, arguments, key)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown")
+            if error in TRANSIENT_SLACK_ERRORS:
+                raise  # still 'executing': the retry reconciles first
+            _fail(conn, client, row, f"Slack said {error}")
+            return
+    done = actions.transition(
+        conn,
+        row,
+        to="executed",
+        allowed_from=["executing"],
+        actor="agent",
+        audit_action="action.executed",
+        changes={"result": result, "executed_at": actions.NOW},
+        details={"result": result},
+    )
+    if done is None:
+        return
+    log.info("action.executed", action_id=row["id"], tool=row["tool"])
+    refresh_approval_message(conn, client, done)
+    edited = " (as edited by the approver)" if done["edited_by"] else ""
+    tell_requester(
+        conn,
+        client,
+        done,
+        "executed",
+        f":white_check_mark: Approved by <@{done['decided_by']}> and done{edited}: {done['summary']}.",
+    )
+
+
+def _fail(conn: actions.Conn, client: WebClient, row: dict[str, Any], error: str) -> None:
+    failed = actions.transition(
+        conn,
+        row,
+        to="failed",
+        allowed_from=["executing"],
+        actor="agent",
+        audit_action="action.failed",
+        changes={"error": error},
+        details={"error": error},
+    )
+    if failed is None:
+        return
+    log.error("action.failed", action_id=row["id"], error=error)
+    refresh_approval_message(conn, client, failed)
+    tell_requester(
+        conn, client, failed, "failed", f":warning: {failed['summary']} failed: {error}."
+    )
+
+
+@contextmanager
+def _action_lock(conn: actions.Conn, action_id: int) -> Iterator[None]:
+    key = (LOCK_NAMESPACE << 47) | action_id
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
+    if not (locked and locked["ok"]):
+        raise ActionBusy(f"action {action_id} is being executed by another worker")
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))

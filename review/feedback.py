@@ -1,0 +1,71 @@
+"""Reviewers' edits and rejections, kept per tenant and template, fed to later drafts.
+
+Relevance is full-text overlap with the new question (Postgres ts_rank over any shared
+word), newest first among equals: cheap, explainable, and good enough for the
+"same correction twice" case; the knowledge issue's embeddings can replace it later.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+
+MAX_EXAMPLES = 3
+WORD = re.compile(r"[a-z0-9]{3,}")
+
+
+@dataclass(frozen=True)
+class Correction:
+    kind: str  # edit | reject
+    original: str
+    corrected: str | None
+    reason: str | None
+
+
+def record(
+    conn: Connection[dict[str, Any]],
+    *,
+    tenant_id: int,
+    action_id: int,
+    kind: str,
+    original: str,
+    corrected: str | None = None,
+    reason: str | None = None,
+    template: str = "default",
+) -> None:
+    conn.execute(
+        """INSERT INTO reviewer_feedback
+             (tenant_id, template, action_id, kind, original, corrected, reason)
+           VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        (tenant_id, template, action_id, kind, original, corrected, reason),
+    )
+
+
+def add_reason(
+    conn: Connection[dict[str, Any]], tenant_id: int, action_id: int, reason: str
+) -> None:
+    conn.execute(
+        """UPDATE reviewer_feedback SET reason = %s
+           WHERE tenant_id = %s AND action_id = %s AND kind = 'reject'""",
+        (reason, tenant_id, action_id),
+    )
+
+
+def relevant(
+    conn: Connection[dict[str, Any]], tenant_id: int, question: str, template: str = "default"
+) -> list[Correction]:
+    words = sorted(set(WORD.findall(question.lower())))
+    if not words:
+        return []
+    rows = conn.execute(
+        """SELECT kind, original, corrected, reason FROM reviewer_feedback
+           WHERE tenant_id = %s AND template = %s
+             AND search @@ to_tsquery('english', %s)
+           ORDER BY ts_rank(search, to_tsquery('english', %s)) DESC, created_at DESC
+           LIMIT %s""",
+        (tenant_id, template, " | ".join(words), " | ".join(words), MAX_EXAMPLES),
+    ).fetchall()
+    return [Correction(**row) for row in rows]

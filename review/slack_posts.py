@@ -1,0 +1,142 @@
+"""What review posts in Slack: the approval request, its updates, and notes to people.
+
+Posts that must appear once carry message metadata naming what they are, and the intent
+to post is recorded first; a retried job looks for the message before posting again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from review import actions
+from review.messages import PROMPT_REACTIONS, approval_message
+from review.tenant_settings import ReviewSettings
+
+log = structlog.get_logger(__name__)
+
+APPROVAL_EVENT_TYPE = "chatops_approval"
+OUTCOME_EVENT_TYPE = "chatops_outcome"
+HISTORY_SCAN = 200  # messages searched for an approval request we may have posted
+
+
+def thread_of(conn: actions.Conn, action: actions.Row) -> tuple[str, str]:
+    row = conn.execute(
+        "SELECT slack_channel_id, slack_thread_ts FROM conversations WHERE id = %s AND tenant_id = %s",
+        (action["conversation_id"], action["tenant_id"]),
+    ).fetchone()
+    assert row is not None
+    return row["slack_channel_id"], row["slack_thread_ts"]
+
+
+def post_approval_request(
+    conn: actions.Conn, client: WebClient, settings: ReviewSettings, action: actions.Row
+) -> str | None:
+    """The ts of the action's approval message, posting it if needed; None without a channel."""
+    if action["approval_ts"]:
+        return str(action["approval_ts"])
+    channel = settings.approval_channel_id
+    if channel is None:
+        return None
+    ts = None
+    if action["approval_intent_at"] is not None and action["approval_channel_id"] == channel:
+        ts = _find_in_channel(client, channel, APPROVAL_EVENT_TYPE, action["id"])
+    if ts is None:
+        actions.set_fields(
+            conn, action, approval_intent_at=actions.NOW, approval_channel_id=channel
+        )
+        text, blocks = approval_message(action, _thread_link(conn, client, action))
+        ts = client.chat_postMessage(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            metadata={
+                "event_type": APPROVAL_EVENT_TYPE,
+                "event_payload": {"action_id": action["id"]},
+            },
+            unfurl_links=False,
+        )["ts"]
+    actions.set_fields(conn, action, approval_ts=ts, approval_channel_id=channel)
+    for name in PROMPT_REACTIONS:
+        try:
+            client.reactions_add(channel=channel, timestamp=ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                raise
+    return str(ts)
+
+
+def refresh_approval_message(conn: actions.Conn, client: WebClient, action: actions.Row) -> None:
+    """Show the action's current state in its approval message."""
+    if not action["approval_ts"]:
+        return
+    text, blocks = approval_message(action, _thread_link(conn, client, action))
+    client.chat_update(
+        channel=action["approval_channel_id"], ts=action["approval_ts"], text=text, blocks=blocks
+    )
+
+
+def tell_requester(
+    conn: actions.Conn, client: WebClient, action: actions.Row, outcome: str, text: str
+) -> None:
+    """Post the outcome in the requesting thread, once per action and outcome."""
+    channel, thread_ts = thread_of(conn, action)
+    marker = f"{action['id']}:{outcome}"
+    for message in (
+        client.conversations_replies(
+            channel=channel, ts=thread_ts, include_all_metadata=True, limit=HISTORY_SCAN
+        ).get("messages")
+        or []
+    ):
+        metadata = message.get("metadata") or {}
+        if (
+            metadata.get("event_type") == OUTCOME_EVENT_TYPE
+            and (metadata.get("event_payload") or {}).get("marker") == marker
+        ):
+            return
+    client.chat_postMessage(
+        channel=channel,
+        thread_ts=thread_ts,
+        text=text,
+        metadata={"event_type": OUTCOME_EVENT_TYPE, "event_payload": {"marker": marker}},
+        unfurl_links=False,
+    )
+
+
+def note_in_approval_thread(client: WebClient, action: actions.Row, text: str) -> None:
+    if action["approval_ts"]:
+        client.chat_postMessage(
+            channel=action["approval_channel_id"], thread_ts=action["approval_ts"], text=text
+        )
+
+
+def tell_privately(client: WebClient, channel: str, user: str, text: str) -> None:
+    client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+
+def _thread_link(conn: actions.Conn, client: WebClient, action: actions.Row) -> str | None:
+    channel, thread_ts = thread_of(conn, action)
+    try:
+        link: str = client.chat_getPermalink(channel=channel, message_ts=thread_ts)["permalink"]
+        return link
+    except SlackApiError:
+        return None
+
+
+def _find_in_channel(
+    client: WebClient, channel: str, event_type: str, action_id: int
+) -> str | None:
+    history: Any = client.conversations_history(
+        channel=channel, limit=HISTORY_SCAN, include_all_metadata=True
+    )
+    for message in history.get("messages") or []:
+        metadata = message.get("metadata") or {}
+        if (
+            metadata.get("event_type") == event_type
+            and (metadata.get("event_payload") or {}).get("action_id") == action_id
+        ):
+            return str(message["ts"])
+    return None

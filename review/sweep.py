@@ -1,0 +1,147 @@
+"""Periodic upkeep of pending actions: relay, reminders, expiry.
+
+Runs as a worker job that the listener enqueues on a timer. Any number of them may run
+at once: every change is a guarded transition or a conditional update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from slack_sdk import WebClient
+
+from review import actions, tenant_settings
+from review.slack_posts import (
+    note_in_approval_thread,
+    post_approval_request,
+    refresh_approval_message,
+    tell_requester,
+)
+
+log = structlog.get_logger(__name__)
+
+BATCH = 200  # actions handled per kind and sweep
+
+OPEN_ACTIONS = """
+    SELECT a.*, i.bot_token FROM pending_actions a
+    JOIN slack_installations i ON i.tenant_id = a.tenant_id
+    LEFT JOIN tenant_settings s ON s.tenant_id = a.tenant_id
+"""
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    relayed: int
+    announced: int
+    reminded: int
+    expired: int
+
+
+def sweep(
+    conn: actions.Conn,
+    client_for: Callable[[str], WebClient],
+    enqueue_execution: Callable[[int], None],
+    now: datetime | None = None,
+) -> SweepReport:
+    if now is None:
+        row = conn.execute("SELECT now() AS now").fetchone()
+        assert row is not None
+        now = row["now"]
+    report = SweepReport(
+        relayed=_relay_approved(conn, enqueue_execution),
+        announced=_announce_unposted(conn, client_for),
+        reminded=_remind(conn, client_for, now),
+        expired=_expire(conn, client_for, now),
+    )
+    if any(vars(report).values()):
+        log.info("review.swept", **vars(report))
+    return report
+
+
+def _relay_approved(conn: actions.Conn, enqueue: Callable[[int], None]) -> int:
+    """Approved actions whose execution job was never sent (or was held while paused)."""
+    rows = conn.execute(
+        OPEN_ACTIONS
+        + """WHERE a.status = 'approved' AND a.queued_at IS NULL
+               AND NOT coalesce(s.paused, false)
+             ORDER BY a.id LIMIT %s""",
+        (BATCH,),
+    ).fetchall()
+    for row in rows:
+        enqueue(row["id"])
+        actions.set_fields(conn, row, queued_at=actions.NOW)
+    return len(rows)
+
+
+def _announce_unposted(conn: actions.Conn, client_for: Callable[[str], WebClient]) -> int:
+    """Pending actions proposed before the tenant had an approval channel."""
+    rows = conn.execute(
+        OPEN_ACTIONS
+        + """WHERE a.status = 'pending' AND a.approval_ts IS NULL
+               AND s.approval_channel_id IS NOT NULL
+             ORDER BY a.id LIMIT %s""",
+        (BATCH,),
+    ).fetchall()
+    for row in rows:
+        settings = tenant_settings.load(conn, row["tenant_id"])
+        post_approval_request(conn, client_for(row["bot_token"]), settings, row)
+    return len(rows)
+
+
+def _remind(conn: actions.Conn, client_for: Callable[[str], WebClient], now: datetime) -> int:
+    rows = conn.execute(
+        OPEN_ACTIONS
+        + """WHERE a.status = 'pending' AND a.reminded_at IS NULL AND a.approval_ts IS NOT NULL
+               AND a.expires_at - coalesce(s.reminder_before, interval '2 hours') <= %s
+               AND a.expires_at > %s
+             ORDER BY a.id LIMIT %s""",
+        (now, now, BATCH),
+    ).fetchall()
+    for row in rows:
+        updated = conn.execute(
+            "UPDATE pending_actions SET reminded_at = %s WHERE id = %s AND reminded_at IS NULL"
+            " RETURNING id",
+            (now, row["id"]),
+        ).fetchone()
+        if updated:
+            note_in_approval_thread(
+                client_for(row["bot_token"]),
+                row,
+                f":alarm_clock: Reminder: this expires <!date^{int(row['expires_at'].timestamp())}"
+                "^{date_short_pretty} at {time}|soon> unless someone decides.",
+            )
+    return len(rows)
+
+
+def _expire(conn: actions.Conn, client_for: Callable[[str], WebClient], now: datetime) -> int:
+    rows = conn.execute(
+        OPEN_ACTIONS
+        + "WHERE a.status = 'pending' AND a.expires_at <= %s ORDER BY a.id LIMIT %s",
+        (now, BATCH),
+    ).fetchall()
+    expired = 0
+    for row in rows:
+        done = actions.transition(
+            conn,
+            row,
+            to="expired",
+            allowed_from=["pending"],
+            actor="agent",
+            audit_action="action.expired",
+        )
+        if done is None:
+            continue
+        expired += 1
+        client = client_for(row["bot_token"])
+        refresh_approval_message(conn, client, done)
+        tell_requester(
+            conn,
+            client,
+            done,
+            "expired",
+            f":alarm_clock: Nobody approved it in time, so it was not done: {done['summary']}.",
+        )
+    return expired

@@ -1,0 +1,68 @@
+"""The Act step's tools, bound to one request: external calls become pending actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from bot.agent.knowledge import ToolResult
+from bot.agent.schemas import ToolCall
+from bot.agent.tools import ActionContext, Effect, ToolArgumentsError, ToolRegistry
+from review import actions
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ReviewedToolbox:
+    conn: actions.Conn
+    registry: ToolRegistry
+    context: ActionContext
+    conversation_id: int
+    run_id: int
+    approval_ttl: timedelta
+    citations: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return self.registry.describe()
+
+    def run(self, call: ToolCall, index: int) -> ToolResult:
+        tool = self.registry.get(call.name)
+        if tool is None:
+            return ToolResult(
+                call.name, ok=False, output=f"no tool named {call.name!r} is available"
+            )
+        try:
+            arguments = tool.parse(call.arguments_json)
+        except ToolArgumentsError as exc:
+            return ToolResult(call.name, ok=False, output=str(exc))
+        key = f"run:{self.run_id}:call:{index}"
+        if tool.effect is not Effect.EXTERNAL:
+            return ToolResult(
+                call.name, ok=True, output=str(tool.run(self.context, arguments, key))
+            )
+        action = actions.propose(
+            self.conn,
+            tenant_id=self.context.tenant_id,
+            conversation_id=self.conversation_id,
+            run_id=self.run_id,
+            tool=tool.name,
+            summary=tool.summarize(arguments),
+            payload=arguments.model_dump(),
+            requested_by=self.context.requested_by,
+            reason=call.reason or "no reason given",
+            citations=self.citations,
+            flags=self.flags,
+            idempotency_key=key,
+            ttl=self.approval_ttl,
+        )
+        log.info("action.proposed", action_id=action["id"], tool=tool.name)
+        return ToolResult(
+            call.name,
+            ok=True,
+            output=f"Not done yet: sent for approval as action {action['id']} ({action['summary']}).",
+        )
