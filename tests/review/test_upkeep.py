@@ -1,0 +1,113 @@
+"""Pending actions that nobody decides: a reminder, then expiry; and what reviewers teach."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from bot.db import open_pool
+from connectors.slack.web_client import make_web_client
+from review.sweep import sweep
+from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.openai_script import Reply
+from tests.review.conftest import (
+    APPROVALS,
+    APPROVER,
+    DB,
+    action_row,
+    audit_actions,
+    posts_in_support,
+    propose_post,
+    thread_texts,
+)
+from tests.support.conversation import mention, unique_question, wait_for_answer
+from tests.support.processes import wait_for
+from tests.support.stack import Stack
+
+
+@pytest.fixture
+def sweeper_conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
+    pool = open_pool(database_url, max_size=1)
+    with pool.connection() as conn:
+        yield conn
+    pool.close()
+
+
+def test_unanswered_action_gets_a_reminder_then_expires(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, sweeper_conn
+) -> None:  # type: ignore[no-untyped-def]
+    """With the clock moved near the deadline a reminder appears; past it the action expires and
+    the requester is told, and a late ✅ runs nothing."""
+    text = f"Expiring announcement ({uuid.uuid4().hex[:6]})"
+    proposal = propose_post(stack.slack, llm, db, text)
+    expires_at = proposal.action["expires_at"]
+    queued: list[int] = []
+
+    def client(token: str):  # type: ignore[no-untyped-def]
+        return make_web_client(token, stack.slack.api_url)
+
+    # Given the clock one hour before the deadline (inside the 2-hour reminder window)
+    sweep(sweeper_conn, client, queued.append, now=expires_at - timedelta(hours=1))
+    reminders = [m.text for m in stack.slack.thread(APPROVALS, proposal.approval.ts)]
+    assert any("Reminder" in t for t in reminders)
+    assert action_row(db, proposal.action["id"])["status"] == "pending"
+
+    # When the clock passes the deadline
+    report = sweep(sweeper_conn, client, queued.append, now=expires_at + timedelta(seconds=1))
+
+    # Then it expired, the requester heard, and approving it now does nothing
+    assert report.expired >= 1
+    assert action_row(db, proposal.action["id"])["status"] == "expired"
+    assert any(
+        "Nobody approved it in time" in t for t in thread_texts(stack.slack, proposal.thread_ts)
+    )
+    stack.slack.react_as_user(APPROVER, APPROVALS, proposal.approval.ts, "white_check_mark")
+    wait_for(lambda: audit_actions(db, proposal.action["id"])[-1] == "action.expired")
+    assert posts_in_support(stack.slack, text) == [] and queued == []
+
+
+def test_an_edit_teaches_the_next_similar_draft(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
+) -> None:
+    """After a reviewer edits an announcement, the prompts for the next similar request carry
+    the correction, so the same fix is not needed twice."""
+    marker = uuid.uuid4().hex[:8]
+    original = f"Zephyrgate outage is over {marker}"
+    corrected = f"The Zephyrgate outage ended at 14:05 UTC; sorry for the trouble {marker}"
+    proposal = propose_post(stack.slack, llm, db, original)
+    stack.slack.react_as_user(APPROVER, APPROVALS, proposal.approval.ts, "pencil2")
+    wait_for(lambda: action_row(db, proposal.action["id"])["edit_requested_by"] == APPROVER)
+    stack.slack.post_as_user(APPROVER, APPROVALS, corrected, thread_ts=proposal.approval.ts)
+    wait_for(lambda: action_row(db, proposal.action["id"])["edited_by"] == APPROVER)
+
+    question = unique_question("Tell #support the Zephyrgate outage is over")
+    llm.script(
+        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": []}),
+        Reply(content={"answer": "ok", "citations": []}),
+        match=question,
+    )
+    post = mention(stack.slack, question)
+    wait_for_answer(stack.slack, post.message.ts)
+    prompts = [json.dumps(r["messages"]) for r in llm.requests(match=question)]
+    assert len(prompts) == 2
+    assert all(corrected in p for p in prompts)
+
+
+def test_the_audit_log_cannot_be_rewritten(db: DB) -> None:
+    """UPDATE, DELETE and TRUNCATE on the audit log are all refused."""
+    db.execute("INSERT INTO audit_log (actor, action) VALUES ('test', 'test.cannot_rewrite')")
+    for statement in (
+        "UPDATE audit_log SET actor = 'x' WHERE action = 'test.cannot_rewrite'",
+        "DELETE FROM audit_log WHERE action = 'test.cannot_rewrite'",
+        "TRUNCATE audit_log",
+    ):
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            db.execute(statement)
+    assert db.execute(
+        "SELECT count(*) AS n FROM audit_log WHERE action = 'test.cannot_rewrite'"
+    ).fetchone() == {"n": 1}
