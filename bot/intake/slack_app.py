@@ -39,6 +39,7 @@ BOT_SCOPES = [
     "chat:write",
     "reactions:write",
     "users:read",
+    "usergroups:read",  # approvers may be given as a user group
     "commands",
 ]
 # Message subtypes that are a person writing; edits, deletions, joins and bot posts are not.

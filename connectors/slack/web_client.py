@@ -13,13 +13,16 @@ RATE_LIMIT_RETRIES = 3  # each waits the Retry-After Slack sent
 
 
 def make_web_client(token: str, base_url: str) -> WebClient:
-    """A blocking client that waits out 429s (honouring Retry-After) and reconnects."""
+    """A blocking client that waits out 429s, honouring Retry-After.
+
+    A 429 means Slack did nothing, so repeating the call is safe. A dropped connection
+    does not say whether a post landed, so it is *not* retried here (slack_sdk's default
+    would post twice): the job fails, and its retry looks for the message by its
+    metadata before posting again.
+    """
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=WEB_API_TIMEOUT,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-        ],
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
     )
