@@ -1,18 +1,20 @@
-"""A sandbox Slack for synchronous callers: the Web API and Events API in one handle.
+"""A sandbox Slack for synchronous callers: the Web API, events and interactivity in one handle.
 
-`SlackEmulator` serves the Web API from a background thread (see `BackgroundServer`),
-delivers Events API requests to the app's URL, and lets a test or the sandbox CLI act as a
-person in the workspace::
+`SlackEmulator` serves the Web API (and the response_urls it hands out) from a background
+thread (see `BackgroundServer`), delivers Events API requests, slash commands and
+interactions to the app's URL, and lets a test or the sandbox CLI act as a person in the
+workspace::
 
     with SlackEmulator() as slack:
         client = WebClient(token=slack.bot_token, base_url=slack.api_url)
         slack.events_url = "http://127.0.0.1:3000/slack/events"
         slack.post_as_user(slack.workspace.roles["requester"], "C0SUPPORT", "<@U0SANDBOT> hi")
+        slack.run_slash_command("U0REQUESTER", "C0SUPPORT", "reset my VPN token")
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -27,7 +29,11 @@ from sandbox.slack_events import (
     UserActions,
     UserPost,
 )
-from sandbox.slack_web_api import ApiCall, FaultInjector, RequestLog, create_slack_web_app
+from sandbox.slack_faults import ApiCall, FaultInjector, RequestLog
+from sandbox.slack_interactivity import InteractionResult, Interactions, SlashResult
+from sandbox.slack_response_urls import ResponsePost, ResponseUrls
+from sandbox.slack_views import View
+from sandbox.slack_web_api import create_slack_web_app
 from sandbox.slack_workspace import JsonDict, Message, SlackWorkspace
 
 T = TypeVar("T")
@@ -58,10 +64,13 @@ class SlackEmulator:
             retry_delays=retry_delays,
         )
         self.actions = UserActions(self.workspace, self.dispatcher)
+        self.response_urls = ResponseUrls(self.workspace, self.dispatcher)
+        self.interactions = Interactions(self.workspace, self.dispatcher, self.response_urls)
         app = create_slack_web_app(
             self.workspace, events=self.dispatcher, log=self.log, faults=self.faults
         )
-        app.on_cleanup.append(self._close_dispatcher)
+        self.response_urls.add_routes(app)
+        app.on_cleanup.append(self._close_clients)
         self._server = BackgroundServer(app, host=host, port=port)
         self._running = False
 
@@ -69,7 +78,7 @@ class SlackEmulator:
 
     def start(self) -> str:
         """Start serving; returns the Web API base URL (``http://host:port/api/``)."""
-        self._server.start()
+        self.response_urls.base_url = self._server.start()
         self._running = True
         return self.api_url
 
@@ -143,6 +152,48 @@ class SlackEmulator:
     ) -> list[DeliveryAttempt]:
         return self._call(self.actions.unreact_as_user(user_id, channel, ts, name))
 
+    # -- people using the app's commands, buttons and modals -----------------------------------
+
+    def run_slash_command(
+        self, user_id: str, channel: str, command_text: str, command: str = "/agent"
+    ) -> SlashResult:
+        """Run ``{command} {command_text}`` as a person; returns the app's immediate answer.
+
+        An answer with text or blocks is shown as Slack would (ephemeral unless
+        ``response_type`` is ``in_channel``); later posts to its response_url are in
+        `SlashResult.responses`.
+        """
+        return self._call(self.interactions.slash_command(user_id, channel, command_text, command))
+
+    def click_button(
+        self,
+        user_id: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        value: str | None = None,
+        block_id: str | None = None,
+    ) -> InteractionResult:
+        """Click a button in a message; raises `InteractionError` if it has no such button."""
+        click = self.interactions.click_button(
+            user_id, channel, message_ts, action_id, value, block_id
+        )
+        return self._call(click)
+
+    def submit_view(
+        self, user_id: str, view_id: str, values: Mapping[str, Mapping[str, object]]
+    ) -> InteractionResult:
+        """Submit an open modal with ``values[block_id][action_id]``; applies response_action."""
+        return self._call(self.interactions.submit_view(user_id, view_id, values))
+
+    def last_view(self, user_id: str) -> View | None:
+        """The modal open on someone's screen (the one a button's listener opened), if any."""
+        return self.workspace.last_view(user_id)
+
+    def response_posts(self, url: str | None = None) -> list[ResponsePost]:
+        """Everything the app POSTed to response_urls (or to one of them), oldest first."""
+        return self.response_urls.posts(url)
+
     # -- raw Events API requests ---------------------------------------------------------------
 
     def deliver(
@@ -200,6 +251,15 @@ class SlackEmulator:
         """Make the next ``times`` calls of ``method`` fail; see `FaultInjector.fail_next`."""
         self.faults.fail_next(method, error, status, retry_after, times)
 
+    def delay_response(self, method: str, seconds: float, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``method`` but hold each answer ``seconds``.
+
+        The effect is applied at once (a message is stored and its events go out), so a
+        test can kill the caller after Slack acted and before the caller heard. Responses
+        still held when the emulator stops are dropped with the connection.
+        """
+        self.faults.delay_next(method, seconds, times)
+
     def calls(self, method: str | None = None) -> list[ApiCall]:
         return self.log.calls(method)
 
@@ -214,5 +274,6 @@ class SlackEmulator:
         budget += sum(self.dispatcher.retry_delays) + START_TIMEOUT
         return self._server.call(coro, timeout=budget)
 
-    async def _close_dispatcher(self, _app: web.Application) -> None:
+    async def _close_clients(self, _app: web.Application) -> None:
+        await self.interactions.close()
         await self.dispatcher.close()

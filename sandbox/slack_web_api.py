@@ -5,8 +5,8 @@ as form fields or query parameters (token as a header or a ``token`` parameter);
 these are accepted. Responses follow Slack's wire format: HTTP 200 with ``{"ok": true, …}``
 or ``{"ok": false, "error": "<code>"}``, and HTTP 429 with ``Retry-After`` when rate limited.
 
-Alongside the methods this module keeps a `RequestLog` of every call and a
-`FaultInjector` that makes the next call(s) of a method fail, for testing how the product
+Every call is recorded in a `RequestLog`, and a `FaultInjector` can make the next call(s)
+of a method fail or answer late (see `sandbox.slack_faults`), for testing how the product
 copes with Slack's errors.
 """
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from sandbox.slack_faults import ApiCall, FaultInjector, RequestLog
 from sandbox.slack_workspace import (
     Identity,
     JsonDict,
@@ -38,100 +38,6 @@ _HISTORY_DEFAULT_LIMIT = 100
 _REPLIES_DEFAULT_LIMIT = 1000
 _MAX_LIMIT = 1000
 _TRUE = frozenset({"1", "true", "True", "TRUE", "yes"})
-
-
-@dataclass
-class ApiCall:
-    """One request the Web API received, and what it answered."""
-
-    method: str
-    params: JsonDict  # query, form and JSON body merged; the token is kept apart
-    token: str | None
-    http_method: str
-    timestamp: float
-    status: int = 200
-    response: JsonDict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.response.get("ok"))
-
-
-class RequestLog:
-    """Every Web API call in arrival order; safe to read from any thread."""
-
-    def __init__(self) -> None:
-        self._calls: list[ApiCall] = []
-        self._lock = threading.Lock()
-
-    def record(self, call: ApiCall) -> None:
-        with self._lock:
-            self._calls.append(call)
-
-    def calls(self, method: str | None = None) -> list[ApiCall]:
-        with self._lock:
-            return [c for c in self._calls if method in (None, c.method)]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._calls.clear()
-
-
-@dataclass
-class Fault:
-    """A failure to answer instead of the real result, ``remaining`` more times."""
-
-    method: str  # an API method name, or "*" for any method
-    error: str
-    status: int
-    retry_after: int | None
-    remaining: int
-
-    def headers(self) -> dict[str, str]:
-        if self.status == 429 and self.retry_after is not None:
-            return {"Retry-After": str(self.retry_after)}
-        return {}
-
-
-class FaultInjector:
-    """Makes upcoming calls of a method fail the way Slack fails; thread-safe."""
-
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def fail_next(
-        self,
-        method: str,
-        error: str = "ratelimited",
-        status: int | None = None,
-        retry_after: int | None = 1,
-        times: int = 1,
-    ) -> None:
-        """Fail the next ``times`` calls of ``method`` ("*" for any) with ``error``.
-
-        ``status`` defaults to 429 for ``ratelimited`` (with ``Retry-After: retry_after``)
-        and to 200 for every other error, which is how Slack reports them.
-        """
-        if status is None:
-            status = 429 if error == "ratelimited" else 200
-        with self._lock:
-            self._faults.append(Fault(method, error, status, retry_after, times))
-
-    def take(self, method: str) -> Fault | None:
-        """The fault to apply to this call, if any, counting it as used."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.method in (method, "*"):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
 
 
 class WorkspaceEvents(Protocol):
@@ -227,6 +133,7 @@ class SlackMethods:
             "reactions.get": self.reactions_get,
             "users.info": self.users_info,
             "users.lookupByEmail": self.users_lookup_by_email,
+            "usergroups.users.list": self.usergroups_users_list,
             "views.open": self.views_open,
             "views.update": self.views_update,
             "views.publish": self.views_publish,
@@ -450,14 +357,18 @@ class SlackMethods:
         user = self.workspace.user_by_email(request.require("email", "users_not_found"))
         return {"user": user.to_slack(self._avatar_base())}
 
+    def usergroups_users_list(self, request: ApiRequest) -> JsonDict:
+        group = request.require("usergroup", "invalid_arguments")
+        return {"users": self.workspace.usergroup_members(group)}
+
     # -- views --------------------------------------------------------------------------------
 
     def views_open(self, request: ApiRequest) -> JsonDict:
         self._require_bot(request)
         trigger_id = request.require("trigger_id", "invalid_arguments")
         definition = self._view(request)
-        self.workspace.use_trigger_id(trigger_id)
-        return {"view": self.workspace.open_view(definition).to_slack()}
+        user_id = self.workspace.use_trigger_id(trigger_id)
+        return {"view": self.workspace.open_view(definition, user_id=user_id).to_slack()}
 
     def views_update(self, request: ApiRequest) -> JsonDict:
         self._require_bot(request)
@@ -640,8 +551,12 @@ def create_slack_web_app(
             call.response = {"ok": False, "error": parse_error.error}
         else:
             call.status, call.response = answer(request, call)
+        call.held_for = fault_injector.take_delay(method)
         # Logged once answered, so a reader on another thread never sees a half-filled call.
         request_log.record(call)
+        if call.held_for > 0:
+            # The call has taken effect (and its events are on their way); only the answer waits.
+            await fault_injector.hold(call.held_for)
         return web.json_response(call.response, status=call.status, headers=headers)
 
     def answer(request: web.Request, call: ApiCall) -> tuple[int, JsonDict]:
@@ -664,8 +579,14 @@ def create_slack_web_app(
             return 200, {"ok": False, "error": error.error, **error.extra}
         return 200, {"ok": True, **result}
 
+    async def abandon_held(_app: web.Application) -> None:
+        # Without this the server's shutdown would wait out every held response.
+        fault_injector.abandon_held()
+        fault_injector.clear()
+
     app = web.Application()
     app.router.add_route("*", "/api/{method}", handle)
+    app.on_shutdown.append(abandon_held)
     return app
 
 

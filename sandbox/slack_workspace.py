@@ -1,6 +1,7 @@
 """The in-memory state of a sandbox Slack workspace.
 
-Plain dataclasses for the team, its people, conversations, messages and views, held by a
+Plain dataclasses for the team, its people and user groups, conversations and messages,
+and views (kept by `sandbox.slack_views.ViewStore`), held by a
 `SlackWorkspace` that guards them with one lock: the Web API server mutates the state on
 its event loop while tests and the sandbox CLI read it from other threads. Everything the
 workspace hands out is a deep copy, so a caller can never observe a half-applied change.
@@ -21,23 +22,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-JsonDict = dict[str, Any]
+# Re-exported: the emulator's modules and tests import these from the workspace.
+from sandbox.slack_types import JsonDict as JsonDict
+from sandbox.slack_types import SlackError as SlackError
+from sandbox.slack_views import View as View
+from sandbox.slack_views import ViewStore
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 # Slack's limit on message text; longer posts fail with msg_too_long.
 MAX_TEXT_LENGTH = 40_000
-
-
-class SlackError(Exception):
-    """A Slack error code (``"channel_not_found"``), with optional extra response fields."""
-
-    def __init__(self, error: str, **extra: Any) -> None:
-        super().__init__(error)
-        self.error = error
-        self.extra = extra
 
 
 def format_ts(micros: int) -> str:
@@ -112,6 +108,8 @@ class SlackApp:
         "users:read",
         "users:read.email",
         "assistant:write",
+        "commands",
+        "usergroups:read",
     )
     # Slack gives plain bot-token posts no subtype; "bot_message" is for classic bots and
     # posts that override username/icon. Set this to mark every bot post "bot_message".
@@ -358,41 +356,13 @@ class EphemeralMessage:
 
 
 @dataclass
-class View:
-    id: str
-    team_id: str
-    app_id: str
-    bot_id: str
-    definition: JsonDict  # the view payload as the app sent it
-    hash: str
-    root_view_id: str
-    previous_view_id: str | None = None
-    external_id: str = ""
-    user_id: str | None = None  # whose modal stack or Home tab it is
+class UserGroup:
+    """A user group (Slack's "subteam"), which people @-mention by its handle."""
 
-    def to_slack(self) -> JsonDict:
-        spec = self.definition
-        return {
-            "id": self.id,
-            "team_id": self.team_id,
-            "type": spec.get("type", "modal"),
-            "blocks": copy.deepcopy(spec.get("blocks", [])),
-            "private_metadata": spec.get("private_metadata", ""),
-            "callback_id": spec.get("callback_id", ""),
-            "state": {"values": {}},
-            "hash": self.hash,
-            "title": copy.deepcopy(spec.get("title")),
-            "clear_on_close": bool(spec.get("clear_on_close", False)),
-            "notify_on_close": bool(spec.get("notify_on_close", False)),
-            "close": copy.deepcopy(spec.get("close")),
-            "submit": copy.deepcopy(spec.get("submit")),
-            "previous_view_id": self.previous_view_id,
-            "root_view_id": self.root_view_id,
-            "app_id": self.app_id,
-            "external_id": self.external_id,
-            "app_installed_team_id": self.team_id,
-            "bot_id": self.bot_id,
-        }
+    id: str
+    handle: str
+    name: str
+    users: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -424,6 +394,7 @@ class SlackWorkspace:
         channels: Iterable[Channel],
         *,
         roles: dict[str, str] | None = None,
+        usergroups: Iterable[UserGroup] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.team = team
@@ -432,16 +403,14 @@ class SlackWorkspace:
         self._clock = clock
         self._lock = threading.RLock()
         self._users = {user.id: user for user in users}
+        self._usergroups = {group.id: group for group in usergroups}
         self._channels = {channel.id: channel for channel in channels}
         self._messages: dict[str, dict[str, Message]] = {cid: {} for cid in self._channels}
         self._ephemeral: list[EphemeralMessage] = []
-        self._views: dict[str, View] = {}
-        self._home_views: dict[str, str] = {}
-        self._triggers: dict[str, bool] = {}  # trigger_id -> already used
+        self._views = ViewStore(team_id=team.id, app_id=app.app_id, bot_id=app.bot_id, clock=clock)
         self._oauth_codes: dict[str, _OAuthGrant] = {}
         self._assistant_status: dict[tuple[str, str], str] = {}
         self._last_ts = 0
-        self._view_counter = 0
 
     @classmethod
     def sandbox(
@@ -515,7 +484,10 @@ class SlackWorkspace:
                 Channel(dm_id, "", created, person.id, {person.id, bot.id}, im_user=person.id)
             )
         roles = {"requester": "U0REQUESTER", "approver": "U0APPROVER", "admin": admin}
-        return cls(team, app, [*people, bot], channels, roles=roles, clock=clock)
+        approvers = UserGroup("S0APPROVERS", "approvers", "Approvers", ["U0APPROVER"])
+        return cls(
+            team, app, [*people, bot], channels, roles=roles, usergroups=[approvers], clock=clock
+        )
 
     # -- clock ---------------------------------------------------------------------------
 
@@ -551,6 +523,14 @@ class SlackWorkspace:
     def role(self, name: str) -> User:
         """The person playing a role in the sandbox: "requester", "approver" or "admin"."""
         return self.user(self.roles[name])
+
+    def usergroup_members(self, group_id: str) -> list[str]:
+        """The user IDs in a user group, in the order they were added."""
+        with self._lock:
+            group = self._usergroups.get(group_id)
+            if group is None:
+                raise SlackError("no_such_subteam")
+            return list(group.users)
 
     @property
     def bot_user(self) -> User:
@@ -690,18 +670,23 @@ class SlackWorkspace:
         blocks: list[JsonDict] | None = None,
         attachments: list[JsonDict] | None = None,
         metadata: JsonDict | None = None,
+        replace: bool = False,
     ) -> tuple[Message, Message]:
-        """Edit a message; returns copies of (before, after)."""
+        """Edit a message; returns copies of (before, after).
+
+        Parts left out stay as they were, unless ``replace`` (a response_url's
+        ``replace_original``) makes the new text, blocks and attachments the whole message.
+        """
         if text is not None and len(text) > MAX_TEXT_LENGTH:
             raise SlackError("msg_too_long")
         with self._lock:
             message = self._message(channel, ts)
             before = copy.deepcopy(message)
-            if text is not None:
-                message.text = text
-            if blocks is not None:
+            if text is not None or replace:
+                message.text = text or ""
+            if blocks is not None or replace:
                 message.blocks = _with_block_ids(blocks, ts)
-            if attachments is not None:
+            if attachments is not None or replace:
                 message.attachments = copy.deepcopy(attachments)
             if metadata is not None:
                 message.metadata = copy.deepcopy(metadata)
@@ -807,8 +792,9 @@ class SlackWorkspace:
     ) -> EphemeralMessage:
         with self._lock:
             conversation = self._resolve(channel)
+            ts = self.next_ts()
             message = EphemeralMessage(
-                conversation.id, user, self.next_ts(), text, copy.deepcopy(blocks), thread_ts
+                conversation.id, user, ts, text, _with_block_ids(blocks, ts), thread_ts
             )
             self._ephemeral.append(message)
             return copy.deepcopy(message)
@@ -817,44 +803,47 @@ class SlackWorkspace:
         with self._lock:
             return copy.deepcopy([m for m in self._ephemeral if user is None or m.user == user])
 
+    def ephemeral_message(self, user: str, ts: str) -> EphemeralMessage:
+        with self._lock:
+            return copy.deepcopy(self._find_ephemeral(user, ts))
+
+    def replace_ephemeral(
+        self, user: str, ts: str, *, text: str = "", blocks: list[JsonDict] | None = None
+    ) -> EphemeralMessage:
+        """Replace what someone's ephemeral message says (only a response_url can)."""
+        with self._lock:
+            message = self._find_ephemeral(user, ts)
+            message.text = text
+            message.blocks = _with_block_ids(blocks, ts)
+            return copy.deepcopy(message)
+
+    def delete_ephemeral(self, user: str, ts: str) -> EphemeralMessage:
+        with self._lock:
+            message = self._find_ephemeral(user, ts)
+            self._ephemeral.remove(message)
+            return copy.deepcopy(message)
+
+    def _find_ephemeral(self, user: str, ts: str) -> EphemeralMessage:
+        for message in self._ephemeral:
+            if message.user == user and message.ts == ts:
+                return message
+        raise SlackError("message_not_found")
+
     # -- views -------------------------------------------------------------------------------
 
-    def issue_trigger_id(self) -> str:
-        """A trigger_id as an interaction would carry; views.open accepts each one once."""
-        with self._lock:
-            trigger = (
-                f"{int(self._clock())}.{secrets.randbelow(10**12):012d}.{secrets.token_hex(16)}"
-            )
-            self._triggers[trigger] = False
-            return trigger
+    def issue_trigger_id(self, user_id: str | None = None) -> str:
+        """A trigger_id as an interaction by ``user_id`` carries; views.open accepts it once."""
+        return self._views.issue_trigger_id(user_id)
 
-    def use_trigger_id(self, trigger_id: str) -> None:
-        with self._lock:
-            if trigger_id not in self._triggers:
-                raise SlackError("invalid_trigger_id")
-            if self._triggers[trigger_id]:
-                raise SlackError("exchanged_trigger_id")
-            self._triggers[trigger_id] = True
+    def use_trigger_id(self, trigger_id: str) -> str | None:
+        """Spend a trigger_id; returns the person whose interaction it came from."""
+        return self._views.use_trigger_id(trigger_id)
 
     def open_view(self, definition: JsonDict, *, user_id: str | None = None) -> View:
-        with self._lock:
-            view_id = self._new_view_id()
-            external_id = str(definition.get("external_id", ""))
-            if external_id and any(v.external_id == external_id for v in self._views.values()):
-                raise SlackError("duplicate_external_id")
-            view = View(
-                id=view_id,
-                team_id=self.team.id,
-                app_id=self.app.app_id,
-                bot_id=self.app.bot_id,
-                definition=copy.deepcopy(definition),
-                hash=self._new_view_hash(),
-                root_view_id=view_id,
-                external_id=external_id,
-                user_id=user_id,
-            )
-            self._views[view_id] = view
-            return copy.deepcopy(view)
+        return self._views.open(definition, user_id=user_id)
+
+    def push_view(self, view_id: str, definition: JsonDict) -> View:
+        return self._views.push(view_id, definition)
 
     def update_view(
         self,
@@ -864,58 +853,25 @@ class SlackWorkspace:
         external_id: str | None = None,
         hash: str | None = None,
     ) -> View:
-        with self._lock:
-            view = self._find_view(view_id, external_id)
-            if hash is not None and hash != view.hash:
-                raise SlackError("hash_conflict")
-            view.definition = copy.deepcopy(definition)
-            view.hash = self._new_view_hash()
-            return copy.deepcopy(view)
+        return self._views.update(definition, view_id=view_id, external_id=external_id, hash=hash)
 
     def publish_home(self, user_id: str, definition: JsonDict, *, hash: str | None = None) -> View:
         """Set someone's Home tab, keeping its view ID across publishes like Slack."""
-        with self._lock:
-            if user_id not in self._users:
-                raise SlackError("user_not_found")
-            existing = self._home_views.get(user_id)
-            if existing is not None:
-                current = self._views[existing]
-                if hash is not None and hash != current.hash:
-                    raise SlackError("hash_conflict")
-                current.definition = copy.deepcopy(definition)
-                current.hash = self._new_view_hash()
-                return copy.deepcopy(current)
-            view = self.open_view(definition, user_id=user_id)
-            self._home_views[user_id] = view.id
-            return view
+        self.user(user_id)
+        return self._views.publish_home(user_id, definition, hash=hash)
+
+    def close_view(self, view_id: str, *, whole_stack: bool = False) -> list[View]:
+        return self._views.close(view_id, whole_stack=whole_stack)
 
     def view(self, view_id: str) -> View:
-        with self._lock:
-            return copy.deepcopy(self._find_view(view_id, None))
+        return self._views.get(view_id)
 
     def home_view(self, user_id: str) -> View | None:
-        with self._lock:
-            view_id = self._home_views.get(user_id)
-            return copy.deepcopy(self._views[view_id]) if view_id is not None else None
+        return self._views.home_view(user_id)
 
-    def _find_view(self, view_id: str | None, external_id: str | None) -> View:
-        if view_id:
-            view = self._views.get(view_id)
-        else:
-            view = next(
-                (v for v in self._views.values() if external_id and v.external_id == external_id),
-                None,
-            )
-        if view is None:
-            raise SlackError("not_found")
-        return view
-
-    def _new_view_id(self) -> str:
-        self._view_counter += 1
-        return f"V0SANDBOX{self._view_counter:04d}"
-
-    def _new_view_hash(self) -> str:
-        return f"{int(self._clock())}.{secrets.token_hex(4)}"
+    def last_view(self, user_id: str) -> View | None:
+        """The modal on top of someone's screen, if any is open."""
+        return self._views.last_modal(user_id)
 
     # -- assistant threads -------------------------------------------------------------------
 
