@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -240,14 +241,12 @@ async def _resume(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -
 async def _change_settings(
     pool: AsyncPool, tenant_id: int, user: str, column: str, value: object
 ) -> None:
-    # The column names come from this module, never from the command text.
-    assert column in ("approval_channel_id", "four_eyes", "paused")
+    query = sql.SQL(
+        """INSERT INTO tenant_settings (tenant_id, {column}) VALUES (%s, %s)
+           ON CONFLICT (tenant_id) DO UPDATE SET {column} = EXCLUDED.{column}, updated_at = now()"""
+    ).format(column=sql.Identifier(column))
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            f"""INSERT INTO tenant_settings (tenant_id, {column}) VALUES (%s, %s)
-                ON CONFLICT (tenant_id) DO UPDATE SET {column} = EXCLUDED.{column}, updated_at = now()""",
-            (tenant_id, value),
-        )
+        await conn.execute(query, (tenant_id, value))
         await _audit_change(conn, tenant_id, user, f"settings.{column}", str(value))
 
 
