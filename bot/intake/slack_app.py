@@ -42,6 +42,8 @@ BOT_SCOPES = [
     "usergroups:read",  # approvers may be given as a user group
     "commands",
 ]
+# The Events API events the app listens to; the Slack app manifest must subscribe to them.
+SUBSCRIBED_EVENTS = ("app_mention", "message", "reaction_added", "reaction_removed")
 # Message subtypes that are a person writing; edits, deletions, joins and bot posts are not.
 PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
@@ -85,7 +87,6 @@ def build_slack_app(
             retry_count=_retry_num(request),
         )
 
-    @app.event("app_mention")
     async def on_mention(
         body: dict[str, Any],
         event: dict[str, Any],
@@ -96,7 +97,6 @@ def build_slack_app(
             return  # another bot mentioning us: answering would start a bot-to-bot loop
         await record(body, context, request, "app_mention")
 
-    @app.event("message")
     async def on_message(
         body: dict[str, Any],
         event: dict[str, Any],
@@ -112,8 +112,6 @@ def build_slack_app(
             # An approver's edited text or rejection reason.
             await record(body, context, request, "approval_reply")
 
-    @app.event("reaction_added")
-    @app.event("reaction_removed")
     async def on_reaction(
         body: dict[str, Any],
         event: dict[str, Any],
@@ -123,6 +121,16 @@ def build_slack_app(
         emoji = event.get("reaction", "").split("::")[0]
         if emoji in EMOJI_DECISIONS and event.get("user") != context.bot_user_id:
             await record(body, context, request, event["type"])
+
+    listeners = {
+        "app_mention": on_mention,
+        "message": on_message,
+        "reaction_added": on_reaction,
+        "reaction_removed": on_reaction,
+    }
+    assert set(listeners) == set(SUBSCRIBED_EVENTS)
+    for event_type, listener in listeners.items():
+        app.event(event_type)(listener)
 
     @app.action(re.compile(f"^({BUTTON_APPROVE}|{BUTTON_REJECT})$"))
     async def on_review_button(
