@@ -22,6 +22,7 @@ COMMANDS = {
     "migrate": "bot.commands.migrate",
     "serve": "bot.commands.serve",
     "worker": "bot.commands.worker",
+    "smtp": "bot.commands.smtp",
 }
 
 

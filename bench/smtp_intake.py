@@ -1,0 +1,514 @@
+"""SMTP intake benchmark: messages per second `chatops smtp` accepts, durably, beside a
+bare aiosmtpd server that throws each message away, on this machine.
+
+    .venv/bin/python bench/smtp_intake.py [--seconds 10] [--connections 8] [--size 10240]
+
+Each target gets the same closed-loop load: N client connections (8 by default), each
+sending 10 KB messages back to back (MAIL, RCPT, DATA), in short rounds alternating
+between the two targets. Reported per target: messages
+accepted per second, and the time from the end of DATA (the final dot written) to the
+250 read (p50/p95/p99). For `chatops smtp` the 250 means the message is committed to
+Postgres; afterwards the bench checks that every accepted message is stored.
+
+Postgres: BENCH_DATABASE_URL if set, else an embedded server in a temporary directory;
+a fresh database either way, dropped at the end. Redis: BENCH_REDIS_URL, else
+127.0.0.1:6379 database 14, under a namespace whose keys are deleted at the end. Both
+servers run as child processes; the load generator runs in this process. Writes the
+table to bench/results/smtp_intake.txt as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from types import FrameType
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: import the product from the repository
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
+
+from bot.migrate import apply_migrations  # noqa: E402
+from sandbox.embedded_postgres import start_embedded_postgres  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "smtp_intake.txt"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+START_TIMEOUT = 30.0  # s for a server to accept connections
+WARMUP_MESSAGES = 10  # per connection, sent before each measured round and not counted
+ROUNDS = 5  # alternating rounds per target
+AIM_RATIO = 0.40  # of the bare server's rate, with durability
+SENDER = "load@bench.example"
+INBOX_DOMAIN = "bench-intake.example"
+# Generous enough that the limiter never throttles the benchmark's single client IP.
+UNTHROTTLED = {
+    "SMTP_MAX_CONNECTIONS_PER_CLIENT": "1000",
+    "SMTP_CONNECTIONS_PER_CLIENT_PER_MINUTE": "1000000",
+    "SMTP_MESSAGES_PER_CLIENT_PER_MINUTE": "100000000",
+}
+
+
+@dataclass
+class LoadResult:
+    accepted: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="SMTP intake benchmark")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load (10)")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent clients (8)")
+    parser.add_argument("--size", type=int, default=10 * 1024, help="message bytes (10240)")
+    parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server is None and not (
+        0 < args.seconds <= 120 and 1 <= args.connections <= 64 and 1024 <= args.size <= 10**7
+    ):
+        parser.error("keep to seconds 0-120, connections 1-64 and size 1 KB-10 MB")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if args.bare_server is not None:
+        serve_bare(args.bare_server)
+        return 0
+    signal.signal(signal.SIGTERM, _interrupt)  # cleanup runs on `kill` as on Ctrl-C
+    started = time.monotonic()
+    machine = machine_facts()  # before anything starts, so the load average is others'
+    try:
+        with ExitStack() as stack:
+            lines = run(stack, args, machine)
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    lines.append(f"(whole run {time.monotonic() - started:.0f} s)")
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    return 0
+
+
+def run(stack: ExitStack, args: argparse.Namespace, machine: str) -> list[str]:
+    workdir = stack.enter_context(_temporary_directory())
+    server_url = stack.enter_context(_postgres_server(workdir))
+    database_url = stack.enter_context(_fresh_database(server_url))
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    namespace = stack.enter_context(_redis_namespace(redis_url))
+    inbox = _bench_tenant(database_url)
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "QUEUE_NAMESPACE": namespace,
+        "SLACK_SIGNING_SECRET": "unused-by-smtp",
+        "LOG_LEVEL": "info",
+        **UNTHROTTLED,
+    }
+    ours_port = stack.enter_context(_chatops_smtp(env, workdir / "smtp.log"))
+    bare_port = stack.enter_context(_bare_server(workdir / "bare.log"))
+    messages = _MessageFactory(inbox, args.size)
+
+    ours, bare = LoadResult(), LoadResult()
+    # Alternating short rounds: on a shared machine, load from other processes drifts
+    # over a run, and back-to-back runs would hand one target the quieter minutes.
+    for _ in range(ROUNDS):
+        for port, result in ((ours_port, ours), (bare_port, bare)):
+            asyncio.run(
+                load(port, inbox, messages, args.connections, args.seconds / ROUNDS, result)
+            )
+    stored = _stored(database_url)
+    expected = ours.accepted + ROUNDS * WARMUP_MESSAGES * args.connections
+    return report(args, machine, ours, bare, stored, expected)
+
+
+# --- load ------------------------------------------------------------------------------
+
+
+class _MessageFactory:
+    """Realistic 10 KB plain-text messages, each with its own Message-ID."""
+
+    def __init__(self, inbox: str, size: int) -> None:
+        self.inbox = inbox
+        self.size = size
+        self.count = 0
+
+    def next(self) -> bytes:
+        self.count += 1
+        headers = (
+            f"From: Load Generator <{SENDER}>\r\n"
+            f"To: {self.inbox}\r\n"
+            f"Subject: Order question {self.count}\r\n"
+            f"Message-ID: <{uuid.uuid4().hex}@bench.example>\r\n"
+            "Date: Mon, 03 Jun 2024 10:00:00 +0000\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        ).encode()
+        line = b"Hello, I have a question about my order and the invoice that came with it.\r\n"
+        body = line * ((self.size - len(headers)) // len(line) + 1)
+        return (headers + body)[: self.size - 2] + b"\r\n"
+
+
+async def load(
+    port: int,
+    inbox: str,
+    messages: _MessageFactory,
+    connections: int,
+    seconds: float,
+    result: LoadResult,
+) -> None:
+    """One round: warm-up, then `seconds` of closed-loop load, added to `result`."""
+    clients = [await _Client.open(port) for _ in range(connections)]
+    try:
+        await asyncio.gather(*(c.send_many(inbox, messages, WARMUP_MESSAGES) for c in clients))
+        deadline = time.monotonic() + seconds
+        started = time.monotonic()
+        await asyncio.gather(*(c.send_until(inbox, messages, deadline, result) for c in clients))
+        result.seconds += time.monotonic() - started
+    finally:
+        for client in clients:
+            await client.close()
+
+
+class _Client:
+    """A minimal SMTP client on raw streams: little overhead, and exact timing of the
+    final dot."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        await client._reply("220")
+        await client._command(b"EHLO bench.example", "250")
+        return client
+
+    async def send_many(self, inbox: str, messages: _MessageFactory, count: int) -> None:
+        for _ in range(count):
+            code, _ = await self._transaction(inbox, messages.next())
+            if code != "250":
+                raise RuntimeError(f"warm-up message refused with {code}")
+
+    async def send_until(
+        self, inbox: str, messages: _MessageFactory, deadline: float, result: LoadResult
+    ) -> None:
+        while time.monotonic() < deadline:
+            code, latency = await self._transaction(inbox, messages.next())
+            if code == "250":
+                result.accepted += 1
+                result.latencies_ms.append(latency * 1000)
+            else:
+                result.refused[code] = result.refused.get(code, 0) + 1
+
+    async def _transaction(self, inbox: str, data: bytes) -> tuple[str, float]:
+        await self._command(f"MAIL FROM:<{SENDER}> SIZE={len(data)}".encode(), "250")
+        await self._command(f"RCPT TO:<{inbox}>".encode(), "250")
+        await self._command(b"DATA", "354")
+        self.writer.write(data + b".\r\n")
+        await self.writer.drain()
+        sent = time.perf_counter()
+        code, _ = await self._reply(None)
+        return code, time.perf_counter() - sent
+
+    async def _command(self, line: bytes, expect: str) -> None:
+        self.writer.write(line + b"\r\n")
+        await self.writer.drain()
+        await self._reply(expect)
+
+    async def _reply(self, expect: str | None) -> tuple[str, str]:
+        while True:
+            line = (await self.reader.readline()).decode(errors="replace")
+            if not line:
+                raise ConnectionError("server closed the connection")
+            if line[3:4] != "-":
+                break
+        code = line[:3]
+        if expect is not None and code != expect:
+            raise RuntimeError(f"expected {expect}, got {line.strip()}")
+        return code, line
+
+    async def close(self) -> None:
+        try:
+            self.writer.write(b"QUIT\r\n")
+            await self.writer.drain()
+        except ConnectionError:
+            pass
+        self.writer.close()
+
+
+# --- the bare server ---------------------------------------------------------------------
+
+
+def serve_bare(port: int) -> None:
+    """aiosmtpd with the listener's protocol options and a handler that discards."""
+    from aiosmtpd.smtp import SMTP, Envelope, Session
+
+    class Discard:
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+            return "250 2.0.0 OK: discarded"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(
+                Discard(),
+                data_size_limit=25 * 1024 * 1024,
+                enable_SMTPUTF8=True,
+                hostname="bare",
+                ident="bare-aiosmtpd",
+            ),
+            "127.0.0.1",
+            port,
+        )
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        print("bare.ready", flush=True)
+        await stop.wait()
+        server.close()
+
+    asyncio.run(main())
+
+
+# --- environment ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _temporary_directory() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="chatops-bench-smtp-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _postgres_server(workdir: Path) -> Iterator[str]:
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url:
+        yield url
+        return
+    url, server = start_embedded_postgres(workdir / "postgres")
+    try:
+        yield url
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def _fresh_database(server_url: str) -> Iterator[str]:
+    name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    try:
+        apply_migrations(url)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _redis_namespace(url: str) -> Iterator[str]:
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"no Redis answers at {url} (set BENCH_REDIS_URL): {exc}") from None
+    namespace = f"chatops-bench-smtp-{uuid.uuid4().hex[:10]}"
+    try:
+        yield namespace
+    finally:
+        keys = list(client.scan_iter(f"{namespace}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def _bench_tenant(database_url: str) -> str:
+    from connectors.email.inboxes import add_inbox
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("INSERT INTO tenants (name) VALUES ('bench') RETURNING id").fetchone()
+        assert row is not None
+        inbox = f"help@{INBOX_DOMAIN}"
+        add_inbox(conn, row[0], inbox)  # type: ignore[arg-type]  # tuple rows suffice here
+    return inbox
+
+
+@contextmanager
+def _chatops_smtp(env: dict[str, str], log_path: Path) -> Iterator[int]:
+    port = _free_port()
+    command = [sys.executable, "-m", "bot.cli", "smtp", "--port", str(port)]
+    with _child(command, {**os.environ, **env}, log_path, port):
+        yield port
+
+
+@contextmanager
+def _bare_server(log_path: Path) -> Iterator[int]:
+    port = _free_port()
+    command = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)]
+    with _child(command, dict(os.environ), log_path, port):
+        yield port
+
+
+@contextmanager
+def _child(command: list[str], env: dict[str, str], log_path: Path, port: int) -> Iterator[None]:
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for_port(process, port, log_path)
+        yield
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _wait_for_port(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited:\n{log_path.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{process.args} did not start listening")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _stored(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT status, count(*) FROM inbound_requests WHERE source = 'email' GROUP BY status"
+        ).fetchall()
+    return {status: count for status, count in rows}
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def report(
+    args: argparse.Namespace,
+    machine: str,
+    ours: LoadResult,
+    bare: LoadResult,
+    stored: dict[str, int],
+    expected: int,
+) -> list[str]:
+    ratio = ours.rate / bare.rate if bare.rate else 0.0
+    total_stored = sum(stored.values())
+    lines = [
+        f"chatops-agent SMTP intake benchmark, {_now()}",
+        f"machine: {machine}",
+        f"setup: {args.connections} client connections on 127.0.0.1, closed loop, "
+        f"{args.size}-byte plain-text messages, {args.seconds:.0f} s per target in "
+        f"{ROUNDS} alternating rounds; "
+        "embedded/own Postgres, local Redis; servers in child processes, load generator "
+        "in the bench process (all on the same cores)",
+        "",
+        "Messages accepted (250), and DATA end -> 250 in ms",
+        f"{'target':<26}{'accepted':>9}{'msg/s':>9}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}"
+        f"{'refused':>9}",
+        "-" * 85,
+        _row("chatops smtp (durable)", ours),
+        _row("bare aiosmtpd (discards)", bare),
+        f"rate ratio chatops / bare: {ratio:.0%}",
+        f"stored after the run: {total_stored} rows ({_counts(stored)}) for {expected} accepted"
+        f" (incl. {ROUNDS * WARMUP_MESSAGES * args.connections} warm-up)",
+        "",
+        "Aims",
+        _aim(
+            ratio >= AIM_RATIO,
+            f"at least {AIM_RATIO:.0%} of the bare handler's rate, with durability: {ratio:.0%}",
+        ),
+        _aim(total_stored == expected, f"every 250 stored: {total_stored} of {expected}"),
+    ]
+    return lines
+
+
+def _row(name: str, result: LoadResult) -> str:
+    values = sorted(result.latencies_ms)
+    refused = sum(result.refused.values())
+    return (
+        f"{name:<26}{result.accepted:>9}{result.rate:>9.1f}{_pct(values, 50):>8.1f}"
+        f"{_pct(values, 95):>8.1f}{_pct(values, 99):>8.1f}{(values[-1] if values else 0):>8.1f}"
+        f"{refused:>9}"
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    index = min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))
+    return values[index]
+
+
+def _counts(stored: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(stored.items())) or "none"
+
+
+def _aim(ok: bool, text: str) -> str:
+    return f"{'PASS' if ok else 'MISS'}  {text}"
+
+
+def machine_facts() -> str:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({platform.system()} {platform.machine()}, load avg at start"
+        f" {load}), Python {platform.python_version()}, aiosmtpd {version('aiosmtpd')},"
+        f" psycopg {version('psycopg')}"
+    )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

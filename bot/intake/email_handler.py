@@ -1,0 +1,170 @@
+"""The SMTP listener's decisions: who may send, to which inboxes, and when `250` is earned.
+
+aiosmtpd calls the `handle_*` hooks. RCPT TO is looked up in the tenants' inboxes
+(unknown: 550, before any data is taken). At the end of DATA the message is parsed, then
+stored for every tenant it reaches, in one statement each, and only then answered `250`:
+a 250 is a promise. Postgres unreachable or slow means `451` and the sending server
+retries later. Requests to answer are queued after the 250 (email_queue.py); if Redis is
+down they stay 'received' and the sweeper queues them later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bot.db import AsyncPool
+from bot.intake.email_limits import ClientLimits
+from bot.intake.email_queue import RequestQueuer
+from bot.intake.email_routes import RouteCache
+from bot.intake.email_store import StoredEmail, store_email
+from connectors.email.inboxes import InboxRoute
+from connectors.email.loops import never_answer
+from connectors.email.parse import ParsedEmail, ParseLimits, parse_email, unparseable
+
+log = structlog.get_logger(__name__)
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
+TOO_MANY_MESSAGES = "450 4.7.1 Too many messages from your address, please try again later"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+ACCEPTED = "250 2.0.0 OK: message stored"
+EMAIL_KIND = "email"  # inbound_requests.kind of every email request
+# Smaller messages are parsed on the event loop (about a millisecond for 10 KB): handing
+# them to a thread costs more than it saves.
+INLINE_PARSE_BYTES = 128 * 1024
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    parse_limits: ParseLimits
+    db_timeout: float  # seconds for one lookup or store before answering 451
+    max_recipients: int = 100
+
+
+class RoutedEnvelope(Envelope):
+    """An envelope that remembers which inbox each accepted recipient reached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes: list[InboxRoute] = []
+
+
+def client_address(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer)
+
+
+class EmailIntake:
+    """The aiosmtpd handler: routing, limits, durable storage before `250`."""
+
+    def __init__(
+        self,
+        pool: AsyncPool,
+        enqueue: Callable[[int, str], None],
+        limits: ClientLimits,
+        config: IntakeConfig,
+    ) -> None:
+        self.pool = pool
+        self.limits = limits
+        self.config = config
+        self.routes = RouteCache(pool, timeout=config.db_timeout)
+        self.queuer = RequestQueuer(pool, enqueue, kind=EMAIL_KIND, timeout=config.db_timeout)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        # Relays that authenticated deliver many people's mail; they are not throttled.
+        if not session.authenticated and not self.limits.admit_message(client_address(session)):
+            log.warning("smtp.message_rate_limited", client=client_address(session))
+            return TOO_MANY_MESSAGES
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        assert isinstance(envelope, RoutedEnvelope)
+        if len(envelope.rcpt_tos) >= self.config.max_recipients:
+            return TOO_MANY_RECIPIENTS
+        try:
+            route = await self.routes.route(address)
+        except Exception as exc:
+            log.error("smtp.lookup_failed", error=type(exc).__name__)
+            return TEMPORARY_FAILURE
+        if route is None:
+            log.info("smtp.unknown_recipient", client=client_address(session))
+            return f"550 5.1.1 <{address}>: no such inbox here"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        envelope.routes.append(route)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope, RoutedEnvelope)
+        raw = envelope.original_content
+        if not isinstance(raw, bytes):
+            raw = bytes(raw or b"")
+        try:
+            if len(raw) <= INLINE_PARSE_BYTES:
+                mail = parse_email(raw, self.config.parse_limits)
+            else:
+                # Big mail takes long to parse (attachments, PDFs); a thread keeps other
+                # sessions' commands flowing meanwhile.
+                mail = await asyncio.to_thread(parse_email, raw, self.config.parse_limits)
+        except Exception as exc:  # parse_email records damage itself; this is a bug's net
+            log.exception("email.parse_crashed", size=len(raw))
+            mail = unparseable(raw, f"parser crashed: {type(exc).__name__}")
+        try:
+            stored = await self._store(raw, mail, envelope)
+        except Exception as exc:
+            # Nothing was committed for the tenant that failed (one statement each); any
+            # tenant stored before it turns the sender's retry into a no-op.
+            log.error("smtp.store_failed", error=type(exc).__name__, size=len(raw))
+            return TEMPORARY_FAILURE
+        for item in stored:
+            log.info(
+                "email.received",
+                request_id=item.request_id,
+                conversation_id=item.conversation_id,
+                status=item.status if item.request_id else "duplicate",
+                size=len(raw),
+            )
+            if item.request_id is not None and item.status == "received":
+                self.queuer.submit(item.request_id)
+        return ACCEPTED
+
+    async def _store(
+        self, raw: bytes, mail: ParsedEmail, envelope: RoutedEnvelope
+    ) -> list[StoredEmail]:
+        by_tenant: dict[int, list[InboxRoute]] = {}
+        for route in envelope.routes:
+            by_tenant.setdefault(route.tenant_id, []).append(route)
+        envelope_from = envelope.mail_from or ""
+        stored = []
+        async with asyncio.timeout(self.config.db_timeout):
+            async with self.pool.connection(timeout=self.config.db_timeout) as conn:
+                for tenant_id, routes in by_tenant.items():
+                    recipients = [r.recipient for r in routes]
+                    verdict = never_answer(
+                        mail, envelope_from=envelope_from, own_addresses=recipients
+                    )
+                    stored.append(
+                        await store_email(
+                            conn,
+                            tenant_id=tenant_id,
+                            raw=raw,
+                            mail=mail,
+                            inbox=recipients[0],
+                            envelope_from="" if envelope_from == "<>" else envelope_from,
+                            envelope_to=recipients,
+                            verdict=verdict,
+                        )
+                    )
+        return stored

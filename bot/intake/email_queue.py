@@ -1,0 +1,80 @@
+"""Queue stored email requests for the agent after their 250, in small batches.
+
+The 250 never waits for Redis: requests are handed here and queued within tens of
+milliseconds, a batch per thread hand-off and one status update (one commit) per batch.
+If Redis or Postgres fails, the requests stay 'received' and the listener's sweeper
+queues them later; a request queued twice is harmless, as the worker skips finished ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
+
+from bot.db import AsyncPool
+
+log = structlog.get_logger(__name__)
+
+# Seconds a batch may fill after its first request: invisible next to an agent run, and
+# under load it turns a commit per message into a commit per batch.
+BATCH_WAIT = 0.025
+MAX_BATCH = 200  # requests per batch
+
+
+class RequestQueuer:
+    def __init__(
+        self, pool: AsyncPool, enqueue: Callable[[int, str], None], *, kind: str, timeout: float
+    ) -> None:
+        self.pool = pool
+        self.enqueue = enqueue
+        self.kind = kind
+        self.timeout = timeout
+        self._pending: asyncio.Queue[int] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def submit(self, request_id: int) -> None:
+        self._pending.put_nowait(request_id)
+
+    async def close(self, timeout: float) -> None:
+        """Queue what is pending (for at most `timeout` seconds), then stop."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._pending.join()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            await asyncio.sleep(BATCH_WAIT)
+            while not self._pending.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._pending.get_nowait())
+            try:
+                await self._queue(batch)
+            except Exception:
+                log.exception("email.enqueue_failed", request_ids=batch)
+            finally:
+                for _ in batch:
+                    self._pending.task_done()
+
+    async def _queue(self, batch: list[int]) -> None:
+        def send_all() -> None:
+            for request_id in batch:
+                self.enqueue(request_id, self.kind)
+
+        # The broker client is blocking; a thread keeps the event loop free.
+        await asyncio.to_thread(send_all)
+        async with self.pool.connection(timeout=self.timeout) as conn:
+            await conn.execute(
+                "UPDATE inbound_requests SET status = 'queued', queued_at = now()"
+                " WHERE id = ANY(%s) AND status = 'received'",
+                (batch,),
+            )

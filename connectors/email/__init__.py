@@ -1,0 +1,1 @@
+"""The email channel: parsing, threading, loop protection and outbound senders."""

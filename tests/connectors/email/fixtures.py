@@ -1,0 +1,70 @@
+"""The email tests' fixtures, loaded by `pytest_plugins = ["tests.connectors.email.fixtures"]`.
+
+Their own database: the Slack stack's sweeper and worker, which share the session
+database, never see their requests. It gets the foundation and the email migration
+only: the email channel depends on nothing else, and the tests stay independent of
+migrations other issues are still writing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from bot.migrate import MIGRATIONS_DIR, apply_migrations
+from tests.conftest import create_database, drop_database
+from tests.connectors.email.support import (
+    DB,
+    RELAXED_LIMITS,
+    RunningListener,
+    Tenant,
+    email_settings,
+    make_tenant,
+    start_listener,
+)
+
+EMAIL_MIGRATIONS = ("0001_foundation.sql", "0005_email.sql")
+
+
+@pytest.fixture(scope="session")
+def email_database_url(
+    postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("email-migrations")
+    for name in EMAIL_MIGRATIONS:
+        shutil.copy(MIGRATIONS_DIR / name, directory / name)
+    url = create_database(postgres_server_url, prefix="chatops_email")
+    apply_migrations(url, directory)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_server_url, url)
+
+
+@pytest.fixture
+def email_db(email_database_url: str) -> Iterator[DB]:
+    with psycopg.connect(email_database_url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture
+def email_tenant(email_db: DB) -> Tenant:
+    return make_tenant(email_db)
+
+
+@pytest.fixture
+def smtp_listener(
+    email_database_url: str, redis_url: str, queue_namespace: str
+) -> Iterator[RunningListener]:
+    settings = email_settings(
+        email_database_url, redis_url, f"{queue_namespace}-email", **RELAXED_LIMITS
+    )
+    running = start_listener(settings)
+    try:
+        yield running
+    finally:
+        running.stop()
