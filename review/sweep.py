@@ -118,8 +118,7 @@ def _remind(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
 
 def _expire(conn: actions.Conn, client_for: Callable[[str], WebClient], now: datetime) -> int:
     rows = conn.execute(
-        OPEN_ACTIONS
-        + "WHERE a.status = 'pending' AND a.expires_at <= %s ORDER BY a.id LIMIT %s",
+        OPEN_ACTIONS + "WHERE a.status = 'pending' AND a.expires_at <= %s ORDER BY a.id LIMIT %s",
         (now, BATCH),
     ).fetchall()
     expired = 0
