@@ -15,9 +15,8 @@ from typing import Any
 
 import structlog
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from bot.agent.tools import ActionContext, ToolRegistry
+from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
 from review import actions, tenant_settings
 from review.slack_posts import refresh_approval_message, tell_requester
 
@@ -102,12 +101,11 @@ def _run(
     if result is None:
         try:
             result = tool.run(context, arguments, key)
-        except SlackApiError as exc:
-            error = exc.response.get("error", "unknown")
-            if error in TRANSIENT_SLACK_ERRORS:
-                raise  # still 'executing': the retry reconciles first
-            _fail(conn, client, row, f"Slack said {error}")
+        except ActionRefused as exc:
+            _fail(conn, client, row, str(exc))
             return
+        # Anything else propagates: the action stays 'executing' and Dramatiq's retry
+        # reconciles before it calls again.
     done = actions.transition(
         conn,
         row,

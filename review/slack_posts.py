@@ -23,12 +23,14 @@ OUTCOME_EVENT_TYPE = "chatops_outcome"
 HISTORY_SCAN = 200  # messages searched for an approval request we may have posted
 
 
-def thread_of(conn: actions.Conn, action: actions.Row) -> tuple[str, str]:
+def thread_of(conn: actions.Conn, action: actions.Row) -> tuple[str, str] | None:
+    """The Slack thread the action was asked for in; None for an email conversation."""
     row = conn.execute(
         "SELECT slack_channel_id, slack_thread_ts FROM conversations WHERE id = %s AND tenant_id = %s",
         (action["conversation_id"], action["tenant_id"]),
     ).fetchone()
-    assert row is not None
+    if row is None or not row["slack_channel_id"]:
+        return None
     return row["slack_channel_id"], row["slack_thread_ts"]
 
 
@@ -82,8 +84,14 @@ def refresh_approval_message(conn: actions.Conn, client: WebClient, action: acti
 def tell_requester(
     conn: actions.Conn, client: WebClient, action: actions.Row, outcome: str, text: str
 ) -> None:
-    """Post the outcome in the requesting thread, once per action and outcome."""
-    channel, thread_ts = thread_of(conn, action)
+    """Post the outcome in the requesting thread, once per action and outcome. An action
+    asked for by email has no Slack thread; its outcome goes in the approval thread."""
+    thread = thread_of(conn, action) or (
+        (action["approval_channel_id"], action["approval_ts"]) if action["approval_ts"] else None
+    )
+    if thread is None:
+        return
+    channel, thread_ts = thread
     marker = f"{action['id']}:{outcome}"
     for message in (
         client.conversations_replies(
@@ -118,7 +126,10 @@ def tell_privately(client: WebClient, channel: str, user: str, text: str) -> Non
 
 
 def _thread_link(conn: actions.Conn, client: WebClient, action: actions.Row) -> str | None:
-    channel, thread_ts = thread_of(conn, action)
+    thread = thread_of(conn, action)
+    if thread is None:
+        return None
+    channel, thread_ts = thread
     try:
         link: str = client.chat_getPermalink(channel=channel, message_ts=thread_ts)["permalink"]
         return link

@@ -25,6 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.migrate import apply_migrations
 from sandbox.embedded_postgres import start_embedded_postgres
+from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
 from tests.support.stack import Stack, product_env, start_stack
@@ -166,6 +167,14 @@ def slack() -> Iterator[SlackEmulator]:
 
 
 @pytest.fixture(scope="session")
+def mail_outbox() -> Iterator[MailSink]:
+    """Where the agent's approved emails are delivered: a local SMTP server."""
+    sink = MailSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
 def stack(
     database_url: str,
     redis_url: str,
@@ -173,6 +182,7 @@ def stack(
     slack: SlackEmulator,
     llm_primary: OpenAIEmulator,
     llm_fallback: OpenAIEmulator,
+    mail_outbox: MailSink,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """`chatops serve` and `chatops worker` as child processes, wired to the emulators."""
@@ -184,6 +194,11 @@ def stack(
         llm_primary=llm_primary,
         llm_fallback=llm_fallback,
     )
+    env |= {
+        "SMTP_RELAY_HOST": "127.0.0.1",
+        "SMTP_RELAY_PORT": str(mail_outbox.port),
+        "SMTP_RELAY_SECURITY": "none",
+    }
     running = start_stack(slack, env, tmp_path_factory.mktemp("logs"))
     yield running
     running.stop()

@@ -9,27 +9,21 @@ reply message, found again by its metadata if the worker died right after postin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import structlog
 from psycopg import Connection
 from psycopg.types.json import Jsonb
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.agent.knowledge import Retriever
+from bot.agent.answer_email import answer_email
 from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
 from bot.agent.prompts import Example, Turn
+from bot.agent.runs import WorkerDeps, mark_failed, start_run, usage_recorder
 from bot.agent.steps import StepLog
-from bot.agent.tools import ActionContext, ToolRegistry
-from bot.db import Pool
-from bot.llm.pricing import cost_usd
-from bot.llm.providers import CallRecord
-from bot.llm.structured import StructuredLLM
+from bot.agent.tools import ActionContext
 from connectors.slack.threads import SlackThread
 from review import feedback, tenant_settings
 from review.pending import announce_pending_actions
@@ -67,17 +61,6 @@ class RequestBusy(Exception):
     """Another worker holds this request; Dramatiq retries it later."""
 
 
-@dataclass(frozen=True)
-class WorkerDeps:
-    pool: Pool
-    llm: StructuredLLM | None
-    retriever: Retriever
-    tools: ToolRegistry
-    slack_client: Callable[[str], WebClient]  # bot token -> client
-    max_steps: int
-    prices: dict[str, tuple[Decimal, Decimal]]
-
-
 def run_request(deps: WorkerDeps, request_id: int) -> None:
     with deps.pool.connection() as conn, _request_lock(conn, request_id):
         _run_locked(conn, deps, request_id, failed_reason=None)
@@ -112,7 +95,7 @@ def _run_locked(
     request = conn.execute(
         """SELECT r.*, i.bot_token, i.bot_user_id, i.bot_id
            FROM inbound_requests r
-           JOIN slack_installations i ON i.tenant_id = r.tenant_id
+           LEFT JOIN slack_installations i ON i.tenant_id = r.tenant_id
            WHERE r.id = %s""",
         (request_id,),
     ).fetchone()
@@ -121,6 +104,14 @@ def _run_locked(
         return
     if request["status"] in ("done", "failed", "ignored"):
         log.info("request.already_finished", request_id=request_id, status=request["status"])
+        return
+    if request["bot_token"] is None:
+        # Answers and approvals happen in Slack; without a workspace nobody could see them.
+        log.error("request.no_slack_workspace", request_id=request_id)
+        mark_failed(conn, request_id, "this tenant has no Slack workspace to review answers in")
+        return
+    if request["source"] == "email":
+        answer_email(conn, deps, request, failed_reason)
         return
     tenant_id: int = request["tenant_id"]
     event = request["payload"]["event"]
@@ -136,7 +127,7 @@ def _run_locked(
             thread_ts=event.get("thread_ts") or event["ts"],
         )
         conversation_id = _conversation(conn, tenant_id, thread)
-        run = _start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
+        run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
         structlog.contextvars.bind_contextvars(run_id=run["id"])
         reply_ts = _ensure_reply_message(conn, thread, run)
 
@@ -166,7 +157,7 @@ def _run_locked(
                 retriever=deps.retriever,
                 tools=toolbox,
                 steps=StepLog.load(conn, run["id"], tenant_id, deps.max_steps),
-                on_call=_usage_recorder(conn, tenant_id, run["id"], deps.prices),
+                on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices),
             )
             note = announce_pending_actions(conn, thread.client, settings, run["id"])
             if note:
@@ -186,27 +177,6 @@ def _run_locked(
         structlog.contextvars.unbind_contextvars("tenant_id", "request_id", "run_id")
 
 
-def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> None:
-    """The request could not be answered; keep why, for admins and the audit trail."""
-    row = conn.execute(
-        """UPDATE inbound_requests SET status = 'failed', error = %s, finished_at = now()
-           WHERE id = %s RETURNING tenant_id""",
-        (reason, request_id),
-    ).fetchone()
-    if row is None:
-        return
-    conn.execute(
-        "UPDATE agent_runs SET status = 'failed', error = %s, finished_at = now()"
-        " WHERE request_id = %s AND tenant_id = %s AND status = 'running'",
-        (reason, request_id, row["tenant_id"]),
-    )
-    conn.execute(
-        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-           VALUES (%s, 'agent', 'request.failed', %s, %s)""",
-        (row["tenant_id"], str(request_id), Jsonb({"reason": reason})),
-    )
-
-
 def _conversation(conn: Connection[dict[str, Any]], tenant_id: int, thread: SlackThread) -> int:
     row = conn.execute(
         """INSERT INTO conversations
@@ -220,26 +190,6 @@ def _conversation(conn: Connection[dict[str, Any]], tenant_id: int, thread: Slac
     assert row is not None
     conversation_id: int = row["id"]
     return conversation_id
-
-
-def _start_run(
-    conn: Connection[dict[str, Any]],
-    tenant_id: int,
-    conversation_id: int,
-    request_id: int,
-    has_llm: bool,
-) -> dict[str, Any]:
-    row = conn.execute(
-        """INSERT INTO agent_runs (tenant_id, conversation_id, request_id, mode, attempts)
-           VALUES (%s, %s, %s, %s, 1)
-           ON CONFLICT (request_id) DO UPDATE SET attempts = agent_runs.attempts + 1
-           RETURNING *""",
-        (tenant_id, conversation_id, request_id, "llm" if has_llm else "offline"),
-    ).fetchone()
-    assert row is not None
-    if row["attempts"] > 1:
-        log.info("run.resumed", attempt=row["attempts"])
-    return row
 
 
 def _ensure_reply_message(
@@ -272,33 +222,6 @@ def _history(thread: SlackThread, *, before_ts: str, bot_ids: set[str]) -> list[
         role = "assistant" if message.bot_id in bot_ids else "user"
         turns.append({"role": role, "content": MENTION.sub("", message.text).strip()})
     return turns[-HISTORY_TURNS:]
-
-
-def _usage_recorder(
-    conn: Connection[dict[str, Any]],
-    tenant_id: int,
-    run_id: int,
-    prices: dict[str, tuple[Decimal, Decimal]],
-) -> Callable[[CallRecord], None]:
-    def record(call: CallRecord) -> None:
-        conn.execute(
-            """INSERT INTO llm_usage (tenant_id, run_id, provider, model, purpose, outcome,
-                 prompt_tokens, completion_tokens, cost_usd, latency_ms)
-               VALUES (%s, %s, %s, %s, 'agent', %s, %s, %s, %s, %s)""",
-            (
-                tenant_id,
-                run_id,
-                call.provider,
-                call.model,
-                call.outcome,
-                call.prompt_tokens,
-                call.completion_tokens,
-                cost_usd(call.model, call.prompt_tokens, call.completion_tokens, prices),
-                call.latency_ms,
-            ),
-        )
-
-    return record
 
 
 def _finish(

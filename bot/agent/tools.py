@@ -44,6 +44,8 @@ class Tool:
     # External tools only: whether an earlier attempt with this idempotency key already
     # took effect, so a retried execution never repeats it; None when it did not.
     reconcile: Callable[[ActionContext, BaseModel, str], dict[str, Any] | None] | None = None
+    # False for tools a channel proposes itself (an email reply), not the model.
+    offered_to_model: bool = True
 
     def parse(self, arguments_json: str) -> BaseModel:
         """The call's arguments, validated; raises ToolArgumentsError with a readable reason."""
@@ -66,6 +68,11 @@ class ToolArgumentsError(Exception):
     """The model called a tool with arguments that do not fit its schema."""
 
 
+class ActionRefused(Exception):
+    """The target system refused the action for good; retrying cannot help. The message
+    is shown to people."""
+
+
 @dataclass(frozen=True)
 class ToolRegistry:
     tools: dict[str, Tool]
@@ -78,4 +85,4 @@ class ToolRegistry:
         return self.tools.get(name)
 
     def describe(self) -> list[dict[str, Any]]:
-        return [tool.describe() for tool in self.tools.values()]
+        return [tool.describe() for tool in self.tools.values() if tool.offered_to_model]

@@ -16,7 +16,8 @@ from dramatiq.brokers.redis import RedisBroker
 from slack_sdk import WebClient
 
 from bot.agent.knowledge import EmptyKnowledge
-from bot.agent.run_request import WorkerDeps, fail_request, run_request
+from bot.agent.run_request import fail_request, run_request
+from bot.agent.runs import WorkerDeps
 from bot.agent.tools import ToolRegistry
 from bot.db import open_pool
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
@@ -36,6 +37,7 @@ from bot.queue.jobs import (
     enqueue_execution,
 )
 from bot.settings import Settings
+from connectors.email.tools import reply_email_tool
 from connectors.slack.tools import post_to_channel_tool
 from connectors.slack.web_client import make_web_client
 from review.events import handle_review_request
@@ -64,14 +66,16 @@ def build_worker_deps(settings: Settings) -> WorkerDeps:
     def slack_client(token: str) -> WebClient:
         return make_web_client(token, settings.slack_api_url)
 
+    pool = open_pool(settings.database_url, max_size=settings.worker_threads + 2)
     return WorkerDeps(
-        pool=open_pool(settings.database_url, max_size=settings.worker_threads + 2),
+        pool=pool,
         llm=llm,
         retriever=EmptyKnowledge(),
-        tools=ToolRegistry.of(post_to_channel_tool(slack_client)),
+        tools=ToolRegistry.of(post_to_channel_tool(slack_client), reply_email_tool(pool, settings)),
         slack_client=slack_client,
         max_steps=settings.agent_max_steps,
         prices=prices,
+        email_replies_per_hour=settings.email_max_replies_per_thread_per_hour,
     )
 
 

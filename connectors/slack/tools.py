@@ -8,11 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-from bot.agent.tools import ActionContext, Effect, Tool
+from bot.agent.tools import ActionContext, ActionRefused, Effect, Tool
 
 ACTION_EVENT_TYPE = "chatops_action"  # message metadata marking what an action posted
 HISTORY_SCAN = 200  # recent messages searched when reconciling a retried post
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
+)
 CHANNEL_MENTION = re.compile(r"^<#(?P<id>[CG][A-Z0-9]+)(\|[^>]*)?>$")
 
 
@@ -29,28 +33,38 @@ class PostToChannel(BaseModel):
         return mention.group("id") if mention else value.strip()
 
 
+def _post(client: WebClient, context: ActionContext, arguments: PostToChannel, key: str) -> Any:
+    return client.chat_postMessage(
+        channel=arguments.channel,
+        text=arguments.text,
+        blocks=[
+            {"type": "section", "text": {"type": "mrkdwn", "text": arguments.text}},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"Posted by the assistant for <@{context.requested_by}>",
+                    }
+                ],
+            },
+        ],
+        # The idempotency key travels with the message, so a retry can find it.
+        metadata={"event_type": ACTION_EVENT_TYPE, "event_payload": {"key": key}},
+        unfurl_links=False,
+    )
+
+
 def post_to_channel_tool(slack_client: Callable[[str], WebClient]) -> Tool:
     def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
         assert isinstance(arguments, PostToChannel)
-        response = slack_client(context.bot_token).chat_postMessage(
-            channel=arguments.channel,
-            text=arguments.text,
-            blocks=[
-                {"type": "section", "text": {"type": "mrkdwn", "text": arguments.text}},
-                {
-                    "type": "context",
-                    "elements": [
-                        {
-                            "type": "mrkdwn",
-                            "text": f"Posted by the assistant for <@{context.requested_by}>",
-                        }
-                    ],
-                },
-            ],
-            # The idempotency key travels with the message, so a retry can find it.
-            metadata={"event_type": ACTION_EVENT_TYPE, "event_payload": {"key": key}},
-            unfurl_links=False,
-        )
+        try:
+            response = _post(slack_client(context.bot_token), context, arguments, key)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown")
+            if error in TRANSIENT_ERRORS:
+                raise  # still 'executing': the retry reconciles first, then posts
+            raise ActionRefused(f"Slack said {error}") from exc
         return {"channel": arguments.channel, "ts": response["ts"]}
 
     def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:

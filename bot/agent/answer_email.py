@@ -1,0 +1,139 @@
+"""An email request: the agent drafts the reply, and the reply waits for approval.
+
+Unlike Slack, nothing is posted in the customer's thread until a person approves: the
+draft becomes a `reply_email` pending action in the tenant's approval channel, shown as
+the email it will be, and is sent (once) when approved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from psycopg import Connection
+
+from bot.agent.loop import AgentInput, run_agent
+from bot.agent.runs import WorkerDeps, mark_failed, start_run, usage_recorder
+from bot.agent.steps import StepLog
+from bot.agent.tools import ActionContext
+from connectors.email.compose import OriginalEmail, build_reply, to_storable
+from connectors.email.history import thread_history
+from connectors.email.reply_limit import reply_allowed
+from connectors.email.tools import REPLY_EMAIL
+from review import actions, tenant_settings
+from review.pending import announce_pending_actions
+from review.toolbox import ReviewedToolbox
+
+log = structlog.get_logger(__name__)
+
+
+def answer_email(
+    conn: Connection[dict[str, Any]],
+    deps: WorkerDeps,
+    request: dict[str, Any],
+    failed_reason: str | None,
+) -> None:
+    payload = request["payload"]
+    tenant_id, request_id = request["tenant_id"], request["id"]
+    conversation_id: int = payload["conversation_id"]
+    structlog.contextvars.bind_contextvars(tenant_id=tenant_id, request_id=request_id)
+    try:
+        if failed_reason is not None:
+            mark_failed(conn, request_id, failed_reason)
+            return
+        settings = tenant_settings.load(conn, tenant_id)
+        if settings.paused:
+            _finish(conn, request_id, "ignored", "the assistant is paused in this workspace")
+            return
+        if not reply_allowed(
+            conn, tenant_id, conversation_id, per_hour=deps.email_replies_per_hour
+        ):
+            _finish(conn, request_id, "ignored", "reply limit for this thread reached")
+            return
+        run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
+        structlog.contextvars.bind_contextvars(run_id=run["id"])
+        toolbox = ReviewedToolbox(
+            conn,
+            deps.tools,
+            ActionContext(tenant_id, request["bot_token"], requested_by=_sender(payload)),
+            conversation_id=conversation_id,
+            run_id=run["id"],
+            approval_ttl=settings.approval_ttl,
+        )
+        outcome = run_agent(
+            AgentInput(tenant_id, _question(payload), _history(conn, tenant_id, payload)),
+            llm=deps.llm,
+            retriever=deps.retriever,
+            tools=toolbox,
+            steps=StepLog.load(conn, run["id"], tenant_id, deps.max_steps),
+            on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices),
+        )
+        if outcome.status != "answered":
+            mark_failed(conn, request_id, outcome.reason or "could not draft a reply")
+            return
+        reply = build_reply(OriginalEmail.from_payload(payload), body=outcome.text)
+        tool = deps.tools.get(REPLY_EMAIL)
+        assert tool is not None, "the worker registers reply_email"
+        arguments = tool.arguments.model_validate(
+            {
+                "message": to_storable(reply),
+                "text": outcome.text,
+                "inbox": payload["inbox"],
+                "conversation_id": conversation_id,
+            }
+        )
+        actions.propose(
+            conn,
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            run_id=run["id"],
+            tool=REPLY_EMAIL,
+            summary=tool.summarize(arguments),
+            payload=arguments.model_dump(),
+            requested_by=_sender(payload),
+            reason=f"Answering the email '{payload.get('subject') or '(no subject)'}'",
+            citations=[],
+            flags=[],
+            idempotency_key=f"run:{run['id']}:reply",
+            ttl=settings.approval_ttl,
+        )
+        client = deps.slack_client(request["bot_token"])
+        announce_pending_actions(conn, client, settings, run["id"])
+        conn.execute(
+            "UPDATE agent_runs SET status = 'answered', finished_at = now() WHERE id = %s",
+            (run["id"],),
+        )
+        _finish(conn, request_id, "done", None)
+        log.info("email.reply_proposed", run_id=run["id"])
+    finally:
+        structlog.contextvars.unbind_contextvars("tenant_id", "request_id", "run_id")
+
+
+def _question(payload: dict[str, Any]) -> str:
+    text = (payload.get("text") or "").strip()
+    if text:
+        return text
+    attachments = " ".join(a.get("text") or "" for a in payload.get("attachments") or [])
+    return f"{payload.get('subject') or ''}\n{attachments}".strip() or "(empty email)"
+
+
+def _history(
+    conn: Connection[dict[str, Any]], tenant_id: int, payload: dict[str, Any]
+) -> list[dict[str, str]]:
+    return thread_history(
+        conn, tenant_id, payload["conversation_id"], before_message_id=payload["message_id"]
+    )
+
+
+def _sender(payload: dict[str, Any]) -> str:
+    sender = payload.get("from") or {}
+    return str(sender.get("address") or "unknown sender")
+
+
+def _finish(
+    conn: Connection[dict[str, Any]], request_id: int, status: str, reason: str | None
+) -> None:
+    conn.execute(
+        "UPDATE inbound_requests SET status = %s, error = %s, finished_at = now() WHERE id = %s",
+        (status, reason, request_id),
+    )

@@ -1,0 +1,103 @@
+"""What every kind of request's run shares: the worker's dependencies, the run row, the
+usage ledger, and recording a failure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+from slack_sdk import WebClient
+
+from bot.agent.knowledge import Retriever
+from bot.agent.tools import ToolRegistry
+from bot.db import Pool
+from bot.llm.pricing import cost_usd
+from bot.llm.providers import CallRecord
+from bot.llm.structured import StructuredLLM
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerDeps:
+    pool: Pool
+    llm: StructuredLLM | None
+    retriever: Retriever
+    tools: ToolRegistry
+    slack_client: Callable[[str], WebClient]  # bot token -> client
+    max_steps: int
+    prices: dict[str, tuple[Decimal, Decimal]]
+    email_replies_per_hour: int = 5  # per email thread, so two agents cannot ping-pong
+
+
+def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> None:
+    """The request could not be answered; keep why, for admins and the audit trail."""
+    row = conn.execute(
+        """UPDATE inbound_requests SET status = 'failed', error = %s, finished_at = now()
+           WHERE id = %s RETURNING tenant_id""",
+        (reason, request_id),
+    ).fetchone()
+    if row is None:
+        return
+    conn.execute(
+        "UPDATE agent_runs SET status = 'failed', error = %s, finished_at = now()"
+        " WHERE request_id = %s AND tenant_id = %s AND status = 'running'",
+        (reason, request_id, row["tenant_id"]),
+    )
+    conn.execute(
+        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
+           VALUES (%s, 'agent', 'request.failed', %s, %s)""",
+        (row["tenant_id"], str(request_id), Jsonb({"reason": reason})),
+    )
+
+
+def start_run(
+    conn: Connection[dict[str, Any]],
+    tenant_id: int,
+    conversation_id: int,
+    request_id: int,
+    has_llm: bool,
+) -> dict[str, Any]:
+    row = conn.execute(
+        """INSERT INTO agent_runs (tenant_id, conversation_id, request_id, mode, attempts)
+           VALUES (%s, %s, %s, %s, 1)
+           ON CONFLICT (request_id) DO UPDATE SET attempts = agent_runs.attempts + 1
+           RETURNING *""",
+        (tenant_id, conversation_id, request_id, "llm" if has_llm else "offline"),
+    ).fetchone()
+    assert row is not None
+    if row["attempts"] > 1:
+        log.info("run.resumed", attempt=row["attempts"])
+    return row
+
+
+def usage_recorder(
+    conn: Connection[dict[str, Any]],
+    tenant_id: int,
+    run_id: int,
+    prices: dict[str, tuple[Decimal, Decimal]],
+) -> Callable[[CallRecord], None]:
+    def record(call: CallRecord) -> None:
+        conn.execute(
+            """INSERT INTO llm_usage (tenant_id, run_id, provider, model, purpose, outcome,
+                 prompt_tokens, completion_tokens, cost_usd, latency_ms)
+               VALUES (%s, %s, %s, %s, 'agent', %s, %s, %s, %s, %s)""",
+            (
+                tenant_id,
+                run_id,
+                call.provider,
+                call.model,
+                call.outcome,
+                call.prompt_tokens,
+                call.completion_tokens,
+                cost_usd(call.model, call.prompt_tokens, call.completion_tokens, prices),
+                call.latency_ms,
+            ),
+        )
+
+    return record

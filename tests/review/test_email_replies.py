@@ -1,0 +1,87 @@
+"""An email to the agent inbox gets a reply in the same email thread, after approval.
+
+The whole path over real sockets: SMTP into `chatops smtp`, the worker drafting, the
+approval in Slack by reaction, and the reply delivered to a local SMTP server.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from connectors.email.inboxes import add_inbox
+from sandbox.mail_sink import MailSink
+from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.openai_script import Reply
+from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
+from tests.review.conftest import APPROVALS, APPROVER, DB, action_row, wait_for_status
+from tests.support.conversation import PLAN
+from tests.support.processes import ChatopsProcess, wait_for
+from tests.support.stack import Stack, free_port
+
+
+@pytest.fixture
+def inbox(
+    stack: Stack, db: DB, tenant: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
+    """`chatops smtp` for the sandbox tenant's inbox, queueing to the session's worker."""
+    address = f"support-{uuid.uuid4().hex[:6]}@acme.example"
+    add_inbox(db, tenant, address)
+    port = free_port()
+    listener = ChatopsProcess(
+        ["smtp"], stack.env | {"SMTP_PORT": str(port)}, tmp_path_factory.mktemp("smtp") / "smtp.log"
+    )
+    listener.start(ready_line="smtp.ready")
+    try:
+        yield address, port
+    finally:
+        listener.stop()
+
+
+def test_email_reply_is_sent_once_after_approval_in_the_same_thread(
+    stack: Stack, llm: OpenAIEmulator, db: DB, inbox: tuple[str, int], mail_outbox: MailSink
+) -> None:
+    """The drafted reply waits in #approvals; after ✅ it arrives once, threaded to the
+    customer's message, from the inbox it was sent to."""
+    address, port = inbox
+    marker = uuid.uuid4().hex[:8]
+    body = f"Hello, my order #{marker} has not arrived yet."
+    message_id = f"<{marker}@customer.example>"
+    llm.script(
+        Reply(content=PLAN),
+        Reply(content={"answer": f"Sorry! Order #{marker} ships tomorrow.", "citations": []}),
+        match=marker,
+    )
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.sendmail(CUSTOMER, [address], mail(address, body=body, message_id=message_id))
+
+    action = wait_for(
+        lambda: db.execute(
+            """SELECT * FROM pending_actions WHERE tool = 'reply_email'
+               AND payload->>'text' LIKE %s AND approval_ts IS NOT NULL""",
+            (f"%{marker}%",),
+        ).fetchone(),
+        timeout=30,
+        message="the reply waiting for approval",
+    )
+    card = stack.slack.workspace.message(APPROVALS, action["approval_ts"])
+    assert CUSTOMER in card.text and "Re: Where is my order?" in card.text
+    assert [m for m in mail_outbox.messages() if marker in m.data.decode(errors="replace")] == []
+
+    stack.slack.react_as_user(APPROVER, APPROVALS, action["approval_ts"], "white_check_mark")
+    wait_for_status(db, action["id"], "executed", timeout=30)
+    time.sleep(1)
+    delivered = [m for m in mail_outbox.messages() if marker in m.data.decode(errors="replace")]
+    assert len(delivered) == 1
+    reply = delivered[0].parsed()
+    assert reply["In-Reply-To"] == message_id
+    assert message_id in reply["References"]
+    assert reply["Subject"] == "Re: Where is my order?"
+    assert reply["From"].addresses[0].addr_spec == address
+    assert delivered[0].rcpt_tos == (CUSTOMER,)
+    assert f"Order #{marker} ships tomorrow." in reply.get_content()
+    assert action_row(db, action["id"])["result"]["status"] == "sent"
