@@ -86,6 +86,10 @@ def _run(
     arguments = tool.arguments.model_validate(row["payload"])
     context = ActionContext(row["tenant_id"], row["bot_token"], row["requested_by"])
     key = row["idempotency_key"]
+    refusal = tool.check(context, arguments) if tool.check else None
+    if refusal is not None:
+        _fail(conn, client, row, refusal)
+        return
     result = None
     if resuming:
         if tool.reconcile is None:

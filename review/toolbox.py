@@ -40,6 +40,10 @@ class ReviewedToolbox:
             arguments = tool.parse(call.arguments_json)
         except ToolArgumentsError as exc:
             return ToolResult(call.name, ok=False, output=str(exc))
+        refusal = tool.check(self.context, arguments) if tool.check else None
+        if refusal is not None:
+            log.info("tool.refused", tool=tool.name)
+            return ToolResult(call.name, ok=False, output=f"Not allowed: {refusal}")
         key = f"run:{self.run_id}:call:{index}"
         if tool.effect is not Effect.EXTERNAL:
             return ToolResult(

@@ -46,6 +46,9 @@ class Tool:
     reconcile: Callable[[ActionContext, BaseModel, str], dict[str, Any] | None] | None = None
     # False for tools a channel proposes itself (an email reply), not the model.
     offered_to_model: bool = True
+    # Rules the call must meet before it is even proposed (and again before it runs),
+    # e.g. allowed recipient domains: the reason it may not, in plain words, or None.
+    check: Callable[[ActionContext, BaseModel], str | None] | None = None
 
     def parse(self, arguments_json: str) -> BaseModel:
         """The call's arguments, validated; raises ToolArgumentsError with a readable reason."""

@@ -37,7 +37,7 @@ from bot.queue.jobs import (
     enqueue_execution,
 )
 from bot.settings import Settings
-from connectors.email.tools import reply_email_tool
+from connectors.email.tools import reply_email_tool, send_email_tool
 from connectors.slack.tools import post_to_channel_tool
 from connectors.slack.web_client import make_web_client
 from review.events import handle_review_request
@@ -71,7 +71,11 @@ def build_worker_deps(settings: Settings) -> WorkerDeps:
         pool=pool,
         llm=llm,
         retriever=EmptyKnowledge(),
-        tools=ToolRegistry.of(post_to_channel_tool(slack_client), reply_email_tool(pool, settings)),
+        tools=ToolRegistry.of(
+            post_to_channel_tool(slack_client),
+            reply_email_tool(pool, settings),
+            send_email_tool(pool, settings),
+        ),
         slack_client=slack_client,
         max_steps=settings.agent_max_steps,
         prices=prices,

@@ -9,6 +9,7 @@ most once (see outbound.py).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
@@ -18,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.agent.tools import ActionContext, ActionRefused, Effect, Tool
 from bot.db import Pool
 from bot.settings import Settings
-from connectors.email.compose import from_storable, render
+from connectors.email.compose import build_new_email, from_storable, render
 from connectors.email.gmail_send import delegated_credentials, gmail_service, send_via_gmail
-from connectors.email.inboxes import reply_route
+from connectors.email.inboxes import disallowed_recipients, domain_of, reply_route
 from connectors.email.outbound import PermanentSendError, SendResult, load_outbound
 from connectors.email.smtp_send import SmtpRelay, send_reply_smtp
+from connectors.email.threads import start_conversation
 
 REPLY_EMAIL = "reply_email"
 
@@ -121,3 +123,98 @@ def _sender(settings: Settings, transport: str, gmail_user: str | None) -> Sende
     return lambda conn, tenant_id, conversation_id, message: send_reply_smtp(
         conn, relay, tenant_id=tenant_id, conversation_id=conversation_id, message=message
     )
+
+
+SEND_EMAIL = "send_email"
+MAX_RECIPIENTS = 10
+
+
+class SendEmail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[str] = Field(
+        min_length=1, max_length=MAX_RECIPIENTS, description="Recipient addresses"
+    )
+    subject: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, description="The body of the email")
+
+
+def send_email_tool(pool: Pool, settings: Settings) -> Tool:
+    """New outbound mail to any address in a domain the tenant allows."""
+
+    def check(context: ActionContext, arguments: BaseModel) -> str | None:
+        assert isinstance(arguments, SendEmail)
+        with pool.connection() as conn:
+            refused = disallowed_recipients(conn, context.tenant_id, arguments.to)
+            sender = _outbound_inbox(conn, context.tenant_id)
+        if refused:
+            return "this workspace does not allow new email to " + ", ".join(refused)
+        if sender is None:
+            return "this workspace has no email inbox to send from"
+        return None
+
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, SendEmail)
+        with pool.connection() as conn:
+            inbox = _outbound_inbox(conn, context.tenant_id)
+            if inbox is None:
+                raise ActionRefused("this workspace has no email inbox to send from")
+            message = build_new_email(
+                from_address=inbox, to=arguments.to, subject=arguments.subject, body=arguments.text
+            )
+            # Derived from the action's idempotency key, so every attempt is the same email.
+            del message["Message-ID"]
+            message["Message-ID"] = _message_id_for(key, inbox)
+            conversation_id = start_conversation(
+                conn, context.tenant_id, str(message["Message-ID"])
+            )
+            route = reply_route(conn, context.tenant_id, inbox)
+            assert route is not None
+            try:
+                sender = _sender(settings, route.transport, route.gmail_user)
+                result = sender(conn, context.tenant_id, conversation_id, message)
+            except PermanentSendError as exc:
+                raise ActionRefused(str(exc)) from exc
+        if result.status == "unknown":
+            raise ActionRefused("an earlier attempt was cut off mid-send; it was not sent again")
+        return {"message_id": result.message_id, "status": result.status}
+
+    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+        with pool.connection() as conn:
+            inbox = _outbound_inbox(conn, context.tenant_id)
+            outbound = inbox and load_outbound(conn, context.tenant_id, _message_id_for(key, inbox))
+        if outbound and outbound.status == "sent":
+            return {"message_id": outbound.message_id, "status": "already_sent"}
+        return None
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, SendEmail)
+        return f"Send an email to {', '.join(arguments.to)}: {arguments.subject}"
+
+    return Tool(
+        name=SEND_EMAIL,
+        description=(
+            "Send a new email from the company's inbox. Only to allowed domains; needs a "
+            "person's approval before it is sent."
+        ),
+        effect=Effect.EXTERNAL,
+        arguments=SendEmail,
+        run=run,
+        summarize=summarize,
+        reconcile=reconcile,
+        check=check,
+    )
+
+
+def _outbound_inbox(conn: Any, tenant_id: int) -> str | None:
+    row = conn.execute(
+        """SELECT address FROM tenant_inboxes WHERE tenant_id = %s AND kind = 'address'
+           ORDER BY id LIMIT 1""",
+        (tenant_id,),
+    ).fetchone()
+    return str(row["address"]) if row else None
+
+
+def _message_id_for(key: str, inbox: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<{digest}.chatops@{domain_of(inbox)}>"

@@ -6,6 +6,7 @@ approval in Slack by reaction, and the reply delivered to a local SMTP server.
 
 from __future__ import annotations
 
+import json
 import smtplib
 import time
 import uuid
@@ -85,3 +86,77 @@ def test_email_reply_is_sent_once_after_approval_in_the_same_thread(
     assert delivered[0].rcpt_tos == (CUSTOMER,)
     assert f"Order #{marker} ships tomorrow." in reply.get_content()
     assert action_row(db, action["id"])["result"]["status"] == "sent"
+
+
+def _ask_to_send(stack: Stack, llm: OpenAIEmulator, to: str, marker: str) -> str:
+    from tests.support.conversation import mention, unique_question, wait_for_answer
+
+    question = unique_question(f"Email {to} about the renewal {marker}")
+    call = {
+        "name": "send_email",
+        "arguments_json": json.dumps(
+            {"to": [to], "subject": f"Renewal {marker}", "text": f"Hi! {marker}"}
+        ),
+        "reason": "The requester asked to email the customer.",
+    }
+    llm.script(
+        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content={"answer": "Done what I could.", "citations": []}),
+        match=question,
+    )
+    post = mention(stack.slack, question)
+    wait_for_answer(stack.slack, post.message.ts)
+    return question
+
+
+def test_send_email_to_an_allowed_domain_is_sent_once_after_approval(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    tenant: int,
+    inbox: tuple[str, int],
+    mail_outbox: MailSink,
+) -> None:
+    """The agent's new email to an allowed domain waits for ✅, then arrives once from the inbox."""
+    address, _ = inbox
+    db.execute(
+        "INSERT INTO tenant_email_allowlist (tenant_id, domain) VALUES (%s, 'customer.example')"
+        " ON CONFLICT DO NOTHING",
+        (tenant,),
+    )
+    marker = uuid.uuid4().hex[:8]
+    _ask_to_send(stack, llm, CUSTOMER, marker)
+    action = wait_for(
+        lambda: db.execute(
+            "SELECT * FROM pending_actions WHERE tool = 'send_email' AND payload->>'subject' = %s"
+            " AND approval_ts IS NOT NULL",
+            (f"Renewal {marker}",),
+        ).fetchone()
+    )
+    stack.slack.react_as_user(APPROVER, APPROVALS, action["approval_ts"], "white_check_mark")
+    wait_for_status(db, action["id"], "executed", timeout=30)
+    time.sleep(1)
+    delivered = [m for m in mail_outbox.messages() if marker in m.data.decode(errors="replace")]
+    assert len(delivered) == 1
+    assert delivered[0].rcpt_tos == (CUSTOMER,)
+    sender = delivered[0].parsed()["From"].addresses[0].addr_spec
+    inboxes = {
+        r["address"]
+        for r in db.execute("SELECT address FROM tenant_inboxes WHERE tenant_id = %s", (tenant,))
+    }
+    assert address in inboxes and sender in inboxes
+
+
+def test_send_email_outside_the_allowlist_is_refused_before_approval(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, inbox: tuple[str, int]
+) -> None:
+    """A recipient in a domain the tenant does not allow is refused; nothing waits for approval,
+    and the model is told why."""
+    marker = uuid.uuid4().hex[:8]
+    question = _ask_to_send(stack, llm, "someone@elsewhere.example", marker)
+    assert db.execute(
+        "SELECT count(*) AS n FROM pending_actions WHERE tool = 'send_email' AND payload->>'subject' = %s",
+        (f"Renewal {marker}",),
+    ).fetchone() == {"n": 0}
+    draft_prompt = json.dumps(llm.requests(match=question)[-1]["messages"])
+    assert "does not allow new email to someone@elsewhere.example" in draft_prompt
