@@ -23,6 +23,7 @@ COMMANDS = {
     "serve": "bot.commands.serve",
     "worker": "bot.commands.worker",
     "smtp": "bot.commands.smtp",
+    "eval": "bot.commands.eval",
 }
 
 

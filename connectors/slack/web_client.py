@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
 

@@ -1,0 +1,69 @@
+"""`chatops eval KIND`: measure one part of the product on a public data set.
+
+Each kind is a function below taking (settings, args) and returning an exit code; adding
+a kind is one line in KINDS (plus its options in add_arguments, if it has any).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.settings import Settings
+
+HELP = "evaluate retrieval (and more) on public question sets"
+
+
+def _retrieval(settings: Settings, args: argparse.Namespace) -> int:
+    from rag.eval_command import run_retrieval_eval
+
+    return run_retrieval_eval(settings, args)
+
+
+def _pii(settings: Settings, args: argparse.Namespace) -> int:
+    from guardrails.evaluation import run_pii
+
+    return run_pii(settings, args)
+
+
+def _injection(settings: Settings, args: argparse.Namespace) -> int:
+    from guardrails.evaluation import run_injection
+
+    return run_injection(settings, args)
+
+
+KINDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "retrieval": _retrieval,
+    "pii": _pii,
+    "injection": _injection,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=sorted(KINDS), help="what to evaluate")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="the data set's folder (retrieval default: "
+        "../shared/corpora/rag/pubmedqa/beir_format next to the repository)",
+    )
+    parser.add_argument(
+        "--split", default="test", help="retrieval: the qrels file to judge by (default test)"
+    )
+    parser.add_argument(
+        "--max-queries",
+        type=int,
+        default=None,
+        help="retrieval: evaluate a seeded sample of this many questions (default: all)",
+    )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="pii: also score presidio's default recognizers (--data: the pii corpus folder; "
+        "injection: --data holds injection/ and email/)",
+    )
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    return KINDS[args.kind](settings, args)

@@ -1,0 +1,385 @@
+"""One object for the request paths: screen what comes in, what goes out, what approvers
+see, which tools may run and whether the budget allows another model call.
+
+    guardrails = build_guardrails(settings, pool)        # once per process
+    screened = guardrails.screen_inbound(tenant_id, key, text)
+    if screened.blocked: reply(screened.notice_for_people)
+    else: ask the model with screened.text_for_llm
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import structlog
+
+from bot.db import Pool
+from bot.settings import Settings
+from guardrails.budgets import BudgetCheck, BudgetGuard
+from guardrails.classifier import ClassifierStatus
+from guardrails.flags import Flag, FlagLog
+from guardrails.injection import InjectionScreen, wrap_untrusted
+from guardrails.policy import PiiPolicy, PolicyStore, TenantPolicy
+from guardrails.redaction import Redacted, Redactor, partial, placeholders_in, restore
+from guardrails.tool_policy import Decision, check_tool_call
+from guardrails.toxicity import ToxicityCheck
+from guardrails.vault import PlaceholderVault
+
+log = structlog.get_logger(__name__)
+
+Action = Literal["allow", "review", "block"]
+T = TypeVar("T")
+
+# For the system prompt of every call whose text went through screen_inbound.
+PLACEHOLDER_RULE = (
+    "Values written like <EMAIL_1>, <PHONE_2> or <PERSON_1> stand for personal data "
+    "hidden from you. Use them exactly as written wherever the value is needed (for "
+    "example as an email recipient): they are replaced by the real values after a person "
+    "approves. Never guess or invent the real values. <EMAIL>, <CARD> and the like "
+    "without a number are hidden for good."
+)
+TOXIC_INBOUND_NOTICE = (
+    ":no_entry: I can't help with this message: my content check flagged it as abusive. "
+    "If that's a mistake, please rephrase it or ask an admin."
+)
+TOXIC_DRAFT_NOTICE = (
+    ":no_entry: I wrote a reply that my content check flagged, so I'm not posting it. "
+    "Please rephrase your request or ask an admin."
+)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """Inbound text after screening."""
+
+    text_for_llm: str
+    action: Action  # block: do not call the model; review: a person checks the answer
+    flags: tuple[Flag, ...]
+    pii_hidden: Mapping[str, int]  # entity -> how many values were hidden
+    notice_for_people: str | None = None  # set when blocked
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == "block"
+
+    @property
+    def requires_approval(self) -> bool:
+        """Any action this conversation proposes needs a person's approval, even where
+        policy would let it run unapproved."""
+        return self.action == "review" or any(f.kind == "injection" for f in self.flags)
+
+
+@dataclass(frozen=True)
+class ScreenedDraft:
+    text_for_people: str  # the draft with this conversation's placeholders restored
+    action: Action  # block: do not post; review: post only after approval
+    flags: tuple[Flag, ...]
+    notice_for_people: str | None = None  # what to post instead, when blocked
+
+
+@dataclass(frozen=True)
+class ApproverView:
+    text: str  # per the tenant's approver_view policy
+    flags: tuple[str, ...]  # one line per flag of the conversation
+    unresolved: tuple[str, ...]  # placeholders with no value in this conversation
+
+
+@dataclass(frozen=True)
+class ToolCheck:
+    decision: Decision
+    arguments: dict[str, Any]  # restored: what an allowed, approved call runs with
+
+
+@dataclass(frozen=True)
+class GuardrailsStatus:
+    checks: tuple[ClassifierStatus, ...]
+    vault: str
+    budget: BudgetCheck | None
+
+    def lines(self) -> list[str]:
+        """For /agent status and the start-up log."""
+        lines = [c.line() for c in self.checks]
+        lines.append(f"pii vault: {self.vault}")
+        if self.budget is not None:
+            lines.append(self.budget.status_line())
+        return lines
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    policies: PolicyStore
+    redactor: Redactor
+    vault: PlaceholderVault
+    toxicity: ToxicityCheck
+    injection: InjectionScreen
+    flags: FlagLog
+    budgets: BudgetGuard
+    vault_key_source: str  # "GUARDRAILS_VAULT_KEY" or "derived from SLACK_SIGNING_SECRET"
+
+    # --- Inbound -------------------------------------------------------------------------
+
+    def screen_inbound(
+        self, tenant_id: int, conversation_key: str, text: str, *, source: str = "requester"
+    ) -> Screened:
+        """The person's own message: toxicity (block or review, per policy), injection
+        (unless the policy trusts requesters), then PII hidden from the model."""
+        policy = self.policies.load(tenant_id)
+        flags: list[Flag] = []
+        action: Action = "allow"
+        verdict = self.toxicity.check(text, threshold=policy.toxicity.threshold)
+        if verdict.toxic:
+            flags.append(Flag("toxicity", source, (verdict.reason(),)))
+            action = "block" if policy.toxicity.action == "block" else "review"
+        if policy.injection.screen_requester:
+            flags.extend(self._injection_flags(text, source))
+        self._record(tenant_id, conversation_key, flags)
+        if action == "block":
+            return Screened("", "block", tuple(flags), {}, TOXIC_INBOUND_NOTICE)
+        redacted = self._redact(tenant_id, conversation_key, text, policy.pii)
+        return Screened(redacted.text, action, tuple(flags), redacted.counts)
+
+    def screen_untrusted(
+        self, tenant_id: int, conversation_key: str, kind: str, source: str, text: str
+    ) -> Screened:
+        """Content the person asking did not write (an email, a document, a tool result,
+        another person's message): PII hidden, always screened for injection, and
+        wrapped as data for the prompt. Never blocked: a flag makes actions need
+        approval instead."""
+        policy = self.policies.load(tenant_id)
+        flags = self._injection_flags(text, kind)
+        self._record(tenant_id, conversation_key, flags)
+        body = self._redact(tenant_id, conversation_key, text, policy.pii)
+        origin = self._redact(tenant_id, conversation_key, source, policy.pii)
+        return Screened(
+            wrap_untrusted(kind, origin.text, body.text),
+            "allow",
+            tuple(flags),
+            _add(body.counts, origin.counts),
+        )
+
+    def redact_for_llm(self, tenant_id: int, conversation_key: str, text: str) -> str:
+        """PII hiding alone, for text already screened once (earlier turns of a thread)."""
+        policy = self.policies.load(tenant_id)
+        return self._redact(tenant_id, conversation_key, text, policy.pii).text
+
+    # --- Outbound ------------------------------------------------------------------------
+
+    def screen_draft(self, tenant_id: int, conversation_key: str, draft: str) -> ScreenedDraft:
+        """The model's reply before it is posted: toxicity, then this conversation's
+        placeholders restored (when the policy says replies get them back)."""
+        policy = self.policies.load(tenant_id)
+        verdict = self.toxicity.check(draft, threshold=policy.toxicity.threshold)
+        flags: tuple[Flag, ...] = ()
+        action: Action = "allow"
+        if verdict.toxic:
+            flags = (Flag("toxicity", "draft", (verdict.reason(),)),)
+            self._record(tenant_id, conversation_key, list(flags))
+            action = "block" if policy.toxicity.action == "block" else "review"
+            if action == "block":
+                return ScreenedDraft("", action, flags, TOXIC_DRAFT_NOTICE)
+        text = draft
+        if policy.pii.mode == "placeholders" and policy.pii.restore_in_replies:
+            text = self.restore(tenant_id, conversation_key, draft)
+        return ScreenedDraft(text, action, flags)
+
+    def for_approver(self, tenant_id: int, conversation_key: str, text: str) -> ApproverView:
+        """What an approver sees of a proposed action's text, with the conversation's
+        flags (injection, toxicity...) as separate lines."""
+        policy = self.policies.load(tenant_id)
+        found = placeholders_in(text)
+        values = self.vault.values_for(tenant_id, conversation_key, found) if found else {}
+        if policy.pii.approver_view == "real":
+            shown = restore(text, values)
+        elif policy.pii.approver_view == "partial":
+            shown = restore(text, {p: partial(p, v) for p, v in values.items()})
+        else:
+            shown = text
+        flags = tuple(
+            dict.fromkeys(
+                f.for_people() for f in self.flags.for_conversation(tenant_id, conversation_key)
+            )
+        )
+        return ApproverView(shown, flags, tuple(sorted(found - set(values))))
+
+    def approver_payload(self, tenant_id: int, conversation_key: str, payload: T) -> T:
+        """A proposed action's arguments (strings, dicts, lists) as the approver should see
+        them under the tenant's approver_view policy; for approval messages."""
+        found = _placeholders_deep(payload)
+        if not found:
+            return payload
+        view = self.policies.load(tenant_id).pii.approver_view
+        if view == "placeholders":
+            return payload
+        values = self.vault.values_for(tenant_id, conversation_key, found)
+        if view == "partial":
+            values = {p: partial(p, v) for p, v in values.items()}
+        return _restore_deep(payload, values)  # type: ignore[no-any-return]
+
+    def restore(self, tenant_id: int, conversation_key: str, value: T) -> T:
+        """`value` (a string, or dicts and lists of them: tool arguments) with this
+        conversation's placeholders replaced by their real values, for an approved
+        action or a reply in the same conversation."""
+        found = _placeholders_deep(value)
+        if not found:
+            return value
+        values = self.vault.values_for(tenant_id, conversation_key, found)
+        return _restore_deep(value, values)  # type: ignore[no-any-return]
+
+    # --- Tools and budgets ---------------------------------------------------------------
+
+    def check_tool(
+        self,
+        tenant_id: int,
+        conversation_key: str,
+        tool_name: str,
+        arguments: Mapping[str, Any],
+        *,
+        channel: str | None,
+    ) -> ToolCheck:
+        """Whether the call may be attempted, judged on its real (restored) arguments.
+        A refusal is logged and flagged on the conversation."""
+        real = self.restore(tenant_id, conversation_key, dict(arguments))
+        decision = check_tool_call(self.policies.load(tenant_id).tools, tool_name, real, channel)
+        if not decision.allowed:
+            log.info("guardrails.tool_denied", tool=tool_name, rule=decision.rule, channel=channel)
+            self._record(
+                tenant_id,
+                conversation_key,
+                [Flag("tool_denied", tool_name, (decision.reason_for_people,))],
+            )
+        return ToolCheck(decision, real)
+
+    def check_budget(self, tenant_id: int) -> BudgetCheck:
+        return self.budgets.check(tenant_id)
+
+    def status(self, tenant_id: int | None = None) -> GuardrailsStatus:
+        budget = (
+            self.budgets.check(tenant_id, record_notice=False) if tenant_id is not None else None
+        )
+        return GuardrailsStatus(
+            checks=(self.toxicity.status(), self.injection.status()),
+            vault=f"encrypted, key {self.vault_key_source}",
+            budget=budget,
+        )
+
+    def policy(self, tenant_id: int) -> TenantPolicy:
+        return self.policies.load(tenant_id)
+
+    # --- Internals -----------------------------------------------------------------------
+
+    def _injection_flags(self, text: str, source: str) -> list[Flag]:
+        verdict = self.injection.screen(text)
+        if not verdict.flagged:
+            return []
+        log.warning("guardrails.injection_flagged", source=source, reasons=list(verdict.reasons))
+        return [Flag("injection", source, verdict.reasons)]
+
+    def _record(self, tenant_id: int, conversation_key: str, flags: list[Flag]) -> None:
+        for flag in flags:
+            self.flags.record(tenant_id, conversation_key, flag)
+
+    def _redact(
+        self, tenant_id: int, conversation_key: str, text: str, policy: PiiPolicy
+    ) -> Redacted:
+        if policy.mode == "off" or not text:
+            return Redacted(text, {})
+
+        def assign(items: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+            return self.vault.placeholders_for(tenant_id, conversation_key, items)
+
+        redacted = self.redactor.redact(
+            text,
+            entities=policy.redact,
+            reversible=policy.reversible if policy.mode == "placeholders" else (),
+            assign=assign if policy.mode == "placeholders" else None,
+        )
+        if redacted.hidden:
+            log.info("guardrails.pii_hidden", counts=dict(redacted.counts))
+        return redacted
+
+
+def _add(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    total = dict(a)
+    for key, count in b.items():
+        total[key] = total.get(key, 0) + count
+    return total
+
+
+def _placeholders_deep(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return placeholders_in(value)
+    if isinstance(value, Mapping):
+        return set().union(*(_placeholders_deep(v) for v in value.values()))
+    if isinstance(value, list | tuple):
+        return set().union(*(_placeholders_deep(v) for v in value))
+    return set()
+
+
+def _restore_deep(value: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return restore(value, values)
+    if isinstance(value, Mapping):
+        return {k: _restore_deep(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_deep(v, values) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_restore_deep(v, values) for v in value)
+    return value
+
+
+def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
+    """Everything from settings, once per process. Raises bot.errors.StartupError when a
+    configured model cannot be loaded, so a wrong path stops the process at start."""
+    from bot.errors import StartupError
+    from guardrails.classifier import (
+        ClassifierUnavailable,
+        TextClassifier,
+        load_classifier,
+        set_inference_threads,
+    )
+    from guardrails.pii import build_detector
+    from guardrails.toxicity import DEFAULT_TOXIC_LABELS
+    from guardrails.vault import VaultKeys
+
+    def classifier(path: str | None) -> TextClassifier | None:
+        if not path:
+            return None
+        set_inference_threads(settings.guardrails_inference_threads)
+        try:
+            return load_classifier(path)
+        except ClassifierUnavailable as exc:
+            raise StartupError(str(exc)) from None
+
+    if settings.guardrails_vault_key and settings.guardrails_vault_key.get_secret_value():
+        secret, key_source = (
+            settings.guardrails_vault_key.get_secret_value(),
+            "GUARDRAILS_VAULT_KEY",
+        )
+    else:
+        secret = settings.slack_signing_secret.get_secret_value()
+        key_source = "derived from SLACK_SIGNING_SECRET"
+    policies = PolicyStore(pool, cache_seconds=settings.guardrails_policy_cache_seconds)
+    return Guardrails(
+        policies=policies,
+        redactor=Redactor(build_detector()),
+        vault=PlaceholderVault(pool, VaultKeys.derive(secret)),
+        toxicity=ToxicityCheck(
+            classifier(settings.guardrails_toxicity_model),
+            settings.guardrails_toxicity_threshold,
+            _labels(settings.guardrails_toxicity_labels) or DEFAULT_TOXIC_LABELS,
+        ),
+        injection=InjectionScreen(
+            classifier(settings.guardrails_injection_model),
+            settings.guardrails_injection_threshold,
+            _labels(settings.guardrails_injection_labels),
+        ),
+        flags=FlagLog(pool),
+        budgets=BudgetGuard(pool, policies, warn_ratio=settings.guardrails_budget_warn_ratio),
+        vault_key_source=key_source,
+    )
+
+
+def _labels(value: str) -> tuple[str, ...]:
+    return tuple(label.strip() for label in value.split(",") if label.strip())

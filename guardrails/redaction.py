@@ -1,0 +1,116 @@
+"""Replacing personal data in text, with presidio-anonymizer, and bringing it back.
+
+Each found value becomes either a numbered placeholder of its conversation (<EMAIL_1>,
+the same value always the same number) or a plain mask (<EMAIL>) that nothing can undo.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+from guardrails.entities import EMAIL, ENTITY_OF_LABEL, IP, LABELS, PERSON, SECRET
+from guardrails.pii import PiiDetector
+from guardrails.vault import PLACEHOLDER
+
+# (entity, value) pairs -> their placeholders; PlaceholderVault.placeholders_for, bound
+# to one tenant and conversation.
+Assign = Callable[[list[tuple[str, str]]], dict[tuple[str, str], str]]
+
+PARTIAL_KEEP = 4  # trailing characters of a number an approver still sees: **** 1111
+
+
+@dataclass(frozen=True)
+class Redacted:
+    text: str
+    # How many values of each entity were hidden; never the values themselves.
+    counts: Mapping[str, int]
+
+    @property
+    def hidden(self) -> int:
+        return sum(self.counts.values())
+
+
+def mask_label(entity: str) -> str:
+    return f"<{LABELS[entity]}>"
+
+
+@dataclass
+class Redactor:
+    detector: PiiDetector
+    anonymizer: AnonymizerEngine = field(default_factory=AnonymizerEngine)
+
+    def redact(
+        self,
+        text: str,
+        *,
+        entities: Sequence[str] | None = None,
+        reversible: Collection[str] = (),
+        assign: Assign | None = None,
+    ) -> Redacted:
+        """`text` with every value of `entities` replaced: those in `reversible` by the
+        placeholders `assign` gives them, the others by a mask."""
+        if entities is not None and not entities:
+            return Redacted(text, {})
+        spans = self.detector.detect(text, entities)
+        if not spans:
+            return Redacted(text, {})
+        placeholders: dict[tuple[str, str], str] = {}
+        if assign is not None:
+            keep = [(s.entity, text[s.start : s.end]) for s in spans if s.entity in reversible]
+            placeholders = assign(keep) if keep else {}
+
+        def replacer(entity: str) -> Callable[[str], str]:
+            return lambda value: placeholders.get((entity, value), mask_label(entity))
+
+        kinds = {s.entity for s in spans}
+        result = self.anonymizer.anonymize(
+            text=text,
+            analyzer_results=[RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans],
+            operators={e: OperatorConfig("custom", {"lambda": replacer(e)}) for e in kinds},
+            # Two e-mail addresses separated by a space are two values, not one.
+            merge_entities_with_spaces=False,
+        )
+        return Redacted(result.text, dict(Counter(s.entity for s in spans)))
+
+    def mask(self, text: str, entities: Sequence[str] | None = None) -> str:
+        return self.redact(text, entities=entities).text
+
+
+def placeholders_in(text: str) -> set[str]:
+    return {m.group() for m in PLACEHOLDER.finditer(text)}
+
+
+def restore(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each known placeholder replaced by its value; unknown ones stay."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(), m.group()), text)
+
+
+def partial(placeholder: str, value: str) -> str:
+    """What an approver sees of a value when the policy says "partial"."""
+    match = PLACEHOLDER.fullmatch(placeholder)
+    entity = ENTITY_OF_LABEL.get(match.group(1), "") if match else ""
+    if entity == SECRET:
+        return mask_label(SECRET)
+    if entity == EMAIL and "@" in value:
+        local, domain = value.rsplit("@", 1)
+        return f"{local[:1]}***@{domain}"
+    if entity == PERSON:
+        return " ".join(f"{word[:1]}." for word in value.split())
+    if entity == IP:
+        return re.sub(r"[^.:]+$", "*", value)
+    # Numbers (phone, card, SSN, IBAN): only the last few characters survive.
+    shown = 0
+    out = []
+    for char in reversed(value):
+        if char.isalnum():
+            shown += 1
+            out.append(char if shown <= PARTIAL_KEEP else "*")
+        else:
+            out.append(char)
+    return "".join(reversed(out))
