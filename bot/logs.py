@@ -9,6 +9,8 @@ from typing import Any
 
 import structlog
 
+from guardrails.log_redaction import redact_pii
+
 # Keys whose values are never written to a log, whatever the call site passes.
 SECRET_KEYS = frozenset({"token", "bot_token", "api_key", "signing_secret", "password", "secret"})
 
@@ -36,6 +38,7 @@ def configure_logging(*, fmt: str = "json", level: str = "info") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             drop_secrets,
             structlog.processors.format_exc_info,
+            redact_pii,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),

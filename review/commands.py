@@ -17,6 +17,8 @@ from psycopg.types.json import Jsonb
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import AsyncPool
+from guardrails.policy import TenantPolicy
+from guardrails.status import budget_line
 from review.authority import slack_admin
 from review.tenant_settings import load_async
 
@@ -32,6 +34,7 @@ HELP = """*`/agent` commands*
 • `approval-channel #channel`: where actions wait for approval _(admins)_
 • `approvers add|remove @person`: who may approve actions _(admins)_
 • `four-eyes on|off`: whether requesters may approve their own actions _(admins)_
+• `tools allow|deny NAME`: which tools the assistant may use here _(admins)_
 • `pause` / `resume`: stop or restart answering and acting in this workspace _(admins)_
 • `audit [N]`: the last N audit entries _(admins)_"""
 
@@ -45,12 +48,26 @@ class Reply:
 Handler = Callable[[AsyncPool, int, str, list[str]], Awaitable[Reply]]
 
 
+@dataclass(frozen=True)
+class GuardrailStatus:
+    """What `status` shows about the guardrails: configured checks and the budget ratio."""
+
+    check_lines: list[str]
+    budget_warn_ratio: float
+
+
 async def run_agent_command(
-    pool: AsyncPool, client: AsyncWebClient, tenant_id: int, command: dict[str, Any]
+    pool: AsyncPool,
+    client: AsyncWebClient,
+    tenant_id: int,
+    command: dict[str, Any],
+    guardrails: GuardrailStatus,
 ) -> Reply:
     words = (command.get("text") or "").split()
     name, args = (words[0].lower(), words[1:]) if words else ("help", [])
     user = command["user_id"]
+    if name == "status":
+        return await _status(pool, tenant_id, guardrails)
     if name in READING:
         return await READING[name](pool, tenant_id, user, args)
     if name in CHANGING:
@@ -92,7 +109,7 @@ async def _is_admin(pool: AsyncPool, client: AsyncWebClient, tenant_id: int, use
     return slack_admin(response.get("user") or {})
 
 
-async def _status(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+async def _status(pool: AsyncPool, tenant_id: int, guardrails: GuardrailStatus) -> Reply:
     async with pool.connection() as conn:
         settings = await load_async(conn, tenant_id)
         counts = await (
@@ -121,6 +138,7 @@ async def _status(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -
                 (tenant_id,),
             )
         ).fetchall()
+        budget = await budget_line(conn, tenant_id, warn_ratio=guardrails.budget_warn_ratio)
     assert counts is not None
     health = (
         ", ".join(f"{p['provider']}: {p['ok']} ok / {p['failed']} failed" for p in providers)
@@ -133,6 +151,8 @@ async def _status(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -
         f"• Pending approvals: {counts['pending']} (approval channel: {channel})",
         f"• Model providers, last 15 minutes: {health}",
         f"• Spend: ${counts['spend_today']:.4f} today, ${counts['spend_month']:.4f} this month",
+        f"• Budget: {budget}",
+        *(f"• Guardrails, {line}" for line in guardrails.check_lines),
     ]
     return Reply("\n".join(lines))
 
@@ -261,11 +281,46 @@ def _who(actor: str) -> str:
     return f"<@{actor}>" if USER_REF.match(actor) else actor
 
 
-READING: dict[str, Handler] = {"status": _status, "approvals": _approvals}
+async def _tools(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    if len(args) != 2 or args[0] not in ("allow", "deny"):
+        return Reply("Usage: `/agent tools allow NAME` or `/agent tools deny NAME`")
+    verb, name = args
+    async with pool.connection() as conn, conn.transaction():
+        row = await (
+            await conn.execute(
+                "SELECT policy FROM guardrail_policies WHERE tenant_id = %s FOR UPDATE",
+                (tenant_id,),
+            )
+        ).fetchone()
+        policy = TenantPolicy.model_validate(row["policy"] if row else {})
+        deny = [d for d in policy.tools.deny if d != name]
+        allow = policy.tools.allow
+        if verb == "deny":
+            deny.append(name)
+            allow = [a for a in allow if a != name] if allow is not None else None
+        elif allow is not None and name not in allow:
+            allow = [*allow, name]
+        policy = policy.model_copy(
+            update={"tools": policy.tools.model_copy(update={"deny": deny, "allow": allow})}
+        )
+        await conn.execute(
+            """INSERT INTO guardrail_policies (tenant_id, policy, updated_by) VALUES (%s, %s, %s)
+               ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy,
+                 updated_by = EXCLUDED.updated_by, updated_at = now()""",
+            (tenant_id, Jsonb(policy.model_dump(mode="json")), user),
+        )
+        await _audit_change(conn, tenant_id, user, f"tools.{verb}", name)
+    if verb == "deny":
+        return Reply(f"`{name}` is now denied: the assistant will not use it here.")
+    return Reply(f"`{name}` is allowed again (unless another rule forbids it).")
+
+
+READING: dict[str, Handler] = {"approvals": _approvals}
 CHANGING: dict[str, Handler] = {
     "approval-channel": _approval_channel,
     "approvers": _approvers,
     "four-eyes": _four_eyes,
+    "tools": _tools,
     "pause": _pause,
     "resume": _resume,
     "audit": _audit,

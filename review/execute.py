@@ -17,6 +17,7 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
+from guardrails.facade import Guardrails
 from review import actions, tenant_settings
 from review.slack_posts import refresh_approval_message, tell_requester
 
@@ -36,6 +37,7 @@ def execute_action(
     conn: actions.Conn,
     client_for: Callable[[str], WebClient],
     registry: ToolRegistry,
+    guardrails: Guardrails,
     action_id: int,
 ) -> None:
     with _action_lock(conn, action_id):
@@ -69,13 +71,14 @@ def execute_action(
             row = {**claimed, "bot_token": row["bot_token"]}
         elif not resuming:
             return  # executed, rejected, expired or failed: nothing to do
-        _run(conn, client, registry, row, resuming)
+        _run(conn, client, registry, guardrails, row, resuming)
 
 
 def _run(
     conn: actions.Conn,
     client: WebClient,
     registry: ToolRegistry,
+    guardrails: Guardrails,
     row: dict[str, Any],
     resuming: bool,
 ) -> None:
@@ -83,7 +86,15 @@ def _run(
     if tool is None:
         _fail(conn, client, row, f"the tool {row['tool']!r} is no longer available")
         return
-    arguments = tool.arguments.model_validate(row["payload"])
+    # The stored payload holds placeholders for personal data; the real values come back
+    # only now, for the approved call, after the tenant's tool policy says yes again.
+    checked = guardrails.check_tool(
+        row["tenant_id"], str(row["conversation_id"]), row["tool"], row["payload"], channel=None
+    )
+    if not checked.decision.allowed:
+        _fail(conn, client, row, checked.decision.reason_for_people)
+        return
+    arguments = tool.arguments.model_validate(checked.arguments)
     context = ActionContext(row["tenant_id"], row["bot_token"], row["requested_by"])
     key = row["idempotency_key"]
     refusal = tool.check(context, arguments) if tool.check else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,7 +26,12 @@ class ReviewedToolbox:
     run_id: int
     approval_ttl: timedelta
     citations: list[str] = field(default_factory=list)
+    # Shared with the screened retriever: a flag raised while reading documents reaches
+    # the actions proposed afterwards.
     flags: list[str] = field(default_factory=list)
+    force_approval: bool = False  # the request itself was flagged
+    # Rules (allowed domains...) judge real values; the stored payload keeps placeholders.
+    restore: Callable[[dict[str, Any]], dict[str, Any]] = lambda arguments: arguments
 
     def describe(self) -> list[dict[str, Any]]:
         return self.registry.describe()
@@ -40,12 +46,16 @@ class ReviewedToolbox:
             arguments = tool.parse(call.arguments_json)
         except ToolArgumentsError as exc:
             return ToolResult(call.name, ok=False, output=str(exc))
-        refusal = tool.check(self.context, arguments) if tool.check else None
+        refusal = None
+        if tool.check is not None:
+            real = tool.arguments.model_validate(self.restore(arguments.model_dump()))
+            refusal = tool.check(self.context, real)
         if refusal is not None:
             log.info("tool.refused", tool=tool.name)
             return ToolResult(call.name, ok=False, output=f"Not allowed: {refusal}")
         key = f"run:{self.run_id}:call:{index}"
-        if tool.effect is not Effect.EXTERNAL:
+        flagged = self.force_approval or bool(self.flags)
+        if tool.effect is Effect.READ_ONLY or (tool.effect is Effect.INTERNAL and not flagged):
             return ToolResult(
                 call.name, ok=True, output=str(tool.run(self.context, arguments, key))
             )

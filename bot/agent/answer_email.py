@@ -14,6 +14,7 @@ from psycopg import Connection
 
 from bot.agent.loop import AgentInput, run_agent
 from bot.agent.runs import WorkerDeps, mark_failed, start_run, usage_recorder
+from bot.agent.screening import screen_run
 from bot.agent.steps import StepLog
 from bot.agent.tools import ActionContext
 from connectors.email.compose import OriginalEmail, build_reply, to_storable
@@ -52,32 +53,63 @@ def answer_email(
             return
         run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
         structlog.contextvars.bind_contextvars(run_id=run["id"])
-        toolbox = ReviewedToolbox(
-            conn,
-            deps.tools,
-            ActionContext(tenant_id, request["bot_token"], requested_by=_sender(payload)),
+
+        def make_toolbox(flags: list[str], force_approval: bool) -> ReviewedToolbox:
+            return ReviewedToolbox(
+                conn,
+                deps.tools,
+                ActionContext(tenant_id, request["bot_token"], requested_by=_sender(payload)),
+                conversation_id=conversation_id,
+                run_id=run["id"],
+                approval_ttl=settings.approval_ttl,
+                flags=flags,
+                force_approval=force_approval,
+                restore=lambda arguments: deps.guardrails.restore(
+                    tenant_id, str(conversation_id), arguments
+                ),
+            )
+
+        client = deps.slack_client(request["bot_token"])
+        screened = screen_run(
+            deps.guardrails,
+            tenant_id=tenant_id,
             conversation_id=conversation_id,
-            run_id=run["id"],
-            approval_ttl=settings.approval_ttl,
-        )
-        outcome = run_agent(
-            AgentInput(tenant_id, _question(payload), _history(conn, tenant_id, payload)),
+            question=_question(payload),
+            history=_history(conn, tenant_id, payload),
+            corrections=[],
             llm=deps.llm,
             retriever=deps.retriever,
-            tools=toolbox,
+            make_toolbox=make_toolbox,
+            channel=None,
+            source="email",
+            notify_admins=lambda text: _notify(client, settings.approval_channel_id, text),
+        )
+        if screened.blocked_notice is not None:
+            _finish(conn, request_id, "ignored", "blocked by guardrails")
+            return
+        outcome = run_agent(
+            AgentInput(tenant_id, screened.question, screened.history),
+            llm=screened.llm,
+            retriever=screened.retriever,
+            tools=screened.toolbox,
             steps=StepLog.load(conn, run["id"], tenant_id, deps.max_steps),
             on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices),
         )
         if outcome.status != "answered":
             mark_failed(conn, request_id, outcome.reason or "could not draft a reply")
             return
-        reply = build_reply(OriginalEmail.from_payload(payload), body=outcome.text)
+        draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)
+        if draft.action == "block":
+            mark_failed(conn, request_id, "the drafted reply did not pass the guardrails")
+            return
+        flags = screened.flags + [f.for_people() for f in draft.flags]
+        reply = build_reply(OriginalEmail.from_payload(payload), body=draft.text_for_people)
         tool = deps.tools.get(REPLY_EMAIL)
         assert tool is not None, "the worker registers reply_email"
         arguments = tool.arguments.model_validate(
             {
                 "message": to_storable(reply),
-                "text": outcome.text,
+                "text": draft.text_for_people,
                 "inbox": payload["inbox"],
                 "conversation_id": conversation_id,
             }
@@ -93,11 +125,10 @@ def answer_email(
             requested_by=_sender(payload),
             reason=f"Answering the email '{payload.get('subject') or '(no subject)'}'",
             citations=[],
-            flags=[],
+            flags=flags,
             idempotency_key=f"run:{run['id']}:reply",
             ttl=settings.approval_ttl,
         )
-        client = deps.slack_client(request["bot_token"])
         announce_pending_actions(conn, client, settings, run["id"])
         conn.execute(
             "UPDATE agent_runs SET status = 'answered', finished_at = now() WHERE id = %s",
@@ -107,6 +138,11 @@ def answer_email(
         log.info("email.reply_proposed", run_id=run["id"])
     finally:
         structlog.contextvars.unbind_contextvars("tenant_id", "request_id", "run_id")
+
+
+def _notify(client: Any, channel: str | None, text: str) -> None:
+    if channel:
+        client.chat_postMessage(channel=channel, text=text)
 
 
 def _question(payload: dict[str, Any]) -> str:

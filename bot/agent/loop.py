@@ -17,6 +17,7 @@ from bot.agent.steps import Output, StepLimitReached, StepLog
 from bot.llm.errors import LLMUnavailable, MalformedOutput
 from bot.llm.providers import UsageSink
 from bot.llm.structured import StructuredLLM
+from guardrails.budgets import BudgetExceeded
 
 PASSAGES_PER_SEARCH = 8
 MAX_ANSWER_CHARS = 3_000
@@ -59,6 +60,8 @@ def run_agent(
         return couldnt_complete("the language model kept giving answers I could not use")
     except StepLimitReached:
         return couldnt_complete("I could not produce an answer that passed my checks")
+    except BudgetExceeded as exc:
+        return Outcome(text=exc.notice, status="failed", reason="budget")
 
 
 def couldnt_complete(reason: str) -> Outcome:

@@ -8,8 +8,10 @@ from typing import Any
 
 from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.schemas import Plan
+from guardrails.facade import PLACEHOLDER_RULE
+from guardrails.injection import UNTRUSTED_CONTENT_RULE
 
-PLAN_SYSTEM = (
+PLAN_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Decide how to handle the latest message in "
     "the thread. intent: 'answer' to answer it, 'clarify' if you must ask a question "
     "first, 'decline' if it is not something you should do. search_queries: up to three "
@@ -18,12 +20,17 @@ PLAN_SYSTEM = (
     "not done until a person approves them. Reply with JSON only."
 )
 
-DRAFT_SYSTEM = (
+DRAFT_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Write the reply to the latest message in the "
     "thread, in Slack mrkdwn, short and direct. Use only the sources given for facts about "
     "the company and list the ids of the sources you used in citations; if the sources do "
     "not answer the question, say so plainly instead of guessing. Reply with JSON only."
 )
+
+# Every prompt also carries the guardrails' rules: placeholders stand for hidden personal
+# data, and text from documents, emails and tools is data, never instructions.
+PLAN_SYSTEM = f"{PLAN_SYSTEM_BASE} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
+DRAFT_SYSTEM = f"{DRAFT_SYSTEM_BASE} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
 
 Turn = dict[str, str]  # {"role": "user" | "assistant", "content": ...}
 

@@ -22,6 +22,7 @@ from bot.agent.answer_email import answer_email
 from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
 from bot.agent.prompts import Example, Turn
 from bot.agent.runs import WorkerDeps, mark_failed, start_run, usage_recorder
+from bot.agent.screening import screen_run
 from bot.agent.steps import StepLog
 from bot.agent.tools import ActionContext
 from connectors.slack.threads import SlackThread
@@ -138,30 +139,9 @@ def _run_locked(
             outcome = Outcome(text=PAUSED_TEXT, status="answered")
         else:
             question = MENTION.sub("", event.get("text") or "").strip()
-            history = _history(thread, before_ts=event["ts"], bot_ids={request["bot_id"]})
-            toolbox = ReviewedToolbox(
-                conn,
-                deps.tools,
-                ActionContext(tenant_id, request["bot_token"], requested_by=event.get("user", "")),
-                conversation_id=conversation_id,
-                run_id=run["id"],
-                approval_ttl=settings.approval_ttl,
+            outcome = _answer_in_thread(
+                conn, deps, request, settings, thread, run["id"], conversation_id, question
             )
-            corrections = [
-                Example(c.original, c.corrected, c.reason)
-                for c in feedback.relevant(conn, tenant_id, question)
-            ]
-            outcome = run_agent(
-                AgentInput(tenant_id, question, history, corrections),
-                llm=deps.llm,
-                retriever=deps.retriever,
-                tools=toolbox,
-                steps=StepLog.load(conn, run["id"], tenant_id, deps.max_steps),
-                on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices),
-            )
-            note = announce_pending_actions(conn, thread.client, settings, run["id"])
-            if note:
-                outcome = Outcome(f"{outcome.text}\n\n{note}", outcome.status, outcome.reason)
         thread.update(reply_ts, outcome.text)
         _finish(conn, tenant_id, request_id, run["id"], conversation_id, event, reply_ts, outcome)
         log.info("request.answered", status=outcome.status, reason=outcome.reason)
@@ -175,6 +155,83 @@ def _run_locked(
         mark_failed(conn, request_id, f"Slack refused the reply: {error}")
     finally:
         structlog.contextvars.unbind_contextvars("tenant_id", "request_id", "run_id")
+
+
+def _answer_in_thread(
+    conn: Connection[dict[str, Any]],
+    deps: WorkerDeps,
+    request: dict[str, Any],
+    settings: tenant_settings.ReviewSettings,
+    thread: SlackThread,
+    run_id: int,
+    conversation_id: int,
+    question: str,
+) -> Outcome:
+    tenant_id, event = request["tenant_id"], request["payload"]["event"]
+    history = _history(thread, before_ts=event["ts"], bot_ids={request["bot_id"]})
+    corrections = [
+        Example(c.original, c.corrected, c.reason)
+        for c in feedback.relevant(conn, tenant_id, question)
+    ]
+
+    def make_toolbox(flags: list[str], force_approval: bool) -> ReviewedToolbox:
+        return ReviewedToolbox(
+            conn,
+            deps.tools,
+            ActionContext(tenant_id, request["bot_token"], requested_by=event.get("user", "")),
+            conversation_id=conversation_id,
+            run_id=run_id,
+            approval_ttl=settings.approval_ttl,
+            flags=flags,
+            force_approval=force_approval,
+            restore=lambda arguments: deps.guardrails.restore(
+                tenant_id, str(conversation_id), arguments
+            ),
+        )
+
+    def notify_admins(text: str) -> None:
+        if settings.approval_channel_id:
+            thread.client.chat_postMessage(channel=settings.approval_channel_id, text=text)
+
+    screened = screen_run(
+        deps.guardrails,
+        tenant_id=tenant_id,
+        conversation_id=conversation_id,
+        question=question,
+        history=history,
+        corrections=corrections,
+        llm=deps.llm,
+        retriever=deps.retriever,
+        make_toolbox=make_toolbox,
+        channel=event["channel"],
+        source="requester",
+        notify_admins=notify_admins,
+    )
+    if screened.blocked_notice is not None:
+        return Outcome(screened.blocked_notice, "answered", "blocked by guardrails")
+    outcome = run_agent(
+        AgentInput(tenant_id, screened.question, screened.history, screened.corrections),
+        llm=screened.llm,
+        retriever=screened.retriever,
+        tools=screened.toolbox,
+        steps=StepLog.load(conn, run_id, tenant_id, deps.max_steps),
+        on_call=usage_recorder(conn, tenant_id, run_id, deps.prices),
+    )
+    if outcome.status == "answered" and deps.llm is not None:
+        draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)
+        if draft.action == "allow":
+            outcome = Outcome(draft.text_for_people, outcome.status, outcome.reason)
+        else:
+            # A draft the screens would not show (toxic) is withheld; the reason is logged.
+            log.warning("draft.withheld", action=draft.action)
+            notice = (
+                draft.notice_for_people or "I drafted an answer, but it did not pass my checks."
+            )
+            outcome = Outcome(notice, "failed", f"draft {draft.action}ed by guardrails")
+    note = announce_pending_actions(conn, thread.client, settings, run_id)
+    if note:
+        outcome = Outcome(f"{outcome.text}\n\n{note}", outcome.status, outcome.reason)
+    return outcome
 
 
 def _conversation(conn: Connection[dict[str, Any]], tenant_id: int, thread: SlackThread) -> int:

@@ -19,6 +19,7 @@ from bot.db import Pool
 from bot.llm.pricing import cost_usd
 from bot.llm.providers import CallRecord
 from bot.llm.structured import StructuredLLM
+from guardrails.facade import Guardrails
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,7 @@ class WorkerDeps:
     slack_client: Callable[[str], WebClient]  # bot token -> client
     max_steps: int
     prices: dict[str, tuple[Decimal, Decimal]]
+    guardrails: Guardrails
     email_replies_per_hour: int = 5  # per email thread, so two agents cannot ping-pong
 
 

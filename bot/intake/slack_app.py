@@ -26,7 +26,13 @@ from bot.intake.installations import (
 )
 from bot.intake.record import record_and_enqueue
 from bot.settings import Settings
-from review.commands import load_action, load_action_by_message, run_agent_command
+from guardrails.status import configured_lines
+from review.commands import (
+    GuardrailStatus,
+    load_action,
+    load_action_by_message,
+    run_agent_command,
+)
 from review.decisions import EMOJI_DECISIONS
 from review.messages import BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT, EDIT_VIEW, edit_view
 
@@ -122,6 +128,9 @@ def build_slack_app(
         if emoji in EMOJI_DECISIONS and event.get("user") != context.bot_user_id:
             await record(body, context, request, event["type"])
 
+    guardrail_status = GuardrailStatus(
+        configured_lines(settings), settings.guardrails_budget_warn_ratio
+    )
     listeners = {
         "app_mention": on_mention,
         "message": on_message,
@@ -164,7 +173,9 @@ def build_slack_app(
     async def on_agent_command(
         ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
-        reply = await run_agent_command(pool, client, context["tenant_id"], command)
+        reply = await run_agent_command(
+            pool, client, context["tenant_id"], command, guardrail_status
+        )
         await ack(response_type=reply.response_type, text=reply.text)
 
     return app

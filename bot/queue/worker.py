@@ -40,6 +40,7 @@ from bot.settings import Settings
 from connectors.email.tools import reply_email_tool, send_email_tool
 from connectors.slack.tools import post_to_channel_tool
 from connectors.slack.web_client import make_web_client
+from guardrails.facade import build_guardrails
 from review.events import handle_review_request
 from review.execute import execute_action
 from review.sweep import sweep
@@ -67,6 +68,9 @@ def build_worker_deps(settings: Settings) -> WorkerDeps:
         return make_web_client(token, settings.slack_api_url)
 
     pool = open_pool(settings.database_url, max_size=settings.worker_threads + 2)
+    guardrails = build_guardrails(settings, pool)
+    for line in guardrails.status().lines():
+        log.info("guardrails.status", status=line)
     return WorkerDeps(
         pool=pool,
         llm=llm,
@@ -79,6 +83,7 @@ def build_worker_deps(settings: Settings) -> WorkerDeps:
         slack_client=slack_client,
         max_steps=settings.agent_max_steps,
         prices=prices,
+        guardrails=guardrails,
         email_replies_per_hour=settings.email_max_replies_per_thread_per_hour,
     )
 
@@ -107,7 +112,7 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
 
     def execute(action_id: int) -> None:
         with deps.pool.connection() as conn:
-            execute_action(conn, deps.slack_client, deps.tools, action_id)
+            execute_action(conn, deps.slack_client, deps.tools, deps.guardrails, action_id)
 
     def sweep_actions() -> None:
         with deps.pool.connection() as conn:

@@ -89,24 +89,27 @@ def test_email_reply_is_sent_once_after_approval_in_the_same_thread(
 
 
 def _ask_to_send(stack: Stack, llm: OpenAIEmulator, to: str, marker: str) -> str:
-    from tests.support.conversation import mention, unique_question, wait_for_answer
+    """Ask the bot, in Slack, to email `to`; the model answers with a send_email call to the
+    placeholder it was shown instead of the address."""
+    from tests.support.conversation import mention, wait_for_answer
 
-    question = unique_question(f"Email {to} about the renewal {marker}")
     call = {
         "name": "send_email",
         "arguments_json": json.dumps(
-            {"to": [to], "subject": f"Renewal {marker}", "text": f"Hi! {marker}"}
+            {"to": ["<EMAIL_1>"], "subject": f"Renewal {marker}", "text": f"Hi! {marker}"}
         ),
         "reason": "The requester asked to email the customer.",
     }
     llm.script(
         Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
         Reply(content={"answer": "Done what I could.", "citations": []}),
-        match=question,
+        match=marker,
     )
-    post = mention(stack.slack, question)
+    post = mention(stack.slack, f"Email {to} about the renewal {marker}")
     wait_for_answer(stack.slack, post.message.ts)
-    return question
+    sent_to_model = json.dumps(llm.requests(match=marker))
+    assert to not in sent_to_model, "the address reached the model unredacted"
+    return marker
 
 
 def test_send_email_to_an_allowed_domain_is_sent_once_after_approval(
@@ -139,6 +142,8 @@ def test_send_email_to_an_allowed_domain_is_sent_once_after_approval(
     delivered = [m for m in mail_outbox.messages() if marker in m.data.decode(errors="replace")]
     assert len(delivered) == 1
     assert delivered[0].rcpt_tos == (CUSTOMER,)
+    for process in (stack.worker, stack.serve):
+        assert CUSTOMER not in process.log_text(), "raw personal data reached the logs"
     sender = delivered[0].parsed()["From"].addresses[0].addr_spec
     inboxes = {
         r["address"]
@@ -159,4 +164,4 @@ def test_send_email_outside_the_allowlist_is_refused_before_approval(
         (f"Renewal {marker}",),
     ).fetchone() == {"n": 0}
     draft_prompt = json.dumps(llm.requests(match=question)[-1]["messages"])
-    assert "does not allow new email to someone@elsewhere.example" in draft_prompt
+    assert "does not allow new email to" in draft_prompt

@@ -46,6 +46,8 @@ def product_env(
         "QUEUE_MAINTENANCE_PER_MILLION": "1000000",
         "WORKER_THREADS": "2",
         "LOG_LEVEL": "info",
+        # Tests change a tenant's guardrail policy and expect the next request to see it.
+        "GUARDRAILS_POLICY_CACHE_SECONDS": "0",
     }
     if llm_primary is not None:
         env |= {

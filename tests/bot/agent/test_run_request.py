@@ -15,12 +15,19 @@ from psycopg.types.json import Jsonb
 
 from bot.agent.knowledge import EmptyKnowledge, NoTools
 from bot.agent.run_request import REPLY_EVENT_TYPE, WorkerDeps, run_request
-from bot.db import open_pool
+from bot.db import Pool, open_pool
+from bot.settings import load_settings
 from connectors.slack.web_client import make_web_client
+from guardrails.facade import Guardrails, build_guardrails
 from tests.support.conversation import GENERAL, bot_replies
 from tests.support.stack import Stack
 
 DB = psycopg.Connection[dict[str, Any]]
+
+
+def guardrails_for(database_url: str, pool: Pool) -> Guardrails:
+    settings = load_settings(database_url=database_url, slack_signing_secret="test-secret")
+    return build_guardrails(settings, pool)
 
 
 @pytest.fixture
@@ -34,6 +41,7 @@ def offline_deps(database_url: str, stack: Stack) -> Iterator[WorkerDeps]:
         slack_client=lambda token: make_web_client(token, stack.slack.api_url),
         max_steps=6,
         prices={},
+        guardrails=guardrails_for(database_url, pool),
     )
     pool.close()
 
@@ -147,6 +155,7 @@ def test_step_limit_ends_in_an_apology(stack: Stack, llm, database_url: str, db:
             slack_client=lambda t: make_web_client(t, stack.slack.api_url),
             max_steps=6,
             prices={},
+            guardrails=guardrails_for(database_url, pool),
         )
         request_id, thread = stored_request(db, stack, text)
         run_request(deps, request_id)
