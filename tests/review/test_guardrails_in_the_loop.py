@@ -1,0 +1,72 @@
+"""The tenant's guardrail policy, applied to real requests: budgets and denied tools."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from psycopg.types.json import Jsonb
+
+from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.openai_script import Reply
+from tests.review.conftest import DB, SUPPORT
+from tests.support.conversation import mention, script_answer, unique_question, wait_for_answer
+from tests.support.stack import Stack
+
+
+@pytest.fixture
+def policy(db: DB, tenant: int) -> Iterator[None]:
+    """Each test sets the tenant's policy; it is cleared afterwards."""
+    yield
+    db.execute("DELETE FROM guardrail_policies WHERE tenant_id = %s", (tenant,))
+
+
+def set_policy(db: DB, tenant: int, document: dict[str, object]) -> None:
+    db.execute(
+        """INSERT INTO guardrail_policies (tenant_id, policy, updated_by) VALUES (%s, %s, 'test')
+           ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy""",
+        (tenant, Jsonb(document)),
+    )
+
+
+def test_a_spent_budget_blocks_the_model_call(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, policy: None
+) -> None:
+    """With the daily token budget at 0, the person gets the budget notice and the model is
+    never called."""
+    set_policy(db, tenant, {"budgets": {"daily_tokens": 0}})
+    question = unique_question("What is our refund policy?")
+    script_answer(llm, question, "unused")
+    answer = wait_for_answer(stack.slack, mention(stack.slack, question).message.ts)
+    assert "budget" in answer.text.lower()
+    assert llm.requests(match=question) == []
+
+
+def test_a_denied_tool_is_refused_with_a_reason(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, policy: None
+) -> None:
+    """A tool the admin denied is not attempted nor sent for approval; the model hears why."""
+    stack.slack.run_slash_command("U0ADMIN", "C0GENERAL", "tools deny post_to_channel")
+    marker = uuid.uuid4().hex[:8]
+    call = {
+        "name": "post_to_channel",
+        "arguments_json": json.dumps({"channel": SUPPORT, "text": f"Denied post {marker}"}),
+        "reason": "asked to",
+    }
+    llm.script(
+        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content={"answer": "I am not allowed to post there.", "citations": []}),
+        match=marker,
+    )
+    answer = wait_for_answer(
+        stack.slack, mention(stack.slack, f"Post in #support {marker}").message.ts
+    )
+    assert "Waiting for approval" not in answer.text
+    assert db.execute(
+        "SELECT count(*) AS n FROM pending_actions WHERE payload->>'text' = %s",
+        (f"Denied post {marker}",),
+    ).fetchone() == {"n": 0}
+    draft_prompt = json.dumps(llm.requests(match=marker)[-1]["messages"])
+    assert "Refused by policy" in draft_prompt
