@@ -110,9 +110,7 @@ def load_classifier(path: str) -> TextClassifier:
     except (OSError, ValueError) as exc:
         raise ClassifierUnavailable(f"cannot load the model in {path}: {exc}") from None
     model.eval()
-    pipeline = TextClassificationPipeline(  # type: ignore[no-untyped-call]
-        model=model, tokenizer=tokenizer, device=-1
-    )
+    pipeline = TextClassificationPipeline(model=model, tokenizer=tokenizer, device=-1)
     labels = tuple(str(label) for label in model.config.id2label.values())
     # Truncating past the model's position embeddings would crash inference on long text.
     limits = [MAX_TOKENS, getattr(model.config, "max_position_embeddings", MAX_TOKENS)]

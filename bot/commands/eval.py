@@ -12,13 +12,7 @@ from pathlib import Path
 
 from bot.settings import Settings
 
-HELP = "evaluate retrieval (and more) on public question sets"
-
-
-def _retrieval(settings: Settings, args: argparse.Namespace) -> int:
-    from rag.eval_command import run_retrieval_eval
-
-    return run_retrieval_eval(settings, args)
+HELP = "measure PII detection and injection screening on public data sets"
 
 
 def _pii(settings: Settings, args: argparse.Namespace) -> int:
@@ -34,7 +28,6 @@ def _injection(settings: Settings, args: argparse.Namespace) -> int:
 
 
 KINDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
-    "retrieval": _retrieval,
     "pii": _pii,
     "injection": _injection,
 }
