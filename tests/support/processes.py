@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0  # seconds
+START_TIMEOUT = 90.0  # seconds; presidio imports torch and transformers, slow on a busy machine
 
 
 @dataclass

@@ -1,0 +1,227 @@
+"""Approvals benchmark: from an approver's ✅ to the executed action, with 200 pending
+actions approved in a burst, and a check that each ran exactly once.
+
+    .venv/bin/python bench/approvals.py [--actions 200] [--concurrency 16]
+
+Sets up its own Postgres database (embedded, or BENCH_DATABASE_URL's server), a Redis
+namespace (BENCH_REDIS_URL or 127.0.0.1:6379/14), the Slack emulator, and `chatops serve`
+plus `chatops worker` as child processes; removes all of it at the end. The actions are
+proposed and posted to #approvals through the product's own code; the reactions are
+signed reaction_added events, as Slack sends them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
+from psycopg.rows import dict_row  # noqa: E402
+
+from bot.migrate import apply_migrations  # noqa: E402
+from connectors.slack.web_client import make_web_client  # noqa: E402
+from review import actions, tenant_settings  # noqa: E402
+from review.slack_posts import post_approval_request  # noqa: E402
+from sandbox.embedded_postgres import start_embedded_postgres  # noqa: E402
+from sandbox.slack_emulator import SlackEmulator  # noqa: E402
+from tests.support.processes import wait_for  # noqa: E402
+from tests.support.stack import product_env, start_stack  # noqa: E402
+
+APPROVALS, SUPPORT, APPROVER = "C0APPROVALS", "C0SUPPORT", "U0APPROVER"
+AIM_P95 = 1.0  # seconds, reaction to executed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--actions", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16, help="reactions in flight at once")
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        database_url = stack.enter_context(_database())
+        redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+        namespace = f"chatops-bench-{uuid.uuid4().hex[:8]}"
+        stack.callback(_drop_namespace, redis_url, namespace)
+        slack = stack.enter_context(SlackEmulator())
+        env = product_env(
+            database_url=database_url,
+            redis_url=redis_url,
+            namespace=namespace,
+            slack=slack,
+            llm_primary=None,
+            llm_fallback=None,
+        ) | {
+            "WORKER_THREADS": "4",
+            "QUEUE_MAINTENANCE_PER_MILLION": "100000",
+            "WORKER_HEARTBEAT_TIMEOUT_SECONDS": "60",
+        }
+        running = start_stack(slack, env, Path(tempfile.mkdtemp(prefix="chatops-bench-approvals-")))
+        stack.callback(running.stop)
+        pending = _propose(database_url, slack, args.actions)
+        print(
+            f"{len(pending)} actions pending in #approvals; approving them in a burst…", flush=True
+        )
+        started = _approve_all(slack, pending, args.concurrency)
+        latencies, once = _collect(database_url, slack, started)
+    _report(latencies, once, args)
+    return 0
+
+
+def _database():  # type: ignore[no-untyped-def]
+    from contextlib import contextmanager
+
+    @contextmanager
+    def manage():  # type: ignore[no-untyped-def]
+        server_url = os.environ.get("BENCH_DATABASE_URL")
+        server = None
+        if not server_url:
+            server_url, server = start_embedded_postgres(
+                Path(tempfile.mkdtemp(prefix="chatops-bench-pg-"))
+            )
+        name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = make_conninfo(**(conninfo_to_dict(server_url) | {"dbname": name}))
+        apply_migrations(url)
+        try:
+            yield url
+        finally:
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if server is not None:
+                server.cleanup()
+
+    return manage()
+
+
+def _drop_namespace(url: str, namespace: str) -> None:
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{namespace}*"))
+    if keys:
+        client.delete(*keys)
+
+
+def _propose(database_url: str, slack: SlackEmulator, count: int) -> list[dict[str, object]]:
+    client = make_web_client(slack.bot_token, slack.api_url)
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        tenant_id = conn.execute("SELECT id FROM tenants LIMIT 1").fetchone()["id"]  # type: ignore[index]
+        conn.execute(
+            "INSERT INTO tenant_settings (tenant_id, approval_channel_id) VALUES (%s, %s)",
+            (tenant_id, APPROVALS),
+        )
+        conn.execute(
+            "INSERT INTO tenant_approvers (tenant_id, slack_user_id, added_by) VALUES (%s, %s, 'bench')",
+            (tenant_id, APPROVER),
+        )
+        thread = slack.workspace.post_message(
+            "C0GENERAL", user="U0REQUESTER", text="Please post these"
+        )
+        conversation = conn.execute(
+            """INSERT INTO conversations (tenant_id, channel_kind, external_key, slack_channel_id,
+                 slack_thread_ts) VALUES (%s, 'slack', %s, %s, %s) RETURNING id""",
+            (tenant_id, f"C0GENERAL:{thread.ts}", "C0GENERAL", thread.ts),
+        ).fetchone()
+        settings = tenant_settings.load(conn, tenant_id)
+        pending = []
+        for index in range(count):
+            text = f"Bench announcement {index}"
+            action = actions.propose(
+                conn,
+                tenant_id=tenant_id,
+                conversation_id=conversation["id"],
+                run_id=None,  # type: ignore[index]
+                tool="post_to_channel",
+                summary=f"Post a message in <#{SUPPORT}>",
+                payload={"channel": SUPPORT, "text": text},
+                requested_by="U0REQUESTER",
+                reason="benchmark",
+                citations=[],
+                flags=[],
+                idempotency_key=f"bench:{index}",
+                ttl=timedelta(hours=1),
+            )
+            ts = post_approval_request(conn, client, settings, action)
+            pending.append({"id": action["id"], "ts": ts, "text": text})
+    return pending
+
+
+def _approve_all(
+    slack: SlackEmulator, pending: list[dict[str, object]], concurrency: int
+) -> dict[int, float]:
+    started: dict[int, float] = {}
+
+    def approve(item: dict[str, object]) -> None:
+        started[int(item["id"])] = time.time()  # type: ignore[call-overload]
+        slack.react_as_user(APPROVER, APPROVALS, str(item["ts"]), "white_check_mark")
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(approve, pending))
+    return started
+
+
+def _collect(
+    database_url: str, slack: SlackEmulator, started: dict[int, float]
+) -> tuple[list[float], bool]:
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+
+        def all_done() -> bool:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM pending_actions WHERE status = 'executed'"
+            ).fetchone()
+            return row is not None and row["n"] == len(started)
+
+        wait_for(all_done, timeout=300, interval=0.2, message="every action executed")
+        rows = conn.execute("SELECT id, executed_at FROM pending_actions").fetchall()
+        executed_audits = conn.execute(
+            "SELECT subject, count(*) AS n FROM audit_log WHERE action = 'action.executed' GROUP BY subject"
+        ).fetchall()
+    latencies = [r["executed_at"].timestamp() - started[r["id"]] for r in rows]
+    posts: dict[str, int] = {}
+    for message in slack.history(SUPPORT):
+        posts[message.text] = posts.get(message.text, 0) + 1
+    once = (
+        len(executed_audits) == len(started)
+        and all(a["n"] == 1 for a in executed_audits)
+        and sum(1 for text, n in posts.items() if text.startswith("Bench announcement") and n == 1)
+        == len(started)
+        and all(n == 1 for text, n in posts.items() if text.startswith("Bench announcement"))
+    )
+    return latencies, once
+
+
+def _report(latencies: list[float], once: bool, args: argparse.Namespace) -> None:
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    load = os.getloadavg()
+    lines = [
+        f"chatops-agent approvals benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"machine: {os.cpu_count()} cores, load avg at end {load[0]:.2f}, Python {sys.version.split()[0]}",
+        f"{len(latencies)} pending actions approved by ✅ in a burst ({args.concurrency} reactions in flight), 4 worker threads",
+        f"reaction sent -> action executed (ms): p50 {pct(0.50):.0f}  p95 {pct(0.95):.0f}  max {ordered[-1] * 1000:.0f}",
+        f"{'PASS' if once else 'MISS'}  each action executed exactly once (one post, one audit entry each)",
+        f"{'PASS' if pct(0.95) < AIM_P95 * 1000 else 'MISS'}  p95 under {AIM_P95:.0f} s: {pct(0.95):.0f} ms",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    results = REPO / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "approvals.txt").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
