@@ -9,8 +9,10 @@ the bare Bolt baseline, all as children that `ExitStack` stops in reverse order.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 import redis
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from bot.agent.prompts import DRAFT_SYSTEM, PLAN_SYSTEM
 from bot.migrate import apply_migrations
@@ -39,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 BENCH_ANSWER = "Benchmark answer: refunds are accepted within 30 days."
 START_TIMEOUT = 30.0  # s for the bare Bolt app to answer /healthz
+STOP_TIMEOUT = 15.0  # s a child gets to exit after SIGTERM, as tests/support allows
 
 # product_env is tuned for the failure tests; these put back the shipped defaults where
 # a test value would change the cost being measured. The tests run queue upkeep on every
@@ -64,6 +67,7 @@ class BenchEnv:
     bare: BareBolt
     database_url: str
     workdir: Path
+    description: str  # where Postgres and Redis came from, for the report
 
 
 @contextmanager
@@ -88,9 +92,17 @@ def bench_environment() -> Iterator[BenchEnv]:
             llm_primary=llm,
             llm_fallback=None,
         )
+        # start_stack stops the listener only when the worker fails with an Exception; a
+        # Ctrl-C (or SIGTERM) while the worker starts would leave it running otherwise.
+        stack.callback(_stop_stray_children, "bot.cli")
         running = start_stack(slack, env | PRODUCTION_DEFAULTS, log_dir)
         stack.callback(running.stop)
-        yield BenchEnv(slack, llm, running, bare, database_url, workdir)
+        postgres = "BENCH_DATABASE_URL" if "BENCH_DATABASE_URL" in os.environ else "embedded"
+        description = (
+            f"Postgres {postgres}, Redis {_without_password(redis_url)}, Slack and OpenAI"
+            f" emulators, all on this machine; worker threads {env['WORKER_THREADS']}"
+        )
+        yield BenchEnv(slack, llm, running, bare, database_url, workdir, description)
 
 
 def script_instant_answers(llm: OpenAIEmulator) -> None:
@@ -101,6 +113,11 @@ def script_instant_answers(llm: OpenAIEmulator) -> None:
     # No default: a prompt we did not expect fails loudly (HTTP 500) instead of being
     # answered with the wrong schema.
     llm.set_default(None)
+
+
+def _without_password(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 @contextmanager
@@ -130,9 +147,7 @@ def _fresh_database(server_url: str) -> Iterator[str]:
     name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)
+    url = make_conninfo(server_url, dbname=name)
     try:
         apply_migrations(url)
         yield url
@@ -174,6 +189,51 @@ def _bare_bolt(slack: SlackEmulator, log_dir: Path) -> Iterator[BareBolt]:
         yield BareBolt(process, f"http://127.0.0.1:{port}/slack/events")
     finally:
         _stop(process)
+
+
+def _stop_stray_children(marker: str) -> None:
+    """SIGTERM, then SIGKILL, our own child processes whose command line holds `marker`."""
+    strays = [pid for pid in _children() if marker in _command_line(pid)]
+    for pid in strays:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for pid in strays:
+        if not _reaped_by(pid, deadline):
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+
+
+def _reaped_by(pid: int, deadline: float) -> bool:
+    """Whether our child `pid` exits (and is reaped here) before `deadline`."""
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                return True
+        except ChildProcessError:
+            return True  # already reaped, e.g. by its Popen
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _children() -> list[int]:
+    me = str(os.getpid())
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # The field after the parenthesised command name: state, then the parent's pid.
+            if stat.read_text().rpartition(")")[2].split()[1] == me:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _wait_until_healthy(process: subprocess.Popen[bytes], url: str) -> None:

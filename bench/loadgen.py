@@ -5,23 +5,26 @@ slow listener faces the full offered rate instead of quietly slowing the generat
 Latency runs from the *scheduled* send time, so any lag of the generator itself counts
 against the result rather than hiding a stall (coordinated omission).
 
-The generator runs in a spawned child so its JSON, HMAC and client work never shares an
+The generator runs in a child process so its JSON, HMAC and client work never shares an
 event loop (or a GIL) with the servers it measures or with the orchestrating process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import json
+import subprocess
+import sys
 import time
-import traceback
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from sandbox.slack_events import RESPONSE_TIMEOUT, USER_AGENT, sign
 
+REPO = Path(__file__).resolve().parents[1]
 START_DELAY = 0.05  # s between finishing the set-up and the first scheduled request
 CHILD_GRACE = 30.0  # s beyond the schedule we wait for the child before giving up on it
 
@@ -56,35 +59,45 @@ class LoadResult:
 
 
 def run_in_child(plan: LoadPlan) -> LoadResult:
-    """Run `plan` in a spawned process and return its result; the child never outlives us."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child_main, args=(sender, plan), daemon=True)
-    child.start()
-    sender.close()
+    """Run `plan` in a child process (`python -m bench.loadgen`) and return its result.
+
+    A plain subprocess rather than multiprocessing: a spawned child would re-import the
+    benchmark's main module and with it the whole product, seconds of CPU per load.
+    """
+    budget = plan.seconds + plan.timeout * (1 + len(plan.warmup_bodies)) + CHILD_GRACE
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.loadgen"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        budget = plan.seconds + plan.timeout * (1 + len(plan.warmup_bodies)) + CHILD_GRACE
-        if not receiver.poll(budget):
-            raise RuntimeError(f"the load generator gave no result within {budget:.0f}s")
-        outcome: LoadResult | str = receiver.recv()
+        out, err = child.communicate(json.dumps(asdict(plan)).encode(), timeout=budget)
     finally:
-        receiver.close()
-        child.join(timeout=5)
-        if child.is_alive():
-            child.terminate()
-            child.join(timeout=5)
-    if isinstance(outcome, str):
-        raise RuntimeError(f"the load generator failed:\n{outcome}")
-    return outcome
+        if child.poll() is None:  # timed out, or we were interrupted
+            child.kill()
+            child.wait(timeout=5)
+    if child.returncode != 0:
+        raise RuntimeError(f"the load generator failed ({child.returncode}):\n{err.decode()}")
+    return _result_from_json(json.loads(out))
 
 
-def _child_main(sender: Connection, plan: LoadPlan) -> None:
-    try:
-        outcome: LoadResult | str = asyncio.run(run_load(plan))
-    except BaseException:
-        outcome = traceback.format_exc()
-    sender.send(outcome)
-    sender.close()
+def main() -> None:
+    """The child's side: a plan as JSON on stdin, the result as JSON on stdout."""
+    raw = json.load(sys.stdin)
+    raw["bodies"] = tuple(raw["bodies"])
+    raw["warmup_bodies"] = tuple(raw["warmup_bodies"])
+    result = asyncio.run(run_load(LoadPlan(**raw)))
+    json.dump(asdict(result), sys.stdout)
+
+
+def _result_from_json(raw: dict[str, Any]) -> LoadResult:
+    return LoadResult(
+        samples=tuple(Sample(**sample) for sample in raw["samples"]),
+        duration=raw["duration"],
+        warmup_statuses=tuple(raw["warmup_statuses"]),
+    )
 
 
 async def run_load(plan: LoadPlan) -> LoadResult:
@@ -149,3 +162,7 @@ def _signed(signing_secret: str, body: str) -> tuple[bytes, dict[str, str]]:
         "X-Slack-Signature": sign(signing_secret, timestamp, body),
     }
     return body.encode(), headers
+
+
+if __name__ == "__main__":
+    main()

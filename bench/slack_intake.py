@@ -14,22 +14,28 @@ import argparse
 import datetime
 import json
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
+STARTED = time.monotonic()  # before the product's imports, which take seconds themselves
+
 REPO = Path(__file__).resolve().parents[1]
 # Run as a script, Python puts bench/ on the path; the bench, tests and product
 # packages are imported from the repository root.
 sys.path.insert(0, str(REPO))
 
+from bench import cpu  # noqa: E402
 from bench.drafts import DraftTiming, measure_drafts, warm_up  # noqa: E402
 from bench.environment import BenchEnv, bench_environment  # noqa: E402
 from bench.loadgen import LoadPlan, LoadResult, run_in_child  # noqa: E402
 from bench.report import (  # noqa: E402
     AckSummary,
+    DraftSummary,
+    LoadCpu,
     ack_lines,
     aim_lines,
     draft_lines,
@@ -64,15 +70,15 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, _interrupt)  # cleanup runs on `kill` as on Ctrl-C
-    started = time.monotonic()
-    machine = machine_facts()  # before we start anything, so the load average is others'
+    # Taken before we start anything, so the load average is other processes' alone.
+    preamble = [f"machine: {machine_facts()}"]
     try:
         with bench_environment() as env:
-            lines = run(env, args, machine)
+            lines = run(env, args, preamble)
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
-    lines.append(f"(whole run {time.monotonic() - started:.0f} s)")
+    lines.append(f"(whole run {time.monotonic() - STARTED:.0f} s)")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -80,35 +86,62 @@ def main() -> int:
     return 0
 
 
-def run(env: BenchEnv, args: argparse.Namespace, machine: str) -> list[str]:
+def run(env: BenchEnv, args: argparse.Namespace, preamble: list[str]) -> list[str]:
+    # Our embedded Postgres (its data lives in workdir) and the Redis we use count as ours;
+    # a BENCH_DATABASE_URL server on this machine would count as someone else's.
+    markers = (str(env.workdir), "redis-server")
     warm_up(env.slack, DRAFT_WARMUP)
+    before = cpu.sample(markers)
     timings = measure_drafts(env.slack, env.database_url, args.drafts, args.draft_gap)
+    drafts = DraftSummary(timings, args.draft_gap, cpu.others_share(before, cpu.sample(markers)))
     # The ack loads would otherwise queue a thousand agent runs whose work competes with
     # the listener for the two cores, and the bare Bolt app has no worker either.
     env.stack.worker.stop()
     count = round(args.rate * args.seconds)
-    ours_result = run_in_child(_plan(env.slack, env.stack.events_url, args.rate, count))
-    bare_result = run_in_child(_plan(env.slack, env.bare.events_url, args.rate, count))
+    serve_pid, bare_pid = _pid(env.stack.serve.process), env.bare.process.pid
+    ours_result, ours_cpu = _load(env, env.stack.events_url, serve_pid, args.rate, count, markers)
+    bare_result, bare_cpu = _load(env, env.bare.events_url, bare_pid, args.rate, count, markers)
     if args.dump_samples:
         _dump(args.dump_samples, ours_result, bare_result, timings)
-    ours = AckSummary.of("chatops serve", ours_result)
-    bare = AckSummary.of("bare Bolt app", bare_result)
+    ours = AckSummary.of("chatops serve", ours_result, ours_cpu)
+    bare = AckSummary.of("bare Bolt app", bare_result, bare_cpu)
     return [
         f"chatops-agent Slack intake benchmark, {_now()}",
-        f"machine: {machine}",
-        "setup: embedded/own Postgres, local Redis, Slack and OpenAI emulators on 127.0.0.1;"
-        " 2 worker threads",
+        *preamble,
+        f"setup: {env.description}",
         "",
         *ack_lines(ours, bare, args.rate, args.seconds),
         f"statuses: chatops serve {{{status_counts(ours_result)}}},"
         f" bare Bolt {{{status_counts(bare_result)}}}",
-        f"(worker stopped during the ack loads; {ACK_WARMUP} unmeasured requests first)",
+        f"(worker stopped during the ack loads; {ACK_WARMUP} unmeasured requests first;"
+        " 'others CPU' is the share of all cores used by processes not ours)",
         "",
-        *draft_lines(timings, args.draft_gap),
+        *draft_lines(drafts),
         "",
-        *aim_lines(ours, bare, timings),
+        *aim_lines(ours, bare, drafts),
         *_warmup_warnings(ours_result, bare_result),
     ]
+
+
+def _load(
+    env: BenchEnv, url: str, pid: int, rate: float, count: int, markers: tuple[str, ...]
+) -> tuple[LoadResult, LoadCpu]:
+    """One measured load against the server at `url` (process `pid`), with its CPU use."""
+    plan = _plan(env.slack, url, rate, count)  # built before the clock starts
+    postgres = (str(env.workdir),)
+    before = cpu.sample(markers), cpu.process_seconds(pid), cpu.tree_seconds(postgres)
+    result = run_in_child(plan)
+    after = cpu.sample(markers), cpu.process_seconds(pid), cpu.tree_seconds(postgres)
+    return result, LoadCpu(
+        others_share=cpu.others_share(before[0], after[0]),
+        server_ms=(after[1] - before[1]) * 1000 / count,
+        postgres_ms=(after[2] - before[2]) * 1000 / count,
+    )
+
+
+def _pid(process: subprocess.Popen[bytes] | None) -> int:
+    assert process is not None, "chatops serve is not running"
+    return process.pid
 
 
 def _plan(slack: SlackEmulator, url: str, rate: float, count: int) -> LoadPlan:
