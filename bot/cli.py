@@ -24,6 +24,7 @@ COMMANDS = {
     "worker": "bot.commands.worker",
     "smtp": "bot.commands.smtp",
     "eval": "bot.commands.eval",
+    "ingest": "bot.commands.ingest",
 }
 
 

@@ -24,6 +24,7 @@ import redis
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.migrate import apply_migrations
+from rag.embeddings import LocalEmbedder
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
@@ -202,3 +203,10 @@ def stack(
     running = start_stack(slack, env, tmp_path_factory.mktemp("logs"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> LocalEmbedder:
+    """The offline embedding model, loaded once (it takes seconds) for every test that
+    ingests or searches knowledge in this process."""
+    return LocalEmbedder()

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from bot.settings import Settings
 
-HELP = "measure PII detection and injection screening on public data sets"
+HELP = "measure retrieval, PII detection and injection screening on public data sets"
+
+
+def _retrieval(settings: Settings, args: argparse.Namespace) -> int:
+    from rag.eval_command import run_retrieval_eval
+
+    return run_retrieval_eval(settings, args)
 
 
 def _pii(settings: Settings, args: argparse.Namespace) -> int:
@@ -28,6 +34,7 @@ def _injection(settings: Settings, args: argparse.Namespace) -> int:
 
 
 KINDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "retrieval": _retrieval,
     "pii": _pii,
     "injection": _injection,
 }

@@ -1,0 +1,286 @@
+"""Store documents as embedded chunks, idempotently.
+
+A document whose fingerprint (text, title, link, chunking settings, model) is unchanged is
+skipped without embedding anything; a changed one is re-chunked, and only chunks whose
+exact text is not already stored in the collection are embedded. Each document is
+replaced in one transaction under an advisory lock on its identity, so two runs at once
+(two CLI runs, or several workers) neither duplicate nor interleave its chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+from psycopg.types.json import Jsonb
+
+from bot.db import Conn, Pool
+from rag.chunking import Chunk, ChunkingConfig, chunk_document
+from rag.collections import Collection, ensure_collection, ensure_vector_index
+from rag.documents import Document
+from rag.embeddings import Embedder
+from rag.lexemes import count_documents
+from rag.tenancy import VectorTypes, tenant_scope
+
+log = structlog.get_logger(__name__)
+
+Outcome = Literal["added", "updated", "unchanged"]
+ADVISORY_NAMESPACE = 0x6B  # "k": keeps knowledge document locks apart from other locks
+DOCUMENTS_PER_BATCH = 32
+
+
+@dataclass
+class IngestStats:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+
+    def merge(self, other: IngestStats) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.removed += other.removed
+        self.chunks_embedded += other.chunks_embedded
+        self.chunks_reused += other.chunks_reused
+        self.failures.extend(other.failures)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.removed} removed; {self.chunks_embedded} chunks embedded, "
+            f"{self.chunks_reused} reused"
+        )
+        return text + (f"; {len(self.failures)} skipped" if self.failures else "")
+
+
+class Ingestor:
+    def __init__(
+        self,
+        pool: Pool,
+        embedder: Embedder,
+        chunking: ChunkingConfig,
+        vectors: VectorTypes | None = None,
+    ) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self._chunking = chunking
+        self._vectors = vectors or VectorTypes()
+
+    def collection(self, tenant_id: int, name: str) -> Collection:
+        """The collection, created for the configured model if new (EmbeddingMismatch if it
+        was built with another)."""
+        model, dims = self._embedder.model_name, self._embedder.dimensions
+        with tenant_scope(self._pool, tenant_id, self._vectors) as conn:
+            collection = ensure_collection(conn, tenant_id, name, model, dims)
+        ensure_vector_index(self._pool, dims)
+        return collection
+
+    def ingest(
+        self, tenant_id: int, collection: Collection, documents: Iterable[Document]
+    ) -> IngestStats:
+        """Store documents, embedding those of each batch together (the model is much
+        faster on full batches than on one document's few chunks)."""
+        stats = IngestStats()
+        batch: list[Document] = []
+        for document in documents:
+            batch.append(document)
+            if len(batch) >= DOCUMENTS_PER_BATCH:
+                stats.merge(self._ingest_batch(tenant_id, collection, batch))
+                batch = []
+        if batch:
+            stats.merge(self._ingest_batch(tenant_id, collection, batch))
+        return stats
+
+    def _ingest_batch(
+        self, tenant_id: int, collection: Collection, documents: list[Document]
+    ) -> IngestStats:
+        model = self._embedder.model_name
+        prepared = [_Prepared.of(d, self._chunking, model) for d in documents]
+        keys = [p.document.source_key for p in prepared]
+        with tenant_scope(self._pool, tenant_id, self._vectors) as conn:
+            stored_prints = {
+                row["source_key"]: row["content_hash"]
+                for row in conn.execute(
+                    "SELECT source_key, content_hash FROM knowledge_documents"
+                    " WHERE collection_id = %s AND source_key = ANY(%s)",
+                    (collection.id, keys),
+                )
+            }
+            changed = [p for p in prepared if stored_prints.get(p.key) != p.fingerprint]
+            wanted = sorted({h for p in changed for h in p.hashes})
+            vectors: dict[str, Any] = {
+                row["content_hash"]: row["embedding"]
+                for row in conn.execute(
+                    "SELECT DISTINCT ON (content_hash) content_hash, embedding"
+                    " FROM knowledge_chunks WHERE collection_id = %s AND content_hash = ANY(%s)",
+                    (collection.id, wanted),
+                )
+            }
+        stats = IngestStats(unchanged=len(prepared) - len(changed))
+        # Embedded outside any transaction: a slow model must not hold locks or
+        # connections. Two runs at once may both embed a chunk; only one stores it.
+        missing: dict[str, str] = {}
+        for p in changed:
+            for chunk, digest in zip(p.chunks, p.hashes, strict=True):
+                if digest not in vectors:
+                    missing.setdefault(digest, chunk.embedding_text())
+        fresh = self._embedder.embed(list(missing.values()))
+        vectors.update(zip(missing, fresh, strict=True))
+        for p in changed:
+            outcome = self._store(tenant_id, collection, p, vectors)
+            if outcome != "unchanged":
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
+                embedded = sum(1 for h in set(p.hashes) if h in missing)
+                stats.chunks_embedded += embedded
+                stats.chunks_reused += len(p.hashes) - embedded
+            else:
+                stats.unchanged += 1
+        return stats
+
+    def ingest_document(
+        self, tenant_id: int, collection: Collection, document: Document
+    ) -> IngestStats:
+        return self._ingest_batch(tenant_id, collection, [document])
+
+    def _store(
+        self, tenant_id: int, collection: Collection, p: _Prepared, vectors: dict[str, Any]
+    ) -> Outcome:
+        """Replace one document's chunks in one transaction, under a lock on its identity."""
+        document = p.document
+        with tenant_scope(self._pool, tenant_id, self._vectors) as conn:
+            _lock(conn, collection.id, p.key)
+            existing = conn.execute(
+                "SELECT id, content_hash FROM knowledge_documents"
+                " WHERE collection_id = %s AND source_key = %s",
+                (collection.id, p.key),
+            ).fetchone()
+            if existing and existing["content_hash"] == p.fingerprint:
+                return "unchanged"  # another run stored this very version meanwhile
+            row = conn.execute(
+                """INSERT INTO knowledge_documents
+                       (tenant_id, collection_id, source_key, source_kind, title, url,
+                        content_hash, metadata)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (collection_id, source_key) DO UPDATE SET
+                       source_kind = EXCLUDED.source_kind, title = EXCLUDED.title,
+                       url = EXCLUDED.url, content_hash = EXCLUDED.content_hash,
+                       metadata = EXCLUDED.metadata, ingested_at = now()
+                   RETURNING id""",
+                (
+                    tenant_id,
+                    collection.id,
+                    p.key,
+                    document.kind,
+                    document.title,
+                    document.url,
+                    p.fingerprint,
+                    Jsonb(document.metadata),
+                ),
+            ).fetchone()
+            assert row is not None  # RETURNING of an upsert always gives the row
+            document_id = row["id"]
+            count_documents(conn, tenant_id, collection.id, [document_id], -1)
+            conn.execute("DELETE FROM knowledge_chunks WHERE document_id = %s", (document_id,))
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    """INSERT INTO knowledge_chunks
+                           (tenant_id, collection_id, document_id, position, title,
+                            heading_path, text, url, content_hash, metadata, dims, embedding)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                    [
+                        (
+                            tenant_id,
+                            collection.id,
+                            document_id,
+                            chunk.position,
+                            chunk.title,
+                            list(chunk.heading_path),
+                            chunk.text,
+                            chunk.url,
+                            digest,
+                            Jsonb(document.metadata),
+                            collection.embedding_dimensions,
+                            vectors[digest],
+                        )
+                        for chunk, digest in zip(p.chunks, p.hashes, strict=True)
+                    ],
+                )
+            count_documents(conn, tenant_id, collection.id, [document_id], 1)
+        log.debug(
+            "knowledge.document_stored",
+            collection=collection.name,
+            source=p.key,
+            chunks=len(p.chunks),
+        )
+        return "updated" if existing else "added"
+
+    def prune(
+        self, tenant_id: int, collection: Collection, prefix: str, keep: Iterable[str]
+    ) -> int:
+        """Delete the collection's documents whose key starts with `prefix` and whose
+        source (the key up to any '#') is not in `keep`: files deleted from a folder,
+        threads gone from a mailbox, days gone from a channel."""
+        kept = sorted(set(keep))
+        with tenant_scope(self._pool, tenant_id, self._vectors) as conn:
+            gone = [
+                r["id"]
+                for r in conn.execute(
+                    """SELECT id FROM knowledge_documents
+                       WHERE collection_id = %s AND starts_with(source_key, %s)
+                         AND NOT (source_key = ANY(%s)
+                                  OR split_part(source_key, '#', 1) = ANY(%s))
+                       ORDER BY id FOR UPDATE""",
+                    (collection.id, prefix, kept, kept),
+                )
+            ]
+            count_documents(conn, tenant_id, collection.id, gone, -1)
+            rows = conn.execute(
+                "DELETE FROM knowledge_documents WHERE id = ANY(%s) RETURNING source_key",
+                (gone,),
+            ).fetchall()
+        for row in rows:
+            log.info(
+                "knowledge.document_removed", collection=collection.name, source=row["source_key"]
+            )
+        return len(rows)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    document: Document
+    chunks: list[Chunk]
+    hashes: list[str]
+    fingerprint: str
+
+    @property
+    def key(self) -> str:
+        return self.document.source_key
+
+    @classmethod
+    def of(cls, document: Document, chunking: ChunkingConfig, model: str) -> _Prepared:
+        chunks = chunk_document(document, chunking)
+        return cls(
+            document,
+            chunks,
+            [c.content_hash(model) for c in chunks],
+            _fingerprint(document, chunking, model),
+        )
+
+
+def _fingerprint(document: Document, chunking: ChunkingConfig, model: str) -> str:
+    settings = f"{model}\x00{chunking.max_chars}\x00{chunking.overlap_chars}"
+    return hashlib.sha256(f"{settings}\x00{document.fingerprint()}".encode()).hexdigest()
+
+
+def _lock(conn: Conn, collection_id: int, source_key: str) -> None:
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))",
+        (ADVISORY_NAMESPACE << 24 | collection_id % (1 << 24), source_key),
+    )

@@ -1,0 +1,1 @@
+"""Readers that turn a source (a file, a Slack channel, a mailbox) into `Document`s."""

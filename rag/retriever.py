@@ -1,0 +1,174 @@
+"""The loop's Retrieve step: hybrid search per query, candidates merged across the
+planner's queries, reranked, then diversified with MMR.
+
+`HybridRetriever` implements `bot.agent.knowledge.Retriever`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+
+from bot.agent.knowledge import Passage
+from bot.db import Pool
+from rag.collections import Collection, EmbeddingMismatch, check_model, find_collections
+from rag.diversify import mmr_order
+from rag.embeddings import Embedder, Vectors
+from rag.lexemes import uncommon_lexemes
+from rag.rerank import Reranker
+from rag.search import Hit, Mode, hybrid_search
+from rag.tenancy import VectorTypes, tenant_scope
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    candidates: int = 40  # from each half of hybrid search, per query
+    ef_search: int = 200
+    rerank: bool = True
+    mmr_lambda: float = 0.7
+
+
+@dataclass(frozen=True)
+class Ranked:
+    hit: Hit
+    score: float
+
+
+class HybridRetriever:
+    def __init__(
+        self,
+        pool: Pool,
+        embedder: Embedder,
+        reranker: Reranker,
+        options: RetrievalOptions | None = None,
+        vectors: VectorTypes | None = None,
+    ) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self._reranker = reranker
+        self._options = options or RetrievalOptions()
+        self._vectors = vectors or VectorTypes()
+
+    def search(
+        self,
+        tenant_id: int,
+        queries: list[str],
+        *,
+        limit: int,
+        collections: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[Passage]:
+        ranked = self.rank(
+            tenant_id, queries, limit=limit, collections=collections, metadata=metadata
+        )
+        return [to_passage(r.hit) for r in ranked]
+
+    def rank(
+        self,
+        tenant_id: int,
+        queries: list[str],
+        *,
+        limit: int,
+        collections: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        mode: Mode = "hybrid",
+        rerank: bool | None = None,
+        diversify: bool | None = None,
+        query_vectors: Vectors | None = None,
+    ) -> list[Ranked]:
+        """The best `limit` chunks for the queries, with their final scores.
+        `query_vectors` saves embedding queries again when the caller has them."""
+        queries = [q.strip() for q in queries if q.strip()]
+        if not queries or limit <= 0:
+            return []
+        rerank = self._options.rerank if rerank is None else rerank
+        diversify = rerank if diversify is None else diversify
+        options = self._options
+        with tenant_scope(self._pool, tenant_id, self._vectors) as conn:
+            usable = self._usable_collections(find_collections(conn, collections), collections)
+            if not usable:
+                return []  # before embedding: a tenant without knowledge never loads the model
+            ids = [c.id for c in usable]
+            vectors = self._embedder.embed(queries) if query_vectors is None else query_vectors
+            per_query = [
+                hybrid_search(
+                    conn,
+                    text=query,
+                    vector=vector,
+                    collection_ids=ids,
+                    metadata=metadata,
+                    match_lexemes=uncommon_lexemes(conn, ids, query) if mode != "vector" else [],
+                    candidates=options.candidates,
+                    limit=options.candidates if rerank else limit,
+                    mode=mode,
+                    ef_search=options.ef_search,
+                )
+                for query, vector in zip(queries, vectors, strict=True)
+            ]
+        if not rerank:
+            return _merge_by_rank(per_query, limit)
+        return self._rerank(queries, vectors, per_query, limit, diversify)
+
+    def _rerank(
+        self,
+        queries: list[str],
+        vectors: Vectors,
+        per_query: list[list[Hit]],
+        limit: int,
+        diversify: bool,
+    ) -> list[Ranked]:
+        best: dict[int, Ranked] = {}
+        for query, vector, hits in zip(queries, vectors, per_query, strict=True):
+            scores = self._reranker.score(query, vector, hits)
+            for hit, score in zip(hits, scores, strict=True):
+                known = best.get(hit.chunk_id)
+                if known is None or score > known.score:
+                    best[hit.chunk_id] = Ranked(hit, score)
+        pool = sorted(best.values(), key=lambda r: (-r.score, r.hit.chunk_id))
+        if not diversify or len(pool) <= 1:
+            return pool[:limit]
+        order = mmr_order(
+            [r.score for r in pool],
+            np.stack([r.hit.embedding for r in pool]),
+            lambda_=self._options.mmr_lambda,
+            limit=limit,
+        )
+        return [pool[i] for i in order]
+
+    def _usable_collections(
+        self, found: list[Collection], requested: list[str] | None
+    ) -> list[Collection]:
+        usable = []
+        for collection in found:
+            try:
+                check_model(collection, self._embedder.model_name, self._embedder.dimensions)
+            except EmbeddingMismatch as exc:
+                if requested is not None:
+                    raise  # asked for by name: say why it cannot be searched
+                log.warning(
+                    "knowledge.collection_skipped", collection=collection.name, reason=str(exc)
+                )
+                continue
+            usable.append(collection)
+        return usable
+
+
+def _merge_by_rank(per_query: list[list[Hit]], limit: int) -> list[Ranked]:
+    """Several queries' fused lists merged by reciprocal rank, without reranking."""
+    merged: dict[int, Ranked] = {}
+    for hits in per_query:
+        for rank, hit in enumerate(hits, start=1):
+            known = merged.get(hit.chunk_id)
+            score = 1.0 / (60 + rank) + (known.score if known else 0.0)
+            merged[hit.chunk_id] = Ranked(hit, score)
+    return sorted(merged.values(), key=lambda r: (-r.score, r.hit.chunk_id))[:limit]
+
+
+def to_passage(hit: Hit) -> Passage:
+    title = " > ".join(part for part in (hit.title, *hit.heading_path) if part) or "Untitled"
+    return Passage(id=str(hit.chunk_id), title=title, text=hit.text, url=hit.url)

@@ -1,0 +1,160 @@
+"""Hybrid search in one SQL statement: the nearest chunks by vector (HNSW, cosine) and
+the best by full text (GIN), fused with reciprocal rank fusion.
+
+Run it on a tenant-scoped connection (rag/tenancy.py): row-level security then limits
+both halves to the tenant. Each half can be switched off, for evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from bot.db import Conn
+from rag.collections import MAX_INDEXED_DIMENSIONS
+from rag.embeddings import Vectors
+
+Mode = Literal["hybrid", "vector", "fulltext"]
+# The constant of reciprocal rank fusion (Cormack et al., 2009): 60 damps the weight of
+# the very first ranks so that agreement between the two lists counts more.
+RRF_K = 60
+
+_SEARCH = """
+WITH text_query AS (
+    SELECT tsvector_to_array(to_tsvector('english', %(text)s)) AS lexemes
+),
+by_text AS (
+    SELECT f.chunk_id, f.rank
+    FROM knowledge_fulltext(
+        %(text)s, %(match)s::text[], %(collections)s, %(metadata)s, %(text_k)s
+    ) f
+),
+by_vector AS (
+    SELECT id AS chunk_id, row_number() OVER (ORDER BY distance, id) AS rank
+    FROM (
+        SELECT id, {vector} <=> %(vector)s AS distance
+        FROM knowledge_chunks
+        WHERE dims = %(dims)s AND collection_id = ANY (%(collections)s)
+          AND metadata @> %(metadata)s
+        ORDER BY {vector} <=> %(vector)s
+        LIMIT %(vector_k)s
+    ) nearest
+),
+fused AS (
+    SELECT chunk_id,
+           sum(1.0 / (%(rrf_k)s + rank)) AS score,
+           min(rank) FILTER (WHERE half = 'vector') AS vector_rank,
+           min(rank) FILTER (WHERE half = 'text') AS text_rank
+    FROM (SELECT chunk_id, rank, 'vector' AS half FROM by_vector
+          UNION ALL
+          SELECT chunk_id, rank, 'text' AS half FROM by_text) ranked
+    GROUP BY chunk_id
+)
+SELECT c.id, c.document_id, c.collection_id, c.title, c.heading_path, c.text, c.url,
+       c.metadata, c.embedding, f.score, f.vector_rank, f.text_rank,
+       -- For the reranker: how often each of the query's lexemes occurs, and the length.
+       (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)),
+                        '{{}}'::jsonb)
+        FROM unnest(c.tsv) u WHERE u.lexeme = ANY (text_query.lexemes)) AS term_counts,
+       (SELECT coalesce(sum(coalesce(array_length(u.positions, 1), 1)), 0)::integer
+        FROM unnest(c.tsv) u) AS term_total
+FROM fused f
+JOIN knowledge_chunks c ON c.id = f.chunk_id
+CROSS JOIN text_query
+ORDER BY f.score DESC, c.id
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    document_id: int
+    collection_id: int
+    title: str
+    heading_path: tuple[str, ...]
+    text: str
+    url: str | None
+    metadata: dict[str, Any]
+    embedding: Vectors  # unit length, as stored
+    score: float  # fused (RRF) score
+    vector_rank: int | None
+    text_rank: int | None
+    term_counts: dict[str, int]  # occurrences of each query lexeme (Postgres' stemming)
+    term_total: int  # lexeme occurrences in the chunk: its length for BM25
+
+
+def hybrid_search(
+    conn: Conn,
+    *,
+    text: str,
+    vector: Vectors,
+    collection_ids: list[int],
+    metadata: dict[str, Any] | None = None,
+    match_lexemes: list[str] | None = None,
+    candidates: int,
+    limit: int,
+    mode: Mode = "hybrid",
+    ef_search: int = 200,
+    exact: bool = False,
+) -> list[Hit]:
+    """The fused top `limit` of `candidates` from each half. Full text matches chunks
+    with any of `match_lexemes` (see rag/lexemes.py), or with all the query's words when
+    there are none. `exact` skips the HNSW index (for measuring its recall)."""
+    dims = int(vector.shape[0])
+    # The cast must match the partial index expression, literally, for the index to be used.
+    column = (
+        sql.SQL("(embedding::vector({}))").format(sql.Literal(dims))
+        if dims <= MAX_INDEXED_DIMENSIONS
+        else sql.SQL("embedding")
+    )
+    statement = sql.SQL(_SEARCH).format(vector=column)
+    # Iterative scans keep walking the graph when row-level security or the filters drop
+    # rows, so a small tenant in a big table still gets its `candidates` neighbours.
+    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    conn.execute(
+        sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, candidates)))
+    )
+    if exact:
+        conn.execute("SET LOCAL enable_indexscan = off")
+    rows = conn.execute(
+        statement,
+        {
+            "text": text,
+            "match": match_lexemes or [],
+            "vector": vector.astype(np.float32),
+            "dims": dims,
+            "collections": collection_ids,
+            "metadata": Jsonb(metadata or {}),
+            "text_k": candidates if mode != "vector" else 0,
+            "vector_k": candidates if mode != "fulltext" else 0,
+            "rrf_k": RRF_K,
+            "limit": limit,
+        },
+        binary=True,  # vectors come back as packed floats, not decimal text
+    ).fetchall()
+    if exact:
+        conn.execute("SET LOCAL enable_indexscan = on")
+    return [
+        Hit(
+            chunk_id=row["id"],
+            document_id=row["document_id"],
+            collection_id=row["collection_id"],
+            title=row["title"],
+            heading_path=tuple(row["heading_path"]),
+            text=row["text"],
+            url=row["url"],
+            metadata=row["metadata"],
+            embedding=row["embedding"].to_numpy().astype(np.float32),
+            score=float(row["score"]),
+            vector_rank=row["vector_rank"],
+            text_rank=row["text_rank"],
+            term_counts=row["term_counts"],
+            term_total=row["term_total"],
+        )
+        for row in rows
+    ]
