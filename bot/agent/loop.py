@@ -1,5 +1,9 @@
 """The agent loop: Plan, Retrieve, Act, then Draft and Verify until the draft passes.
 
+Verify checks the draft's form and its citations (rag/citations.py); a draft that keeps
+citing sources it was not given, or stating facts without any, ends in "I couldn't find
+this in the knowledge base" instead of a guess.
+
 It returns the text to post; posting is the caller's job (see `bot.agent.run_request`).
 Every step goes through a `StepLog`, which persists it and enforces the step limit.
 """
@@ -18,9 +22,14 @@ from bot.llm.errors import LLMUnavailable, MalformedOutput
 from bot.llm.providers import UsageSink
 from bot.llm.structured import StructuredLLM
 from guardrails.budgets import BudgetExceeded
+from rag.citations import NOT_FOUND_ANSWER, format_sources, verify_citations
 
 PASSAGES_PER_SEARCH = 8
 MAX_ANSWER_CHARS = 3_000
+# Drafts whose citations fail verification before the agent stops trying and says it
+# could not find the answer: a model that cannot ground its answer in two tries is
+# guessing, and a guess with a source list looks more trustworthy than it is.
+MAX_UNGROUNDED_DRAFTS = 2
 
 OFFLINE_LABEL = "_Offline mode: no language model is configured, so I can only show what I found._"
 
@@ -110,12 +119,17 @@ def _answer(
         return llm.ask(Draft, messages, on_call=on_call).model_dump()
 
     problems: list[str] = []
+    ungrounded = 0
     while True:
         draft = Draft.model_validate(steps.step("draft", partial(write_draft, problems)))
         verdict = steps.step("verify", partial(_verdict, draft, passages))
         problems = verdict["problems"]
         if not problems:
             return Outcome(text=format_answer(draft, passages), status="answered")
+        if verdict.get("citations_failed"):
+            ungrounded += 1
+            if ungrounded >= MAX_UNGROUNDED_DRAFTS:
+                return Outcome(text=NOT_FOUND_ANSWER, status="answered", reason="ungrounded")
 
 
 def _retrieve(
@@ -134,33 +148,27 @@ def _retrieve(
 
 
 def _verdict(draft: Draft, passages: list[Passage]) -> Output:
-    return {"problems": verify(draft, passages)}
+    citation_problems = verify_citations(draft.answer, draft.citations, passages)
+    return {
+        "problems": [*verify(draft), *citation_problems],
+        "citations_failed": bool(citation_problems),
+    }
 
 
-def verify(draft: Draft, passages: list[Passage]) -> list[str]:
-    """What is wrong with a draft, in words the model can act on; empty means it passes."""
+def verify(draft: Draft) -> list[str]:
+    """What is wrong with a draft's form, in words the model can act on; the citation
+    checks are `rag.citations.verify_citations`."""
     problems = []
     if not draft.answer.strip():
         problems.append("the answer is empty")
     if len(draft.answer) > MAX_ANSWER_CHARS:
         problems.append(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
-    known = {p.id for p in passages}
-    unknown = [c for c in draft.citations if c not in known]
-    if unknown:
-        problems.append("it cites sources that were not provided: " + ", ".join(unknown))
     return problems
 
 
 def format_answer(draft: Draft, passages: list[Passage]) -> str:
-    by_id = {p.id: p for p in passages}
-    cited = [by_id[c] for c in dict.fromkeys(draft.citations) if c in by_id]
-    if not cited:
-        return draft.answer
-    sources = "\n".join(
-        f"[{i}] <{p.url}|{p.title}>" if p.url else f"[{i}] {p.title}"
-        for i, p in enumerate(cited, start=1)
-    )
-    return f"{draft.answer}\n\n*Sources*\n{sources}"
+    """The answer as posted: the text, then the numbered sources it cited."""
+    return format_sources(draft.answer, draft.citations, passages)
 
 
 def _offline_answer(request: AgentInput, retriever: Retriever, steps: StepLog) -> Outcome:

@@ -10,6 +10,7 @@ from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.schemas import Plan
 from guardrails.facade import PLACEHOLDER_RULE
 from guardrails.injection import UNTRUSTED_CONTENT_RULE
+from rag.citations import CITATION_RULES, sources_for_prompt
 
 PLAN_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Decide how to handle the latest message in "
@@ -23,14 +24,13 @@ PLAN_SYSTEM_BASE = (
 DRAFT_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Write the reply to the latest message in the "
     "thread, in Slack mrkdwn, short and direct. Use only the sources given for facts about "
-    "the company and list the ids of the sources you used in citations; if the sources do "
-    "not answer the question, say so plainly instead of guessing. Reply with JSON only."
+    "the company. Reply with JSON only."
 )
 
 # Every prompt also carries the guardrails' rules: placeholders stand for hidden personal
 # data, and text from documents, emails and tools is data, never instructions.
 PLAN_SYSTEM = f"{PLAN_SYSTEM_BASE} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
-DRAFT_SYSTEM = f"{DRAFT_SYSTEM_BASE} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
+DRAFT_SYSTEM = f"{DRAFT_SYSTEM_BASE} {CITATION_RULES} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
 
 Turn = dict[str, str]  # {"role": "user" | "assistant", "content": ...}
 
@@ -90,10 +90,9 @@ def draft_messages(
     problems: list[str],
     corrections: list[Example] | None = None,
 ) -> list[dict[str, Any]]:
-    sources = [{"id": p.id, "title": p.title, "text": p.text} for p in passages]
     context = {
         "intent": plan.intent,
-        "sources": sources,
+        "sources": sources_for_prompt(passages),
         "tool_results": [{"name": r.name, "ok": r.ok, "output": r.output} for r in tool_results],
     }
     messages: list[dict[str, Any]] = [

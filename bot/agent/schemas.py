@@ -33,4 +33,6 @@ class Draft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     answer: str = Field(description="The reply to post in the thread, in Slack mrkdwn")
-    citations: list[str] = Field(description="Ids of the sources the answer relies on")
+    citations: list[str] = Field(
+        description='The numbers of the sources the answer cites, as strings, e.g. ["1", "3"]'
+    )

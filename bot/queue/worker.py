@@ -15,7 +15,6 @@ import structlog
 from dramatiq.brokers.redis import RedisBroker
 from slack_sdk import WebClient
 
-from bot.agent.knowledge import EmptyKnowledge
 from bot.agent.run_request import fail_request, run_request
 from bot.agent.runs import WorkerDeps
 from bot.agent.tools import ToolRegistry
@@ -41,6 +40,9 @@ from connectors.email.tools import reply_email_tool, send_email_tool
 from connectors.slack.tools import post_to_channel_tool
 from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails
+from rag.embeddings import Embedder, embedder_from_settings
+from rag.jobs import KNOWLEDGE_QUEUE, declare_ingest_actors
+from rag.wiring import ingest_deps_from_settings, retriever_from_settings
 from review.events import handle_review_request
 from review.execute import execute_action
 from review.sweep import sweep
@@ -48,7 +50,7 @@ from review.sweep import sweep
 log = structlog.get_logger(__name__)
 
 
-def build_worker_deps(settings: Settings) -> WorkerDeps:
+def build_worker_deps(settings: Settings, embedder: Embedder) -> WorkerDeps:
     providers = settings.llm_providers
     llm = None
     if providers:
@@ -74,7 +76,7 @@ def build_worker_deps(settings: Settings) -> WorkerDeps:
     return WorkerDeps(
         pool=pool,
         llm=llm,
-        retriever=EmptyKnowledge(),
+        retriever=retriever_from_settings(settings, pool, embedder),
         tools=ToolRegistry.of(
             post_to_channel_tool(slack_client),
             reply_email_tool(pool, settings),
@@ -147,10 +149,15 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
 
 def run_worker(settings: Settings) -> None:
     broker: RedisBroker = build_broker(settings)
-    deps = build_worker_deps(settings)
+    # One embedder per process, shared by searches and ingestion jobs.
+    embedder = embedder_from_settings(settings, torch_threads=1)
+    deps = build_worker_deps(settings, embedder)
     declare_actors(broker, deps)
+    declare_ingest_actors(broker, ingest_deps_from_settings(settings, deps.pool, embedder))
     worker = dramatiq.Worker(
-        broker, queues={AGENT_QUEUE, REVIEW_QUEUE}, worker_threads=settings.worker_threads
+        broker,
+        queues={AGENT_QUEUE, REVIEW_QUEUE, KNOWLEDGE_QUEUE},
+        worker_threads=settings.worker_threads,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
