@@ -35,14 +35,15 @@ def propose(
     flags: list[str],
     idempotency_key: str,
     ttl: timedelta,
+    shown: dict[str, Any] | None = None,
 ) -> Row:
     """Record an action the agent wants to take; proposing the same key twice is a no-op."""
     with conn.transaction():
         row = conn.execute(
             """INSERT INTO pending_actions
                  (tenant_id, conversation_id, run_id, tool, summary, payload, original_payload,
-                  requested_by, reason, citations, flags, idempotency_key, expires_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s)
+                  requested_by, reason, citations, flags, idempotency_key, expires_at, shown)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s, %s)
                ON CONFLICT (idempotency_key) DO NOTHING
                RETURNING *""",
             (
@@ -59,6 +60,7 @@ def propose(
                 Jsonb(flags),
                 idempotency_key,
                 ttl,
+                Jsonb(shown) if shown is not None else None,
             ),
         ).fetchone()
         if row is None:
@@ -129,6 +131,7 @@ def set_fields(conn: Conn, action: Row, **fields: Any) -> None:
 
 
 NOW = sql.SQL("now()")  # pass as a value to use the database's clock
+NULL = sql.SQL("NULL")  # pass as a value to clear a column
 
 
 def _value(value: Any) -> sql.Composable:

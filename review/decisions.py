@@ -263,6 +263,8 @@ def _edited(
         audit_action="action.edited",
         changes={
             "payload": payload,
+            # The approver typed the new text: show it as typed, beside what else was shown.
+            "shown": _shown_after_edit(d.action, new_text),
             "edited_by": d.user,
             "edited_at": actions.NOW,
             "edit_requested_by": None,
@@ -283,6 +285,18 @@ def _edited(
     note_in_approval_thread(
         client, row, "Edited. React ✅ (again) or press Approve to run the edited version."
     )
+
+
+def _shown_after_edit(action: dict[str, Any], new_text: str) -> Any:
+    shown = action.get("shown")
+    if not shown:
+        return actions.NULL
+    before = shown.get("payload", action["payload"])
+    return {
+        **shown,
+        "original_payload": shown.get("original_payload", before),
+        "payload": {**before, "text": new_text},
+    }
 
 
 def _text(payload: dict[str, Any]) -> str:

@@ -33,7 +33,10 @@ def approval_message(
         headline = ":pencil2: *Edited: needs a final ✅*"
     elif status == "pending" and action.get("edit_requested_by"):
         headline = ":pencil2: *Edit requested: reply in this thread with the new text*"
-    summary = action["summary"]
+    # What the approver may see of the stored (placeholder-bearing) summary and payload.
+    shown = action.get("shown") or {}
+    summary = shown.get("summary", action["summary"])
+    payload = shown.get("payload", action["payload"])
     text = f"{headline}: {summary}"
     lines = [
         f"{headline}\n*{summary}*",
@@ -42,11 +45,12 @@ def approval_message(
         f"*Why:* {action['reason']}",
     ]
     blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
-    blocks.append(_section(_quote(action["payload"])))
+    blocks.append(_section(_quote(payload)))
     if action.get("edited_by"):
         blocks.append(
             _context(
-                f"Edited by <@{action['edited_by']}>. Original: {_one_line(action['original_payload'])}"
+                f"Edited by <@{action['edited_by']}>. "
+                f"Original: {_one_line(shown.get('original_payload', action['original_payload']))}"
             )
         )
     if action.get("citations"):

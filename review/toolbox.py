@@ -32,6 +32,8 @@ class ReviewedToolbox:
     force_approval: bool = False  # the request itself was flagged
     # Rules (allowed domains...) judge real values; the stored payload keeps placeholders.
     restore: Callable[[dict[str, Any]], dict[str, Any]] = lambda arguments: arguments
+    # The summary and payload as the tenant's policy lets approvers see them.
+    approver_view: Callable[[dict[str, Any]], dict[str, Any]] = lambda proposal: proposal
 
     def describe(self) -> list[dict[str, Any]]:
         return self.registry.describe()
@@ -59,20 +61,24 @@ class ReviewedToolbox:
             return ToolResult(
                 call.name, ok=True, output=str(tool.run(self.context, arguments, key))
             )
+        summary, payload = tool.summarize(arguments), arguments.model_dump()
+        stored = {"summary": summary, "payload": payload}
+        shown = self.approver_view(stored)
         action = actions.propose(
             self.conn,
             tenant_id=self.context.tenant_id,
             conversation_id=self.conversation_id,
             run_id=self.run_id,
             tool=tool.name,
-            summary=tool.summarize(arguments),
-            payload=arguments.model_dump(),
+            summary=summary,
+            payload=payload,
             requested_by=self.context.requested_by,
             reason=call.reason or "no reason given",
             citations=self.citations,
             flags=self.flags,
             idempotency_key=key,
             ttl=self.approval_ttl,
+            shown=shown if shown != stored else None,
         )
         log.info("action.proposed", action_id=action["id"], tool=tool.name)
         return ToolResult(

@@ -67,6 +67,9 @@ def answer_email(
                 restore=lambda arguments: deps.guardrails.restore(
                     tenant_id, str(conversation_id), arguments
                 ),
+                approver_view=lambda proposal: deps.guardrails.approver_payload(
+                    tenant_id, str(conversation_id), proposal
+                ),
             )
 
         client = deps.slack_client(request["bot_token"])

@@ -187,6 +187,9 @@ def _answer_in_thread(
             restore=lambda arguments: deps.guardrails.restore(
                 tenant_id, str(conversation_id), arguments
             ),
+            approver_view=lambda proposal: deps.guardrails.approver_payload(
+                tenant_id, str(conversation_id), proposal
+            ),
         )
 
     def notify_admins(text: str) -> None:

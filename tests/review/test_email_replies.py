@@ -120,7 +120,9 @@ def test_send_email_to_an_allowed_domain_is_sent_once_after_approval(
     inbox: tuple[str, int],
     mail_outbox: MailSink,
 ) -> None:
-    """The agent's new email to an allowed domain waits for ✅, then arrives once from the inbox."""
+    """The agent's new email to an allowed domain waits for ✅, then arrives once from the
+    inbox; the approver sees the address partly masked (the tenant's default view), neither
+    the model's placeholder nor the whole address."""
     address, _ = inbox
     db.execute(
         "INSERT INTO tenant_email_allowlist (tenant_id, domain) VALUES (%s, 'customer.example')"
@@ -136,6 +138,9 @@ def test_send_email_to_an_allowed_domain_is_sent_once_after_approval(
             (f"Renewal {marker}",),
         ).fetchone()
     )
+    card = json.dumps(stack.slack.workspace.message(APPROVALS, action["approval_ts"]).blocks)
+    assert "a***@customer.example" in card
+    assert "<EMAIL_1>" not in card and CUSTOMER not in card
     stack.slack.react_as_user(APPROVER, APPROVALS, action["approval_ts"], "white_check_mark")
     wait_for_status(db, action["id"], "executed", timeout=30)
     time.sleep(1)
