@@ -27,6 +27,7 @@ from bot.agent.steps import StepLog
 from bot.agent.tools import ActionContext
 from connectors.slack.threads import SlackThread
 from review import feedback, tenant_settings
+from review.held_answers import HELD_NOTICE, hold_for_review
 from review.pending import announce_pending_actions
 from review.toolbox import ReviewedToolbox
 
@@ -224,8 +225,26 @@ def _answer_in_thread(
         draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)
         if draft.action == "allow":
             outcome = Outcome(draft.text_for_people, outcome.status, outcome.reason)
+        elif draft.action == "review":
+            held = hold_for_review(
+                conn,
+                tenant_id=tenant_id,
+                conversation_id=conversation_id,
+                run_id=run_id,
+                channel=thread.channel,
+                thread_ts=thread.thread_ts,
+                text=outcome.text,
+                requested_by=event.get("user", ""),
+                flags=[flag.for_people() for flag in draft.flags],
+                ttl=settings.approval_ttl,
+                approver_view=lambda proposal: deps.guardrails.approver_payload(
+                    tenant_id, str(conversation_id), proposal
+                ),
+            )
+            log.warning("draft.held_for_review", action_id=held["id"])
+            outcome = Outcome(HELD_NOTICE, "answered", "draft held for review")
         else:
-            # A draft the screens would not show (toxic) is withheld; the reason is logged.
+            # A draft the screens would not show at all (blocked) is withheld; logged.
             log.warning("draft.withheld", action=draft.action)
             notice = (
                 draft.notice_for_people or "I drafted an answer, but it did not pass my checks."

@@ -37,7 +37,7 @@ from bot.queue.jobs import (
 )
 from bot.settings import Settings
 from connectors.email.tools import reply_email_tool, send_email_tool
-from connectors.slack.tools import post_to_channel_tool
+from connectors.slack.tools import post_to_channel_tool, reply_in_thread_tool
 from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails
 from rag.embeddings import Embedder, embedder_from_settings
@@ -79,6 +79,7 @@ def build_worker_deps(settings: Settings, embedder: Embedder) -> WorkerDeps:
         retriever=retriever_from_settings(settings, pool, embedder),
         tools=ToolRegistry.of(
             post_to_channel_tool(slack_client),
+            reply_in_thread_tool(slack_client),
             reply_email_tool(pool, settings),
             send_email_tool(pool, settings),
         ),

@@ -1,4 +1,6 @@
-"""Slack as a tool the agent can use: posting in another channel, an external action."""
+"""Slack as a tool: posting in another channel (an external action the model may propose),
+and posting a held answer in the requester's own thread (proposed by the screens, never by
+the model: a draft they asked a person to check)."""
 
 from __future__ import annotations
 
@@ -33,9 +35,23 @@ class PostToChannel(BaseModel):
         return mention.group("id") if mention else value.strip()
 
 
-def _post(client: WebClient, context: ActionContext, arguments: PostToChannel, key: str) -> Any:
+class ReplyInThread(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str
+    thread_ts: str
+    text: str = Field(min_length=1, max_length=3000)
+
+
+def _post(
+    client: WebClient,
+    context: ActionContext,
+    arguments: PostToChannel | ReplyInThread,
+    key: str,
+) -> Any:
     return client.chat_postMessage(
         channel=arguments.channel,
+        thread_ts=getattr(arguments, "thread_ts", None),
         text=arguments.text,
         blocks=[
             {"type": "section", "text": {"type": "mrkdwn", "text": arguments.text}},
@@ -55,31 +71,44 @@ def _post(client: WebClient, context: ActionContext, arguments: PostToChannel, k
     )
 
 
+def _run_post(
+    slack_client: Callable[[str], WebClient],
+    context: ActionContext,
+    arguments: PostToChannel | ReplyInThread,
+    key: str,
+) -> dict[str, Any]:
+    try:
+        response = _post(slack_client(context.bot_token), context, arguments, key)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown")
+        if error in TRANSIENT_ERRORS:
+            raise  # still 'executing': the retry reconciles first, then posts
+        raise ActionRefused(f"Slack said {error}") from exc
+    return {"channel": arguments.channel, "ts": response["ts"]}
+
+
+def _find_post(messages: list[dict[str, Any]], channel: str, key: str) -> dict[str, Any] | None:
+    for message in messages:
+        metadata = message.get("metadata") or {}
+        if (
+            metadata.get("event_type") == ACTION_EVENT_TYPE
+            and (metadata.get("event_payload") or {}).get("key") == key
+        ):
+            return {"channel": channel, "ts": message["ts"]}
+    return None
+
+
 def post_to_channel_tool(slack_client: Callable[[str], WebClient]) -> Tool:
     def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
         assert isinstance(arguments, PostToChannel)
-        try:
-            response = _post(slack_client(context.bot_token), context, arguments, key)
-        except SlackApiError as exc:
-            error = exc.response.get("error", "unknown")
-            if error in TRANSIENT_ERRORS:
-                raise  # still 'executing': the retry reconciles first, then posts
-            raise ActionRefused(f"Slack said {error}") from exc
-        return {"channel": arguments.channel, "ts": response["ts"]}
+        return _run_post(slack_client, context, arguments, key)
 
     def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
         assert isinstance(arguments, PostToChannel)
         history = slack_client(context.bot_token).conversations_history(
             channel=arguments.channel, limit=HISTORY_SCAN, include_all_metadata=True
         )
-        for message in history.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if (
-                metadata.get("event_type") == ACTION_EVENT_TYPE
-                and (metadata.get("event_payload") or {}).get("key") == key
-            ):
-                return {"channel": arguments.channel, "ts": message["ts"]}
-        return None
+        return _find_post(history.get("messages") or [], arguments.channel, key)
 
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, PostToChannel)
@@ -96,4 +125,42 @@ def post_to_channel_tool(slack_client: Callable[[str], WebClient]) -> Tool:
         run=run,
         summarize=summarize,
         reconcile=reconcile,
+    )
+
+
+REPLY_IN_THREAD = "reply_in_thread"
+
+
+def reply_in_thread_tool(slack_client: Callable[[str], WebClient]) -> Tool:
+    """The requester's own answer, held back by the screens until a person approves it."""
+
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, ReplyInThread)
+        return _run_post(slack_client, context, arguments, key)
+
+    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+        assert isinstance(arguments, ReplyInThread)
+        replies = slack_client(context.bot_token).conversations_replies(
+            channel=arguments.channel,
+            ts=arguments.thread_ts,
+            limit=HISTORY_SCAN,
+            include_all_metadata=True,
+        )
+        return _find_post(replies.get("messages") or [], arguments.channel, key)
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, ReplyInThread)
+        return (
+            f"Post the assistant's held answer in the requester's thread in <#{arguments.channel}>"
+        )
+
+    return Tool(
+        name=REPLY_IN_THREAD,
+        description="Post an answer the guardrails held for review in its own thread.",
+        effect=Effect.INTERNAL,
+        arguments=ReplyInThread,
+        run=run,
+        summarize=summarize,
+        reconcile=reconcile,
+        offered_to_model=False,
     )
