@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +36,9 @@ class WorkerDeps:
     prices: dict[str, tuple[Decimal, Decimal]]
     guardrails: Guardrails
     email_replies_per_hour: int = 5  # per email thread, so two agents cannot ping-pong
+    # How long the real values behind a conversation's placeholders are kept; the sweep
+    # forgets older ones.
+    vault_retention: timedelta = timedelta(days=30)
 
 
 def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> None:

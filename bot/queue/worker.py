@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -88,6 +89,7 @@ def build_worker_deps(settings: Settings, embedder: Embedder) -> WorkerDeps:
         prices=prices,
         guardrails=guardrails,
         email_replies_per_hour=settings.email_max_replies_per_thread_per_hour,
+        vault_retention=timedelta(days=settings.guardrails_vault_retention_days),
     )
 
 
@@ -120,6 +122,11 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
     def sweep_actions() -> None:
         with deps.pool.connection() as conn:
             sweep(conn, deps.slack_client, execute_later)
+        # Personal data behind placeholders is kept only as long as the tenant needs it
+        # (GUARDRAILS_VAULT_RETENTION_DAYS); one indexed DELETE per sweep.
+        forgotten = deps.guardrails.vault.purge(deps.vault_retention)
+        if forgotten:
+            log.info("guardrails.vault_purged", placeholders=forgotten)
 
     def execute_later(action_id: int) -> None:
         enqueue_execution(broker, action_id)

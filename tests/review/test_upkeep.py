@@ -111,3 +111,39 @@ def test_the_audit_log_cannot_be_rewritten(db: DB) -> None:
     assert db.execute(
         "SELECT count(*) AS n FROM audit_log WHERE action = 'test.cannot_rewrite'"
     ).fetchone() == {"n": 1}
+
+
+def test_the_sweep_forgets_personal_data_older_than_the_retention(
+    stack: Stack, db: DB, tenant: int, database_url: str
+) -> None:
+    """A placeholder's real value older than GUARDRAILS_VAULT_RETENTION_DAYS (30) is
+    deleted by the worker's periodic sweep; a recent one is kept."""
+    from bot.settings import load_settings
+    from guardrails.facade import build_guardrails
+
+    pool = open_pool(database_url, max_size=1)
+    try:
+        settings = load_settings(database_url=database_url, slack_signing_secret="test-secret")
+        vault = build_guardrails(settings, pool).vault
+        old, recent = f"old-{uuid.uuid4().hex[:6]}", f"recent-{uuid.uuid4().hex[:6]}"
+        vault.placeholders_for(tenant, old, [("EMAIL_ADDRESS", "old@customer.example")])
+        vault.placeholders_for(tenant, recent, [("EMAIL_ADDRESS", "new@customer.example")])
+    finally:
+        pool.close()
+    db.execute(
+        "UPDATE pii_vault SET created_at = now() - interval '31 days'"
+        " WHERE tenant_id = %s AND conversation_key = %s",
+        (tenant, old),
+    )
+
+    def kept(key: str) -> int:
+        row = db.execute(
+            "SELECT count(*) AS n FROM pii_vault WHERE tenant_id = %s AND conversation_key = %s",
+            (tenant, key),
+        ).fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    # The listener enqueues a sweep every 15 s.
+    wait_for(lambda: kept(old) == 0, timeout=40, message="the old placeholder to be purged")
+    assert kept(recent) == 1
