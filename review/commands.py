@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import AsyncPool
@@ -35,6 +36,7 @@ HELP = """*`/agent` commands*
 • `approvers add|remove @person`: who may approve actions _(admins)_
 • `four-eyes on|off`: whether requesters may approve their own actions _(admins)_
 • `tools allow|deny NAME`: which tools the assistant may use here _(admins)_
+• `policy` / `policy set SETTING VALUE`: personal data, toxicity and injection rules _(admins)_
 • `pause` / `resume`: stop or restart answering and acting in this workspace _(admins)_
 • `audit [N]`: the last N audit entries _(admins)_"""
 
@@ -285,14 +287,8 @@ async def _tools(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) ->
     if len(args) != 2 or args[0] not in ("allow", "deny"):
         return Reply("Usage: `/agent tools allow NAME` or `/agent tools deny NAME`")
     verb, name = args
-    async with pool.connection() as conn, conn.transaction():
-        row = await (
-            await conn.execute(
-                "SELECT policy FROM guardrail_policies WHERE tenant_id = %s FOR UPDATE",
-                (tenant_id,),
-            )
-        ).fetchone()
-        policy = TenantPolicy.model_validate(row["policy"] if row else {})
+
+    def change(policy: TenantPolicy) -> TenantPolicy:
         deny = [d for d in policy.tools.deny if d != name]
         allow = policy.tools.allow
         if verb == "deny":
@@ -300,19 +296,116 @@ async def _tools(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) ->
             allow = [a for a in allow if a != name] if allow is not None else None
         elif allow is not None and name not in allow:
             allow = [*allow, name]
-        policy = policy.model_copy(
+        return policy.model_copy(
             update={"tools": policy.tools.model_copy(update={"deny": deny, "allow": allow})}
         )
+
+    await _update_policy(pool, tenant_id, user, change, f"tools.{verb}", name)
+    if verb == "deny":
+        return Reply(f"`{name}` is now denied: the assistant will not use it here.")
+    return Reply(f"`{name}` is allowed again (unless another rule forbids it).")
+
+
+POLICY_USAGE = (
+    "Usage: `/agent policy` shows the guardrail policy; "
+    "`/agent policy set SETTING VALUE` changes one setting, e.g. "
+    "`/agent policy set pii.approver_view real`, `/agent policy set toxicity.action block`, "
+    "`/agent policy set toxicity.threshold 0.7`, `/agent policy set pii.redact EMAIL_ADDRESS,PHONE_NUMBER`. "
+    "`default` restores a setting's default."
+)
+
+
+async def _policy(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    if not args:
+        policy = await _load_policy(pool, tenant_id)
+        return Reply("*Guardrail policy*\n" + "\n".join(_policy_lines(policy)))
+    if len(args) != 3 or args[0] != "set":
+        return Reply(POLICY_USAGE)
+    path, value = args[1].split("."), args[2]
+    current = (await _load_policy(pool, tenant_id)).model_dump(mode="json")
+    if (
+        len(path) != 2
+        or not isinstance(current.get(path[0]), dict)
+        or path[1] not in current[path[0]]
+    ):
+        return Reply(
+            f"There is no setting `{args[1]}`.\n" + "\n".join(_policy_lines(TenantPolicy()))
+        )
+    section = dict(current[path[0]])
+    if value == "default":
+        section.pop(path[1])
+    else:
+        section[path[1]] = _parse_setting(value, section[path[1]])
+    try:
+        updated = TenantPolicy.model_validate({**current, path[0]: section})
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]) for e in exc.errors())
+        return Reply(f"`{args[1]}` cannot be `{value}`: {reasons}")
+    await _update_policy(
+        pool, tenant_id, user, lambda _: updated, "policy.set", f"{args[1]}={value}"
+    )
+    shown = getattr(getattr(updated, path[0]), path[1])
+    return Reply(f"`{args[1]}` is now `{_format_setting(shown)}`.")
+
+
+def _parse_setting(value: str, current: Any) -> Any:
+    """A setting's new value, shaped like its current one: lists are comma-separated."""
+    if isinstance(current, list):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(current, bool):
+        return value.lower() in ("on", "true", "yes", "1")
+    return value
+
+
+def _format_setting(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "default" if value is None else str(value)
+
+
+def _policy_lines(policy: TenantPolicy) -> list[str]:
+    return [
+        f"• `{section}.{name}`: `{_format_setting(value)}`"
+        for section, values in policy.model_dump(mode="json").items()
+        if isinstance(values, dict)
+        for name, value in values.items()
+    ]
+
+
+async def _load_policy(pool: AsyncPool, tenant_id: int) -> TenantPolicy:
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT policy FROM guardrail_policies WHERE tenant_id = %s", (tenant_id,)
+            )
+        ).fetchone()
+    return TenantPolicy.model_validate(row["policy"] if row else {})
+
+
+async def _update_policy(
+    pool: AsyncPool,
+    tenant_id: int,
+    user: str,
+    change: Callable[[TenantPolicy], TenantPolicy],
+    audit_action: str,
+    subject: str,
+) -> None:
+    """Read, change and store the tenant's guardrail policy in one transaction, audited."""
+    async with pool.connection() as conn, conn.transaction():
+        row = await (
+            await conn.execute(
+                "SELECT policy FROM guardrail_policies WHERE tenant_id = %s FOR UPDATE",
+                (tenant_id,),
+            )
+        ).fetchone()
+        policy = change(TenantPolicy.model_validate(row["policy"] if row else {}))
         await conn.execute(
             """INSERT INTO guardrail_policies (tenant_id, policy, updated_by) VALUES (%s, %s, %s)
                ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy,
                  updated_by = EXCLUDED.updated_by, updated_at = now()""",
             (tenant_id, Jsonb(policy.model_dump(mode="json")), user),
         )
-        await _audit_change(conn, tenant_id, user, f"tools.{verb}", name)
-    if verb == "deny":
-        return Reply(f"`{name}` is now denied: the assistant will not use it here.")
-    return Reply(f"`{name}` is allowed again (unless another rule forbids it).")
+        await _audit_change(conn, tenant_id, user, audit_action, subject)
 
 
 READING: dict[str, Handler] = {"approvals": _approvals}
@@ -321,6 +414,7 @@ CHANGING: dict[str, Handler] = {
     "approvers": _approvers,
     "four-eyes": _four_eyes,
     "tools": _tools,
+    "policy": _policy,
     "pause": _pause,
     "resume": _resume,
     "audit": _audit,

@@ -79,3 +79,45 @@ def test_status_and_approvals_are_readable_by_anyone(stack: Stack, tenant: int) 
     assert status.get("response_type", "ephemeral") == "ephemeral"
     approvals = stack.slack.run_slash_command(REQUESTER, "C0GENERAL", "approvals").response
     assert approvals is not None and approvals["text"]
+
+
+def test_admin_changes_the_guardrail_policy_and_bad_values_are_explained(
+    stack: Stack, db: DB, tenant: int
+) -> None:
+    """`/agent policy set` changes one guardrail setting, audited; an impossible value is
+    refused with the reason; a plain user cannot change it."""
+    try:
+        reply = stack.slack.run_slash_command(
+            ADMIN, "C0GENERAL", "policy set pii.approver_view real"
+        ).response
+        assert reply is not None and reply["text"] == "`pii.approver_view` is now `real`."
+        stored = db.execute(
+            "SELECT policy FROM guardrail_policies WHERE tenant_id = %s", (tenant,)
+        ).fetchone()
+        assert stored is not None and stored["policy"]["pii"]["approver_view"] == "real"
+
+        shown = stack.slack.run_slash_command(ADMIN, "C0GENERAL", "policy").response
+        assert shown is not None and "• `pii.approver_view`: `real`" in shown["text"]
+        assert "• `toxicity.action`: `review`" in shown["text"]
+
+        bad = stack.slack.run_slash_command(
+            ADMIN, "C0GENERAL", "policy set toxicity.action shout"
+        ).response
+        assert bad is not None and "cannot be `shout`" in bad["text"] and "'block'" in bad["text"]
+        unknown = stack.slack.run_slash_command(
+            ADMIN, "C0GENERAL", "policy set pii.colour red"
+        ).response
+        assert unknown is not None and "There is no setting `pii.colour`" in unknown["text"]
+
+        refused = stack.slack.run_slash_command(
+            REQUESTER, "C0GENERAL", "policy set pii.approver_view placeholders"
+        ).response
+        assert refused is not None and "Only workspace admins" in refused["text"]
+        audit = db.execute(
+            "SELECT action, subject FROM audit_log WHERE tenant_id = %s AND actor = %s"
+            " ORDER BY id DESC LIMIT 1",
+            (tenant, ADMIN),
+        ).fetchone()
+        assert audit == {"action": "policy.set", "subject": "pii.approver_view=real"}
+    finally:
+        db.execute("DELETE FROM guardrail_policies WHERE tenant_id = %s", (tenant,))
