@@ -93,25 +93,46 @@ def tell_requester(
         return
     channel, thread_ts = thread
     marker = f"{action['id']}:{outcome}"
-    for message in (
-        client.conversations_replies(
-            channel=channel, ts=thread_ts, include_all_metadata=True, limit=HISTORY_SCAN
-        ).get("messages")
-        or []
-    ):
-        metadata = message.get("metadata") or {}
-        if (
-            metadata.get("event_type") == OUTCOME_EVENT_TYPE
-            and (metadata.get("event_payload") or {}).get("marker") == marker
-        ):
+    intent = conn.execute(
+        """INSERT INTO action_notices (action_id, outcome, tenant_id) VALUES (%s, %s, %s)
+           ON CONFLICT (action_id, outcome) DO NOTHING RETURNING action_id""",
+        (action["id"], outcome, action["tenant_id"]),
+    ).fetchone()
+    if intent is None:
+        earlier = conn.execute(
+            "SELECT posted_ts FROM action_notices WHERE action_id = %s AND outcome = %s",
+            (action["id"], outcome),
+        ).fetchone()
+        if earlier is not None and earlier["posted_ts"]:
             return
-    client.chat_postMessage(
+        # An earlier attempt meant to post and died before recording it: look in Slack.
+        if _find_in_thread(client, channel, thread_ts, marker):
+            return
+    ts = client.chat_postMessage(
         channel=channel,
         thread_ts=thread_ts,
         text=text,
         metadata={"event_type": OUTCOME_EVENT_TYPE, "event_payload": {"marker": marker}},
         unfurl_links=False,
+    )["ts"]
+    conn.execute(
+        "UPDATE action_notices SET posted_ts = %s WHERE action_id = %s AND outcome = %s",
+        (ts, action["id"], outcome),
     )
+
+
+def _find_in_thread(client: WebClient, channel: str, thread_ts: str, marker: str) -> bool:
+    replies = client.conversations_replies(
+        channel=channel, ts=thread_ts, include_all_metadata=True, limit=HISTORY_SCAN
+    )
+    for message in replies.get("messages") or []:
+        metadata = message.get("metadata") or {}
+        if (
+            metadata.get("event_type") == OUTCOME_EVENT_TYPE
+            and (metadata.get("event_payload") or {}).get("marker") == marker
+        ):
+            return True
+    return False
 
 
 def note_in_approval_thread(client: WebClient, action: actions.Row, text: str) -> None:
