@@ -31,7 +31,6 @@ class Posted:
     thread_ts: str
     posted_at: float  # time.time() just before the post
     acked_at: float  # time.time() once the listener answered the delivery
-    status: int
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def _post_and_wait(slack: SlackEmulator) -> Posted:
     if delivery.status != 200:
         raise RuntimeError(f"the listener answered the mention with {delivery.status}")
     _wait_for_answer(slack, post.message.ts)
-    return Posted(delivery.event_id, post.message.ts, posted_at, acked_at, delivery.status)
+    return Posted(delivery.event_id, post.message.ts, posted_at, acked_at)
 
 
 def _wait_for_answer(slack: SlackEmulator, thread_ts: str) -> Message:
