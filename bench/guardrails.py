@@ -25,7 +25,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -183,32 +182,20 @@ def cpu_screen(
 def database() -> Iterator[str]:
     """BENCH_DATABASE_URL, or an embedded Postgres in a temporary directory; a fresh,
     migrated database either way, dropped at the end."""
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    from bot.migrate import apply_migrations
+    from bot.scratch_database import scratch_database
     from sandbox.embedded_postgres import start_embedded_postgres
 
     server_url = os.environ.get("BENCH_DATABASE_URL")
     server = None
-    workdir = tempfile.TemporaryDirectory(prefix="bench-guardrails-")
-    if not server_url:
-        server_url, server = start_embedded_postgres(Path(workdir.name) / "pg")
-    name = f"bench_guardrails_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
-    url = make_conninfo("", **params)
-    try:
-        apply_migrations(url)
-        yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if server is not None:
-            server.cleanup()
-        workdir.cleanup()
+    with tempfile.TemporaryDirectory(prefix="bench-guardrails-") as workdir:
+        if not server_url:
+            server_url, server = start_embedded_postgres(Path(workdir) / "pg")
+        try:
+            with scratch_database(server_url, "bench_guardrails") as url:
+                yield url
+        finally:
+            if server is not None:
+                server.cleanup()
 
 
 def measure_with_postgres(name: str, messages: list[str]) -> Throughput:

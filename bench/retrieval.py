@@ -43,6 +43,7 @@ import psycopg  # noqa: E402
 from bench.report import percentile  # noqa: E402
 from bot.db import Pool, open_pool  # noqa: E402
 from bot.logs import configure_logging  # noqa: E402
+from bot.scratch_database import create_tenant, scratch_database  # noqa: E402
 from rag.chunking import ChunkingConfig  # noqa: E402
 from rag.collections import Collection, vector_index_statement  # noqa: E402
 from rag.embeddings import LocalEmbedder, Vectors  # noqa: E402
@@ -51,7 +52,6 @@ from rag.ingest import Ingestor  # noqa: E402
 from rag.lexemes import uncommon_lexemes  # noqa: E402
 from rag.rerank import FeatureReranker  # noqa: E402
 from rag.retriever import HybridRetriever, RetrievalOptions  # noqa: E402
-from rag.scratch import create_tenant, scratch_database  # noqa: E402
 from rag.search import hybrid_search  # noqa: E402
 from rag.tenancy import VectorTypes, scope, tenant_scope  # noqa: E402
 

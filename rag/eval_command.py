@@ -13,14 +13,13 @@ import psycopg
 from tqdm import tqdm
 
 from bot.db import open_pool
+from bot.scratch_database import create_tenant, scratch_database
 from bot.settings import Settings
 from rag.chunking import ChunkingConfig
 from rag.embeddings import embedder_from_settings
 from rag.evaluation import METHODS, evaluate, format_table, load_question_set
 from rag.ingest import Ingestor
-from rag.rerank import reranker_from_settings
-from rag.retriever import HybridRetriever, RetrievalOptions
-from rag.scratch import create_tenant, scratch_database
+from rag.wiring import retriever_from_settings
 
 INGEST_BATCH = 64  # documents per progress step
 DEFAULT_DATA = (
@@ -63,16 +62,8 @@ def run_retrieval_eval(settings: Settings, args: argparse.Namespace) -> int:
                     ingestor.ingest(tenant_id, collection, batch)
                     bar.update(len(batch))
             ingest_seconds = time.monotonic() - started
-            retriever = HybridRetriever(
-                pool,
-                embedder,
-                reranker_from_settings(settings),
-                RetrievalOptions(
-                    candidates=settings.rag_search_candidates,
-                    ef_search=settings.rag_hnsw_ef_search,
-                    mmr_lambda=settings.rag_mmr_lambda,
-                ),
-            )
+            # The product's retriever, as the workers build it; each method sets rerank.
+            retriever = retriever_from_settings(settings, pool, embedder)
             with tqdm(total=len(questions.queries), desc="search", unit="question") as bar:
                 started = time.monotonic()
                 results = evaluate(

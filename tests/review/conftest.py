@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from bot.db import open_pool
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
@@ -23,6 +24,16 @@ APPROVALS = "C0APPROVALS"
 SUPPORT = "C0SUPPORT"
 APPROVER = "U0APPROVER"
 REQUESTER = "U0REQUESTER"
+
+
+@pytest.fixture
+def worker_conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """A connection as a worker job gets one (from the pool, autocommit), for calling
+    review code in the test process."""
+    pool = open_pool(database_url, max_size=1)
+    with pool.connection() as conn:
+        yield conn
+    pool.close()
 
 
 @pytest.fixture

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.agent.knowledge import EmptyKnowledge, NoTools
 from bot.agent.run_request import run_request
 from bot.agent.runs import WorkerDeps
 from bot.db import open_pool
-from bot.llm.providers import build_chain
-from bot.llm.structured import StructuredLLM
-from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails
 from guardrails.policy import TenantPolicy, ToxicityPolicy
 from review.held_answers import HELD_NOTICE
@@ -28,6 +24,7 @@ from tests.review.conftest import APPROVALS, APPROVER, DB, wait_for_status
 from tests.support.conversation import GENERAL, PLAN, bot_replies
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
+from tests.support.worker_deps import in_process_deps
 
 RUDE_DRAFT = "I hate you, you worthless moron"
 
@@ -46,24 +43,8 @@ def toxic_deps(
     guardrails.policies.save(
         tenant, TenantPolicy(toxicity=ToxicityPolicy(action="review")), updated_by="test"
     )
-    chain = build_chain(
-        [("primary", llm.base_url, "k", "m")],
-        timeout=5,
-        max_retries=0,
-        circuit_failures=100,
-        circuit_reset=1,
-    )
     try:
-        yield WorkerDeps(
-            pool=pool,
-            llm=StructuredLLM(chain, malformed_retries=0),
-            retriever=EmptyKnowledge(),
-            tools=NoTools(),
-            slack_client=lambda token: make_web_client(token, stack.slack.api_url),
-            max_steps=6,
-            prices={},
-            guardrails=guardrails,
-        )
+        yield in_process_deps(stack, llm, pool, guardrails)
     finally:
         with pool.connection() as conn:
             conn.execute("DELETE FROM guardrail_policies WHERE tenant_id = %s", (tenant,))

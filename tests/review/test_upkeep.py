@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -30,16 +29,8 @@ from tests.support.processes import wait_for
 from tests.support.stack import Stack
 
 
-@pytest.fixture
-def sweeper_conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
-    pool = open_pool(database_url, max_size=1)
-    with pool.connection() as conn:
-        yield conn
-    pool.close()
-
-
 def test_unanswered_action_gets_a_reminder_then_expires(
-    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, sweeper_conn
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, worker_conn
 ) -> None:  # type: ignore[no-untyped-def]
     """With the clock moved near the deadline a reminder appears; past it the action expires and
     the requester is told, and a late ✅ runs nothing."""
@@ -52,13 +43,13 @@ def test_unanswered_action_gets_a_reminder_then_expires(
         return make_web_client(token, stack.slack.api_url)
 
     # Given the clock one hour before the deadline (inside the 2-hour reminder window)
-    sweep(sweeper_conn, client, queued.append, now=expires_at - timedelta(hours=1))
+    sweep(worker_conn, client, queued.append, now=expires_at - timedelta(hours=1))
     reminders = [m.text for m in stack.slack.thread(APPROVALS, proposal.approval.ts)]
     assert any("Reminder" in t for t in reminders)
     assert action_row(db, proposal.action["id"])["status"] == "pending"
 
     # When the clock passes the deadline
-    report = sweep(sweeper_conn, client, queued.append, now=expires_at + timedelta(seconds=1))
+    report = sweep(worker_conn, client, queued.append, now=expires_at + timedelta(seconds=1))
 
     # Then it expired, the requester heard, and approving it now does nothing
     assert report.expired >= 1

@@ -21,6 +21,7 @@ from connectors.slack.web_client import make_web_client
 from guardrails.facade import Guardrails, build_guardrails
 from tests.support.conversation import GENERAL, bot_replies
 from tests.support.stack import Stack
+from tests.support.worker_deps import in_process_deps
 
 DB = psycopg.Connection[dict[str, Any]]
 
@@ -124,8 +125,6 @@ def test_finished_request_is_not_answered_again(
 
 def test_step_limit_ends_in_an_apology(stack: Stack, llm, database_url: str, db: DB) -> None:
     """A model whose drafts never pass verification runs out of steps and the user is told."""
-    from bot.llm.providers import build_chain
-    from bot.llm.structured import StructuredLLM
     from sandbox.openai_script import Reply
     from tests.support.conversation import PLAN
 
@@ -138,25 +137,9 @@ def test_step_limit_ends_in_an_apology(stack: Stack, llm, database_url: str, db:
         ),
         match=text,
     )
-    chain = build_chain(
-        [("primary", llm.base_url, "k", "m")],
-        timeout=5,
-        max_retries=0,
-        circuit_failures=100,
-        circuit_reset=1,
-    )
     pool = open_pool(database_url, max_size=2)
     try:
-        deps = WorkerDeps(
-            pool=pool,
-            llm=StructuredLLM(chain, malformed_retries=0),
-            retriever=EmptyKnowledge(),
-            tools=NoTools(),
-            slack_client=lambda t: make_web_client(t, stack.slack.api_url),
-            max_steps=6,
-            prices={},
-            guardrails=guardrails_for(database_url, pool),
-        )
+        deps = in_process_deps(stack, llm, pool, guardrails_for(database_url, pool))
         request_id, thread = stored_request(db, stack, text)
         run_request(deps, request_id)
     finally:

@@ -1,4 +1,4 @@
-"""A throwaway database on the configured server, migrated, for evaluation and benchmarks
+"""A throwaway database on a server, migrated, for evaluations and benchmarks
 that must not touch the product's data."""
 
 from __future__ import annotations
