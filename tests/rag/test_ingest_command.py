@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import dramatiq
@@ -114,7 +115,12 @@ def test_queued_ingestion_is_done_by_a_worker(
     then stores the files and, after a file is deleted, removes its document."""
     files = write_mixed_folder(tmp_path / "docs")
     team = team_id(database_url, tenant)
-    broker = RedisBroker(url=redis_url, namespace=queue_namespace)  # type: ignore[no-untyped-call]
+    # A namespace of its own: the session's `chatops worker` (the stack) consumes the
+    # knowledge queue too and would ingest the files before this test looks. Under the
+    # session's prefix, so the session's clean-up removes its keys.
+    namespace = f"{queue_namespace}-ingest-{uuid.uuid4().hex[:6]}"
+    env = env | {"QUEUE_NAMESPACE": namespace}
+    broker = RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
     deps = build_ingest_deps(
         pool, embedder, ChunkingConfig(), lambda token: make_web_client(token, "http://unused/")
     )
