@@ -204,6 +204,51 @@ class Settings(BaseSettings):
         # `SMTP_RELAY_HOST=` in a .env copied from .env.example means "not set".
         return None if isinstance(value, str) and not value.strip() else value
 
+    # --- Operations (queue broker, metrics, request ids) ----------------------------------
+    # Where jobs are queued: "redis" (REDIS_URL) or "rabbitmq" (RABBITMQ_URL). Queue depth
+    # in /metrics and `chatops jobs` read the Redis broker's keys, so they need "redis".
+    broker: str = Field(default="redis", pattern="^(redis|rabbitmq)$")
+    rabbitmq_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/%2F", min_length=1)
+    # Prometheus metrics: `chatops serve` answers /metrics on PORT; a worker and the SMTP
+    # listener have no HTTP server, so they serve their own on these ports when set (one
+    # port per process: give each worker on a host its own).
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    smtp_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    # OpenTelemetry traces, exported over OTLP/HTTP to this collector (e.g.
+    # http://otel-collector:4318); off unless enabled.
+    otel_traces_enabled: bool = False
+    otel_exporter_otlp_endpoint: str | None = None
+
+    @field_validator(
+        "worker_metrics_port", "smtp_metrics_port", "otel_exporter_otlp_endpoint", mode="before"
+    )
+    @classmethod
+    def _metrics_empty_means_unset(cls, value: object) -> object:
+        # `WORKER_METRICS_PORT=` in a .env copied from .env.example means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    # --- Connectors (connectors/: HubSpot, Zendesk) ---------------------------------------
+    # Secret the per-tenant connector credentials' encryption key is derived from. Unset,
+    # it is derived from SLACK_SIGNING_SECRET; changing whichever is used means every
+    # connector must be connected again (`/agent connect NAME TOKEN`).
+    connector_credentials_key: SecretStr | None = None
+    # API base URLs; only changed to point at the local emulators (sandbox/). Zendesk's
+    # names each tenant's subdomain, given when it connects.
+    hubspot_api_url: str = Field(default="https://api.hubapi.com", min_length=1)
+    zendesk_api_url: str = Field(default="https://{subdomain}.zendesk.com", min_length=1)
+    connector_timeout_seconds: float = Field(default=10.0, gt=0)  # per HTTP request
+    connector_max_retries: int = Field(default=3, ge=0)  # transient failures of reads only
+    # A rate limit asking us to wait longer than this fails the call with a clear message.
+    connector_max_retry_after_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("connector_credentials_key", mode="before")
+    @classmethod
+    def _connectors_empty_means_unset(cls, value: object) -> object:
+        # `CONNECTOR_CREDENTIALS_KEY=` in a .env copied from .env.example means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
     # HTTP listener.
     port: int = Field(default=3000, ge=0, le=65535)
     log_format: str = Field(default="json", pattern="^(json|console)$")

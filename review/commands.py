@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import AsyncPool
+from connectors.catalog import CONNECTORS, connect_usage
+from connectors.credentials import CredentialCipher, store_async
 from guardrails.policy import TenantPolicy
 from guardrails.status import budget_line
 from review.authority import slack_admin
@@ -38,6 +40,7 @@ HELP = """*`/agent` commands*
 • `tools allow|deny NAME`: which tools the assistant may use here _(admins)_
 • `policy` / `policy set SETTING VALUE`: personal data, toxicity and injection rules _(admins)_
 • `pause` / `resume`: stop or restart answering and acting in this workspace _(admins)_
+• `connect NAME [TOKEN]`: how to connect HubSpot or Zendesk, then store its token _(admins)_
 • `audit [N]`: the last N audit entries _(admins)_"""
 
 
@@ -64,6 +67,7 @@ async def run_agent_command(
     tenant_id: int,
     command: dict[str, Any],
     guardrails: GuardrailStatus,
+    credentials: CredentialCipher,
 ) -> Reply:
     words = (command.get("text") or "").split()
     name, args = (words[0].lower(), words[1:]) if words else ("help", [])
@@ -72,9 +76,11 @@ async def run_agent_command(
         return await _status(pool, tenant_id, guardrails)
     if name in READING:
         return await READING[name](pool, tenant_id, user, args)
-    if name in CHANGING:
+    if name in CHANGING or name == "connect":
         if not await _is_admin(pool, client, tenant_id, user):
             return Reply(f"Only workspace admins and this app's admins can use `/agent {name}`.")
+        if name == "connect":  # the one command that needs the credentials key
+            return await _connect(pool, tenant_id, user, args, credentials)
         return await CHANGING[name](pool, tenant_id, user, args)
     return Reply(HELP if name == "help" else f"I don't know `{name}`.\n{HELP}")
 
@@ -406,6 +412,25 @@ async def _update_policy(
             (tenant_id, Jsonb(policy.model_dump(mode="json")), user),
         )
         await _audit_change(conn, tenant_id, user, audit_action, subject)
+
+
+async def _connect(
+    pool: AsyncPool, tenant_id: int, user: str, args: list[str], cipher: CredentialCipher
+) -> Reply:
+    setup = CONNECTORS.get(args[0].lower()) if args else None
+    if setup is None:
+        return Reply(connect_usage())
+    if len(args) == 1:
+        return Reply(setup.instructions)
+    credential = setup.credential(args[1:])
+    if credential is None:
+        # Never repeat the words back: they may hold a token.
+        return Reply(f"That doesn't look like a {setup.title} credential. {setup.usage}")
+    await store_async(pool, cipher, tenant_id, setup.name, credential, user)
+    return Reply(
+        f":white_check_mark: {setup.title} is connected. The token is stored encrypted; "
+        "run the command again with a new token to replace it."
+    )
 
 
 READING: dict[str, Handler] = {"approvals": _approvals}

@@ -37,7 +37,9 @@ def answer_email(
     payload = request["payload"]
     tenant_id, request_id = request["tenant_id"], request["id"]
     conversation_id: int = payload["conversation_id"]
-    structlog.contextvars.bind_contextvars(tenant_id=tenant_id, request_id=request_id)
+    structlog.contextvars.bind_contextvars(
+        tenant_id=tenant_id, request_id=request_id, conversation_id=conversation_id
+    )
     try:
         if failed_reason is not None:
             mark_failed(conn, request_id, failed_reason)
@@ -95,8 +97,10 @@ def answer_email(
             llm=screened.llm,
             retriever=screened.retriever,
             tools=screened.toolbox,
-            steps=StepLog.load(conn, run["id"], tenant_id, deps.max_steps),
-            on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices),
+            steps=StepLog.load(
+                conn, run["id"], tenant_id, deps.max_steps, observer=deps.step_observer
+            ),
+            on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices, deps.metrics),
         )
         if outcome.status != "answered":
             mark_failed(conn, request_id, outcome.reason or "could not draft a reply")
@@ -140,7 +144,9 @@ def answer_email(
         _finish(conn, request_id, "done", None)
         log.info("email.reply_proposed", run_id=run["id"])
     finally:
-        structlog.contextvars.unbind_contextvars("tenant_id", "request_id", "run_id")
+        structlog.contextvars.unbind_contextvars(
+            "tenant_id", "request_id", "run_id", "conversation_id"
+        )
 
 
 def _notify(client: Any, channel: str | None, text: str) -> None:

@@ -130,7 +130,7 @@ def _run_locked(
         )
         conversation_id = _conversation(conn, tenant_id, thread)
         run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
-        structlog.contextvars.bind_contextvars(run_id=run["id"])
+        structlog.contextvars.bind_contextvars(run_id=run["id"], conversation_id=conversation_id)
         reply_ts = _ensure_reply_message(conn, thread, run)
 
         settings = tenant_settings.load(conn, tenant_id)
@@ -155,7 +155,9 @@ def _run_locked(
         log.error("request.slack_refused", error=error)
         mark_failed(conn, request_id, f"Slack refused the reply: {error}")
     finally:
-        structlog.contextvars.unbind_contextvars("tenant_id", "request_id", "run_id")
+        structlog.contextvars.unbind_contextvars(
+            "tenant_id", "request_id", "run_id", "conversation_id"
+        )
 
 
 def _answer_in_thread(
@@ -218,8 +220,8 @@ def _answer_in_thread(
         llm=screened.llm,
         retriever=screened.retriever,
         tools=screened.toolbox,
-        steps=StepLog.load(conn, run_id, tenant_id, deps.max_steps),
-        on_call=usage_recorder(conn, tenant_id, run_id, deps.prices),
+        steps=StepLog.load(conn, run_id, tenant_id, deps.max_steps, observer=deps.step_observer),
+        on_call=usage_recorder(conn, tenant_id, run_id, deps.prices, deps.metrics),
     )
     if outcome.status == "answered" and deps.llm is not None:
         draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)

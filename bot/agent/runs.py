@@ -4,12 +4,13 @@ usage ledger, and recording a failure."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import structlog
+from opentelemetry.trace import NoOpTracer, Tracer
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
@@ -20,6 +21,8 @@ from bot.db import Pool
 from bot.llm.pricing import cost_usd
 from bot.llm.providers import CallRecord
 from bot.llm.structured import StructuredLLM
+from bot.observability.agent_steps import StepObserver
+from bot.observability.metrics import Metrics
 from guardrails.facade import Guardrails
 
 log = structlog.get_logger(__name__)
@@ -36,9 +39,17 @@ class WorkerDeps:
     prices: dict[str, tuple[Decimal, Decimal]]
     guardrails: Guardrails
     email_replies_per_hour: int = 5  # per email thread, so two agents cannot ping-pong
+    # The worker's Prometheus series; a fresh registry of its own when not given (tests).
+    metrics: Metrics = field(default_factory=Metrics.create)
+    tracer: Tracer = field(default_factory=NoOpTracer)  # bot/observability/tracing.py
     # How long the real values behind a conversation's placeholders are kept; the sweep
     # forgets older ones.
     vault_retention: timedelta = timedelta(days=30)
+
+    @property
+    def step_observer(self) -> StepObserver:
+        """Spans and counts each agent step a run computes."""
+        return StepObserver(self.metrics, self.tracer)
 
 
 def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> None:
@@ -87,8 +98,12 @@ def usage_recorder(
     tenant_id: int,
     run_id: int,
     prices: dict[str, tuple[Decimal, Decimal]],
+    metrics: Metrics | None = None,
 ) -> Callable[[CallRecord], None]:
+    """Every model call of a run, into `llm_usage` and, when given, the worker's metrics."""
+
     def record(call: CallRecord) -> None:
+        cost = cost_usd(call.model, call.prompt_tokens, call.completion_tokens, prices)
         conn.execute(
             """INSERT INTO llm_usage (tenant_id, run_id, provider, model, purpose, outcome,
                  prompt_tokens, completion_tokens, cost_usd, latency_ms)
@@ -101,9 +116,20 @@ def usage_recorder(
                 call.outcome,
                 call.prompt_tokens,
                 call.completion_tokens,
-                cost_usd(call.model, call.prompt_tokens, call.completion_tokens, prices),
+                cost,
                 call.latency_ms,
             ),
         )
+        if metrics is not None:
+            metrics.record_llm_call(
+                tenant_id=tenant_id,
+                provider=call.provider,
+                model=call.model,
+                outcome=call.outcome,
+                prompt_tokens=call.prompt_tokens,
+                completion_tokens=call.completion_tokens,
+                latency_ms=call.latency_ms,
+                cost_usd=cost,
+            )
 
     return record

@@ -13,6 +13,8 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from bot.observability.agent_steps import StepObserver
+
 Output = dict[str, Any]
 
 
@@ -32,17 +34,26 @@ class StepLog:
     max_steps: int
     _stored: list[tuple[str, Output]] = field(default_factory=list)
     _position: int = 0
+    # Wraps each step computed (not replayed): the worker's span and count per step.
+    observer: StepObserver | None = None
 
     @classmethod
     def load(
-        cls, conn: Connection[dict[str, Any]], run_id: int, tenant_id: int, max_steps: int
+        cls,
+        conn: Connection[dict[str, Any]],
+        run_id: int,
+        tenant_id: int,
+        max_steps: int,
+        *,
+        observer: StepObserver | None = None,
     ) -> StepLog:
         rows = conn.execute(
             "SELECT kind, output FROM agent_steps WHERE run_id = %s AND tenant_id = %s"
             " ORDER BY position",
             (run_id, tenant_id),
         ).fetchall()
-        return cls(conn, run_id, tenant_id, max_steps, [(r["kind"], r["output"]) for r in rows])
+        stored = [(r["kind"], r["output"]) for r in rows]
+        return cls(conn, run_id, tenant_id, max_steps, stored, observer=observer)
 
     @property
     def replayed(self) -> int:
@@ -59,7 +70,11 @@ class StepLog:
             return output
         if counted and position >= self.max_steps:
             raise StepLimitReached(f"the run used all {self.max_steps} of its steps")
-        output = compute()
+        if self.observer is None:
+            output = compute()
+        else:
+            with self.observer.computing(kind):
+                output = compute()
         self.conn.execute(
             "INSERT INTO agent_steps (run_id, tenant_id, position, kind, output)"
             " VALUES (%s, %s, %s, %s, %s)",

@@ -12,13 +12,19 @@ from pathlib import Path
 
 from bot.settings import Settings
 
-HELP = "measure retrieval, PII detection and injection screening on public data sets"
+HELP = "measure retrieval, agent templates, PII detection and injection screening"
 
 
 def _retrieval(settings: Settings, args: argparse.Namespace) -> int:
     from rag.eval_command import run_retrieval_eval
 
     return run_retrieval_eval(settings, args)
+
+
+def _templates(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.templates.eval_command import run_templates_eval
+
+    return run_templates_eval(settings, args)
 
 
 def _pii(settings: Settings, args: argparse.Namespace) -> int:
@@ -35,6 +41,7 @@ def _injection(settings: Settings, args: argparse.Namespace) -> int:
 
 KINDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "retrieval": _retrieval,
+    "templates": _templates,
     "pii": _pii,
     "injection": _injection,
 }

@@ -11,7 +11,6 @@ down they stay 'received' and the sweeper queues them later.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -22,6 +21,9 @@ from bot.intake.email_limits import ClientLimits
 from bot.intake.email_queue import RequestQueuer
 from bot.intake.email_routes import RouteCache
 from bot.intake.email_store import StoredEmail, store_email
+from bot.observability.correlation import LOG_KEY, new_correlation_id
+from bot.observability.metrics import Metrics
+from bot.queue.jobs import Enqueue
 from connectors.email.inboxes import InboxRoute
 from connectors.email.loops import never_answer
 from connectors.email.parse import ParsedEmail, ParseLimits, parse_email, unparseable
@@ -66,11 +68,13 @@ class EmailIntake:
     def __init__(
         self,
         pool: AsyncPool,
-        enqueue: Callable[[int, str], None],
+        enqueue: Enqueue,
         limits: ClientLimits,
         config: IntakeConfig,
+        metrics: Metrics,
     ) -> None:
         self.pool = pool
+        self.metrics = metrics
         self.limits = limits
         self.config = config
         self.routes = RouteCache(pool, timeout=config.db_timeout)
@@ -107,6 +111,12 @@ class EmailIntake:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        # One id for the message, shared by the requests it makes for each tenant it reaches.
+        correlation_id = new_correlation_id()
+        with structlog.contextvars.bound_contextvars(**{LOG_KEY: correlation_id}):
+            return await self._take(envelope, correlation_id)
+
+    async def _take(self, envelope: Envelope, correlation_id: str) -> str:
         assert isinstance(envelope, RoutedEnvelope)
         raw = envelope.original_content
         if not isinstance(raw, bytes):
@@ -122,26 +132,29 @@ class EmailIntake:
             log.exception("email.parse_crashed", size=len(raw))
             mail = unparseable(raw, f"parser crashed: {type(exc).__name__}")
         try:
-            stored = await self._store(raw, mail, envelope)
+            stored = await self._store(raw, mail, envelope, correlation_id)
         except Exception as exc:
             # Nothing was committed for the tenant that failed (one statement each); any
             # tenant stored before it turns the sender's retry into a no-op.
             log.error("smtp.store_failed", error=type(exc).__name__, size=len(raw))
+            self.metrics.emails_received.labels("deferred").inc()
             return TEMPORARY_FAILURE
         for item in stored:
+            status = item.status if item.request_id else "duplicate"
             log.info(
                 "email.received",
                 request_id=item.request_id,
                 conversation_id=item.conversation_id,
-                status=item.status if item.request_id else "duplicate",
+                status=status,
                 size=len(raw),
             )
+            self.metrics.emails_received.labels(status).inc()
             if item.request_id is not None and item.status == "received":
-                self.queuer.submit(item.request_id)
+                self.queuer.submit(item.request_id, correlation_id)
         return ACCEPTED
 
     async def _store(
-        self, raw: bytes, mail: ParsedEmail, envelope: RoutedEnvelope
+        self, raw: bytes, mail: ParsedEmail, envelope: RoutedEnvelope, correlation_id: str
     ) -> list[StoredEmail]:
         by_tenant: dict[int, list[InboxRoute]] = {}
         for route in envelope.routes:
@@ -165,6 +178,7 @@ class EmailIntake:
                             envelope_from="" if envelope_from == "<>" else envelope_from,
                             envelope_to=recipients,
                             verdict=verdict,
+                            correlation_id=correlation_id,
                         )
                     )
         return stored

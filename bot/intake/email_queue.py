@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
 import structlog
 
 from bot.db import AsyncPool
+from bot.queue.jobs import Enqueue
 
 log = structlog.get_logger(__name__)
 
@@ -25,21 +25,19 @@ MAX_BATCH = 200  # requests per batch
 
 
 class RequestQueuer:
-    def __init__(
-        self, pool: AsyncPool, enqueue: Callable[[int, str], None], *, kind: str, timeout: float
-    ) -> None:
+    def __init__(self, pool: AsyncPool, enqueue: Enqueue, *, kind: str, timeout: float) -> None:
         self.pool = pool
         self.enqueue = enqueue
         self.kind = kind
         self.timeout = timeout
-        self._pending: asyncio.Queue[int] = asyncio.Queue()
+        self._pending: asyncio.Queue[tuple[int, str]] = asyncio.Queue()  # id, correlation id
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def submit(self, request_id: int) -> None:
-        self._pending.put_nowait(request_id)
+    def submit(self, request_id: int, correlation_id: str) -> None:
+        self._pending.put_nowait((request_id, correlation_id))
 
     async def close(self, timeout: float) -> None:
         """Queue what is pending (for at most `timeout` seconds), then stop."""
@@ -60,15 +58,15 @@ class RequestQueuer:
             try:
                 await self._queue(batch)
             except Exception:
-                log.exception("email.enqueue_failed", request_ids=batch)
+                log.exception("email.enqueue_failed", request_ids=[r for r, _ in batch])
             finally:
                 for _ in batch:
                     self._pending.task_done()
 
-    async def _queue(self, batch: list[int]) -> None:
+    async def _queue(self, batch: list[tuple[int, str]]) -> None:
         def send_all() -> None:
-            for request_id in batch:
-                self.enqueue(request_id, self.kind)
+            for request_id, correlation_id in batch:
+                self.enqueue(request_id, self.kind, correlation_id)
 
         # The broker client is blocking; a thread keeps the event loop free.
         await asyncio.to_thread(send_all)
@@ -76,5 +74,5 @@ class RequestQueuer:
             await conn.execute(
                 "UPDATE inbound_requests SET status = 'queued', queued_at = now()"
                 " WHERE id = ANY(%s) AND status = 'received'",
-                (batch,),
+                ([request_id for request_id, _ in batch],),
             )

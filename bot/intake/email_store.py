@@ -25,11 +25,13 @@ STORE_SQL = (
     + """,
 request AS (
     INSERT INTO inbound_requests
-        (tenant_id, source, external_id, kind, payload, status, error, finished_at)
+        (tenant_id, source, external_id, kind, payload, status, error, finished_at,
+         correlation_id)
     SELECT %(tenant_id)s, 'email', %(message_id)s, 'email',
            %(payload)s::jsonb || jsonb_build_object('conversation_id', conversation.id),
            %(status)s, %(error)s,
-           CASE WHEN %(status)s = 'received' THEN NULL ELSE now() END
+           CASE WHEN %(status)s = 'received' THEN NULL ELSE now() END,
+           %(correlation_id)s
       FROM conversation
     ON CONFLICT (tenant_id, source, external_id) DO NOTHING
     RETURNING id
@@ -78,6 +80,7 @@ async def store_email(
     envelope_from: str,
     envelope_to: list[str],
     verdict: Verdict | None,
+    correlation_id: str,
 ) -> StoredEmail:
     if mail.error is not None:
         status, error = "failed", f"unparseable email: {mail.error}"
@@ -108,7 +111,11 @@ async def store_email(
         "text": (mail.text or mail.subject)[:MAX_TEXT_CHARS],
         "answerable": status == "received",
     }
-    params = storable(fields) | {"raw": raw, "payload": Jsonb(payload)}
+    params = storable(fields) | {
+        "raw": raw,
+        "payload": Jsonb(payload),
+        "correlation_id": correlation_id,
+    }
     row = await (await conn.execute(STORE_SQL, params)).fetchone()
     assert row is not None  # the final SELECT always returns one row
     return StoredEmail(

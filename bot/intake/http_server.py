@@ -2,19 +2,24 @@
 
 Routes: `/slack/events` (events, interactivity and slash commands, all through Bolt),
 `/slack/install` and `/slack/oauth_redirect` (multi-workspace installs), `/healthz`
-(the process is alive) and `/readyz` (Postgres and Redis answer).
+(the process is alive), `/readyz` (Postgres and Redis answer) and `/metrics` (Prometheus;
+route only `/slack/*` to this process from the internet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
+from opentelemetry.trace import SpanKind
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -25,10 +30,22 @@ from bot.db import AsyncPool, open_async_pool
 from bot.errors import StartupError
 from bot.intake.installations import record_installation
 from bot.intake.record import requeue_stranded
-from bot.intake.slack_app import build_slack_app
+from bot.intake.slack_app import SUBSCRIBED_EVENTS, build_slack_app
+from bot.observability.correlation import LOG_KEY, new_correlation_id
+from bot.observability.exposition import metrics_response
+from bot.observability.metrics import Metrics
+from bot.observability.stored_state import StoredStateCollector, read_database, read_queues
+from bot.observability.tracing import Tracing, build_tracing
 from bot.queue.broker import build_broker
-from bot.queue.jobs import enqueue_request, enqueue_sweep
+from bot.queue.jobs import (
+    AGENT_QUEUE,
+    REVIEW_QUEUE,
+    Enqueue,
+    enqueue_request,
+    enqueue_sweep,
+)
 from bot.settings import Settings
+from rag.jobs import KNOWLEDGE_QUEUE
 
 log = structlog.get_logger(__name__)
 
@@ -38,16 +55,35 @@ READY_TIMEOUT = 2.0  # seconds /readyz waits for each dependency
 POOL: web.AppKey[AsyncPool] = web.AppKey("pool")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis", aioredis.Redis)
 BOLT: web.AppKey[AsyncApp] = web.AppKey("bolt", AsyncApp)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
+TRACING: web.AppKey[Tracing] = web.AppKey("tracing", Tracing)
+STORED_STATE: web.AppKey[StoredStateCollector] = web.AppKey("stored_state", StoredStateCollector)
+
+# Request types counted by name; anything else (a forged or new type) counts as "other",
+# so an unauthenticated sender cannot grow the label set.
+KNOWN_REQUEST_TYPES = frozenset(
+    {*SUBSCRIBED_EVENTS, "url_verification", "block_actions", "view_submission", "slash_command"}
+)
+QUEUES = (AGENT_QUEUE, REVIEW_QUEUE, KNOWLEDGE_QUEUE)
 
 
-def build_http_app(settings: Settings) -> web.Application:
+def build_http_app(
+    settings: Settings, metrics: Metrics | None = None, tracing: Tracing | None = None
+) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)  # Slack's payloads are far smaller
+    app[SETTINGS] = settings
+    app[METRICS] = metrics if metrics is not None else Metrics.create()
+    app[TRACING] = tracing if tracing is not None else build_tracing(settings, "chatops-serve")
+    app[STORED_STATE] = StoredStateCollector()
+    app[METRICS].registry.register(app[STORED_STATE])
     app.cleanup_ctx.append(_lifecycle(settings))
     app.router.add_post("/slack/events", _slack_events)
     app.router.add_get("/slack/install", _slack_install)
     app.router.add_get("/slack/oauth_redirect", _slack_oauth_redirect)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
     return app
 
 
@@ -59,8 +95,8 @@ def _lifecycle(
         pool = await open_async_pool(settings.database_url, max_size=settings.database_pool_size)
         broker = build_broker(settings)
 
-        def enqueue(request_id: int, kind: str) -> None:
-            enqueue_request(broker, request_id, kind)
+        def enqueue(request_id: int, kind: str, correlation_id: str | None) -> None:
+            enqueue_request(broker, request_id, kind, correlation_id)
 
         if settings.slack_bot_token is not None:
             await register_single_workspace(settings, pool)
@@ -75,6 +111,7 @@ def _lifecycle(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            app[TRACING].shutdown()
             await app[REDIS].aclose()
             broker.close()
             await pool.close()
@@ -111,7 +148,7 @@ async def register_single_workspace(settings: Settings, pool: AsyncPool) -> int:
 
 
 async def _sweep_forever(
-    pool: AsyncPool, enqueue: Callable[[int, str], None], sweep_actions: Callable[[], None]
+    pool: AsyncPool, enqueue: Enqueue, sweep_actions: Callable[[], None]
 ) -> None:
     """Every few seconds: re-queue stranded requests, and ask a worker to tend the
     pending actions (relay approvals, reminders, expiry)."""
@@ -125,9 +162,37 @@ async def _sweep_forever(
 
 
 async def _slack_events(request: web.Request) -> web.Response:
-    bolt = request.app[BOLT]
-    response = await bolt.async_dispatch(await to_bolt_request(request))
-    return await to_aiohttp_response(response)
+    """Dispatch to Bolt under a new correlation id, counting and timing the ack."""
+    started = time.monotonic()
+    metrics = request.app[METRICS]
+    bolt_request = await to_bolt_request(request)
+    request_type = slack_request_type(bolt_request.body)
+    metrics.slack_events_received.labels(request_type).inc()
+    correlation_id = new_correlation_id()
+    # The listener stores it with the request (bot/intake/slack_app.py reads it here).
+    bolt_request.context[LOG_KEY] = correlation_id
+    span = request.app[TRACING].tracer.start_as_current_span(
+        "slack.request",
+        kind=SpanKind.SERVER,
+        attributes={"slack.request_type": request_type, LOG_KEY: correlation_id},
+    )
+    # The span is current while Bolt runs the listener, so the job it queues carries it.
+    with span, structlog.contextvars.bound_contextvars(**{LOG_KEY: correlation_id}):
+        response = await to_aiohttp_response(await request.app[BOLT].async_dispatch(bolt_request))
+    metrics.slack_events_acked.labels(request_type, str(response.status)).inc()
+    metrics.slack_ack_seconds.labels(request_type).observe(time.monotonic() - started)
+    return response
+
+
+def slack_request_type(body: dict[str, Any]) -> str:
+    """The event type of an Events API callback, else the kind of request."""
+    if body.get("type") == "event_callback":
+        name = str((body.get("event") or {}).get("type"))
+    elif "command" in body:
+        name = "slash_command"
+    else:
+        name = str(body.get("type"))
+    return name if name in KNOWN_REQUEST_TYPES else "other"
 
 
 async def _slack_install(request: web.Request) -> web.Response:
@@ -148,6 +213,23 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    """Reads the queue and approval state first: it lives in Redis and Postgres, not here."""
+    settings, collector = request.app[SETTINGS], request.app[STORED_STATE]
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            state = await read_database(request.app[POOL])
+            if settings.broker == "redis":
+                queues = await read_queues(request.app[REDIS], settings.queue_namespace, QUEUES)
+                state = dataclasses.replace(state, queues=queues)
+        collector.state = state
+    except Exception:
+        # The process's own series are still worth a scrape; the shared state keeps its
+        # last reading, and this log line says why it is stale.
+        log.exception("metrics.stored_state_failed")
+    return metrics_response(request.app[METRICS].registry)
+
+
 async def _readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
@@ -157,12 +239,13 @@ async def _readyz(request: web.Request) -> web.Response:
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = type(exc).__name__
-    try:
-        async with asyncio.timeout(READY_TIMEOUT):
-            await request.app[REDIS].ping()
-        checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = type(exc).__name__
+    if request.app[SETTINGS].broker == "redis":  # with RabbitMQ, nothing here needs Redis
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await request.app[REDIS].ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = type(exc).__name__
     ready = all(value == "ok" for value in checks.values())
     return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 

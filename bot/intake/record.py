@@ -9,7 +9,6 @@ into a no-op, so a retry never produces a second reply.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ import structlog
 from psycopg.types.json import Jsonb
 
 from bot.db import AsyncPool
+from bot.queue.jobs import Enqueue
 
 log = structlog.get_logger(__name__)
 
@@ -32,23 +32,25 @@ class Recorded:
 
 async def record_and_enqueue(
     pool: AsyncPool,
-    enqueue: Callable[[int, str], None],
+    enqueue: Enqueue,
     *,
     tenant_id: int,
     external_id: str,
     kind: str,
     payload: dict[str, Any],
     retry_count: int,
+    correlation_id: str,
 ) -> Recorded:
     async with pool.connection() as conn:
         row = await (
             await conn.execute(
                 """INSERT INTO inbound_requests
-                     (tenant_id, source, external_id, kind, payload, retry_count)
-                   VALUES (%s, 'slack', %s, %s, %s, %s)
+                     (tenant_id, source, external_id, kind, payload, retry_count,
+                      correlation_id)
+                   VALUES (%s, 'slack', %s, %s, %s, %s, %s)
                    ON CONFLICT (tenant_id, source, external_id) DO NOTHING
                    RETURNING id""",
-                (tenant_id, external_id, kind, Jsonb(payload), retry_count),
+                (tenant_id, external_id, kind, Jsonb(payload), retry_count, correlation_id),
             )
         ).fetchone()
         if row is None:
@@ -57,7 +59,7 @@ async def record_and_enqueue(
         request_id: int = row["id"]
         try:
             # The broker client is blocking; a thread keeps the event loop free.
-            await asyncio.to_thread(enqueue, request_id, kind)
+            await asyncio.to_thread(enqueue, request_id, kind, correlation_id)
         except Exception:
             log.exception("request.enqueue_failed", request_id=request_id)
             return Recorded(request_id=request_id, queued=False)
@@ -70,12 +72,12 @@ async def record_and_enqueue(
     return Recorded(request_id=request_id, queued=True)
 
 
-async def requeue_stranded(pool: AsyncPool, enqueue: Callable[[int, str], None]) -> int:
+async def requeue_stranded(pool: AsyncPool, enqueue: Enqueue) -> int:
     """Queue requests that were stored but never queued; return how many."""
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(
-                """SELECT id, kind FROM inbound_requests
+                """SELECT id, kind, correlation_id FROM inbound_requests
                    WHERE status = 'received'
                      AND received_at < now() - make_interval(secs => %s)
                    ORDER BY received_at LIMIT %s""",
@@ -83,7 +85,7 @@ async def requeue_stranded(pool: AsyncPool, enqueue: Callable[[int, str], None])
             )
         ).fetchall()
         for row in rows:
-            await asyncio.to_thread(enqueue, row["id"], row["kind"])
+            await asyncio.to_thread(enqueue, row["id"], row["kind"], row["correlation_id"])
             await conn.execute(
                 "UPDATE inbound_requests SET status = 'queued', queued_at = now() WHERE id = %s",
                 (row["id"],),

@@ -9,7 +9,6 @@ Postgres. The listeners do nothing slow: one insert, one enqueue.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -25,7 +24,10 @@ from bot.intake.installations import (
     TenantAuthorize,
 )
 from bot.intake.record import record_and_enqueue
+from bot.observability.correlation import LOG_KEY, new_correlation_id
+from bot.queue.jobs import Enqueue
 from bot.settings import Settings
+from connectors.credentials import cipher_from_settings
 from guardrails.status import configured_lines
 from review.commands import (
     GuardrailStatus,
@@ -54,9 +56,7 @@ SUBSCRIBED_EVENTS = ("app_mention", "message", "reaction_added", "reaction_remov
 PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
-def build_slack_app(
-    settings: Settings, pool: AsyncPool, enqueue: Callable[[int, str], None]
-) -> AsyncApp:
+def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> AsyncApp:
     oauth_settings = None
     if settings.slack_client_id and settings.slack_client_secret:
         oauth_settings = AsyncOAuthSettings(
@@ -91,6 +91,9 @@ def build_slack_app(
             kind=kind,
             payload=body,
             retry_count=_retry_num(request),
+            # Set by the HTTP listener for the whole request (bot/intake/http_server.py);
+            # Socket Mode has no such hook, so its requests get theirs here.
+            correlation_id=context.get(LOG_KEY) or new_correlation_id(),
         )
 
     async def on_mention(
@@ -128,6 +131,7 @@ def build_slack_app(
         if emoji in EMOJI_DECISIONS and event.get("user") != context.bot_user_id:
             await record(body, context, request, event["type"])
 
+    credentials = cipher_from_settings(settings)
     guardrail_status = GuardrailStatus(
         configured_lines(settings), settings.guardrails_budget_warn_ratio
     )
@@ -174,7 +178,7 @@ def build_slack_app(
         ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         reply = await run_agent_command(
-            pool, client, context["tenant_id"], command, guardrail_status
+            pool, client, context["tenant_id"], command, guardrail_status, credentials
         )
         await ack(response_type=reply.response_type, text=reply.text)
 

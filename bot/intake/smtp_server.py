@@ -24,8 +24,10 @@ from bot.errors import StartupError
 from bot.intake.email_handler import EmailIntake, IntakeConfig, RoutedEnvelope
 from bot.intake.email_limits import ClientLimitConfig, ClientLimits
 from bot.intake.record import requeue_stranded
+from bot.observability.exposition import serve_metrics
+from bot.observability.metrics import Metrics
 from bot.queue.broker import build_broker
-from bot.queue.jobs import enqueue_request
+from bot.queue.jobs import Enqueue, enqueue_request
 from bot.settings import Settings
 from connectors.email.attachments import ExtractLimits
 from connectors.email.parse import ParseLimits
@@ -177,11 +179,13 @@ async def serve_smtp(
     host: str,
     port: int,
     *,
-    enqueue: Callable[[int, str], None],
+    enqueue: Enqueue,
     stop: asyncio.Event,
     on_ready: Callable[[int], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> None:
     """Listen until `stop` is set; `on_ready` gets the bound port (useful with port 0)."""
+    metrics = metrics if metrics is not None else Metrics.create()
     options = listener_options(settings)
     pool = await open_async_pool(settings.database_url, max_size=settings.database_pool_size)
     handler = EmailIntake(
@@ -191,6 +195,7 @@ async def serve_smtp(
         IntakeConfig(
             parse_limits=parse_limits(settings), db_timeout=settings.smtp_db_timeout_seconds
         ),
+        metrics,
     )
     limits = handler.limits
     loop = asyncio.get_running_loop()
@@ -220,7 +225,7 @@ async def serve_smtp(
         log.info("smtp.stopped")
 
 
-async def _sweep_forever(pool: AsyncPool, enqueue: Callable[[int, str], None]) -> None:
+async def _sweep_forever(pool: AsyncPool, enqueue: Enqueue) -> None:
     while True:
         await asyncio.sleep(REQUEUE_INTERVAL)
         try:
@@ -232,18 +237,26 @@ async def _sweep_forever(pool: AsyncPool, enqueue: Callable[[int, str], None]) -
 def run_smtp(settings: Settings, host: str, port: int) -> None:
     """The `chatops smtp` process: runs until SIGTERM or SIGINT."""
     broker = build_broker(settings)
+    metrics = Metrics.create()
+    metrics_server = None
+    if settings.smtp_metrics_port is not None:
+        metrics_server = serve_metrics(
+            metrics.registry, settings.metrics_host, settings.smtp_metrics_port
+        )
 
-    def enqueue(request_id: int, kind: str) -> None:
-        enqueue_request(broker, request_id, kind)
+    def enqueue(request_id: int, kind: str, correlation_id: str | None) -> None:
+        enqueue_request(broker, request_id, kind, correlation_id)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await serve_smtp(settings, host, port, enqueue=enqueue, stop=stop)
+        await serve_smtp(settings, host, port, enqueue=enqueue, stop=stop, metrics=metrics)
 
     try:
         asyncio.run(main())
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         broker.close()

@@ -31,7 +31,11 @@ async def _run(settings: Settings) -> None:
         if settings.slack_bot_token is not None:
             await register_single_workspace(settings, pool)
         app = build_slack_app(
-            settings, pool, lambda request_id, kind: enqueue_request(broker, request_id, kind)
+            settings,
+            pool,
+            lambda request_id, kind, correlation_id: enqueue_request(
+                broker, request_id, kind, correlation_id
+            ),
         )
         handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
         log.info("serve.socket_mode")

@@ -11,14 +11,16 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 import structlog
+from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from bot.llm.circuit import CircuitBreaker
 from bot.llm.errors import LLMUnavailable
+from bot.observability.correlation import correlation_headers
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +67,7 @@ class ProviderChain:
     providers: list[Provider]
     max_retries: int
     sleep: Callable[[float], None] = time.sleep
+    tracer: Tracer = field(default_factory=NoOpTracer)  # a span per request to a provider
 
     def complete(
         self, messages: list[dict[str, Any]], *, response_format: dict[str, Any], on_call: UsageSink
@@ -89,12 +92,20 @@ class ProviderChain:
         for attempt in range(self.max_retries + 1):
             started = time.monotonic()
             try:
-                # Plain dicts are what the HTTP API takes; the typed overloads want TypedDicts.
-                response = provider.client.chat.completions.create(  # type: ignore[call-overload]
-                    model=provider.model,
-                    messages=messages,
-                    response_format=response_format,
-                )
+                with self.tracer.start_as_current_span(
+                    "llm.call",
+                    kind=SpanKind.CLIENT,
+                    attributes={"llm.provider": provider.name, "llm.model": provider.model},
+                ):
+                    # Plain dicts are what the HTTP API takes; the typed overloads want
+                    # TypedDicts.
+                    response = provider.client.chat.completions.create(  # type: ignore[call-overload]
+                        model=provider.model,
+                        messages=messages,
+                        response_format=response_format,
+                        # The request id of the job, for the provider's logs and any proxy.
+                        extra_headers=correlation_headers(),
+                    )
             except openai.APIError as exc:
                 latency_ms = int((time.monotonic() - started) * 1000)
                 outcome, retryable, wait = _classify(exc)
@@ -157,6 +168,7 @@ def build_chain(
     max_retries: int,
     circuit_failures: int,
     circuit_reset: float,
+    tracer: Tracer | None = None,
 ) -> ProviderChain:
     """Providers as (name, base_url, api_key, model), in fallback order."""
     return ProviderChain(
@@ -174,4 +186,5 @@ def build_chain(
             for name, base_url, api_key, model in providers
         ],
         max_retries=max_retries,
+        tracer=tracer if tracer is not None else NoOpTracer(),
     )

@@ -7,9 +7,13 @@ names. Two queues, so approvals are not stuck behind slow LLM runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+
+from bot.observability.correlation import MESSAGE_OPTION
+from bot.observability.tracing import TRACE_OPTION, current_trace_carrier
 
 AGENT_QUEUE = "agent"
 REVIEW_QUEUE = "review"
@@ -41,23 +45,37 @@ REVIEW_OPTIONS: dict[str, Any] = {
 }
 
 
-def enqueue_request(broker: dramatiq.Broker, request_id: int, kind: str) -> None:
+# How a listener queues a stored request: (request id, kind, correlation id or None).
+Enqueue = Callable[[int, str, str | None], None]
+
+
+def enqueue_request(
+    broker: dramatiq.Broker, request_id: int, kind: str, correlation_id: str | None
+) -> None:
     """Queue a stored inbound request for the job that handles its kind."""
     if kind in REVIEW_KINDS:
-        _send(broker, REVIEW_QUEUE, REVIEW_EVENT, request_id)
+        _send(broker, REVIEW_QUEUE, REVIEW_EVENT, correlation_id, request_id)
     else:
-        _send(broker, AGENT_QUEUE, RUN_REQUEST, request_id)
+        _send(broker, AGENT_QUEUE, RUN_REQUEST, correlation_id, request_id)
 
 
-def enqueue_execution(broker: dramatiq.Broker, action_id: int) -> None:
-    _send(broker, REVIEW_QUEUE, EXECUTE_ACTION, action_id)
+def enqueue_execution(broker: dramatiq.Broker, action_id: int, correlation_id: str | None) -> None:
+    _send(broker, REVIEW_QUEUE, EXECUTE_ACTION, correlation_id, action_id)
 
 
 def enqueue_sweep(broker: dramatiq.Broker) -> None:
-    _send(broker, REVIEW_QUEUE, SWEEP_ACTIONS)
+    _send(broker, REVIEW_QUEUE, SWEEP_ACTIONS, None)
 
 
-def _send(broker: dramatiq.Broker, queue: str, actor: str, *args: int) -> None:
+def _send(
+    broker: dramatiq.Broker, queue: str, actor: str, correlation_id: str | None, *args: int
+) -> None:
+    # The correlation id and the trace context ride in the message's options, where the
+    # worker's middleware picks them up for the job (bot/queue/middleware.py).
+    options: dict[str, Any] = {MESSAGE_OPTION: correlation_id} if correlation_id else {}
+    trace_carrier = current_trace_carrier()
+    if trace_carrier:
+        options[TRACE_OPTION] = trace_carrier
     broker.enqueue(
-        dramatiq.Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
+        dramatiq.Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options=options)
     )

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import dramatiq
 import structlog
-from dramatiq.brokers.redis import RedisBroker
 from slack_sdk import WebClient
 
 from bot.agent.run_request import fail_request, run_request
@@ -23,7 +23,13 @@ from bot.db import open_pool
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
 from bot.llm.providers import build_chain
 from bot.llm.structured import StructuredLLM
-from bot.queue.broker import build_broker
+from bot.observability.circuits import CircuitCollector
+from bot.observability.correlation import correlation_headers, current_correlation_id
+from bot.observability.drafts import observe_draft
+from bot.observability.exposition import serve_metrics
+from bot.observability.metrics import Metrics
+from bot.observability.tracing import Tracing, build_tracing
+from bot.queue.broker import build_broker, consumed_queues
 from bot.queue.jobs import (
     AGENT_QUEUE,
     EXECUTE_ACTION,
@@ -36,8 +42,10 @@ from bot.queue.jobs import (
     SWEEP_ACTIONS,
     enqueue_execution,
 )
+from bot.queue.middleware import JobObservability
 from bot.settings import Settings
 from connectors.email.tools import reply_email_tool, send_email_tool
+from connectors.registry import connector_tools
 from connectors.slack.tools import post_to_channel_tool, reply_in_thread_tool
 from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails
@@ -51,7 +59,9 @@ from review.sweep import sweep
 log = structlog.get_logger(__name__)
 
 
-def build_worker_deps(settings: Settings, embedder: Embedder) -> WorkerDeps:
+def build_worker_deps(
+    settings: Settings, embedder: Embedder, metrics: Metrics, tracing: Tracing
+) -> WorkerDeps:
     providers = settings.llm_providers
     llm = None
     if providers:
@@ -61,14 +71,17 @@ def build_worker_deps(settings: Settings, embedder: Embedder) -> WorkerDeps:
             max_retries=settings.llm_max_retries,
             circuit_failures=settings.llm_circuit_failures,
             circuit_reset=settings.llm_circuit_reset_seconds,
+            tracer=tracing.tracer,
         )
+        metrics.registry.register(CircuitCollector(chain))
         llm = StructuredLLM(chain, malformed_retries=settings.llm_malformed_retries)
     else:
         log.warning("llm.offline_mode", hint="set OPENAI_BASE_URL or OPENAI_API_KEY")
     prices: dict[str, tuple[Decimal, Decimal]] = {**DEFAULT_PRICES_PER_MTOK, **settings.llm_prices}
 
     def slack_client(token: str) -> WebClient:
-        return make_web_client(token, settings.slack_api_url)
+        # Clients are made inside a job, so they carry that job's request id.
+        return make_web_client(token, settings.slack_api_url, headers=correlation_headers())
 
     pool = open_pool(settings.database_url, max_size=settings.worker_threads + 2)
     guardrails = build_guardrails(settings, pool)
@@ -81,21 +94,27 @@ def build_worker_deps(settings: Settings, embedder: Embedder) -> WorkerDeps:
         tools=ToolRegistry.of(
             post_to_channel_tool(slack_client),
             reply_in_thread_tool(slack_client),
-            reply_email_tool(pool, settings),
-            send_email_tool(pool, settings),
+            reply_email_tool(pool, settings, metrics),
+            send_email_tool(pool, settings, metrics),
+            *connector_tools(settings, pool),
         ),
         slack_client=slack_client,
         max_steps=settings.agent_max_steps,
         prices=prices,
         guardrails=guardrails,
         email_replies_per_hour=settings.email_max_replies_per_thread_per_hour,
+        metrics=metrics,
+        tracer=tracing.tracer,
         vault_retention=timedelta(days=settings.guardrails_vault_retention_days),
     )
 
 
 def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
     def run(request_id: int) -> None:
+        started = time.monotonic()
         run_request(deps, request_id)
+        with deps.pool.connection() as conn:
+            observe_draft(conn, deps.metrics, request_id, within=time.monotonic() - started + 1.0)
 
     def failed(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
         request_id = message["args"][0]
@@ -129,7 +148,8 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
             log.info("guardrails.vault_purged", placeholders=forgotten)
 
     def execute_later(action_id: int) -> None:
-        enqueue_execution(broker, action_id)
+        # The approval's request id follows it to the execution job.
+        enqueue_execution(broker, action_id, current_correlation_id())
 
     for name, fn in (
         (REVIEW_EVENT, review_event),
@@ -156,15 +176,18 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
 
 
 def run_worker(settings: Settings) -> None:
-    broker: RedisBroker = build_broker(settings)
+    broker = build_broker(settings)
+    metrics = Metrics.create()
+    tracing = build_tracing(settings, "chatops-worker")
+    broker.add_middleware(JobObservability(metrics, tracing.tracer))
     # One embedder per process, shared by searches and ingestion jobs.
     embedder = embedder_from_settings(settings, torch_threads=1)
-    deps = build_worker_deps(settings, embedder)
+    deps = build_worker_deps(settings, embedder, metrics, tracing)
     declare_actors(broker, deps)
     declare_ingest_actors(broker, ingest_deps_from_settings(settings, deps.pool, embedder))
     worker = dramatiq.Worker(
         broker,
-        queues={AGENT_QUEUE, REVIEW_QUEUE, KNOWLEDGE_QUEUE},
+        queues=consumed_queues(broker, (AGENT_QUEUE, REVIEW_QUEUE, KNOWLEDGE_QUEUE)),
         worker_threads=settings.worker_threads,
         # How long an idle consumer waits for a message before polling again. Dramatiq's
         # default (1 s) added up to a second to the first mention after a quiet spell:
@@ -174,10 +197,24 @@ def run_worker(settings: Settings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    # Each worker process serves its own registry: nothing is shared between processes.
+    metrics_server = None
+    if settings.worker_metrics_port is not None:
+        metrics_server = serve_metrics(
+            metrics.registry, settings.metrics_host, settings.worker_metrics_port
+        )
     worker.start()
-    log.info("worker.started", threads=settings.worker_threads, namespace=settings.queue_namespace)
+    log.info(
+        "worker.started",
+        threads=settings.worker_threads,
+        namespace=settings.queue_namespace,
+        broker=settings.broker,
+    )
     stop.wait()
     log.info("worker.stopping")
     worker.stop()
+    if metrics_server is not None:
+        metrics_server.close()
+    tracing.shutdown()
     broker.close()
     deps.pool.close()

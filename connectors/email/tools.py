@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.agent.tools import ActionContext, ActionRefused, Effect, Tool
 from bot.db import Pool
+from bot.observability.metrics import Metrics
 from bot.settings import Settings
 from connectors.email.compose import build_new_email, from_storable, render
 from connectors.email.gmail_send import delegated_credentials, gmail_service, send_via_gmail
@@ -42,7 +43,7 @@ class DeliveryUnknown(PermanentSendError):
     """An earlier attempt died mid-send and SMTP cannot tell whether it was delivered."""
 
 
-def reply_email_tool(pool: Pool, settings: Settings) -> Tool:
+def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = None) -> Tool:
     def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
         assert isinstance(arguments, ReplyEmail)
         try:
@@ -56,7 +57,9 @@ def reply_email_tool(pool: Pool, settings: Settings) -> Tool:
             route = reply_route(conn, context.tenant_id, arguments.inbox)
             if route is None:
                 raise PermanentSendError(f"{arguments.inbox} is no longer one of our inboxes")
-            sender = _sender(settings, route.transport, route.gmail_user)
+            sender = _counted(
+                _sender(settings, route.transport, route.gmail_user), route.transport, metrics
+            )
             result = sender(conn, context.tenant_id, arguments.conversation_id, message)
         if result.status == "unknown":
             raise DeliveryUnknown(
@@ -125,6 +128,23 @@ def _sender(settings: Settings, transport: str, gmail_user: str | None) -> Sende
     )
 
 
+def _counted(sender: Sender, transport: str, metrics: Metrics | None) -> Sender:
+    """`sender`, counting what it hands to the transport in `chatops_emails_sent`."""
+    if metrics is None:
+        return sender
+
+    def send(conn: Any, tenant_id: int, conversation_id: int, message: EmailMessage) -> SendResult:
+        try:
+            result = sender(conn, tenant_id, conversation_id, message)
+        except Exception:
+            metrics.emails_sent.labels(transport, "failed").inc()
+            raise
+        metrics.emails_sent.labels(transport, result.status).inc()
+        return result
+
+    return send
+
+
 SEND_EMAIL = "send_email"
 MAX_RECIPIENTS = 10
 
@@ -139,7 +159,7 @@ class SendEmail(BaseModel):
     text: str = Field(min_length=1, description="The body of the email")
 
 
-def send_email_tool(pool: Pool, settings: Settings) -> Tool:
+def send_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = None) -> Tool:
     """New outbound mail to any address in a domain the tenant allows."""
 
     def check(context: ActionContext, arguments: BaseModel) -> str | None:
@@ -171,7 +191,9 @@ def send_email_tool(pool: Pool, settings: Settings) -> Tool:
             route = reply_route(conn, context.tenant_id, inbox)
             assert route is not None
             try:
-                sender = _sender(settings, route.transport, route.gmail_user)
+                sender = _counted(
+                    _sender(settings, route.transport, route.gmail_user), route.transport, metrics
+                )
                 result = sender(conn, context.tenant_id, conversation_id, message)
             except PermanentSendError as exc:
                 raise ActionRefused(str(exc)) from exc

@@ -11,7 +11,7 @@ WEB_API_TIMEOUT = 15  # seconds per HTTP call
 RATE_LIMIT_RETRIES = 3  # each waits the Retry-After Slack sent
 
 
-def make_web_client(token: str, base_url: str) -> WebClient:
+def make_web_client(token: str, base_url: str, headers: dict[str, str] | None = None) -> WebClient:
     """A blocking client that waits out 429s, honouring Retry-After.
 
     A 429 means Slack did nothing, so repeating the call is safe. A dropped connection
@@ -24,4 +24,5 @@ def make_web_client(token: str, base_url: str) -> WebClient:
         base_url=base_url,
         timeout=WEB_API_TIMEOUT,
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
+        headers=headers,  # e.g. the job's X-Request-Id (bot/observability/correlation.py)
     )

@@ -48,6 +48,8 @@ def product_env(
         "LOG_LEVEL": "info",
         # Tests change a tenant's guardrail policy and expect the next request to see it.
         "GUARDRAILS_POLICY_CACHE_SECONDS": "0",
+        # The worker's own /metrics (the listener's is on its HTTP port).
+        "WORKER_METRICS_PORT": str(free_port()),
     }
     if llm_primary is not None:
         env |= {
@@ -77,6 +79,14 @@ class Stack:
     events_url: str
     env: dict[str, str]
     log_dir: Path
+
+    @property
+    def listener_metrics_url(self) -> str:
+        return self.events_url.replace("/slack/events", "/metrics")
+
+    @property
+    def worker_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['WORKER_METRICS_PORT']}/metrics"
 
     def start_worker(self) -> ChatopsProcess:
         self.worker.start(ready_line="worker.started")

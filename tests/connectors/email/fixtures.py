@@ -27,7 +27,8 @@ from tests.connectors.email.support import (
     start_listener,
 )
 
-EMAIL_MIGRATIONS = ("0001_foundation.sql", "0005_email.sql")
+# 0009: the request id every stored request keeps (bot/observability/correlation.py).
+EMAIL_MIGRATIONS = ("0001_foundation.sql", "0005_email.sql", "0009_correlation_ids.sql")
 
 
 @pytest.fixture(scope="session")

@@ -75,8 +75,8 @@ class RunningListener:
         ready = threading.Event()
         broker = build_broker(self.settings)
 
-        def enqueue(request_id: int, kind: str) -> None:
-            enqueue_request(broker, request_id, kind)
+        def enqueue(request_id: int, kind: str, correlation_id: str | None) -> None:
+            enqueue_request(broker, request_id, kind, correlation_id)
 
         def on_ready(port: int) -> None:
             self.port = port

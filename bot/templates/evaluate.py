@@ -1,0 +1,122 @@
+"""Running a golden case: the real agent loop, with the case's fixtures standing in for
+knowledge search and read-only tools, and external tools recorded as proposed actions.
+
+Only the template's tools are offered, so a case also proves the template's tool list is
+enough for its job and that nothing outside it is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from bot.agent.knowledge import Passage, ToolResult
+from bot.agent.loop import AgentInput, run_agent
+from bot.agent.schemas import ToolCall
+from bot.agent.steps import StepLog
+from bot.agent.tools import Effect, ToolArgumentsError, ToolRegistry
+from bot.db import Conn
+from bot.llm.providers import CallRecord
+from bot.llm.structured import StructuredLLM
+from bot.templates.golden import GoldenCase, Transcript
+from bot.templates.spec import AgentTemplate
+
+
+@dataclass
+class FixtureToolbox:
+    template: AgentTemplate
+    registry: ToolRegistry
+    case: GoldenCase
+    transcript: Transcript
+
+    def describe(self) -> list[dict[str, Any]]:
+        offered = [self.registry.get(name) for name in self.template.tools]
+        return [tool.describe() for tool in offered if tool is not None and tool.offered_to_model]
+
+    def run(self, call: ToolCall, index: int) -> ToolResult:
+        tool = self.registry.get(call.name) if call.name in self.template.tools else None
+        if tool is None:
+            self.transcript.refused.append(call.name)
+            return ToolResult(
+                call.name, ok=False, output=f"no tool named {call.name!r} is available"
+            )
+        try:
+            arguments = tool.parse(call.arguments_json)
+        except ToolArgumentsError as exc:
+            return ToolResult(call.name, ok=False, output=str(exc))
+        self.transcript.tool_calls.append((tool.name, arguments.model_dump()))
+        if tool.effect is Effect.EXTERNAL:
+            self.transcript.proposed.append(tool.name)
+            summary = tool.summarize(arguments)
+            return ToolResult(
+                tool.name, ok=True, output=f"Not done yet: sent for approval ({summary})."
+            )
+        return ToolResult(
+            tool.name, ok=True, output=json.dumps(self.case.tool_results.get(tool.name, {}))
+        )
+
+
+@dataclass(frozen=True)
+class FixtureKnowledge:
+    passages: list[Passage]
+
+    def search(self, tenant_id: int, queries: list[str], *, limit: int) -> list[Passage]:
+        return self.passages[:limit]
+
+
+def golden_run_steps(conn: Conn, case_id: str, max_steps: int) -> StepLog:
+    """A fresh tenant, conversation and run for one golden case, and its step log. Meant
+    for a scratch database (bot/scratch_database.py): the rows are kept."""
+    tenant = conn.execute(
+        "INSERT INTO tenants (name) VALUES (%s) RETURNING id", (f"golden {case_id}",)
+    ).fetchone()
+    assert tenant is not None
+    conversation = conn.execute(
+        """INSERT INTO conversations (tenant_id, channel_kind, external_key)
+           VALUES (%s, 'email', %s) RETURNING id""",
+        (tenant["id"], f"<golden-{uuid.uuid4().hex}@eval>"),
+    ).fetchone()
+    assert conversation is not None
+    request = conn.execute(
+        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload)
+           VALUES (%s, 'email', %s, 'golden', '{}') RETURNING id""",
+        (tenant["id"], uuid.uuid4().hex),
+    ).fetchone()
+    assert request is not None
+    run = conn.execute(
+        """INSERT INTO agent_runs (tenant_id, conversation_id, request_id)
+           VALUES (%s, %s, %s) RETURNING id""",
+        (tenant["id"], conversation["id"], request["id"]),
+    ).fetchone()
+    assert run is not None
+    return StepLog.load(conn, run["id"], tenant["id"], max_steps)
+
+
+def run_case(
+    template: AgentTemplate,
+    case: GoldenCase,
+    *,
+    llm: StructuredLLM,
+    registry: ToolRegistry,
+    steps: StepLog,
+) -> Transcript:
+    transcript = Transcript()
+    passages = [Passage(p.id, p.title, p.text, p.url) for p in case.passages]
+
+    def ignore_usage(record: CallRecord) -> None:
+        return None  # a golden run is not billed to any tenant
+
+    outcome = run_agent(
+        AgentInput(tenant_id=steps.tenant_id, question=case.request, history=list(case.thread)),
+        llm=llm,
+        retriever=FixtureKnowledge(passages),
+        tools=FixtureToolbox(template, registry, case, transcript),
+        steps=steps,
+        on_call=ignore_usage,
+    )
+    transcript.answer = outcome.text
+    sources = outcome.text.partition("*Sources*")[2]
+    transcript.cited = [p.title for p in passages if p.title in sources]
+    return transcript

@@ -1,0 +1,192 @@
+"""HubSpot tools: search contacts and read records (read-only); add a note to a contact and
+move a deal to another stage (external: they wait for a person's approval)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.agent.tools import ActionContext, Effect, Tool
+from connectors.hubspot import api
+from connectors.sessions import Session
+from connectors.tool_errors import read_result, write_result
+
+RECORD_ID = r"^\d{1,20}$"
+OBJECT_TYPES = {"contact": "contacts", "company": "companies", "deal": "deals"}
+
+
+class SearchContacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(
+        min_length=1, max_length=200, description="Words to find: a name, email or company"
+    )
+    limit: int = Field(default=10, ge=1, le=50, description="At most this many contacts")
+
+
+class ReadRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record_type: Literal["contact", "company", "deal"]
+    record_id: str = Field(pattern=RECORD_ID, description="The HubSpot record id, e.g. 5101")
+
+
+class AddContactNote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: str = Field(pattern=RECORD_ID, description="The HubSpot contact id")
+    text: str = Field(min_length=1, max_length=5000, description="The note, in plain text")
+
+
+class UpdateDealStage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deal_id: str = Field(pattern=RECORD_ID, description="The HubSpot deal id")
+    stage: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description=(
+            "The internal id of the stage, e.g. appointmentscheduled, qualifiedtobuy, "
+            "presentationscheduled, decisionmakerboughtin, contractsent, closedwon, closedlost"
+        ),
+    )
+
+
+def hubspot_tools(session: Session) -> list[Tool]:
+    return [
+        _search_contacts(session),
+        _read_record(session),
+        _add_contact_note(session),
+        _update_deal_stage(session),
+    ]
+
+
+def _search_contacts(session: Session) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, SearchContacts)
+        return read_result(
+            "hubspot_search_contacts",
+            lambda: {
+                "contacts": api.search_contacts(
+                    session(context.tenant_id), arguments.query, arguments.limit
+                )
+            },
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, SearchContacts)
+        return f"Search HubSpot contacts for {arguments.query!r}"
+
+    return Tool(
+        name="hubspot_search_contacts",
+        description="Find HubSpot contacts by name, email or company; returns ids and details.",
+        effect=Effect.READ_ONLY,
+        arguments=SearchContacts,
+        run=run,
+        summarize=summarize,
+    )
+
+
+def _read_record(session: Session) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, ReadRecord)
+        return read_result(
+            "hubspot_read_record",
+            lambda: api.read_record(
+                session(context.tenant_id),
+                OBJECT_TYPES[arguments.record_type],
+                arguments.record_id,
+            ),
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, ReadRecord)
+        return f"Read HubSpot {arguments.record_type} {arguments.record_id}"
+
+    return Tool(
+        name="hubspot_read_record",
+        description=(
+            "Read one HubSpot contact, company or deal by id: its main properties and the "
+            "ids of the records associated with it."
+        ),
+        effect=Effect.READ_ONLY,
+        arguments=ReadRecord,
+        run=run,
+        summarize=summarize,
+    )
+
+
+def _add_contact_note(session: Session) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, AddContactNote)
+        return write_result(
+            "hubspot_add_contact_note",
+            lambda: api.create_contact_note(
+                session(context.tenant_id), arguments.contact_id, arguments.text, key
+            ),
+        )
+
+    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+        assert isinstance(arguments, AddContactNote)
+        return write_result(
+            "hubspot_add_contact_note",
+            lambda: api.find_contact_note(session(context.tenant_id), arguments.contact_id, key),
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, AddContactNote)
+        return f"Add a note to HubSpot contact {arguments.contact_id}"
+
+    return Tool(
+        name="hubspot_add_contact_note",
+        description=(
+            "Add a note to a HubSpot contact's timeline. Needs a person's approval before "
+            "it happens."
+        ),
+        effect=Effect.EXTERNAL,
+        arguments=AddContactNote,
+        run=run,
+        summarize=summarize,
+        reconcile=reconcile,
+    )
+
+
+def _update_deal_stage(session: Session) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, UpdateDealStage)
+        return write_result(
+            "hubspot_update_deal_stage",
+            lambda: api.set_deal_stage(
+                session(context.tenant_id), arguments.deal_id, arguments.stage
+            ),
+        )
+
+    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+        # Setting a stage is idempotent: if the deal is already there, the action is done.
+        assert isinstance(arguments, UpdateDealStage)
+        stage = write_result(
+            "hubspot_update_deal_stage",
+            lambda: api.deal_stage(session(context.tenant_id), arguments.deal_id),
+        )
+        if stage != arguments.stage:
+            return None
+        return {"deal_id": arguments.deal_id, "dealstage": stage}
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, UpdateDealStage)
+        return f"Move HubSpot deal {arguments.deal_id} to stage {arguments.stage}"
+
+    return Tool(
+        name="hubspot_update_deal_stage",
+        description=(
+            "Move a HubSpot deal to another pipeline stage. Needs a person's approval "
+            "before it happens."
+        ),
+        effect=Effect.EXTERNAL,
+        arguments=UpdateDealStage,
+        run=run,
+        summarize=summarize,
+        reconcile=reconcile,
+    )

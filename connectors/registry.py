@@ -1,0 +1,29 @@
+"""The connectors' tools, built once per worker process from settings."""
+
+from __future__ import annotations
+
+from bot.agent.tools import Tool
+from bot.db import Pool
+from bot.settings import Settings
+from connectors.credentials import CredentialStore, cipher_from_settings
+from connectors.hubspot.api import hubspot_service
+from connectors.hubspot.tools import hubspot_tools
+from connectors.rest import RetryPolicy, new_http_client
+from connectors.sessions import session_for
+from connectors.zendesk.api import zendesk_service
+from connectors.zendesk.tools import zendesk_tools
+
+
+def connector_tools(settings: Settings, pool: Pool) -> list[Tool]:
+    """Every connector's tools; a tenant that has not connected a service gets a plain
+    "not connected: ask an admin" from its tools instead of a result."""
+    store = CredentialStore(pool, cipher_from_settings(settings))
+    # One pooled HTTP client for the process, shared by the worker's threads.
+    http = new_http_client(settings.connector_timeout_seconds)
+    retry = RetryPolicy(
+        max_retries=settings.connector_max_retries,
+        max_retry_after=settings.connector_max_retry_after_seconds,
+    )
+    hubspot = session_for(hubspot_service(settings.hubspot_api_url), store, http, retry)
+    zendesk = session_for(zendesk_service(settings.zendesk_api_url), store, http, retry)
+    return [*hubspot_tools(hubspot), *zendesk_tools(zendesk)]

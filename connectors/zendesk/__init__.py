@@ -1,0 +1,1 @@
+"""Zendesk Support as agent tools: tickets searched and read; comments and status written."""

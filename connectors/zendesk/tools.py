@@ -1,0 +1,191 @@
+"""Zendesk tools: search tickets and read one with its comments (read-only); comment on a
+ticket and change its status (external: they wait for a person's approval)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.agent.tools import ActionContext, Effect, Tool
+from connectors.sessions import Session
+from connectors.tool_errors import read_result, write_result
+from connectors.zendesk import api
+
+COMMENTS_READ = 50  # comments shown with a ticket, oldest first
+Status = Literal["open", "pending", "hold", "solved"]  # "closed" is Zendesk's, not ours to set
+
+
+class SearchTickets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(
+        min_length=1,
+        max_length=300,
+        description="Zendesk search words and filters, e.g. 'refund status:open'",
+    )
+    limit: int = Field(default=10, ge=1, le=50, description="At most this many tickets")
+
+
+class ReadTicket(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_id: int = Field(ge=1, description="The Zendesk ticket number")
+
+
+class AddTicketComment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_id: int = Field(ge=1, description="The Zendesk ticket number")
+    body: str = Field(min_length=1, max_length=10_000, description="The comment, in plain text")
+    public: bool = Field(
+        default=False,
+        description="True: the requester sees it (and is emailed); false: an internal note",
+    )
+
+
+class SetTicketStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_id: int = Field(ge=1, description="The Zendesk ticket number")
+    status: Status
+
+
+def zendesk_tools(session: Session) -> list[Tool]:
+    return [
+        _search_tickets(session),
+        _read_ticket(session),
+        _add_comment(session),
+        _set_status(session),
+    ]
+
+
+def _search_tickets(session: Session) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, SearchTickets)
+        return read_result(
+            "zendesk_search_tickets",
+            lambda: {
+                "tickets": api.search_tickets(
+                    session(context.tenant_id), arguments.query, arguments.limit
+                )
+            },
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, SearchTickets)
+        return f"Search Zendesk tickets for {arguments.query!r}"
+
+    return Tool(
+        name="zendesk_search_tickets",
+        description="Find Zendesk tickets with Zendesk's search syntax; returns their numbers.",
+        effect=Effect.READ_ONLY,
+        arguments=SearchTickets,
+        run=run,
+        summarize=summarize,
+    )
+
+
+def _read_ticket(session: Session) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, ReadTicket)
+        return read_result(
+            "zendesk_read_ticket",
+            lambda: api.read_ticket(session(context.tenant_id), arguments.ticket_id, COMMENTS_READ),
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, ReadTicket)
+        return f"Read Zendesk ticket #{arguments.ticket_id}"
+
+    return Tool(
+        name="zendesk_read_ticket",
+        description="Read one Zendesk ticket: subject, status, requester and its comments.",
+        effect=Effect.READ_ONLY,
+        arguments=ReadTicket,
+        run=run,
+        summarize=summarize,
+    )
+
+
+def _add_comment(session: Session) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, AddTicketComment)
+        return write_result(
+            "zendesk_add_comment",
+            lambda: api.add_comment(
+                session(context.tenant_id),
+                arguments.ticket_id,
+                arguments.body,
+                arguments.public,
+                key,
+            ),
+        )
+
+    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+        # Zendesk comments carry no metadata of ours: an identical comment already on the
+        # ticket is taken as the earlier attempt's (the agent never repeats one verbatim).
+        assert isinstance(arguments, AddTicketComment)
+        return write_result(
+            "zendesk_add_comment",
+            lambda: api.find_comment(
+                session(context.tenant_id), arguments.ticket_id, arguments.body
+            ),
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, AddTicketComment)
+        kind = "a public reply" if arguments.public else "an internal note"
+        return f"Add {kind} to Zendesk ticket #{arguments.ticket_id}"
+
+    return Tool(
+        name="zendesk_add_comment",
+        description=(
+            "Add a comment to a Zendesk ticket: an internal note, or a public reply the "
+            "requester is emailed. Needs a person's approval before it happens."
+        ),
+        effect=Effect.EXTERNAL,
+        arguments=AddTicketComment,
+        run=run,
+        summarize=summarize,
+        reconcile=reconcile,
+    )
+
+
+def _set_status(session: Session) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, SetTicketStatus)
+        return write_result(
+            "zendesk_set_status",
+            lambda: api.set_status(
+                session(context.tenant_id), arguments.ticket_id, arguments.status, key
+            ),
+        )
+
+    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+        # A status is a value, not an event: if the ticket already has it, it is done.
+        assert isinstance(arguments, SetTicketStatus)
+        status = write_result(
+            "zendesk_set_status",
+            lambda: api.ticket_status(session(context.tenant_id), arguments.ticket_id),
+        )
+        if status != arguments.status:
+            return None
+        return {"ticket_id": arguments.ticket_id, "status": status}
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, SetTicketStatus)
+        return f"Set Zendesk ticket #{arguments.ticket_id} to {arguments.status}"
+
+    return Tool(
+        name="zendesk_set_status",
+        description=(
+            "Change a Zendesk ticket's status (open, pending, hold, solved). Needs a "
+            "person's approval before it happens."
+        ),
+        effect=Effect.EXTERNAL,
+        arguments=SetTicketStatus,
+        run=run,
+        summarize=summarize,
+        reconcile=reconcile,
+    )

@@ -1,0 +1,120 @@
+"""One mention makes one trace: the listener's request, then the job it queued, then each
+agent step, with each model call inside the step that made it.
+
+The job runs in this process, on a Dramatiq stub broker with the worker's middleware, so
+an in-memory exporter can collect every span; the request, Slack and the model are the
+session's real Postgres, Slack emulator and LLM emulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import dramatiq
+import psycopg
+from dramatiq.brokers.stub import StubBroker
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from psycopg.types.json import Jsonb
+
+from bot.agent.run_request import run_request
+from bot.db import open_pool
+from bot.observability.metrics import Metrics
+from bot.observability.tracing import build_tracing
+from bot.queue.jobs import AGENT_QUEUE, RUN_REQUEST, enqueue_request
+from bot.queue.middleware import JobObservability
+from bot.settings import load_settings
+from guardrails.facade import build_guardrails
+from tests.support.conversation import GENERAL, REQUESTER, script_answer, unique_question
+from tests.support.stack import Stack
+from tests.support.worker_deps import in_process_deps
+
+DB = psycopg.Connection[dict[str, Any]]
+
+
+def stored_mention(db: DB, stack: Stack, text: str) -> int:
+    """A mention as the listener stores it; 'queued', so the session's sweeper leaves it."""
+    message = stack.slack.workspace.post_message(GENERAL, user=REQUESTER, text=text)
+    envelope = stack.slack.dispatcher.builder.envelope(
+        {
+            "type": "app_mention",
+            "user": REQUESTER,
+            "text": text,
+            "ts": message.ts,
+            "channel": GENERAL,
+            "event_ts": message.ts,
+        }
+    )
+    row = db.execute(
+        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload, status)
+           SELECT tenant_id, 'slack', %s, 'app_mention', %s, 'queued'
+           FROM slack_installations WHERE team_id = %s RETURNING id""",
+        (envelope["event_id"], Jsonb(envelope), stack.slack.workspace.team.id),
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def parent_of(span: ReadableSpan, spans: list[ReadableSpan]) -> ReadableSpan | None:
+    assert span.parent is not None, span.name
+    return next((s for s in spans if s.context.span_id == span.parent.span_id), None)
+
+
+def test_a_mention_is_one_trace_in_parent_order(
+    stack: Stack, llm, db: DB, database_url: str
+) -> None:
+    """listener request > job > agent steps > model calls, all in one trace."""
+    # Given a worker's middleware and dependencies tracing into memory
+    exporter = InMemorySpanExporter()
+    settings = load_settings(database_url=database_url, slack_signing_secret="test-secret")
+    tracing = build_tracing(settings, "test", exporter=exporter)
+    tracer = tracing.tracer
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    broker.add_middleware(JobObservability(Metrics.create(), tracer))
+    pool = open_pool(database_url, max_size=2)
+    deps = in_process_deps(stack, llm, pool, build_guardrails(settings, pool))
+    assert deps.llm is not None
+    deps.llm.chain.tracer = tracer
+    deps = dataclasses.replace(deps, tracer=tracer)
+    dramatiq.Actor(
+        lambda request_id: run_request(deps, request_id),
+        broker=broker,
+        actor_name=RUN_REQUEST,
+        queue_name=AGENT_QUEUE,
+        priority=0,
+        options={"max_retries": 0},
+    )
+    question = unique_question("Where is the style guide?")
+    script_answer(llm, question, "In the design wiki.")
+    request_id = stored_mention(db, stack, f"<@{stack.slack.bot_user_id}> {question}")
+
+    # When the listener queues the mention inside its request span, and a worker runs it
+    with tracer.start_as_current_span("slack.request"):
+        enqueue_request(broker, request_id, "app_mention", "trace-test")
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    try:
+        worker.start()
+        broker.join(AGENT_QUEUE)
+        worker.join()
+    finally:
+        worker.stop()
+        pool.close()
+        tracing.shutdown()
+
+    # Then the spans form one tree, in the order the work happened
+    spans = list(exporter.get_finished_spans())
+    by_name = {span.name: span for span in spans}
+    assert len({span.context.trace_id for span in spans}) == 1
+    request, job = by_name["slack.request"], by_name[f"job {RUN_REQUEST}"]
+    assert parent_of(job, spans) is request
+    steps = [s for s in spans if s.name.startswith("agent.")]
+    assert [s.name for s in sorted(steps, key=lambda s: s.start_time or 0)][:2] == [
+        "agent.plan",
+        "agent.retrieve",
+    ]
+    assert all(parent_of(step, spans) is job for step in steps)
+    calls = [s for s in spans if s.name == "llm.call"]
+    assert {parent_of(call, spans).name for call in calls} == {"agent.plan", "agent.draft"}  # type: ignore[union-attr]
+    assert calls[0].attributes is not None and calls[0].attributes["llm.provider"] == "primary"
