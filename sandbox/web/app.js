@@ -1,0 +1,411 @@
+// The sandbox workspace page. It renders the snapshots the server streams (server-sent
+// events) and turns what a person does into calls of the sandbox's small JSON API, which
+// hands them to the product the way Slack and email would.
+"use strict";
+
+const EMOJI = {
+  white_check_mark: "✅", pencil2: "✏️", x: "❌", "+1": "👍", eyes: "👀", tada: "🎉",
+  hourglass_flowing_sand: "⏳", raised_hand: "✋", warning: "⚠️", alarm_clock: "⏰",
+  heavy_check_mark: "✔️", email: "📧", envelope: "✉️", mag: "🔍", books: "📚", robot_face: "🤖",
+  no_entry: "⛔", no_entry_sign: "🚫", lock: "🔒", bulb: "💡", information_source: "ℹ️",
+  memo: "📝", pause_button: "⏸️", arrow_forward: "▶️", speech_balloon: "💬",
+  large_green_circle: "🟢", red_circle: "🔴", white_circle: "⚪", thinking_face: "🤔",
+  page_facing_up: "📄", link: "🔗", gear: "⚙️", busts_in_silhouette: "👥", bell: "🔔",
+};
+const QUICK_REACTIONS = ["white_check_mark", "pencil2", "x", "+1"];
+const COLORS = ["#2eb67d", "#e01e5a", "#36c5f0", "#ecb22e", "#4a154b", "#1264a3"];
+
+const ui = {
+  user: localStorage.getItem("sandbox.user") || "U0REQUESTER",
+  channel: localStorage.getItem("sandbox.channel") || "C0SUPPORT",
+  view: "channel", // or "mail"
+  thread: null, // {channel, ts}
+  modalId: null,
+};
+let state = null;
+
+const $ = (id) => document.getElementById(id);
+
+// --- talking to the sandbox ---------------------------------------------------------------
+
+async function api(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  let answer = {};
+  try { answer = await response.json(); } catch (_) { /* an empty or plain-text answer */ }
+  if (!response.ok) toast(answer.error || `the sandbox answered ${response.status}`);
+  return answer;
+}
+
+function toast(text) {
+  const box = $("toast");
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.hidden = true; }, 4000);
+}
+
+function connect() {
+  const events = new EventSource("/api/events");
+  events.addEventListener("snapshot", (event) => {
+    state = JSON.parse(event.data);
+    render();
+  });
+}
+
+// --- Slack's mrkdwn, simply ---------------------------------------------------------------
+
+function escapeHtml(text) {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+function unescapeSlack(text) {
+  return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+}
+
+function userName(id) {
+  const user = state && state.users.find((u) => u.id === id);
+  return user ? user.name : id;
+}
+
+function channelName(id) {
+  const channel = state && state.channels.find((c) => c.id === id);
+  return channel ? channel.name : id;
+}
+
+function link(token) {
+  // One <...> token of Slack's markup, as HTML.
+  if (token.startsWith("@")) {
+    const id = token.slice(1).split("|")[0];
+    return `<span class="mention">@${escapeHtml(userName(id))}</span>`;
+  }
+  if (token.startsWith("#")) {
+    const [id, name] = token.slice(1).split("|");
+    return `<span class="mention">#${escapeHtml(name || channelName(id))}</span>`;
+  }
+  if (token.startsWith("!")) {
+    return `<span class="mention">@${escapeHtml(token.slice(1).split("|")[0].replace(/^subteam\^/, ""))}</span>`;
+  }
+  const [url, label] = token.split("|");
+  const safeUrl = /^(https?:|mailto:)/.test(url) ? url : "#";
+  return `<a href="${escapeHtml(safeUrl)}" target="_blank" rel="noopener">${escapeHtml(unescapeSlack(label || url))}</a>`;
+}
+
+function mrkdwn(text) {
+  if (!text) return "";
+  const links = [];
+  let out = text.replace(/<([^<>]+)>/g, (_, token) => `\u0000${links.push(link(token)) - 1}\u0000`);
+  out = escapeHtml(unescapeSlack(out));
+  out = out.replace(/```([\s\S]*?)```/g, (_, code) => `<pre>${code}</pre>`);
+  out = out.replace(/`([^`\n]+)`/g, "<code>$1</code>");
+  out = out.replace(/(^|[\s(])\*([^*\n]+)\*(?=[\s).,:;!?]|$)/gm, "$1<strong>$2</strong>");
+  out = out.replace(/(^|[\s(])_([^_\n]+)_(?=[\s).,:;!?]|$)/gm, "$1<em>$2</em>");
+  out = out.replace(/(^|[\s(])~([^~\n]+)~(?=[\s).,:;!?]|$)/gm, "$1<del>$2</del>");
+  out = out.replace(/:([a-z0-9_+-]+):/g, (whole, name) => EMOJI[name] || whole);
+  out = out.replace(/^&gt; ?(.*)$/gm, "<blockquote>$1</blockquote>");
+  out = out.replace(/\n/g, "<br>").replace(/<\/blockquote><br>/g, "</blockquote>");
+  out = out.replace(/<\/blockquote><blockquote>/g, "<br>"); // one quote, several lines
+  return out.replace(/\u0000(\d+)\u0000/g, (_, index) => links[Number(index)]);
+}
+
+function plainText(object) {
+  if (!object) return "";
+  return object.type === "mrkdwn" ? mrkdwn(object.text) : escapeHtml(object.text || "");
+}
+
+// --- Block Kit, the parts the product uses --------------------------------------------------
+
+function button(element, blockId) {
+  const style = element.style ? ` ${element.style}` : "";
+  return `<button type="button" class="block-button${style}" data-action-id="${escapeHtml(element.action_id)}"`
+    + ` data-block-id="${escapeHtml(blockId || "")}" data-value="${escapeHtml(element.value || "")}">`
+    + `${escapeHtml(element.text ? element.text.text : "")}</button>`;
+}
+
+function blocksHtml(blocks, fallbackText) {
+  if (!blocks || blocks.length === 0) return `<div class="body">${mrkdwn(fallbackText)}</div>`;
+  const parts = blocks.map((block) => {
+    switch (block.type) {
+      case "section": {
+        const fields = (block.fields || []).map(plainText).join("<br>");
+        const accessory = block.accessory && block.accessory.type === "button" ? button(block.accessory, block.block_id) : "";
+        return `<div class="body">${plainText(block.text)}${fields ? `<br>${fields}` : ""}${accessory}</div>`;
+      }
+      case "header":
+        return `<div class="body"><strong>${plainText(block.text)}</strong></div>`;
+      case "context":
+        return `<div class="block-context">${(block.elements || []).map((e) => e.type === "image" ? "" : plainText(e)).join(" ")}</div>`;
+      case "divider":
+        return "<hr>";
+      case "actions":
+        return `<div class="block-actions">${(block.elements || []).filter((e) => e.type === "button").map((e) => button(e, block.block_id)).join("")}</div>`;
+      default:
+        return "";
+    }
+  });
+  const shown = parts.join("");
+  return shown || `<div class="body">${mrkdwn(fallbackText)}</div>`;
+}
+
+// --- messages -------------------------------------------------------------------------------
+
+function initials(user) {
+  const name = user ? user.real_name || user.name : "?";
+  return name.split(" ").map((w) => w[0]).join("").slice(0, 2).toUpperCase();
+}
+
+function avatar(userId) {
+  const user = state.users.find((u) => u.id === userId);
+  const color = COLORS[[...(userId || "?")].reduce((sum, c) => sum + c.charCodeAt(0), 0) % COLORS.length];
+  return `<div class="avatar" style="background:${color}">${escapeHtml(initials(user))}</div>`;
+}
+
+function clock(ts) {
+  const date = new Date(Number(ts) * 1000);
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function messageHtml(message, channel, { inThread = false, ephemeral = false } = {}) {
+  const user = state.users.find((u) => u.id === message.user);
+  const badge = message.is_bot ? '<span class="app-badge">APP</span>' : "";
+  const reactions = (message.reactions || []).map((r) => {
+    const mine = r.users.includes(ui.user) ? " mine" : "";
+    return `<button type="button" class="reaction${mine}" data-name="${escapeHtml(r.name)}" title=":${escapeHtml(r.name)}:">`
+      + `${EMOJI[r.name] || `:${escapeHtml(r.name)}:`} <span class="count">${r.users.length}</span></button>`;
+  }).join("");
+  const quick = ephemeral ? "" : `<div class="quick-actions">${QUICK_REACTIONS.map((name) =>
+    `<button type="button" class="quick-react" data-name="${name}" title="React :${name}:">${EMOJI[name]}</button>`).join("")}`
+    + (inThread ? "" : '<button type="button" class="open-thread" title="Reply in thread">💬</button>') + "</div>";
+  const replies = !inThread && message.replies && message.replies.length
+    ? `<button type="button" class="thread-link open-thread">${message.replies.length} ${message.replies.length === 1 ? "reply" : "replies"}</button>`
+    : "";
+  const note = ephemeral ? '<div class="ephemeral-note">Only visible to you</div>' : "";
+  return `<li class="message${ephemeral ? " ephemeral" : ""}${message.is_bot ? " from-bot" : ""}" data-ts="${message.ts}" data-channel="${channel}"`
+    + ` data-user="${escapeHtml(message.user || "")}">`
+    + `${avatar(message.user)}<div class="content"><div><span class="author">${escapeHtml(user ? user.name : message.user || "")}</span>${badge}`
+    + `<span class="time">${clock(message.ts)}</span>${message.edited ? ' <span class="edited">(edited)</span>' : ""}</div>`
+    + `${note}${blocksHtml(message.blocks, message.text)}<div class="reactions">${reactions}</div>${replies}</div>${quick}</li>`;
+}
+
+function keepScrolled(list, html) {
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  if (list.innerHTML === html) return;
+  list.innerHTML = html;
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function visibleEphemeral(channel, threadTs) {
+  return state.ephemeral.filter((m) => m.user === ui.user && m.channel === channel
+    && (threadTs ? m.thread_ts === threadTs : !m.thread_ts));
+}
+
+function renderChannel() {
+  const channel = state.channels.find((c) => c.id === ui.channel) || state.channels[0];
+  ui.channel = channel.id;
+  $("channel-name").textContent = `#${channel.name}`;
+  $("channel-purpose").textContent = channel.purpose;
+  const items = channel.messages.map((m) => ({ ts: m.ts, html: messageHtml(m, channel.id) }));
+  for (const m of visibleEphemeral(channel.id, null)) {
+    items.push({ ts: m.ts, html: messageHtml({ ...m, is_bot: true, user: state.bot_user_id, reactions: [] }, channel.id, { ephemeral: true }) });
+  }
+  items.sort((a, b) => Number(a.ts) - Number(b.ts));
+  const html = items.map((i) => i.html).join("") || '<li class="empty message">No messages yet.</li>';
+  keepScrolled($("messages"), html);
+}
+
+function renderThread() {
+  const view = $("thread-view");
+  if (!ui.thread || ui.view !== "channel") { view.hidden = true; return; }
+  const channel = state.channels.find((c) => c.id === ui.thread.channel);
+  const root = channel && channel.messages.find((m) => m.ts === ui.thread.ts);
+  if (!root) { view.hidden = true; return; }
+  view.hidden = false;
+  const items = [root, ...root.replies].map((m) => ({ ts: m.ts, html: messageHtml(m, channel.id, { inThread: true }) }));
+  for (const m of visibleEphemeral(channel.id, root.ts)) {
+    items.push({ ts: m.ts, html: messageHtml({ ...m, is_bot: true, user: state.bot_user_id, reactions: [] }, channel.id, { inThread: true, ephemeral: true }) });
+  }
+  items.sort((a, b) => Number(a.ts) - Number(b.ts));
+  keepScrolled($("thread-messages"), items.map((i) => i.html).join(""));
+}
+
+// --- the rest of the page -----------------------------------------------------------------
+
+function renderSidebar() {
+  $("team").textContent = state.team;
+  const status = $("status");
+  status.textContent = state.status;
+  status.className = state.ready ? "ready" : "starting";
+  const people = state.users.filter((u) => !u.is_bot);
+  const options = people.map((u) => `<option value="${u.id}">${escapeHtml(u.real_name)}${u.role ? ` (${u.role})` : ""}</option>`).join("");
+  const select = $("person");
+  if (select.dataset.options !== options) { select.innerHTML = options; select.dataset.options = options; }
+  select.value = ui.user;
+  $("channels").innerHTML = state.channels.map((c) => {
+    const active = ui.view === "channel" && c.id === ui.channel ? " active" : "";
+    return `<li><a href="#" class="channel-link${active}" data-channel="${c.id}"># ${escapeHtml(c.name)}</a></li>`;
+  }).join("");
+  $("mailbox-link").classList.toggle("active", ui.view === "mail");
+  $("outbox-count").textContent = state.mail.outbox.length ? `(${state.mail.outbox.length})` : "";
+}
+
+function mailHtml(mail) {
+  return `<li class="mail"><div class="subject">${escapeHtml(mail.subject || "(no subject)")}</div>`
+    + `<div class="meta">From ${escapeHtml(mail.sender)} to ${escapeHtml(mail.to)} · ${clock(mail.sent_at)} · ${escapeHtml(mail.status)}</div>`
+    + `<pre>${escapeHtml(mail.body)}</pre></li>`;
+}
+
+function renderMail() {
+  const to = $("mail-to");
+  if (!to.value) to.value = state.mail.agent_inbox;
+  const outbox = [...state.mail.outbox].reverse().map(mailHtml).join("");
+  const inbound = [...state.mail.inbound].reverse().map(mailHtml).join("");
+  const outboxList = $("outbox");
+  const inboundList = $("inbound");
+  const outboxHtml = outbox || '<li class="empty">Nothing sent yet: emails the agent sends after approval land here.</li>';
+  const inboundHtml = inbound || '<li class="empty">Nothing yet.</li>';
+  if (outboxList.innerHTML !== outboxHtml) outboxList.innerHTML = outboxHtml;
+  if (inboundList.innerHTML !== inboundHtml) inboundList.innerHTML = inboundHtml;
+}
+
+function modalInput(block) {
+  const element = block.element || {};
+  const id = `${block.block_id}::${element.action_id}`;
+  const label = escapeHtml(block.label ? block.label.text : "");
+  if (element.type === "static_select") {
+    const options = (element.options || []).map((o) => `<option value="${escapeHtml(o.value)}">${escapeHtml(o.text.text)}</option>`).join("");
+    return `<label>${label}<select data-input="${escapeHtml(id)}">${options}</select></label>`;
+  }
+  const value = escapeHtml(element.initial_value || "");
+  return element.multiline
+    ? `<label>${label}<textarea rows="5" data-input="${escapeHtml(id)}">${value}</textarea></label>`
+    : `<label>${label}<input data-input="${escapeHtml(id)}" value="${value}"></label>`;
+}
+
+function renderModal() {
+  const view = state.modals[ui.user];
+  const layer = $("modal-layer");
+  if (!view) { layer.hidden = true; ui.modalId = null; return; }
+  const key = `${view.id}:${view.hash}`;
+  if (ui.modalId === key && !layer.hidden) return; // do not wipe what someone is typing
+  ui.modalId = key;
+  const body = view.blocks.map((b) => (b.type === "input" ? modalInput(b) : blocksHtml([b], ""))).join("");
+  $("modal").innerHTML = `<h1>${escapeHtml(view.title ? view.title.text : "")}</h1><div class="modal-body">${body}</div>`
+    + `<div class="modal-buttons"><button type="button" class="secondary" id="modal-close">${escapeHtml(view.close ? view.close.text : "Cancel")}</button>`
+    + (view.submit ? `<button type="submit" id="modal-submit">${escapeHtml(view.submit.text)}</button>` : "") + "</div>";
+  $("modal").dataset.viewId = view.id;
+  layer.hidden = false;
+}
+
+function render() {
+  if (!state) return;
+  renderSidebar();
+  $("channel-view").hidden = ui.view !== "channel";
+  $("mail-view").hidden = ui.view !== "mail";
+  if (ui.view === "channel") renderChannel();
+  renderThread();
+  renderMail();
+  renderModal();
+}
+
+// --- what a person does ---------------------------------------------------------------------
+
+async function send(text, threadTs) {
+  const typed = text.trim();
+  if (!typed) return;
+  if (typed.startsWith("/")) {
+    await api("/api/commands", { user: ui.user, channel: ui.channel, text: typed });
+  } else {
+    await api("/api/messages", { user: ui.user, channel: threadTs ? ui.thread.channel : ui.channel, text: typed, thread_ts: threadTs || null });
+  }
+}
+
+function submitOnEnter(textarea, form) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+  });
+}
+
+function wire() {
+  $("person").addEventListener("change", (event) => {
+    ui.user = event.target.value;
+    localStorage.setItem("sandbox.user", ui.user);
+    ui.modalId = null;
+    render();
+  });
+  document.addEventListener("click", async (event) => {
+    const target = event.target.closest("a, button");
+    if (!target) return;
+    const message = target.closest(".message");
+    if (target.classList.contains("channel-link")) {
+      event.preventDefault();
+      ui.view = "channel";
+      ui.channel = target.dataset.channel;
+      localStorage.setItem("sandbox.channel", ui.channel);
+      if (ui.thread && ui.thread.channel !== ui.channel) ui.thread = null;
+      render();
+    } else if (target.id === "mailbox-link") {
+      event.preventDefault();
+      ui.view = "mail";
+      render();
+    } else if (target.id === "close-thread") {
+      ui.thread = null;
+      render();
+    } else if (target.id === "modal-close") {
+      await api(`/api/views/${$("modal").dataset.viewId}/close`, { user: ui.user });
+    } else if (target.classList.contains("open-thread") && message) {
+      ui.thread = { channel: message.dataset.channel, ts: message.dataset.ts };
+      render();
+      $("thread-input").focus();
+    } else if ((target.classList.contains("quick-react") || target.classList.contains("reaction")) && message) {
+      const name = target.dataset.name;
+      const root = state.channels.find((c) => c.id === message.dataset.channel);
+      const all = root ? root.messages.flatMap((m) => [m, ...m.replies]) : [];
+      const shown = all.find((m) => m.ts === message.dataset.ts);
+      const mine = shown && shown.reactions.some((r) => r.name === name && r.users.includes(ui.user));
+      await api("/api/reactions", { user: ui.user, channel: message.dataset.channel, ts: message.dataset.ts, name, add: !mine });
+    } else if (target.classList.contains("block-button") && message) {
+      await api("/api/actions", {
+        user: ui.user, channel: message.dataset.channel, ts: message.dataset.ts,
+        action_id: target.dataset.actionId, block_id: target.dataset.blockId || null, value: target.dataset.value || null,
+      });
+    }
+  });
+  $("composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("message-input");
+    const text = input.value;
+    input.value = "";
+    await send(text, null);
+  });
+  $("thread-composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("thread-input");
+    const text = input.value;
+    input.value = "";
+    if (ui.thread) await send(text, ui.thread.ts);
+  });
+  submitOnEnter($("message-input"), $("composer"));
+  submitOnEnter($("thread-input"), $("thread-composer"));
+  $("modal").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = {};
+    for (const input of $("modal").querySelectorAll("[data-input]")) {
+      const [blockId, actionId] = input.dataset.input.split("::");
+      values[blockId] = { ...(values[blockId] || {}), [actionId]: input.value };
+    }
+    await api(`/api/views/${$("modal").dataset.viewId}/submit`, { user: ui.user, values });
+  });
+  $("mail-composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const result = await api("/api/mail", {
+      from: $("mail-from").value, to: $("mail-to").value, subject: $("mail-subject").value, body: $("mail-body").value,
+    });
+    $("mail-result").textContent = result.status ? `The agent's SMTP listener answered: ${result.status}` : "";
+  });
+}
+
+wire();
+connect();

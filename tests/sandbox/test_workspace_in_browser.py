@@ -1,0 +1,216 @@
+"""The sandbox workspace, used in a real headless Chromium the way a person would.
+
+Every click here reaches the product only as Slack and email would reach it: signed
+events and interactions from the Slack emulator, the Web API, SMTP. The model is the
+scripted OpenAI emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from playwright.sync_api import expect
+
+from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.openai_script import Reply
+from tests.support.conversation import script_answer, unique_question
+
+REQUESTER, APPROVER, ADMIN = "U0REQUESTER", "U0APPROVER", "U0ADMIN"
+SUPPORT, APPROVALS, GENERAL = "C0SUPPORT", "C0APPROVALS", "C0GENERAL"
+CUSTOMER = "alice@customer.example"
+AGENT_WORK = 60_000  # ms: a worker drafting through the whole pipeline on a busy machine
+
+
+def act_as(page: Any, user_id: str) -> None:
+    page.select_option("#person", user_id)
+
+
+def open_channel(page: Any, channel_id: str) -> None:
+    page.click(f"a.channel-link[data-channel={channel_id}]")
+
+
+def write(page: Any, text: str, *, composer: str = "#message-input") -> None:
+    page.fill(composer, text)
+    page.press(composer, "Enter")
+
+
+def channel_message(page: Any, containing: str) -> Any:
+    return page.locator("#messages .message", has_text=containing)
+
+
+def open_thread_of(page: Any, containing: str) -> Any:
+    """Open the thread of the channel message containing `containing`; returns the pane."""
+    page.locator("#messages .message", has_text=containing).locator(".open-thread").first.click()
+    return page.locator("#thread-messages")
+
+
+def script_email_request(llm: OpenAIEmulator, marker: str) -> None:
+    """The model answers a request carrying `marker` with a send_email call to the customer
+    (it sees the address only as the placeholder it was given)."""
+    call = {
+        "name": "send_email",
+        "arguments_json": json.dumps(
+            {"to": ["<EMAIL_1>"], "subject": f"Renewal {marker}", "text": f"Hi Alice! {marker}"}
+        ),
+        "reason": "The requester asked to email the customer.",
+    }
+    llm.script(
+        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content={"answer": "I drafted the email; it waits for approval.", "citations": []}),
+        match=marker,
+    )
+
+
+def ask_for_an_email(page: Any, llm: OpenAIEmulator) -> str:
+    """As the requester in #support, ask the bot to email the customer; returns the marker."""
+    marker = uuid.uuid4().hex[:8]
+    script_email_request(llm, marker)
+    act_as(page, REQUESTER)
+    open_channel(page, SUPPORT)
+    write(page, f"@chatops please email {CUSTOMER} about the renewal {marker}")
+    return marker
+
+
+def approval_card(page: Any, marker: str) -> Any:
+    open_channel(page, APPROVALS)
+    card = channel_message(page, f"Renewal {marker}")
+    expect(card).to_contain_text("Approval needed", timeout=AGENT_WORK)
+    return card
+
+
+def test_mentioning_the_bot_in_support_gets_its_answer_in_the_thread(
+    page: Any, llm: OpenAIEmulator
+) -> None:
+    """A mention typed in #support is answered in the thread, live, without a reload."""
+    question = unique_question("How do I reset my VPN token?")
+    script_answer(llm, question, "Open the VPN page and choose Reset token.")
+    open_channel(page, SUPPORT)
+
+    write(page, f"@chatops {question}")
+
+    expect(channel_message(page, question)).to_contain_text("@chatops")
+    thread = open_thread_of(page, question)
+    expect(thread).to_contain_text("choose Reset token", timeout=AGENT_WORK)
+
+
+def test_an_email_approved_with_a_check_mark_arrives_in_the_outbox(
+    page: Any, llm: OpenAIEmulator
+) -> None:
+    """The email the bot wants to send waits in #approvals; the approver's ✅ sends it,
+    and it appears in the mailbox's outbox."""
+    marker = ask_for_an_email(page, llm)
+    act_as(page, APPROVER)
+    card = approval_card(page, marker)
+    page.click("#mailbox-link")
+    expect(page.locator("#outbox")).not_to_contain_text(marker)
+
+    open_channel(page, APPROVALS)
+    card.locator(".reaction[data-name=white_check_mark]").click()
+
+    expect(card).to_contain_text("Approved and done", timeout=AGENT_WORK)
+    page.click("#mailbox-link")
+    sent = page.locator("#outbox .mail", has_text=marker)
+    expect(sent).to_have_count(1, timeout=AGENT_WORK)
+    expect(sent).to_contain_text(CUSTOMER)
+    expect(sent).to_contain_text(f"Hi Alice! {marker}")
+
+
+def test_a_rejected_email_is_not_sent_and_the_requester_hears_why(
+    page: Any, llm: OpenAIEmulator
+) -> None:
+    """❌ on the approval card rejects it; the reason replied in the card's thread reaches
+    the requester's thread, and nothing is sent."""
+    marker = ask_for_an_email(page, llm)
+    act_as(page, APPROVER)
+    card = approval_card(page, marker)
+
+    card.locator(".reaction[data-name=x]").click()
+    expect(card).to_contain_text("Rejected", timeout=AGENT_WORK)
+    approval_thread = open_thread_of(page, f"Renewal {marker}")
+    write(page, "Renewals go out from the account manager.", composer="#thread-input")
+    expect(approval_thread).to_contain_text("account manager")
+
+    act_as(page, REQUESTER)
+    open_channel(page, SUPPORT)
+    requester_thread = open_thread_of(page, marker)
+    expect(requester_thread).to_contain_text("rejected", timeout=AGENT_WORK)
+    expect(requester_thread).to_contain_text("from the account manager", timeout=AGENT_WORK)
+    page.click("#mailbox-link")
+    expect(page.locator("#outbox")).not_to_contain_text(marker)
+
+
+def test_agent_status_answers_an_admin_and_a_plain_user_privately(page: Any) -> None:
+    """`/agent status` answers whoever runs it, visible only to them."""
+    open_channel(page, GENERAL)
+    act_as(page, ADMIN)
+    write(page, "/agent status")
+    admin_view = page.locator("#messages .message.ephemeral", has_text="Pending approvals")
+    expect(admin_view).to_have_count(1, timeout=AGENT_WORK)
+    expect(admin_view).to_contain_text("Only visible to you")
+
+    act_as(page, REQUESTER)
+    expect(page.locator("#messages .message.ephemeral")).to_have_count(0)
+    write(page, "/agent status")
+    expect(
+        page.locator("#messages .message.ephemeral", has_text="Pending approvals")
+    ).to_have_count(1, timeout=AGENT_WORK)
+    write(page, "/agent pause")
+    expect(
+        page.locator("#messages .message.ephemeral", has_text="Only workspace admins")
+    ).to_have_count(1, timeout=AGENT_WORK)
+
+
+def test_an_approver_edits_an_email_in_the_modal_before_approving_it(
+    page: Any, llm: OpenAIEmulator
+) -> None:
+    """The Edit button opens a modal with the email's text; the saved edit needs a final ✅,
+    and the edited text is what the customer gets."""
+    marker = ask_for_an_email(page, llm)
+    act_as(page, APPROVER)
+    card = approval_card(page, marker)
+
+    card.locator(".block-button[data-action-id=review_edit]").click()
+    modal = page.locator("#modal")
+    expect(modal.locator("textarea")).to_have_value(re.compile(marker), timeout=AGENT_WORK)
+    modal.locator("textarea").fill(f"Hello, renewal {marker} is due in May.")
+    modal.locator("#modal-submit").click()
+
+    expect(page.locator("#modal-layer")).to_be_hidden()
+    expect(card).to_contain_text("needs a final", timeout=AGENT_WORK)
+    card.locator(".reaction[data-name=white_check_mark]").click()
+    expect(card).to_contain_text("Approved and done", timeout=AGENT_WORK)
+    page.click("#mailbox-link")
+    expect(page.locator("#outbox .mail", has_text=marker)).to_contain_text(
+        f"renewal {marker} is due in May", timeout=AGENT_WORK
+    )
+
+
+def test_an_email_to_the_agent_inbox_is_answered_in_the_outbox_after_approval(
+    page: Any, llm: OpenAIEmulator
+) -> None:
+    """Mail composed in the mailbox reaches the agent over SMTP; its drafted reply waits in
+    #approvals and, approved, lands in the outbox as a reply to the customer."""
+    marker = uuid.uuid4().hex[:8]
+    script_answer(llm, marker, f"Sorry! Order {marker} ships tomorrow.")
+    page.click("#mailbox-link")
+    page.fill("#mail-from", f"Alice Example <{CUSTOMER}>")
+    page.fill("#mail-subject", f"Where is order {marker}?")
+    page.fill("#mail-body", f"Hello, my order {marker} has not arrived yet.")
+    page.click("#mail-composer button[type=submit]")
+    expect(page.locator("#mail-result")).to_contain_text("250")
+    expect(page.locator("#inbound .mail", has_text=marker)).to_have_count(1)
+
+    act_as(page, APPROVER)
+    open_channel(page, APPROVALS)
+    card = channel_message(page, f"Re: Where is order {marker}?")
+    expect(card).to_contain_text("Approval needed", timeout=AGENT_WORK)
+    card.locator(".reaction[data-name=white_check_mark]").click()
+    expect(card).to_contain_text("Approved and done", timeout=AGENT_WORK)
+
+    page.click("#mailbox-link")
+    reply = page.locator("#outbox .mail", has_text=f"Re: Where is order {marker}?")
+    expect(reply).to_contain_text(f"Order {marker} ships tomorrow", timeout=AGENT_WORK)
+    expect(reply).to_contain_text(CUSTOMER)

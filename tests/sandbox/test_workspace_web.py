@@ -1,0 +1,20 @@
+"""What the sandbox page sends for typed text, as Slack's own client would."""
+
+from __future__ import annotations
+
+from sandbox.slack_workspace import SlackWorkspace
+from sandbox.workspace_web import slack_text
+
+
+def test_typed_mentions_and_channels_become_slack_links() -> None:
+    """@name of a person or the bot and #channel become Slack's <@U…> and <#C…|name>."""
+    workspace = SlackWorkspace.sandbox()
+    text = slack_text(workspace, "@chatops ask @Avery to post in #approvals")
+    assert text == "<@U0SANDBOT> ask <@U0APPROVER> to post in <#C0APPROVALS|approvals>"
+
+
+def test_markup_characters_are_escaped_and_unknown_names_left_alone() -> None:
+    """&, < and > are escaped like Slack's client does; unknown @names and #names stay text."""
+    workspace = SlackWorkspace.sandbox()
+    text = slack_text(workspace, "a < b & c > d, mail bob@example.com, @nobody #nowhere")
+    assert text == "a &lt; b &amp; c &gt; d, mail bob@example.com, @nobody #nowhere"
