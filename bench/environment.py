@@ -60,6 +60,39 @@ class BareBolt:
 
 
 @dataclass
+class Services:
+    """What the product runs against: a migrated database, a Redis namespace, emulators."""
+
+    slack: SlackEmulator
+    llm: OpenAIEmulator
+    database_url: str
+    redis_url: str
+    namespace: str
+    workdir: Path
+    log_dir: Path
+
+    def product_env(self) -> dict[str, str]:
+        """`chatops` processes' environment, with the shipped defaults for what is measured."""
+        env = product_env(
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            namespace=self.namespace,
+            slack=self.slack,
+            llm_primary=self.llm,
+            llm_fallback=None,
+        )
+        return env | PRODUCTION_DEFAULTS
+
+    @property
+    def description(self) -> str:
+        postgres = "BENCH_DATABASE_URL" if "BENCH_DATABASE_URL" in os.environ else "embedded"
+        return (
+            f"Postgres {postgres}, Redis {_without_password(self.redis_url)}, Slack and OpenAI"
+            " emulators, all on this machine"
+        )
+
+
+@dataclass
 class BenchEnv:
     slack: SlackEmulator
     llm: OpenAIEmulator
@@ -71,7 +104,9 @@ class BenchEnv:
 
 
 @contextmanager
-def bench_environment() -> Iterator[BenchEnv]:
+def bench_services() -> Iterator[Services]:
+    """Postgres, Redis and the emulators; every `chatops` child started under it is
+    stopped when it ends, also on Ctrl-C."""
     with ExitStack() as stack:
         workdir = stack.enter_context(_temporary_directory())
         server_url = stack.enter_context(_postgres_server(workdir))
@@ -80,36 +115,41 @@ def bench_environment() -> Iterator[BenchEnv]:
         namespace = stack.enter_context(_redis_namespace(redis_url))
         slack = stack.enter_context(SlackEmulator())
         llm = stack.enter_context(OpenAIEmulator())
-        script_instant_answers(llm)
         log_dir = workdir / "logs"
         log_dir.mkdir()
-        bare = stack.enter_context(_bare_bolt(slack, log_dir))
-        env = product_env(
-            database_url=database_url,
-            redis_url=redis_url,
-            namespace=namespace,
-            slack=slack,
-            llm_primary=llm,
-            llm_fallback=None,
-        )
         # start_stack stops the listener only when the worker fails with an Exception; a
-        # Ctrl-C (or SIGTERM) while the worker starts would leave it running otherwise.
+        # Ctrl-C (or SIGTERM) while a process starts would leave it running otherwise.
         stack.callback(_stop_stray_children, "bot.cli")
-        running = start_stack(slack, env | PRODUCTION_DEFAULTS, log_dir)
+        yield Services(slack, llm, database_url, redis_url, namespace, workdir, log_dir)
+
+
+@contextmanager
+def bench_environment() -> Iterator[BenchEnv]:
+    with ExitStack() as stack:
+        services = stack.enter_context(bench_services())
+        script_instant_answers(services.llm)
+        bare = stack.enter_context(_bare_bolt(services.slack, services.log_dir))
+        env = services.product_env()
+        running = start_stack(services.slack, env, services.log_dir)
         stack.callback(running.stop)
-        postgres = "BENCH_DATABASE_URL" if "BENCH_DATABASE_URL" in os.environ else "embedded"
-        description = (
-            f"Postgres {postgres}, Redis {_without_password(redis_url)}, Slack and OpenAI"
-            f" emulators, all on this machine; worker threads {env['WORKER_THREADS']}"
+        description = f"{services.description}; worker threads {env['WORKER_THREADS']}"
+        yield BenchEnv(
+            services.slack,
+            services.llm,
+            running,
+            bare,
+            services.database_url,
+            services.workdir,
+            description,
         )
-        yield BenchEnv(slack, llm, running, bare, database_url, workdir, description)
 
 
-def script_instant_answers(llm: OpenAIEmulator) -> None:
-    """A valid Plan and Draft for every request, told apart by their system prompts."""
+def script_instant_answers(llm: OpenAIEmulator, delay: float = 0.0) -> None:
+    """A valid Plan and Draft for every request, told apart by their system prompts;
+    each answered after `delay` seconds (0: at once)."""
     draft = {"answer": BENCH_ANSWER, "citations": []}
-    llm.script(Reply(content=PLAN, repeat=True), match=PLAN_SYSTEM)
-    llm.script(Reply(content=draft, repeat=True), match=DRAFT_SYSTEM)
+    llm.script(Reply(content=PLAN, repeat=True, delay=delay), match=PLAN_SYSTEM)
+    llm.script(Reply(content=draft, repeat=True, delay=delay), match=DRAFT_SYSTEM)
     # No default: a prompt we did not expect fails loudly (HTTP 500) instead of being
     # answered with the wrong schema.
     llm.set_default(None)

@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO))
 from bench import cpu  # noqa: E402
 from bench.drafts import DraftTiming, measure_drafts, warm_up  # noqa: E402
 from bench.environment import BenchEnv, bench_environment  # noqa: E402
-from bench.loadgen import LoadPlan, LoadResult, run_in_child  # noqa: E402
+from bench.loadgen import LoadResult, run_in_child  # noqa: E402
+from bench.mentions import mention_plan  # noqa: E402
 from bench.report import (  # noqa: E402
     AckSummary,
     DraftSummary,
@@ -42,8 +43,6 @@ from bench.report import (  # noqa: E402
     machine_facts,
     status_counts,
 )
-from sandbox.slack_emulator import SlackEmulator  # noqa: E402
-from tests.support.conversation import GENERAL, REQUESTER  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "slack_intake.txt"
 ACK_WARMUP = 30  # requests sent one by one before each measured load, not counted
@@ -127,7 +126,7 @@ def _load(
     env: BenchEnv, url: str, pid: int, rate: float, count: int, markers: tuple[str, ...]
 ) -> tuple[LoadResult, LoadCpu]:
     """One measured load against the server at `url` (process `pid`), with its CPU use."""
-    plan = _plan(env.slack, url, rate, count)  # built before the clock starts
+    plan = mention_plan(env.slack, url, rate, count, ACK_WARMUP)  # built before the clock starts
     postgres = (str(env.workdir),)
     before = cpu.sample(markers), cpu.process_seconds(pid), cpu.tree_seconds(postgres)
     result = run_in_child(plan)
@@ -142,31 +141,6 @@ def _load(
 def _pid(process: subprocess.Popen[bytes] | None) -> int:
     assert process is not None, "chatops serve is not running"
     return process.pid
-
-
-def _plan(slack: SlackEmulator, url: str, rate: float, count: int) -> LoadPlan:
-    return LoadPlan(
-        url=url,
-        signing_secret=slack.signing_secret,
-        bodies=tuple(_mention_body(slack, i) for i in range(count)),
-        warmup_bodies=tuple(_mention_body(slack, -i - 1) for i in range(ACK_WARMUP)),
-        rate=rate,
-    )
-
-
-def _mention_body(slack: SlackEmulator, index: int) -> str:
-    """An app_mention event_callback as Slack sends it, with a fresh event_id and ts."""
-    ts = slack.workspace.next_ts()
-    event = {
-        "type": "app_mention",
-        "user": REQUESTER,
-        "text": f"<@{slack.bot_user_id}> load test mention {index}",
-        "ts": ts,
-        "team": slack.workspace.team.id,
-        "channel": GENERAL,
-        "event_ts": ts,
-    }
-    return json.dumps(slack.dispatcher.builder.envelope(event))
 
 
 def _dump(path: Path, ours: LoadResult, bare: LoadResult, timings: list[DraftTiming]) -> None:

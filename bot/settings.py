@@ -213,6 +213,10 @@ class Settings(BaseSettings):
     # listener have no HTTP server, so they serve their own on these ports when set (one
     # port per process: give each worker on a host its own).
     metrics_host: str = "127.0.0.1"
+    # Off: the listener counts nothing per request and answers /metrics with 404, and no
+    # process serves metrics. For deployments that do not scrape; bench/scale_out.py
+    # measures what it saves on the ack.
+    metrics_enabled: bool = True
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     smtp_metrics_port: int | None = Field(default=None, ge=0, le=65535)
 

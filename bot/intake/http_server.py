@@ -164,10 +164,11 @@ async def _sweep_forever(
 async def _slack_events(request: web.Request) -> web.Response:
     """Dispatch to Bolt under a new correlation id, counting and timing the ack."""
     started = time.monotonic()
-    metrics = request.app[METRICS]
+    metrics = request.app[METRICS] if request.app[SETTINGS].metrics_enabled else None
     bolt_request = await to_bolt_request(request)
     request_type = slack_request_type(bolt_request.body)
-    metrics.slack_events_received.labels(request_type).inc()
+    if metrics is not None:
+        metrics.slack_events_received.labels(request_type).inc()
     correlation_id = new_correlation_id()
     # The listener stores it with the request (bot/intake/slack_app.py reads it here).
     bolt_request.context[LOG_KEY] = correlation_id
@@ -179,8 +180,9 @@ async def _slack_events(request: web.Request) -> web.Response:
     # The span is current while Bolt runs the listener, so the job it queues carries it.
     with span, structlog.contextvars.bound_contextvars(**{LOG_KEY: correlation_id}):
         response = await to_aiohttp_response(await request.app[BOLT].async_dispatch(bolt_request))
-    metrics.slack_events_acked.labels(request_type, str(response.status)).inc()
-    metrics.slack_ack_seconds.labels(request_type).observe(time.monotonic() - started)
+    if metrics is not None:
+        metrics.slack_events_acked.labels(request_type, str(response.status)).inc()
+        metrics.slack_ack_seconds.labels(request_type).observe(time.monotonic() - started)
     return response
 
 
@@ -216,6 +218,8 @@ async def _healthz(_request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     """Reads the queue and approval state first: it lives in Redis and Postgres, not here."""
     settings, collector = request.app[SETTINGS], request.app[STORED_STATE]
+    if not settings.metrics_enabled:
+        raise web.HTTPNotFound(text="metrics are disabled (METRICS_ENABLED=false)")
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             state = await read_database(request.app[POOL])

@@ -239,7 +239,7 @@ def run_smtp(settings: Settings, host: str, port: int) -> None:
     broker = build_broker(settings)
     metrics = Metrics.create()
     metrics_server = None
-    if settings.smtp_metrics_port is not None:
+    if settings.metrics_enabled and settings.smtp_metrics_port is not None:
         metrics_server = serve_metrics(
             metrics.registry, settings.metrics_host, settings.smtp_metrics_port
         )

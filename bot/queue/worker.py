@@ -199,7 +199,7 @@ def run_worker(settings: Settings) -> None:
         signal.signal(signum, lambda *_: stop.set())
     # Each worker process serves its own registry: nothing is shared between processes.
     metrics_server = None
-    if settings.worker_metrics_port is not None:
+    if settings.metrics_enabled and settings.worker_metrics_port is not None:
         metrics_server = serve_metrics(
             metrics.registry, settings.metrics_host, settings.worker_metrics_port
         )
