@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from bot.db import AsyncPool
 from bot.intake.email_limits import ClientLimits
@@ -72,9 +73,11 @@ class EmailIntake:
         limits: ClientLimits,
         config: IntakeConfig,
         metrics: Metrics,
+        tracer: Tracer | None = None,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
+        self.tracer = tracer if tracer is not None else NoOpTracer()
         self.limits = limits
         self.config = config
         self.routes = RouteCache(pool, timeout=config.db_timeout)
@@ -113,8 +116,17 @@ class EmailIntake:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         # One id for the message, shared by the requests it makes for each tenant it reaches.
         correlation_id = new_correlation_id()
-        with structlog.contextvars.bound_contextvars(**{LOG_KEY: correlation_id}):
-            return await self._take(envelope, correlation_id)
+        span = self.tracer.start_as_current_span(
+            "smtp.message",
+            kind=SpanKind.SERVER,
+            attributes={"smtp.recipients": len(envelope.rcpt_tos), LOG_KEY: correlation_id},
+        )
+        # The span is current while the message is stored and handed to the queuer, which
+        # keeps its context for the job it queues after the 250.
+        with span as current, structlog.contextvars.bound_contextvars(**{LOG_KEY: correlation_id}):
+            reply = await self._take(envelope, correlation_id)
+            current.set_attribute("smtp.reply_code", int(reply[:3]))
+            return reply
 
     async def _take(self, envelope: Envelope, correlation_id: str) -> str:
         assert isinstance(envelope, RoutedEnvelope)

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 
 import structlog
+from opentelemetry import context as otel_context
 
 from bot.db import AsyncPool
+from bot.observability.tracing import context_from_carrier, current_trace_carrier
 from bot.queue.jobs import Enqueue
 
 log = structlog.get_logger(__name__)
@@ -24,20 +26,26 @@ BATCH_WAIT = 0.025
 MAX_BATCH = 200  # requests per batch
 
 
+# A request id, its correlation id, and the trace context it was submitted in.
+Pending = tuple[int, str, dict[str, str]]
+
+
 class RequestQueuer:
     def __init__(self, pool: AsyncPool, enqueue: Enqueue, *, kind: str, timeout: float) -> None:
         self.pool = pool
         self.enqueue = enqueue
         self.kind = kind
         self.timeout = timeout
-        self._pending: asyncio.Queue[tuple[int, str]] = asyncio.Queue()  # id, correlation id
+        self._pending: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def submit(self, request_id: int, correlation_id: str) -> None:
-        self._pending.put_nowait((request_id, correlation_id))
+        # The message's trace context is captured now: the batch is queued later, from
+        # another task, where the SMTP span is no longer current.
+        self._pending.put_nowait((request_id, correlation_id, current_trace_carrier()))
 
     async def close(self, timeout: float) -> None:
         """Queue what is pending (for at most `timeout` seconds), then stop."""
@@ -58,15 +66,19 @@ class RequestQueuer:
             try:
                 await self._queue(batch)
             except Exception:
-                log.exception("email.enqueue_failed", request_ids=[r for r, _ in batch])
+                log.exception("email.enqueue_failed", request_ids=[r for r, _, _ in batch])
             finally:
                 for _ in batch:
                     self._pending.task_done()
 
-    async def _queue(self, batch: list[tuple[int, str]]) -> None:
+    async def _queue(self, batch: list[Pending]) -> None:
         def send_all() -> None:
-            for request_id, correlation_id in batch:
-                self.enqueue(request_id, self.kind, correlation_id)
+            for request_id, correlation_id, carrier in batch:
+                token = otel_context.attach(context_from_carrier(carrier))
+                try:
+                    self.enqueue(request_id, self.kind, correlation_id)
+                finally:
+                    otel_context.detach(token)
 
         # The broker client is blocking; a thread keeps the event loop free.
         await asyncio.to_thread(send_all)
@@ -74,5 +86,5 @@ class RequestQueuer:
             await conn.execute(
                 "UPDATE inbound_requests SET status = 'queued', queued_at = now()"
                 " WHERE id = ANY(%s) AND status = 'received'",
-                ([request_id for request_id, _ in batch],),
+                ([request_id for request_id, _, _ in batch],),
             )

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from opentelemetry.trace import Tracer
 
 from bot.db import AsyncPool, open_async_pool
 from bot.errors import StartupError
@@ -26,6 +27,7 @@ from bot.intake.email_limits import ClientLimitConfig, ClientLimits
 from bot.intake.record import requeue_stranded
 from bot.observability.exposition import serve_metrics
 from bot.observability.metrics import Metrics
+from bot.observability.tracing import build_tracing
 from bot.queue.broker import build_broker
 from bot.queue.jobs import Enqueue, enqueue_request
 from bot.settings import Settings
@@ -183,6 +185,7 @@ async def serve_smtp(
     stop: asyncio.Event,
     on_ready: Callable[[int], None] | None = None,
     metrics: Metrics | None = None,
+    tracer: Tracer | None = None,
 ) -> None:
     """Listen until `stop` is set; `on_ready` gets the bound port (useful with port 0)."""
     metrics = metrics if metrics is not None else Metrics.create()
@@ -196,6 +199,7 @@ async def serve_smtp(
             parse_limits=parse_limits(settings), db_timeout=settings.smtp_db_timeout_seconds
         ),
         metrics,
+        tracer,
     )
     limits = handler.limits
     loop = asyncio.get_running_loop()
@@ -252,11 +256,15 @@ def run_smtp(settings: Settings, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await serve_smtp(settings, host, port, enqueue=enqueue, stop=stop, metrics=metrics)
+        await serve_smtp(
+            settings, host, port, enqueue=enqueue, stop=stop, metrics=metrics, tracer=tracing.tracer
+        )
 
+    tracing = build_tracing(settings, "chatops-smtp")
     try:
         asyncio.run(main())
     finally:
+        tracing.shutdown()
         if metrics_server is not None:
             metrics_server.close()
         broker.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from opentelemetry.trace import Tracer
 
 from bot.intake.smtp_server import serve_smtp
 from bot.queue.broker import build_broker
@@ -65,6 +66,7 @@ class RunningListener:
     """`serve_smtp` on its own event loop in a thread, as `chatops smtp` runs it."""
 
     settings: Settings
+    tracer: Tracer | None = None
     port: int = 0
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _stop: asyncio.Event | None = None
@@ -85,7 +87,13 @@ class RunningListener:
         async def main() -> None:
             self._stop = asyncio.Event()
             await serve_smtp(
-                self.settings, "127.0.0.1", 0, enqueue=enqueue, stop=self._stop, on_ready=on_ready
+                self.settings,
+                "127.0.0.1",
+                0,
+                enqueue=enqueue,
+                stop=self._stop,
+                on_ready=on_ready,
+                tracer=self.tracer,
             )
 
         def run() -> None:
