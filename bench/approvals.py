@@ -4,6 +4,7 @@ run, 20 actions approved one at a time (each after the previous one ran), which 
 latency of one approval apart from the queueing a burst causes.
 
     .venv/bin/python bench/approvals.py [--actions 200] [--concurrency 16] [--single 20]
+                                        [--worker-threads 4,8]
 
 Sets up its own Postgres database (embedded, or BENCH_DATABASE_URL's server), a Redis
 namespace (BENCH_REDIS_URL or 127.0.0.1:6379/14), the Slack emulator, and `chatops serve`
@@ -17,9 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import timedelta
@@ -29,18 +28,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
-import redis  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from bot.migrate import apply_migrations  # noqa: E402
+from bench.environment import bench_services  # noqa: E402
+from bot.settings import Settings  # noqa: E402
 from connectors.slack.web_client import make_web_client  # noqa: E402
 from review import actions, tenant_settings  # noqa: E402
 from review.slack_posts import post_approval_request  # noqa: E402
-from sandbox.embedded_postgres import start_embedded_postgres  # noqa: E402
 from sandbox.slack_emulator import SlackEmulator  # noqa: E402
 from tests.support.processes import wait_for  # noqa: E402
-from tests.support.stack import product_env, start_stack  # noqa: E402
+from tests.support.stack import start_stack  # noqa: E402
 
 APPROVALS, SUPPORT, APPROVER = "C0APPROVALS", "C0SUPPORT", "U0APPROVER"
 AIM_P95 = 1.0  # seconds, reaction to executed
@@ -51,26 +48,36 @@ def main() -> int:
     parser.add_argument("--actions", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16, help="reactions in flight at once")
     parser.add_argument("--single", type=int, default=20, help="approvals one at a time")
+    parser.add_argument(
+        "--worker-threads",
+        default=f"4,{Settings.model_fields['worker_threads'].default}",
+        help="comma-separated: one measurement per worker thread count, side by side",
+    )
     args = parser.parse_args()
+    lines = [
+        f"chatops-agent approvals benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"machine: {os.cpu_count()} cores, load avg at start {os.getloadavg()[0]:.2f},"
+        f" Python {sys.version.split()[0]}",
+    ]
+    for threads in (int(n) for n in args.worker_threads.split(",")):
+        latencies, once, singles = _measure(args, threads)
+        lines += ["", *_report(latencies, once, singles, args, threads)]
+    lines.append(f"(load avg at end {os.getloadavg()[0]:.2f})")
+    text = "\n".join(lines)
+    print(text)
+    results = REPO / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "approvals.txt").write_text(text + "\n")
+    return 0
+
+
+def _measure(args: argparse.Namespace, threads: int) -> tuple[list[float], bool, list[float]]:
+    """One worker with `threads` threads, on a fresh database and Redis namespace."""
     with ExitStack() as stack:
-        database_url = stack.enter_context(_database())
-        redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-        namespace = f"chatops-bench-{uuid.uuid4().hex[:8]}"
-        stack.callback(_drop_namespace, redis_url, namespace)
-        slack = stack.enter_context(SlackEmulator())
-        env = product_env(
-            database_url=database_url,
-            redis_url=redis_url,
-            namespace=namespace,
-            slack=slack,
-            llm_primary=None,
-            llm_fallback=None,
-        ) | {
-            "WORKER_THREADS": "4",
-            "QUEUE_MAINTENANCE_PER_MILLION": "100000",
-            "WORKER_HEARTBEAT_TIMEOUT_SECONDS": "60",
-        }
-        running = start_stack(slack, env, Path(tempfile.mkdtemp(prefix="chatops-bench-approvals-")))
+        services = stack.enter_context(bench_services())
+        database_url, slack = services.database_url, services.slack
+        env = services.product_env() | {"WORKER_THREADS": str(threads)}
+        running = start_stack(slack, env, services.log_dir)
         stack.callback(running.stop)
         pending = _propose(database_url, slack, args.actions)
         print(
@@ -81,42 +88,7 @@ def main() -> int:
         singles = _approve_one_at_a_time(
             database_url, slack, _propose(database_url, slack, args.single, first=args.actions)
         )
-    _report(latencies, once, singles, args)
-    return 0
-
-
-def _database():  # type: ignore[no-untyped-def]
-    from contextlib import contextmanager
-
-    @contextmanager
-    def manage():  # type: ignore[no-untyped-def]
-        server_url = os.environ.get("BENCH_DATABASE_URL")
-        server = None
-        if not server_url:
-            server_url, server = start_embedded_postgres(
-                Path(tempfile.mkdtemp(prefix="chatops-bench-pg-"))
-            )
-        name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = make_conninfo(**(conninfo_to_dict(server_url) | {"dbname": name}))
-        apply_migrations(url)
-        try:
-            yield url
-        finally:
-            with psycopg.connect(server_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            if server is not None:
-                server.cleanup()
-
-    return manage()
-
-
-def _drop_namespace(url: str, namespace: str) -> None:
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(f"{namespace}*"))
-    if keys:
-        client.delete(*keys)
+    return latencies, once, singles
 
 
 def _propose(
@@ -234,8 +206,12 @@ def _collect(
 
 
 def _report(
-    latencies: list[float], once: bool, singles: list[float], args: argparse.Namespace
-) -> None:
+    latencies: list[float],
+    once: bool,
+    singles: list[float],
+    args: argparse.Namespace,
+    threads: int,
+) -> list[str]:
     ordered = sorted(latencies)
 
     def pct(q: float, values: list[float] = ordered) -> float:
@@ -243,12 +219,9 @@ def _report(
 
     one_by_one = sorted(singles)
     rate = len(latencies) / max(ordered[-1], 1e-9)
-
-    load = os.getloadavg()
-    lines = [
-        f"chatops-agent approvals benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"machine: {os.cpu_count()} cores, load avg at end {load[0]:.2f}, Python {sys.version.split()[0]}",
-        f"{len(latencies)} pending actions approved by ✅ in a burst ({args.concurrency} reactions in flight), 4 worker threads",
+    return [
+        f"{len(latencies)} pending actions approved by ✅ in a burst ({args.concurrency} reactions"
+        f" in flight), one worker with {threads} threads",
         f"reaction sent -> action executed (ms): p50 {pct(0.50):.0f}  p95 {pct(0.95):.0f}  max {ordered[-1] * 1000:.0f}",
         f"  the burst drained at {rate:.0f} actions/s; p95 of a burst is bound by that rate",
         f"{len(singles)} actions approved one at a time, same run (ms): "
@@ -256,11 +229,6 @@ def _report(
         f"{'PASS' if once else 'MISS'}  each action executed exactly once (one post, one audit entry each)",
         f"{'PASS' if pct(0.95) < AIM_P95 * 1000 else 'MISS'}  p95 under {AIM_P95:.0f} s: {pct(0.95):.0f} ms",
     ]
-    text = "\n".join(lines)
-    print(text)
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "approvals.txt").write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -157,11 +157,22 @@ def _approve(
         changes={"decided_by": d.user, "decided_at": actions.NOW},
     )
     if row is None:
-        return  # already decided: a second approver, or a retried event
-    # The approved state is the outbox: if this enqueue is lost, the sweeper sends it.
-    enqueue(row["id"])
+        current = d.action
+        if current["status"] in ("approved", "executing") and current["decided_by"] == d.user:
+            # This approval was recorded by an earlier attempt of this job that died before
+            # the hand-over finished; hand it over again (execution runs at most once).
+            enqueue(current["id"])
+        return  # otherwise already decided: a second approver, or a retried event
+    # The approved state is the outbox: marked handed over first, because the hand-over
+    # may run the action at once and a held action (tenant paused) clears the mark for
+    # the sweeper to relay later; a hand-over lost in a crash is redone by the retry above.
     actions.set_fields(conn, row, queued_at=actions.NOW)
-    refresh_approval_message(conn, client, row)
+    enqueue(row["id"])
+    after = actions.load(conn, row["tenant_id"], row["id"])
+    if after is not None and after["status"] == "approved":
+        # Queued or held rather than run here: show who approved it meanwhile. An action
+        # run here already shows its outcome.
+        refresh_approval_message(conn, client, after)
 
 
 def _withdraw(

@@ -47,10 +47,15 @@ def post_approval_request(
     if action["approval_intent_at"] is not None and action["approval_channel_id"] == channel:
         ts = _find_in_channel(client, channel, APPROVAL_EVENT_TYPE, action["id"])
     if ts is None:
+        link = _thread_link(conn, client, action)
         actions.set_fields(
-            conn, action, approval_intent_at=actions.NOW, approval_channel_id=channel
+            conn,
+            action,
+            approval_intent_at=actions.NOW,
+            approval_channel_id=channel,
+            thread_link=link,
         )
-        text, blocks = approval_message(action, _thread_link(conn, client, action))
+        text, blocks = approval_message(action, link)
         ts = client.chat_postMessage(
             channel=channel,
             text=text,
@@ -75,7 +80,9 @@ def refresh_approval_message(conn: actions.Conn, client: WebClient, action: acti
     """Show the action's current state in its approval message."""
     if not action["approval_ts"]:
         return
-    text, blocks = approval_message(action, _thread_link(conn, client, action))
+    # Actions posted before the link was kept (or whose lookup failed) look it up again.
+    link = action.get("thread_link") or _thread_link(conn, client, action)
+    text, blocks = approval_message(action, link)
     client.chat_update(
         channel=action["approval_channel_id"], ts=action["approval_ts"], text=text, blocks=blocks
     )

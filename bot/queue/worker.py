@@ -132,7 +132,19 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
 
     def review_event(request_id: int) -> None:
         with deps.pool.connection() as conn:
-            handle_review_request(conn, deps.slack_client, execute_later, request_id)
+
+            def execute_now(action_id: int) -> None:
+                # An approval runs its action in the same job, saving a queue hop and a
+                # reload (bench/approvals.py); anything that stops it here (a transient
+                # error, another worker holding it) goes to the execution job, whose
+                # retries and reconciliation still make it run exactly once.
+                try:
+                    execute_action(conn, deps.slack_client, deps.tools, deps.guardrails, action_id)
+                except Exception:
+                    log.warning("action.execution_queued", action_id=action_id, exc_info=True)
+                    execute_later(action_id)
+
+            handle_review_request(conn, deps.slack_client, execute_now, request_id)
 
     def execute(action_id: int) -> None:
         with deps.pool.connection() as conn:
