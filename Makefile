@@ -23,6 +23,7 @@ run: $(STAMP)
 ## Set up and run the whole test suite against real Postgres, Redis and workers.
 test: $(STAMP) lint
 	sh scripts/ensure_chromium.sh
+	sh scripts/ensure_promtool.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
