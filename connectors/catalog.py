@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from connectors.credentials import Credential
+from connectors.google.client import google_credential
 
 TOKEN = re.compile(r"^\S{8,512}$")
 SUBDOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -74,7 +75,70 @@ ZENDESK = ConnectorSetup(
     credential=_zendesk_credential,
 )
 
-CONNECTORS = {setup.name: setup for setup in (HUBSPOT, ZENDESK)}
+
+def _google_credential(words: list[str]) -> Credential | None:
+    if len(words) != 3 or not all(TOKEN.match(word) for word in words):
+        return None
+    client_id, client_secret, refresh_token = words
+    if not client_id.endswith(".apps.googleusercontent.com"):
+        return None
+    return google_credential(client_id, client_secret, refresh_token)
+
+
+def _google_instructions(title: str, name: str, scopes: str, effects: str) -> str:
+    return (
+        f"*Connecting {title}*\n"
+        "1. In Google Cloud console, APIs & Services: enable the "
+        f"{title} API, then under Credentials create an OAuth client ID of type "
+        "*Web application* with `https://developers.google.com/oauthplayground` as an "
+        "authorized redirect URI. Note its client ID and client secret. Set the OAuth "
+        "consent screen to *In production* (or *Internal*): in *Testing*, Google expires "
+        "refresh tokens after 7 days.\n"
+        "2. In the OAuth 2.0 Playground (developers.google.com/oauthplayground), open the "
+        "settings (⚙), tick *Use your own OAuth credentials* and enter them; authorize "
+        f"{scopes} signed in as the account the assistant should use, then *Exchange "
+        "authorization code for tokens* and copy the refresh token.\n"
+        f"3. Run `/agent connect {name} CLIENT_ID CLIENT_SECRET REFRESH_TOKEN` here. They "
+        f"are stored encrypted and never shown again; {effects}\n"
+        "If the account's password changes or its access is removed, run the command "
+        "again with a new refresh token."
+    )
+
+
+GOOGLE_CALENDAR = ConnectorSetup(
+    name="google_calendar",
+    title="Google Calendar",
+    instructions=_google_instructions(
+        "Google Calendar",
+        "google_calendar",
+        "`https://www.googleapis.com/auth/calendar.events` and "
+        "`https://www.googleapis.com/auth/calendar.freebusy`",
+        "free/busy and event reads run straight away, invitations wait for approval.",
+    ),
+    usage=(
+        "Usage: `/agent connect google_calendar CLIENT_ID CLIENT_SECRET REFRESH_TOKEN` "
+        "(an OAuth client ID ending in .apps.googleusercontent.com)"
+    ),
+    credential=_google_credential,
+)
+
+GMAIL = ConnectorSetup(
+    name="gmail",
+    title="Gmail",
+    instructions=_google_instructions(
+        "Gmail",
+        "gmail",
+        "`https://www.googleapis.com/auth/gmail.readonly`",
+        "the assistant can then search and read that mailbox's threads (it never sends from it).",
+    ),
+    usage=(
+        "Usage: `/agent connect gmail CLIENT_ID CLIENT_SECRET REFRESH_TOKEN` "
+        "(an OAuth client ID ending in .apps.googleusercontent.com)"
+    ),
+    credential=_google_credential,
+)
+
+CONNECTORS = {setup.name: setup for setup in (HUBSPOT, ZENDESK, GOOGLE_CALENDAR, GMAIL)}
 
 
 def connect_usage() -> str:

@@ -6,6 +6,7 @@ from bot.agent.tools import Tool
 from bot.db import Pool
 from bot.settings import Settings
 from connectors.credentials import CredentialStore, cipher_from_settings
+from connectors.google.tools import google_tools
 from connectors.hubspot.api import hubspot_service
 from connectors.hubspot.tools import hubspot_tools
 from connectors.rest import RetryPolicy, new_http_client
@@ -26,4 +27,4 @@ def connector_tools(settings: Settings, pool: Pool) -> list[Tool]:
     )
     hubspot = session_for(hubspot_service(settings.hubspot_api_url), store, http, retry)
     zendesk = session_for(zendesk_service(settings.zendesk_api_url), store, http, retry)
-    return [*hubspot_tools(hubspot), *zendesk_tools(zendesk)]
+    return [*hubspot_tools(hubspot), *zendesk_tools(zendesk), *google_tools(settings, store, retry)]

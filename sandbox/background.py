@@ -2,7 +2,9 @@
 
 The emulators are asyncio servers, but the processes that host them (pytest, the
 benchmark, a synchronous CLI) are not. This gives them a real listening socket and a
-way to run coroutines on the server's loop from any thread.
+way to run coroutines on the server's loop from any thread. `ServedEmulator` and
+`FaultQueue` are what every API emulator (HubSpot, Zendesk, Gmail, Google Calendar) would
+otherwise repeat: starting and stopping as a context manager, and injected failures.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -62,3 +66,59 @@ class BackgroundServer:
         assert isinstance(server, asyncio.Server)
         port: int = server.sockets[0].getsockname()[1]
         return port
+
+
+class ServedEmulator:
+    """An emulator served by a `BackgroundServer`: `start()`/`stop()`, or `with Emulator()`."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._server = BackgroundServer(app)
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An error the next request answers: `status` (with `Retry-After` seconds for a 429
+    or 503), after doing its write when `after_commit`, which is what a timeout after the
+    service accepted a write looks like to the client."""
+
+    status: int
+    retry_after: float | None = None
+    after_commit: bool = False
+
+
+class FaultQueue:
+    """Injected failures, taken one per request in the order they were added; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def take(self) -> Fault | None:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()

@@ -29,12 +29,11 @@ from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from sandbox.background import BackgroundServer
+from sandbox.background import ServedEmulator
 
 PREFIX = "/gmail/v1/users/{userId}"
 UPLOAD_PREFIX = "/upload/gmail/v1/users/{userId}"
@@ -352,7 +351,7 @@ def _find_part(message: Message, part_id: str) -> Message | None:
 # --- HTTP -------------------------------------------------------------------------------------
 
 
-class GmailEmulator:
+class GmailEmulator(ServedEmulator):
     """The Gmail API for one mailbox on 127.0.0.1, served from a background thread."""
 
     def __init__(
@@ -364,30 +363,12 @@ class GmailEmulator:
     ) -> None:
         self.mailbox = Mailbox(address, rewrite_message_ids=rewrite_message_ids)
         self.token = token  # None: requests need no Authorization header
-        self._server = BackgroundServer(self._app())
+        super().__init__(self._app())
 
     @property
     def api_url(self) -> str:
         """The `api_endpoint` for googleapiclient's client_options."""
         return self._server.url + "/"
-
-    def start(self) -> GmailEmulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> GmailEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def deliver(self, raw: bytes) -> StoredMessage:
         """Mail arriving in the inbox, threaded by its references like Gmail does."""

@@ -20,12 +20,11 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from sandbox.background import BackgroundServer
+from sandbox.background import Fault, FaultQueue, ServedEmulator
 
 OBJECTS = "/crm/v3/objects/{type}"
 OBJECT_TYPES = ("contacts", "companies", "deals", "notes")
@@ -118,13 +117,6 @@ class HubSpotApiError(Exception):
 
 
 @dataclass(frozen=True)
-class Fault:
-    status: int
-    retry_after: float | None
-    after_commit: bool
-
-
-@dataclass(frozen=True)
 class LoggedRequest:
     method: str
     path: str
@@ -183,54 +175,31 @@ class Crm:
             ]
 
 
-class HubSpotEmulator:
+class HubSpotEmulator(ServedEmulator):
     """The HubSpot CRM API for one portal on 127.0.0.1, served from a background thread."""
 
     def __init__(self, token: str = "pat-na1-emulator") -> None:  # noqa: S107  # a local fake
         self.token = token
         self.crm = Crm()
         self.requests: list[LoggedRequest] = []
-        self._faults: list[Fault] = []
+        self._faults = FaultQueue()
         self._lock = threading.Lock()
-        self._server = BackgroundServer(self._app())
+        super().__init__(self._app())
 
     @property
     def api_url(self) -> str:
         return self._server.url
 
-    def start(self) -> HubSpotEmulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> HubSpotEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def fail_next(
         self, status: int, *, retry_after: float | None = None, after_commit: bool = False
     ) -> None:
         """The next request answers `status`; with `after_commit`, after doing its write."""
-        with self._lock:
-            self._faults.append(Fault(status, retry_after, after_commit))
+        self._faults.add(Fault(status, retry_after, after_commit))
 
     def reset(self) -> None:
+        self._faults.clear()
         with self._lock:
-            self._faults.clear()
             self.requests.clear()
-
-    def _take_fault(self) -> Fault | None:
-        with self._lock:
-            return self._faults.pop(0) if self._faults else None
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -263,7 +232,7 @@ class HubSpotEmulator:
                 )
             if request.match_info.get("type") not in OBJECT_TYPES:
                 raise HubSpotApiError(400, "VALIDATION_ERROR", "Unable to infer object type")
-            fault = self._take_fault()
+            fault = self._faults.take()
             if fault is not None and not fault.after_commit:
                 raise _fault_error(fault)
             response: web.StreamResponse = await handler(request)

@@ -22,13 +22,12 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from sandbox.background import BackgroundServer
+from sandbox.background import Fault, FaultQueue, ServedEmulator
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 SEARCH_DEFAULT_PAGE, SEARCH_MAX_PAGE = 100, 100
@@ -133,13 +132,6 @@ def _invalid(field_name: str, description: str) -> ZendeskApiError:
 
 
 @dataclass(frozen=True)
-class Fault:
-    status: int
-    retry_after: float | None
-    after_commit: bool
-
-
-@dataclass(frozen=True)
 class LoggedRequest:
     method: str
     path: str
@@ -195,7 +187,7 @@ class Helpdesk:
             return list(self.comments[ticket_id])
 
 
-class ZendeskEmulator:
+class ZendeskEmulator(ServedEmulator):
     """The Zendesk Support API for one account on 127.0.0.1, from a background thread."""
 
     def __init__(
@@ -207,48 +199,25 @@ class ZendeskEmulator:
         self.email = email
         self.helpdesk = Helpdesk()
         self.requests: list[LoggedRequest] = []
-        self._faults: list[Fault] = []
+        self._faults = FaultQueue()
         self._idempotent: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        self._server = BackgroundServer(self._app())
+        super().__init__(self._app())
 
     @property
     def api_url(self) -> str:
         return self._server.url
 
-    def start(self) -> ZendeskEmulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> ZendeskEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def fail_next(
         self, status: int, *, retry_after: float | None = None, after_commit: bool = False
     ) -> None:
         """The next request answers `status`; with `after_commit`, after doing its write."""
-        with self._lock:
-            self._faults.append(Fault(status, retry_after, after_commit))
+        self._faults.add(Fault(status, retry_after, after_commit))
 
     def reset(self) -> None:
+        self._faults.clear()
         with self._lock:
-            self._faults.clear()
             self.requests.clear()
-
-    def _take_fault(self) -> Fault | None:
-        with self._lock:
-            return self._faults.pop(0) if self._faults else None
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -273,7 +242,7 @@ class ZendeskEmulator:
         try:
             if not self._authorized(request.headers.get("Authorization", "")):
                 raise ZendeskApiError(401, "Couldn't authenticate you")
-            fault = self._take_fault()
+            fault = self._faults.take()
             if fault is not None and not fault.after_commit:
                 raise _fault_error(fault)
             response: web.StreamResponse = await handler(request)

@@ -109,7 +109,13 @@ def run_case(
         return None  # a golden run is not billed to any tenant
 
     outcome = run_agent(
-        AgentInput(tenant_id=steps.tenant_id, question=case.request, history=list(case.thread)),
+        AgentInput(
+            tenant_id=steps.tenant_id,
+            question=case.request,
+            history=list(case.thread),
+            # The template's prompt, as a production run under it gets (templates_in_use).
+            instructions=template.prompt.text,
+        ),
         llm=llm,
         retriever=FixtureKnowledge(passages),
         tools=FixtureToolbox(template, registry, case, transcript),

@@ -73,22 +73,25 @@ class Workspace:
         assert found is not None
         return found.run(self.context, found.parse(json.dumps(arguments)), "unused")
 
-    def propose(self, tool: str, arguments: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-        """What the model is told when it calls `tool`, and the action it became, if any."""
-        run_id = _new_run(self.db, self.tenant_id, self.conversation_id)
-        toolbox = ReviewedToolbox(
+    def toolbox(self) -> ReviewedToolbox:
+        """The Act step's toolbox for a new run in this tenant's conversation."""
+        return ReviewedToolbox(
             conn=self.db,
             registry=self.registry,
             context=self.context,
             conversation_id=self.conversation_id,
-            run_id=run_id,
+            run_id=_new_run(self.db, self.tenant_id, self.conversation_id),
             approval_ttl=timedelta(hours=1),
         )
+
+    def propose(self, tool: str, arguments: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        """What the model is told when it calls `tool`, and the action it became, if any."""
+        toolbox = self.toolbox()
         result = toolbox.run(
             ToolCall(name=tool, arguments_json=json.dumps(arguments), reason="asked to"), 0
         )
         action = self.db.execute(
-            "SELECT * FROM pending_actions WHERE run_id = %s", (run_id,)
+            "SELECT * FROM pending_actions WHERE run_id = %s", (toolbox.run_id,)
         ).fetchone()
         return result.output, action
 

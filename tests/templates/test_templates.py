@@ -4,6 +4,7 @@ its golden set through the real agent loop against the scripted model emulator."
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,9 +60,8 @@ def test_the_three_templates_load_and_name_known_tools(registry: ToolRegistry) -
 def test_a_broken_template_is_refused_with_its_file_and_problem(tmp_path: Path) -> None:
     """A template with a wrong field or a name that differs from its file is refused."""
     broken = tmp_path / "sales.yaml"
-    broken.write_text(
-        (TEMPLATES / "sales.yaml").read_text().replace("version: 1\n", "version: 0\n", 1)
-    )
+    sales = (TEMPLATES / "sales.yaml").read_text()
+    broken.write_text(re.sub(r"^version: \d+$", "version: 0", sales, count=1, flags=re.M))
     renamed = tmp_path / "marketing.yaml"
     renamed.write_text((TEMPLATES / "sales.yaml").read_text())
 

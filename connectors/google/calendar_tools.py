@@ -1,0 +1,196 @@
+"""Google Calendar tools: free/busy and events (read-only); an invite to a meeting
+(external: it emails every attendee, so it waits for a person's approval)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+from bot.agent.tools import ActionContext, Effect, Tool
+from connectors.google import calendar
+from connectors.google.client import GoogleSession
+from connectors.tool_errors import read_result, write_result
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CALENDAR_ID = r"^(primary|[^@\s]+@[^@\s]+)$"
+MAX_WINDOW = timedelta(days=62)  # of a free/busy or events query
+MAX_ATTENDEES = 20
+
+# A time with its offset, kept as RFC 3339 text when the arguments are stored (a pending
+# action's arguments are JSON) and read back as a datetime.
+Moment = Annotated[AwareDatetime, PlainSerializer(datetime.isoformat, return_type=str)]
+
+
+class _Window(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: Moment = Field(description="Start, RFC 3339 with offset: 2025-03-04T09:00:00Z")
+    end: Moment = Field(description="End, RFC 3339 with offset, after start")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > MAX_WINDOW:
+            raise ValueError(f"the window may span at most {MAX_WINDOW.days} days")
+        return self
+
+
+class FreeBusy(_Window):
+    attendees: list[str] = Field(
+        min_length=1,
+        max_length=MAX_ATTENDEES,
+        description="Email addresses whose calendars to check",
+    )
+
+    @model_validator(mode="after")
+    def _emails(self) -> Self:
+        _require_emails(self.attendees)
+        return self
+
+
+class ListEvents(_Window):
+    calendar_id: str = Field(
+        default="primary",
+        pattern=CALENDAR_ID,
+        description="`primary` (the connected account's calendar) or a calendar's email",
+    )
+    limit: int = Field(default=25, ge=1, le=100, description="At most this many events")
+
+
+class CreateInvite(_Window):
+    summary: str = Field(min_length=1, max_length=200, description="The meeting's title")
+    attendees: list[str] = Field(
+        min_length=1, max_length=MAX_ATTENDEES, description="Email addresses to invite"
+    )
+    description: str | None = Field(default=None, max_length=5000)
+    location: str | None = Field(default=None, max_length=300)
+    calendar_id: str = Field(default="primary", pattern=CALENDAR_ID)
+
+    @model_validator(mode="after")
+    def _emails(self) -> Self:
+        _require_emails(self.attendees)
+        return self
+
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "summary": self.summary,
+            "start": {"dateTime": self.start.isoformat()},
+            "end": {"dateTime": self.end.isoformat()},
+            "attendees": [{"email": email} for email in self.attendees],
+        }
+        if self.description:
+            event["description"] = self.description
+        if self.location:
+            event["location"] = self.location
+        return event
+
+
+def _require_emails(addresses: list[str]) -> None:
+    bad = [a for a in addresses if not EMAIL.match(a)]
+    if bad:
+        raise ValueError(f"not email addresses: {', '.join(bad)}")
+
+
+def calendar_tools(session: GoogleSession) -> list[Tool]:
+    return [_free_busy(session), _list_events(session), _create_invite(session)]
+
+
+def _free_busy(session: GoogleSession) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, FreeBusy)
+        return read_result(
+            "calendar_free_busy",
+            lambda: calendar.free_busy(
+                session(context.tenant_id), arguments.attendees, arguments.start, arguments.end
+            ),
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, FreeBusy)
+        return f"Check when {', '.join(arguments.attendees)} are busy"
+
+    return Tool(
+        name="calendar_free_busy",
+        description=(
+            "When people are busy between two times, from their Google calendars (free "
+            "is every gap between the busy intervals)."
+        ),
+        effect=Effect.READ_ONLY,
+        arguments=FreeBusy,
+        run=run,
+        summarize=summarize,
+    )
+
+
+def _list_events(session: GoogleSession) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, ListEvents)
+        return read_result(
+            "calendar_list_events",
+            lambda: {
+                "events": calendar.list_events(
+                    session(context.tenant_id),
+                    arguments.calendar_id,
+                    arguments.start,
+                    arguments.end,
+                    arguments.limit,
+                )
+            },
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, ListEvents)
+        return f"List the events on Google calendar {arguments.calendar_id}"
+
+    return Tool(
+        name="calendar_list_events",
+        description="The events on a Google calendar between two times, earliest first.",
+        effect=Effect.READ_ONLY,
+        arguments=ListEvents,
+        run=run,
+        summarize=summarize,
+    )
+
+
+def _create_invite(session: GoogleSession) -> Tool:
+    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(arguments, CreateInvite)
+        return write_result(
+            "calendar_create_invite",
+            lambda: calendar.create_invite(
+                session(context.tenant_id), arguments.calendar_id, arguments.event(), key
+            ),
+        )
+
+    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+        assert isinstance(arguments, CreateInvite)
+        return write_result(
+            "calendar_create_invite",
+            lambda: calendar.find_event(
+                session(context.tenant_id), arguments.calendar_id, calendar.event_id_for(key)
+            ),
+        )
+
+    def summarize(arguments: BaseModel) -> str:
+        assert isinstance(arguments, CreateInvite)
+        return (
+            f"Invite {', '.join(arguments.attendees)} to {arguments.summary!r} "
+            f"({arguments.start.isoformat()} to {arguments.end.isoformat()})"
+        )
+
+    return Tool(
+        name="calendar_create_invite",
+        description=(
+            "Create a Google Calendar event and email an invitation to every attendee. "
+            "Needs a person's approval before it happens."
+        ),
+        effect=Effect.EXTERNAL,
+        arguments=CreateInvite,
+        run=run,
+        summarize=summarize,
+        reconcile=reconcile,
+    )
