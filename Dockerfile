@@ -9,6 +9,7 @@ COPY guardrails guardrails
 COPY review review
 COPY sandbox sandbox
 COPY migrations migrations
+COPY templates templates
 RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir -e .
 
 FROM python:3.11-slim

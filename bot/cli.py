@@ -26,7 +26,9 @@ COMMANDS = {
     "eval": "bot.commands.eval",
     "ingest": "bot.commands.ingest",
     "jobs": "bot.commands.jobs",
+    "mcp": "bot.commands.mcp",
     "sandbox": "bot.commands.sandbox",
+    "golden": "bot.commands.golden",
 }
 
 

@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from connectors.mcp.config import McpServers
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
@@ -82,6 +84,9 @@ class Settings(BaseSettings):
 
     # Agent loop.
     agent_max_steps: int = Field(default=6, ge=2)
+    # Folder of agent templates (templates/*.yaml), read by the worker and the listener at
+    # start; relative paths are from the working directory (the repository, /app in Docker).
+    agent_templates_dir: str = Field(default="templates", min_length=1)
 
     # --- Review (review/) ----------------------------------------------------------------
 
@@ -235,7 +240,7 @@ class Settings(BaseSettings):
         # `WORKER_METRICS_PORT=` in a .env copied from .env.example means "not set".
         return None if isinstance(value, str) and not value.strip() else value
 
-    # --- Connectors (connectors/: HubSpot, Zendesk) ---------------------------------------
+    # --- Connectors (connectors/: HubSpot, Zendesk, Google) -------------------------------
     # Secret the per-tenant connector credentials' encryption key is derived from. Unset,
     # it is derived from SLACK_SIGNING_SECRET; changing whichever is used means every
     # connector must be connected again (`/agent connect NAME TOKEN`).
@@ -244,10 +249,22 @@ class Settings(BaseSettings):
     # names each tenant's subdomain, given when it connects.
     hubspot_api_url: str = Field(default="https://api.hubapi.com", min_length=1)
     zendesk_api_url: str = Field(default="https://{subdomain}.zendesk.com", min_length=1)
+    # Google Calendar's base URL with its service path; Gmail's is GMAIL_API_URL above.
+    google_calendar_api_url: str = Field(
+        default="https://www.googleapis.com/calendar/v3/", min_length=1
+    )
+    # Where a tenant's Google refresh token (Calendar, Gmail) is exchanged for access.
+    google_oauth_token_url: str = Field(default="https://oauth2.googleapis.com/token", min_length=1)
     connector_timeout_seconds: float = Field(default=10.0, gt=0)  # per HTTP request
     connector_max_retries: int = Field(default=3, ge=0)  # transient failures of reads only
     # A rate limit asking us to wait longer than this fails the call with a clear message.
     connector_max_retry_after_seconds: float = Field(default=30.0, ge=0)
+    # MCP servers whose tools the workers offer (connectors/mcp/), a JSON list; see
+    # .env.example. Each worker connects at start, waiting at most
+    # mcp_connect_timeout_seconds in all, and leaves out the tools of a server that is down.
+    mcp_servers: McpServers = Field(default_factory=list)
+    mcp_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    mcp_call_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("connector_credentials_key", mode="before")
     @classmethod
@@ -260,7 +277,7 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
-    @field_validator("llm_fallback_providers", "llm_prices", mode="before")
+    @field_validator("llm_fallback_providers", "llm_prices", "mcp_servers", mode="before")
     @classmethod
     def _parse_json(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):

@@ -18,7 +18,7 @@ import structlog
 from pydantic import BaseModel
 
 from bot.db import Pool
-from bot.llm.providers import UsageSink
+from bot.llm.providers import TextSink, UsageSink
 from bot.llm.structured import StructuredLLM
 from guardrails.policy import BudgetPolicy, PolicyStore
 
@@ -251,10 +251,17 @@ class BudgetedLLM(StructuredLLM):
     tenant_id: int
     notify_admins: Callable[[str], None]
 
-    def ask(self, schema: type[M], messages: list[dict[str, Any]], *, on_call: UsageSink) -> M:
+    def ask(
+        self,
+        schema: type[M],
+        messages: list[dict[str, Any]],
+        *,
+        on_call: UsageSink,
+        on_text: TextSink | None = None,
+    ) -> M:
         check = self.guard.check(self.tenant_id)
         if check.admin_notice:
             self.notify_admins(check.admin_notice)
         if check.state == "blocked":
             raise BudgetExceeded(check)
-        return super().ask(schema, messages, on_call=on_call)
+        return super().ask(schema, messages, on_call=on_call, on_text=on_text)

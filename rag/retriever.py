@@ -20,6 +20,7 @@ from rag.embeddings import Embedder, Vectors
 from rag.lexemes import uncommon_lexemes
 from rag.rerank import Reranker
 from rag.search import Hit, Mode, hybrid_search
+from rag.source_flags import flag_penalties
 from rag.tenancy import VectorTypes, tenant_scope
 
 log = structlog.get_logger(__name__)
@@ -62,9 +63,15 @@ class HybridRetriever:
         limit: int,
         collections: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        skip_missing: bool = False,
     ) -> list[Passage]:
         ranked = self.rank(
-            tenant_id, queries, limit=limit, collections=collections, metadata=metadata
+            tenant_id,
+            queries,
+            limit=limit,
+            collections=collections,
+            metadata=metadata,
+            skip_missing=skip_missing,
         )
         return [to_passage(r.hit) for r in ranked]
 
@@ -80,9 +87,13 @@ class HybridRetriever:
         rerank: bool | None = None,
         diversify: bool | None = None,
         query_vectors: Vectors | None = None,
+        skip_missing: bool = False,
     ) -> list[Ranked]:
         """The best `limit` chunks for the queries, with their final scores.
-        `query_vectors` saves embedding queries again when the caller has them."""
+        `query_vectors` saves embedding queries again when the caller has them.
+        `skip_missing` searches those of `collections` the tenant has and ignores the rest
+        (an agent template names collections a tenant may not have filled yet) instead of
+        raising UnknownCollection."""
         queries = [q.strip() for q in queries if q.strip()]
         if not queries or limit <= 0:
             return []
@@ -90,7 +101,11 @@ class HybridRetriever:
         diversify = rerank if diversify is None else diversify
         options = self._options
         with tenant_scope(self._pool, tenant_id, self._vectors) as conn:
-            usable = self._usable_collections(find_collections(conn, collections), collections)
+            if skip_missing and collections is not None:
+                found = [c for c in find_collections(conn, None) if c.name in collections]
+            else:
+                found = find_collections(conn, collections)
+            usable = self._usable_collections(found, collections)
             if not usable:
                 return []  # before embedding: a tenant without knowledge never loads the model
             ids = [c.id for c in usable]
@@ -110,9 +125,11 @@ class HybridRetriever:
                 )
                 for query, vector in zip(queries, vectors, strict=True)
             ]
+            # Sources people marked wrong or outdated score lower (rag/source_flags.py).
+            penalties = flag_penalties(conn)
         if not rerank:
-            return _merge_by_rank(per_query, limit)
-        return self._rerank(queries, vectors, per_query, limit, diversify)
+            return _merge_by_rank(per_query, limit, penalties)
+        return self._rerank(queries, vectors, per_query, limit, diversify, penalties)
 
     def _rerank(
         self,
@@ -121,15 +138,23 @@ class HybridRetriever:
         per_query: list[list[Hit]],
         limit: int,
         diversify: bool,
+        penalties: dict[int, float],
     ) -> list[Ranked]:
         best: dict[int, Ranked] = {}
         for query, vector, hits in zip(queries, vectors, per_query, strict=True):
             scores = self._reranker.score(query, vector, hits)
             for hit, score in zip(hits, scores, strict=True):
+                # After reranking, before MMR: the demotion then also weighs in diversity.
+                score *= penalties.get(hit.document_id, 1.0)
                 known = best.get(hit.chunk_id)
                 if known is None or score > known.score:
                     best[hit.chunk_id] = Ranked(hit, score)
-        pool = sorted(best.values(), key=lambda r: (-r.score, r.hit.chunk_id))
+        # A flagged document also loses ties: the reranker scales scores to [0, 1] over
+        # the candidates, so the weakest (or equal) candidates score 0, which no factor moves.
+        pool = sorted(
+            best.values(),
+            key=lambda r: (-r.score, r.hit.document_id in penalties, r.hit.chunk_id),
+        )
         if not diversify or len(pool) <= 1:
             return pool[:limit]
         order = mmr_order(
@@ -158,15 +183,22 @@ class HybridRetriever:
         return usable
 
 
-def _merge_by_rank(per_query: list[list[Hit]], limit: int) -> list[Ranked]:
-    """Several queries' fused lists merged by reciprocal rank, without reranking."""
+def _merge_by_rank(
+    per_query: list[list[Hit]], limit: int, penalties: dict[int, float] | None = None
+) -> list[Ranked]:
+    """Several queries' fused lists merged by reciprocal rank, without reranking; a
+    flagged document's share is scaled by its penalty."""
     merged: dict[int, Ranked] = {}
     for hits in per_query:
         for rank, hit in enumerate(hits, start=1):
             known = merged.get(hit.chunk_id)
-            score = 1.0 / (60 + rank) + (known.score if known else 0.0)
+            share = (penalties or {}).get(hit.document_id, 1.0) / (60 + rank)
+            score = share + (known.score if known else 0.0)
             merged[hit.chunk_id] = Ranked(hit, score)
-    return sorted(merged.values(), key=lambda r: (-r.score, r.hit.chunk_id))[:limit]
+    flagged = penalties or {}
+    return sorted(
+        merged.values(), key=lambda r: (-r.score, r.hit.document_id in flagged, r.hit.chunk_id)
+    )[:limit]
 
 
 def to_passage(hit: Hit) -> Passage:

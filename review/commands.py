@@ -8,7 +8,7 @@ admins; everyone else gets a plain refusal. Every change is audited.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +18,15 @@ from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import AsyncPool
+from bot.templates.spec import AgentTemplate
 from connectors.catalog import CONNECTORS, connect_usage
 from connectors.credentials import CredentialCipher, store_async
 from guardrails.policy import TenantPolicy
 from guardrails.status import budget_line
+from review.answer_feedback import feedback_summary
 from review.authority import slack_admin
+from review.channel_commands import channel_command, template_command
+from review.handoff import parse_target
 from review.tenant_settings import load_async
 
 USER_REF = re.compile(r"^<@(?P<id>[UW][A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>[UW][A-Z0-9]+)$")
@@ -40,7 +44,11 @@ HELP = """*`/agent` commands*
 • `tools allow|deny NAME`: which tools the assistant may use here _(admins)_
 • `policy` / `policy set SETTING VALUE`: personal data, toxicity and injection rules _(admins)_
 • `pause` / `resume`: stop or restart answering and acting in this workspace _(admins)_
-• `connect NAME [TOKEN]`: how to connect HubSpot or Zendesk, then store its token _(admins)_
+• `connect NAME [TOKEN]`: how to connect HubSpot, Zendesk, Google Calendar or Gmail, then store its credential _(admins)_
+• `template [NAME [#channel]]`: the agent template (sales, support, knowledge) used here _(admins)_
+• `channel [#channel] [template=… reply=mention|all visibility=public|private collections=a,b ask=@group]`: how I behave in a channel _(admins)_
+• `handoff @person|@group`: who "Ask a human" under an answer hands the thread to _(admins)_
+• `feedback`: 👍 / 👎 counts, sources marked wrong or outdated, the handoff target _(admins)_
 • `audit [N]`: the last N audit entries _(admins)_"""
 
 
@@ -68,6 +76,7 @@ async def run_agent_command(
     command: dict[str, Any],
     guardrails: GuardrailStatus,
     credentials: CredentialCipher,
+    templates: Mapping[str, AgentTemplate] | None = None,
 ) -> Reply:
     words = (command.get("text") or "").split()
     name, args = (words[0].lower(), words[1:]) if words else ("help", [])
@@ -76,9 +85,16 @@ async def run_agent_command(
         return await _status(pool, tenant_id, guardrails)
     if name in READING:
         return await READING[name](pool, tenant_id, user, args)
-    if name in CHANGING or name == "connect":
+    if name in CHANGING or name in ("connect", "template", "channel"):
         if not await _is_admin(pool, client, tenant_id, user):
             return Reply(f"Only workspace admins and this app's admins can use `/agent {name}`.")
+        if name == "template":
+            return Reply(await template_command(pool, tenant_id, user, args, templates or {}))
+        if name == "channel":
+            here = command.get("channel_id", "")
+            return Reply(
+                await channel_command(pool, client, tenant_id, user, here, args, templates or {})
+            )
         if name == "connect":  # the one command that needs the credentials key
             return await _connect(pool, tenant_id, user, args, credentials)
         return await CHANGING[name](pool, tenant_id, user, args)
@@ -433,6 +449,18 @@ async def _connect(
     )
 
 
+async def _handoff(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    target = parse_target(args[0]) if len(args) == 1 else None
+    if target is None:
+        return Reply("Usage: `/agent handoff @person` or `/agent handoff @user-group`")
+    await _change_settings(pool, tenant_id, user, "handoff_target", target)
+    return Reply(f'"Ask a human" under an answer now hands the thread to {target}.')
+
+
+async def _feedback(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    return Reply(await feedback_summary(pool, tenant_id))
+
+
 READING: dict[str, Handler] = {"approvals": _approvals}
 CHANGING: dict[str, Handler] = {
     "approval-channel": _approval_channel,
@@ -443,4 +471,6 @@ CHANGING: dict[str, Handler] = {
     "pause": _pause,
     "resume": _resume,
     "audit": _audit,
+    "handoff": _handoff,
+    "feedback": _feedback,
 }

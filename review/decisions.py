@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from slack_sdk import WebClient
 
-from review import actions, feedback
+from review import actions, feedback, tenant_settings
 from review.authority import may_approve
 from review.messages import (
     APPROVE,
@@ -131,7 +131,9 @@ def apply_decision(
     enqueue_execution: Callable[[int], None],
 ) -> None:
     action, user = decision.action, decision.user
-    verdict = may_approve(conn, client, settings, user, action["requested_by"])
+    verdict = may_approve(
+        conn, client, tenant_settings.for_action(settings, action), user, action["requested_by"]
+    )
     if not verdict.allowed:
         log.info("review.decision_ignored", action_id=action["id"], verb=decision.verb)
         actions.audit(conn, action, user, "action.decision_ignored", {"verb": decision.verb})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -45,3 +46,12 @@ async def load_async(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> R
     row = await (await conn.execute(SELECT, (tenant_id,))).fetchone()
     assert row is not None, f"tenant {tenant_id} does not exist"
     return ReviewSettings(**row)
+
+
+def for_action(settings: ReviewSettings, action: Mapping[str, Any]) -> ReviewSettings:
+    """The settings a decision on `action` is judged by: an action proposed under an agent
+    template with four-eyes needs someone other than its requester, whatever the tenant's
+    own setting says."""
+    if action.get("four_eyes") and not settings.four_eyes:
+        return replace(settings, four_eyes=True)
+    return settings

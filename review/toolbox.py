@@ -30,6 +30,8 @@ class ReviewedToolbox:
     # the actions proposed afterwards.
     flags: list[str] = field(default_factory=list)
     force_approval: bool = False  # the request itself was flagged
+    # The run's agent template asks that requesters not approve its actions themselves.
+    four_eyes: bool = False
     # Rules (allowed domains...) judge real values; the stored payload keeps placeholders.
     restore: Callable[[dict[str, Any]], dict[str, Any]] = lambda arguments: arguments
     # The summary and payload as the tenant's policy lets approvers see them.
@@ -80,6 +82,13 @@ class ReviewedToolbox:
             ttl=self.approval_ttl,
             shown=shown if shown != stored else None,
         )
+        if self.four_eyes:
+            # Before the action is announced for approval (end of the run), so no decision
+            # can be judged without it.
+            self.conn.execute(
+                "UPDATE pending_actions SET four_eyes = true WHERE id = %s AND tenant_id = %s",
+                (action["id"], self.context.tenant_id),
+            )
         log.info("action.proposed", action_id=action["id"], tool=tool.name)
         return ToolResult(
             call.name,

@@ -188,8 +188,11 @@ async def _answer(
             include_usage=include_usage,
             piece_chars=piece_chars,
         )
+        piece_delay = reply.piece_delay if isinstance(reply, Reply) else 0.0
         for chunk in chunks:
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if piece_delay > 0 and not await _pause(request, piece_delay):
+                return response  # the client hung up mid-stream
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
     except ConnectionResetError:

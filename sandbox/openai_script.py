@@ -53,6 +53,8 @@ class Reply:
     completion_tokens: int | None = None  # overrides the word count of the reply
     finish_reason: FinishReason | None = None  # None: "tool_calls" if any, else "stop"
     delay: float = 0.0  # seconds to wait before answering
+    # Seconds between the pieces of a streamed answer, so a client sees it arrive over time.
+    piece_delay: float = 0.0
     repeat: bool = False
 
     def content_text(self) -> str | None:

@@ -147,6 +147,18 @@ class SlackEmulator:
     ) -> list[DeliveryAttempt]:
         return self._call(self.actions.react_as_user(user_id, channel, ts, name))
 
+    def open_assistant_thread(self, user_id: str, context_channel: str | None = None) -> UserPost:
+        """Open the app's side panel as a person; the thread's root is the returned post."""
+        return self._call(self.actions.open_assistant_thread(user_id, context_channel))
+
+    def change_assistant_context(
+        self, user_id: str, channel: str, thread_ts: str, context_channel: str
+    ) -> list[DeliveryAttempt]:
+        """The person moved to ``context_channel`` while the side panel's thread was open."""
+        return self._call(
+            self.actions.change_assistant_context(user_id, channel, thread_ts, context_channel)
+        )
+
     def unreact_as_user(
         self, user_id: str, channel: str, ts: str, name: str
     ) -> list[DeliveryAttempt]:

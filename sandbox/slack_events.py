@@ -68,6 +68,8 @@ class EventSubscriptions:
     # Slack sends both app_mention and message for a mention when an app subscribes to
     # both; off by default so a mention reaches the app once.
     message_for_mentions: bool = False
+    # assistant_thread_started / assistant_thread_context_changed (the app's side panel).
+    assistant: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class EventBuilder:
                     "is_enterprise_install": False,
                 }
             ],
-            "is_ext_shared_channel": False,
+            "is_ext_shared_channel": self._is_ext_shared(event),
             "event_context": self._event_context(event),
         }
 
@@ -201,6 +203,38 @@ class EventBuilder:
         }
         return [event]
 
+    def for_assistant_thread(
+        self,
+        event_type: str,
+        *,
+        user_id: str,
+        channel: str,
+        thread_ts: str,
+        context_channel: str | None,
+    ) -> list[JsonDict]:
+        """assistant_thread_started / assistant_thread_context_changed: a person opened the
+        app's side panel (or a new chat), or moved to another channel with it open."""
+        if not self.subscriptions.assistant:
+            return []
+        context: JsonDict = {}
+        if context_channel is not None:
+            context = {
+                "channel_id": self.workspace.channel(context_channel).id,
+                "team_id": self.workspace.team.id,
+                "enterprise_id": None,
+            }
+        event: JsonDict = {
+            "type": event_type,
+            "assistant_thread": {
+                "user_id": user_id,
+                "context": context,
+                "channel_id": channel,
+                "thread_ts": thread_ts,
+            },
+            "event_ts": self.workspace.next_ts(),
+        }
+        return [event]
+
     def _wants_message_events(self, message: Message) -> bool:
         if self._is_own(message.user):
             return self.subscriptions.bot_activity
@@ -228,6 +262,15 @@ class EventBuilder:
 
     def _channel_type(self, channel: str) -> str:
         return self.workspace.channel(channel).channel_type
+
+    def _is_ext_shared(self, event: JsonDict) -> bool:
+        channel = event.get("channel") or (event.get("item") or {}).get("channel")
+        if not isinstance(channel, str):
+            return False
+        try:
+            return self.workspace.channel(channel).is_ext_shared
+        except SlackError:
+            return False
 
     def _event_context(self, event: JsonDict) -> str:
         # Slack's opaque event_context is "4-" + base64url of a small JSON summary.
@@ -499,6 +542,35 @@ class UserActions:
         )
         deliveries = await self.dispatcher.dispatch_all(self.dispatcher.builder.for_post(message))
         return UserPost(message, deliveries)
+
+    async def open_assistant_thread(
+        self, user_id: str, context_channel: str | None = None
+    ) -> UserPost:
+        """Open the app's side panel as a person: a new thread in their DM with the app,
+        then assistant_thread_started carrying the channel they were viewing."""
+        root = self.workspace.open_assistant_thread(user_id)
+        builder = self.dispatcher.builder
+        events = builder.for_post(root) + builder.for_assistant_thread(
+            "assistant_thread_started",
+            user_id=user_id,
+            channel=root.channel,
+            thread_ts=root.ts,
+            context_channel=context_channel,
+        )
+        return UserPost(root, await self.dispatcher.dispatch_all(events))
+
+    async def change_assistant_context(
+        self, user_id: str, channel: str, thread_ts: str, context_channel: str
+    ) -> list[DeliveryAttempt]:
+        """The person moved to ``context_channel`` with the side panel's thread open."""
+        events = self.dispatcher.builder.for_assistant_thread(
+            "assistant_thread_context_changed",
+            user_id=user_id,
+            channel=channel,
+            thread_ts=thread_ts,
+            context_channel=context_channel,
+        )
+        return await self.dispatcher.dispatch_all(events)
 
     async def react_as_user(
         self, user_id: str, channel: str, ts: str, name: str

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from sandbox.slack_faults import ApiCall, FaultInjector, RequestLog
+from sandbox.slack_search import SearchRequest, decode_cursor, search_messages
 from sandbox.slack_workspace import (
     Identity,
     JsonDict,
@@ -137,7 +138,13 @@ class SlackMethods:
             "views.open": self.views_open,
             "views.update": self.views_update,
             "views.publish": self.views_publish,
+            "chat.startStream": self.chat_start_stream,
+            "chat.appendStream": self.chat_append_stream,
+            "chat.stopStream": self.chat_stop_stream,
             "assistant.threads.setStatus": self.assistant_threads_set_status,
+            "assistant.threads.setSuggestedPrompts": self.assistant_threads_set_suggested_prompts,
+            "assistant.threads.setTitle": self.assistant_threads_set_title,
+            "assistant.search.context": self.assistant_search_context,
             "oauth.v2.access": self.oauth_v2_access,
         }
 
@@ -253,6 +260,53 @@ class SlackMethods:
             channel, user=user, text=text, blocks=blocks, thread_ts=request.get("thread_ts")
         )
         return {"message_ts": message.ts}
+
+    # Streaming (chat.startStream / appendStream / stopStream): a bot reply in a thread that
+    # grows as the app appends markdown, until it is stopped or Slack's lifetime ends it.
+
+    def chat_start_stream(self, request: ApiRequest) -> JsonDict:
+        self._require_bot(request)
+        channel = self._member_channel(request, request.require("channel", "channel_not_found"))
+        thread_ts = request.require("thread_ts", "invalid_arguments")
+        if not self.workspace.channel(channel).is_im and (
+            request.get("recipient_user_id") is None or request.get("recipient_team_id") is None
+        ):
+            # Slack needs to know whom a stream in a shared channel is for.
+            raise SlackError("invalid_arguments")
+        message = self.workspace.start_stream(
+            channel,
+            user=request.caller.user_id,
+            thread_ts=thread_ts,
+            text=request.get("markdown_text") or "",
+        )
+        if self.events is not None:
+            self.events.message_posted(message)
+        return {"channel": message.channel, "ts": message.ts}
+
+    def chat_append_stream(self, request: ApiRequest) -> JsonDict:
+        self._require_bot(request)
+        channel = self._member_channel(request, request.require("channel", "channel_not_found"))
+        text = request.require("markdown_text", "no_text")
+        message = self.workspace.append_stream(
+            channel,
+            request.require("ts", "message_not_found"),
+            user=request.caller.user_id,
+            text=text,
+        )
+        return {"channel": message.channel, "ts": message.ts}
+
+    def chat_stop_stream(self, request: ApiRequest) -> JsonDict:
+        self._require_bot(request)
+        channel = self._member_channel(request, request.require("channel", "channel_not_found"))
+        message = self.workspace.stop_stream(
+            channel,
+            request.require("ts", "message_not_found"),
+            user=request.caller.user_id,
+            text=request.get("markdown_text") or "",
+            blocks=self._blocks(request),
+            metadata=self._metadata(request),
+        )
+        return {"channel": message.channel, "ts": message.ts, "message": message.to_slack()}
 
     def chat_get_permalink(self, request: ApiRequest) -> JsonDict:
         channel = self.workspace.channel(request.require("channel", "channel_not_found"))
@@ -397,6 +451,66 @@ class SlackMethods:
         self.workspace.set_assistant_status(channel, thread_ts, status)
         return {}
 
+    def assistant_threads_set_suggested_prompts(self, request: ApiRequest) -> JsonDict:
+        self._require_bot(request)
+        channel = self._member_channel(request, request.require("channel_id", "channel_not_found"))
+        prompts = request.json("prompts", "invalid_arguments")
+        if (
+            not isinstance(prompts, list)
+            or not prompts
+            or not all(
+                isinstance(p, dict)
+                and isinstance(p.get("title"), str)
+                and isinstance(p.get("message"), str)
+                for p in prompts
+            )
+        ):
+            raise SlackError("invalid_arguments")
+        self.workspace.set_suggested_prompts(
+            channel,
+            request.require("thread_ts", "invalid_arguments"),
+            prompts,
+            request.get("title"),
+        )
+        return {}
+
+    def assistant_threads_set_title(self, request: ApiRequest) -> JsonDict:
+        self._require_bot(request)
+        channel = self._member_channel(request, request.require("channel_id", "channel_not_found"))
+        self.workspace.set_assistant_title(
+            channel,
+            request.require("thread_ts", "invalid_arguments"),
+            request.require("title", "invalid_arguments"),
+        )
+        return {}
+
+    def assistant_search_context(self, request: ApiRequest) -> JsonDict:
+        """The Real-time Search API: see `sandbox.slack_search`."""
+        query = request.require("query", "invalid_arguments")
+        # A comma-separated string (form or JSON) or a JSON array.
+        types = request.params.get("channel_types") or "public_channel"
+        if isinstance(types, str):
+            types = types.split(",")
+        if not isinstance(types, list):
+            raise SlackError("invalid_arguments")
+        limit = request.limit(20)
+        search = SearchRequest(
+            query=query,
+            channel_types=frozenset(str(t).strip() for t in types),
+            include_bots=request.flag("include_bots"),
+            after=_unix_seconds(request, "after"),
+            before=_unix_seconds(request, "before"),
+            by_time=request.get("sort") == "timestamp",
+            ascending=request.get("sort_dir") == "asc",
+            limit=min(limit, 20),
+            offset=decode_cursor(request.get("cursor")),
+        )
+        messages, next_cursor = search_messages(self.workspace, request.caller, search)
+        return {
+            "results": {"messages": messages},
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _member_channel(self, request: ApiRequest, ref: str) -> str:
@@ -473,6 +587,14 @@ def _between(messages: list[Message], request: ApiRequest) -> list[Message]:
         return above and below
 
     return [m for m in messages if within(m)]
+
+
+def _unix_seconds(request: ApiRequest, name: str) -> float | None:
+    raw = request.get(name)
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        raise SlackError("invalid_arguments") from None
 
 
 def _bound(request: ApiRequest, name: str) -> int | None:

@@ -34,6 +34,10 @@ MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 # Slack's limit on message text; longer posts fail with msg_too_long.
 MAX_TEXT_LENGTH = 40_000
+# chat.startStream / chat.appendStream take at most this much markdown_text per call.
+MAX_STREAM_CHUNK = 12_000
+# Slack ends a streamed message about five minutes after it started, stopped or not.
+STREAM_LIFETIME = 300.0  # seconds
 
 
 def format_ts(micros: int) -> str:
@@ -208,6 +212,8 @@ class Channel:
     is_private: bool = False
     is_general: bool = False
     im_user: str | None = None  # set for a direct-message conversation with the bot
+    # A Slack Connect channel: shared with people of another organisation.
+    is_ext_shared: bool = False
 
     @property
     def is_im(self) -> bool:
@@ -235,13 +241,13 @@ class Channel:
             "is_general": self.is_general,
             "unlinked": 0,
             "name_normalized": self.name,
-            "is_shared": False,
+            "is_shared": self.is_ext_shared,
             "is_org_shared": False,
             "is_pending_ext_shared": False,
             "pending_shared": [],
             "parent_conversation": None,
             "creator": self.creator,
-            "is_ext_shared": False,
+            "is_ext_shared": self.is_ext_shared,
             "shared_team_ids": [],
             "pending_connected_team_ids": [],
             "is_member": viewer in self.members,
@@ -410,6 +416,10 @@ class SlackWorkspace:
         self._views = ViewStore(team_id=team.id, app_id=app.app_id, bot_id=app.bot_id, clock=clock)
         self._oauth_codes: dict[str, _OAuthGrant] = {}
         self._assistant_status: dict[tuple[str, str], str] = {}
+        self._assistant_prompts: dict[tuple[str, str], JsonDict] = {}
+        self._assistant_titles: dict[tuple[str, str], str] = {}
+        # Messages still being streamed (chat.startStream), with when each stream started.
+        self._streaming: dict[tuple[str, str], float] = {}
         self._last_ts = 0
 
     @classmethod
@@ -532,6 +542,14 @@ class SlackWorkspace:
                 raise SlackError("no_such_subteam")
             return list(group.users)
 
+    def add_usergroup(self, group: UserGroup) -> UserGroup:
+        """Create a user group, as an admin would in Slack's settings."""
+        with self._lock:
+            if group.id in self._usergroups:
+                raise SlackError("name_already_exists")
+            self._usergroups[group.id] = copy.deepcopy(group)
+            return copy.deepcopy(group)
+
     @property
     def bot_user(self) -> User:
         return self.user(self.app.bot_user_id)
@@ -580,6 +598,15 @@ class SlackWorkspace:
             joined = user_id not in members
             members.add(user_id)
             return joined
+
+    def add_channel(self, channel: Channel) -> Channel:
+        """Create a conversation (a new channel, or one shared through Slack Connect)."""
+        with self._lock:
+            if channel.id in self._channels:
+                raise SlackError("name_taken")
+            self._channels[channel.id] = copy.deepcopy(channel)
+            self._messages[channel.id] = {}
+            return copy.deepcopy(channel)
 
     def _resolve(self, ref: str) -> Channel:
         if ref in self._channels:
@@ -873,6 +900,65 @@ class SlackWorkspace:
         """The modal on top of someone's screen, if any is open."""
         return self._views.last_modal(user_id)
 
+    # -- streamed messages ---------------------------------------------------------------------
+
+    def start_stream(self, channel: str, *, user: str, thread_ts: str, text: str) -> Message:
+        """A new message in ``thread_ts`` that stays open for appends until stopped."""
+        if len(text) > MAX_STREAM_CHUNK:
+            raise SlackError("msg_too_long")
+        with self._lock:
+            message = self.post_message(channel, user=user, text=text, thread_ts=thread_ts)
+            self._streaming[(message.channel, message.ts)] = self._clock()
+            return message
+
+    def append_stream(self, channel: str, ts: str, *, user: str, text: str) -> Message:
+        """Add ``text`` to the end of a streaming message; returns a copy of it after."""
+        if len(text) > MAX_STREAM_CHUNK:
+            raise SlackError("msg_too_long")
+        with self._lock:
+            message = self._streaming_message(channel, ts, user)
+            if len(message.text) + len(text) > MAX_TEXT_LENGTH:
+                raise SlackError("msg_too_long")
+            message.text += text
+            return copy.deepcopy(message)
+
+    def stop_stream(
+        self,
+        channel: str,
+        ts: str,
+        *,
+        user: str,
+        text: str = "",
+        blocks: list[JsonDict] | None = None,
+        metadata: JsonDict | None = None,
+    ) -> Message:
+        """Close a stream, adding its last text, blocks and metadata; a copy of the message."""
+        with self._lock:
+            message = self._streaming_message(channel, ts, user)
+            message.text += text
+            if blocks is not None:
+                message.blocks = _with_block_ids(blocks, ts)
+            if metadata is not None:
+                message.metadata = copy.deepcopy(metadata)
+            del self._streaming[(message.channel, message.ts)]
+            return copy.deepcopy(message)
+
+    def is_streaming(self, channel: str, ts: str) -> bool:
+        with self._lock:
+            key = (self._resolve(channel).id, ts)
+            started = self._streaming.get(key)
+            return started is not None and self._clock() - started < STREAM_LIFETIME
+
+    def _streaming_message(self, channel: str, ts: str, user: str) -> Message:
+        message = self._message(channel, ts)
+        if message.user != user:
+            raise SlackError("cant_update_message")
+        if not self.is_streaming(message.channel, ts):
+            # Stopped, never a stream, or past Slack's lifetime for a stream.
+            self._streaming.pop((message.channel, ts), None)
+            raise SlackError("message_not_in_streaming_state")
+        return message
+
     # -- assistant threads -------------------------------------------------------------------
 
     def set_assistant_status(self, channel: str, thread_ts: str, status: str) -> None:
@@ -884,6 +970,40 @@ class SlackWorkspace:
         """The "is thinking…" line under a thread; empty when cleared or never set."""
         with self._lock:
             return self._assistant_status.get((self._resolve(channel).id, thread_ts), "")
+
+    def open_assistant_thread(self, user_id: str) -> Message:
+        """The root of a new assistant thread in the person's DM with the app, as Slack
+        creates it when they open the app's side panel or start a new chat."""
+        with self._lock:
+            im = self._resolve(user_id)
+            if im.im_user != user_id:
+                raise SlackError("channel_not_found")
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self._clock()))
+            posted = self.post_message(im.id, user=user_id, text=f"Chats from {stamp}")
+            root = self._messages[im.id][posted.ts]
+            root.subtype = "assistant_app_thread"
+            return copy.deepcopy(root)
+
+    def set_suggested_prompts(
+        self, channel: str, thread_ts: str, prompts: list[JsonDict], title: str | None
+    ) -> None:
+        with self._lock:
+            key = (self._resolve(channel).id, thread_ts)
+            self._assistant_prompts[key] = {"title": title, "prompts": copy.deepcopy(prompts)}
+
+    def suggested_prompts(self, channel: str, thread_ts: str) -> JsonDict | None:
+        """The prompts shown in an assistant thread (``{"title", "prompts"}``), if set."""
+        with self._lock:
+            found = self._assistant_prompts.get((self._resolve(channel).id, thread_ts))
+            return copy.deepcopy(found)
+
+    def set_assistant_title(self, channel: str, thread_ts: str, title: str) -> None:
+        with self._lock:
+            self._assistant_titles[(self._resolve(channel).id, thread_ts)] = title
+
+    def assistant_title(self, channel: str, thread_ts: str) -> str:
+        with self._lock:
+            return self._assistant_titles.get((self._resolve(channel).id, thread_ts), "")
 
     # -- OAuth -------------------------------------------------------------------------------
 

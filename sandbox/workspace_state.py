@@ -28,7 +28,8 @@ class Readiness:
 def snapshot(workspace: SlackWorkspace, mailbox: Mailbox, readiness: Readiness) -> JsonDict:
     users = [u for u in workspace.users() if not u.deleted]
     roles = {user_id: role for role, user_id in workspace.roles.items()}
-    channels = [c for c in workspace.channels() if not c.is_im]
+    # Channels, then each person's DM with the app (the page shows only the viewer's).
+    channels = sorted(workspace.channels(), key=lambda c: c.is_im)
     return {
         "ready": readiness.ready,
         "status": readiness.detail,
@@ -51,6 +52,7 @@ def snapshot(workspace: SlackWorkspace, mailbox: Mailbox, readiness: Readiness) 
                 "id": c.id,
                 "name": c.name,
                 "purpose": c.purpose,
+                "im_user": c.im_user,
                 "members": sorted(c.members),
                 "messages": _channel_messages(workspace, c.id),
             }

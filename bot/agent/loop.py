@@ -15,6 +15,7 @@ from functools import partial
 from typing import Literal
 
 from bot.agent import prompts
+from bot.agent.draft_preview import DraftPreview
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
 from bot.agent.schemas import Draft, Plan
 from bot.agent.steps import Output, StepLimitReached, StepLog
@@ -48,6 +49,8 @@ class AgentInput:
     history: list[prompts.Turn]
     # Reviewers' earlier corrections of similar drafts, shown to the model as examples.
     corrections: list[prompts.Example] = field(default_factory=list)
+    # The agent template's prompt, added to the system prompts; None: no template.
+    instructions: str | None = None
 
 
 def run_agent(
@@ -58,11 +61,13 @@ def run_agent(
     tools: Toolbox,
     steps: StepLog,
     on_call: UsageSink,
+    preview: DraftPreview | None = None,
 ) -> Outcome:
+    """``preview``, if given, is shown each draft's answer while the model writes it."""
     if llm is None:
         return _offline_answer(request, retriever, steps)
     try:
-        return _answer(request, llm, retriever, tools, steps, on_call)
+        return _answer(request, llm, retriever, tools, steps, on_call, preview)
     except LLMUnavailable:
         return couldnt_complete("the language model service is not responding")
     except MalformedOutput:
@@ -91,6 +96,7 @@ def _answer(
     tools: Toolbox,
     steps: StepLog,
     on_call: UsageSink,
+    preview: DraftPreview | None,
 ) -> Outcome:
     history, question = request.history, request.question
     plan = Plan.model_validate(
@@ -98,7 +104,9 @@ def _answer(
             "plan",
             lambda: llm.ask(
                 Plan,
-                prompts.plan_messages(history, question, tools.describe(), request.corrections),
+                prompts.plan_messages(
+                    history, question, tools.describe(), request.corrections, request.instructions
+                ),
                 on_call=on_call,
             ).model_dump(),
         )
@@ -114,9 +122,17 @@ def _answer(
 
     def write_draft(problems: list[str]) -> Output:
         messages = prompts.draft_messages(
-            history, question, plan, passages, tool_results, problems, request.corrections
+            history,
+            question,
+            plan,
+            passages,
+            tool_results,
+            problems,
+            request.corrections,
+            request.instructions,
         )
-        return llm.ask(Draft, messages, on_call=on_call).model_dump()
+        on_text = preview.for_sources(passages) if preview is not None else None
+        return llm.ask(Draft, messages, on_call=on_call, on_text=on_text).model_dump()
 
     problems: list[str] = []
     ungrounded = 0

@@ -35,6 +35,14 @@ DRAFT_SYSTEM = f"{DRAFT_SYSTEM_BASE} {CITATION_RULES} {PLACEHOLDER_RULE} {UNTRUS
 Turn = dict[str, str]  # {"role": "user" | "assistant", "content": ...}
 
 
+def with_instructions(system: str, instructions: str | None) -> str:
+    """A system prompt with an agent template's prompt added after our own rules, so the
+    template shapes the role but cannot drop the citation and guardrail rules."""
+    if not instructions:
+        return system
+    return f"{system}\n\nYour role here, as the workspace configured it:\n{instructions.strip()}"
+
+
 @dataclass(frozen=True)
 class Example:
     """A reviewer's correction of an earlier draft: what the agent proposed and what was right."""
@@ -49,8 +57,11 @@ def plan_messages(
     question: str,
     tools: list[dict[str, Any]] | None = None,
     corrections: list[Example] | None = None,
+    instructions: str | None = None,
 ) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = [{"role": "system", "content": PLAN_SYSTEM}]
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": with_instructions(PLAN_SYSTEM, instructions)}
+    ]
     if tools:
         messages.append({"role": "system", "content": "Tools: " + json.dumps(tools)})
     messages.extend(_corrections(corrections))
@@ -89,6 +100,7 @@ def draft_messages(
     tool_results: list[ToolResult],
     problems: list[str],
     corrections: list[Example] | None = None,
+    instructions: str | None = None,
 ) -> list[dict[str, Any]]:
     context = {
         "intent": plan.intent,
@@ -96,7 +108,7 @@ def draft_messages(
         "tool_results": [{"name": r.name, "ok": r.ok, "output": r.output} for r in tool_results],
     }
     messages: list[dict[str, Any]] = [
-        {"role": "system", "content": DRAFT_SYSTEM},
+        {"role": "system", "content": with_instructions(DRAFT_SYSTEM, instructions)},
         *_corrections(corrections),
         *history,
         {"role": "user", "content": question},

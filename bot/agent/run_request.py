@@ -18,12 +18,23 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 
+from bot.agent import (
+    conversation_settings,
+    live_reply,
+    private_answers,
+    thread_history,
+    who_may_ask,
+)
+from bot.agent.answer_blocks import blocks_for_answer
 from bot.agent.answer_email import answer_email
+from bot.agent.assistant_panel import ASSISTANT_KINDS, handle_assistant_event
+from bot.agent.draft_preview import DraftPreview
 from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
-from bot.agent.prompts import Example, Turn
+from bot.agent.prompts import Example
 from bot.agent.runs import WorkerDeps, mark_failed, start_run, usage_recorder
 from bot.agent.screening import screen_run
 from bot.agent.steps import StepLog
+from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
 from bot.agent.tools import ActionContext
 from connectors.slack.threads import SlackThread
 from review import feedback, tenant_settings
@@ -39,7 +50,6 @@ PAUSED_TEXT = (
 )
 THINKING_TEXT = ":hourglass_flowing_sand: Working on it…"
 REPLY_EVENT_TYPE = "chatops_reply"  # Slack message metadata marking our reply messages
-HISTORY_TURNS = 20  # earlier thread messages given to the model
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 ADVISORY_NAMESPACE = 0x72  # high bits of the lock key: keeps request locks apart from others
 
@@ -115,6 +125,9 @@ def _run_locked(
     if request["source"] == "email":
         answer_email(conn, deps, request, failed_reason)
         return
+    if request["kind"] in ASSISTANT_KINDS:
+        handle_assistant_event(conn, deps.slack_client(request["bot_token"]), request)
+        return
     tenant_id: int = request["tenant_id"]
     event = request["payload"]["event"]
     structlog.contextvars.bind_contextvars(tenant_id=tenant_id, request_id=request_id)
@@ -128,22 +141,78 @@ def _run_locked(
             channel=event["channel"],
             thread_ts=event.get("thread_ts") or event["ts"],
         )
+        if _refused(conn, thread, tenant_id, request_id, event):
+            return
         conversation_id = _conversation(conn, tenant_id, thread)
+        pinned = conversation_settings.resolve(
+            conn, thread.client, tenant_id, thread.channel, conversation_id, deps.templates
+        )
         run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
         structlog.contextvars.bind_contextvars(run_id=run["id"], conversation_id=conversation_id)
-        reply_ts = _ensure_reply_message(conn, thread, run)
+        private = pinned.visibility == "private"  # the answer goes to the asker only, at the end
+        reply_ts = "" if private else _ensure_reply_message(conn, thread, run)
+        writer, preview = (
+            (None, None)
+            if private
+            else live_reply.open_reply(
+                conn,
+                deps,
+                request,
+                thread,
+                run_id=run["id"],
+                conversation_id=conversation_id,
+                placeholder_ts=reply_ts,
+            )
+        )
 
         settings = tenant_settings.load(conn, tenant_id)
+        applied = apply_template(
+            pinned,
+            deps.templates,
+            tools=deps.tools,
+            llm=deps.llm,
+            retriever=deps.retriever,
+            tool_policy=deps.guardrails.policy(tenant_id).tools,
+            channel=thread.channel,
+            approval_ttl=settings.approval_ttl,
+        )
+        record_on_run(conn, tenant_id, run["id"], applied)
         if failed_reason is not None:
             outcome = couldnt_complete(failed_reason)
         elif settings.paused:
             outcome = Outcome(text=PAUSED_TEXT, status="answered")
         else:
             question = MENTION.sub("", event.get("text") or "").strip()
-            outcome = _answer_in_thread(
-                conn, deps, request, settings, thread, run["id"], conversation_id, question
+            with live_reply.working_status(thread, event):
+                outcome = _answer_in_thread(
+                    conn,
+                    deps,
+                    request,
+                    settings,
+                    applied,
+                    thread,
+                    run["id"],
+                    conversation_id,
+                    question,
+                    preview,
+                )
+        if private:
+            reply_ts = private_answers.deliver(
+                conn,
+                thread.client,
+                tenant_id=tenant_id,
+                run_id=run["id"],
+                channel=thread.channel,
+                thread_ts=thread.thread_ts,
+                asker=event.get("user", ""),
+                text=outcome.text,
             )
-        thread.update(reply_ts, outcome.text)
+        else:
+            assert writer is not None  # a public answer has its reply message
+            # Answers carry 👍 / 👎, "Ask a human" and per-source flags; notices do not.
+            rated = outcome.status == "answered" and failed_reason is None and not settings.paused
+            blocks = blocks_for_answer(conn, tenant_id, run["id"], outcome.text) if rated else None
+            reply_ts = writer.finish(outcome.text, blocks=blocks)
         _finish(conn, tenant_id, request_id, run["id"], conversation_id, event, reply_ts, outcome)
         log.info("request.answered", status=outcome.status, reason=outcome.reason)
     except SlackApiError as exc:
@@ -165,13 +234,23 @@ def _answer_in_thread(
     deps: WorkerDeps,
     request: dict[str, Any],
     settings: tenant_settings.ReviewSettings,
+    applied: TemplateRun,
     thread: SlackThread,
     run_id: int,
     conversation_id: int,
     question: str,
+    preview: DraftPreview | None = None,
 ) -> Outcome:
     tenant_id, event = request["tenant_id"], request["payload"]["event"]
-    history = _history(thread, before_ts=event["ts"], bot_ids={request["bot_id"]})
+    history = thread_history.earlier_turns(
+        conn,
+        tenant_id,
+        conversation_id,
+        thread,
+        before_ts=event["ts"],
+        bot_ids={request["bot_id"]},
+        skip_texts={THINKING_TEXT},
+    )
     corrections = [
         Example(c.original, c.corrected, c.reason)
         for c in feedback.relevant(conn, tenant_id, question)
@@ -180,11 +259,12 @@ def _answer_in_thread(
     def make_toolbox(flags: list[str], force_approval: bool) -> ReviewedToolbox:
         return ReviewedToolbox(
             conn,
-            deps.tools,
+            applied.tools,
             ActionContext(tenant_id, request["bot_token"], requested_by=event.get("user", "")),
             conversation_id=conversation_id,
             run_id=run_id,
-            approval_ttl=settings.approval_ttl,
+            approval_ttl=applied.approval_ttl,
+            four_eyes=applied.four_eyes,
             flags=flags,
             force_approval=force_approval,
             restore=lambda arguments: deps.guardrails.restore(
@@ -206,8 +286,8 @@ def _answer_in_thread(
         question=question,
         history=history,
         corrections=corrections,
-        llm=deps.llm,
-        retriever=deps.retriever,
+        llm=applied.llm,
+        retriever=applied.retriever,
         make_toolbox=make_toolbox,
         channel=event["channel"],
         source="requester",
@@ -216,12 +296,19 @@ def _answer_in_thread(
     if screened.blocked_notice is not None:
         return Outcome(screened.blocked_notice, "answered", "blocked by guardrails")
     outcome = run_agent(
-        AgentInput(tenant_id, screened.question, screened.history, screened.corrections),
+        AgentInput(
+            tenant_id,
+            screened.question,
+            screened.history,
+            screened.corrections,
+            instructions=applied.instructions,
+        ),
         llm=screened.llm,
         retriever=screened.retriever,
         tools=screened.toolbox,
         steps=StepLog.load(conn, run_id, tenant_id, deps.max_steps, observer=deps.step_observer),
         on_call=usage_recorder(conn, tenant_id, run_id, deps.prices, deps.metrics),
+        preview=preview,
     )
     if outcome.status == "answered" and deps.llm is not None:
         draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)
@@ -258,6 +345,32 @@ def _answer_in_thread(
     return outcome
 
 
+def _refused(
+    conn: Connection[dict[str, Any]],
+    thread: SlackThread,
+    tenant_id: int,
+    request_id: int,
+    event: dict[str, Any],
+) -> bool:
+    """Whether the asker may not ask in this channel; if so they are told privately and
+    the request ends without a run."""
+    channel = conversation_settings.load_channel(conn, tenant_id, thread.channel)
+    asker = event.get("user", "")
+    note = who_may_ask.refusal(thread.client, channel.allowed_usergroups, asker)
+    if note is None:
+        return False
+    thread.client.chat_postEphemeral(
+        channel=thread.channel, user=asker, thread_ts=thread.thread_ts, text=note
+    )
+    conn.execute(
+        """UPDATE inbound_requests SET status = 'ignored', error = %s, finished_at = now()
+           WHERE id = %s AND tenant_id = %s""",
+        ("the asker is not in the channel's allowed user groups", request_id, tenant_id),
+    )
+    log.info("request.asker_not_allowed")
+    return True
+
+
 def _conversation(conn: Connection[dict[str, Any]], tenant_id: int, thread: SlackThread) -> int:
     row = conn.execute(
         """INSERT INTO conversations
@@ -291,18 +404,6 @@ def _ensure_reply_message(
         )
     conn.execute("UPDATE agent_runs SET reply_ts = %s WHERE id = %s", (ts, run["id"]))
     return ts
-
-
-def _history(thread: SlackThread, *, before_ts: str, bot_ids: set[str]) -> list[Turn]:
-    turns: list[Turn] = []
-    for message in thread.messages():
-        if float(message.ts) >= float(before_ts) or not message.text:
-            continue
-        if message.text == THINKING_TEXT:
-            continue
-        role = "assistant" if message.bot_id in bot_ids else "user"
-        turns.append({"role": role, "content": MENTION.sub("", message.text).strip()})
-    return turns[-HISTORY_TURNS:]
 
 
 def _finish(

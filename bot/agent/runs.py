@@ -3,7 +3,7 @@ usage ledger, and recording a failure."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -23,6 +23,7 @@ from bot.llm.providers import CallRecord
 from bot.llm.structured import StructuredLLM
 from bot.observability.agent_steps import StepObserver
 from bot.observability.metrics import Metrics
+from bot.templates.spec import AgentTemplate
 from guardrails.facade import Guardrails
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,9 @@ class WorkerDeps:
     # How long the real values behind a conversation's placeholders are kept; the sweep
     # forgets older ones.
     vault_retention: timedelta = timedelta(days=30)
+    # The deployment's agent templates by name (templates/*.yaml); none: no tenant or
+    # channel can pick one, and every run has all tools and the default prompt.
+    templates: Mapping[str, AgentTemplate] = field(default_factory=dict)
 
     @property
     def step_observer(self) -> StepObserver:

@@ -9,6 +9,7 @@ Postgres. The listeners do nothing slow: one insert, one enqueue.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -18,6 +19,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import AsyncPool
+from bot.intake.assistant_listeners import ASSISTANT_EVENTS, register_assistant_listeners
+from bot.intake.channel_listeners import register_channel_listeners
+from bot.intake.channel_questions import is_channel_question
+from bot.intake.feedback_listeners import register_feedback_listeners
 from bot.intake.installations import (
     PostgresInstallationStore,
     PostgresOAuthStateStore,
@@ -27,6 +32,7 @@ from bot.intake.record import record_and_enqueue
 from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.queue.jobs import Enqueue
 from bot.settings import Settings
+from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
 from guardrails.status import configured_lines
 from review.commands import (
@@ -36,6 +42,7 @@ from review.commands import (
     run_agent_command,
 )
 from review.decisions import EMOJI_DECISIONS
+from review.handoff import is_handed_off
 from review.messages import BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT, EDIT_VIEW, edit_view
 
 log = structlog.get_logger(__name__)
@@ -48,10 +55,21 @@ BOT_SCOPES = [
     "reactions:write",
     "users:read",
     "usergroups:read",  # approvers may be given as a user group
+    "channels:read",  # conversations.info: whether a channel is shared (Slack Connect)
+    "groups:read",  # the same for private channels
+    "im:history",  # direct messages to the app, and its assistant panel threads
+    "assistant:write",  # the panel's status, suggested prompts and titles
+    "search:read.public",  # slack_search_messages: assistant.search.context
     "commands",
 ]
 # The Events API events the app listens to; the Slack app manifest must subscribe to them.
-SUBSCRIBED_EVENTS = ("app_mention", "message", "reaction_added", "reaction_removed")
+SUBSCRIBED_EVENTS = (
+    "app_mention",
+    "message",
+    "reaction_added",
+    "reaction_removed",
+    *ASSISTANT_EVENTS,
+)
 # Message subtypes that are a person writing; edits, deletions, joins and bot posts are not.
 PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
@@ -112,11 +130,21 @@ def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> As
         context: AsyncBoltContext,
         request: AsyncBoltRequest,
     ) -> None:
+        if not _mentions(event, context.bot_user_id) and await is_channel_question(
+            pool, context["tenant_id"], event
+        ):
+            # A channel set to answer every question (bot/intake/channel_questions.py).
+            await record(body, context, request, "channel_question")
+            return
         if not _is_person_in_thread(event) or _mentions(event, context.bot_user_id):
             # Mentions arrive again as app_mention, which is where they are handled.
             return
         if await _bot_is_in_thread(pool, context["tenant_id"], event):
-            await record(body, context, request, "thread_reply")
+            # After "Ask a human" the follow-ups are the person's (review/handoff.py).
+            if not await is_handed_off(
+                pool, context["tenant_id"], event["channel"], event["thread_ts"]
+            ):
+                await record(body, context, request, "thread_reply")
         elif await _is_approval_thread(pool, context["tenant_id"], event):
             # An approver's edited text or rejection reason.
             await record(body, context, request, "approval_reply")
@@ -141,7 +169,9 @@ def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> As
         "reaction_added": on_reaction,
         "reaction_removed": on_reaction,
     }
-    assert set(listeners) == set(SUBSCRIBED_EVENTS)
+    assert set(listeners) | set(ASSISTANT_EVENTS) == set(SUBSCRIBED_EVENTS)
+    # First: Bolt runs the first listener an event matches, and direct messages are theirs.
+    register_assistant_listeners(app, record)
     for event_type, listener in listeners.items():
         app.event(event_type)(listener)
 
@@ -173,12 +203,22 @@ def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> As
         await record(body, context, request, "review_edit", external_id)
         await ack()
 
+    register_channel_listeners(app, pool)
+    register_feedback_listeners(app, pool)
+    templates = load_templates(Path(settings.agent_templates_dir))
+
     @app.command("/agent")
     async def on_agent_command(
         ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         reply = await run_agent_command(
-            pool, client, context["tenant_id"], command, guardrail_status, credentials
+            pool,
+            client,
+            context["tenant_id"],
+            command,
+            guardrail_status,
+            credentials,
+            templates=templates,
         )
         await ack(response_type=reply.response_type, text=reply.text)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import openai
 import structlog
+from openai.types import CompletionUsage
 from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from bot.llm.circuit import CircuitBreaker
@@ -52,6 +53,8 @@ class CallRecord:
 
 
 UsageSink = Callable[[CallRecord], None]
+# Told the reply's whole text so far, each time more of a streamed reply arrives.
+TextSink = Callable[[str], None]
 
 
 @dataclass
@@ -69,14 +72,34 @@ class ProviderChain:
     sleep: Callable[[float], None] = time.sleep
     tracer: Tracer = field(default_factory=NoOpTracer)  # a span per request to a provider
 
+    def with_primary_model(self, model: str) -> ProviderChain:
+        """This chain with its first provider asking for `model` (an agent template's).
+
+        Only the primary changes: a model name belongs to one vendor, and the fallbacks are
+        usually other vendors (Groq, a local Ollama) that would answer an unknown name with
+        an error, so keeping their own models is what keeps fallback working. The
+        providers' clients and circuit breakers are shared with this chain.
+        """
+        if not self.providers or self.providers[0].model == model:
+            return self
+        primary = replace(self.providers[0], model=model)
+        return replace(self, providers=[primary, *self.providers[1:]])
+
     def complete(
-        self, messages: list[dict[str, Any]], *, response_format: dict[str, Any], on_call: UsageSink
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        response_format: dict[str, Any],
+        on_call: UsageSink,
+        on_text: TextSink | None = None,
     ) -> Completion:
+        """The first provider's answer that arrives; with ``on_text`` it is streamed and
+        ``on_text`` hears the text so far as it grows (restarting with each attempt)."""
         for provider in self.providers:
             if not provider.breaker.allow():
                 on_call(CallRecord(provider.name, provider.model, "circuit_open"))
                 continue
-            completion = self._try_provider(provider, messages, response_format, on_call)
+            completion = self._try_provider(provider, messages, response_format, on_call, on_text)
             if completion is not None:
                 return completion
             log.warning("llm.provider_failed", provider=provider.name)
@@ -88,6 +111,7 @@ class ProviderChain:
         messages: list[dict[str, Any]],
         response_format: dict[str, Any],
         on_call: UsageSink,
+        on_text: TextSink | None,
     ) -> Completion | None:
         for attempt in range(self.max_retries + 1):
             started = time.monotonic()
@@ -97,15 +121,7 @@ class ProviderChain:
                     kind=SpanKind.CLIENT,
                     attributes={"llm.provider": provider.name, "llm.model": provider.model},
                 ):
-                    # Plain dicts are what the HTTP API takes; the typed overloads want
-                    # TypedDicts.
-                    response = provider.client.chat.completions.create(  # type: ignore[call-overload]
-                        model=provider.model,
-                        messages=messages,
-                        response_format=response_format,
-                        # The request id of the job, for the provider's logs and any proxy.
-                        extra_headers=correlation_headers(),
-                    )
+                    content, usage = _request(provider, messages, response_format, on_text)
             except openai.APIError as exc:
                 latency_ms = int((time.monotonic() - started) * 1000)
                 outcome, retryable, wait = _classify(exc)
@@ -125,10 +141,8 @@ class ProviderChain:
                 continue
             latency_ms = int((time.monotonic() - started) * 1000)
             provider.breaker.record_success()
-            usage = response.usage
-            content = response.choices[0].message.content if response.choices else None
             return Completion(
-                content=content or "",
+                content=content,
                 provider=provider.name,
                 model=provider.model,
                 prompt_tokens=usage.prompt_tokens if usage else 0,
@@ -137,6 +151,38 @@ class ProviderChain:
             )
         provider.breaker.record_failure()
         return None
+
+
+def _request(
+    provider: Provider,
+    messages: list[dict[str, Any]],
+    response_format: dict[str, Any],
+    on_text: TextSink | None,
+) -> tuple[str, CompletionUsage | None]:
+    """One chat completion: (content, usage). Errors mid-stream raise like any other."""
+    # Plain dicts are what the HTTP API takes; the typed overloads want TypedDicts.
+    create: Any = provider.client.chat.completions.create
+    # The request id of the job, for the provider's logs and any proxy.
+    common = {
+        "model": provider.model,
+        "messages": messages,
+        "response_format": response_format,
+        "extra_headers": correlation_headers(),
+    }
+    if on_text is None:
+        response = create(**common)
+        content = response.choices[0].message.content if response.choices else None
+        return content or "", response.usage
+    stream = create(**common, stream=True, stream_options={"include_usage": True})
+    parts: list[str] = []
+    usage: CompletionUsage | None = None
+    for chunk in stream:
+        usage = chunk.usage or usage  # only the last chunk carries it
+        piece = chunk.choices[0].delta.content if chunk.choices else None
+        if piece:
+            parts.append(piece)
+            on_text("".join(parts))
+    return "".join(parts), usage
 
 
 def _classify(exc: openai.APIError) -> tuple[str, bool, float | None]:

@@ -14,7 +14,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from bot.llm.errors import MalformedOutput
-from bot.llm.providers import CallRecord, ProviderChain, UsageSink
+from bot.llm.providers import CallRecord, ProviderChain, TextSink, UsageSink
 
 log = structlog.get_logger(__name__)
 
@@ -37,14 +37,22 @@ class StructuredLLM:
     chain: ProviderChain
     malformed_retries: int
 
-    def ask(self, schema: type[M], messages: list[dict[str, Any]], *, on_call: UsageSink) -> M:
+    def ask(
+        self,
+        schema: type[M],
+        messages: list[dict[str, Any]],
+        *,
+        on_call: UsageSink,
+        on_text: TextSink | None = None,
+    ) -> M:
+        """``on_text`` (optional) hears the raw JSON so far while the reply streams in."""
         conversation = list(messages)
         response_format = response_format_for(schema)
         for attempt in range(self.malformed_retries + 1):
             # The chain reports failed calls itself; a successful one is reported here, once
             # its output has been judged ok or malformed.
             completion = self.chain.complete(
-                conversation, response_format=response_format, on_call=on_call
+                conversation, response_format=response_format, on_call=on_call, on_text=on_text
             )
             try:
                 parsed = schema.model_validate_json(completion.content)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -18,7 +20,7 @@ from slack_sdk import WebClient
 
 from bot.agent.run_request import fail_request, run_request
 from bot.agent.runs import WorkerDeps
-from bot.agent.tools import ToolRegistry
+from bot.agent.tools import Tool, ToolRegistry
 from bot.db import open_pool
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
 from bot.llm.providers import build_chain
@@ -44,8 +46,11 @@ from bot.queue.jobs import (
 )
 from bot.queue.middleware import JobObservability
 from bot.settings import Settings
+from bot.templates.spec import load_templates
 from connectors.email.tools import reply_email_tool, send_email_tool
+from connectors.mcp.toolset import load_mcp_tools
 from connectors.registry import connector_tools
+from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.tools import post_to_channel_tool, reply_in_thread_tool
 from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails
@@ -60,7 +65,11 @@ log = structlog.get_logger(__name__)
 
 
 def build_worker_deps(
-    settings: Settings, embedder: Embedder, metrics: Metrics, tracing: Tracing
+    settings: Settings,
+    embedder: Embedder,
+    metrics: Metrics,
+    tracing: Tracing,
+    mcp_tools: Sequence[Tool] = (),
 ) -> WorkerDeps:
     providers = settings.llm_providers
     llm = None
@@ -94,9 +103,12 @@ def build_worker_deps(
         tools=ToolRegistry.of(
             post_to_channel_tool(slack_client),
             reply_in_thread_tool(slack_client),
+            *slack_read_tools(slack_client),
             reply_email_tool(pool, settings, metrics),
             send_email_tool(pool, settings, metrics),
             *connector_tools(settings, pool),
+            # Offered, checked by the tenant's tool policy and reviewed like the rest.
+            *mcp_tools,
         ),
         slack_client=slack_client,
         max_steps=settings.agent_max_steps,
@@ -106,6 +118,7 @@ def build_worker_deps(
         metrics=metrics,
         tracer=tracing.tracer,
         vault_retention=timedelta(days=settings.guardrails_vault_retention_days),
+        templates=load_templates(Path(settings.agent_templates_dir)),
     )
 
 
@@ -194,7 +207,9 @@ def run_worker(settings: Settings) -> None:
     broker.add_middleware(JobObservability(metrics, tracing.tracer))
     # One embedder per process, shared by searches and ingestion jobs.
     embedder = embedder_from_settings(settings, torch_threads=1)
-    deps = build_worker_deps(settings, embedder, metrics, tracing)
+    # The MCP servers' sessions live as long as the worker (one bridge per process).
+    mcp = load_mcp_tools(settings)
+    deps = build_worker_deps(settings, embedder, metrics, tracing, mcp.tools)
     declare_actors(broker, deps)
     declare_ingest_actors(broker, ingest_deps_from_settings(settings, deps.pool, embedder))
     worker = dramatiq.Worker(
@@ -229,4 +244,5 @@ def run_worker(settings: Settings) -> None:
         metrics_server.close()
     tracing.shutdown()
     broker.close()
+    mcp.close()
     deps.pool.close()

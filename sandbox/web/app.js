@@ -202,11 +202,21 @@ function visibleEphemeral(channel, threadTs) {
     && (threadTs ? m.thread_ts === threadTs : !m.thread_ts));
 }
 
+// Channels, and the viewer's own direct-message conversation with the app.
+function visibleChannels() {
+  return state.channels.filter((c) => !c.im_user || c.im_user === ui.user);
+}
+
+function channelLabel(channel) {
+  return channel.im_user ? `@ ${userName(state.bot_user_id)}` : `# ${channel.name}`;
+}
+
 function renderChannel() {
-  const channel = state.channels.find((c) => c.id === ui.channel) || state.channels[0];
+  const channels = visibleChannels();
+  const channel = channels.find((c) => c.id === ui.channel) || channels[0];
   ui.channel = channel.id;
-  $("channel-name").textContent = `#${channel.name}`;
-  $("channel-purpose").textContent = channel.purpose;
+  $("channel-name").textContent = channelLabel(channel).replace(" ", "");
+  $("channel-purpose").textContent = channel.im_user ? "Direct messages with the app: no @mention needed" : channel.purpose;
   const items = channel.messages.map((m) => ({ ts: m.ts, html: messageHtml(m, channel.id) }));
   for (const m of visibleEphemeral(channel.id, null)) {
     items.push({ ts: m.ts, html: messageHtml({ ...m, is_bot: true, user: state.bot_user_id, reactions: [] }, channel.id, { ephemeral: true }) });
@@ -243,9 +253,9 @@ function renderSidebar() {
   const select = $("person");
   if (select.dataset.options !== options) { select.innerHTML = options; select.dataset.options = options; }
   select.value = ui.user;
-  $("channels").innerHTML = state.channels.map((c) => {
+  $("channels").innerHTML = visibleChannels().map((c) => {
     const active = ui.view === "channel" && c.id === ui.channel ? " active" : "";
-    return `<li><a href="#" class="channel-link${active}" data-channel="${c.id}"># ${escapeHtml(c.name)}</a></li>`;
+    return `<li><a href="#" class="channel-link${active}" data-channel="${c.id}">${escapeHtml(channelLabel(c))}</a></li>`;
   }).join("");
   $("mailbox-link").classList.toggle("active", ui.view === "mail");
   $("outbox-count").textContent = state.mail.outbox.length ? `(${state.mail.outbox.length})` : "";

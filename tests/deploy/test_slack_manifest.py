@@ -36,3 +36,15 @@ def test_slash_command_and_interactivity_point_at_the_one_endpoint() -> None:
         manifest["settings"]["event_subscriptions"]["request_url"],
     }
     assert urls == {"https://YOUR_HOST/slack/events"}
+
+
+def test_manifest_opens_direct_messages_and_the_assistant_panel() -> None:
+    """DMs and the assistant side panel are switched on, with their events and scopes."""
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"message.im", "assistant_thread_started", "assistant_thread_context_changed"} <= set(
+        events
+    )
+    assert {"im:history", "assistant:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
+    assert manifest["features"]["assistant_view"]["assistant_description"]

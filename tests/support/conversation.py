@@ -38,10 +38,15 @@ def bot_replies(slack: SlackEmulator, thread_ts: str) -> list[Message]:
 
 
 def wait_for_answer(slack: SlackEmulator, thread_ts: str, timeout: float = 30.0) -> Message:
-    """The bot's final reply in the thread (not its 'working on it' placeholder)."""
+    """The bot's final reply in the thread (not its 'working on it' placeholder, nor an
+    answer still streaming in)."""
 
     def answered() -> Message | None:
-        done = [m for m in bot_replies(slack, thread_ts) if m.text != THINKING_TEXT]
+        done = [
+            m
+            for m in bot_replies(slack, thread_ts)
+            if m.text != THINKING_TEXT and not slack.workspace.is_streaming(m.channel, m.ts)
+        ]
         return done[-1] if done else None
 
     answer: Message = wait_for(answered, timeout=timeout, message="the bot's answer")

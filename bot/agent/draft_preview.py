@@ -1,0 +1,93 @@
+"""The Draft step's answer, shown in Slack while the model is still writing it.
+
+Why the draft is streamed from the model rather than the verified text in chunks: the
+slow part of a run is the model writing its answer, so only streaming *that* lets people
+read early. Chunking the finished text would look live while showing nothing sooner.
+The Draft step returns JSON (answer and citations), so the preview reads the ``answer``
+field out of the incomplete JSON as it arrives (pydantic-core's partial parsing).
+
+Verify must keep the last word, so the preview shows only what already passes the same
+citation checks (`rag.citations.verify_citations`): with sources, a claim appears once
+its citation has arrived and names a source the model was given; a citation of anything
+else ends the preview, so a made-up claim with an invented source is never shown. What
+is shown also goes through the output guardrails (the caller's `show`). Checks only the
+whole draft can answer (its citations list, its length) may still fail it after it was
+shown: then the final write replaces it and says so
+(`connectors.slack.streaming.ReplyWriter.finish`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import structlog
+from pydantic_core import from_json
+
+from bot.agent.knowledge import Passage
+from rag.citations import MARKER, verify_citations
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class DraftPreview:
+    """Told each draft's raw JSON as it grows; shows the part of its answer that passes."""
+
+    show: Callable[[str], None]
+    enabled: bool = True
+
+    def for_sources(self, passages: Sequence[Passage]) -> Callable[[str], None]:
+        """Where the model's text goes for a draft written from ``passages``."""
+        return partial(self.model_text, passages)
+
+    def model_text(self, passages: Sequence[Passage], raw_json: str) -> None:
+        if not self.enabled:
+            return
+        answer = grounded_prefix(partial_answer(raw_json), passages)
+        if answer is None:
+            # This draft already fails Verify: show nothing more of this run's drafts.
+            log.info("draft.preview_ended", reason="citations")
+            self.enabled = False
+            return
+        if not answer:
+            return
+        try:
+            self.show(answer)
+        except Exception:
+            # A preview is a courtesy; a failure in it (a database hiccup while recording
+            # the streamed message) must not fail the model call that feeds it.
+            log.exception("draft.preview_failed")
+            self.enabled = False
+
+
+def partial_answer(raw_json: str) -> str:
+    """The ``answer`` string of a Draft whose JSON may be cut off anywhere."""
+    try:
+        parsed = from_json(raw_json, allow_partial="trailing-strings")
+    except ValueError:
+        return ""
+    answer = parsed.get("answer") if isinstance(parsed, dict) else None
+    return answer if isinstance(answer, str) else ""
+
+
+def grounded_prefix(answer: str, passages: Sequence[Passage]) -> str | None:
+    """The start of a partly written answer that passes the citation checks so far, or
+    None when what is written already fails them.
+
+    Finished lines are checked as Verify checks a whole answer; in the line being written,
+    text is shown up to its latest citation. With no sources there is nothing to ground
+    in and every citation is invented, so text shows freely until a citation appears.
+    """
+    finished, _, current = answer.rpartition("\n")
+    given = {str(n) for n in range(1, len(passages) + 1)}
+    if any(n not in given for n in MARKER.findall(current)):
+        return None
+    if finished and verify_citations(finished, [], passages):
+        return None
+    if not passages:
+        return answer
+    done = f"{finished}\n" if finished else ""
+    ends = [marker.end() for marker in MARKER.finditer(current)]
+    return done + (current[: ends[-1]] if ends else "")

@@ -1,0 +1,164 @@
+"""The buttons under an answer (bot/agent/answer_blocks.py) and the 👎 modal.
+
+Each click is a few quick queries, stored before the ack like every other request, and
+needs no job: the rating, reason or flag is the whole effect. The 👎 modal opens here,
+inside Slack's 3-second trigger window. Only people of the tenant's own workspace count
+(in a Slack Connect channel, people from other organisations see the buttons too).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.agent.answer_blocks import (
+    ACTION_ASK_HUMAN,
+    ACTION_FLAG_SOURCE,
+    ACTION_RATE_DOWN,
+    ACTION_RATE_UP,
+)
+from bot.db import AsyncPool
+from rag.source_flags import flag_document
+from review.answer_feedback import REASON_VIEW, add_reason, rate, reason_view, submitted_reason
+from review.handoff import hand_over
+
+log = structlog.get_logger(__name__)
+
+OUTSIDER = "Only people in this workspace can give feedback on its assistant's answers."
+THANKS_UP = "Thanks! Your 👍 is noted."
+GONE = "That answer is no longer there to rate."
+
+
+def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
+    @app.action(ACTION_RATE_UP)
+    async def on_rate_up(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
+    ) -> None:
+        if not _in_workspace(body, context):
+            await ack()
+            await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
+            return
+        stored = await rate(
+            pool,
+            tenant_id=context["tenant_id"],
+            run_id=_run_id(body),
+            user=body["user"]["id"],
+            rating="up",
+        )
+        await ack()
+        await respond(
+            THANKS_UP if stored else GONE, response_type="ephemeral", replace_original=False
+        )
+
+    @app.action(ACTION_RATE_DOWN)
+    async def on_rate_down(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        if not _in_workspace(body, context):
+            await ack()
+            await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
+            return
+        run_id = _run_id(body)
+        # The click is the rating; the modal only adds an optional reason, so the 👎 is
+        # kept even if the person closes it.
+        stored = await rate(
+            pool,
+            tenant_id=context["tenant_id"],
+            run_id=run_id,
+            user=body["user"]["id"],
+            rating="down",
+        )
+        await ack()
+        if not stored:
+            await respond(GONE, response_type="ephemeral", replace_original=False)
+            return
+        channel = (body.get("channel") or {}).get("id", "")
+        await client.views_open(trigger_id=body["trigger_id"], view=reason_view(run_id, channel))
+
+    @app.view(REASON_VIEW)
+    async def on_reason_submitted(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if _in_workspace(body, context):
+            run_id, reason = submitted_reason(body["view"])
+            if reason.strip():
+                await add_reason(
+                    pool,
+                    tenant_id=context["tenant_id"],
+                    run_id=run_id,
+                    user=body["user"]["id"],
+                    reason=reason,
+                )
+        await ack()
+
+    @app.action(re.compile(f"^{ACTION_FLAG_SOURCE}_[0-9]+$"))
+    async def on_flag_source(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
+    ) -> None:
+        if not _in_workspace(body, context):
+            await ack()
+            await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
+            return
+        value = json.loads(body["actions"][0]["value"])
+        title = await flag_document(
+            pool,
+            tenant_id=context["tenant_id"],
+            document_id=int(value["document"]),
+            user=body["user"]["id"],
+            run_id=int(value["run"]),
+        )
+        await ack()
+        text = (
+            f"Thanks: “{title}” is marked as wrong or outdated, and I'll rank it lower here "
+            "until it is updated. Admins see it in `/agent feedback`."
+            if title is not None
+            else "That source is no longer in the knowledge base."
+        )
+        await respond(text, response_type="ephemeral", replace_original=False)
+
+    @app.action(ACTION_ASK_HUMAN)
+    async def on_ask_human(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        if not _in_workspace(body, context):
+            await ack()
+            await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
+            return
+        handoff = await hand_over(
+            pool,
+            client,
+            tenant_id=context["tenant_id"],
+            run_id=_run_id(body),
+            user=body["user"]["id"],
+        )
+        await ack()
+        await respond(handoff.message, response_type="ephemeral", replace_original=False)
+
+
+def _run_id(body: dict[str, Any]) -> int:
+    return int(body["actions"][0]["value"])
+
+
+def _in_workspace(body: dict[str, Any], context: AsyncBoltContext) -> bool:
+    """Whether the person belongs to the workspace the app is installed in (Enterprise
+    Grid installs span the organisation's workspaces)."""
+    user_team = (body.get("user") or {}).get("team_id")
+    if context.is_enterprise_install:
+        return True
+    ok = user_team is not None and user_team == context.team_id
+    if not ok:
+        log.info("feedback.outsider_refused", team_id=user_team)
+    return ok

@@ -1,0 +1,147 @@
+"""People's 👍 / 👎 on answers: one rating per person per answer, the optional "what was
+wrong" of a 👎, and the summary admins see with `/agent feedback`.
+
+Ratings feed `chatops golden from-feedback` (review/golden_candidates.py); flagged
+sources are in rag/source_flags.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from bot.db import AsyncPool
+
+Rating = Literal["up", "down"]
+
+REASON_VIEW = "answer_feedback_reason"  # the 👎 modal's callback_id
+REASON_BLOCK, REASON_INPUT = "what_was_wrong", "text"
+REASON_MAX_CHARS = 1_000
+SUMMARY_DAYS = 30
+SUMMARY_FLAGS = 10  # flagged documents listed by `/agent feedback`
+
+
+async def rate(pool: AsyncPool, *, tenant_id: int, run_id: int, user: str, rating: Rating) -> bool:
+    """Record `user`'s rating of the tenant's run `run_id`; clicking again changes it.
+    False when the tenant has no such run. A 👍 clears an earlier 👎's reason."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                """INSERT INTO answer_ratings (tenant_id, run_id, slack_user_id, rating)
+                   SELECT tenant_id, id, %s, %s FROM agent_runs
+                   WHERE id = %s AND tenant_id = %s
+                   ON CONFLICT (run_id, slack_user_id) DO UPDATE
+                     SET rating = EXCLUDED.rating, updated_at = now(),
+                         reason = CASE WHEN EXCLUDED.rating = 'up' THEN NULL
+                                       ELSE answer_ratings.reason END
+                   RETURNING id""",
+                (user, rating, run_id, tenant_id),
+            )
+        ).fetchone()
+    return row is not None
+
+
+async def add_reason(
+    pool: AsyncPool, *, tenant_id: int, run_id: int, user: str, reason: str
+) -> bool:
+    """Attach what was wrong to `user`'s 👎 of the run; False when there is no such 👎."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                """UPDATE answer_ratings SET reason = %s, updated_at = now()
+                   WHERE tenant_id = %s AND run_id = %s AND slack_user_id = %s
+                     AND rating = 'down'
+                   RETURNING id""",
+                (reason.strip()[:REASON_MAX_CHARS] or None, tenant_id, run_id, user),
+            )
+        ).fetchone()
+    return row is not None
+
+
+def reason_view(run_id: int, channel: str) -> dict[str, Any]:
+    """The 👎 modal: one optional field. private_metadata names the run it is about."""
+    return {
+        "type": "modal",
+        "callback_id": REASON_VIEW,
+        "private_metadata": json.dumps({"run": run_id, "channel": channel}),
+        "title": {"type": "plain_text", "text": "Thanks for the feedback"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Skip"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "What was wrong? (optional)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "max_length": REASON_MAX_CHARS,
+                },
+            }
+        ],
+    }
+
+
+def submitted_reason(view: dict[str, Any]) -> tuple[int, str]:
+    """(run id, reason) from a submitted 👎 modal."""
+    run_id = int(json.loads(view.get("private_metadata") or "{}")["run"])
+    values = (view.get("state") or {}).get("values") or {}
+    reason = ((values.get(REASON_BLOCK) or {}).get(REASON_INPUT) or {}).get("value") or ""
+    return run_id, str(reason)
+
+
+async def feedback_summary(pool: AsyncPool, tenant_id: int) -> str:
+    """What `/agent feedback` shows an admin: ratings of the last days, flagged sources
+    still in effect, and who "Ask a human" reaches."""
+    async with pool.connection() as conn:
+        counts = await (
+            await conn.execute(
+                """SELECT count(*) FILTER (WHERE rating = 'up') AS up,
+                          count(*) FILTER (WHERE rating = 'down') AS down,
+                          count(*) FILTER (WHERE rating = 'down' AND reason IS NOT NULL)
+                            AS with_reason
+                   FROM answer_ratings
+                   WHERE tenant_id = %s AND updated_at > now() - make_interval(days => %s)""",
+                (tenant_id, SUMMARY_DAYS),
+            )
+        ).fetchone()
+        flagged = await (
+            await conn.execute(
+                """SELECT d.title, count(*) AS people, max(f.created_at) AS last
+                   FROM knowledge_source_flags f
+                   JOIN knowledge_documents d
+                     ON d.id = f.document_id AND d.content_hash = f.content_hash
+                   WHERE f.tenant_id = %s
+                   GROUP BY d.id, d.title ORDER BY max(f.created_at) DESC LIMIT %s""",
+                (tenant_id, SUMMARY_FLAGS),
+            )
+        ).fetchall()
+        target = await (
+            await conn.execute(
+                "SELECT handoff_target FROM tenant_settings WHERE tenant_id = %s", (tenant_id,)
+            )
+        ).fetchone()
+    assert counts is not None
+    lines = [
+        f"*Feedback, last {SUMMARY_DAYS} days*",
+        f"• 👍 {counts['up']} · 👎 {counts['down']} ({counts['with_reason']} with a reason); "
+        "`chatops golden from-feedback` turns them into golden-set candidates",
+    ]
+    if flagged:
+        lines.append("• Sources marked wrong or outdated (ranked lower until re-ingested):")
+        lines.extend(
+            f"    ◦ {row['title']}: {row['people']} "
+            f"{'person' if row['people'] == 1 else 'people'}, last {row['last']:%Y-%m-%d}"
+            for row in flagged
+        )
+    else:
+        lines.append("• No sources are marked wrong or outdated.")
+    handoff = target["handoff_target"] if target else None
+    lines.append(
+        f"• Ask a human reaches {handoff}"
+        if handoff
+        else "• Ask a human: nobody is set; `/agent handoff @person` sets who"
+    )
+    return "\n".join(lines)

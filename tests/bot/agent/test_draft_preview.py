@@ -1,0 +1,65 @@
+"""Reading the Draft's answer out of JSON the model has only partly written, and showing
+only what already passes the citation checks."""
+
+from __future__ import annotations
+
+from bot.agent.draft_preview import DraftPreview, grounded_prefix, partial_answer
+from bot.agent.knowledge import Passage
+
+SOURCES = [
+    Passage(id="vpn.md#1", title="VPN", text="Reset tokens in the portal."),
+    Passage(id="refunds.md#1", title="Refunds", text="45 days for hardware."),
+]
+
+
+def test_the_answer_is_read_from_json_cut_off_anywhere() -> None:
+    """Cut inside a string, an escape or before the answer, the text so far is returned."""
+    assert partial_answer('{"answer": "Reset the tok') == "Reset the tok"
+    assert partial_answer('{"answer": "Line one\\nLine') == "Line one\nLine"
+    assert partial_answer('{"answer": "Caf\\u00') == "Caf"
+    assert partial_answer('{"citations": ["1"], "ans') == ""
+    assert partial_answer('{"answer": "Done [1].", "citations": ["1"]}') == "Done [1]."
+    assert partial_answer("not json at all") == ""
+
+
+def test_with_sources_a_claim_shows_once_its_citation_has_arrived() -> None:
+    """Text after the latest valid citation waits; a finished uncited claim, or a citation
+    of a source that was not given, ends the preview."""
+    assert grounded_prefix("Open the portal", SOURCES) == ""
+    assert grounded_prefix("Open the portal [1] and press", SOURCES) == "Open the portal [1]"
+    assert grounded_prefix("Steps:\nOpen the portal [1]. Then", SOURCES) == (
+        "Steps:\nOpen the portal [1]"
+    )
+    assert grounded_prefix("Refunds take 90 days [7] and", SOURCES) is None
+    assert grounded_prefix("Refunds take 90 days, always.\nAnd", SOURCES) is None
+
+
+def test_without_sources_text_shows_until_a_citation_is_invented() -> None:
+    """Nothing to ground in: every word may show, and any citation is made up."""
+    assert grounded_prefix("We ship to most countries", []) == "We ship to most countries"
+    assert grounded_prefix("We ship to Switzerland [1]", []) is None
+
+
+def test_a_draft_failing_the_checks_ends_the_preview() -> None:
+    """After an invented citation nothing more is shown, even of a later draft."""
+    shown: list[str] = []
+    preview = DraftPreview(shown.append)
+    sink = preview.for_sources(SOURCES)
+    sink('{"answer": "Open the portal [1] and')
+    sink('{"answer": "Open the portal [1] and ship it [9]')
+    preview.for_sources(SOURCES)('{"answer": "Open the portal [1] and reset [2]')
+    assert shown == ["Open the portal [1]"] and not preview.enabled
+
+
+def test_a_failing_preview_turns_itself_off() -> None:
+    """An error while showing the draft stops the preview instead of the model call."""
+    shown: list[str] = []
+
+    def show(text: str) -> None:
+        shown.append(text)
+        raise RuntimeError("database went away")
+
+    preview = DraftPreview(show)
+    preview.for_sources([])('{"answer": "One ')
+    preview.for_sources([])('{"answer": "One two ')
+    assert shown == ["One "] and not preview.enabled
