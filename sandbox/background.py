@@ -4,12 +4,14 @@ The emulators are asyncio servers, but the processes that host them (pytest, the
 benchmark, a synchronous CLI) are not. This gives them a real listening socket and a
 way to run coroutines on the server's loop from any thread. `ServedEmulator` and
 `FaultQueue` are what every API emulator (HubSpot, Zendesk, Gmail, Google Calendar) would
-otherwise repeat: starting and stopping as a context manager, and injected failures.
+otherwise repeat: starting and stopping as a context manager, injected failures, and the
+log of requests received.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -122,3 +124,29 @@ class FaultQueue:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request an API emulator received, as tests and the sandbox inspect it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any  # the JSON body, or None (none sent, or not JSON: the handler answers that)
+    idempotency_key: str | None  # the Idempotency-Key header, where a client sends one
+
+
+async def logged_request(request: web.Request) -> LoggedRequest:
+    raw = await request.read() if request.can_read_body else b""
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    return LoggedRequest(
+        request.method,
+        request.path,
+        dict(request.query),
+        body,
+        request.headers.get("Idempotency-Key"),
+    )

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.background import Fault, FaultQueue, ServedEmulator
+from sandbox.background import Fault, FaultQueue, LoggedRequest, ServedEmulator, logged_request
 
 PREFIX = "/calendar/v3"
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")  # Google's rule for client-chosen ids
@@ -127,14 +127,6 @@ class Event:
                 {"email": email, "responseStatus": "needsAction"} for email in self.attendees
             ]
         return resource
-
-
-@dataclass(frozen=True)
-class LoggedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
 
 
 @dataclass(frozen=True)
@@ -267,14 +259,9 @@ class CalendarEmulator(ServedEmulator):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        try:
-            body = await request.json() if request.can_read_body else None
-        except ValueError:
-            body = None  # the handler answers the invalid JSON
+        logged = await logged_request(request)
         with self._lock:
-            self.requests.append(
-                LoggedRequest(request.method, request.path, dict(request.query), body)
-            )
+            self.requests.append(logged)
         try:
             if request.headers.get("Authorization") != f"Bearer {self.access_token}":
                 raise CalendarApiError(

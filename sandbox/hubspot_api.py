@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.background import Fault, FaultQueue, ServedEmulator
+from sandbox.background import Fault, FaultQueue, LoggedRequest, ServedEmulator, logged_request
 
 OBJECTS = "/crm/v3/objects/{type}"
 OBJECT_TYPES = ("contacts", "companies", "deals", "notes")
@@ -116,14 +116,6 @@ class HubSpotApiError(Exception):
         return web.json_response(body, status=self.status, headers=headers)
 
 
-@dataclass(frozen=True)
-class LoggedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-
-
 class Crm:
     """One portal's records; every method is safe to call from any thread."""
 
@@ -213,14 +205,9 @@ class HubSpotEmulator(ServedEmulator):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        try:
-            body = await request.json() if request.can_read_body else None
-        except ValueError:
-            body = None  # the handler answers the invalid JSON
+        logged = await logged_request(request)
         with self._lock:
-            self.requests.append(
-                LoggedRequest(request.method, request.path, dict(request.query), body)
-            )
+            self.requests.append(logged)
         try:
             if request.headers.get("Authorization") != f"Bearer {self.token}":
                 raise HubSpotApiError(

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from sandbox.background import Fault, FaultQueue, ServedEmulator
+from sandbox.background import Fault, FaultQueue, LoggedRequest, ServedEmulator, logged_request
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 SEARCH_DEFAULT_PAGE, SEARCH_MAX_PAGE = 100, 100
@@ -131,15 +131,6 @@ def _invalid(field_name: str, description: str) -> ZendeskApiError:
     )
 
 
-@dataclass(frozen=True)
-class LoggedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-    idempotency_key: str | None
-
-
 class Helpdesk:
     """One Zendesk account's tickets; every method is safe to call from any thread."""
 
@@ -229,16 +220,9 @@ class ZendeskEmulator(ServedEmulator):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        raw = await request.read() if request.can_read_body else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        key = request.headers.get("Idempotency-Key")
+        logged = await logged_request(request)
         with self._lock:
-            self.requests.append(
-                LoggedRequest(request.method, request.path, dict(request.query), body, key)
-            )
+            self.requests.append(logged)
         try:
             if not self._authorized(request.headers.get("Authorization", "")):
                 raise ZendeskApiError(401, "Couldn't authenticate you")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -35,14 +36,10 @@ GONE = "That answer is no longer there to rate."
 
 
 def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
-    @app.action(ACTION_RATE_UP)
+    @app.action(ACTION_RATE_UP, middleware=[_members_only])
     async def on_rate_up(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
     ) -> None:
-        if not _in_workspace(body, context):
-            await ack()
-            await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
-            return
         stored = await rate(
             pool,
             tenant_id=context["tenant_id"],
@@ -55,7 +52,7 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
             THANKS_UP if stored else GONE, response_type="ephemeral", replace_original=False
         )
 
-    @app.action(ACTION_RATE_DOWN)
+    @app.action(ACTION_RATE_DOWN, middleware=[_members_only])
     async def on_rate_down(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -63,10 +60,6 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
         client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
-        if not _in_workspace(body, context):
-            await ack()
-            await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
-            return
         run_id = _run_id(body)
         # The click is the rating; the modal only adds an optional reason, so the 👎 is
         # kept even if the person closes it.
@@ -100,14 +93,10 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
                 )
         await ack()
 
-    @app.action(re.compile(f"^{ACTION_FLAG_SOURCE}_[0-9]+$"))
+    @app.action(re.compile(f"^{ACTION_FLAG_SOURCE}_[0-9]+$"), middleware=[_members_only])
     async def on_flag_source(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
     ) -> None:
-        if not _in_workspace(body, context):
-            await ack()
-            await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
-            return
         value = json.loads(body["actions"][0]["value"])
         title = await flag_document(
             pool,
@@ -125,7 +114,7 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
         )
         await respond(text, response_type="ephemeral", replace_original=False)
 
-    @app.action(ACTION_ASK_HUMAN)
+    @app.action(ACTION_ASK_HUMAN, middleware=[_members_only])
     async def on_ask_human(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -133,10 +122,6 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
         client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
-        if not _in_workspace(body, context):
-            await ack()
-            await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
-            return
         handoff = await hand_over(
             pool,
             client,
@@ -150,6 +135,22 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
 
 def _run_id(body: dict[str, Any]) -> int:
     return int(body["actions"][0]["value"])
+
+
+async def _members_only(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    respond: AsyncRespond,
+    next: Callable[[], Awaitable[None]],  # Bolt passes the rest of the chain by this name
+) -> None:
+    """Bolt listener middleware: a click from outside the workspace is told so and goes
+    no further."""
+    if _in_workspace(body, context):
+        await next()
+        return
+    await ack()
+    await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
 
 
 def _in_workspace(body: dict[str, Any], context: AsyncBoltContext) -> bool:
