@@ -24,6 +24,7 @@ run: $(STAMP)
 test: $(STAMP) lint
 	sh scripts/ensure_chromium.sh
 	sh scripts/ensure_promtool.sh
+	sh scripts/ensure_compose.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
