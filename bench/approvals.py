@@ -4,7 +4,7 @@ run, 20 actions approved one at a time (each after the previous one ran), which 
 latency of one approval apart from the queueing a burst causes.
 
     .venv/bin/python bench/approvals.py [--actions 200] [--concurrency 16] [--single 20]
-                                        [--worker-threads 4,8]
+                                        [--workers 1x4,1x8,2x8]
 
 Sets up its own Postgres database (embedded, or BENCH_DATABASE_URL's server), a Redis
 namespace (BENCH_REDIS_URL or 127.0.0.1:6379/14), the Slack emulator, and `chatops serve`
@@ -36,11 +36,12 @@ from connectors.slack.web_client import make_web_client  # noqa: E402
 from review import actions, tenant_settings  # noqa: E402
 from review.slack_posts import post_approval_request  # noqa: E402
 from sandbox.slack_emulator import SlackEmulator  # noqa: E402
-from tests.support.processes import wait_for  # noqa: E402
+from tests.support.processes import ChatopsProcess, wait_for  # noqa: E402
 from tests.support.stack import start_stack  # noqa: E402
 
 APPROVALS, SUPPORT, APPROVER = "C0APPROVALS", "C0SUPPORT", "U0APPROVER"
 AIM_P95 = 1.0  # seconds, reaction to executed
+DEFAULT_THREADS = Settings.model_fields["worker_threads"].default
 
 
 def main() -> int:
@@ -49,9 +50,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="reactions in flight at once")
     parser.add_argument("--single", type=int, default=20, help="approvals one at a time")
     parser.add_argument(
-        "--worker-threads",
-        default=f"4,{Settings.model_fields['worker_threads'].default}",
-        help="comma-separated: one measurement per worker thread count, side by side",
+        "--workers",
+        default=f"1x4,1x{DEFAULT_THREADS},2x{DEFAULT_THREADS}",
+        help="comma-separated PROCESSESxTHREADS, each measured in turn in this run",
     )
     args = parser.parse_args()
     lines = [
@@ -59,9 +60,10 @@ def main() -> int:
         f"machine: {os.cpu_count()} cores, load avg at start {os.getloadavg()[0]:.2f},"
         f" Python {sys.version.split()[0]}",
     ]
-    for threads in (int(n) for n in args.worker_threads.split(",")):
-        latencies, once, singles = _measure(args, threads)
-        lines += ["", *_report(latencies, once, singles, args, threads)]
+    for config in args.workers.split(","):
+        processes, threads = (int(n) for n in config.split("x"))
+        latencies, once, singles = _measure(args, processes, threads)
+        lines += ["", *_report(latencies, once, singles, args, processes, threads)]
     lines.append(f"(load avg at end {os.getloadavg()[0]:.2f})")
     text = "\n".join(lines)
     print(text)
@@ -71,14 +73,24 @@ def main() -> int:
     return 0
 
 
-def _measure(args: argparse.Namespace, threads: int) -> tuple[list[float], bool, list[float]]:
-    """One worker with `threads` threads, on a fresh database and Redis namespace."""
+def _measure(
+    args: argparse.Namespace, processes: int, threads: int
+) -> tuple[list[float], bool, list[float]]:
+    """Workers with `threads` threads each, on a fresh database and Redis namespace."""
     with ExitStack() as stack:
         services = stack.enter_context(bench_services())
         database_url, slack = services.database_url, services.slack
         env = services.product_env() | {"WORKER_THREADS": str(threads)}
         running = start_stack(slack, env, services.log_dir)
         stack.callback(running.stop)
+        for index in range(1, processes):
+            extra = ChatopsProcess(
+                ["worker"],
+                env | {"WORKER_METRICS_PORT": ""},  # one metrics port per host
+                services.log_dir / f"worker-{index}.log",
+            )
+            extra.start(ready_line="worker.started")
+            stack.callback(extra.stop)
         pending = _propose(database_url, slack, args.actions)
         print(
             f"{len(pending)} actions pending in #approvals; approving them in a burst…", flush=True
@@ -210,6 +222,7 @@ def _report(
     once: bool,
     singles: list[float],
     args: argparse.Namespace,
+    processes: int,
     threads: int,
 ) -> list[str]:
     ordered = sorted(latencies)
@@ -221,7 +234,7 @@ def _report(
     rate = len(latencies) / max(ordered[-1], 1e-9)
     return [
         f"{len(latencies)} pending actions approved by ✅ in a burst ({args.concurrency} reactions"
-        f" in flight), one worker with {threads} threads",
+        f" in flight), {processes} worker process(es) with {threads} threads each",
         f"reaction sent -> action executed (ms): p50 {pct(0.50):.0f}  p95 {pct(0.95):.0f}  max {ordered[-1] * 1000:.0f}",
         f"  the burst drained at {rate:.0f} actions/s; p95 of a burst is bound by that rate",
         f"{len(singles)} actions approved one at a time, same run (ms): "
