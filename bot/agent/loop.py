@@ -114,10 +114,15 @@ def _answer(
     passages = _retrieve(request, plan.search_queries or [question], retriever, steps)
     tool_results: list[ToolResult] = []
     if plan.tool_calls:
-        output = steps.step(
-            "act",
-            lambda: {"results": [asdict(tools.run(c, i)) for i, c in enumerate(plan.tool_calls)]},
-        )
+
+        def act() -> Output:
+            results = []
+            for index, call in enumerate(plan.tool_calls):
+                with steps.tool_call(call.name):
+                    results.append(asdict(tools.run(call, index)))
+            return {"results": results}
+
+        output = steps.step("act", act)
         tool_results = [ToolResult(**r) for r in output["results"]]
 
     def write_draft(problems: list[str]) -> Output:

@@ -7,6 +7,7 @@ them again, so it reaches the same answer without paying for the same LLM calls 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,10 @@ class StepLog:
     @property
     def replayed(self) -> int:
         return len(self._stored)
+
+    def tool_call(self, name: str) -> AbstractContextManager[None]:
+        """Observe one tool call inside the step being computed (a span of its own)."""
+        return nullcontext() if self.observer is None else self.observer.calling_tool(name)
 
     def step(self, kind: str, compute: Callable[[], Output], *, counted: bool = True) -> Output:
         """Return the stored output of this step, or compute, store and return it."""

@@ -22,3 +22,9 @@ class StepObserver:
         with self.tracer.start_as_current_span(f"agent.{kind}", attributes={"agent.step": kind}):
             yield
         self.metrics.count_step(kind)
+
+    @contextmanager
+    def calling_tool(self, name: str) -> Iterator[None]:
+        """Around one tool call of an Act step: run, proposed for approval, or refused."""
+        with self.tracer.start_as_current_span("tool.call", attributes={"tool.name": name}):
+            yield
