@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -30,7 +29,8 @@ from bot.db import AsyncPool, open_async_pool
 from bot.errors import StartupError
 from bot.intake.installations import record_installation
 from bot.intake.record import requeue_stranded
-from bot.intake.slack_app import SUBSCRIBED_EVENTS, build_slack_app
+from bot.intake.request_metrics import count_acked, count_received, slack_request_type
+from bot.intake.slack_app import build_slack_app
 from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.observability.exposition import metrics_response
 from bot.observability.metrics import Metrics
@@ -60,11 +60,6 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 TRACING: web.AppKey[Tracing] = web.AppKey("tracing", Tracing)
 STORED_STATE: web.AppKey[StoredStateCollector] = web.AppKey("stored_state", StoredStateCollector)
 
-# Request types counted by name; anything else (a forged or new type) counts as "other",
-# so an unauthenticated sender cannot grow the label set.
-KNOWN_REQUEST_TYPES = frozenset(
-    {*SUBSCRIBED_EVENTS, "url_verification", "block_actions", "view_submission", "slash_command"}
-)
 QUEUES = (AGENT_QUEUE, REVIEW_QUEUE, KNOWLEDGE_QUEUE)
 
 
@@ -168,7 +163,7 @@ async def _slack_events(request: web.Request) -> web.Response:
     bolt_request = await to_bolt_request(request)
     request_type = slack_request_type(bolt_request.body)
     if metrics is not None:
-        metrics.slack_events_received.labels(request_type).inc()
+        count_received(metrics, request_type)
     correlation_id = new_correlation_id()
     # The listener stores it with the request (bot/intake/slack_app.py reads it here).
     bolt_request.context[LOG_KEY] = correlation_id
@@ -181,20 +176,9 @@ async def _slack_events(request: web.Request) -> web.Response:
     with span, structlog.contextvars.bound_contextvars(**{LOG_KEY: correlation_id}):
         response = await to_aiohttp_response(await request.app[BOLT].async_dispatch(bolt_request))
     if metrics is not None:
-        metrics.slack_events_acked.labels(request_type, str(response.status)).inc()
-        metrics.slack_ack_seconds.labels(request_type).observe(time.monotonic() - started)
+        # Timed from the request's arrival, before it was parsed.
+        count_acked(metrics, request_type, response.status, started)
     return response
-
-
-def slack_request_type(body: dict[str, Any]) -> str:
-    """The event type of an Events API callback, else the kind of request."""
-    if body.get("type") == "event_callback":
-        name = str((body.get("event") or {}).get("type"))
-    elif "command" in body:
-        name = "slash_command"
-    else:
-        name = str(body.get("type"))
-    return name if name in KNOWN_REQUEST_TYPES else "other"
 
 
 async def _slack_install(request: web.Request) -> web.Response:

@@ -4,13 +4,24 @@ public URL. The same Bolt app, so the same checks and the same record-then-ack p
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import (
+    run_async_bolt_app,
+    send_async_response,
+)
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.db import open_async_pool
 from bot.intake.http_server import register_single_workspace
+from bot.intake.request_metrics import count_acked, count_received, slack_request_type
 from bot.intake.slack_app import build_slack_app
+from bot.observability.exposition import serve_metrics
+from bot.observability.metrics import Metrics
 from bot.queue.broker import build_broker
 from bot.queue.jobs import enqueue_request
 from bot.settings import Settings
@@ -27,6 +38,7 @@ async def _run(settings: Settings) -> None:
         raise SystemExit("chatops: SLACK_APP_TOKEN (xapp-...) is required for --socket-mode")
     pool = await open_async_pool(settings.database_url, max_size=settings.database_pool_size)
     broker = build_broker(settings)
+    metrics_server = None
     try:
         if settings.slack_bot_token is not None:
             await register_single_workspace(settings, pool)
@@ -37,9 +49,39 @@ async def _run(settings: Settings) -> None:
                 broker, request_id, kind, correlation_id
             ),
         )
-        handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        metrics = None
+        if settings.metrics_enabled:
+            # No HTTP listener in this mode: /metrics is served on PORT instead.
+            metrics = Metrics.create()
+            metrics_server = serve_metrics(metrics.registry, settings.metrics_host, settings.port)
+        handler = CountingSocketModeHandler(
+            app, settings.slack_app_token.get_secret_value(), metrics=metrics
+        )
         log.info("serve.socket_mode")
         await handler.start_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         broker.close()
         await pool.close()
+
+
+class CountingSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, counting and timing each request's ack the way the
+    HTTP listener does (Bolt's global middleware runs before the listeners and never
+    sees the response, so the count wraps the handler instead)."""
+
+    def __init__(self, app: AsyncApp, app_token: str, *, metrics: Metrics | None) -> None:
+        super().__init__(app, app_token)
+        self.metrics = metrics
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]  # narrowed as in Bolt
+        if self.metrics is None:
+            await super().handle(client, req)
+            return
+        started_at = time.time()  # Bolt's own clock for its "slow ack" warning
+        request_type = slack_request_type(req.payload)
+        received_at = count_received(self.metrics, request_type)
+        response = await run_async_bolt_app(self.app, req)
+        await send_async_response(client, req, response, started_at)
+        count_acked(self.metrics, request_type, response.status, received_at)
