@@ -35,6 +35,8 @@ RESPONSE_WAIT = 5.0  # seconds a test waits by default for the app's response_ur
 _TEXT_INPUTS = frozenset(
     {"plain_text_input", "email_text_input", "url_text_input", "number_text_input"}
 )
+# Elements clicked like a button: a plain one, and the icon button of context_actions.
+_BUTTONS = frozenset({"button", "icon_button"})
 _OPTION_SELECTS = frozenset({"static_select", "external_select", "radio_buttons"})
 _OPTIONS_SELECTS = frozenset({"multi_static_select", "multi_external_select", "checkboxes"})
 # Elements whose state is one ID or date under a key named after the element.
@@ -241,24 +243,34 @@ class Interactions:
         value: str | None = None,
         block_id: str | None = None,
     ) -> InteractionResult:
-        """Click the button ``action_id`` of a message (or of an ephemeral one the user sees)."""
+        """Click the button ``action_id`` of a message (or of an ephemeral one the user sees).
+
+        For a ``feedback_buttons`` element (👍 / 👎 in a ``context_actions`` block),
+        ``value`` says which of its two buttons: the positive or the negative one's value.
+        """
         user, conversation = self._person_in(user_id, channel)
         source = self._message_seen_by(user.id, conversation.id, message_ts)
         found_block, element = find_action(source.blocks or [], action_id, block_id, message_ts)
-        if element.get("type") != "button":
+        kind = element.get("type")
+        if kind == "feedback_buttons":
+            action = _feedback_action(element, value, message_ts)
+        elif kind in _BUTTONS:
+            action = {"text": element.get("text")}
+            if value is not None or "value" in element:
+                action["value"] = value if value is not None else element["value"]
+            if "style" in element:
+                action["style"] = element["style"]
+        else:
             raise InteractionError(
-                f"{action_id!r} in message {message_ts} is a {element.get('type')}, not a button"
+                f"{action_id!r} in message {message_ts} is a {kind}, not a button"
             )
-        action: JsonDict = {
+        action = {
             "action_id": action_id,
             "block_id": found_block,
-            "text": element.get("text"),
+            **action,
+            "type": kind,
+            "action_ts": self.workspace.next_ts(),
         }
-        if value is not None or "value" in element:
-            action["value"] = value if value is not None else element["value"]
-        if "style" in element:
-            action["style"] = element["style"]
-        action.update({"type": "button", "action_ts": self.workspace.next_ts()})
         original = Original(
             conversation.id, source.ts, ephemeral=isinstance(source, EphemeralMessage)
         )
@@ -423,7 +435,7 @@ def view_state(view: View, values: Mapping[str, Mapping[str, Any]]) -> JsonDict:
 def _interactive_elements(blocks: list[JsonDict]) -> Iterator[tuple[str, JsonDict]]:
     for block in blocks:
         block_id = str(block.get("block_id", ""))
-        if block.get("type") == "actions":
+        if block.get("type") in ("actions", "context_actions"):
             candidates = block.get("elements") or []
         elif block.get("type") == "input":
             candidates = [block.get("element")]
@@ -432,6 +444,20 @@ def _interactive_elements(blocks: list[JsonDict]) -> Iterator[tuple[str, JsonDic
         for element in candidates:
             if isinstance(element, dict) and "action_id" in element:
                 yield block_id, element
+
+
+def _feedback_action(element: JsonDict, value: str | None, where: str) -> JsonDict:
+    """The action of a click on one of a feedback_buttons element's two buttons: Slack
+    sends the clicked button's text and value (no field says which side it was)."""
+    sides = [element.get("positive_button") or {}, element.get("negative_button") or {}]
+    for side in sides:
+        if value is not None and side.get("value") == value:
+            return {"text": side.get("text"), "value": value}
+    offered = [side.get("value") for side in sides]
+    raise InteractionError(
+        f"feedback buttons {element.get('action_id')!r} in message {where} have the values "
+        f"{offered}; say which was clicked (got {value!r})"
+    )
 
 
 def _element_state(element: JsonDict, value: Any) -> JsonDict:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from sandbox.slack_block_rules import block_problem
 from sandbox.slack_faults import ApiCall, FaultInjector, RequestLog
 from sandbox.slack_search import SearchRequest, decode_cursor, search_messages
 from sandbox.slack_workspace import (
@@ -539,6 +540,11 @@ class SlackMethods:
             raise SlackError("invalid_blocks_format")
         if not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks):
             raise SlackError("invalid_blocks")
+        for index, block in enumerate(blocks):
+            problem = block_problem(block)
+            if problem is not None:
+                messages = [f"[ERROR] {problem} [json-pointer:/blocks/{index}]"]
+                raise SlackError("invalid_blocks", response_metadata={"messages": messages})
         return blocks
 
     @staticmethod

@@ -1,12 +1,10 @@
-"""The Block Kit of an answer in its thread: the text, then 👍 / 👎 / "Ask a human", then
-one "wrong or outdated" button per cited source.
+"""The Block Kit of an answer: the text, then Slack's native 👍 / 👎 feedback buttons (a
+`context_actions` block), then "Ask a human" and one "wrong or outdated" button per cited
+source (an `actions` block of plain buttons, since the native block holds only feedback
+and icon buttons).
 
-Why an `actions` block of plain buttons rather than Slack's `context_actions` block with
-a `feedback_buttons` element: plain buttons render in every Slack client and in the
-sandbox's web page, and the Slack emulator clicks them like any other button; the native
-feedback control is newer and neither can show it yet. The message keeps its plain
-`text` too, for notifications and screen readers. The listeners for these buttons are in
-bot/intake/feedback_listeners.py.
+The message keeps its plain `text` too, for notifications and screen readers. The
+listeners for these controls are in bot/intake/feedback_listeners.py.
 """
 
 from __future__ import annotations
@@ -17,16 +15,20 @@ from typing import Any
 
 from bot.db import Conn
 from rag.citations import cited_numbers
+from review.answer_feedback import Rating
 
 Block = dict[str, Any]
 
+# The native feedback_buttons element: one action_id, the click's value says which side.
+ACTION_RATE = "answer_rate"
+# Plain 👍 / 👎 buttons of answers posted before the native element; still handled.
 ACTION_RATE_UP = "answer_rate_up"
 ACTION_RATE_DOWN = "answer_rate_down"
 ACTION_ASK_HUMAN = "answer_ask_human"
 # One button per cited source; action ids must be unique within their block.
 ACTION_FLAG_SOURCE = "answer_flag_source"  # + "_<n>", n the source's number in the answer
+RATING_BLOCK = "answer_rating"
 FEEDBACK_BLOCK = "answer_feedback"
-SOURCES_BLOCK = "answer_sources"
 
 SECTION_CHARS = 3_000  # Slack's limit on a section block's text
 MAX_FLAGGED_SOURCES = 5  # buttons for the first cited sources; answers rarely cite more
@@ -44,36 +46,53 @@ def answer_blocks(text: str, run_id: int, sources: list[CitedSource]) -> list[Bl
     return [*_sections(text), *feedback_blocks(run_id, sources)]
 
 
-def feedback_blocks(run_id: int, sources: list[CitedSource]) -> list[Block]:
-    """Only the controls, for a message whose text is already there (a streamed answer)."""
-    blocks: list[Block] = [
-        {
-            "type": "actions",
-            "block_id": FEEDBACK_BLOCK,
-            "elements": [
-                _button(ACTION_RATE_UP, "👍 Helpful", str(run_id)),
-                _button(ACTION_RATE_DOWN, "👎 Not helpful", str(run_id)),
-                _button(ACTION_ASK_HUMAN, "🙋 Ask a human", str(run_id)),
-            ],
-        }
-    ]
-    flaggable = sources[:MAX_FLAGGED_SOURCES]
-    if flaggable:
-        blocks.append(
+def feedback_blocks(
+    run_id: int, sources: list[CitedSource], *, offer_handoff: bool = True
+) -> list[Block]:
+    """Only the controls, for a message whose text is already there (a streamed answer).
+    Without `offer_handoff` there is no "Ask a human": a private answer has none, because
+    the handoff's summary is posted in the thread, where everyone would read it."""
+    rating: Block = {
+        "type": "context_actions",
+        "block_id": RATING_BLOCK,
+        "elements": [
             {
-                "type": "actions",
-                "block_id": SOURCES_BLOCK,
-                "elements": [
-                    _button(
-                        f"{ACTION_FLAG_SOURCE}_{source.number}",
-                        f"⚠️ [{source.number}] is wrong or outdated",
-                        json.dumps({"run": run_id, "document": source.document_id}),
-                    )
-                    for source in flaggable
-                ],
+                "type": "feedback_buttons",
+                "action_id": ACTION_RATE,
+                "positive_button": _feedback_button("👍", "Helpful", rating_value("up", run_id)),
+                "negative_button": _feedback_button(
+                    "👎", "Not helpful", rating_value("down", run_id)
+                ),
             }
+        ],
+    }
+    buttons = [_button(ACTION_ASK_HUMAN, "🙋 Ask a human", str(run_id))] if offer_handoff else []
+    buttons.extend(
+        _button(
+            f"{ACTION_FLAG_SOURCE}_{source.number}",
+            f"⚠️ [{source.number}] is wrong or outdated",
+            json.dumps({"run": run_id, "document": source.document_id}),
         )
-    return blocks
+        for source in sources[:MAX_FLAGGED_SOURCES]
+    )
+    if not buttons:
+        return [rating]  # Slack refuses an actions block without elements
+    return [rating, {"type": "actions", "block_id": FEEDBACK_BLOCK, "elements": buttons}]
+
+
+def rating_value(rating: Rating, run_id: int) -> str:
+    """What a feedback button sends when clicked: the rating and the run it rates."""
+    return f"{rating}:{run_id}"
+
+
+def parse_rating_value(value: str) -> tuple[Rating, int]:
+    """(rating, run id) from a feedback button's value; ValueError if it is not one."""
+    rating, _, run = value.partition(":")
+    if rating == "up":
+        return "up", int(run)
+    if rating == "down":
+        return "down", int(run)
+    raise ValueError(f"not a rating: {value!r}")
 
 
 def cited_sources(conn: Conn, tenant_id: int, run_id: int, text: str) -> list[CitedSource]:
@@ -117,6 +136,14 @@ def _button(action_id: str, label: str, value: str) -> Block:
         "type": "button",
         "action_id": action_id,
         "text": {"type": "plain_text", "text": label, "emoji": True},
+        "value": value,
+    }
+
+
+def _feedback_button(emoji: str, meaning: str, value: str) -> Block:
+    return {
+        "text": {"type": "plain_text", "text": emoji, "emoji": True},
+        "accessibility_label": meaning,  # read out instead of the bare emoji
         "value": value,
     }
 

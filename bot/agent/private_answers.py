@@ -1,6 +1,8 @@
 """Answers only the asker sees (channels set to `visibility=private`, and Slack Connect
 channels by default): an ephemeral message in the thread with a "Share with channel"
-button, which posts the answer publicly once (bot/intake/channel_listeners.py).
+button, which posts the answer publicly once (bot/intake/channel_listeners.py), and the
+same 👍 / 👎 and source controls as a public answer, but no "Ask a human" (its summary
+would be posted where the channel sees it).
 
 The answer is stored before it is shown, so the button can share exactly what the asker
 saw. Slack cannot look an ephemeral message up again, so unlike public replies there is
@@ -15,14 +17,21 @@ from typing import Any
 from psycopg import Connection
 from slack_sdk import WebClient
 
+from bot.agent.answer_blocks import cited_sources, feedback_blocks
+
 SHARE_ACTION = "share_private_answer"
 SHARE_BLOCK = "private_answer_share"
 PRIVATE_NOTE = "_Only you can see this answer._"
 
 
-def answer_blocks(text: str, answer_id: int) -> list[dict[str, Any]]:
+def answer_blocks(
+    text: str, answer_id: int, feedback: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The ephemeral answer: its text, its `feedback` controls if any (the 👍 / 👎 and
+    source buttons of bot/agent/answer_blocks.py), the note, then "Share with channel"."""
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+        *(feedback or []),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": PRIVATE_NOTE}]},
         {
             "type": "actions",
@@ -49,8 +58,11 @@ def deliver(
     thread_ts: str,
     asker: str,
     text: str,
+    rated: bool,
 ) -> str:
-    """Show the run's answer to the asker only; returns the ephemeral message's ts."""
+    """Show the run's answer to the asker only; returns the ephemeral message's ts.
+    A `rated` answer (not a notice) carries the feedback controls, which name the run, so
+    a click is stored against it like one on a public answer."""
     row = conn.execute(
         """INSERT INTO private_answers
              (tenant_id, run_id, slack_channel_id, slack_thread_ts, asked_by, text)
@@ -62,12 +74,17 @@ def deliver(
     assert row is not None
     if row["ephemeral_ts"]:
         return str(row["ephemeral_ts"])  # shown by an earlier attempt of this run
+    feedback = (
+        feedback_blocks(run_id, cited_sources(conn, tenant_id, run_id, text), offer_handoff=False)
+        if rated
+        else None
+    )
     response = client.chat_postEphemeral(
         channel=channel,
         user=asker,
         thread_ts=thread_ts,
         text=text,
-        blocks=answer_blocks(text, row["id"]),
+        blocks=answer_blocks(text, row["id"], feedback),
     )
     ts = str(response["message_ts"])
     conn.execute(

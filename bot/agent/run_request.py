@@ -27,7 +27,11 @@ from bot.agent import (
 )
 from bot.agent.answer_blocks import blocks_for_answer
 from bot.agent.answer_email import answer_email
-from bot.agent.assistant_panel import ASSISTANT_KINDS, handle_assistant_event
+from bot.agent.assistant_panel import (
+    ASSISTANT_KINDS,
+    handle_assistant_event,
+    prepare_panel_turn,
+)
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
 from bot.agent.prompts import Example
@@ -196,6 +200,8 @@ def _run_locked(
                     question,
                     preview,
                 )
+        # Answers carry 👍 / 👎, "Ask a human" and per-source flags; notices do not.
+        rated = outcome.status == "answered" and failed_reason is None and not settings.paused
         if private:
             reply_ts = private_answers.deliver(
                 conn,
@@ -206,11 +212,10 @@ def _run_locked(
                 thread_ts=thread.thread_ts,
                 asker=event.get("user", ""),
                 text=outcome.text,
+                rated=rated,
             )
         else:
             assert writer is not None  # a public answer has its reply message
-            # Answers carry 👍 / 👎, "Ask a human" and per-source flags; notices do not.
-            rated = outcome.status == "answered" and failed_reason is None and not settings.paused
             blocks = blocks_for_answer(conn, tenant_id, run["id"], outcome.text) if rated else None
             reply_ts = writer.finish(outcome.text, blocks=blocks)
         _finish(conn, tenant_id, request_id, run["id"], conversation_id, event, reply_ts, outcome)
@@ -250,6 +255,16 @@ def _answer_in_thread(
         before_ts=event["ts"],
         bot_ids={request["bot_id"]},
         skip_texts={THINKING_TEXT},
+    )
+    history = prepare_panel_turn(
+        conn,
+        thread.client,
+        tenant_id=tenant_id,
+        conversation_id=conversation_id,
+        channel=thread.channel,
+        thread_ts=thread.thread_ts,
+        question=question,
+        history=history,
     )
     corrections = [
         Example(c.original, c.corrected, c.reason)

@@ -1,9 +1,11 @@
-"""The buttons under an answer (bot/agent/answer_blocks.py) and the 👎 modal.
+"""The controls under an answer (bot/agent/answer_blocks.py) and the 👎 modal.
 
 Each click is a few quick queries, stored before the ack like every other request, and
 needs no job: the rating, reason or flag is the whole effect. The 👎 modal opens here,
 inside Slack's 3-second trigger window. Only people of the tenant's own workspace count
 (in a Slack Connect channel, people from other organisations see the buttons too).
+Clicks on a private (ephemeral) answer arrive the same way, without the message; the
+run id is in each control's value, and replies go to the click's response_url.
 """
 
 from __future__ import annotations
@@ -20,12 +22,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.agent.answer_blocks import (
     ACTION_ASK_HUMAN,
     ACTION_FLAG_SOURCE,
+    ACTION_RATE,
     ACTION_RATE_DOWN,
     ACTION_RATE_UP,
+    parse_rating_value,
 )
 from bot.db import AsyncPool
 from rag.source_flags import flag_document
-from review.answer_feedback import REASON_VIEW, add_reason, rate, reason_view, submitted_reason
+from review.answer_feedback import (
+    REASON_VIEW,
+    Rating,
+    add_reason,
+    rate,
+    reason_view,
+    submitted_reason,
+)
 from review.handoff import hand_over
 
 log = structlog.get_logger(__name__)
@@ -36,46 +47,38 @@ GONE = "That answer is no longer there to rate."
 
 
 def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
-    @app.action(ACTION_RATE_UP, middleware=[_members_only])
-    async def on_rate_up(
-        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
-    ) -> None:
-        stored = await rate(
-            pool,
-            tenant_id=context["tenant_id"],
-            run_id=_run_id(body),
-            user=body["user"]["id"],
-            rating="up",
-        )
-        await ack()
-        await respond(
-            THANKS_UP if stored else GONE, response_type="ephemeral", replace_original=False
-        )
-
-    @app.action(ACTION_RATE_DOWN, middleware=[_members_only])
-    async def on_rate_down(
+    async def on_rating(
         ack: AsyncAck,
         body: dict[str, Any],
         context: AsyncBoltContext,
         client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
-        run_id = _run_id(body)
-        # The click is the rating; the modal only adds an optional reason, so the 👎 is
-        # kept even if the person closes it.
+        rating, run_id = _rating(body)
         stored = await rate(
             pool,
             tenant_id=context["tenant_id"],
             run_id=run_id,
             user=body["user"]["id"],
-            rating="down",
+            rating=rating,
         )
         await ack()
         if not stored:
             await respond(GONE, response_type="ephemeral", replace_original=False)
-            return
-        channel = (body.get("channel") or {}).get("id", "")
-        await client.views_open(trigger_id=body["trigger_id"], view=reason_view(run_id, channel))
+        elif rating == "up":
+            await respond(THANKS_UP, response_type="ephemeral", replace_original=False)
+        else:
+            # The click is the rating; the modal only adds an optional reason, so the 👎
+            # is kept even if the person closes it.
+            channel = (body.get("channel") or {}).get("id", "")
+            await client.views_open(
+                trigger_id=body["trigger_id"], view=reason_view(run_id, channel)
+            )
+
+    # Slack's feedback_buttons element (one action id for both sides), and the plain
+    # buttons of answers posted before it, which people may still click.
+    for action_id in (ACTION_RATE, ACTION_RATE_UP, ACTION_RATE_DOWN):
+        app.action(action_id, middleware=[_members_only])(on_rating)
 
     @app.view(REASON_VIEW)
     async def on_reason_submitted(
@@ -135,6 +138,16 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
 
 def _run_id(body: dict[str, Any]) -> int:
     return int(body["actions"][0]["value"])
+
+
+def _rating(body: dict[str, Any]) -> tuple[Rating, int]:
+    """(rating, run id) of a click on the native feedback buttons or an older plain one."""
+    action = body["actions"][0]
+    if action["action_id"] == ACTION_RATE_UP:
+        return "up", int(action["value"])
+    if action["action_id"] == ACTION_RATE_DOWN:
+        return "down", int(action["value"])
+    return parse_rating_value(action["value"])
 
 
 async def _members_only(

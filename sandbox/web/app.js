@@ -125,6 +125,24 @@ function button(element, blockId) {
     + `${escapeHtml(element.text ? element.text.text : "")}</button>`;
 }
 
+// Slack's feedback_buttons element: two buttons under one action_id; the value sent says
+// which was clicked. Its labels are emoji, so the accessibility label is the tooltip.
+function feedbackButtons(element, blockId) {
+  return ["positive_button", "negative_button"].map((side) => {
+    const half = element[side] || {};
+    return `<button type="button" class="block-button feedback-button" data-action-id="${escapeHtml(element.action_id)}"`
+      + ` data-block-id="${escapeHtml(blockId || "")}" data-value="${escapeHtml(half.value || "")}"`
+      + ` title="${escapeHtml(half.accessibility_label || "")}" aria-label="${escapeHtml(half.accessibility_label || "")}">`
+      + `${escapeHtml(half.text ? half.text.text : "")}</button>`;
+  }).join("");
+}
+
+function contextActionHtml(element, blockId) {
+  if (element.type === "feedback_buttons") return feedbackButtons(element, blockId);
+  if (element.type === "icon_button") return button(element, blockId);
+  return "";
+}
+
 function blocksHtml(blocks, fallbackText) {
   if (!blocks || blocks.length === 0) return `<div class="body">${mrkdwn(fallbackText)}</div>`;
   const parts = blocks.map((block) => {
@@ -142,6 +160,8 @@ function blocksHtml(blocks, fallbackText) {
         return "<hr>";
       case "actions":
         return `<div class="block-actions">${(block.elements || []).filter((e) => e.type === "button").map((e) => button(e, block.block_id)).join("")}</div>`;
+      case "context_actions":
+        return `<div class="block-context-actions">${(block.elements || []).map((e) => contextActionHtml(e, block.block_id)).join("")}</div>`;
       default:
         return "";
     }

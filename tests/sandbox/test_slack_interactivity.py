@@ -148,6 +148,11 @@ def build_bolt_app(slack: SlackEmulator, seen: Seen, signing_secret: str) -> Asy
         await respond(replace_original=True, text="Avery is approving this.")
         seen.done.set()
 
+    @bolt.action("rate")
+    async def on_rate(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        seen.actions.append(body)
+
     @bolt.view("edit_modal")
     async def on_edit(ack: Any, view: dict[str, Any]) -> None:
         values = view["state"]["values"]
@@ -324,6 +329,63 @@ def test_button_in_an_ephemeral_message(
     assert update.ok and update.ephemeral is not None
     (shown,) = slack.workspace.ephemeral_messages(APPROVER)
     assert shown.ts == ts and shown.text == "Avery is approving this." and shown.blocks is None
+
+
+RATING_BLOCKS: list[dict[str, Any]] = [
+    {"type": "section", "text": {"type": "mrkdwn", "text": "Refunds take five days."}},
+    {
+        "type": "context_actions",
+        "block_id": "rating",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": "rate",
+                "positive_button": {
+                    "text": {"type": "plain_text", "text": "👍"},
+                    "value": "good-7",
+                },
+                "negative_button": {
+                    "text": {"type": "plain_text", "text": "👎"},
+                    "value": "bad-7",
+                },
+            }
+        ],
+    },
+]
+
+
+def test_feedback_buttons_click_sends_the_clicked_sides_value(
+    slack: SlackEmulator, seen: Seen, client: WebClient
+) -> None:
+    """Slack's context_actions block is accepted, and a click on its 👎 reaches the app as
+    a feedback_buttons action carrying the negative button's value and text."""
+    ts = client.chat_postMessage(
+        channel=SUPPORT, text="Refunds take five days.", blocks=RATING_BLOCKS
+    )["ts"]
+
+    result = slack.click_button(REQUESTER, SUPPORT, ts, "rate", value="bad-7")
+
+    assert result.status == 200
+    (body,) = seen.actions
+    (action,) = body["actions"]
+    assert action["type"] == "feedback_buttons" and action["block_id"] == "rating"
+    assert action["value"] == "bad-7" and action["text"]["text"] == "👎"
+    assert body["message"]["blocks"][1]["type"] == "context_actions"
+    with pytest.raises(InteractionError, match="good-7"):
+        slack.click_button(REQUESTER, SUPPORT, ts, "rate")  # which side was clicked?
+
+
+def test_a_malformed_context_actions_block_is_refused(client: WebClient) -> None:
+    """Slack refuses feedback buttons missing a side, or elements it cannot hold there."""
+    broken = json.loads(json.dumps(RATING_BLOCKS))
+    del broken[1]["elements"][0]["negative_button"]
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel=SUPPORT, text="x", blocks=broken)
+    assert refused.value.response["error"] == "invalid_blocks"
+    assert "negative_button" in refused.value.response["response_metadata"]["messages"][0]
+    button_inside = [{"type": "context_actions", "elements": [APPROVAL_BLOCKS[1]["elements"][0]]}]
+    with pytest.raises(SlackApiError, match="invalid_blocks"):
+        client.chat_postMessage(channel=SUPPORT, text="x", blocks=button_inside)
 
 
 def test_clicking_a_missing_button_is_a_clear_error(

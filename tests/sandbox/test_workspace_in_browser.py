@@ -96,6 +96,23 @@ def test_mentioning_the_bot_in_support_gets_its_answer_in_the_thread(
     expect(thread).to_contain_text("choose Reset token", timeout=AGENT_WORK)
 
 
+def test_an_answer_is_rated_with_slacks_feedback_buttons(page: Any, llm: OpenAIEmulator) -> None:
+    """An answer shows Slack's native 👍 / 👎 under it; a click on 👍 is thanked, privately."""
+    question = unique_question("Where is the printer?")
+    script_answer(llm, question, "On the second floor, by the kitchen.")
+    open_channel(page, SUPPORT)
+    write(page, f"@chatops {question}")
+    thread = open_thread_of(page, question)
+    answer = thread.locator(".message", has_text="by the kitchen")
+    expect(answer.locator(".feedback-button")).to_have_text(["👍", "👎"], timeout=AGENT_WORK)
+    expect(answer.locator(".block-button", has_text="Ask a human")).to_have_count(1)
+
+    answer.locator(".feedback-button", has_text="👍").click()
+
+    thanks = page.locator(".message.ephemeral", has_text="Your 👍 is noted")
+    expect(thanks.first).to_be_visible(timeout=AGENT_WORK)
+
+
 def test_an_email_approved_with_a_check_mark_arrives_in_the_outbox(
     page: Any, llm: OpenAIEmulator
 ) -> None:

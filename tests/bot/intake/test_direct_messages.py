@@ -100,6 +100,14 @@ def test_a_conversation_in_the_assistant_panel(stack: Stack, llm: Any, db: DB) -
     ][-1]
     assert statuses[0].timestamp < final_update.timestamp
 
+    # And the panel's thread is titled after the question, and the model was told, as
+    # data, which channel the person has open beside the panel
+    assert stack.slack.workspace.assistant_title(REQUESTER_DM, root.ts) == question
+    first_prompt = [m["content"] for m in llm.requests(match=question)[0]["messages"]]
+    (where,) = [c for c in first_prompt if "viewing_channel" in c]
+    assert '"id": "C0GENERAL"' in where and '"name": "general"' in where
+    assert "not instructions" in where
+
     # When they follow up, again without a mention
     follow_up = unique_question("And for orders paid by card?")
     llm.script(
@@ -126,6 +134,13 @@ def test_a_conversation_in_the_assistant_panel(stack: Stack, llm: Any, db: DB) -
         if c.params.get("channel") == REQUESTER_DM
     ]
     assert reads == []
+    # The follow-up kept the first question's title.
+    titles = [
+        c.params["title"]
+        for c in stack.slack.calls("assistant.threads.setTitle")
+        if c.params.get("thread_ts") == root.ts
+    ]
+    assert titles == [question]
     # The thread's root is Slack's own message, not a question for the bot.
     asked = db.execute(
         """SELECT payload->'event'->>'ts' AS ts FROM inbound_requests
@@ -148,3 +163,11 @@ def test_a_direct_message_is_answered_without_a_mention(stack: Stack, llm: Any) 
         lambda: answers(stack.slack, message.ts) == ["It is on the IT wiki, under Remote work."],
         message="the answer to the DM",
     )
+    # Not a panel thread: no title, and no panel context for the model.
+    assert not [
+        c
+        for c in stack.slack.calls("assistant.threads.setTitle")
+        if c.params.get("thread_ts") == message.ts
+    ]
+    prompt = [m["content"] for m in llm.requests(match=question)[0]["messages"]]
+    assert not [c for c in prompt if "viewing_channel" in c]

@@ -11,20 +11,23 @@ from typing import Any
 
 import psycopg
 import pytest
+from slack_sdk import WebClient
 
 from bot.agent.answer_blocks import (
     ACTION_ASK_HUMAN,
+    ACTION_RATE,
     ACTION_RATE_DOWN,
-    ACTION_RATE_UP,
     FEEDBACK_BLOCK,
-    SOURCES_BLOCK,
+    RATING_BLOCK,
 )
 from bot.templates.golden import load_golden
 from rag.embeddings import LocalEmbedder
 from review.answer_feedback import REASON_BLOCK, REASON_INPUT, REASON_VIEW
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
-from sandbox.slack_workspace import Message
+from sandbox.slack_interactivity import InteractionResult
+from sandbox.slack_workspace import EphemeralMessage, Message
+from tests.support.channels import admin_command, new_channel
 from tests.support.conversation import (
     GENERAL,
     REQUESTER,
@@ -77,7 +80,7 @@ def run_of(db: DB, reply: Message) -> int:
     return int(row["id"])
 
 
-def action_ids(message: Message, block_id: str) -> list[str]:
+def action_ids(message: Message | EphemeralMessage, block_id: str) -> list[str]:
     return [
         element["action_id"]
         for block in message.blocks or []
@@ -86,18 +89,38 @@ def action_ids(message: Message, block_id: str) -> list[str]:
     ]
 
 
+def click_rating(
+    stack: Stack, message: Message | EphemeralMessage, side: str, channel: str = GENERAL
+) -> InteractionResult:
+    """Click the 👍 ("positive") or 👎 ("negative") half of the answer's native feedback
+    buttons, as a person would: the emulator sends that half's value."""
+    (element,) = [
+        element
+        for block in message.blocks or []
+        if block.get("block_id") == RATING_BLOCK and block["type"] == "context_actions"
+        for element in block["elements"]
+        if element["type"] == "feedback_buttons"
+    ]
+    value = element[f"{side}_button"]["value"]
+    return stack.slack.click_button(
+        REQUESTER, channel, message.ts, element["action_id"], value=value
+    )
+
+
 def test_thumbs_down_reason_is_stored_and_becomes_a_golden_candidate(
     stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, tmp_path: Path
 ) -> None:
     """👎 opens a modal; the reason typed there is stored with the rating and shows up,
     with the question, in `chatops golden from-feedback`, its personal data masked."""
     reply = answered(stack, llm)
-    assert action_ids(reply, FEEDBACK_BLOCK) == [ACTION_RATE_UP, ACTION_RATE_DOWN, ACTION_ASK_HUMAN]
+    assert action_ids(reply, RATING_BLOCK) == [ACTION_RATE]  # Slack's own 👍 / 👎
+    assert action_ids(reply, FEEDBACK_BLOCK) == [ACTION_ASK_HUMAN]  # no sources cited
     assert reply.text.startswith("Restart it twice.")  # the plain text stays, for notifications
     before = stack.slack.last_view(REQUESTER)
 
-    click = stack.slack.click_button(REQUESTER, GENERAL, reply.ts, ACTION_RATE_DOWN)
+    click = click_rating(stack, reply, "negative")
     assert click.status == 200
+    assert click.payload["actions"][0]["type"] == "feedback_buttons"
     modal = wait_for(
         lambda: (v := stack.slack.last_view(REQUESTER)) and v is not before and v,
         message="the 'what was wrong' modal",
@@ -138,8 +161,8 @@ def test_thumbs_up_twice_is_one_rating_and_a_change_of_mind_replaces_it(
 ) -> None:
     """The same person's second 👍 changes nothing; their 👎 afterwards replaces it."""
     reply = answered(stack, llm)
-    first = stack.slack.click_button(REQUESTER, GENERAL, reply.ts, ACTION_RATE_UP)
-    stack.slack.click_button(REQUESTER, GENERAL, reply.ts, ACTION_RATE_UP)
+    first = click_rating(stack, reply, "positive")
+    click_rating(stack, reply, "positive")
     (thanks,) = first.wait_for_responses()
     assert thanks.ephemeral is not None and "👍" in thanks.ephemeral.text
 
@@ -148,7 +171,7 @@ def test_thumbs_up_twice_is_one_rating_and_a_change_of_mind_replaces_it(
     assert db.execute(ratings, (run_id,)).fetchall() == [
         {"slack_user_id": REQUESTER, "rating": "up"}
     ]
-    stack.slack.click_button(REQUESTER, GENERAL, reply.ts, ACTION_RATE_DOWN)
+    click_rating(stack, reply, "negative")
     assert db.execute(ratings, (run_id,)).fetchall() == [
         {"slack_user_id": REQUESTER, "rating": "down"}
     ]
@@ -221,8 +244,8 @@ def test_a_cited_source_can_be_marked_wrong_and_admins_see_it(
         lambda: next((m for m in bot_replies(stack.slack, post.message.ts) if m.blocks), None),
         message="the answer with its buttons",
     )
-    assert action_ids(reply, SOURCES_BLOCK) == ["answer_flag_source_1"]
-    stack.slack.click_button(REQUESTER, GENERAL, reply.ts, ACTION_RATE_UP)
+    assert action_ids(reply, FEEDBACK_BLOCK) == [ACTION_ASK_HUMAN, "answer_flag_source_1"]
+    click_rating(stack, reply, "positive")
 
     click = stack.slack.click_button(REQUESTER, GENERAL, reply.ts, "answer_flag_source_1")
     (thanks,) = click.wait_for_responses()
@@ -246,3 +269,83 @@ def test_a_cited_source_can_be_marked_wrong_and_admins_see_it(
     assert liked["candidate"]["origin"] == "thumbs_up"
     assert liked["expect"]["cited_sources"] == [liked["passages"][0]["title"]]
     assert "Refund policy" in liked["expect"]["cited_sources"][0]
+
+
+def test_a_private_answer_is_rated_like_a_public_one(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
+) -> None:
+    """An answer only the asker sees carries 👍 / 👎 too (but no "Ask a human", whose
+    summary the channel would read); its clicks come from an ephemeral message, without
+    the message itself, and are stored against the run."""
+    channel = new_channel(stack.slack)
+    admin_command(stack.slack, channel, "channel visibility=private")
+    question = unique_question("What is my parking spot?")
+    script_answer(llm, question, "Spot 12, level 2.")
+    asked = stack.slack.post_as_user(REQUESTER, channel, f"<@{stack.slack.bot_user_id}> {question}")
+
+    shown: EphemeralMessage = wait_for(
+        lambda: next(
+            (
+                m
+                for m in stack.slack.workspace.ephemeral_messages(REQUESTER)
+                if m.channel == channel and m.thread_ts == asked.message.ts and m.blocks
+            ),
+            None,
+        ),
+        message="the private answer",
+    )
+    assert action_ids(shown, RATING_BLOCK) == [ACTION_RATE]
+    assert ACTION_ASK_HUMAN not in action_ids(shown, FEEDBACK_BLOCK)
+
+    up = click_rating(stack, shown, "positive", channel)
+    assert up.payload["container"]["is_ephemeral"] is True and "message" not in up.payload
+    (thanks,) = up.wait_for_responses()
+    assert thanks.ephemeral is not None and "👍" in thanks.ephemeral.text
+
+    before = stack.slack.last_view(REQUESTER)
+    click_rating(stack, shown, "negative", channel)
+    wait_for(
+        lambda: (v := stack.slack.last_view(REQUESTER)) and v is not before and v,
+        message="the 'what was wrong' modal",
+    )
+    rated = db.execute(
+        """SELECT a.rating FROM answer_ratings a
+           JOIN agent_runs r ON r.id = a.run_id
+           JOIN inbound_requests q ON q.id = r.request_id
+           WHERE q.payload->'event'->>'ts' = %s AND a.slack_user_id = %s""",
+        (asked.message.ts, REQUESTER),
+    ).fetchall()
+    assert rated == [{"rating": "down"}]
+
+
+def test_plain_rating_buttons_of_older_answers_still_count(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
+) -> None:
+    """Answers posted before the native feedback buttons have plain 👍 / 👎 buttons; a
+    click on one is still stored as that person's rating."""
+    reply = answered(stack, llm)
+    run_id = run_of(db, reply)
+    client = WebClient(token=stack.slack.bot_token, base_url=stack.slack.api_url)
+    legacy_blocks = [
+        {
+            "type": "actions",
+            "block_id": FEEDBACK_BLOCK,
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ACTION_RATE_DOWN,
+                    "text": {"type": "plain_text", "text": "👎 Not helpful"},
+                    "value": str(run_id),
+                }
+            ],
+        }
+    ]
+    client.chat_update(channel=GENERAL, ts=reply.ts, text=reply.text, blocks=legacy_blocks)
+
+    click = stack.slack.click_button(REQUESTER, GENERAL, reply.ts, ACTION_RATE_DOWN)
+
+    assert click.status == 200
+    assert db.execute(
+        "SELECT rating FROM answer_ratings WHERE run_id = %s AND slack_user_id = %s",
+        (run_id, REQUESTER),
+    ).fetchall() == [{"rating": "down"}]
