@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
+from sandbox.slack_search import issue_action_token
 from sandbox.slack_workspace import (
     JsonDict,
     Message,
@@ -244,12 +245,21 @@ class EventBuilder:
         event = message.to_slack(include_metadata=True)
         event.update({"channel": message.channel, "event_ts": message.ts})
         event["channel_type"] = channel_type
+        if not self._is_own(message.user):
+            # As Slack does for AI apps: what lets the bot call assistant.search.context.
+            event["action_token"] = issue_action_token(self.workspace)
         return event
 
     def _app_mention_event(self, message: Message) -> JsonDict:
         fields = message.to_slack(include_metadata=False)
         fields.pop("type")
-        return {"type": "app_mention", **fields, "channel": message.channel, "event_ts": message.ts}
+        return {
+            "type": "app_mention",
+            **fields,
+            "channel": message.channel,
+            "event_ts": message.ts,
+            "action_token": issue_action_token(self.workspace),
+        }
 
     def _is_own(self, user_id: str | None) -> bool:
         return user_id == self.workspace.app.bot_user_id

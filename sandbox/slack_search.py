@@ -9,7 +9,9 @@ or `timestamp`), `sort_dir`, `limit` (at most 20) and `cursor`; its answer is
 
 What a caller may find: messages (thread replies included) in public channels, and, for
 a bot token, only the public channels the bot is a member of; never private channels,
-group or direct messages. Slack ranks natural-language queries semantically; the sandbox
+group or direct messages. A bot token must also send the `action_token` Slack put on the
+`app_mention` or `message` event that started the work; without one, or with one that is
+not Slack's or has expired, Slack answers `invalid_action_token`. Slack ranks natural-language queries semantically; the sandbox
 ranks by how many of the query's words a message contains, which is enough to test
 what the product does with the results.
 """
@@ -18,13 +20,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
+import secrets
 from dataclasses import dataclass
 
 from sandbox.slack_types import JsonDict, SlackError
 from sandbox.slack_workspace import Identity, Message, SlackWorkspace, parse_ts
 
 MAX_LIMIT = 20  # Slack's maximum results per page
+# How long an event's action_token is accepted. Slack does not publish its lifetime; an
+# agent searches within seconds of the event, so anything that outlives a run will do.
+ACTION_TOKEN_LIFETIME = 15 * 60.0  # seconds
 WORD = re.compile(r"[\w']+")
 # Words a question is made of but no message is found by.
 STOPWORDS = frozenset(
@@ -141,6 +149,34 @@ def _result(workspace: SlackWorkspace, message: Message) -> JsonDict:
         "is_author_bot": message.bot_id is not None,
         "permalink": link,
     }
+
+
+def issue_action_token(workspace: SlackWorkspace) -> str:
+    """An action_token for an event delivered now, shaped like Slack's ("12345.98765.abcd...").
+
+    Signed rather than remembered, so the event side and the Web API side agree with no
+    state shared between them beyond the workspace's app credentials."""
+    issued = str(int(workspace.now()))
+    nonce = str(secrets.randbelow(10**8)).zfill(8)
+    return f"{issued}.{nonce}.{_action_token_mac(workspace, issued, nonce)}"
+
+
+def check_action_token(workspace: SlackWorkspace, token: str | None) -> None:
+    """Raise Slack's error unless `token` is one this workspace issued and still valid."""
+    issued, _, rest = (token or "").partition(".")
+    nonce, _, mac = rest.partition(".")
+    if not (issued.isdigit() and nonce.isdigit() and mac):
+        raise SlackError("invalid_action_token")
+    if not hmac.compare_digest(mac, _action_token_mac(workspace, issued, nonce)):
+        raise SlackError("invalid_action_token")
+    if workspace.now() - int(issued) > ACTION_TOKEN_LIFETIME:
+        raise SlackError("invalid_action_token")
+
+
+def _action_token_mac(workspace: SlackWorkspace, issued: str, nonce: str) -> str:
+    key = f"action-token:{workspace.app.client_secret}".encode()
+    message = f"{workspace.team.id}.{issued}.{nonce}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:24]
 
 
 def encode_cursor(offset: int) -> str:

@@ -24,7 +24,12 @@ from aiohttp import web
 
 from sandbox.slack_block_rules import block_problem
 from sandbox.slack_faults import ApiCall, FaultInjector, RequestLog
-from sandbox.slack_search import SearchRequest, decode_cursor, search_messages
+from sandbox.slack_search import (
+    SearchRequest,
+    check_action_token,
+    decode_cursor,
+    search_messages,
+)
 from sandbox.slack_workspace import (
     Identity,
     JsonDict,
@@ -487,6 +492,9 @@ class SlackMethods:
 
     def assistant_search_context(self, request: ApiRequest) -> JsonDict:
         """The Real-time Search API: see `sandbox.slack_search`."""
+        if request.caller.is_bot:
+            # A bot searches only on behalf of an event: the action_token Slack put on it.
+            check_action_token(self.workspace, request.get("action_token"))
         query = request.require("query", "invalid_arguments")
         # A comma-separated string (form or JSON) or a JSON array.
         types = request.params.get("channel_types") or "public_channel"

@@ -275,7 +275,12 @@ def _answer_in_thread(
         return ReviewedToolbox(
             conn,
             applied.tools,
-            ActionContext(tenant_id, request["bot_token"], requested_by=event.get("user", "")),
+            ActionContext(
+                tenant_id,
+                request["bot_token"],
+                requested_by=event.get("user", ""),
+                action_token=event.get("action_token"),
+            ),
             conversation_id=conversation_id,
             run_id=run_id,
             approval_ttl=applied.approval_ttl,

@@ -29,6 +29,9 @@ class ActionContext:
     tenant_id: int
     bot_token: str
     requested_by: str
+    # The action_token of the Slack event that started the run (None for email and for
+    # events without one): what Slack asks of a bot token to search on a person's behalf.
+    action_token: str | None = None
 
 
 @dataclass(frozen=True)

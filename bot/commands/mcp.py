@@ -1,6 +1,7 @@
 """`chatops mcp tools`: connect to the configured MCP servers (MCP_SERVERS) as a worker
 would at start, and list the tools the agent would be offered, each with its effect, so
-an admin can check the configuration before starting workers."""
+an admin can check the configuration before starting workers. Tools whose definitions
+the injection screen flags are listed as rejected, with the reason."""
 
 from __future__ import annotations
 
@@ -28,10 +29,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         for tool in sorted(toolset.tools, key=lambda tool: tool.name):
             print(f"{tool.name:<{width}}  {tool.effect.value:<9}  {tool.description}")
         print(f"{len(toolset.tools)} tool(s) from {len(toolset.reachable)} server(s)")
+        for rejected in toolset.rejected:
+            print(f"{rejected.server}: {rejected.tool} rejected, not offered: {rejected.reason}")
         down = [s.name for s in settings.mcp_servers if s.name not in toolset.reachable]
         for name in down:
             # The reason is in the log line mcp.server_unavailable above.
             print(f"{name}: unreachable, no tools (see the log)")
     finally:
         toolset.close()
-    return 1 if down else 0
+    # Non-zero when anything configured is not offered, so a deploy check notices.
+    return 1 if down or toolset.rejected else 0

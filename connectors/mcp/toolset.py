@@ -1,5 +1,6 @@
 """The MCP tools of one process: connect to the configured servers, discover their tools,
-and keep the sessions until the process closes them."""
+screen their definitions for prompt injection, and keep the sessions until the process
+closes them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dataclasses import dataclass
 from bot.agent.tools import Tool
 from bot.settings import Settings
 from connectors.mcp.bridge import McpBridge
+from connectors.mcp.screening import RejectedTool, screen_discovered
 from connectors.mcp.tools import mcp_tools
+from guardrails.injection import InjectionScreen
 
 
 @dataclass(frozen=True)
@@ -16,15 +19,24 @@ class McpToolset:
     tools: list[Tool]
     reachable: tuple[str, ...] = ()  # the servers that answered at start
     bridge: McpBridge | None = None  # None when no server is configured
+    rejected: tuple[RejectedTool, ...] = ()  # left out: their definitions were flagged
 
     def close(self) -> None:
         if self.bridge is not None:
             self.bridge.close()
 
 
-def load_mcp_tools(settings: Settings) -> McpToolset:
+# The injection screen's heuristics, without a classifier: nothing to load.
+HEURISTIC_SCREEN = InjectionScreen()
+
+
+def load_mcp_tools(settings: Settings, screen: InjectionScreen = HEURISTIC_SCREEN) -> McpToolset:
     """Blocks for at most about MCP_CONNECT_TIMEOUT_SECONDS, however many servers are
-    down: they are tried at once, and those not up in time are left out."""
+    down: they are tried at once, and those not up in time are left out.
+
+    `screen` judges each tool's description and schema text; the default is the
+    heuristics alone, which load nothing, so every process that discovers tools (the
+    worker, `chatops mcp tools`) rejects the same ones."""
     if not settings.mcp_servers:
         return McpToolset([])
     bridge = McpBridge(
@@ -34,4 +46,5 @@ def load_mcp_tools(settings: Settings) -> McpToolset:
     ).start()
     discovered = bridge.discover()
     reachable = tuple(found.server.name for found in discovered)
-    return McpToolset(mcp_tools(bridge, discovered), reachable, bridge)
+    offered, rejected = screen_discovered(discovered, screen)
+    return McpToolset(mcp_tools(bridge, offered), reachable, bridge, tuple(rejected))

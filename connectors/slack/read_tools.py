@@ -3,8 +3,9 @@
 Only public channels: whoever asks the agent could read those in Slack themselves, so
 nothing the bot sees in a private channel or a direct message reaches someone who is
 not in it. Search uses Slack's Real-time Search API (`assistant.search.context`), which
-AI apps may call with their bot token (scope `search:read.public`); slack_sdk has no
-method for it yet, hence `api_call`.
+AI apps may call with their bot token (scope `search:read.public`) on behalf of an event:
+the call carries the `action_token` Slack put on the app_mention or message event that
+started the run. slack_sdk has no method for it yet, hence `api_call`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ ERRORS = {
     "missing_scope": "the Slack app lacks the permission for this: ask an admin to "
     "reinstall it from the current manifest",
     "ratelimited": "Slack is rate limiting us; try again in a minute",
+    "invalid_action_token": "Slack search works only while answering a message someone "
+    "just sent (its action token is missing or has expired); ask again in a new message",
 }
 
 
@@ -92,7 +95,9 @@ def read_public_thread(client: WebClient, channel: str, thread_ts: str) -> dict[
     return read
 
 
-def search_public_messages(client: WebClient, query: str, limit: int) -> list[dict[str, Any]]:
+def search_public_messages(
+    client: WebClient, query: str, limit: int, action_token: str | None
+) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     cursor = ""
     for _ in range(MAX_SEARCH_PAGES):
@@ -104,6 +109,8 @@ def search_public_messages(client: WebClient, query: str, limit: int) -> list[di
         }
         if cursor:
             body["cursor"] = cursor
+        if action_token:
+            body["action_token"] = action_token
         response = client.api_call(SEARCH_METHOD, json=body)
         for message in (response.get("results") or {}).get("messages") or []:
             found.append(
@@ -156,7 +163,10 @@ def _search_messages(slack_client: Callable[[str], WebClient]) -> Tool:
             "slack_search_messages",
             lambda: {
                 "messages": search_public_messages(
-                    slack_client(context.bot_token), arguments.query, arguments.limit
+                    slack_client(context.bot_token),
+                    arguments.query,
+                    arguments.limit,
+                    context.action_token,
                 )
             },
         )

@@ -133,5 +133,7 @@ def test_the_eval_command_prints_pass_rates(
 
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "sales        2/2 (100%)" in printed and "support      2/2 (100%)" in printed
+    for name in NAMES:
+        count = len(load_golden(TEMPLATES / "golden" / f"{name}.jsonl"))
+        assert f"{name:<12} {count}/{count} (100%)" in printed, name
     assert "knowledge: refused hubspot_search_contacts" in printed

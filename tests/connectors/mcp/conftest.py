@@ -94,12 +94,18 @@ def servers_recording_to(record: Path) -> list[int]:
     return pids
 
 
-def stdio_server(name: str, log: CallLog) -> dict[str, Any]:
+def stdio_server(name: str, log: CallLog, *, poisoned: bool = False) -> dict[str, Any]:
+    """`poisoned`: the server also lists tools whose definitions carry prompt injections."""
     return {
         "name": name,
         "transport": "stdio",
         "command": sys.executable,
-        "args": [str(SERVER_SCRIPT), "--record", str(log.path)],
+        "args": [
+            str(SERVER_SCRIPT),
+            "--record",
+            str(log.path),
+            *(["--poisoned"] if poisoned else []),
+        ],
         "effects": EFFECTS,
     }
 

@@ -21,6 +21,7 @@ from tests.connectors.mcp.conftest import (
     mcp_settings,
     stdio_server,
 )
+from tests.connectors.mcp.orders_server import INJECTED_ARGUMENT, INJECTED_DESCRIPTION
 from tests.support.processes import REPO
 
 SECRET = "Bearer sk-live-0123456789abcdef"
@@ -81,6 +82,39 @@ def test_a_server_that_is_down_is_logged_and_skipped(database_url: str, stdio_lo
     assert SECRET not in repr(logged)
 
 
+def test_a_tool_whose_definition_injects_instructions_is_left_out(
+    database_url: str, stdio_log: CallLog
+) -> None:
+    """A tool whose description, or an argument's description, tells the model what to do
+    is not offered; one log line names the server, tool and reason, without the text."""
+    settings = mcp_settings(database_url, [stdio_server("orders", stdio_log, poisoned=True)])
+
+    with capture_logs() as logged:
+        loaded = load_mcp_tools(settings)
+    loaded.close()
+
+    assert sorted(tool.name for tool in loaded.tools) == [
+        "orders__lookup_order",
+        "orders__refund_order",
+    ]
+    rejected = {e["tool"]: e for e in logged if e["event"] == "mcp.tool_rejected"}
+    assert sorted(rejected) == ["count_orders", "export_orders"]
+    assert rejected["export_orders"]["server"] == "orders"
+    assert rejected["export_orders"]["reason"].startswith("description: possible prompt injection")
+    assert "ignore its instructions" in rejected["export_orders"]["reason"]
+    assert rejected["count_orders"]["reason"].startswith(
+        "inputSchema.properties.customer.description: possible prompt injection"
+    )
+    # In the server's order, for `chatops mcp tools` to list.
+    assert [(r.server, r.tool) for r in loaded.rejected] == [
+        ("orders", "export_orders"),
+        ("orders", "count_orders"),
+    ]
+    for fragment in ("collector.example", "developer mode"):
+        assert fragment not in repr(logged)
+    assert INJECTED_DESCRIPTION not in repr(logged) and INJECTED_ARGUMENT not in repr(logged)
+
+
 def test_a_server_slower_than_the_timeout_does_not_hold_up_the_start(database_url: str) -> None:
     """A server that never answers the handshake is given up after the connect timeout."""
     # A process that never reads or answers the handshake, like a hung server.
@@ -107,9 +141,10 @@ def test_a_server_slower_than_the_timeout_does_not_hold_up_the_start(database_ur
 def test_chatops_mcp_tools_lists_tools_and_effects(
     database_url: str, stdio_log: CallLog, http_server: HttpServer
 ) -> None:
-    """`chatops mcp tools` prints each tool with its effect, and names servers it missed."""
+    """`chatops mcp tools` prints each tool with its effect, and names the tools it rejected
+    and the servers it missed."""
     servers = [
-        stdio_server("orders", stdio_log),
+        stdio_server("orders", stdio_log, poisoned=True),
         http_server_config("desk", http_server.url),
         http_server_config("crm", f"http://127.0.0.1:{free_port()}/mcp"),
     ]
@@ -134,12 +169,19 @@ def test_chatops_mcp_tools_lists_tools_and_effects(
     # Log lines (JSON) share stdout with the listing.
     logged = [json.loads(line) for line in out if line.startswith("{")]
     lines = [line for line in out if not line.startswith("{")]
-    assert done.returncode == 1  # a configured server is unreachable
+    assert done.returncode == 1  # a configured server is unreachable, tools were rejected
     assert [line.split()[:2] for line in lines[:4]] == [
         ["desk__lookup_order", "read_only"],
         ["desk__refund_order", "external"],
         ["orders__lookup_order", "read_only"],
         ["orders__refund_order", "external"],
     ]
-    assert lines[4:] == ["4 tool(s) from 2 server(s)", "crm: unreachable, no tools (see the log)"]
+    assert lines[4] == "4 tool(s) from 2 server(s)"
+    assert [line.split(": ")[:2] for line in lines[5:7]] == [
+        ["orders", "export_orders rejected, not offered"],
+        ["orders", "count_orders rejected, not offered"],
+    ]
+    assert all("possible prompt injection" in line for line in lines[5:7])
+    assert lines[7:] == ["crm: unreachable, no tools (see the log)"]
+    assert INJECTED_DESCRIPTION not in done.stdout
     assert [e["server"] for e in logged if e.get("event") == "mcp.server_unavailable"] == ["crm"]
