@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import Connection
+from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
 
+from bot.agent.answer_blocks import answer_blocks as public_answer_blocks
 from bot.agent.answer_blocks import cited_sources, feedback_blocks
 
 SHARE_ACTION = "share_private_answer"
@@ -63,22 +65,23 @@ def deliver(
     """Show the run's answer to the asker only; returns the ephemeral message's ts.
     A `rated` answer (not a notice) carries the feedback controls, which name the run, so
     a click is stored against it like one on a public answer."""
+    sources = cited_sources(conn, tenant_id, run_id, text) if rated else []
+    # What the channel will see if the asker shares it: a public answer's blocks.
+    public = Jsonb(public_answer_blocks(text, run_id, sources)) if rated else None
     row = conn.execute(
         """INSERT INTO private_answers
-             (tenant_id, run_id, slack_channel_id, slack_thread_ts, asked_by, text)
-           VALUES (%s, %s, %s, %s, %s, %s)
-           ON CONFLICT (run_id) DO UPDATE SET text = EXCLUDED.text
+             (tenant_id, run_id, slack_channel_id, slack_thread_ts, asked_by, text,
+              public_blocks)
+           VALUES (%s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (run_id) DO UPDATE
+             SET text = EXCLUDED.text, public_blocks = EXCLUDED.public_blocks
            RETURNING id, ephemeral_ts""",
-        (tenant_id, run_id, channel, thread_ts, asker, text),
+        (tenant_id, run_id, channel, thread_ts, asker, text, public),
     ).fetchone()
     assert row is not None
     if row["ephemeral_ts"]:
         return str(row["ephemeral_ts"])  # shown by an earlier attempt of this run
-    feedback = (
-        feedback_blocks(run_id, cited_sources(conn, tenant_id, run_id, text), offer_handoff=False)
-        if rated
-        else None
-    )
+    feedback = feedback_blocks(run_id, sources, offer_handoff=False) if rated else None
     response = client.chat_postEphemeral(
         channel=channel,
         user=asker,

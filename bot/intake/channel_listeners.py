@@ -52,17 +52,25 @@ async def share(
             await conn.execute(
                 """UPDATE private_answers SET shared_by = %s, shared_at = now()
                    WHERE id = %s AND tenant_id = %s AND asked_by = %s AND shared_at IS NULL
-                   RETURNING slack_channel_id, slack_thread_ts, text""",
+                   RETURNING slack_channel_id, slack_thread_ts, text, public_blocks""",
                 (user, answer_id, tenant_id, user),
             )
         ).fetchone()
         if row is None:
             return await _why_not(conn, tenant_id, answer_id, user)
         try:
+            shared_by = f"_Shared by <@{user}> from a private answer._"
+            blocks = row["public_blocks"]
+            if blocks:
+                # The answer, the note, then the feedback controls any public answer has.
+                at = next((i for i, b in enumerate(blocks) if b["type"] != "section"), len(blocks))
+                note = {"type": "context", "elements": [{"type": "mrkdwn", "text": shared_by}]}
+                blocks = [*blocks[:at], note, *blocks[at:]]
             posted = await client.chat_postMessage(
                 channel=row["slack_channel_id"],
                 thread_ts=row["slack_thread_ts"],
-                text=f"{row['text']}\n\n_Shared by <@{user}> from a private answer._",
+                text=f"{row['text']}\n\n{shared_by}",
+                blocks=blocks or None,
             )
         except Exception:
             # Not posted: release the claim so another click can try again.

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.agent.answer_blocks import ACTION_ASK_HUMAN
 from bot.agent.private_answers import SHARE_ACTION
 from bot.agent.run_request import THINKING_TEXT
 from bot.db import open_async_pool
@@ -227,6 +228,11 @@ def test_private_answer_is_shared_by_its_button_once(
     public = wait_for_answers(stack.slack, channel, ts)
     assert len(public) == 1 and public[0].text.startswith("Band 4, privately.")
     assert f"<@{REQUESTER}>" in public[0].text
+    # with the feedback controls of any public answer, Ask a human included
+    blocks = public[0].blocks or []
+    assert any(b["type"] == "context_actions" for b in blocks)
+    actions = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert ACTION_ASK_HUMAN in actions
     wait_for(
         lambda: (
             "Shared with the channel"
