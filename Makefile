@@ -16,9 +16,9 @@ setup: $(STAMP)
 
 ## Set up and run the sandbox: the whole product on this machine, used from a browser
 ## (it prints the URL). Configured services (DATABASE_URL, REDIS_URL, OPENAI_BASE_URL)
-## are used; the rest is embedded.
+## are used; the rest is embedded. `make run ARGS=--demo-model` tries it with no model.
 run: $(STAMP)
-	$(BIN)/chatops sandbox
+	$(BIN)/chatops sandbox $(ARGS)
 
 ## Set up and run the whole test suite against real Postgres, Redis and workers.
 test: $(STAMP) lint

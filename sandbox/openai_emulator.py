@@ -5,7 +5,9 @@ thread for synchronous callers and exposes the script store and request log. The
 holds the scripts because the code under test usually calls it from another process.
 
 Requests that end in no reply are loud: an unmatched request gets HTTP 500 "no scripted
-reply for this request" unless a default reply is set.
+reply for this request" unless a default reply or a responder is set. A responder is a
+function from the request body to a reply, for an emulator that answers by rules instead
+of scripts (the sandbox's demo model, `sandbox/demo_model.py`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -49,6 +52,10 @@ NO_SCRIPT_MESSAGE = "no scripted reply for this request"
 _POLL = 0.05  # seconds between checks for a vanished client during a pause
 
 
+# The reply to a chat-completions request no script (nor the default) answers; None: none.
+Responder: TypeAlias = Callable[[dict[str, Any]], ScriptedReply | None]
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
     api_key: str | None = None  # None: any Authorization header (or none) is accepted
@@ -62,6 +69,7 @@ class EmulatorState:
     config: EmulatorConfig = field(default_factory=EmulatorConfig)
     scripts: ScriptStore = field(default_factory=ScriptStore)
     log: RequestLog = field(default_factory=RequestLog)
+    responder: Responder | None = None
 
 
 STATE_KEY = web.AppKey("openai_emulator_state", EmulatorState)
@@ -144,6 +152,8 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
 
     text = request_text(body)
     reply = state.scripts.take(text)
+    if reply is None and state.responder is not None:
+        reply = state.responder(body)
     if reply is None:
         excerpt = text[-200:].replace("\n", " ")
         # Retrying cannot conjure a script, so tell the client not to bother.
@@ -233,9 +243,13 @@ class OpenAIEmulator:
     """The emulator on a background thread, scripted and inspected from synchronous code."""
 
     def __init__(
-        self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: EmulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        responder: Responder | None = None,
     ) -> None:
-        self.state = EmulatorState(config or EmulatorConfig())
+        self.state = EmulatorState(config or EmulatorConfig(), responder=responder)
         self._server = BackgroundServer(create_app(self.state), host, port)
         self._started = False
 

