@@ -2,10 +2,10 @@
 
 The emulators are asyncio servers, but the processes that host them (pytest, the
 benchmark, a synchronous CLI) are not. This gives them a real listening socket and a
-way to run coroutines on the server's loop from any thread. `ServedEmulator` and
-`FaultQueue` are what every API emulator (HubSpot, Zendesk, Gmail, Google Calendar) would
-otherwise repeat: starting and stopping as a context manager, injected failures, and the
-log of requests received.
+way to run coroutines on the server's loop from any thread. `ServedEmulator` (start and
+stop, or `with`) and `ApiEmulator` (plus the log of requests received and injected
+failures) are what every API emulator (HubSpot, Zendesk, Gmail, Google Calendar) would
+otherwise repeat.
 """
 
 from __future__ import annotations
@@ -150,3 +150,34 @@ async def logged_request(request: web.Request) -> LoggedRequest:
         body,
         request.headers.get("Idempotency-Key"),
     )
+
+
+class ApiEmulator(ServedEmulator):
+    """A served API emulator that logs every request it receives (`requests`, for tests
+    and the sandbox to inspect) and answers the failures injected with `fail_next`.
+
+    Subclasses build their application first (its middleware awaits `_record` and takes
+    `_faults`), then call this initialiser with it; `_lock` also guards their own state.
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        self.requests: list[LoggedRequest] = []
+        self._faults = FaultQueue()
+        self._lock = threading.Lock()
+        super().__init__(app)
+
+    def fail_next(
+        self, status: int, *, retry_after: float | None = None, after_commit: bool = False
+    ) -> None:
+        """The next request answers `status`; with `after_commit`, after doing its write."""
+        self._faults.add(Fault(status, retry_after, after_commit))
+
+    def reset(self) -> None:
+        self._faults.clear()
+        with self._lock:
+            self.requests.clear()
+
+    async def _record(self, request: web.Request) -> None:
+        logged = await logged_request(request)
+        with self._lock:
+            self.requests.append(logged)

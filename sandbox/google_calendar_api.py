@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.background import Fault, FaultQueue, LoggedRequest, ServedEmulator, logged_request
+from sandbox.background import ApiEmulator, Fault
 
 PREFIX = "/calendar/v3"
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")  # Google's rule for client-chosen ids
@@ -221,33 +221,19 @@ class Calendars:
         return [{"start": _rfc3339(b), "end": _rfc3339(f)} for b, f in merged]
 
 
-class CalendarEmulator(ServedEmulator):
+class CalendarEmulator(ApiEmulator):
     """The Calendar API for one account on 127.0.0.1, served from a background thread."""
 
     def __init__(self, owner: str = "agent@sandbox.example", access_token: str = "ya29.sandbox"):  # noqa: S107  # a local fake
         self.owner = owner
         self.access_token = access_token
         self.calendars = Calendars(owner)
-        self.requests: list[LoggedRequest] = []
-        self._faults = FaultQueue()
-        self._lock = threading.Lock()
         super().__init__(self._app())
 
     @property
     def api_url(self) -> str:
         """The `api_endpoint` for googleapiclient's client_options (with the service path)."""
         return f"{self._server.url}{PREFIX}/"
-
-    def fail_next(
-        self, status: int, *, retry_after: float | None = None, after_commit: bool = False
-    ) -> None:
-        """The next request answers `status`; with `after_commit`, after doing its write."""
-        self._faults.add(Fault(status, retry_after, after_commit))
-
-    def reset(self) -> None:
-        self._faults.clear()
-        with self._lock:
-            self.requests.clear()
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -259,9 +245,7 @@ class CalendarEmulator(ServedEmulator):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        logged = await logged_request(request)
-        with self._lock:
-            self.requests.append(logged)
+        await self._record(request)
         try:
             if request.headers.get("Authorization") != f"Bearer {self.access_token}":
                 raise CalendarApiError(

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.background import Fault, FaultQueue, LoggedRequest, ServedEmulator, logged_request
+from sandbox.background import ApiEmulator, Fault
 
 OBJECTS = "/crm/v3/objects/{type}"
 OBJECT_TYPES = ("contacts", "companies", "deals", "notes")
@@ -167,31 +167,17 @@ class Crm:
             ]
 
 
-class HubSpotEmulator(ServedEmulator):
+class HubSpotEmulator(ApiEmulator):
     """The HubSpot CRM API for one portal on 127.0.0.1, served from a background thread."""
 
     def __init__(self, token: str = "pat-na1-emulator") -> None:  # noqa: S107  # a local fake
         self.token = token
         self.crm = Crm()
-        self.requests: list[LoggedRequest] = []
-        self._faults = FaultQueue()
-        self._lock = threading.Lock()
         super().__init__(self._app())
 
     @property
     def api_url(self) -> str:
         return self._server.url
-
-    def fail_next(
-        self, status: int, *, retry_after: float | None = None, after_commit: bool = False
-    ) -> None:
-        """The next request answers `status`; with `after_commit`, after doing its write."""
-        self._faults.add(Fault(status, retry_after, after_commit))
-
-    def reset(self) -> None:
-        self._faults.clear()
-        with self._lock:
-            self.requests.clear()
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -205,9 +191,7 @@ class HubSpotEmulator(ServedEmulator):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        logged = await logged_request(request)
-        with self._lock:
-            self.requests.append(logged)
+        await self._record(request)
         try:
             if request.headers.get("Authorization") != f"Bearer {self.token}":
                 raise HubSpotApiError(

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from sandbox.background import Fault, FaultQueue, LoggedRequest, ServedEmulator, logged_request
+from sandbox.background import ApiEmulator, Fault
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 SEARCH_DEFAULT_PAGE, SEARCH_MAX_PAGE = 100, 100
@@ -178,7 +178,7 @@ class Helpdesk:
             return list(self.comments[ticket_id])
 
 
-class ZendeskEmulator(ServedEmulator):
+class ZendeskEmulator(ApiEmulator):
     """The Zendesk Support API for one account on 127.0.0.1, from a background thread."""
 
     def __init__(
@@ -189,26 +189,12 @@ class ZendeskEmulator(ServedEmulator):
         self.token = token
         self.email = email
         self.helpdesk = Helpdesk()
-        self.requests: list[LoggedRequest] = []
-        self._faults = FaultQueue()
         self._idempotent: dict[str, tuple[str, int, dict[str, Any]]] = {}
-        self._lock = threading.Lock()
         super().__init__(self._app())
 
     @property
     def api_url(self) -> str:
         return self._server.url
-
-    def fail_next(
-        self, status: int, *, retry_after: float | None = None, after_commit: bool = False
-    ) -> None:
-        """The next request answers `status`; with `after_commit`, after doing its write."""
-        self._faults.add(Fault(status, retry_after, after_commit))
-
-    def reset(self) -> None:
-        self._faults.clear()
-        with self._lock:
-            self.requests.clear()
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -220,9 +206,7 @@ class ZendeskEmulator(ServedEmulator):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        logged = await logged_request(request)
-        with self._lock:
-            self.requests.append(logged)
+        await self._record(request)
         try:
             if not self._authorized(request.headers.get("Authorization", "")):
                 raise ZendeskApiError(401, "Couldn't authenticate you")
