@@ -25,6 +25,9 @@ class Correction:
     reason: str | None
 
 
+NO_TEMPLATE = "default"  # runs under no agent template share one set of corrections
+
+
 def record(
     conn: Connection[dict[str, Any]],
     *,
@@ -34,13 +37,26 @@ def record(
     original: str,
     corrected: str | None = None,
     reason: str | None = None,
-    template: str = "default",
 ) -> None:
+    """Keep a reviewer's edit or rejection, under the agent template of the run that
+    proposed the action, so that agent (and only it) learns from it."""
     conn.execute(
         """INSERT INTO reviewer_feedback
              (tenant_id, template, action_id, kind, original, corrected, reason)
-           VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-        (tenant_id, template, action_id, kind, original, corrected, reason),
+           SELECT %s, coalesce(r.template_name, %s), %s, %s, %s, %s, %s
+           FROM pending_actions a LEFT JOIN agent_runs r ON r.id = a.run_id
+           WHERE a.id = %s AND a.tenant_id = %s""",
+        (
+            tenant_id,
+            NO_TEMPLATE,
+            action_id,
+            kind,
+            original,
+            corrected,
+            reason,
+            action_id,
+            tenant_id,
+        ),
     )
 
 
@@ -55,8 +71,11 @@ def add_reason(
 
 
 def relevant(
-    conn: Connection[dict[str, Any]], tenant_id: int, question: str, template: str = "default"
+    conn: Connection[dict[str, Any]], tenant_id: int, question: str, template: str | None
 ) -> list[Correction]:
+    """The corrections reviewers made to this template's earlier drafts (`template`
+    None: runs under no template) that share words with `question`, best first."""
+    template = template or NO_TEMPLATE
     words = sorted(set(WORD.findall(question.lower())))
     if not words:
         return []

@@ -268,7 +268,9 @@ def _answer_in_thread(
     )
     corrections = [
         Example(c.original, c.corrected, c.reason)
-        for c in feedback.relevant(conn, tenant_id, question)
+        for c in feedback.relevant(
+            conn, tenant_id, question, applied.template.name if applied.template else None
+        )
     ]
 
     def make_toolbox(flags: list[str], force_approval: bool) -> ReviewedToolbox:

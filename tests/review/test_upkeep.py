@@ -24,7 +24,14 @@ from tests.review.conftest import (
     propose_post,
     thread_texts,
 )
-from tests.support.conversation import mention, unique_question, wait_for_answer
+from tests.support.channels import admin_command, new_channel
+from tests.support.conversation import (
+    GENERAL,
+    REQUESTER,
+    mention,
+    unique_question,
+    wait_for_answer,
+)
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
 
@@ -87,6 +94,56 @@ def test_an_edit_teaches_the_next_similar_draft(
     prompts = [json.dumps(r["messages"]) for r in llm.requests(match=question)]
     assert len(prompts) == 2
     assert all(corrected in p for p in prompts)
+
+
+def test_corrections_stay_with_the_agent_template_they_were_made_for(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
+) -> None:
+    """A correction of a draft the knowledge agent proposed teaches the knowledge agent's
+    later drafts, and not the drafts of runs under another (or no) template."""
+    marker = uuid.uuid4().hex[:8]
+    original = f"Quillbrook release is out {marker}"
+    corrected = f"Quillbrook 2.4 shipped at 09:00 UTC to all regions {marker}"
+    proposal = propose_post(stack.slack, llm, db, original)
+    # As if the run that proposed it had been under the knowledge template (whose own
+    # tools cannot post elsewhere, so it cannot propose this post for real).
+    db.execute(
+        "UPDATE agent_runs SET template_name = 'knowledge' WHERE id = %s",
+        (proposal.action["run_id"],),
+    )
+    stack.slack.react_as_user(APPROVER, APPROVALS, proposal.approval.ts, "pencil2")
+    wait_for(lambda: action_row(db, proposal.action["id"])["edit_requested_by"] == APPROVER)
+    stack.slack.post_as_user(APPROVER, APPROVALS, corrected, thread_ts=proposal.approval.ts)
+    wait_for(lambda: action_row(db, proposal.action["id"])["edited_by"] == APPROVER)
+    stored = db.execute(
+        "SELECT template FROM reviewer_feedback WHERE action_id = %s",
+        (proposal.action["id"],),
+    ).fetchone()
+    assert stored == {"template": "knowledge"}
+
+    def prompts_for(channel: str, topic: str) -> list[str]:
+        question = unique_question(topic)
+        llm.script(
+            Reply(content={"intent": "answer", "search_queries": [], "tool_calls": []}),
+            Reply(content={"answer": "ok", "citations": []}),
+            match=question,
+        )
+        stack.slack.post_as_user(REQUESTER, channel, f"<@{stack.slack.bot_user_id}> {question}")
+        return wait_for(
+            lambda: (
+                [json.dumps(r["messages"]) for r in requests]
+                if len(requests := llm.requests(match=question)) >= 2
+                else None
+            ),
+            message="the run's plan and draft prompts",
+        )
+
+    # A similar request under no template does not see it
+    assert not any(corrected in p for p in prompts_for(GENERAL, "Is the Quillbrook release out?"))
+    # One in a channel using the knowledge template does
+    channel = new_channel(stack.slack)
+    admin_command(stack.slack, channel, "channel template=knowledge")
+    assert all(corrected in p for p in prompts_for(channel, "Is the Quillbrook release out?"))
 
 
 def test_the_audit_log_cannot_be_rewritten(db: DB) -> None:
