@@ -33,16 +33,18 @@ def approval_message(
         headline = ":pencil2: *Edited: needs a final ✅*"
     elif status == "pending" and action.get("edit_requested_by"):
         headline = ":pencil2: *Edit requested: reply in this thread with the new text*"
-    # What the approver may see of the stored (placeholder-bearing) summary and payload.
+    # What the approver may see of the stored (placeholder-bearing) summary, payload and
+    # the model's reason.
     shown = action.get("shown") or {}
     summary = shown.get("summary", action["summary"])
     payload = shown.get("payload", action["payload"])
+    reason = shown.get("reason", action["reason"])
     text = f"{headline}: {summary}"
     lines = [
         f"{headline}\n*{summary}*",
         f"*Requested by* <@{action['requested_by']}>"
         + (f" · <{thread_link}|conversation>" if thread_link else ""),
-        f"*Why:* {action['reason']}",
+        f"*Why:* {reason}",
     ]
     blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
     blocks.append(_section(_quote(payload)))

@@ -64,7 +64,9 @@ class ReviewedToolbox:
                 call.name, ok=True, output=str(tool.run(self.context, arguments, key))
             )
         summary, payload = tool.summarize(arguments), arguments.model_dump()
-        stored = {"summary": summary, "payload": payload}
+        reason = call.reason or "no reason given"
+        # The model's reason may name people by placeholder too: shown the same way.
+        stored = {"summary": summary, "payload": payload, "reason": reason}
         shown = self.approver_view(stored)
         action = actions.propose(
             self.conn,
@@ -75,7 +77,7 @@ class ReviewedToolbox:
             summary=summary,
             payload=payload,
             requested_by=self.context.requested_by,
-            reason=call.reason or "no reason given",
+            reason=reason,
             citations=self.citations,
             flags=self.flags,
             idempotency_key=key,

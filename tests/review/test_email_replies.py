@@ -98,7 +98,7 @@ def _ask_to_send(stack: Stack, llm: OpenAIEmulator, to: str, marker: str) -> str
         "arguments_json": json.dumps(
             {"to": ["<EMAIL_1>"], "subject": f"Renewal {marker}", "text": f"Hi! {marker}"}
         ),
-        "reason": "The requester asked to email the customer.",
+        "reason": "The requester asked to email <EMAIL_1>.",
     }
     llm.script(
         Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
@@ -141,6 +141,8 @@ def test_send_email_to_an_allowed_domain_is_sent_once_after_approval(
     card = json.dumps(stack.slack.workspace.message(APPROVALS, action["approval_ts"]).blocks)
     assert "a***@customer.example" in card
     assert "<EMAIL_1>" not in card and CUSTOMER not in card
+    # The model's reason, naming the customer by placeholder, is shown the same way.
+    assert "asked to email a***@customer.example" in card
     stack.slack.react_as_user(APPROVER, APPROVALS, action["approval_ts"], "white_check_mark")
     wait_for_status(db, action["id"], "executed", timeout=30)
     time.sleep(1)
