@@ -11,7 +11,7 @@ import enum
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -77,6 +77,33 @@ class ToolArgumentsError(Exception):
 class ActionRefused(Exception):
     """The target system refused the action for good; retrying cannot help. The message
     is shown to people."""
+
+
+A = TypeVar("A", bound=BaseModel)
+Read = Callable[[], dict[str, Any]]
+
+
+def read_only_tool(
+    name: str,
+    description: str,
+    arguments: type[A],
+    read: Callable[[ActionContext, A], dict[str, Any]],
+    summary: Callable[[A], str],
+    *,
+    failures: Callable[[str, Read], dict[str, Any]] = lambda _name, call: call(),
+) -> Tool:
+    """A read-only tool from a typed `read` and `summary`; `failures` turns a service's
+    error into words for the model (connectors/tool_errors.read_result)."""
+
+    def run(context: ActionContext, given: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(given, arguments)
+        return failures(name, lambda: read(context, given))
+
+    def summarize(given: BaseModel) -> str:
+        assert isinstance(given, arguments)
+        return summary(given)
+
+    return Tool(name, description, Effect.READ_ONLY, arguments, run, summarize)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from bot.agent.tools import ActionContext, Effect, Tool
+from bot.agent.tools import ActionContext, Effect, Tool, read_only_tool
 from connectors.google import calendar
 from connectors.google.client import GoogleSession
 from connectors.tool_errors import read_result, write_result
@@ -100,59 +100,33 @@ def calendar_tools(session: GoogleSession) -> list[Tool]:
 
 
 def _free_busy(session: GoogleSession) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, FreeBusy)
-        return read_result(
-            "calendar_free_busy",
-            lambda: calendar.free_busy(
-                session(context.tenant_id), arguments.attendees, arguments.start, arguments.end
-            ),
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, FreeBusy)
-        return f"Check when {', '.join(arguments.attendees)} are busy"
-
-    return Tool(
-        name="calendar_free_busy",
-        description=(
+    return read_only_tool(
+        "calendar_free_busy",
+        (
             "When people are busy between two times, from their Google calendars (free "
             "is every gap between the busy intervals)."
         ),
-        effect=Effect.READ_ONLY,
-        arguments=FreeBusy,
-        run=run,
-        summarize=summarize,
+        FreeBusy,
+        lambda context, a: calendar.free_busy(
+            session(context.tenant_id), a.attendees, a.start, a.end
+        ),
+        lambda a: f"Check when {', '.join(a.attendees)} are busy",
+        failures=read_result,
     )
 
 
 def _list_events(session: GoogleSession) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, ListEvents)
-        return read_result(
-            "calendar_list_events",
-            lambda: {
-                "events": calendar.list_events(
-                    session(context.tenant_id),
-                    arguments.calendar_id,
-                    arguments.start,
-                    arguments.end,
-                    arguments.limit,
-                )
-            },
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, ListEvents)
-        return f"List the events on Google calendar {arguments.calendar_id}"
-
-    return Tool(
-        name="calendar_list_events",
-        description="The events on a Google calendar between two times, earliest first.",
-        effect=Effect.READ_ONLY,
-        arguments=ListEvents,
-        run=run,
-        summarize=summarize,
+    return read_only_tool(
+        "calendar_list_events",
+        "The events on a Google calendar between two times, earliest first.",
+        ListEvents,
+        lambda context, a: {
+            "events": calendar.list_events(
+                session(context.tenant_id), a.calendar_id, a.start, a.end, a.limit
+            )
+        },
+        lambda a: f"List the events on Google calendar {a.calendar_id}",
+        failures=read_result,
     )
 
 

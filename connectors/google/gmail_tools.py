@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import ActionContext, Effect, Tool
+from bot.agent.tools import Tool, read_only_tool
 from connectors.google import gmail
 from connectors.google.client import GoogleSession
 from connectors.tool_errors import read_result
@@ -39,54 +37,30 @@ def gmail_tools(session: GoogleSession) -> list[Tool]:
 
 
 def _search_threads(session: GoogleSession) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, SearchThreads)
-        return read_result(
-            "gmail_search_threads",
-            lambda: {
-                "threads": gmail.search_threads(
-                    session(context.tenant_id), arguments.query, arguments.limit
-                )
-            },
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, SearchThreads)
-        return f"Search Gmail for {arguments.query!r}"
-
-    return Tool(
-        name="gmail_search_threads",
-        description=(
+    return read_only_tool(
+        "gmail_search_threads",
+        (
             "Find email threads in the connected Gmail mailbox; returns each thread's id, "
             "subject, sender, date and a snippet."
         ),
-        effect=Effect.READ_ONLY,
-        arguments=SearchThreads,
-        run=run,
-        summarize=summarize,
+        SearchThreads,
+        lambda context, a: {
+            "threads": gmail.search_threads(session(context.tenant_id), a.query, a.limit)
+        },
+        lambda a: f"Search Gmail for {a.query!r}",
+        failures=read_result,
     )
 
 
 def _read_thread(session: GoogleSession) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, ReadThread)
-        return read_result(
-            "gmail_read_thread",
-            lambda: gmail.read_thread(session(context.tenant_id), arguments.thread_id),
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, ReadThread)
-        return f"Read Gmail thread {arguments.thread_id}"
-
-    return Tool(
-        name="gmail_read_thread",
-        description=(
+    return read_only_tool(
+        "gmail_read_thread",
+        (
             "Read one Gmail thread as plain text, oldest message first; attachments are "
             "listed by name, not opened."
         ),
-        effect=Effect.READ_ONLY,
-        arguments=ReadThread,
-        run=run,
-        summarize=summarize,
+        ReadThread,
+        lambda context, a: gmail.read_thread(session(context.tenant_id), a.thread_id),
+        lambda a: f"Read Gmail thread {a.thread_id}",
+        failures=read_result,
     )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import ActionContext, Effect, Tool
+from bot.agent.tools import ActionContext, Effect, Tool, read_only_tool
 from connectors.hubspot import api
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
@@ -64,57 +64,31 @@ def hubspot_tools(session: Session) -> list[Tool]:
 
 
 def _search_contacts(session: Session) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, SearchContacts)
-        return read_result(
-            "hubspot_search_contacts",
-            lambda: {
-                "contacts": api.search_contacts(
-                    session(context.tenant_id), arguments.query, arguments.limit
-                )
-            },
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, SearchContacts)
-        return f"Search HubSpot contacts for {arguments.query!r}"
-
-    return Tool(
-        name="hubspot_search_contacts",
-        description="Find HubSpot contacts by name, email or company; returns ids and details.",
-        effect=Effect.READ_ONLY,
-        arguments=SearchContacts,
-        run=run,
-        summarize=summarize,
+    return read_only_tool(
+        "hubspot_search_contacts",
+        "Find HubSpot contacts by name, email or company; returns ids and details.",
+        SearchContacts,
+        lambda context, a: {
+            "contacts": api.search_contacts(session(context.tenant_id), a.query, a.limit)
+        },
+        lambda a: f"Search HubSpot contacts for {a.query!r}",
+        failures=read_result,
     )
 
 
 def _read_record(session: Session) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, ReadRecord)
-        return read_result(
-            "hubspot_read_record",
-            lambda: api.read_record(
-                session(context.tenant_id),
-                OBJECT_TYPES[arguments.record_type],
-                arguments.record_id,
-            ),
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, ReadRecord)
-        return f"Read HubSpot {arguments.record_type} {arguments.record_id}"
-
-    return Tool(
-        name="hubspot_read_record",
-        description=(
+    return read_only_tool(
+        "hubspot_read_record",
+        (
             "Read one HubSpot contact, company or deal by id: its main properties and the "
             "ids of the records associated with it."
         ),
-        effect=Effect.READ_ONLY,
-        arguments=ReadRecord,
-        run=run,
-        summarize=summarize,
+        ReadRecord,
+        lambda context, a: api.read_record(
+            session(context.tenant_id), OBJECT_TYPES[a.record_type], a.record_id
+        ),
+        lambda a: f"Read HubSpot {a.record_type} {a.record_id}",
+        failures=read_result,
     )
 
 

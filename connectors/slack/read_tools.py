@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.agent.tools import ActionContext, Effect, Tool
+from bot.agent.tools import Tool, read_only_tool
 from connectors.slack.threads import SlackThread
 from connectors.slack.tools import CHANNEL_MENTION
 
@@ -130,61 +130,36 @@ def search_public_messages(
 
 
 def _read_thread(slack_client: Callable[[str], WebClient]) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, ReadThread)
-        return _slack_result(
-            "slack_read_thread",
-            lambda: read_public_thread(
-                slack_client(context.bot_token), arguments.channel, arguments.thread_ts
-            ),
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, ReadThread)
-        return f"Read a Slack thread in <#{arguments.channel}>"
-
-    return Tool(
-        name="slack_read_thread",
-        description=(
+    return read_only_tool(
+        "slack_read_thread",
+        (
             "Read a thread in a public Slack channel: its first message and the replies, "
             "oldest first."
         ),
-        effect=Effect.READ_ONLY,
-        arguments=ReadThread,
-        run=run,
-        summarize=summarize,
+        ReadThread,
+        lambda context, a: read_public_thread(
+            slack_client(context.bot_token), a.channel, a.thread_ts
+        ),
+        lambda a: f"Read a Slack thread in <#{a.channel}>",
+        failures=_slack_result,
     )
 
 
 def _search_messages(slack_client: Callable[[str], WebClient]) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, SearchMessages)
-        return _slack_result(
-            "slack_search_messages",
-            lambda: {
-                "messages": search_public_messages(
-                    slack_client(context.bot_token),
-                    arguments.query,
-                    arguments.limit,
-                    context.action_token,
-                )
-            },
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, SearchMessages)
-        return f"Search Slack for {arguments.query!r}"
-
-    return Tool(
-        name="slack_search_messages",
-        description=(
+    return read_only_tool(
+        "slack_search_messages",
+        (
             "Search messages in the public Slack channels the assistant is in; returns "
             "each message's channel, ts (to read its thread), author, text and link."
         ),
-        effect=Effect.READ_ONLY,
-        arguments=SearchMessages,
-        run=run,
-        summarize=summarize,
+        SearchMessages,
+        lambda context, a: {
+            "messages": search_public_messages(
+                slack_client(context.bot_token), a.query, a.limit, context.action_token
+            )
+        },
+        lambda a: f"Search Slack for {a.query!r}",
+        failures=_slack_result,
     )
 
 

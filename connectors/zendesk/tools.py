@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import ActionContext, Effect, Tool
+from bot.agent.tools import ActionContext, Effect, Tool, read_only_tool
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
 from connectors.zendesk import api
@@ -61,50 +61,26 @@ def zendesk_tools(session: Session) -> list[Tool]:
 
 
 def _search_tickets(session: Session) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, SearchTickets)
-        return read_result(
-            "zendesk_search_tickets",
-            lambda: {
-                "tickets": api.search_tickets(
-                    session(context.tenant_id), arguments.query, arguments.limit
-                )
-            },
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, SearchTickets)
-        return f"Search Zendesk tickets for {arguments.query!r}"
-
-    return Tool(
-        name="zendesk_search_tickets",
-        description="Find Zendesk tickets with Zendesk's search syntax; returns their numbers.",
-        effect=Effect.READ_ONLY,
-        arguments=SearchTickets,
-        run=run,
-        summarize=summarize,
+    return read_only_tool(
+        "zendesk_search_tickets",
+        "Find Zendesk tickets with Zendesk's search syntax; returns their numbers.",
+        SearchTickets,
+        lambda context, a: {
+            "tickets": api.search_tickets(session(context.tenant_id), a.query, a.limit)
+        },
+        lambda a: f"Search Zendesk tickets for {a.query!r}",
+        failures=read_result,
     )
 
 
 def _read_ticket(session: Session) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, ReadTicket)
-        return read_result(
-            "zendesk_read_ticket",
-            lambda: api.read_ticket(session(context.tenant_id), arguments.ticket_id, COMMENTS_READ),
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, ReadTicket)
-        return f"Read Zendesk ticket #{arguments.ticket_id}"
-
-    return Tool(
-        name="zendesk_read_ticket",
-        description="Read one Zendesk ticket: subject, status, requester and its comments.",
-        effect=Effect.READ_ONLY,
-        arguments=ReadTicket,
-        run=run,
-        summarize=summarize,
+    return read_only_tool(
+        "zendesk_read_ticket",
+        "Read one Zendesk ticket: subject, status, requester and its comments.",
+        ReadTicket,
+        lambda context, a: api.read_ticket(session(context.tenant_id), a.ticket_id, COMMENTS_READ),
+        lambda a: f"Read Zendesk ticket #{a.ticket_id}",
+        failures=read_result,
     )
 
 
