@@ -68,25 +68,48 @@ def sandbox_workspace(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningSandbox]:
     """`chatops sandbox` on a free port, ready for people to use."""
+    with sandbox_on_its_own_database(
+        postgres_server_url,
+        redis_url,
+        # Its own queue: the session's `stack` worker must not take the sandbox's jobs. Still
+        # under the session's prefix, so the session's cleanup removes its keys.
+        f"{queue_namespace}-sandbox",
+        tmp_path_factory.mktemp("sandbox"),
+        {
+            "OPENAI_BASE_URL": llm_primary.base_url,
+            "OPENAI_API_KEY": "test-key",
+            "LLM_MODEL": "gpt-4o-mini",
+            "LLM_FALLBACK_PROVIDERS": "",
+            "LLM_TIMEOUT_SECONDS": "5",
+            "LLM_MAX_RETRIES": "1",
+            "GUARDRAILS_POLICY_CACHE_SECONDS": "0",
+        },
+        "--no-sample-knowledge",
+    ) as running:
+        yield running
+
+
+@contextmanager
+def sandbox_on_its_own_database(
+    postgres_server_url: str,
+    redis_url: str,
+    namespace: str,
+    data_dir: Path,
+    settings: dict[str, str],
+    *args: str,
+) -> Iterator[RunningSandbox]:
+    """`chatops sandbox ARGS` on a database of its own (dropped afterwards), the session's
+    Redis under `namespace`, with these `settings` on top."""
     database_url = create_database(postgres_server_url, prefix="chatops_sandbox")
-    data_dir = tmp_path_factory.mktemp("sandbox")
     env = os.environ | {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        # Its own queue: the session's `stack` worker must not take the sandbox's jobs. Still
-        # under the session's prefix, so the session's cleanup removes its keys.
-        "QUEUE_NAMESPACE": f"{queue_namespace}-sandbox",
-        "OPENAI_BASE_URL": llm_primary.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "LLM_MODEL": "gpt-4o-mini",
-        "LLM_FALLBACK_PROVIDERS": "",
-        "LLM_TIMEOUT_SECONDS": "5",
-        "LLM_MAX_RETRIES": "1",
+        "QUEUE_NAMESPACE": namespace,
         "WORKER_THREADS": "2",
-        "GUARDRAILS_POLICY_CACHE_SECONDS": "0",
+        **settings,
     }
     try:
-        with started_sandbox(env, data_dir, "--no-sample-knowledge") as running:
+        with started_sandbox(env, data_dir, *args) as running:
             yield running
     finally:
         drop_database(postgres_server_url, database_url)

@@ -10,7 +10,6 @@ a cited quote.
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -18,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import create_database, drop_database
-from tests.sandbox.conftest import RunningSandbox, started_sandbox
+from tests.sandbox.conftest import RunningSandbox, sandbox_on_its_own_database
 from tests.support.processes import wait_for
 
 # Starting the sandbox (its first test) or waiting for the sample knowledge takes longer
@@ -41,23 +39,16 @@ def demo_sandbox(
     queue_namespace: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningSandbox]:
-    database_url = create_database(postgres_server_url, prefix="chatops_demo_model")
-    data_dir = tmp_path_factory.mktemp("demo-model-sandbox")
-    env = os.environ | {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "QUEUE_NAMESPACE": f"{queue_namespace}-demo-model",
+    with sandbox_on_its_own_database(
+        postgres_server_url,
+        redis_url,
+        f"{queue_namespace}-demo-model",
+        tmp_path_factory.mktemp("demo-model-sandbox"),
         # No model configured, as on a newcomer's machine (empty counts as unset).
-        "OPENAI_BASE_URL": "",
-        "OPENAI_API_KEY": "",
-        "LLM_FALLBACK_PROVIDERS": "",
-        "WORKER_THREADS": "2",
-    }
-    try:
-        with started_sandbox(env, data_dir, "--demo-model") as running:
-            yield running
-    finally:
-        drop_database(postgres_server_url, database_url)
+        {"OPENAI_BASE_URL": "", "OPENAI_API_KEY": "", "LLM_FALLBACK_PROVIDERS": ""},
+        "--demo-model",
+    ) as running:
+        yield running
 
 
 def state(sandbox: RunningSandbox) -> dict[str, Any]:
