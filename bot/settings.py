@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     # Jobs mostly wait on Postgres, Slack and the model, so threads beyond the cores pay:
     # bench/approvals.py drained a burst of approvals at 216/s with 8, 119/s with 4.
     worker_threads: int = Field(default=8, ge=1)
+    # How long a worker's job waits for a database connection before it fails (and is
+    # retried); a database restart shorter than this costs a job nothing but the wait.
+    database_checkout_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Periodic work, run by the workers once per period across all of them
+    # (bot/queue/periodic.py): how often the sweeps run, and how long a request or an
+    # approved action may go without a job in the queue before it is queued again
+    # (Redis lost, a worker gone with its job).
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    stranded_after_seconds: float = Field(default=60.0, gt=0)
+    scheduler_tick_seconds: float = Field(default=5.0, gt=0)  # longest sleep between looks
 
     # Slack.
     slack_bot_token: SecretStr | None = None

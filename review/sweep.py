@@ -1,19 +1,21 @@
-"""Periodic upkeep of pending actions: relay, reminders, expiry.
+"""Periodic upkeep of pending actions: relay, lost executions, reminders, expiry.
 
-Runs as a worker job that the listener enqueues on a timer. Any number of them may run
-at once: every change is a guarded transition or a conditional update.
+Run by the workers' scheduler (bot/queue/periodic.py). Any number of sweeps may run at
+once: every change is a guarded transition or a conditional update, and an execution
+queued twice runs once (it claims the action under a lock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from slack_sdk import WebClient
 
 from review import actions, tenant_settings
+from review.execute import LOCK_NAMESPACE
 from review.slack_posts import (
     note_in_approval_thread,
     post_approval_request,
@@ -32,12 +34,39 @@ OPEN_ACTIONS = """
 """
 
 
+# Approved or executing actions whose execution job is gone (Redis lost, a worker killed
+# with it): not held by the broker, and no worker holds the action's execution lock.
+LOST_EXECUTIONS = (
+    OPEN_ACTIONS
+    + """WHERE a.status IN ('approved', 'executing') AND a.queued_at IS NOT NULL
+           AND a.queued_at < now() - %(after)s
+           AND NOT coalesce(s.paused, false)
+           AND NOT (a.id = ANY(%(queued)s))
+           AND NOT EXISTS (
+             SELECT 1 FROM pg_locks l
+             WHERE l.locktype = 'advisory' AND l.objsubid = 1
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid::bigint = ((%(namespace)s::bigint << 47) | a.id) >> 32
+               AND l.objid::bigint = ((%(namespace)s::bigint << 47) | a.id) & 4294967295)
+         ORDER BY a.id LIMIT %(batch)s"""
+)
+
+
+@dataclass(frozen=True)
+class LostJobs:
+    """What the broker holds, for finding executions whose job is gone."""
+
+    after: timedelta  # how long an approved action may wait for its execution job
+    queued: frozenset[int] | None  # actions with an execution job queued; None: unknown
+
+
 @dataclass(frozen=True)
 class SweepReport:
     relayed: int
     announced: int
     reminded: int
     expired: int
+    requeued: int = 0
 
 
 def sweep(
@@ -45,12 +74,15 @@ def sweep(
     client_for: Callable[[str], WebClient],
     enqueue_execution: Callable[[int], None],
     now: datetime | None = None,
+    *,
+    lost: LostJobs | None = None,
 ) -> SweepReport:
     if now is None:
         row = conn.execute("SELECT now() AS now").fetchone()
         assert row is not None
         now = row["now"]
     report = SweepReport(
+        requeued=0 if lost is None else _requeue_lost(conn, enqueue_execution, lost),
         relayed=_relay_approved(conn, enqueue_execution),
         announced=_announce_unposted(conn, client_for),
         reminded=_remind(conn, client_for, now),
@@ -73,6 +105,27 @@ def _relay_approved(conn: actions.Conn, enqueue: Callable[[int], None]) -> int:
     for row in rows:
         enqueue(row["id"])
         actions.set_fields(conn, row, queued_at=actions.NOW)
+    return len(rows)
+
+
+def _requeue_lost(conn: actions.Conn, enqueue: Callable[[int], None], lost: LostJobs) -> int:
+    """Executions whose job was lost: queued again. An action that was 'executing' asks
+    its tool whether it already took effect before acting (review/execute.py)."""
+    if lost.queued is None:
+        return 0  # the broker cannot say (RabbitMQ, which does not lose acknowledged jobs)
+    rows = conn.execute(
+        LOST_EXECUTIONS,
+        {
+            "after": lost.after,
+            "queued": list(lost.queued),
+            "namespace": LOCK_NAMESPACE,
+            "batch": BATCH,
+        },
+    ).fetchall()
+    for row in rows:
+        enqueue(row["id"])
+        actions.set_fields(conn, row, queued_at=actions.NOW)
+        log.warning("action.requeued", action_id=row["id"], was=row["status"])
     return len(rows)
 
 

@@ -26,6 +26,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.templates.spec import AgentTemplate
+from connectors.slack.web_client import is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -167,6 +168,10 @@ def is_shared(
     try:
         info = client.conversations_info(channel=channel).get("channel") or {}
     except SlackApiError as exc:
+        if is_transient(exc):
+            # Rate limited or briefly down: Slack will say soon, and a guess here would be
+            # pinned to the thread for good (a public channel's answers made private).
+            raise
         # Unknown: assume shared, the safer guess, and ask again next time.
         log.warning("channel.info_failed", error=exc.response.get("error"))
         return True

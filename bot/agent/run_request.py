@@ -35,7 +35,14 @@ from bot.agent.assistant_panel import (
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
 from bot.agent.prompts import Example
-from bot.agent.runs import WorkerDeps, mark_failed, start_run, usage_recorder
+from bot.agent.runs import (
+    WorkerDeps,
+    mark_failed,
+    passes_by_itself,
+    record_failure,
+    start_run,
+    usage_recorder,
+)
 from bot.agent.screening import screen_run
 from bot.agent.steps import StepLog
 from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
@@ -53,7 +60,7 @@ PAUSED_TEXT = (
     "not answering or taking actions right now. Please try again later."
 )
 THINKING_TEXT = ":hourglass_flowing_sand: Working on it…"
-REPLY_EVENT_TYPE = "chatops_reply"  # Slack message metadata marking our reply messages
+REPLY_EVENT_TYPE = live_reply.REPLY_EVENT_TYPE  # Slack metadata marking our reply messages
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 ADVISORY_NAMESPACE = 0x72  # high bits of the lock key: keeps request locks apart from others
 
@@ -82,15 +89,21 @@ def run_request(deps: WorkerDeps, request_id: int) -> None:
         _run_locked(conn, deps, request_id, failed_reason=None)
 
 
-def fail_request(deps: WorkerDeps, request_id: int, reason: str) -> None:
-    """Retries ran out: tell the person in their thread rather than go silent; if even
-    that fails, the request is marked failed with the reason, for admins to see."""
-    with deps.pool.connection() as conn, _request_lock(conn, request_id):
-        try:
+def fail_request(deps: WorkerDeps, request_id: int, reason: str, *, final: bool = True) -> None:
+    """Retries ran out: tell the person in their thread rather than go silent.
+
+    A failure that passes by itself (the database restarting, Slack rate-limiting) is
+    raised unless this is the ``final`` try, so the caller can try the apology again
+    later; otherwise the request is marked failed with the reason, for admins to see.
+    """
+    try:
+        with deps.pool.connection() as conn, _request_lock(conn, request_id):
             _run_locked(conn, deps, request_id, failed_reason=reason)
-        except Exception:
-            log.exception("request.apology_failed", request_id=request_id)
-            mark_failed(conn, request_id, reason)
+    except Exception as exc:
+        if not final and (isinstance(exc, RequestBusy) or passes_by_itself(exc)):
+            raise
+        log.exception("request.apology_failed", request_id=request_id)
+        record_failure(deps.pool, request_id, reason)
 
 
 @contextmanager
@@ -102,7 +115,8 @@ def _request_lock(conn: Connection[dict[str, Any]], request_id: int) -> Iterator
     try:
         yield
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        if not conn.broken:  # a session the database dropped holds no locks any more
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def _run_locked(
@@ -420,10 +434,16 @@ def _ensure_reply_message(
         ts = thread.find_by_metadata(REPLY_EVENT_TYPE, "run_id", run["id"])
     if ts is None:
         conn.execute("UPDATE agent_runs SET reply_intent_at = now() WHERE id = %s", (run["id"],))
-        ts = thread.post(
-            THINKING_TEXT,
-            metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"run_id": run["id"]}},
-        )
+        try:
+            ts = thread.post(
+                THINKING_TEXT,
+                metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"run_id": run["id"]}},
+            )
+        except SlackApiError:
+            # Slack answered (rate limited, say), so nothing was posted: the retry need
+            # not read the thread to look for it.
+            conn.execute("UPDATE agent_runs SET reply_intent_at = NULL WHERE id = %s", (run["id"],))
+            raise
     conn.execute("UPDATE agent_runs SET reply_ts = %s WHERE id = %s", (ts, run["id"]))
     return ts
 

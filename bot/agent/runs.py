@@ -17,13 +17,14 @@ from slack_sdk import WebClient
 
 from bot.agent.knowledge import Retriever
 from bot.agent.tools import ToolRegistry
-from bot.db import Pool
+from bot.db import Pool, is_unavailable
 from bot.llm.pricing import cost_usd
 from bot.llm.providers import CallRecord
 from bot.llm.structured import StructuredLLM
 from bot.observability.agent_steps import StepObserver
 from bot.observability.metrics import Metrics
 from bot.templates.spec import AgentTemplate
+from connectors.slack.web_client import is_transient
 from guardrails.facade import Guardrails
 
 log = structlog.get_logger(__name__)
@@ -75,6 +76,26 @@ def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) 
            VALUES (%s, 'agent', 'request.failed', %s, %s)""",
         (row["tenant_id"], str(request_id), Jsonb({"reason": reason})),
     )
+
+
+def passes_by_itself(exc: BaseException) -> bool:
+    """A failure that waiting cures: the database unreachable or restarting, Slack
+    rate-limiting us or briefly down. Worth another try later, not a verdict."""
+    return is_unavailable(exc) or is_transient(exc)
+
+
+def record_failure(pool: Pool, request_id: int, reason: str) -> bool:
+    """`mark_failed` on a connection of its own (the caller's may be the one a database
+    restart killed). Never raises: if the database is still away, the request stays open
+    and the stranded-request sweep queues it again once it is back (bot/queue/stranded.py).
+    Returns whether the failure was recorded."""
+    try:
+        with pool.connection() as conn:
+            mark_failed(conn, request_id, reason)
+    except Exception:
+        log.exception("request.failure_not_recorded", request_id=request_id)
+        return False
+    return True
 
 
 def start_run(

@@ -28,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.db import AsyncPool, open_async_pool
 from bot.errors import StartupError
 from bot.intake.installations import record_installation
-from bot.intake.record import requeue_stranded
+from bot.intake.record import STORE_TIMEOUT
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
 from bot.intake.slack_app import build_slack_app
 from bot.observability.correlation import LOG_KEY, new_correlation_id
@@ -37,19 +37,12 @@ from bot.observability.metrics import Metrics
 from bot.observability.stored_state import StoredStateCollector, read_database, read_queues
 from bot.observability.tracing import Tracing, build_tracing
 from bot.queue.broker import build_broker
-from bot.queue.jobs import (
-    AGENT_QUEUE,
-    REVIEW_QUEUE,
-    Enqueue,
-    enqueue_request,
-    enqueue_sweep,
-)
+from bot.queue.jobs import AGENT_QUEUE, REVIEW_QUEUE, enqueue_request
 from bot.settings import Settings
 from rag.jobs import KNOWLEDGE_QUEUE
 
 log = structlog.get_logger(__name__)
 
-REQUEUE_INTERVAL = 15.0  # seconds between sweeps for requests stored but never queued
 READY_TIMEOUT = 2.0  # seconds /readyz waits for each dependency
 
 POOL: web.AppKey[AsyncPool] = web.AppKey("pool")
@@ -87,7 +80,9 @@ def _lifecycle(
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        pool = await open_async_pool(settings.database_url, max_size=settings.database_pool_size)
+        pool = await open_async_pool(
+            settings.database_url, max_size=settings.database_pool_size, timeout=STORE_TIMEOUT
+        )
         broker = build_broker(settings)
 
         def enqueue(request_id: int, kind: str, correlation_id: str | None) -> None:
@@ -97,15 +92,13 @@ def _lifecycle(
             await register_single_workspace(settings, pool)
         app[POOL] = pool
         app[REDIS] = aioredis.from_url(settings.redis_url)
+        # Periodic work (requests stored while Redis was down, approvals' upkeep) is the
+        # workers' (bot/queue/periodic.py), so it runs whichever listeners are deployed.
         app[BOLT] = build_slack_app(settings, pool, enqueue)
-        sweeper = asyncio.create_task(_sweep_forever(pool, enqueue, lambda: enqueue_sweep(broker)))
         log.info("serve.ready")
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
             app[TRACING].shutdown()
             await app[REDIS].aclose()
             broker.close()
@@ -140,20 +133,6 @@ async def register_single_workspace(settings: Settings, pool: AsyncPool) -> int:
     tenant_id = await record_installation(pool, installation, team_name=auth.get("team"))
     log.info("slack.single_workspace", team_id=auth["team_id"], tenant_id=tenant_id)
     return tenant_id
-
-
-async def _sweep_forever(
-    pool: AsyncPool, enqueue: Enqueue, sweep_actions: Callable[[], None]
-) -> None:
-    """Every few seconds: re-queue stranded requests, and ask a worker to tend the
-    pending actions (relay approvals, reminders, expiry)."""
-    while True:
-        await asyncio.sleep(REQUEUE_INTERVAL)
-        try:
-            await requeue_stranded(pool, enqueue)
-            await asyncio.to_thread(sweep_actions)
-        except Exception:
-            log.exception("sweep.failed")
 
 
 async def _slack_events(request: web.Request) -> web.Response:

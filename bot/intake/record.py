@@ -1,8 +1,8 @@
 """Persist an incoming request, then queue it: the only work done before Slack's ack.
 
 The row is written first, so an acknowledged request is never lost. Queueing comes
-second and may fail (Redis down): the row stays 'received' and `requeue_stranded` sends
-it later. Slack's retries of one event share its event_id, which the unique key turns
+second and may fail (Redis down): the row stays 'received' and the workers' sweep
+(bot/queue/stranded.py) queues it later. Slack's retries of one event share its event_id, which the unique key turns
 into a no-op, so a retry never produces a second reply.
 """
 
@@ -14,14 +14,16 @@ from typing import Any
 
 import structlog
 from psycopg.types.json import Jsonb
+from slack_bolt.response import BoltResponse
 
-from bot.db import AsyncPool
+from bot.db import AsyncPool, is_unavailable
 from bot.queue.jobs import Enqueue
 
 log = structlog.get_logger(__name__)
 
-STRANDED_AFTER = 30  # seconds a request may wait in 'received' before it is re-queued
-REQUEUE_BATCH = 100
+# Seconds a Slack request may wait for a database connection: Slack gives up on an answer
+# after 3, and a quick 503 tells it to retry where a hang would only time out.
+STORE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,24 +74,13 @@ async def record_and_enqueue(
     return Recorded(request_id=request_id, queued=True)
 
 
-async def requeue_stranded(pool: AsyncPool, enqueue: Enqueue) -> int:
-    """Queue requests that were stored but never queued; return how many."""
-    async with pool.connection() as conn:
-        rows = await (
-            await conn.execute(
-                """SELECT id, kind, correlation_id FROM inbound_requests
-                   WHERE status = 'received'
-                     AND received_at < now() - make_interval(secs => %s)
-                   ORDER BY received_at LIMIT %s""",
-                (STRANDED_AFTER, REQUEUE_BATCH),
-            )
-        ).fetchall()
-        for row in rows:
-            await asyncio.to_thread(enqueue, row["id"], row["kind"], row["correlation_id"])
-            await conn.execute(
-                "UPDATE inbound_requests SET status = 'queued', queued_at = now() WHERE id = %s",
-                (row["id"],),
-            )
-    if rows:
-        log.warning("request.requeued_stranded", count=len(rows))
-    return len(rows)
+async def answer_unhandled_error(error: Exception) -> BoltResponse | None:
+    """Bolt's error handler. A request that could not be stored because the database is
+    unreachable gets a quick 503: Slack retries it (with the same event_id, so a retry
+    that finds it stored is a no-op), and nothing is acknowledged that is not stored.
+    Anything else keeps Bolt's 500, logged with its traceback."""
+    if is_unavailable(error):
+        log.warning("slack.storage_unavailable", error=type(error).__name__)
+        return BoltResponse(status=503, body="storage unavailable, retry later")
+    log.error("slack.listener_failed", exc_info=error)
+    return None

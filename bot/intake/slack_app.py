@@ -28,7 +28,7 @@ from bot.intake.installations import (
     PostgresOAuthStateStore,
     TenantAuthorize,
 )
-from bot.intake.record import record_and_enqueue
+from bot.intake.record import answer_unhandled_error, record_and_enqueue
 from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.queue.jobs import Enqueue
 from bot.settings import Settings
@@ -93,6 +93,8 @@ def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> As
         # Bolt drops events caused by our own bot user; other bots are dropped below.
         ignoring_self_events_enabled=True,
     )
+    # An event that could not be stored (Postgres down) gets a quick 503, never a 200.
+    app.error(answer_unhandled_error)
 
     async def record(
         body: dict[str, Any],

@@ -1,14 +1,14 @@
 """`chatops smtp`: the listener where people's email to the agent inboxes enters.
 
-One asyncio process: aiosmtpd sessions, a psycopg async pool, the Dramatiq broker for
-queueing, and the sweeper that queues requests stored while Redis was down. STARTTLS
-and AUTH are offered when configured; per-client limits refuse floods with 421/450.
+One asyncio process: aiosmtpd sessions, a psycopg async pool and the Dramatiq broker for
+queueing. Requests stored while Redis was down are queued later by the workers' sweep
+(bot/queue/stranded.py). STARTTLS and AUTH are offered when configured; per-client
+limits refuse floods with 421/450.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import signal
 import ssl
@@ -20,11 +20,10 @@ import structlog
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from opentelemetry.trace import Tracer
 
-from bot.db import AsyncPool, open_async_pool
+from bot.db import open_async_pool
 from bot.errors import StartupError
 from bot.intake.email_handler import EmailIntake, IntakeConfig, RoutedEnvelope
 from bot.intake.email_limits import ClientLimitConfig, ClientLimits
-from bot.intake.record import requeue_stranded
 from bot.observability.exposition import serve_metrics
 from bot.observability.metrics import Metrics
 from bot.observability.tracing import build_tracing
@@ -36,7 +35,6 @@ from connectors.email.parse import ParseLimits
 
 log = structlog.get_logger(__name__)
 
-REQUEUE_INTERVAL = 15.0  # seconds between sweeps for requests stored but never queued
 SESSION_TIMEOUT = 300.0  # seconds of client silence before the connection is closed
 DRAIN_TIMEOUT = 5.0  # seconds to finish queueing at shutdown
 REFUSED_CONNECTION = "421 4.7.0 {reason}, try again later\r\n"
@@ -212,7 +210,6 @@ async def serve_smtp(
         raise StartupError(f"cannot listen on {host}:{port}: {exc}") from None
     bound: int = server.sockets[0].getsockname()[1]
     handler.queuer.start()
-    sweeper = asyncio.create_task(_sweep_forever(pool, enqueue))
     log.info("smtp.ready", host=host, port=bound, starttls=options.tls_context is not None)
     if on_ready is not None:
         on_ready(bound)
@@ -221,21 +218,9 @@ async def serve_smtp(
     finally:
         server.close()
         await server.wait_closed()
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
         await handler.queuer.close(DRAIN_TIMEOUT)
         await pool.close()
         log.info("smtp.stopped")
-
-
-async def _sweep_forever(pool: AsyncPool, enqueue: Enqueue) -> None:
-    while True:
-        await asyncio.sleep(REQUEUE_INTERVAL)
-        try:
-            await requeue_stranded(pool, enqueue)
-        except Exception:
-            log.exception("request.requeue_failed")
 
 
 def run_smtp(settings: Settings, host: str, port: int) -> None:

@@ -18,6 +18,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.db import open_async_pool
 from bot.intake.http_server import register_single_workspace
+from bot.intake.record import STORE_TIMEOUT
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
 from bot.intake.slack_app import build_slack_app
 from bot.observability.exposition import serve_metrics
@@ -36,7 +37,9 @@ def run_socket_mode(settings: Settings) -> None:
 async def _run(settings: Settings) -> None:
     if settings.slack_app_token is None:
         raise SystemExit("chatops: SLACK_APP_TOKEN (xapp-...) is required for --socket-mode")
-    pool = await open_async_pool(settings.database_url, max_size=settings.database_pool_size)
+    pool = await open_async_pool(
+        settings.database_url, max_size=settings.database_pool_size, timeout=STORE_TIMEOUT
+    )
     broker = build_broker(settings)
     metrics_server = None
     try:

@@ -22,7 +22,7 @@ RUN_REQUEST = "run_request"
 REQUEST_FAILED = "request_failed"
 REVIEW_EVENT = "review_event"
 EXECUTE_ACTION = "execute_action"
-SWEEP_ACTIONS = "sweep_actions"
+SWEEP_ACTIONS = "sweep_actions"  # sent by listeners of earlier releases only
 
 # Stored request kinds that are decisions on pending actions rather than questions.
 REVIEW_KINDS = frozenset(
@@ -36,6 +36,14 @@ RUN_REQUEST_OPTIONS: dict[str, Any] = {
     "max_backoff": 15_000,  # ms
     "time_limit": 180_000,  # ms
     "on_retry_exhausted": REQUEST_FAILED,
+}
+# The apology after a run's retries ran out: tried until the database and Slack take it
+# (a restart, a rate-limit storm), about four minutes in all, then recorded as failed.
+APOLOGY_OPTIONS: dict[str, Any] = {
+    "max_retries": 7,
+    "min_backoff": 2_000,  # ms
+    "max_backoff": 60_000,  # ms
+    "time_limit": 60_000,  # ms
 }
 REVIEW_OPTIONS: dict[str, Any] = {
     "max_retries": 5,
@@ -61,10 +69,6 @@ def enqueue_request(
 
 def enqueue_execution(broker: dramatiq.Broker, action_id: int, correlation_id: str | None) -> None:
     _send(broker, REVIEW_QUEUE, EXECUTE_ACTION, correlation_id, action_id)
-
-
-def enqueue_sweep(broker: dramatiq.Broker) -> None:
-    _send(broker, REVIEW_QUEUE, SWEEP_ACTIONS, None)
 
 
 def _send(

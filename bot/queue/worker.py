@@ -16,10 +16,11 @@ from typing import Any
 
 import dramatiq
 import structlog
+from dramatiq.middleware import CurrentMessage
 from slack_sdk import WebClient
 
 from bot.agent.run_request import fail_request, run_request
-from bot.agent.runs import WorkerDeps
+from bot.agent.runs import WorkerDeps, passes_by_itself
 from bot.agent.tools import Tool, ToolRegistry
 from bot.db import open_pool
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
@@ -34,6 +35,7 @@ from bot.observability.tracing import Tracing, build_tracing
 from bot.queue.broker import build_broker, consumed_queues
 from bot.queue.jobs import (
     AGENT_QUEUE,
+    APOLOGY_OPTIONS,
     EXECUTE_ACTION,
     REQUEST_FAILED,
     REVIEW_EVENT,
@@ -45,6 +47,9 @@ from bot.queue.jobs import (
     enqueue_execution,
 )
 from bot.queue.middleware import JobObservability
+from bot.queue.periodic import periodic_tasks
+from bot.queue.retrying import current_retries, retry_when
+from bot.queue.scheduler import Scheduler
 from bot.settings import Settings
 from bot.templates.spec import load_templates
 from connectors.email.tools import reply_email_tool, send_email_tool
@@ -92,7 +97,12 @@ def build_worker_deps(
         # Clients are made inside a job, so they carry that job's request id.
         return make_web_client(token, settings.slack_api_url, headers=correlation_headers())
 
-    pool = open_pool(settings.database_url, max_size=settings.worker_threads + 2)
+    pool = open_pool(
+        settings.database_url,
+        # A connection per job thread, the scheduler's two, and two to spare.
+        max_size=settings.worker_threads + 4,
+        timeout=settings.database_checkout_timeout_seconds,
+    )
     guardrails = build_guardrails(settings, pool)
     for line in guardrails.status().lines():
         log.info("guardrails.status", status=line)
@@ -125,14 +135,25 @@ def build_worker_deps(
 def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
     def run(request_id: int) -> None:
         started = time.monotonic()
-        run_request(deps, request_id)
+        with retry_when(passes_by_itself, RUN_REQUEST_OPTIONS):
+            run_request(deps, request_id)
         with deps.pool.connection() as conn:
             observe_draft(conn, deps.metrics, request_id, within=time.monotonic() - started + 1.0)
 
     def failed(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
         request_id = message["args"][0]
-        log.error("request.retries_exhausted", request_id=request_id, **retry_info)
-        fail_request(deps, request_id, "something went wrong on our side while answering")
+        retries = current_retries()
+        if retries == 0:
+            log.error("request.retries_exhausted", request_id=request_id, **retry_info)
+        # While the database or Slack cannot take the apology, it is tried again later;
+        # the last try records the failure whatever happens.
+        with retry_when(passes_by_itself, APOLOGY_OPTIONS):
+            fail_request(
+                deps,
+                request_id,
+                "something went wrong on our side while answering",
+                final=retries >= APOLOGY_OPTIONS["max_retries"],
+            )
 
     dramatiq.Actor(
         run,
@@ -164,13 +185,9 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
             execute_action(conn, deps.slack_client, deps.tools, deps.guardrails, action_id)
 
     def sweep_actions() -> None:
+        # Sent by listeners of earlier releases; the workers' scheduler sweeps now.
         with deps.pool.connection() as conn:
             sweep(conn, deps.slack_client, execute_later)
-        # Personal data behind placeholders is kept only as long as the tenant needs it
-        # (GUARDRAILS_VAULT_RETENTION_DAYS); one indexed DELETE per sweep.
-        forgotten = deps.guardrails.vault.purge(deps.vault_retention)
-        if forgotten:
-            log.info("guardrails.vault_purged", placeholders=forgotten)
 
     def execute_later(action_id: int) -> None:
         # The approval's request id follows it to the execution job.
@@ -195,8 +212,7 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
         actor_name=REQUEST_FAILED,
         queue_name=AGENT_QUEUE,
         priority=0,
-        # fail_request never raises: it ends by recording the failure in Postgres.
-        options={"max_retries": 0, "time_limit": 60_000},
+        options=APOLOGY_OPTIONS,
     )
 
 
@@ -205,6 +221,7 @@ def run_worker(settings: Settings) -> None:
     metrics = Metrics.create()
     tracing = build_tracing(settings, "chatops-worker")
     broker.add_middleware(JobObservability(metrics, tracing.tracer))
+    broker.add_middleware(CurrentMessage())  # how many tries a job had (bot/queue/retrying.py)
     # One embedder per process, shared by searches and ingestion jobs.
     embedder = embedder_from_settings(settings, torch_threads=1)
     # The MCP servers' sessions live as long as the worker (one bridge per process).
@@ -212,6 +229,16 @@ def run_worker(settings: Settings) -> None:
     deps = build_worker_deps(settings, embedder, metrics, tracing, mcp.tools)
     declare_actors(broker, deps)
     declare_ingest_actors(broker, ingest_deps_from_settings(settings, deps.pool, embedder))
+    scheduler = Scheduler(
+        deps.pool,
+        periodic_tasks(
+            settings,
+            deps,
+            broker,
+            lambda action_id: enqueue_execution(broker, action_id, None),
+        ),
+        max_sleep=settings.scheduler_tick_seconds,
+    )
     worker = dramatiq.Worker(
         broker,
         queues=consumed_queues(broker, (AGENT_QUEUE, REVIEW_QUEUE, KNOWLEDGE_QUEUE)),
@@ -231,6 +258,7 @@ def run_worker(settings: Settings) -> None:
             metrics.registry, settings.metrics_host, settings.worker_metrics_port
         )
     worker.start()
+    scheduler.start()
     log.info(
         "worker.started",
         threads=settings.worker_threads,
@@ -239,6 +267,7 @@ def run_worker(settings: Settings) -> None:
     )
     stop.wait()
     log.info("worker.stopping")
+    scheduler.stop()
     worker.stop()
     if metrics_server is not None:
         metrics_server.close()

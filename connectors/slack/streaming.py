@@ -8,6 +8,13 @@ always the checked answer; if that differs from what they saw appear, a note say
 
 Showing early is best effort: a Slack error while previewing stops the preview, never
 the answer. Only the final write's errors reach the caller.
+
+A stream cannot carry Slack metadata until it stops, so the message is findable another
+way: ``before_stream`` is told just before chat.startStream (the caller records that
+intent), ``on_moved`` once the stream's ts is known. A worker killed in between leaves
+the intent, and the retried run looks for the stream in the thread (bot/agent/
+live_reply.py) and finishes that message instead of starting a second answer. Stopped
+and final messages carry ``metadata``.
 """
 
 from __future__ import annotations
@@ -41,15 +48,22 @@ class ReplyWriter:
     """One run's reply: ``placeholder_ts`` is the "working on it" message already posted.
 
     ``recipient_user_id`` / ``recipient_team_id`` say whom a stream is for (Slack requires
-    them outside DMs). ``on_moved`` is told the ts of the streamed message once it exists,
-    so a retried job edits that message rather than the deleted placeholder.
+    them outside DMs). ``before_stream`` is told just before a stream is started and
+    ``on_stream_refused`` when Slack refused it (nothing was created); ``on_moved`` is told
+    the ts of the streamed message once it exists, so a retried job edits that message
+    rather than the deleted placeholder. ``mode="update"`` never streams: previews edit
+    the placeholder (a retried run finishing a message it had streamed into).
     """
 
     thread: SlackThread
     placeholder_ts: str
     recipient_user_id: str | None = None
     recipient_team_id: str | None = None
+    before_stream: Callable[[], None] = lambda: None
     on_moved: Callable[[str], None] = lambda _ts: None
+    on_stream_refused: Callable[[], None] = lambda: None
+    # Slack message metadata for the reply, set when a stream stops and on the final write.
+    metadata: dict[str, Any] | None = None
     # What people may see of a draft (guardrails applied), or None to stop showing it.
     screen: Callable[[str], str | None] = lambda text: text
     flush_interval: float = FLUSH_INTERVAL
@@ -109,7 +123,10 @@ class ReplyWriter:
             rest = "" if replaced else text[len(self.shown) :]
             try:
                 self.thread.client.chat_stopStream(
-                    channel=self.thread.channel, ts=self._stream_ts, markdown_text=rest or None
+                    channel=self.thread.channel,
+                    ts=self._stream_ts,
+                    markdown_text=rest or None,
+                    metadata=self.metadata,
                 )
             except SlackApiError as exc:
                 # Already ended (Slack stops streams after a few minutes): the update below
@@ -118,7 +135,7 @@ class ReplyWriter:
         self.mode = "off"
         # The update makes the message exactly what a non-streamed reply is (Slack mrkdwn
         # text and blocks), whatever was streamed into it as markdown.
-        self.thread.update(self.ts, text, blocks=blocks)
+        self.thread.update(self.ts, text, blocks=blocks, metadata=self.metadata)
         return self.ts
 
     def _write_preview(self, ready: str) -> None:
@@ -136,6 +153,7 @@ class ReplyWriter:
             self.thread.update(self.placeholder_ts, ready.rstrip() + PREVIEW_SUFFIX)
 
     def _start_stream(self, ready: str) -> bool:
+        self.before_stream()
         try:
             response = self.thread.client.chat_startStream(
                 channel=self.thread.channel,
@@ -147,6 +165,7 @@ class ReplyWriter:
         except SlackApiError as exc:
             # e.g. unknown_method on an older Slack, or a conversation it does not stream to.
             log.info("reply.streaming_unavailable", error=exc.response.get("error"))
+            self.on_stream_refused()
             return False
         self._stream_ts = str(response["ts"])
         self.on_moved(self._stream_ts)
@@ -164,7 +183,9 @@ class ReplyWriter:
             # Left open, the stream would show Slack's "typing" until it times out.
             try:
                 assert self._stream_ts is not None
-                self.thread.client.chat_stopStream(channel=self.thread.channel, ts=self._stream_ts)
+                self.thread.client.chat_stopStream(
+                    channel=self.thread.channel, ts=self._stream_ts, metadata=self.metadata
+                )
             except SlackApiError:
                 pass  # finish() updates the message either way
         self.mode = "off"

@@ -69,5 +69,14 @@ class SlackThread:
         ts: str = response["ts"]
         return ts
 
-    def update(self, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
-        self.client.chat_update(channel=self.channel, ts=ts, text=text[:MAX_TEXT], blocks=blocks)
+    def update(
+        self,
+        ts: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.client.chat_update(
+            channel=self.channel, ts=ts, text=text[:MAX_TEXT], blocks=blocks, metadata=metadata
+        )

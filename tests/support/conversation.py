@@ -32,19 +32,21 @@ def mention(slack: SlackEmulator, text: str, *, thread_ts: str | None = None) ->
     return slack.post_as_user(REQUESTER, GENERAL, f"<@{slack.bot_user_id}> {text}", thread_ts)
 
 
-def bot_replies(slack: SlackEmulator, thread_ts: str) -> list[Message]:
+def bot_replies(slack: SlackEmulator, thread_ts: str, channel: str = GENERAL) -> list[Message]:
     bot_id = slack.workspace.app.bot_id
-    return [m for m in slack.thread(GENERAL, thread_ts) if m.bot_id == bot_id]
+    return [m for m in slack.thread(channel, thread_ts) if m.bot_id == bot_id]
 
 
-def wait_for_answer(slack: SlackEmulator, thread_ts: str, timeout: float = 30.0) -> Message:
+def wait_for_answer(
+    slack: SlackEmulator, thread_ts: str, timeout: float = 30.0, channel: str = GENERAL
+) -> Message:
     """The bot's final reply in the thread (not its 'working on it' placeholder, nor an
     answer still streaming in)."""
 
     def answered() -> Message | None:
         done = [
             m
-            for m in bot_replies(slack, thread_ts)
+            for m in bot_replies(slack, thread_ts, channel)
             if m.text != THINKING_TEXT and not slack.workspace.is_streaming(m.channel, m.ts)
         ]
         return done[-1] if done else None

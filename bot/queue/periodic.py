@@ -1,0 +1,60 @@
+"""The product's periodic work, run by the workers' scheduler (bot/queue/scheduler.py).
+
+- `stranded_requests`: requests stored but never queued, or whose job the queue lost,
+  are queued again (bot/queue/stranded.py).
+- `pending_actions`: approvals relayed to execution (and executions whose job was
+  lost), actions announced once an approval channel exists, reminders, expiry
+  (review/sweep.py).
+- `vault_purge`: personal data behind placeholders older than the retention is deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import dramatiq
+import structlog
+
+from bot.agent.runs import WorkerDeps
+from bot.queue.census import queued_jobs
+from bot.queue.scheduler import PeriodicTask, every
+from bot.queue.stranded import requeue_stranded
+from bot.settings import Settings
+from review.sweep import LostJobs, sweep
+
+log = structlog.get_logger(__name__)
+
+
+def periodic_tasks(
+    settings: Settings,
+    deps: WorkerDeps,
+    broker: dramatiq.Broker,
+    enqueue_execution: Callable[[int], None],
+) -> list[PeriodicTask]:
+    sweep_every = every(timedelta(seconds=settings.sweep_interval_seconds))
+    stranded_after = timedelta(seconds=settings.stranded_after_seconds)
+
+    def stranded_requests() -> None:
+        census = queued_jobs(broker)
+        with deps.pool.connection() as conn:
+            requeue_stranded(conn, broker, census, after=stranded_after)
+
+    def pending_actions() -> None:
+        census = queued_jobs(broker)
+        lost = LostJobs(stranded_after, census.actions if census is not None else None)
+        with deps.pool.connection() as conn:
+            sweep(conn, deps.slack_client, enqueue_execution, lost=lost)
+
+    def vault_purge() -> None:
+        # Kept only as long as the tenant needs it (GUARDRAILS_VAULT_RETENTION_DAYS).
+        forgotten = deps.guardrails.vault.purge(deps.vault_retention)
+        if forgotten:
+            log.info("guardrails.vault_purged", placeholders=forgotten)
+
+    return [
+        PeriodicTask("stranded_requests", stranded_requests, sweep_every),
+        PeriodicTask("pending_actions", pending_actions, sweep_every),
+        # One indexed DELETE, so as often as the sweeps.
+        PeriodicTask("vault_purge", vault_purge, sweep_every),
+    ]

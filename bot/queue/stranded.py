@@ -1,0 +1,69 @@
+"""Requests that should be moving and are not: queue them again.
+
+A request is stranded when it is still open ('received', 'queued' or 'running'), was
+last queued longer ago than the bound, and the broker holds no job for it: stored while
+Redis was down, queued in a Redis that was lost or flushed, or left 'running' by a job
+that vanished with it. Queueing it again is safe: the job takes its request's lock,
+skips finished requests, replays stored steps and edits its one reply, so a request
+queued twice still gets one reply.
+
+Where the broker cannot be read (RabbitMQ), 'received' requests are queued again after
+the bound as before, and 'queued' or 'running' ones only after `UNREADABLE_BROKER_BOUND`,
+longer than any job's whole retry budget.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dramatiq
+import structlog
+
+from bot.db import Conn
+from bot.queue.census import QueuedJobs
+from bot.queue.jobs import enqueue_request
+
+log = structlog.get_logger(__name__)
+
+BATCH = 200  # requests queued again per sweep, at most
+# A run may take 4 attempts of up to 3 minutes with backoff between, then its apology.
+UNREADABLE_BROKER_BOUND = timedelta(minutes=30)
+
+OPEN_REQUESTS = """
+    SELECT id, kind, status, correlation_id FROM inbound_requests
+    WHERE status IN ('received', 'queued', 'running')
+      AND coalesce(queued_at, received_at) < now() - %(after)s  -- the index's range
+      AND coalesce(queued_at, received_at) < now() - CASE WHEN status = 'received'
+            THEN %(after)s ELSE %(after_queued)s END
+    ORDER BY coalesce(queued_at, received_at)
+    LIMIT %(batch)s
+"""
+REQUEUED = """
+    UPDATE inbound_requests SET status = 'queued', queued_at = now(), requeued = requeued + 1
+    WHERE id = %s AND status IN ('received', 'queued', 'running')
+"""
+
+
+def requeue_stranded(
+    conn: Conn, broker: dramatiq.Broker, census: QueuedJobs | None, *, after: timedelta
+) -> int:
+    """Queue the stranded requests again; returns how many."""
+    rows = conn.execute(
+        OPEN_REQUESTS,
+        {
+            "after": after,
+            # Never shorter than `after`, which the query's first bound relies on.
+            "after_queued": after if census is not None else max(after, UNREADABLE_BROKER_BOUND),
+            "batch": BATCH,
+        },
+    ).fetchall()
+    queued = census.requests if census is not None else frozenset()
+    requeued = 0
+    for row in rows:
+        if row["id"] in queued:
+            continue  # waiting its turn, in a worker's hands, or between retries
+        enqueue_request(broker, row["id"], row["kind"], row["correlation_id"])
+        conn.execute(REQUEUED, (row["id"],))
+        log.warning("request.requeued", request_id=row["id"], was=row["status"])
+        requeued += 1
+    return requeued
