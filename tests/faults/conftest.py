@@ -3,6 +3,7 @@ emulator, `chatops serve` and `chatops worker` as child processes.
 
 Started once for `tests/faults/`; each test starts from a healthy stack (whatever the
 previous test broke is brought back first) and a tenant with an approval channel.
+A module may ask for a broken part to stay broken for all its tests (`no_listener`).
 """
 
 from __future__ import annotations
@@ -61,14 +62,18 @@ class FaultStack:
     def connect(self) -> DB:
         return psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row)
 
-    def restore(self) -> None:
-        """Bring back whatever a test broke: Postgres, Redis, the processes, Slack's faults."""
+    def restore(self, *, serve: bool = True) -> None:
+        """Bring back whatever a test broke: Postgres, Redis, the processes (`chatops
+        serve` only if ``serve``), Slack's faults."""
         self.slack.faults.clear()
         if not self.postgres.answers():
             self.postgres.start()
         if not self.redis.answers():
             self.redis.start()
-        for process, start in ((self.serve, self.start_serve), (self.worker, self.start_worker)):
+        wanted = [(self.worker, self.start_worker)]
+        if serve:
+            wanted.append((self.serve, self.start_serve))
+        for process, start in wanted:
             if process.process is None or process.process.poll() is not None:
                 start()
 
@@ -136,9 +141,21 @@ def fault_stack(
 
 
 @pytest.fixture
-def faults(fault_stack: FaultStack, llm: OpenAIEmulator) -> Iterator[FaultStack]:
+def faults(fault_stack: FaultStack, llm: OpenAIEmulator) -> FaultStack:
     """The fault stack, healthy, with the tenant's approvals in #approvals."""
     fault_stack.restore()
+    return _with_tenant(fault_stack)
+
+
+@pytest.fixture
+def worker_only(fault_stack: FaultStack, llm: OpenAIEmulator) -> FaultStack:
+    """The fault stack with no listener: `chatops serve` stopped, the worker running."""
+    fault_stack.restore(serve=False)
+    fault_stack.serve.stop()
+    return _with_tenant(fault_stack)
+
+
+def _with_tenant(fault_stack: FaultStack) -> FaultStack:
     with fault_stack.connect() as db:
         row = wait_for(
             lambda: db.execute(
@@ -159,5 +176,6 @@ def faults(fault_stack: FaultStack, llm: OpenAIEmulator) -> Iterator[FaultStack]
                VALUES (%s, %s, 'test') ON CONFLICT DO NOTHING""",
             (row["tenant_id"], APPROVER),
         )
-    yield fault_stack
-    fault_stack.restore()
+    # Whatever a test breaks is brought back by the next one's setup (or left to the
+    # package's teardown): restarting a process costs seconds.
+    return fault_stack
