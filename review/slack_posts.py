@@ -56,16 +56,22 @@ def post_approval_request(
             thread_link=link,
         )
         text, blocks = approval_message(action, link)
-        ts = client.chat_postMessage(
-            channel=channel,
-            text=text,
-            blocks=blocks,
-            metadata={
-                "event_type": APPROVAL_EVENT_TYPE,
-                "event_payload": {"action_id": action["id"]},
-            },
-            unfurl_links=False,
-        )["ts"]
+        try:
+            ts = client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                metadata={
+                    "event_type": APPROVAL_EVENT_TYPE,
+                    "event_payload": {"action_id": action["id"]},
+                },
+                unfurl_links=False,
+            )["ts"]
+        except SlackApiError:
+            # Slack answered (rate limited, say), so nothing was posted: the retry need
+            # not read the channel's history to look for it.
+            actions.set_fields(conn, action, approval_intent_at=actions.NULL)
+            raise
     actions.set_fields(conn, action, approval_ts=ts, approval_channel_id=channel)
     for name in PROMPT_REACTIONS:
         try:
@@ -115,13 +121,22 @@ def tell_requester(
         # An earlier attempt meant to post and died before recording it: look in Slack.
         if _find_in_thread(client, channel, thread_ts, marker):
             return
-    ts = client.chat_postMessage(
-        channel=channel,
-        thread_ts=thread_ts,
-        text=text,
-        metadata={"event_type": OUTCOME_EVENT_TYPE, "event_payload": {"marker": marker}},
-        unfurl_links=False,
-    )["ts"]
+    try:
+        ts = client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=text,
+            metadata={"event_type": OUTCOME_EVENT_TYPE, "event_payload": {"marker": marker}},
+            unfurl_links=False,
+        )["ts"]
+    except SlackApiError:
+        # Slack answered, so nothing was posted: forget the intent, and the retry posts
+        # without reading the thread first.
+        conn.execute(
+            "DELETE FROM action_notices WHERE action_id = %s AND outcome = %s AND posted_ts IS NULL",
+            (action["id"], outcome),
+        )
+        raise
     conn.execute(
         "UPDATE action_notices SET posted_ts = %s WHERE action_id = %s AND outcome = %s",
         (ts, action["id"], outcome),
