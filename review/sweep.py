@@ -41,7 +41,6 @@ LOST_EXECUTIONS = (
     + """WHERE a.status IN ('approved', 'executing') AND a.queued_at IS NOT NULL
            AND a.queued_at < now() - %(after)s
            AND NOT coalesce(s.paused, false)
-           AND NOT (a.id = ANY(%(queued)s))
            AND NOT EXISTS (
              SELECT 1 FROM pg_locks l
              WHERE l.locktype = 'advisory' AND l.objsubid = 1
@@ -54,10 +53,12 @@ LOST_EXECUTIONS = (
 
 @dataclass(frozen=True)
 class LostJobs:
-    """What the broker holds, for finding executions whose job is gone."""
+    """How to tell an execution whose job is gone from one waiting in the queue."""
 
     after: timedelta  # how long an approved action may wait for its execution job
-    queued: frozenset[int] | None  # actions with an execution job queued; None: unknown
+    # The actions with an execution job in the broker, read only when some action may
+    # have lost its job; None: the broker cannot say.
+    queued: Callable[[], frozenset[int] | None]
 
 
 @dataclass(frozen=True)
@@ -111,22 +112,23 @@ def _relay_approved(conn: actions.Conn, enqueue: Callable[[int], None]) -> int:
 def _requeue_lost(conn: actions.Conn, enqueue: Callable[[int], None], lost: LostJobs) -> int:
     """Executions whose job was lost: queued again. An action that was 'executing' asks
     its tool whether it already took effect before acting (review/execute.py)."""
-    if lost.queued is None:
-        return 0  # the broker cannot say (RabbitMQ, which does not lose acknowledged jobs)
     rows = conn.execute(
-        LOST_EXECUTIONS,
-        {
-            "after": lost.after,
-            "queued": list(lost.queued),
-            "namespace": LOCK_NAMESPACE,
-            "batch": BATCH,
-        },
+        LOST_EXECUTIONS, {"after": lost.after, "namespace": LOCK_NAMESPACE, "batch": BATCH}
     ).fetchall()
+    if not rows:
+        return 0
+    queued = lost.queued()
+    if queued is None:
+        return 0  # the broker cannot say (RabbitMQ, which does not lose acknowledged jobs)
+    requeued = 0
     for row in rows:
+        if row["id"] in queued:
+            continue  # waiting its turn
         enqueue(row["id"])
         actions.set_fields(conn, row, queued_at=actions.NOW)
         log.warning("action.requeued", action_id=row["id"], was=row["status"])
-    return len(rows)
+        requeued += 1
+    return requeued
 
 
 def _announce_unposted(conn: actions.Conn, client_for: Callable[[str], WebClient]) -> int:

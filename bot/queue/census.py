@@ -38,8 +38,14 @@ class QueuedJobs:
     actions: frozenset[int]  # pending action ids with an execution job
 
 
+def readable(broker: dramatiq.Broker) -> bool:
+    """Whether `queued_jobs` can say what this broker holds."""
+    return isinstance(broker, RedisBroker)
+
+
 def queued_jobs(broker: dramatiq.Broker) -> QueuedJobs | None:
-    """What the broker holds now, or None when this broker cannot be read."""
+    """What the broker holds now, or None when this broker cannot be read. Reads every
+    waiting message once: call it only when there is something to check."""
     if not isinstance(broker, RedisBroker):
         return None
     client: Any = broker.client

@@ -36,13 +36,15 @@ def periodic_tasks(
     stranded_after = timedelta(seconds=settings.stranded_after_seconds)
 
     def stranded_requests() -> None:
-        census = queued_jobs(broker)
         with deps.pool.connection() as conn:
-            requeue_stranded(conn, broker, census, after=stranded_after)
+            requeue_stranded(conn, broker, after=stranded_after)
+
+    def queued_executions() -> frozenset[int] | None:
+        census = queued_jobs(broker)
+        return census.actions if census is not None else None
 
     def pending_actions() -> None:
-        census = queued_jobs(broker)
-        lost = LostJobs(stranded_after, census.actions if census is not None else None)
+        lost = LostJobs(stranded_after, queued_executions)
         with deps.pool.connection() as conn:
             sweep(conn, deps.slack_client, enqueue_execution, lost=lost)
 

@@ -20,7 +20,7 @@ import dramatiq
 import structlog
 
 from bot.db import Conn
-from bot.queue.census import QueuedJobs
+from bot.queue.census import queued_jobs, readable
 from bot.queue.jobs import enqueue_request
 
 log = structlog.get_logger(__name__)
@@ -44,19 +44,21 @@ REQUEUED = """
 """
 
 
-def requeue_stranded(
-    conn: Conn, broker: dramatiq.Broker, census: QueuedJobs | None, *, after: timedelta
-) -> int:
+def requeue_stranded(conn: Conn, broker: dramatiq.Broker, *, after: timedelta) -> int:
     """Queue the stranded requests again; returns how many."""
+    can_tell = readable(broker)
     rows = conn.execute(
         OPEN_REQUESTS,
         {
             "after": after,
             # Never shorter than `after`, which the query's first bound relies on.
-            "after_queued": after if census is not None else max(after, UNREADABLE_BROKER_BOUND),
+            "after_queued": after if can_tell else max(after, UNREADABLE_BROKER_BOUND),
             "batch": BATCH,
         },
     ).fetchall()
+    if not rows:
+        return 0  # the usual case: the broker is not read at all
+    census = queued_jobs(broker)
     queued = census.requests if census is not None else frozenset()
     requeued = 0
     for row in rows:
