@@ -9,7 +9,10 @@ slow run from overlapping the next. Workers always run, whatever listeners are d
 (HTTP, Socket Mode, SMTP), so periodic work never depends on which of those exist.
 
 Tasks run one after another on the scheduler's thread: keep them short, and hand long
-work to the queue as jobs.
+work to the queue as jobs. To add one, give it a unique name and list it in
+`bot/queue/periodic.py`. Work due at a time of day in each workspace's own time zone (a
+daily digest) is one task, run every few minutes, that picks the workspaces whose local
+time has come and records what it sent, rather than a task per workspace.
 """
 
 from __future__ import annotations
