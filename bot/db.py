@@ -32,6 +32,7 @@ RECONNECT_WINDOW = 4.0  # seconds
 
 def open_pool(database_url: str, *, max_size: int = 10, timeout: float = CHECKOUT_TIMEOUT) -> Pool:
     """A blocking pool, for workers and CLI commands."""
+    checker = _Checker()
     pool = Pool(
         database_url,
         connection_class=Connection[DictRow],
@@ -40,11 +41,12 @@ def open_pool(database_url: str, *, max_size: int = 10, timeout: float = CHECKOU
         kwargs={"row_factory": dict_row, "autocommit": True},
         open=False,
         name="chatops",
-        check=Pool.check_connection,
+        check=checker.check,
         timeout=timeout,
         reconnect_timeout=RECONNECT_WINDOW,
         reconnect_failed=_keep_trying,
     )
+    checker.pool = pool
     pool.open(wait=True, timeout=OPEN_TIMEOUT)
     return pool
 
@@ -54,6 +56,7 @@ async def open_async_pool(
 ) -> AsyncPool:
     """An asyncio pool, for the listeners. ``timeout``: how long a request may wait for a
     connection (the Slack listener must answer within Slack's 3 seconds)."""
+    checker = _AsyncChecker()
     pool = AsyncPool(
         database_url,
         connection_class=AsyncConnection[DictRow],
@@ -62,13 +65,45 @@ async def open_async_pool(
         kwargs={"row_factory": dict_row, "autocommit": True},
         open=False,
         name="chatops-async",
-        check=AsyncPool.check_connection,
+        check=checker.check,
         timeout=timeout,
         reconnect_timeout=RECONNECT_WINDOW,
         reconnect_failed=_keep_trying_async,
     )
+    checker.pool = pool
     await pool.open(wait=True, timeout=OPEN_TIMEOUT)
     return pool
+
+
+class _Checker:
+    """Checks a connection as it is handed out. One found dead means the server
+    restarted or went away, so every other idle connection is dead too: they are all
+    checked and replaced at once, rather than one per checkout, each after a backoff
+    sleep in psycopg_pool (1 s, then 2 s: a listener's 2-second budget gone)."""
+
+    pool: Pool | None = None
+
+    def check(self, conn: Connection[DictRow]) -> None:
+        try:
+            Pool.check_connection(conn)
+        except Exception:
+            if self.pool is not None:
+                self.pool.check()
+            raise
+
+
+class _AsyncChecker:
+    """`_Checker` for the asyncio pool."""
+
+    pool: AsyncPool | None = None
+
+    async def check(self, conn: AsyncConnection[DictRow]) -> None:
+        try:
+            await AsyncPool.check_connection(conn)
+        except Exception:
+            if self.pool is not None:
+                await self.pool.check()
+            raise
 
 
 def _keep_trying(pool: Pool) -> None:

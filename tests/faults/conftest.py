@@ -41,6 +41,18 @@ FAULT_ENV = {
 }
 
 
+# Seconds a fault test may take, setup included: the package's first test also pays for
+# starting its Postgres, Redis and both processes (a minute on a loaded machine).
+FAULT_TEST_TIMEOUT = 300
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.timeout(FAULT_TEST_TIMEOUT))
+
+
 @dataclass
 class FaultStack:
     postgres: RestartablePostgres
