@@ -18,3 +18,11 @@ def test_markup_characters_are_escaped_and_unknown_names_left_alone() -> None:
     workspace = SlackWorkspace.sandbox()
     text = slack_text(workspace, "a < b & c > d, mail bob@example.com, @nobody #nowhere")
     assert text == "a &lt; b &amp; c &gt; d, mail bob@example.com, @nobody #nowhere"
+
+
+def test_a_typed_web_address_is_sent_as_a_link() -> None:
+    """A URL typed in a message goes out as <url>, as Slack's client sends it, so it shows as
+    a link; a trailing full stop stays outside it."""
+    workspace = SlackWorkspace.sandbox()
+    text = slack_text(workspace, "see https://status.example.com/vpn?x=1&y=2.")
+    assert text == "see <https://status.example.com/vpn?x=1&amp;y=2>."
