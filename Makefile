@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	@echo "Setting up .venv: chatops-agent and its libraries (about 160 packages, 2.3 GB)."
-	@echo "The first time takes 3-7 minutes (2 from pip's cache); later runs skip this step."
+	@echo "It takes minutes (6 measured on a busy 2-core machine); later runs skip this step."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/python scripts/pip_install.py -e '.[dev]'
