@@ -34,7 +34,7 @@ def main(args: list[str]) -> int:
     phase, collected, last_said = "", 0, 0.0
     for line in pip.stdout:
         tail.append(line)
-        collected += line.startswith("Collecting ")
+        collected += line.startswith(("Collecting ", "Requirement already satisfied"))
         now_phase = (
             INSTALLING if line.startswith(INSTALLING_LINE) or phase == INSTALLING else COLLECTING
         )
