@@ -151,9 +151,11 @@ def started_sandbox(env: dict[str, str], data_dir: Path, *args: str) -> Iterator
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's headless Chromium, driven by Playwright."""
+    """Debian's headless Chromium, driven by Playwright, for one test module: Playwright's
+    sync API keeps an asyncio loop running in the main thread while it is open, and later
+    modules that call asyncio.run() (test_slack_web_api.py) would fail under it."""
     if not CHROMIUM.exists():
         pytest.skip(
             f"Chromium is not installed at {CHROMIUM} and scripts/ensure_chromium.sh could not "

@@ -89,7 +89,7 @@ def thread_once(sandbox: RunningSandbox, channel: str, containing: str, until: s
 def test_the_sandbox_says_it_started_the_demo_model(demo_sandbox: RunningSandbox) -> None:
     """Its output names the demo model and says it is not AI; it is not in offline mode."""
     log = demo_sandbox.log_text()
-    assert "the sandbox's demo model" in log and "not AI" in log
+    assert "sandbox's demo model" in log and "not AI" in log
     assert "offline mode" not in log
 
 
