@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from sandbox.slack_workspace import SlackError, User
+from sandbox.slack_workspace import User
 from tests.support.processes import ChatopsProcess
 from tests.support.stack import Stack, free_port
 
@@ -62,22 +62,19 @@ def partner(stack: Stack) -> str:
     """A workspace admin of another organisation, in #approvals (shared through Slack
     Connect for these tests): Slack says `is_admin`, but of their own organisation."""
     workspace = stack.slack.workspace
-    try:
-        workspace.add_user(
-            User(
-                PARTNER,
-                "pat",
-                "Pat Partner",
-                PARTNER_TEAM,
-                "pat@partner.example",
-                title="Partner's workspace admin",
-                is_admin=True,
-                is_owner=True,
-                updated=int(time.time()),
-            )
+    workspace.add_user(
+        User(
+            PARTNER,
+            "pat",
+            "Pat Partner",
+            PARTNER_TEAM,
+            "pat@partner.example",
+            title="Partner's workspace admin",
+            is_admin=True,
+            is_owner=True,
+            updated=int(time.time()),
         )
-    except SlackError:
-        pass  # added by an earlier test of this session
+    )
     workspace.join(APPROVALS, PARTNER)
     return PARTNER
 

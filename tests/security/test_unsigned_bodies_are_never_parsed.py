@@ -77,7 +77,7 @@ def test_a_request_whose_body_stalls_gets_408(strict_listener: tuple[str, int]) 
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         conn.sendall(
             b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000\r\n\r\n{\"type\": "
+            b'Content-Length: 1000\r\n\r\n{"type": '
         )
         started = time.monotonic()
         answer = conn.recv(4096)
