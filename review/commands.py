@@ -42,6 +42,7 @@ HELP = """*`/agent` commands*
 • `approvers add|remove @person`: who may approve actions _(admins)_
 • `admins [add|remove @person]`: this app's own admins, who can always `pause` _(admins)_
 • `four-eyes on|off`: whether requesters may approve their own actions _(admins)_
+• `email-threads sender|domain`: who may join an email conversation by replying to it _(admins)_
 • `tools allow|deny NAME`: which tools the assistant may use here _(admins)_
 • `policy` / `policy set SETTING VALUE`: personal data, toxicity and injection rules _(admins)_
 • `pause` / `resume`: stop or restart answering and acting in this workspace _(admins)_
@@ -300,6 +301,22 @@ async def _admins(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -
     return Reply(f"<@{person}> is no longer one of this app's admins.")
 
 
+async def _email_threads(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    """Who may join an email conversation by replying to it (connectors/email/threads.py)."""
+    if not args or args[0] not in ("sender", "domain"):
+        return Reply(
+            "Usage: `/agent email-threads sender` (only people who took part in a thread "
+            "join it; the default) or `/agent email-threads domain` (anyone at their domain)"
+        )
+    await _change_settings(pool, tenant_id, user, "email_thread_scope", args[0])
+    if args[0] == "domain":
+        return Reply(
+            "A reply now joins an email conversation when anyone at the sender's domain took "
+            "part in it. Don't use this if your customers write from shared domains like gmail.com."
+        )
+    return Reply("A reply now joins an email conversation only when its sender took part in it.")
+
+
 async def _four_eyes(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
     if not args or args[0] not in ("on", "off"):
         return Reply("Usage: `/agent four-eyes on|off`")
@@ -508,6 +525,7 @@ CHANGING: dict[str, Handler] = {
     "approvers": _approvers,
     "admins": _admins,
     "four-eyes": _four_eyes,
+    "email-threads": _email_threads,
     "tools": _tools,
     "policy": _policy,
     "pause": _pause,

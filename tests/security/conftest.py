@@ -4,6 +4,7 @@ the session's Slack workspace, and a second listener process with short timeouts
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,3 +96,30 @@ def strict_listener(
         yield f"http://127.0.0.1:{port}/slack/events", port
     finally:
         process.stop()
+
+
+@pytest.fixture
+def email_inbox(
+    stack: Stack, db: DB, tenant: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int, ChatopsProcess]]:
+    """`chatops smtp` for a fresh inbox of the sandbox tenant, queueing to the session's
+    worker: (the inbox address, its port, the listener process)."""
+    from connectors.email.inboxes import add_inbox
+
+    address = f"help-{uuid.uuid4().hex[:6]}@acme.example"
+    add_inbox(db, tenant, address)
+    port = free_port()
+    listener = ChatopsProcess(
+        ["smtp"],
+        stack.env | {"SMTP_PORT": str(port)},
+        tmp_path_factory.mktemp("smtp") / "smtp.log",
+    )
+    listener.start(ready_line="smtp.ready")
+    try:
+        yield address, port, listener
+    finally:
+        listener.stop()
+        db.execute(
+            "UPDATE tenant_settings SET email_thread_scope = 'sender' WHERE tenant_id = %s",
+            (tenant,),
+        )
