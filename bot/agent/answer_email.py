@@ -18,11 +18,13 @@ from bot.agent.screening import screen_run
 from bot.agent.steps import StepLog
 from bot.agent.tools import ActionContext
 from connectors.email.compose import OriginalEmail, build_reply, to_storable
+from connectors.email.flood_gate import admit
 from connectors.email.history import thread_history
 from connectors.email.reply_limit import reply_allowed
 from connectors.email.reply_policy import ReplyAddressing, address_reply
 from connectors.email.tools import REPLY_EMAIL
 from review import actions, tenant_settings
+from review.email_digest import show_digest
 from review.pending import announce_pending_actions
 from review.toolbox import ReviewedToolbox
 
@@ -53,6 +55,28 @@ def answer_email(
             conn, tenant_id, conversation_id, per_hour=deps.email_replies_per_hour
         ):
             _finish(conn, request_id, "ignored", "reply limit for this thread reached")
+            return
+        # A flood of mail waits on one digest card instead of a card each (flood_gate.py).
+        gate = admit(
+            conn,
+            tenant_id=tenant_id,
+            request_id=request_id,
+            inbox=payload["inbox"],
+            sender=_sender(payload),
+            subject=payload.get("subject") or "",
+            limits=deps.email_flood,
+        )
+        if gate.outcome == "held":
+            assert gate.digest_id is not None
+            show_digest(
+                conn,
+                deps.slack_client(request["bot_token"]),
+                tenant_id=tenant_id,
+                digest_id=gate.digest_id,
+                channel=settings.approval_channel_id,
+                limits=deps.email_flood,
+            )
+            _finish(conn, request_id, "ignored", gate.reason)
             return
         # Who the reply may go to, decided before any model call (reply_policy.py).
         original = OriginalEmail.from_payload(payload)
