@@ -90,7 +90,8 @@ def show_digest(
 def digest_message(digest: Digest, limits: FloodLimits) -> tuple[str, list[dict[str, Any]]]:
     """The card's fallback text and blocks."""
     emails = "1 email" if digest.held == 1 else f"{digest.held} emails"
-    headline = f":incoming_envelope: *{emails} to {digest.inbox} are waiting without a draft*"
+    waiting = f"{emails} to {digest.inbox} {'is' if digest.held == 1 else 'are'} waiting"
+    headline = f":envelope: *{waiting} without a draft*"
     why = (
         f"More than {limits.per_sender} came from one sender, or more than {limits.per_inbox} "
         f"to this inbox, within an hour. So this channel isn't buried, they are listed here "
@@ -108,7 +109,7 @@ def digest_message(digest: Digest, limits: FloodLimits) -> tuple[str, list[dict[
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{headline}\n{why}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines) or "_none yet_"}},
     ]
-    return f"{emails} to {digest.inbox} are waiting without a draft", blocks
+    return f"{waiting} without a draft", blocks
 
 
 def masked_address(address: str) -> str:
