@@ -17,9 +17,11 @@ from tests.support.conversation import PLAN
 from tests.support.processes import ChatopsProcess, wait_for
 from tests.support.stack import Stack
 
-CUSTOMER = "alice@customer.example"
-STRANGER = "mallory@elsewhere.example"
-COLLEAGUE = "bob@customer.example"
+# Senders of this module only: the flood gate counts drafts per sender in the session's
+# shared tenant.
+CUSTOMER = f"alice-{uuid.uuid4().hex[:6]}@customer.example"
+STRANGER = f"mallory-{uuid.uuid4().hex[:6]}@elsewhere.example"
+COLLEAGUE = f"bob-{uuid.uuid4().hex[:6]}@customer.example"
 
 
 def _mail(
@@ -57,7 +59,7 @@ def _request(db: DB, message_id: str) -> dict[str, object]:
 def _drafted(llm: OpenAIEmulator, marker: str) -> str:
     """Everything the model was sent while drafting the reply to the mail with `marker`."""
     requests = wait_for(
-        lambda: llm.requests(match=marker), timeout=30, message="the draft's model call"
+        lambda: llm.requests(match=marker), timeout=90, message="the draft's model call"
     )
     return "\n".join(str(r["messages"]) for r in requests)
 

@@ -105,7 +105,7 @@ def test_a_planted_email_flags_every_later_reply_and_is_screened_once(
                        AND payload->>'text' LIKE %s""",
                     (f"%({marker})%",),
                 ).fetchone(),
-                timeout=40,
+                timeout=90,
                 message="the drafted reply",
             )
         )

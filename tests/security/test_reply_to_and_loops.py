@@ -25,7 +25,9 @@ from tests.support.conversation import PLAN
 from tests.support.processes import ChatopsProcess, wait_for
 from tests.support.stack import Stack
 
-CUSTOMER = "alice@customer.example"
+# Each test writes as a sender of its own: the flood gate counts drafts per sender, and
+# the session's tenant is shared by every test.
+CUSTOMER = f"alice-{uuid.uuid4().hex[:6]}@customer.example"
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def _reply_action(db: DB, marker: str) -> dict[str, Any]:
                AND payload->>'text' LIKE %s AND approval_ts IS NOT NULL""",
             (f"%({marker})%",),
         ).fetchone(),
-        timeout=40,
+        timeout=90,
         message="the drafted reply",
     )
     return dict(row)
@@ -94,7 +96,7 @@ def _finished(db: DB, message_id: str) -> dict[str, Any]:
                AND external_id = %s AND status IN ('done', 'ignored', 'failed')""",
             (message_id,),
         ).fetchone(),
-        timeout=40,
+        timeout=90,
         message=f"the request for {message_id} to finish",
     )
     return dict(row)
