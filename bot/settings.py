@@ -280,6 +280,16 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
+    # --- Hostile input (bot/intake/request_guard.py, review/authority.py, email) ----------
+    # A Slack request's body must arrive within this (408 otherwise); a connection that
+    # has not sent a whole request's headers (or sits idle) is closed after the other.
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_idle_timeout_seconds: float = Field(default=75.0, gt=0)
+    # Email requests drafted per sender and per inbox in an hour; beyond either, new ones
+    # are listed on one digest card per inbox instead of a card each.
+    email_max_drafts_per_sender_per_hour: int = Field(default=5, ge=0)
+    email_max_drafts_per_inbox_per_hour: int = Field(default=30, ge=0)
+
     @field_validator("llm_fallback_providers", "llm_prices", "mcp_servers", mode="before")
     @classmethod
     def _parse_json(cls, value: object, info: ValidationInfo) -> object:

@@ -534,6 +534,15 @@ class SlackWorkspace:
         """The person playing a role in the sandbox: "requester", "approver" or "admin"."""
         return self.user(self.roles[name])
 
+    def add_user(self, user: User) -> User:
+        """Add a person. With a `team_id` other than the workspace's, a member of another
+        organisation (Slack Connect): add them to a channel with `is_ext_shared` set."""
+        with self._lock:
+            if user.id in self._users:
+                raise SlackError("already_in_team")
+            self._users[user.id] = copy.deepcopy(user)
+            return copy.deepcopy(user)
+
     def usergroup_members(self, group_id: str) -> list[str]:
         """The user IDs in a user group, in the order they were added."""
         with self._lock:

@@ -153,6 +153,9 @@ class EmailIntake:
             return TEMPORARY_FAILURE
         for item in stored:
             status = item.status if item.request_id else "duplicate"
+            if item.split and item.request_id:
+                # Someone named a thread they took no part in: a hijack, or a forward.
+                log.warning("email.thread_not_joined", conversation_id=item.conversation_id)
             log.info(
                 "email.received",
                 request_id=item.request_id,

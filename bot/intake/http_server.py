@@ -29,6 +29,7 @@ from bot.db import AsyncPool, open_async_pool
 from bot.errors import StartupError
 from bot.intake.installations import record_installation
 from bot.intake.record import requeue_stranded
+from bot.intake.request_guard import RequestGuard
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
 from bot.intake.slack_app import build_slack_app
 from bot.observability.correlation import LOG_KEY, new_correlation_id
@@ -55,6 +56,7 @@ READY_TIMEOUT = 2.0  # seconds /readyz waits for each dependency
 POOL: web.AppKey[AsyncPool] = web.AppKey("pool")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis", aioredis.Redis)
 BOLT: web.AppKey[AsyncApp] = web.AppKey("bolt", AsyncApp)
+GUARD: web.AppKey[RequestGuard] = web.AppKey("guard", RequestGuard)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 TRACING: web.AppKey[Tracing] = web.AppKey("tracing", Tracing)
@@ -98,6 +100,11 @@ def _lifecycle(
         app[POOL] = pool
         app[REDIS] = aioredis.from_url(settings.redis_url)
         app[BOLT] = build_slack_app(settings, pool, enqueue)
+        app[GUARD] = RequestGuard(
+            settings.slack_signing_secret.get_secret_value(),
+            pool,
+            body_timeout=settings.http_body_timeout_seconds,
+        )
         sweeper = asyncio.create_task(_sweep_forever(pool, enqueue, lambda: enqueue_sweep(broker)))
         log.info("serve.ready")
         try:
@@ -157,10 +164,25 @@ async def _sweep_forever(
 
 
 async def _slack_events(request: web.Request) -> web.Response:
-    """Dispatch to Bolt under a new correlation id, counting and timing the ack."""
+    """Dispatch to Bolt under a new correlation id, counting and timing the ack.
+
+    The body is read, its signature verified and a command checked against replays
+    (bot/intake/request_guard.py) before anything parses it."""
     started = time.monotonic()
     metrics = request.app[METRICS] if request.app[SETTINGS].metrics_enabled else None
-    bolt_request = await to_bolt_request(request)
+    checked = await request.app[GUARD].check(request)
+    if checked.refused is not None:
+        log.warning("slack.request_refused", reason=checked.refused, size=len(checked.body))
+        refusal = checked.response()
+        if metrics is not None:
+            count_received(metrics, "other")
+            count_acked(metrics, "other", refusal.status, started)
+        return refusal
+    try:
+        bolt_request = await to_bolt_request(request)
+    except ValueError:  # signed, yet not text: not something Slack sends
+        log.warning("slack.request_unreadable", size=len(checked.body))
+        return web.Response(status=400, text="request body is not readable")
     request_type = slack_request_type(bolt_request.body)
     if metrics is not None:
         count_received(metrics, request_type)
@@ -239,4 +261,12 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 def run_http(settings: Settings, port: int) -> None:
-    web.run_app(build_http_app(settings), port=port, access_log=None, print=None)
+    web.run_app(
+        build_http_app(settings),
+        port=port,
+        access_log=None,
+        print=None,
+        # Also how long a new connection may take to send its request's headers: a client
+        # that never finishes them is disconnected then (the body has its own timeout).
+        keepalive_timeout=settings.http_idle_timeout_seconds,
+    )
