@@ -3,6 +3,13 @@ the best by full text (GIN), fused with reciprocal rank fusion.
 
 Run it on a tenant-scoped connection (rag/tenancy.py): row-level security then limits
 both halves to the tenant. Each half can be switched off, for evaluation.
+
+Many tenants share one HNSW graph, and pgvector applies the tenant filter after walking
+it: for a tenant with 1% of the chunks, the walk must visit about a hundred chunks to keep
+one, and the iterative scan gives up before it has enough good ones (measured on 100,000
+chunks: bench/retrieval.py). So a search first counts the tenant's chunks in the searched
+collections, stopping at EXACT_SCAN_MAX_CHUNKS: up to there it compares the question with
+every one of them (exact, through the tenant index); beyond, it walks the graph.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ Mode = Literal["hybrid", "vector", "fulltext"]
 # The constant of reciprocal rank fusion (Cormack et al., 2009): 60 damps the weight of
 # the very first ranks so that agreement between the two lists counts more.
 RRF_K = 60
+# Collections of a tenant up to this many chunks are searched exactly: about 10 ms on 2
+# cores at this size, and recall 1.0 where a filtered graph walk loses neighbours.
+EXACT_SCAN_MAX_CHUNKS = 10_000
 
 _SEARCH = """
 WITH text_query AS (
@@ -88,6 +98,17 @@ class Hit:
     term_total: int  # lexeme occurrences in the chunk: its length for BM25
 
 
+def is_small(conn: Conn, collection_ids: list[int]) -> bool:
+    """Whether the scoped tenant has at most EXACT_SCAN_MAX_CHUNKS chunks in these
+    collections; counts no further than that (an index-only scan of the tenant index)."""
+    row = conn.execute(
+        "SELECT count(*) AS chunks FROM (SELECT 1 FROM knowledge_chunks"
+        " WHERE collection_id = ANY (%s) LIMIT %s) scoped",
+        (collection_ids, EXACT_SCAN_MAX_CHUNKS + 1),
+    ).fetchone()
+    return row is not None and int(row["chunks"]) <= EXACT_SCAN_MAX_CHUNKS
+
+
 def hybrid_search(
     conn: Conn,
     *,
@@ -100,27 +121,29 @@ def hybrid_search(
     limit: int,
     mode: Mode = "hybrid",
     ef_search: int = 200,
-    exact: bool = False,
+    exact: bool | None = None,
 ) -> list[Hit]:
     """The fused top `limit` of `candidates` from each half. Full text matches chunks
     with any of `match_lexemes` (see rag/lexemes.py), or with all the query's words when
-    there are none. `exact` skips the HNSW index (for measuring its recall)."""
+    there are none. `exact`: None chooses by the collections' size (see the module's
+    doc); True or False forces an exact scan or the HNSW walk (to measure either)."""
     dims = int(vector.shape[0])
-    # The cast must match the partial index expression, literally, for the index to be used.
-    column = (
-        sql.SQL("(embedding::vector({}))").format(sql.Literal(dims))
-        if dims <= MAX_INDEXED_DIMENSIONS
-        else sql.SQL("embedding")
-    )
+    if exact is None:
+        exact = mode == "fulltext" or is_small(conn, collection_ids)
+    if exact or dims > MAX_INDEXED_DIMENSIONS:
+        # Not the partial index's expression, so the planner cannot walk the graph: it
+        # reads the tenant's chunks through the tenant index and sorts them by distance.
+        column: sql.Composable = sql.SQL("embedding")
+    else:
+        # The cast must match the partial index expression, literally, for it to be used.
+        column = sql.SQL("(embedding::vector({}))").format(sql.Literal(dims))
+        # Iterative scans keep walking the graph when row-level security or the filters
+        # drop rows, so a tenant's share of a big table still yields `candidates`.
+        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        conn.execute(
+            sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, candidates)))
+        )
     statement = sql.SQL(_SEARCH).format(vector=column)
-    # Iterative scans keep walking the graph when row-level security or the filters drop
-    # rows, so a small tenant in a big table still gets its `candidates` neighbours.
-    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    conn.execute(
-        sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, candidates)))
-    )
-    if exact:
-        conn.execute("SET LOCAL enable_indexscan = off")
     rows = conn.execute(
         statement,
         {
@@ -137,8 +160,6 @@ def hybrid_search(
         },
         binary=True,  # vectors come back as packed floats, not decimal text
     ).fetchall()
-    if exact:
-        conn.execute("SET LOCAL enable_indexscan = on")
     return [
         Hit(
             chunk_id=row["id"],
