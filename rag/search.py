@@ -48,8 +48,7 @@ by_vector AS (
     FROM (
         SELECT id, {vector} <=> %(vector)s AS distance
         FROM knowledge_chunks
-        WHERE dims = %(dims)s AND collection_id = ANY (%(collections)s)
-          AND metadata @> %(metadata)s
+        WHERE dims = %(dims)s AND collection_id = ANY (%(collections)s) {metadata_filter}
         ORDER BY {vector} <=> %(vector)s
         LIMIT %(vector_k)s
     ) nearest
@@ -98,15 +97,15 @@ class Hit:
     term_total: int  # lexeme occurrences in the chunk: its length for BM25
 
 
-def is_small(conn: Conn, collection_ids: list[int]) -> bool:
-    """Whether the scoped tenant has at most EXACT_SCAN_MAX_CHUNKS chunks in these
-    collections; counts no further than that (an index-only scan of the tenant index)."""
+def is_small(conn: Conn, collection_ids: list[int], most: int = EXACT_SCAN_MAX_CHUNKS) -> bool:
+    """Whether the scoped tenant has at most `most` chunks in these collections; counts
+    no further than that (an index-only scan of the tenant index)."""
     row = conn.execute(
         "SELECT count(*) AS chunks FROM (SELECT 1 FROM knowledge_chunks"
         " WHERE collection_id = ANY (%s) LIMIT %s) scoped",
-        (collection_ids, EXACT_SCAN_MAX_CHUNKS + 1),
+        (collection_ids, most + 1),
     ).fetchone()
-    return row is not None and int(row["chunks"]) <= EXACT_SCAN_MAX_CHUNKS
+    return row is not None and int(row["chunks"]) <= most
 
 
 def hybrid_search(
@@ -122,6 +121,7 @@ def hybrid_search(
     mode: Mode = "hybrid",
     ef_search: int = 200,
     exact: bool | None = None,
+    exact_scan_max_chunks: int = EXACT_SCAN_MAX_CHUNKS,
 ) -> list[Hit]:
     """The fused top `limit` of `candidates` from each half. Full text matches chunks
     with any of `match_lexemes` (see rag/lexemes.py), or with all the query's words when
@@ -129,7 +129,7 @@ def hybrid_search(
     doc); True or False forces an exact scan or the HNSW walk (to measure either)."""
     dims = int(vector.shape[0])
     if exact is None:
-        exact = mode == "fulltext" or is_small(conn, collection_ids)
+        exact = mode == "fulltext" or is_small(conn, collection_ids, exact_scan_max_chunks)
     if exact or dims > MAX_INDEXED_DIMENSIONS:
         # Not the partial index's expression, so the planner cannot walk the graph: it
         # reads the tenant's chunks through the tenant index and sorts them by distance.
@@ -143,7 +143,11 @@ def hybrid_search(
         conn.execute(
             sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, candidates)))
         )
-    statement = sql.SQL(_SEARCH).format(vector=column)
+    # Only when there is one: the planner guesses that `metadata @> '{}'` keeps 1% of the
+    # rows, and for so few it sorts the tenant's chunks instead of walking the graph
+    # (measured 1.1 s instead of 10 ms for a tenant with 50,000 chunks).
+    metadata_filter = sql.SQL("AND metadata @> %(metadata)s" if metadata else "")
+    statement = sql.SQL(_SEARCH).format(vector=column, metadata_filter=metadata_filter)
     rows = conn.execute(
         statement,
         {
