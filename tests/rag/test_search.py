@@ -272,17 +272,6 @@ def test_exact_and_indexed_vector_search_agree_on_a_small_collection(
     assert indexed == exact
 
 
-def test_vectors_are_kept_in_their_rows(pool: Pool) -> None:
-    """Chunk vectors are stored inline (not in the TOAST table), so an exact scan of a
-    small tenant reads each vector with its row."""
-    with pool.connection() as conn:
-        row = conn.execute(
-            "SELECT attstorage FROM pg_attribute"
-            " WHERE attrelid = 'knowledge_chunks'::regclass AND attname = 'embedding'"
-        ).fetchone()
-    assert row is not None and row["attstorage"] == "m"
-
-
 def test_a_small_tenant_beside_a_large_one_gets_its_exact_neighbours(
     ingestor: Ingestor,
     pool: Pool,
