@@ -32,7 +32,7 @@ from guardrails.entities import (
     SSN,
     Span,
 )
-from guardrails.names import load_name_lists
+from guardrails.person_tagger import PersonTagger
 from guardrails.recognizers import (
     InternationalPhoneRecognizer,
     LuhnCardRecognizer,
@@ -66,7 +66,8 @@ _MIGHT_CONTAIN: dict[str, re.Pattern[str]] = {
         r"xox|xapp-|hooks\.slack|sk-|(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]|(?i:aws_?secret)|gh[pousr]_"
         r"|github_pat_|AIza|k_live_|PRIVATE KEY"
     ),
-    PERSON: re.compile(r"[^\W\d_a-z]"),  # an upper-case letter, in any script
+    # No check for PERSON: names are written in lower case too ("my name is borna
+    # jerković"), and the tagger reads the whole message anyway.
 }
 
 
@@ -112,7 +113,7 @@ def our_recognizers(*, names: bool = True) -> list[EntityRecognizer]:
         SecretRecognizer(),
     ]
     if names:
-        recognizers.append(PersonNameRecognizer(load_name_lists()))
+        recognizers.append(PersonNameRecognizer(PersonTagger()))
     return recognizers
 
 
