@@ -1,7 +1,7 @@
 """Guardrails throughput and detection quality on this machine.
 
     .venv/bin/python bench/guardrails.py [--messages 2000] [--db-messages 300]
-                                         [--corpora ../shared/corpora]
+                                         [--corpora ../shared/corpora] [--smoke]
 
 1. Messages per second through the screen (PII detection and replacement, injection
    heuristics, toxicity off and on) for 500-character messages, one thread, so the CPU
@@ -9,6 +9,11 @@
    it runs offline (all predefined recognizers on the NoOp NLP engine). Then the whole
    `Guardrails.screen_inbound` with placeholders kept in Postgres (embedded, throwaway).
 2. Precision, recall and F1 per entity on the PII corpus, ours against presidio's default.
+3. People's names: the CRF name tagger (guardrails/person_tagger.py) was trained on one
+   half of the corpus (`pii_halves`); F1 on that half and on the held-out half, side by
+   side, and every entity's F1 on the held-out half; the tagger's own rate on one core.
+
+`--smoke` runs every step on a few messages and a slice of each half, in seconds.
 
 The toxicity model is the tests' tiny one-layer BERT: it measures the cost of the
 pipeline around a model, not of a real toxicity model, which is far larger.
@@ -34,9 +39,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from guardrails.corpora import load_pii_corpus  # noqa: E402
+from guardrails.corpora import load_pii_corpus, pii_halves  # noqa: E402
+from guardrails.entities import PERSON  # noqa: E402
 from guardrails.evaluation import pii_table, score_pii  # noqa: E402
 from guardrails.injection import InjectionScreen  # noqa: E402
+from guardrails.person_tagger import PersonTagger  # noqa: E402
 from guardrails.pii import PiiDetector, build_detector, build_presidio_default_detector  # noqa: E402
 from guardrails.redaction import Redactor  # noqa: E402
 from guardrails.toxicity import ToxicityCheck  # noqa: E402
@@ -47,6 +54,11 @@ PII_SHARE = 0.5  # of the messages carry personal data, the rest are plain quest
 AIM_MSGS_PER_CORE = 1_000  # toxicity off
 AIM_F1 = 0.9
 AIM_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN")
+AIM_PERSON_F1 = 0.85  # on the held-out half
+AIM_PERSON_MSGS_PER_CORE = 500  # the whole screen, names included
+SMOKE_MESSAGES = 200
+SMOKE_DB_MESSAGES = 20
+SMOKE_TEXTS_PER_HALF = 300
 WARMUP = 50
 ROUNDS = 5  # passes per CPU-only screen; the fastest is reported
 
@@ -242,7 +254,12 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2_000)
     parser.add_argument("--db-messages", type=int, default=300)
     parser.add_argument("--corpora", type=Path, default=REPO.parent / "shared" / "corpora")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, same path")
     args = parser.parse_args()
+    rounds = 1 if args.smoke else ROUNDS
+    if args.smoke:
+        args.messages = min(args.messages, SMOKE_MESSAGES)
+        args.db_messages = min(args.db_messages, SMOKE_DB_MESSAGES)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import structlog
 
@@ -301,8 +318,14 @@ def main() -> int:
                     cpu_screen(presidio, injection, None),
                     messages,
                 ),
+                Job(
+                    "guardrails without names, toxicity off",
+                    cpu_screen(build_detector(names=False), injection, None),
+                    messages,
+                ),
+                Job("the name tagger alone", PersonTagger().find, messages),
             ],
-            ROUNDS,
+            rounds,
         )
         rows += measure(
             [
@@ -321,7 +344,7 @@ def main() -> int:
     )
     say(
         "1. Screen throughput, one thread (per core = messages / process CPU seconds; the "
-        f"first three rows: best of {ROUNDS} interleaved passes)"
+        f"first five rows: best of {rounds} interleaved passes)"
     )
     say(throughput_table(rows))
     say(
@@ -331,6 +354,10 @@ def main() -> int:
     say()
 
     corpus = load_pii_corpus(args.corpora / "pii")
+    tuning, held_out = pii_halves(corpus)
+    if args.smoke:
+        tuning, held_out = tuning[:SMOKE_TEXTS_PER_HALF], held_out[:SMOKE_TEXTS_PER_HALF]
+        corpus = tuning + held_out
     results = {
         "guardrails (offline)": score_pii(ours.detect, corpus),
         "presidio default, NoOp NLP": score_pii(presidio.detect, corpus),
@@ -338,9 +365,38 @@ def main() -> int:
     say(f"2. PII detection, {len(corpus)} labelled texts (presidio-research synthetic sets)")
     say(pii_table(results))
     say()
+    halves = {
+        "tuning half (trained on)": score_pii(ours.detect, tuning),
+        "held-out half": score_pii(ours.detect, held_out),
+    }
+    say(
+        f"3. The same for our detector on each half: {len(tuning)} texts the name tagger was "
+        f"trained on, {len(held_out)} it never saw (only the held-out column counts)"
+    )
+    say(pii_table(halves))
+    say(
+        "names: a conditional random field (python-crfsuite) over word features (the word, "
+        "its shape and ending, census first-name and surname lists, its neighbours); the "
+        "model ships in the package (guardrails/data/person_tagger.crfsuite), nothing is "
+        "downloaded"
+    )
+    say()
 
     say("Aims")
     best = rows[0]
+    tagger_rate = next(r for r in rows if r.name == "the name tagger alone").per_core
+    person = halves["held-out half"][PERSON]
+    say(
+        f"{'PASS' if person.f1 >= AIM_PERSON_F1 else 'MISS'}  PERSON F1 >= {AIM_PERSON_F1} on "
+        f"the held-out half: {person.f1:.2f} (precision {person.precision:.2f}, recall "
+        f"{person.recall:.2f}; tuning half {halves['tuning half (trained on)'][PERSON].f1:.2f})"
+    )
+    say(
+        f"{'PASS' if best.per_core >= AIM_PERSON_MSGS_PER_CORE else 'MISS'}  at least "
+        f"{AIM_PERSON_MSGS_PER_CORE} msgs/s per core with names found: the whole screen "
+        f"{best.per_core:,.0f}, the name tagger alone {tagger_rate:,.0f} (load avg now "
+        f"{os.getloadavg()[0]:.2f})"
+    )
     verdict = "PASS" if best.per_core >= AIM_MSGS_PER_CORE else "MISS"
     say(
         f"{verdict}  at least {AIM_MSGS_PER_CORE:,} msgs/s per core with toxicity off: "
@@ -353,7 +409,8 @@ def main() -> int:
 
     results_dir = REPO / "bench" / "results"
     results_dir.mkdir(exist_ok=True)
-    (results_dir / "guardrails.txt").write_text("\n".join(out) + "\n")
+    if not args.smoke:  # the latest full run stays the one on record
+        (results_dir / "guardrails.txt").write_text("\n".join(out) + "\n")
     return 0
 
 

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
+    # Said beside the model's name in `/agent status`, e.g. what kind of model it is (the
+    # sandbox says its demo model is fixed rules, not AI).
+    llm_model_note: str = ""
     # JSON list of further providers tried in order when the primary fails, e.g.
     # [{"name": "groq", "base_url": "https://api.groq.com/openai/v1", "api_key": "...",
     #   "model": "llama-3.1-8b-instant"}]
@@ -286,6 +289,16 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535)
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+
+    # --- Hostile input (bot/intake/request_guard.py, review/authority.py, email) ----------
+    # A Slack request's body must arrive within this (408 otherwise); a connection that
+    # has not sent a whole request's headers (or sits idle) is closed after the other.
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_idle_timeout_seconds: float = Field(default=75.0, gt=0)
+    # Email requests drafted per sender and per inbox in an hour; beyond either, new ones
+    # are listed on one digest card per inbox instead of a card each.
+    email_max_drafts_per_sender_per_hour: int = Field(default=5, ge=0)
+    email_max_drafts_per_inbox_per_hour: int = Field(default=30, ge=0)
 
     @field_validator("llm_fallback_providers", "llm_prices", "mcp_servers", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import html
 import itertools
 import json
@@ -57,6 +58,18 @@ def load_pii_corpus(folder: Path) -> list[LabelledText]:
             )
             samples.append(LabelledText(item["full_text"], spans))
     return samples
+
+
+def pii_halves(corpus: list[LabelledText]) -> tuple[list[LabelledText], list[LabelledText]]:
+    """The tuning half and the held-out half of the PII corpus. A text's half follows
+    from a hash of the text alone, so it never depends on file order, and a text that
+    occurs twice is in the same half both times."""
+    tuning: list[LabelledText] = []
+    held_out: list[LabelledText] = []
+    for sample in corpus:
+        digest = hashlib.sha256(sample.text.encode()).digest()
+        (tuning if digest[0] % 2 == 0 else held_out).append(sample)
+    return tuning, held_out
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ see, which tools may run and whether the budget allows another model call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -20,6 +20,7 @@ from bot.settings import Settings
 from guardrails.budgets import BudgetCheck, BudgetGuard
 from guardrails.classifier import ClassifierStatus
 from guardrails.flags import Flag, FlagLog
+from guardrails.history import HistoryScreen, ScreenedHistory
 from guardrails.injection import InjectionScreen, wrap_untrusted
 from guardrails.policy import PiiPolicy, PolicyStore, TenantPolicy
 from guardrails.redaction import Redacted, Redactor, partial, placeholders_in, restore
@@ -117,6 +118,7 @@ class Guardrails:
     flags: FlagLog
     budgets: BudgetGuard
     vault_key_source: str  # "GUARDRAILS_VAULT_KEY" or "derived from SLACK_SIGNING_SECRET"
+    history: HistoryScreen  # earlier turns, screened once each
 
     # --- Inbound -------------------------------------------------------------------------
 
@@ -158,6 +160,18 @@ class Guardrails:
             tuple(flags),
             _add(body.counts, origin.counts),
         )
+
+    def screen_history(
+        self,
+        tenant_id: int,
+        conversation_key: str,
+        turns: Sequence[Mapping[str, Any]],
+        *,
+        source: str = "requester",
+    ) -> ScreenedHistory:
+        """The earlier turns people wrote, screened for injection (each only once, ever);
+        a flag in any of them makes the run's actions wait for approval."""
+        return self.history.screen(tenant_id, conversation_key, turns, source=source)
 
     def redact_for_llm(self, tenant_id: int, conversation_key: str, text: str) -> str:
         """PII hiding alone, for text already screened once (earlier turns of a thread)."""
@@ -361,6 +375,12 @@ def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
         secret = settings.slack_signing_secret.get_secret_value()
         key_source = "derived from SLACK_SIGNING_SECRET"
     policies = PolicyStore(pool, cache_seconds=settings.guardrails_policy_cache_seconds)
+    injection = InjectionScreen(
+        classifier(settings.guardrails_injection_model),
+        settings.guardrails_injection_threshold,
+        _labels(settings.guardrails_injection_labels),
+    )
+    flags = FlagLog(pool)
     return Guardrails(
         policies=policies,
         redactor=Redactor(build_detector()),
@@ -370,14 +390,11 @@ def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
             settings.guardrails_toxicity_threshold,
             _labels(settings.guardrails_toxicity_labels) or DEFAULT_TOXIC_LABELS,
         ),
-        injection=InjectionScreen(
-            classifier(settings.guardrails_injection_model),
-            settings.guardrails_injection_threshold,
-            _labels(settings.guardrails_injection_labels),
-        ),
-        flags=FlagLog(pool),
+        injection=injection,
+        flags=flags,
         budgets=BudgetGuard(pool, policies, warn_ratio=settings.guardrails_budget_warn_ratio),
         vault_key_source=key_source,
+        history=HistoryScreen(pool, injection, flags),
     )
 
 

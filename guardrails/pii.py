@@ -17,7 +17,6 @@ from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 from presidio_analyzer.predefined_recognizers import (
     IbanRecognizer,
-    IpRecognizer,
     UsSsnRecognizer,
 )
 
@@ -33,12 +32,13 @@ from guardrails.entities import (
     SSN,
     Span,
 )
-from guardrails.names import load_name_lists
+from guardrails.person_tagger import PersonTagger
 from guardrails.recognizers import (
     InternationalPhoneRecognizer,
     LuhnCardRecognizer,
     OfflineEmailRecognizer,
     PersonNameRecognizer,
+    PublicIpRecognizer,
     SecretRecognizer,
     offline_tld_extractor,
 )
@@ -66,7 +66,8 @@ _MIGHT_CONTAIN: dict[str, re.Pattern[str]] = {
         r"xox|xapp-|hooks\.slack|sk-|(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]|(?i:aws_?secret)|gh[pousr]_"
         r"|github_pat_|AIza|k_live_|PRIVATE KEY"
     ),
-    PERSON: re.compile(r"[^\W\d_a-z]"),  # an upper-case letter, in any script
+    # No check for PERSON: names are written in lower case too ("my name is borna
+    # jerković"), and the tagger reads the whole message anyway.
 }
 
 
@@ -108,11 +109,11 @@ def our_recognizers(*, names: bool = True) -> list[EntityRecognizer]:
         LuhnCardRecognizer(),
         UsSsnRecognizer(),
         IbanRecognizer(regex_flags=REGEX_FLAGS),  # "my iban is gb42nawi0445..." counts too
-        IpRecognizer(),
+        PublicIpRecognizer(),  # 127.0.0.1 and ::1 identify no one
         SecretRecognizer(),
     ]
     if names:
-        recognizers.append(PersonNameRecognizer(load_name_lists()))
+        recognizers.append(PersonNameRecognizer(PersonTagger()))
     return recognizers
 
 

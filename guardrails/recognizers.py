@@ -7,6 +7,7 @@ list, which it downloads unless told to use the snapshot shipped in the package.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -14,10 +15,10 @@ from typing import Any
 import tldextract
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
-from presidio_analyzer.predefined_recognizers import EmailRecognizer
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, IpRecognizer
 
 from guardrails.entities import CARD, PERSON, PHONE, SECRET
-from guardrails.names import NameLists
+from guardrails.person_tagger import PersonTagger
 
 
 def offline_tld_extractor() -> tldextract.TLDExtract:
@@ -260,124 +261,37 @@ class SecretRecognizer(EntityRecognizer):
 
 # --- People's names -----------------------------------------------------------------------
 
-_WORD = re.compile(r"[^\W\d_][\w'\u2019\-]*", re.UNICODE)
-_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "dame"})
-_PARTICLES = frozenset(
-    {"van", "der", "den", "de", "von", "da", "di", "del", "della", "la", "le", "du", "ten"}
-    | {"ter", "bin", "al", "el", "dos", "das", "st"}
-)
-NAME_SCORE_FULL = 0.85  # a known first name followed by another capitalised word
-NAME_SCORE_SINGLE = 0.6  # a known first name on its own
-NAME_SCORE_TITLED = 0.85  # "Dr. Okafor"
-NAME_SCORE_CUED = 0.7  # "My name is Siiri", "Dear Ms Okafor", "Regards, Tomomi"
-NAME_MAX_TOKENS = 4
-# Words people put right before a name; what follows, if capitalised, is taken as one.
-_NAME_CUE = re.compile(
-    r"(?:\b(?:my name is|name is|name's|named|called|dear|hi|hello|hey|thanks|thank you"
-    r"|regards|sincerely|cheers|best|speak to|talk to|ask for|attn|signed)"
-    r"|\b(?:name|user|author|by|from|to|cc|contact)\s?:)[ ,]*",
-    re.IGNORECASE,
-)
-
 
 class PersonNameRecognizer(EntityRecognizer):
-    """People's names, found offline from census first-name lists and capitalisation.
+    """People's names, found offline by the CRF name tagger (person_tagger.py)."""
 
-    A known first name (not also a common English word) starts a name, which takes in
-    the capitalised words, initials and particles ("van der") that follow it; a title
-    ("Dr.", "Mrs") starts one too. Surnames alone and first names missing from the lists
-    are not found: this trades recall for needing no language model.
-    """
-
-    def __init__(self, names: NameLists) -> None:
+    def __init__(self, tagger: PersonTagger) -> None:
         super().__init__(supported_entities=[PERSON], name="PersonNameRecognizer")
-        self._names = names
+        self._tagger = tagger
 
     def load(self) -> None:
-        """The name lists are loaded by the caller."""
+        """The tagger is loaded by the caller."""
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
-        words = list(_WORD.finditer(text))
-        # Where a cue ("Regards, ") ends, a name may start: one pass over the text instead
-        # of a look back from every capitalised word.
-        cued = {m.end() for m in _NAME_CUE.finditer(text)}
-        results = []
-        taken = -1  # index of the last word already inside a found name
-        # Only a capitalised word can start a name; most words are not, and skipping them
-        # here keeps this recognizer cheap on long messages.
-        capitalised = [i for i, word in enumerate(words) if word.group()[0].isupper()]
-        for i in capitalised:
-            if i <= taken:
-                continue
-            found = self._name_at(text, words, i, cued)
-            if found is not None:
-                first, last, score = found
-                results.append(
-                    _result(self, PERSON, words[first].start(), words[last].end(), score)
-                )
-                taken = last
-        return results
-
-    def _name_at(
-        self, text: str, words: list[re.Match[str]], i: int, cued_starts: set[int]
-    ) -> tuple[int, int, float] | None:
-        word = words[i].group()
-        lower = word.lower()
-        if lower in _TITLES and _capitalised(word):
-            first = i + 1
-            if (
-                first < len(words)
-                and _adjacent(text, words[i], words[first], allow_dot=True)
-                and _capitalised(words[first].group())
-            ):
-                return first, self._extend(text, words, first), NAME_SCORE_TITLED
-            return None
-        if not _capitalised(word) or self._names.is_common_word(lower):
-            return None
-        known = self._names.is_first_name(lower)
-        cued = words[i].start() in cued_starts
-        if not (known or cued):
-            return None
-        last = self._extend(text, words, i)
-        after = words[last + 1].group().lower() if last + 1 < len(words) else ""
-        if after in self._names.place_or_org_words or lower in self._names.place_or_org_words:
-            return None
-        if known:
-            return i, last, NAME_SCORE_FULL if last > i else NAME_SCORE_SINGLE
-        return i, last, NAME_SCORE_CUED
-
-    def _extend(self, text: str, words: list[re.Match[str]], i: int) -> int:
-        last = i
-        j = i + 1
-        while j < len(words) and j - i < NAME_MAX_TOKENS:
-            if not _adjacent(text, words[j - 1], words[j], allow_dot=True):
-                break
-            word = words[j].group()
-            if word.lower() in _PARTICLES and j + 1 < len(words):
-                j += 1
-                continue
-            lower = word.lower()
-            if not _capitalised(word) or self._names.is_common_word(lower):
-                break
-            if lower in self._names.place_or_org_words:
-                break
-            last = j
-            if lower.endswith(("'s", "\u2019s")):
-                break  # "Emmie Ström's Cautionary Tales": the name ends at the possessive
-            j += 1
-        return last
-
-
-def _capitalised(word: str) -> bool:
-    return word[0].isupper() and (len(word) == 1 or not word.isupper())
-
-
-def _adjacent(text: str, a: re.Match[str], b: re.Match[str], *, allow_dot: bool) -> bool:
-    between = text[a.end() : b.start()]
-    return between == " " or (allow_dot and between == ". ")
+        return [
+            _result(self, PERSON, span.start, span.end, span.score)
+            for span in self._tagger.find(text)
+        ]
 
 
 def all_entities(recognizers: Iterable[EntityRecognizer]) -> list[str]:
     return sorted({e for r in recognizers for e in r.supported_entities})
+
+
+class PublicIpRecognizer(IpRecognizer):
+    """presidio's IP recognizer, minus loopback and unspecified addresses (127.0.0.1, ::1,
+    0.0.0.0): every machine has them, so they say nothing about a person, and masking them
+    hid the local URLs a person is told to open (`chatops sandbox`'s "ready" line)."""
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        if super().invalidate_result(pattern_text):
+            return True
+        address = ipaddress.ip_interface(pattern_text).ip
+        return address.is_loopback or address.is_unspecified

@@ -50,6 +50,12 @@ class LocalEmbedder:
 
     The weights are read from the package's own folder with the Hugging Face hub switched
     off, so nothing is ever downloaded. Loading takes seconds: build one per process.
+
+    Why torch and not ONNX Runtime: an ONNX export of this model made locally from the
+    same weights (torch.onnx, opset 17) ran at 11.2 texts per CPU-second in ONNX Runtime
+    1.32 against 22.1 for torch with bfloat16 (this machine has AVX-512 BF16) and 11.6
+    for torch in float32; quantised to int8 it ran at 22.8 but its vectors fell to a
+    cosine of 0.92 with torch's. Neither was 1.5x faster at a cosine of 0.99 or more.
     """
 
     def __init__(

@@ -10,7 +10,8 @@ replaced in one transaction under an advisory lock on its identity, so two runs 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -86,21 +87,32 @@ class Ingestor:
         self, tenant_id: int, collection: Collection, documents: Iterable[Document]
     ) -> IngestStats:
         """Store documents, embedding those of each batch together (the model is much
-        faster on full batches than on one document's few chunks)."""
+        faster on full batches than on one document's few chunks). One batch is stored
+        while the next is embedded: the model keeps the cores busy while Postgres
+        commits, so ingestion runs at nearly the model's own rate."""
         stats = IngestStats()
-        batch: list[Document] = []
-        for document in documents:
-            batch.append(document)
-            if len(batch) >= DOCUMENTS_PER_BATCH:
-                stats.merge(self._ingest_batch(tenant_id, collection, batch))
-                batch = []
-        if batch:
-            stats.merge(self._ingest_batch(tenant_id, collection, batch))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-store") as storer:
+            storing: Future[IngestStats] | None = None
+            for batch in _batches(documents, DOCUMENTS_PER_BATCH):
+                embedded = self._embed_batch(tenant_id, collection, batch)
+                if storing is not None:
+                    stats.merge(storing.result())
+                storing = storer.submit(self._store_batch, tenant_id, collection, embedded)
+            if storing is not None:
+                stats.merge(storing.result())
         return stats
 
     def _ingest_batch(
         self, tenant_id: int, collection: Collection, documents: list[Document]
     ) -> IngestStats:
+        embedded = self._embed_batch(tenant_id, collection, documents)
+        return self._store_batch(tenant_id, collection, embedded)
+
+    def _embed_batch(
+        self, tenant_id: int, collection: Collection, documents: list[Document]
+    ) -> _Embedded:
+        """Chunk the documents and embed the chunks not stored yet. A document may be
+        stored by another run (or the previous batch) meanwhile: `_store` checks again."""
         model = self._embedder.model_name
         prepared = [_Prepared.of(d, self._chunking, model) for d in documents]
         keys = [p.document.source_key for p in prepared]
@@ -123,7 +135,6 @@ class Ingestor:
                     (collection.id, wanted),
                 )
             }
-        stats = IngestStats(unchanged=len(prepared) - len(changed))
         # Embedded outside any transaction: a slow model must not hold locks or
         # connections. Two runs at once may both embed a chunk; only one stores it.
         missing: dict[str, str] = {}
@@ -133,13 +144,19 @@ class Ingestor:
                     missing.setdefault(digest, chunk.embedding_text())
         fresh = self._embedder.embed(list(missing.values()))
         vectors.update(zip(missing, fresh, strict=True))
-        for p in changed:
-            outcome = self._store(tenant_id, collection, p, vectors)
+        return _Embedded(len(prepared) - len(changed), changed, vectors, set(missing))
+
+    def _store_batch(
+        self, tenant_id: int, collection: Collection, embedded: _Embedded
+    ) -> IngestStats:
+        stats = IngestStats(unchanged=embedded.unchanged)
+        for p in embedded.changed:
+            outcome = self._store(tenant_id, collection, p, embedded.vectors)
             if outcome != "unchanged":
                 setattr(stats, outcome, getattr(stats, outcome) + 1)
-                embedded = sum(1 for h in set(p.hashes) if h in missing)
-                stats.chunks_embedded += embedded
-                stats.chunks_reused += len(p.hashes) - embedded
+                fresh = sum(1 for h in set(p.hashes) if h in embedded.fresh)
+                stats.chunks_embedded += fresh
+                stats.chunks_reused += len(p.hashes) - fresh
             else:
                 stats.unchanged += 1
         return stats
@@ -250,6 +267,27 @@ class Ingestor:
                 "knowledge.document_removed", collection=collection.name, source=row["source_key"]
             )
         return len(rows)
+
+
+def _batches(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for document in documents:
+        batch.append(document)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    """A batch ready to store: its changed documents and the vectors of their chunks."""
+
+    unchanged: int
+    changed: list[_Prepared]
+    vectors: dict[str, Any]  # chunk hash -> vector
+    fresh: set[str]  # the hashes embedded for this batch (the rest were reused)
 
 
 @dataclass(frozen=True)

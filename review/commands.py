@@ -24,7 +24,7 @@ from connectors.credentials import CredentialCipher, store_async
 from guardrails.policy import TenantPolicy
 from guardrails.status import budget_line
 from review.answer_feedback import feedback_summary
-from review.authority import slack_admin
+from review.authority import OUTSIDER, Verdict, check_admin, check_member
 from review.channel_commands import channel_command, template_command
 from review.handoff import parse_target
 from review.tenant_settings import load_async
@@ -40,7 +40,9 @@ HELP = """*`/agent` commands*
 • `approvals`: pending approvals, with links
 • `approval-channel #channel`: where actions wait for approval _(admins)_
 • `approvers add|remove @person`: who may approve actions _(admins)_
+• `admins [add|remove @person]`: this app's own admins, who can always `pause` _(admins)_
 • `four-eyes on|off`: whether requesters may approve their own actions _(admins)_
+• `email-threads sender|domain`: who may join an email conversation by replying to it _(admins)_
 • `tools allow|deny NAME`: which tools the assistant may use here _(admins)_
 • `policy` / `policy set SETTING VALUE`: personal data, toxicity and injection rules _(admins)_
 • `pause` / `resume`: stop or restart answering and acting in this workspace _(admins)_
@@ -77,17 +79,26 @@ async def run_agent_command(
     guardrails: GuardrailStatus,
     credentials: CredentialCipher,
     templates: Mapping[str, AgentTemplate] | None = None,
+    model: str | None = None,
 ) -> Reply:
+    """`model` is what `status` says about the language model (`review.model_status`)."""
     words = (command.get("text") or "").split()
     name, args = (words[0].lower(), words[1:]) if words else ("help", [])
     user = command["user_id"]
+    # Every subcommand, even help: in a Slack Connect channel, people of another
+    # organisation can run it too (review/authority.py).
+    member = await check_member(pool, client, tenant_id, user)
+    if not member.allowed:
+        return Reply(_refusal(member, name))
     if name == "status":
-        return await _status(pool, tenant_id, guardrails)
+        return await _status(pool, tenant_id, guardrails, model)
     if name in READING:
         return await READING[name](pool, tenant_id, user, args)
     if name in CHANGING or name in ("connect", "template", "channel"):
-        if not await _is_admin(pool, client, tenant_id, user):
-            return Reply(f"Only workspace admins and this app's admins can use `/agent {name}`.")
+        # Pause must work when Slack is failing: it may use an older admin verdict.
+        admin = await check_admin(pool, client, tenant_id, user, emergency=name == "pause")
+        if not admin.allowed:
+            return Reply(_refusal(admin, name))
         if name == "template":
             return Reply(await template_command(pool, tenant_id, user, args, templates or {}))
         if name == "channel":
@@ -121,19 +132,17 @@ async def load_action_by_message(
         return await cursor.fetchone()
 
 
-async def _is_admin(pool: AsyncPool, client: AsyncWebClient, tenant_id: int, user: str) -> bool:
-    async with pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT 1 FROM tenant_admins WHERE tenant_id = %s AND slack_user_id = %s",
-            (tenant_id, user),
-        )
-        if await cursor.fetchone():
-            return True
-    response = await client.users_info(user=user)
-    return slack_admin(response.get("user") or {})
+def _refusal(verdict: Verdict, name: str) -> str:
+    if verdict.slack_unavailable:
+        return verdict.reason
+    if verdict.reason == OUTSIDER:
+        return "Only people of this workspace's own organisation can use `/agent`."
+    return f"Only workspace admins and this app's admins can use `/agent {name}`."
 
 
-async def _status(pool: AsyncPool, tenant_id: int, guardrails: GuardrailStatus) -> Reply:
+async def _status(
+    pool: AsyncPool, tenant_id: int, guardrails: GuardrailStatus, model: str | None = None
+) -> Reply:
     async with pool.connection() as conn:
         settings = await load_async(conn, tenant_id)
         counts = await (
@@ -173,6 +182,7 @@ async def _status(pool: AsyncPool, tenant_id: int, guardrails: GuardrailStatus) 
         "*Assistant status*" + (" — :double_vertical_bar: *paused*" if settings.paused else ""),
         f"• Requests waiting or running: {counts['backlog']}; failed in the last day: {counts['failed_today']}",
         f"• Pending approvals: {counts['pending']} (approval channel: {channel})",
+        *([f"• {model}"] if model else []),
         f"• Model providers, last 15 minutes: {health}",
         f"• Spend: ${counts['spend_today']:.4f} today, ${counts['spend_month']:.4f} this month",
         f"• Budget: {budget}",
@@ -257,6 +267,59 @@ async def _approvers(pool: AsyncPool, tenant_id: int, user: str, args: list[str]
         await _audit_change(conn, tenant_id, user, f"approvers.{args[0]}", person)
     verb = "can now approve" if args[0] == "add" else "can no longer approve"
     return Reply(f"<@{person}> {verb} actions.")
+
+
+async def _admins(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    """The app's own admins: they may run every changing command, and `/agent pause`
+    works for them even when Slack cannot say who is a workspace admin."""
+    if not args:
+        async with pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT slack_user_id FROM tenant_admins WHERE tenant_id = %s ORDER BY added_at",
+                    (tenant_id,),
+                )
+            ).fetchall()
+        if not rows:
+            return Reply("This app has no admins of its own; workspace admins steer it.")
+        return Reply("This app's admins: " + ", ".join(f"<@{r['slack_user_id']}>" for r in rows))
+    if len(args) != 2 or args[0] not in ("add", "remove") or not USER_REF.match(args[1]):
+        return Reply("Usage: `/agent admins add @person` or `/agent admins remove @person`")
+    match = USER_REF.match(args[1])
+    assert match is not None
+    person = match.group("id") or match.group("raw")
+    async with pool.connection() as conn, conn.transaction():
+        if args[0] == "add":
+            await conn.execute(
+                """INSERT INTO tenant_admins (tenant_id, slack_user_id, added_by)
+                   VALUES (%s, %s, %s) ON CONFLICT DO NOTHING""",
+                (tenant_id, person, user),
+            )
+        else:
+            await conn.execute(
+                "DELETE FROM tenant_admins WHERE tenant_id = %s AND slack_user_id = %s",
+                (tenant_id, person),
+            )
+        await _audit_change(conn, tenant_id, user, f"admins.{args[0]}", person)
+    if args[0] == "add":
+        return Reply(f"<@{person}> is now one of this app's admins.")
+    return Reply(f"<@{person}> is no longer one of this app's admins.")
+
+
+async def _email_threads(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    """Who may join an email conversation by replying to it (connectors/email/threads.py)."""
+    if not args or args[0] not in ("sender", "domain"):
+        return Reply(
+            "Usage: `/agent email-threads sender` (only people who took part in a thread "
+            "join it; the default) or `/agent email-threads domain` (anyone at their domain)"
+        )
+    await _change_settings(pool, tenant_id, user, "email_thread_scope", args[0])
+    if args[0] == "domain":
+        return Reply(
+            "A reply now joins an email conversation when anyone at the sender's domain took "
+            "part in it. Don't use this if your customers write from shared domains like gmail.com."
+        )
+    return Reply("A reply now joins an email conversation only when its sender took part in it.")
 
 
 async def _four_eyes(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
@@ -465,7 +528,9 @@ READING: dict[str, Handler] = {"approvals": _approvals}
 CHANGING: dict[str, Handler] = {
     "approval-channel": _approval_channel,
     "approvers": _approvers,
+    "admins": _admins,
     "four-eyes": _four_eyes,
+    "email-threads": _email_threads,
     "tools": _tools,
     "policy": _policy,
     "pause": _pause,

@@ -59,6 +59,9 @@ class Decision:
     action: actions.Row
     text: str | None = None  # the new text of an edit, or a rejection's reason
     channel: str | None = None  # where to answer the person privately
+    # The person's team as the signed request names it (buttons, modals, Slack Connect
+    # messages); None for reactions, whose team Slack is asked for (review/authority.py).
+    user_team: str | None = None
 
 
 def decision_from_request(
@@ -86,7 +89,9 @@ def decision_from_request(
         channel = (payload.get("channel") or {}).get("id")
         if action is None:
             return None
-        return Decision(payload["user"]["id"], verb, action, channel=channel)
+        return Decision(
+            payload["user"]["id"], verb, action, channel=channel, user_team=_team(payload)
+        )
     if kind == "review_edit":
         view = payload["view"]
         action_id = json.loads(view["private_metadata"])["action_id"]
@@ -100,6 +105,7 @@ def decision_from_request(
             action,
             text=text,
             channel=action["approval_channel_id"],
+            user_team=_team(payload),
         )
     if kind == "approval_reply":
         event = payload["event"]
@@ -107,9 +113,15 @@ def decision_from_request(
         if action is None:
             return None
         user = event.get("user", "")
+        team = event.get("user_team")
         if action["status"] == "pending" and action["edit_requested_by"] == user:
             return Decision(
-                user, "edited", action, text=event.get("text", ""), channel=event["channel"]
+                user,
+                "edited",
+                action,
+                text=event.get("text", ""),
+                channel=event["channel"],
+                user_team=team,
             )
         if (
             action["status"] == "rejected"
@@ -117,7 +129,12 @@ def decision_from_request(
             and not action["reject_reason"]
         ):
             return Decision(
-                user, "reason", action, text=event.get("text", ""), channel=event["channel"]
+                user,
+                "reason",
+                action,
+                text=event.get("text", ""),
+                channel=event["channel"],
+                user_team=team,
             )
         return None
     return None
@@ -132,7 +149,12 @@ def apply_decision(
 ) -> None:
     action, user = decision.action, decision.user
     verdict = may_approve(
-        conn, client, tenant_settings.for_action(settings, action), user, action["requested_by"]
+        conn,
+        client,
+        tenant_settings.for_action(settings, action),
+        user,
+        action["requested_by"],
+        user_team=decision.user_team,
     )
     if not verdict.allowed:
         log.info("review.decision_ignored", action_id=action["id"], verb=decision.verb)
@@ -310,6 +332,11 @@ def _shown_after_edit(action: dict[str, Any], new_text: str) -> Any:
         "original_payload": shown.get("original_payload", before),
         "payload": {**before, "text": new_text},
     }
+
+
+def _team(payload: dict[str, Any]) -> str | None:
+    team = (payload.get("user") or {}).get("team_id")
+    return str(team) if team else None
 
 
 def _text(payload: dict[str, Any]) -> str:

@@ -184,11 +184,12 @@ class InteractionPayloads:
         ws = self.workspace
         return {
             "team": {"id": ws.team.id, "domain": ws.team.domain},
+            # The person's own team: another organisation's, for a Slack Connect member.
             "user": {
                 "id": user.id,
                 "username": user.name,
                 "name": user.name,
-                "team_id": ws.team.id,
+                "team_id": user.team_id,
             },
             "api_app_id": ws.app.app_id,
             "token": ws.app.verification_token,

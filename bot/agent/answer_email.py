@@ -18,10 +18,13 @@ from bot.agent.screening import screen_run
 from bot.agent.steps import StepLog
 from bot.agent.tools import ActionContext
 from connectors.email.compose import OriginalEmail, build_reply, to_storable
+from connectors.email.flood_gate import admit
 from connectors.email.history import thread_history
 from connectors.email.reply_limit import reply_allowed
+from connectors.email.reply_policy import ReplyAddressing, address_reply
 from connectors.email.tools import REPLY_EMAIL
 from review import actions, tenant_settings
+from review.email_digest import show_digest
 from review.pending import announce_pending_actions
 from review.toolbox import ReviewedToolbox
 
@@ -52,6 +55,37 @@ def answer_email(
             conn, tenant_id, conversation_id, per_hour=deps.email_replies_per_hour
         ):
             _finish(conn, request_id, "ignored", "reply limit for this thread reached")
+            return
+        # A flood of mail waits on one digest card instead of a card each (flood_gate.py).
+        gate = admit(
+            conn,
+            tenant_id=tenant_id,
+            request_id=request_id,
+            inbox=payload["inbox"],
+            sender=_sender(payload),
+            subject=payload.get("subject") or "",
+            limits=deps.email_flood,
+        )
+        if gate.outcome == "held":
+            assert gate.digest_id is not None
+            show_digest(
+                conn,
+                deps.slack_client(request["bot_token"]),
+                tenant_id=tenant_id,
+                digest_id=gate.digest_id,
+                channel=settings.approval_channel_id,
+                limits=deps.email_flood,
+            )
+            _finish(conn, request_id, "ignored", gate.reason)
+            return
+        # Who the reply may go to, decided before any model call (reply_policy.py).
+        original = OriginalEmail.from_payload(payload)
+        addressing = address_reply(conn, tenant_id, conversation_id, original)
+        refusal = addressing.refusal or _outbound_refusal(
+            deps, tenant_id, conversation_id, addressing
+        )
+        if refusal is not None:
+            _finish(conn, request_id, "ignored", refusal)
             return
         run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
         structlog.contextvars.bind_contextvars(run_id=run["id"])
@@ -109,8 +143,8 @@ def answer_email(
         if draft.action == "block":
             mark_failed(conn, request_id, "the drafted reply did not pass the guardrails")
             return
-        flags = screened.flags + [f.for_people() for f in draft.flags]
-        reply = build_reply(OriginalEmail.from_payload(payload), body=draft.text_for_people)
+        flags = screened.flags + [f.for_people() for f in draft.flags] + list(addressing.notes)
+        reply = build_reply(original, body=draft.text_for_people, to=addressing.to)
         tool = deps.tools.get(REPLY_EMAIL)
         assert tool is not None, "the worker registers reply_email"
         arguments = tool.arguments.model_validate(
@@ -119,6 +153,7 @@ def answer_email(
                 "text": draft.text_for_people,
                 "inbox": payload["inbox"],
                 "conversation_id": conversation_id,
+                "original_sender": addressing.sender,
             }
         )
         actions.propose(
@@ -147,6 +182,21 @@ def answer_email(
         structlog.contextvars.unbind_contextvars(
             "tenant_id", "request_id", "run_id", "conversation_id"
         )
+
+
+def _outbound_refusal(
+    deps: WorkerDeps, tenant_id: int, conversation_id: int, addressing: ReplyAddressing
+) -> str | None:
+    """The tenant's guardrail e-mail rules (allowed domains, recipients), applied to the
+    reply's recipients as to any e-mail the agent would send."""
+    check = deps.guardrails.check_tool(
+        tenant_id,
+        str(conversation_id),
+        REPLY_EMAIL,
+        {"to": addressing.addresses},
+        channel=None,
+    )
+    return None if check.decision.allowed else check.decision.reason_for_people
 
 
 def _notify(client: Any, channel: str | None, text: str) -> None:

@@ -24,6 +24,7 @@ from bot.llm.structured import StructuredLLM
 from bot.observability.agent_steps import StepObserver
 from bot.observability.metrics import Metrics
 from bot.templates.spec import AgentTemplate
+from connectors.email.flood_gate import FloodLimits
 from connectors.slack.web_client import is_transient
 from guardrails.facade import Guardrails
 
@@ -41,6 +42,8 @@ class WorkerDeps:
     prices: dict[str, tuple[Decimal, Decimal]]
     guardrails: Guardrails
     email_replies_per_hour: int = 5  # per email thread, so two agents cannot ping-pong
+    # Drafts per sender and per inbox an hour; beyond, emails wait on a digest card.
+    email_flood: FloodLimits = field(default_factory=FloodLimits)
     # The worker's Prometheus series; a fresh registry of its own when not given (tests).
     metrics: Metrics = field(default_factory=Metrics.create)
     tracer: Tracer = field(default_factory=NoOpTracer)  # bot/observability/tracing.py

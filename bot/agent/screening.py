@@ -19,6 +19,7 @@ from bot.llm.structured import StructuredLLM
 from guardrails.adapters import ScreenedRetriever, ScreenedToolbox
 from guardrails.budgets import BudgetedLLM
 from guardrails.facade import Guardrails
+from guardrails.injection import wrap_untrusted
 
 
 @dataclass
@@ -51,9 +52,11 @@ def screen_run(
 ) -> ScreenedRun:
     key = str(conversation_id)
     screened = guardrails.screen_inbound(tenant_id, key, question, source=source)
-    flags = [flag.for_people() for flag in screened.flags]
+    # Earlier turns too: an instruction planted in turn 1 is aimed at a later run.
+    earlier = guardrails.screen_history(tenant_id, key, history, source=source)
+    flags = [flag.for_people() for flag in (*screened.flags, *earlier.flags)]
     toolbox = ScreenedToolbox(
-        make_toolbox(flags, screened.requires_approval),
+        make_toolbox(flags, screened.requires_approval or earlier.requires_approval),
         guardrails,
         tenant_id,
         key,
@@ -78,6 +81,9 @@ def screen_run(
         {**turn, "content": guardrails.redact_for_llm(tenant_id, key, turn["content"])}
         for turn in history
     ]
+    for at in earlier.flagged_turns:  # a flagged turn reaches the model as data only
+        turn = redacted_history[at]
+        turn["content"] = wrap_untrusted("earlier message", "this conversation", turn["content"])
     redacted_corrections = [
         Example(
             guardrails.redact_for_llm(tenant_id, key, c.original),

@@ -5,7 +5,7 @@ aiosmtpd calls the `handle_*` hooks. RCPT TO is looked up in the tenants' inboxe
 stored for every tenant it reaches, in one statement each, and only then answered `250`:
 a 250 is a promise. Postgres unreachable or slow means `451` and the sending server
 retries later. Requests to answer are queued after the 250 (email_queue.py); if Redis is
-down they stay 'received' and the sweeper queues them later.
+down they stay 'received' and the workers' sweep queues them later.
 """
 
 from __future__ import annotations
@@ -153,6 +153,9 @@ class EmailIntake:
             return TEMPORARY_FAILURE
         for item in stored:
             status = item.status if item.request_id else "duplicate"
+            if item.split and item.request_id:
+                # Someone named a thread they took no part in: a hijack, or a forward.
+                log.warning("email.thread_not_joined", conversation_id=item.conversation_id)
             log.info(
                 "email.received",
                 request_id=item.request_id,

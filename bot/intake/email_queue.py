@@ -2,7 +2,7 @@
 
 The 250 never waits for Redis: requests are handed here and queued within tens of
 milliseconds, a batch per thread hand-off and one status update (one commit) per batch.
-If Redis or Postgres fails, the requests stay 'received' and the listener's sweeper
+If Redis or Postgres fails, the requests stay 'received' and the workers' sweep
 queues them later; a request queued twice is harmless, as the worker skips finished ones.
 """
 

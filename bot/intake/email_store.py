@@ -56,7 +56,8 @@ said AS (
     ON CONFLICT (conversation_id, external_id) DO NOTHING
 )
 SELECT (SELECT id FROM request) AS request_id,
-       (SELECT id FROM conversation) AS conversation_id
+       (SELECT id FROM conversation) AS conversation_id,
+       (SELECT value FROM split) AS split
 """
 )
 
@@ -68,6 +69,9 @@ class StoredEmail:
     request_id: int | None  # None: a copy of a message we already have
     conversation_id: int
     status: str  # 'received' (to answer), 'ignored' (never answered), 'failed' (unparseable)
+    # It named a conversation its sender took no part in, so it started its own
+    # (connectors/email/threads.py).
+    split: bool = False
 
 
 async def store_email(
@@ -119,5 +123,8 @@ async def store_email(
     row = await (await conn.execute(STORE_SQL, params)).fetchone()
     assert row is not None  # the final SELECT always returns one row
     return StoredEmail(
-        request_id=row["request_id"], conversation_id=row["conversation_id"], status=status
+        request_id=row["request_id"],
+        conversation_id=row["conversation_id"],
+        status=status,
+        split=bool(row["split"]),
     )

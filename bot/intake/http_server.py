@@ -25,10 +25,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.db import AsyncPool, open_async_pool
+from bot.db import AsyncPool, is_unavailable, open_async_pool
 from bot.errors import StartupError
 from bot.intake.installations import record_installation
 from bot.intake.record import STORE_TIMEOUT
+from bot.intake.request_guard import RequestGuard
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
 from bot.intake.slack_app import build_slack_app
 from bot.observability.correlation import LOG_KEY, new_correlation_id
@@ -48,6 +49,7 @@ READY_TIMEOUT = 2.0  # seconds /readyz waits for each dependency
 POOL: web.AppKey[AsyncPool] = web.AppKey("pool")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis", aioredis.Redis)
 BOLT: web.AppKey[AsyncApp] = web.AppKey("bolt", AsyncApp)
+GUARD: web.AppKey[RequestGuard] = web.AppKey("guard", RequestGuard)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 TRACING: web.AppKey[Tracing] = web.AppKey("tracing", Tracing)
@@ -95,6 +97,11 @@ def _lifecycle(
         # Periodic work (requests stored while Redis was down, approvals' upkeep) is the
         # workers' (bot/queue/periodic.py), so it runs whichever listeners are deployed.
         app[BOLT] = build_slack_app(settings, pool, enqueue)
+        app[GUARD] = RequestGuard(
+            settings.slack_signing_secret.get_secret_value(),
+            pool,
+            body_timeout=settings.http_body_timeout_seconds,
+        )
         log.info("serve.ready")
         try:
             yield
@@ -136,10 +143,32 @@ async def register_single_workspace(settings: Settings, pool: AsyncPool) -> int:
 
 
 async def _slack_events(request: web.Request) -> web.Response:
-    """Dispatch to Bolt under a new correlation id, counting and timing the ack."""
+    """Dispatch to Bolt under a new correlation id, counting and timing the ack.
+
+    The body is read, its signature verified and a command checked against replays
+    (bot/intake/request_guard.py) before anything parses it."""
     started = time.monotonic()
     metrics = request.app[METRICS] if request.app[SETTINGS].metrics_enabled else None
-    bolt_request = await to_bolt_request(request)
+    try:
+        checked = await request.app[GUARD].check(request)
+    except Exception as exc:
+        # The replay record is in Postgres: unreachable, nothing can be stored either.
+        if not is_unavailable(exc):
+            raise
+        log.warning("slack.storage_unavailable", error=type(exc).__name__)
+        return web.Response(status=503, text="storage unavailable, retry later")
+    if checked.refused is not None:
+        log.warning("slack.request_refused", reason=checked.refused, size=len(checked.body))
+        refusal = checked.response()
+        if metrics is not None:
+            count_received(metrics, "other")
+            count_acked(metrics, "other", refusal.status, started)
+        return refusal
+    try:
+        bolt_request = await to_bolt_request(request)
+    except ValueError:  # signed, yet not text: not something Slack sends
+        log.warning("slack.request_unreadable", size=len(checked.body))
+        return web.Response(status=400, text="request body is not readable")
     request_type = slack_request_type(bolt_request.body)
     if metrics is not None:
         count_received(metrics, request_type)
@@ -218,4 +247,12 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 def run_http(settings: Settings, port: int) -> None:
-    web.run_app(build_http_app(settings), port=port, access_log=None, print=None)
+    web.run_app(
+        build_http_app(settings),
+        port=port,
+        access_log=None,
+        print=None,
+        # Also how long a new connection may take to send its request's headers: a client
+        # that never finishes them is disconnected then (the body has its own timeout).
+        keepalive_timeout=settings.http_idle_timeout_seconds,
+    )

@@ -35,6 +35,7 @@ from bot.settings import Settings
 from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
 from guardrails.status import configured_lines
+from review.authority import Organisation
 from review.commands import (
     GuardrailStatus,
     load_action,
@@ -44,6 +45,7 @@ from review.commands import (
 from review.decisions import EMOJI_DECISIONS
 from review.handoff import is_handed_off
 from review.messages import BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT, EDIT_VIEW, edit_view
+from review.model_status import model_line
 
 log = structlog.get_logger(__name__)
 
@@ -191,6 +193,8 @@ def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> As
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         await ack()
+        if not _same_organisation(body, context):
+            return  # the submitted edit would be refused anyway: no modal for outsiders
         # The modal must open within Slack's 3-second trigger window, so it opens here;
         # whether the edit counts is decided when it is submitted.
         action = await load_action(pool, context["tenant_id"], int(body["actions"][0]["value"]))
@@ -221,10 +225,21 @@ def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> As
             guardrail_status,
             credentials,
             templates=templates,
+            model=model_line(settings),
         )
         await ack(response_type=reply.response_type, text=reply.text)
 
     return app
+
+
+def _same_organisation(body: dict[str, Any], context: AsyncBoltContext) -> bool:
+    """Whether the person clicking belongs to the workspace the app is installed in (an
+    Enterprise Grid install spans its organisation, and the decision is checked again by
+    the worker either way)."""
+    if context.is_enterprise_install:
+        return True
+    organisation = Organisation(context.team_id or "", context.enterprise_id or "", False)
+    return organisation.includes((body.get("user") or {}).get("team_id"))
 
 
 def _retry_num(request: AsyncBoltRequest) -> int:

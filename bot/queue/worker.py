@@ -52,6 +52,7 @@ from bot.queue.retrying import current_retries, retry_when
 from bot.queue.scheduler import Scheduler
 from bot.settings import Settings
 from bot.templates.spec import load_templates
+from connectors.email.flood_gate import FloodLimits
 from connectors.email.tools import reply_email_tool, send_email_tool
 from connectors.mcp.toolset import load_mcp_tools
 from connectors.registry import connector_tools
@@ -125,6 +126,10 @@ def build_worker_deps(
         prices=prices,
         guardrails=guardrails,
         email_replies_per_hour=settings.email_max_replies_per_thread_per_hour,
+        email_flood=FloodLimits(
+            per_sender=settings.email_max_drafts_per_sender_per_hour,
+            per_inbox=settings.email_max_drafts_per_inbox_per_hour,
+        ),
         metrics=metrics,
         tracer=tracing.tracer,
         vault_retention=timedelta(days=settings.guardrails_vault_retention_days),

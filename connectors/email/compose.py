@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -87,10 +87,15 @@ def build_reply(
     from_name: str = "",
     reply_all: bool = False,
     now: datetime | None = None,
+    to: Sequence[Participant] | None = None,
 ) -> EmailMessage:
-    """The reply to `original`, from the inbox it reached, threaded by its headers."""
+    """The reply to `original`, from the inbox it reached, threaded by its headers; to
+    `to` when given (connectors/email/reply_policy.py decides it), else to its Reply-To
+    or sender."""
     ours = normalize_address(original.inbox)
-    to = list(original.reply_to) or ([original.sender] if original.sender else [])
+    if to is None:
+        to = list(original.reply_to) or ([original.sender] if original.sender else [])
+    to = list(to)
     cc: list[Participant] = []
     if reply_all:
         cc = [p for p in (*original.to, *original.cc) if normalize_address(p.address) != ours]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from email.message import EmailMessage
+from email.utils import getaddresses
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,8 +23,14 @@ from bot.observability.metrics import Metrics
 from bot.settings import Settings
 from connectors.email.compose import build_new_email, from_storable, render
 from connectors.email.gmail_send import delegated_credentials, gmail_service, send_via_gmail
-from connectors.email.inboxes import disallowed_recipients, domain_of, reply_route
-from connectors.email.outbound import PermanentSendError, SendResult, load_outbound
+from connectors.email.inboxes import (
+    disallowed_recipients,
+    domain_of,
+    normalize_address,
+    reply_route,
+)
+from connectors.email.outbound import PermanentSendError, SendResult, envelope_of, load_outbound
+from connectors.email.reply_policy import refused_recipients
 from connectors.email.smtp_send import SmtpRelay, send_reply_smtp
 from connectors.email.threads import start_conversation
 
@@ -37,6 +44,8 @@ class ReplyEmail(BaseModel):
     text: str = Field(description="The body; an approver's edit replaces it")
     inbox: str
     conversation_id: int
+    # Who wrote the email answered: the summary says so when the reply goes elsewhere.
+    original_sender: str = ""
 
 
 class DeliveryUnknown(PermanentSendError):
@@ -57,6 +66,14 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
             route = reply_route(conn, context.tenant_id, arguments.inbox)
             if route is None:
                 raise PermanentSendError(f"{arguments.inbox} is no longer one of our inboxes")
+            # Checked again at the last moment: an inbox added or a domain disallowed since.
+            refused = refused_recipients(
+                conn, context.tenant_id, arguments.conversation_id, envelope_of(message)[1]
+            )
+            if refused:
+                raise PermanentSendError(
+                    "this workspace may not write to " + ", ".join(refused) + " any more"
+                )
             sender = _counted(
                 _sender(settings, route.transport, route.gmail_user), route.transport, metrics
             )
@@ -82,6 +99,13 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, ReplyEmail)
         shown = render(from_storable(arguments.message))
+        sender = normalize_address(arguments.original_sender)
+        if sender and [normalize_address(a) for a in _addresses(shown.to)] != [sender]:
+            # Said where approvers look first: this reply does not simply answer its sender.
+            return (
+                f"Reply by email to {', '.join(shown.to)} (not the sender, "
+                f"{arguments.original_sender}): {shown.subject}"
+            )
         return f"Reply by email to {', '.join(shown.to)}: {shown.subject}"
 
     return Tool(
@@ -102,6 +126,10 @@ def final_message(arguments: ReplyEmail) -> EmailMessage:
     if render(message).body.strip() != arguments.text.strip():
         message.set_content(arguments.text)
     return message
+
+
+def _addresses(formatted: list[str]) -> list[str]:
+    return [address for _, address in getaddresses(formatted)]
 
 
 Sender = Callable[[Any, int, int, EmailMessage], SendResult]

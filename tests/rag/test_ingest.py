@@ -190,3 +190,29 @@ def test_a_collection_refuses_another_embedding_model(
     assert "sentence-transformers/all-MiniLM-L6-v2 (384 dimensions)" in message
     assert "emulator-embedding (256 dimensions)" in message
     assert set(stored(pool, vectors, tenant)) == {"notes"}
+
+
+def test_documents_of_several_batches_are_all_stored_once(
+    ingestor: Ingestor, pool: Pool, vectors: VectorTypes, tenant: int
+) -> None:
+    """Ingesting more documents than one embedding batch (one batch is stored while the
+    next is embedded) stores every document and chunk once, and a second run finds them
+    all unchanged."""
+    from rag.documents import Block, Document
+    from rag.ingest import DOCUMENTS_PER_BATCH
+
+    count = 2 * DOCUMENTS_PER_BATCH + 5
+    documents = [
+        Document(f"note:{n}", "file", f"Note {n}", (Block((), f"Room {n} is booked by team {n}."),))
+        for n in range(count)
+    ]
+    target = ingestor.collection(tenant, "notes")
+
+    first = ingestor.ingest(tenant, target, documents)
+    again = ingestor.ingest(tenant, target, documents)
+
+    assert (first.added, first.chunks_embedded) == (count, count)
+    assert (again.added, again.unchanged, again.chunks_embedded) == (0, count, 0)
+    kept = stored(pool, vectors, tenant)
+    assert len(kept) == count
+    assert all(len(chunks) == 1 for chunks in kept.values())

@@ -270,3 +270,44 @@ def test_exact_and_indexed_vector_search_agree_on_a_small_collection(
             for exact in (False, True)
         )
     assert indexed == exact
+
+
+def test_a_small_tenant_beside_a_large_one_gets_its_exact_neighbours(
+    ingestor: Ingestor,
+    pool: Pool,
+    vectors: VectorTypes,
+    embedder: object,
+    new_tenant: Callable[[], int],
+) -> None:
+    """A tenant with a few chunks in a table another tenant fills gets exactly its own
+    nearest chunks, and the large tenant's search through the graph finds its own too."""
+    small, large = new_tenant(), new_tenant()
+    ingest_corpus(ingestor, small)
+    ingest_corpus(ingestor, large)
+    from rag.embeddings import LocalEmbedder
+
+    assert isinstance(embedder, LocalEmbedder)
+    (query,) = embedder.embed(["office security rules"])
+
+    def neighbours(tenant: int, exact: bool | None, threshold: int) -> list[int]:
+        with tenant_scope(pool, tenant, vectors) as conn:
+            ids = [c["id"] for c in conn.execute("SELECT id FROM knowledge_collections")]
+            return [
+                h.chunk_id
+                for h in hybrid_search(
+                    conn,
+                    text="",
+                    vector=query,
+                    collection_ids=ids,
+                    candidates=5,
+                    limit=5,
+                    mode="vector",
+                    exact=exact,
+                    exact_scan_max_chunks=threshold,
+                )
+            ]
+
+    assert neighbours(small, None, 10_000) == neighbours(small, True, 10_000)
+    through_graph = neighbours(large, None, 1)  # above the threshold: the HNSW walk
+    assert through_graph == neighbours(large, True, 1)
+    assert not set(through_graph) & set(neighbours(small, True, 10_000))

@@ -1,9 +1,9 @@
 """The email tests' fixtures, loaded by `pytest_plugins = ["tests.connectors.email.fixtures"]`.
 
 Their own database: the Slack stack's sweeper and worker, which share the session
-database, never see their requests. It gets the foundation and the email migration
-only: the email channel depends on nothing else, and the tests stay independent of
-migrations other issues are still writing.
+database, never see their requests. It gets the foundation and the email migrations
+only (and the tenant settings threading reads): the email channel depends on nothing
+else, and the tests stay independent of migrations other issues are still writing.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from tests.connectors.email.support import (
 )
 
 # 0009: the request id every stored request keeps (bot/observability/correlation.py).
-EMAIL_MIGRATIONS = ("0001_foundation.sql", "0005_email.sql", "0009_correlation_ids.sql")
+# 0002 and 0032: who may join a thread is a tenant setting (connectors/email/threads.py).
+EMAIL_MIGRATIONS = (
+    "0001_foundation.sql",
+    "0002_review.sql",
+    "0005_email.sql",
+    "0009_correlation_ids.sql",
+    "0032_email_intake_security.sql",
+)
 
 
 @pytest.fixture(scope="session")
