@@ -36,8 +36,8 @@ from connectors.slack.web_client import make_web_client  # noqa: E402
 from review import actions, tenant_settings  # noqa: E402
 from review.slack_posts import post_approval_request  # noqa: E402
 from sandbox.slack_emulator import SlackEmulator  # noqa: E402
-from tests.support.processes import ChatopsProcess, wait_for  # noqa: E402
-from tests.support.stack import start_stack  # noqa: E402
+from testbed.processes import ChatopsProcess, wait_for  # noqa: E402
+from testbed.stack import start_stack  # noqa: E402
 
 APPROVALS, SUPPORT, APPROVER = "C0APPROVALS", "C0SUPPORT", "U0APPROVER"
 AIM_P95 = 1.0  # seconds, reaction to executed

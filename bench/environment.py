@@ -34,8 +34,8 @@ from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
-from tests.support.conversation import PLAN
-from tests.support.stack import Stack, free_port, product_env, start_stack
+from testbed.conversation import PLAN
+from testbed.stack import Stack, free_port, product_env, start_stack
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"

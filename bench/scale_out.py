@@ -43,9 +43,9 @@ from bench.loadgen import LoadResult, run_in_child  # noqa: E402
 from bench.mentions import mention_plan  # noqa: E402
 from bench.report import machine_facts, percentile  # noqa: E402
 from sandbox.background import BackgroundServer  # noqa: E402
-from tests.support.conversation import mention  # noqa: E402
-from tests.support.processes import ChatopsProcess, wait_for  # noqa: E402
-from tests.support.stack import free_port  # noqa: E402
+from testbed.conversation import mention  # noqa: E402
+from testbed.processes import ChatopsProcess, wait_for  # noqa: E402
+from testbed.stack import free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "scale_out.txt"
 ACK_WARMUP = 30  # unmeasured requests before each measured ack load
