@@ -108,11 +108,11 @@ def bench_services() -> Iterator[Services]:
     """Postgres, Redis and the emulators; every `chatops` child started under it is
     stopped when it ends, also on Ctrl-C."""
     with ExitStack() as stack:
-        workdir = stack.enter_context(_temporary_directory())
-        server_url = stack.enter_context(_postgres_server(workdir))
-        database_url = stack.enter_context(_fresh_database(server_url))
+        workdir = stack.enter_context(temporary_directory())
+        server_url = stack.enter_context(postgres_server(workdir))
+        database_url = stack.enter_context(fresh_database(server_url))
         redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
-        namespace = stack.enter_context(_redis_namespace(redis_url))
+        namespace = stack.enter_context(redis_namespace(redis_url))
         slack = stack.enter_context(SlackEmulator())
         llm = stack.enter_context(OpenAIEmulator())
         log_dir = workdir / "logs"
@@ -161,8 +161,8 @@ def _without_password(url: str) -> str:
 
 
 @contextmanager
-def _temporary_directory() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="chatops-bench-"))
+def temporary_directory(prefix: str = "chatops-bench-") -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield path
     finally:
@@ -170,7 +170,8 @@ def _temporary_directory() -> Iterator[Path]:
 
 
 @contextmanager
-def _postgres_server(workdir: Path) -> Iterator[str]:
+def postgres_server(workdir: Path) -> Iterator[str]:
+    """BENCH_DATABASE_URL's server, else an embedded one with its data in `workdir`."""
     url = os.environ.get("BENCH_DATABASE_URL")
     if url:
         yield url
@@ -183,7 +184,8 @@ def _postgres_server(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def _fresh_database(server_url: str) -> Iterator[str]:
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new database on the server, migrated; dropped at the end."""
     name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -197,13 +199,14 @@ def _fresh_database(server_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def _redis_namespace(url: str) -> Iterator[str]:
+def redis_namespace(url: str, prefix: str = "chatops-bench") -> Iterator[str]:
+    """A key prefix no other run shares; its keys are deleted at the end."""
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.RedisError as exc:
         raise RuntimeError(f"no Redis answers at {url} (set BENCH_REDIS_URL): {exc}") from None
-    namespace = f"chatops-bench-{uuid.uuid4().hex[:10]}"
+    namespace = f"{prefix}-{uuid.uuid4().hex[:10]}"
     try:
         yield namespace
     finally:
