@@ -65,6 +65,7 @@ class Services:
 
     slack: SlackEmulator
     llm: OpenAIEmulator
+    server_url: str  # the Postgres server, where more databases can be made
     database_url: str
     redis_url: str
     namespace: str
@@ -120,7 +121,7 @@ def bench_services() -> Iterator[Services]:
         # start_stack stops the listener only when the worker fails with an Exception; a
         # Ctrl-C (or SIGTERM) while a process starts would leave it running otherwise.
         stack.callback(_stop_stray_children, "bot.cli")
-        yield Services(slack, llm, database_url, redis_url, namespace, workdir, log_dir)
+        yield Services(slack, llm, server_url, database_url, redis_url, namespace, workdir, log_dir)
 
 
 @contextmanager
@@ -184,14 +185,15 @@ def postgres_server(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new database on the server, migrated; dropped at the end."""
+def fresh_database(server_url: str, *, migrate: bool = True) -> Iterator[str]:
+    """A new database on the server, migrated unless told not to; dropped at the end."""
     name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_conninfo(server_url, dbname=name)
     try:
-        apply_migrations(url)
+        if migrate:
+            apply_migrations(url)
         yield url
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
