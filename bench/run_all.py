@@ -38,8 +38,8 @@ from sandbox.embedded_postgres import start_embedded_postgres  # noqa: E402
 BENCH = REPO / "bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 # Not benchmarks: helpers the benchmarks start as child processes (the baseline Bolt app,
-# the load generator), and this runner.
-NOT_BENCHMARKS = {"bare_bolt", "loadgen", "run_all"}
+# the bare SMTP server, the load generator), and this runner.
+NOT_BENCHMARKS = {"bare_bolt", "bare_smtp", "loadgen", "run_all"}
 MAIN_BLOCK = re.compile(r'^if __name__ == "__main__":', re.MULTILINE)
 SMOKE_LIMIT = 300.0  # s per script; a smoke run takes seconds to a minute on 2 busy cores
 FULL_LIMIT = 3600.0

@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))  # run as a script: import the product from the re
 
 import psycopg  # noqa: E402
 
+from bench import cpu  # noqa: E402
 from bench.environment import (  # noqa: E402
     DEFAULT_REDIS_URL,
     fresh_database,
@@ -53,7 +54,7 @@ from bench.environment import (  # noqa: E402
 )
 from bench.script import Report, parser  # noqa: E402
 
-START_TIMEOUT = 30.0  # s for a server to accept connections
+START_TIMEOUT = 90.0  # s for a server to accept connections (a busy machine is slow)
 WARMUP_MESSAGES = 10  # per connection, sent before each measured round and not counted
 ROUNDS = 5  # alternating rounds per target
 PROBES = 200  # messages whose row is looked up the moment their 250 arrives
@@ -75,10 +76,19 @@ class LoadResult:
     refused: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    # CPU-seconds during the measured loads (warm-ups included): the server process, our
+    # Postgres, and the share of the cores other processes took meanwhile (max of rounds).
+    server_cpu: float = 0.0
+    postgres_cpu: float = 0.0
+    messages: int = 0  # accepted, warm-ups included: what the CPU was spent on
+    others: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.accepted / self.seconds if self.seconds else 0.0
+
+    def cpu_ms(self, seconds: float) -> float:
+        return seconds * 1000 / self.messages if self.messages else 0.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -86,23 +96,17 @@ def parse_args() -> argparse.Namespace:
     made.add_argument("--seconds", type=float, default=10.0, help="length of each load (10)")
     made.add_argument("--connections", type=int, default=8, help="concurrent clients (8)")
     made.add_argument("--size", type=int, default=10 * 1024, help="message bytes (10240)")
-    made.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = made.parse_args()
     args.rounds, args.warmup, args.probes = ROUNDS, WARMUP_MESSAGES, PROBES
     if args.smoke:
         vars(args).update(SMOKE)
-    if args.bare_server is None and not (
-        0 < args.seconds <= 120 and 1 <= args.connections <= 64 and 1024 <= args.size <= 10**7
-    ):
+    if not (0 < args.seconds <= 120 and 1 <= args.connections <= 64 and 1024 <= args.size <= 10**7):
         made.error("keep to seconds 0-120, connections 1-64 and size 1 KB-10 MB")
     return args
 
 
 def main() -> int:
     args = parse_args()
-    if args.bare_server is not None:
-        serve_bare(args.bare_server)
-        return 0
     signal.signal(signal.SIGTERM, _interrupt)  # cleanup runs on `kill` as on Ctrl-C
     report = Report("smtp_intake", "SMTP intake benchmark", args.smoke)  # before anything starts
     try:
@@ -129,16 +133,25 @@ def run(stack: ExitStack, args: argparse.Namespace, report: Report) -> None:
         "LOG_LEVEL": "info",
         **UNTHROTTLED,
     }
-    ours_port = stack.enter_context(_chatops_smtp(env, workdir / "smtp.log"))
-    bare_port = stack.enter_context(_bare_server(workdir / "bare.log"))
+    ours_port, ours_pid = stack.enter_context(_chatops_smtp(env, workdir / "smtp.log"))
+    bare_port, bare_pid = stack.enter_context(_bare_server(workdir / "bare.log"))
     messages = _MessageFactory(inbox, args.size)
+    # Our embedded Postgres lives in workdir; Redis is a shared system service.
+    postgres, markers = (str(workdir),), (str(workdir), "redis-server")
 
     ours, bare = LoadResult(), LoadResult()
     # Alternating short rounds: on a shared machine, load from other processes drifts
     # over a run, and back-to-back runs would hand one target the quieter minutes.
     for _ in range(args.rounds):
-        for port, result in ((ours_port, ours), (bare_port, bare)):
+        for port, pid, result in ((ours_port, ours_pid, ours), (bare_port, bare_pid, bare)):
+            before = cpu.sample(markers), cpu.process_seconds(pid), cpu.tree_seconds(postgres)
+            accepted = result.accepted
             asyncio.run(load(port, inbox, messages, args, args.seconds / args.rounds, result))
+            after = cpu.sample(markers), cpu.process_seconds(pid), cpu.tree_seconds(postgres)
+            result.messages += result.accepted - accepted + args.warmup * args.connections
+            result.others = max(result.others, cpu.others_share(before[0], after[0]))
+            result.server_cpu += after[1] - before[1]
+            result.postgres_cpu += after[2] - before[2]
     stored = _stored(database_url)
     expected = ours.accepted + args.rounds * args.warmup * args.connections
     found, probed = asyncio.run(probe(ours_port, inbox, messages, database_url, args))
@@ -299,40 +312,7 @@ class _Client:
         self.writer.close()
 
 
-# --- the bare server ---------------------------------------------------------------------
-
-
-def serve_bare(port: int) -> None:
-    """aiosmtpd with the listener's protocol options and a handler that discards."""
-    from aiosmtpd.smtp import SMTP, Envelope, Session
-
-    class Discard:
-        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-            return "250 2.0.0 OK: discarded"
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: SMTP(
-                Discard(),
-                data_size_limit=25 * 1024 * 1024,
-                enable_SMTPUTF8=True,
-                hostname="bare",
-                ident="bare-aiosmtpd",
-            ),
-            "127.0.0.1",
-            port,
-        )
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        print("bare.ready", flush=True)
-        await stop.wait()
-        server.close()
-
-    asyncio.run(main())
-
-
-# --- environment ---------------------------------------------------------------------------
+# --- servers ---------------------------------------------------------------------------
 
 
 def _bench_tenant(database_url: str) -> str:
@@ -347,30 +327,32 @@ def _bench_tenant(database_url: str) -> str:
 
 
 @contextmanager
-def _chatops_smtp(env: dict[str, str], log_path: Path) -> Iterator[int]:
+def _chatops_smtp(env: dict[str, str], log_path: Path) -> Iterator[tuple[int, int]]:
+    """`chatops smtp` in a child process: its port and pid."""
     port = _free_port()
     command = [sys.executable, "-m", "bot.cli", "smtp", "--port", str(port)]
-    with _child(command, {**os.environ, **env}, log_path, port):
-        yield port
+    with _child(command, {**os.environ, **env}, log_path, port) as pid:
+        yield port, pid
 
 
 @contextmanager
-def _bare_server(log_path: Path) -> Iterator[int]:
+def _bare_server(log_path: Path) -> Iterator[tuple[int, int]]:
+    """The discarding aiosmtpd server in a child process: its port and pid."""
     port = _free_port()
-    command = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)]
-    with _child(command, dict(os.environ), log_path, port):
-        yield port
+    command = [sys.executable, "-m", "bench.bare_smtp", "--port", str(port)]
+    with _child(command, dict(os.environ), log_path, port) as pid:
+        yield port, pid
 
 
 @contextmanager
-def _child(command: list[str], env: dict[str, str], log_path: Path, port: int) -> Iterator[None]:
+def _child(command: list[str], env: dict[str, str], log_path: Path, port: int) -> Iterator[int]:
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT
         )
     try:
         _wait_for_port(process, port, log_path)
-        yield
+        yield process.pid
     finally:
         if process.poll() is None:
             process.terminate()
@@ -440,6 +422,11 @@ def report_lines(
         _row("chatops smtp (durable)", ours),
         _row("bare aiosmtpd (discards)", bare),
         f"rate ratio chatops / bare: {ratio:.0%}",
+        f"CPU per message: chatops smtp {ours.cpu_ms(ours.server_cpu):.2f} ms + its Postgres"
+        f" {ours.cpu_ms(ours.postgres_cpu):.2f} ms; bare aiosmtpd {bare.cpu_ms(bare.server_cpu):.2f}"
+        f" ms (the load generator shares the cores too)",
+        f"other processes' share of the cores during the loads: up to"
+        f" {max(ours.others, bare.others):.0%}",
         f"stored after the load: {total_stored} rows ({_counts(stored)}) for {expected} accepted"
         f" (incl. {warmups} warm-up)",
         f"probe: {probed} messages, each looked up in Postgres as soon as its 250 arrived",

@@ -211,6 +211,7 @@ async def serve_smtp(
         await pool.close()
         raise StartupError(f"cannot listen on {host}:{port}: {exc}") from None
     bound: int = server.sockets[0].getsockname()[1]
+    handler.committer.start()
     handler.queuer.start()
     sweeper = asyncio.create_task(_sweep_forever(pool, enqueue))
     log.info("smtp.ready", host=host, port=bound, starttls=options.tls_context is not None)
@@ -224,6 +225,7 @@ async def serve_smtp(
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        await handler.committer.close()
         await handler.queuer.close(DRAIN_TIMEOUT)
         await pool.close()
         log.info("smtp.stopped")
