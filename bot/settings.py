@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Jobs mostly wait on Postgres, Slack and the model, so threads beyond the cores pay:
     # bench/approvals.py drained a burst of approvals at 216/s with 8, 119/s with 4.
     worker_threads: int = Field(default=8, ge=1)
+    # Listeners answer Slack and SMTP once a request is committed and queue it just after;
+    # a request still unqueued this long after (Redis down, or the process died in between)
+    # is queued by a listener's sweeper, which looks every INTAKE_SWEEP_SECONDS.
+    intake_requeue_after_seconds: float = Field(default=30.0, gt=0)
+    intake_sweep_seconds: float = Field(default=15.0, gt=0)
 
     # Slack.
     slack_bot_token: SecretStr | None = None

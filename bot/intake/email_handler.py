@@ -5,7 +5,7 @@ aiosmtpd calls the `handle_*` hooks. RCPT TO is looked up in the tenants' inboxe
 stored for every tenant it reaches, in one transaction with what other sessions store
 meanwhile (email_store.py's group commit), and only once that has committed is it answered
 `250`: a 250 is a promise. Postgres unreachable or slow means `451` and the sending server
-retries later. Requests to answer are queued after the 250 (email_queue.py); if Redis is
+retries later. Requests to answer are queued after the 250 (request_queuer.py); if Redis is
 down they stay 'received' and the sweeper queues them later.
 """
 
@@ -20,9 +20,9 @@ from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from bot.db import AsyncPool
 from bot.intake.email_limits import ClientLimits
-from bot.intake.email_queue import RequestQueuer
 from bot.intake.email_routes import RouteCache
 from bot.intake.email_store import EmailToStore, GroupCommit, StoredEmail, email_to_store
+from bot.intake.request_queuer import RequestQueuer
 from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.observability.metrics import Metrics
 from bot.queue.jobs import Enqueue
@@ -83,7 +83,7 @@ class EmailIntake:
         self.config = config
         self.routes = RouteCache(pool, timeout=config.db_timeout)
         self.committer = GroupCommit(pool, timeout=config.db_timeout)
-        self.queuer = RequestQueuer(pool, enqueue, kind=EMAIL_KIND, timeout=config.db_timeout)
+        self.queuer = RequestQueuer(pool, enqueue, timeout=config.db_timeout)
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -164,7 +164,7 @@ class EmailIntake:
             )
             self.metrics.emails_received.labels(status).inc()
             if item.request_id is not None and item.status == "received":
-                self.queuer.submit(item.request_id, correlation_id)
+                self.queuer.submit(item.request_id, EMAIL_KIND, correlation_id)
         return ACCEPTED
 
     async def _store(

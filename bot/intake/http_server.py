@@ -30,6 +30,7 @@ from bot.errors import StartupError
 from bot.intake.installations import record_installation
 from bot.intake.record import requeue_stranded
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
+from bot.intake.request_queuer import RequestQueuer
 from bot.intake.slack_app import build_slack_app
 from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.observability.exposition import metrics_response
@@ -49,7 +50,7 @@ from rag.jobs import KNOWLEDGE_QUEUE
 
 log = structlog.get_logger(__name__)
 
-REQUEUE_INTERVAL = 15.0  # seconds between sweeps for requests stored but never queued
+DRAIN_TIMEOUT = 5.0  # seconds to finish queueing at shutdown
 READY_TIMEOUT = 2.0  # seconds /readyz waits for each dependency
 
 POOL: web.AppKey[AsyncPool] = web.AppKey("pool")
@@ -95,10 +96,14 @@ def _lifecycle(
 
         if settings.slack_bot_token is not None:
             await register_single_workspace(settings, pool)
+        queuer = RequestQueuer(pool, enqueue, timeout=READY_TIMEOUT)
+        queuer.start()
         app[POOL] = pool
         app[REDIS] = aioredis.from_url(settings.redis_url)
-        app[BOLT] = build_slack_app(settings, pool, enqueue)
-        sweeper = asyncio.create_task(_sweep_forever(pool, enqueue, lambda: enqueue_sweep(broker)))
+        app[BOLT] = build_slack_app(settings, pool, queuer)
+        sweeper = asyncio.create_task(
+            _sweep_forever(settings, pool, enqueue, lambda: enqueue_sweep(broker))
+        )
         log.info("serve.ready")
         try:
             yield
@@ -106,6 +111,7 @@ def _lifecycle(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await queuer.close(DRAIN_TIMEOUT)
             app[TRACING].shutdown()
             await app[REDIS].aclose()
             broker.close()
@@ -143,14 +149,14 @@ async def register_single_workspace(settings: Settings, pool: AsyncPool) -> int:
 
 
 async def _sweep_forever(
-    pool: AsyncPool, enqueue: Enqueue, sweep_actions: Callable[[], None]
+    settings: Settings, pool: AsyncPool, enqueue: Enqueue, sweep_actions: Callable[[], None]
 ) -> None:
     """Every few seconds: re-queue stranded requests, and ask a worker to tend the
     pending actions (relay approvals, reminders, expiry)."""
     while True:
-        await asyncio.sleep(REQUEUE_INTERVAL)
+        await asyncio.sleep(settings.intake_sweep_seconds)
         try:
-            await requeue_stranded(pool, enqueue)
+            await requeue_stranded(pool, enqueue, settings.intake_requeue_after_seconds)
             await asyncio.to_thread(sweep_actions)
         except Exception:
             log.exception("sweep.failed")

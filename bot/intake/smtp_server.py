@@ -36,7 +36,6 @@ from connectors.email.parse import ParseLimits
 
 log = structlog.get_logger(__name__)
 
-REQUEUE_INTERVAL = 15.0  # seconds between sweeps for requests stored but never queued
 SESSION_TIMEOUT = 300.0  # seconds of client silence before the connection is closed
 DRAIN_TIMEOUT = 5.0  # seconds to finish queueing at shutdown
 REFUSED_CONNECTION = "421 4.7.0 {reason}, try again later\r\n"
@@ -213,7 +212,7 @@ async def serve_smtp(
     bound: int = server.sockets[0].getsockname()[1]
     handler.committer.start()
     handler.queuer.start()
-    sweeper = asyncio.create_task(_sweep_forever(pool, enqueue))
+    sweeper = asyncio.create_task(_sweep_forever(settings, pool, enqueue))
     log.info("smtp.ready", host=host, port=bound, starttls=options.tls_context is not None)
     if on_ready is not None:
         on_ready(bound)
@@ -231,11 +230,11 @@ async def serve_smtp(
         log.info("smtp.stopped")
 
 
-async def _sweep_forever(pool: AsyncPool, enqueue: Enqueue) -> None:
+async def _sweep_forever(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> None:
     while True:
-        await asyncio.sleep(REQUEUE_INTERVAL)
+        await asyncio.sleep(settings.intake_sweep_seconds)
         try:
-            await requeue_stranded(pool, enqueue)
+            await requeue_stranded(pool, enqueue, settings.intake_requeue_after_seconds)
         except Exception:
             log.exception("request.requeue_failed")
 
