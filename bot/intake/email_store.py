@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import structlog
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
@@ -147,25 +148,41 @@ def email_to_store(
 async def store_together(
     conn: AsyncConnection[dict[str, Any]], emails: Sequence[EmailToStore]
 ) -> list[StoredEmail]:
-    """Store `emails` in one transaction, sent in one round trip; all or none."""
-    async with conn.transaction():
-        async with conn.pipeline():
-            cursors = []
-            for email in emails:
-                cursor = conn.cursor()
-                await cursor.execute(STORE_SQL, email.params)
-                cursors.append(cursor)
-        stored = []
-        for email, cursor in zip(emails, cursors, strict=True):
-            row = await cursor.fetchone()
-            assert row is not None  # the final SELECT always returns one row
-            stored.append(
-                StoredEmail(
-                    request_id=row["request_id"],
-                    conversation_id=row["conversation_id"],
-                    status=email.status,
-                )
+    """Store `emails` in one transaction, all or none, in one round trip; returns once
+    committed.
+
+    `conn` is in autocommit mode, so one statement is its own transaction. Several go in
+    pipeline mode between a BEGIN and a COMMIT sent with them: psycopg's transaction()
+    would wait for the BEGIN on its own round trip first.
+    """
+    if len(emails) == 1:
+        rows = [await (await conn.execute(STORE_SQL, emails[0].params)).fetchone()]
+    else:
+        cursors = []
+        try:
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                for email in emails:
+                    cursor = conn.cursor()
+                    await cursor.execute(STORE_SQL, email.params)
+                    cursors.append(cursor)
+                await conn.execute("COMMIT")
+        except BaseException:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute("ROLLBACK")
+            raise
+        rows = [await cursor.fetchone() for cursor in cursors]
+    stored = []
+    for email, row in zip(emails, rows, strict=True):
+        assert row is not None  # the final SELECT always returns one row
+        stored.append(
+            StoredEmail(
+                request_id=row["request_id"],
+                conversation_id=row["conversation_id"],
+                status=email.status,
             )
+        )
     return stored
 
 
