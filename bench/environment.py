@@ -28,7 +28,6 @@ import psycopg
 import redis
 from psycopg.conninfo import make_conninfo
 
-from bot.agent.prompts import DRAFT_SYSTEM, PLAN_SYSTEM
 from bot.migrate import apply_migrations
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.openai_emulator import OpenAIEmulator
@@ -148,6 +147,10 @@ def bench_environment() -> Iterator[BenchEnv]:
 def script_instant_answers(llm: OpenAIEmulator, delay: float = 0.0) -> None:
     """A valid Plan and Draft for every request, told apart by their system prompts;
     each answered after `delay` seconds (0: at once)."""
+    # Imported here: the prompts module pulls in the screen (presidio, seconds of import)
+    # that the benchmarks with no LLM in them need not pay.
+    from bot.agent.prompts import DRAFT_SYSTEM, PLAN_SYSTEM
+
     draft = {"answer": BENCH_ANSWER, "citations": []}
     llm.script(Reply(content=PLAN, repeat=True, delay=delay), match=PLAN_SYSTEM)
     llm.script(Reply(content=draft, repeat=True, delay=delay), match=DRAFT_SYSTEM)

@@ -66,9 +66,14 @@ def main() -> int:
         heavy: dict[str, dict[str, float]] = {}
         for _ in range(runs):
             for name in AIMS:
-                starts[name].append(_start(name, services, env))
-        for name in AIMS:
-            heavy[name] = _heavy_imports(name, services, env)
+                # A smoke run's one start also lists the imports (its time is not judged);
+                # a full run lists them in a start of its own, not timed.
+                start, imported = _start(name, services, env, importtime=args.smoke)
+                starts[name].append(start)
+                heavy[name] = imported
+        if not args.smoke:
+            for name in AIMS:
+                heavy[name] = _start(name, services, env, importtime=True)[1]
         fresh = _fresh_migrate(services, env)
     report.add(
         f"setup: {services.description}; {runs} start(s) of each, interleaved",
@@ -101,20 +106,24 @@ def main() -> int:
     return report.finish()
 
 
-def _start(name: str, services: Services, env: dict[str, str]) -> Start:
-    """Launch `chatops name`, wait until it is ready, stop it; how long it took."""
-    log_path = services.log_dir / f"start-{name}.log"
+def _start(
+    name: str, services: Services, env: dict[str, str], *, importtime: bool = False
+) -> tuple[Start, dict[str, float]]:
+    """Launch `chatops name`, wait until it is ready, stop it; how long it took, and (with
+    `importtime`) which heavy libraries it imported on the way."""
+    log_path = services.log_dir / f"start-{name}-{time.monotonic_ns()}.log"
     command, ready = _command(name, env, log_path)
+    if importtime:
+        command[1:1] = ["-X", "importtime"]
     markers = (str(services.workdir), "redis-server")
     before, children_before = cpu.sample(markers), _children_cpu()
     with log_path.open("ab") as log:
-        offset = log.tell()
         started = time.monotonic()
         process = subprocess.Popen(
             command, env={**os.environ, **env}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        while not ready(process, offset):
+        while not ready(process):
             if process.poll() is not None and name != "migrate":
                 raise RuntimeError(f"chatops {name} exited:\n{log_path.read_text()[-2000:]}")
             if time.monotonic() - started > START_LIMIT:
@@ -125,18 +134,17 @@ def _start(name: str, services: Services, env: dict[str, str]) -> Start:
         others = cpu.others_share(before, cpu.sample(markers))
     finally:
         _stop(process)
-    return Start(wall, used, others)
+    imported = _imported(log_path.read_text(errors="replace")) if importtime else {}
+    return Start(wall, used, others), imported
 
 
 def _command(
     name: str, env: dict[str, str], log_path: Path
-) -> tuple[list[str], Callable[[subprocess.Popen[bytes], int], bool]]:
+) -> tuple[list[str], Callable[[subprocess.Popen[bytes]], bool]]:
     base = [sys.executable, "-m", "bot.cli", name]
     if name == "serve":
         port = free_port()
-        return [*base, "--port", str(port)], lambda _p, _o: _answers(
-            f"http://127.0.0.1:{port}/readyz"
-        )
+        return [*base, "--port", str(port)], lambda _p: _answers(f"http://127.0.0.1:{port}/readyz")
     if name == "smtp":
         return [*base, "--host", "127.0.0.1", "--port", str(free_port())], _logged(
             log_path, "smtp.ready"
@@ -146,17 +154,15 @@ def _command(
     return base, _exited_ok(name)
 
 
-def _logged(log_path: Path, line: str) -> Callable[[subprocess.Popen[bytes], int], bool]:
-    def ready(_process: subprocess.Popen[bytes], offset: int) -> bool:
-        with log_path.open("rb") as log:
-            log.seek(offset)
-            return line.encode() in log.read()
+def _logged(log_path: Path, line: str) -> Callable[[subprocess.Popen[bytes]], bool]:
+    def ready(_process: subprocess.Popen[bytes]) -> bool:
+        return line.encode() in log_path.read_bytes()
 
     return ready
 
 
-def _exited_ok(name: str) -> Callable[[subprocess.Popen[bytes], int], bool]:
-    def ready(process: subprocess.Popen[bytes], _offset: int) -> bool:
+def _exited_ok(name: str) -> Callable[[subprocess.Popen[bytes]], bool]:
+    def ready(process: subprocess.Popen[bytes]) -> bool:
         code = process.poll()
         if code not in (None, 0):
             raise RuntimeError(f"chatops {name} exited with {code}")
@@ -199,25 +205,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _listed(imported: dict[str, float]) -> str:
     found = [f"{module} {seconds:.2f} s" for module, seconds in imported.items()]
     return ", ".join(found) if found else "none of presidio, transformers, spaCy, torch"
-
-
-def _heavy_imports(name: str, services: Services, env: dict[str, str]) -> dict[str, float]:
-    """Which of the heavy libraries `chatops name` imports before it is ready."""
-    log_path = services.log_dir / f"importtime-{name}.log"
-    command, ready = _command(name, env, log_path)
-    command.insert(1, "-X")
-    command.insert(2, "importtime")
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command, env={**os.environ, **env}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + START_LIMIT
-        while not ready(process, 0) and time.monotonic() < deadline:
-            time.sleep(POLL)
-    finally:
-        _stop(process)
-    return _imported(log_path.read_text(errors="replace"))
 
 
 def _imported(importtime: str) -> dict[str, float]:

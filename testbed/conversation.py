@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from bot.agent.run_request import THINKING_TEXT
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
@@ -40,6 +39,9 @@ def bot_replies(slack: SlackEmulator, thread_ts: str) -> list[Message]:
 def wait_for_answer(slack: SlackEmulator, thread_ts: str, timeout: float = 30.0) -> Message:
     """The bot's final reply in the thread (not its 'working on it' placeholder, nor an
     answer still streaming in)."""
+    # Imported here: the agent (and the screen's presidio) takes seconds to import, which
+    # the benchmarks that use this module's other helpers need not pay.
+    from bot.agent.run_request import THINKING_TEXT
 
     def answered() -> Message | None:
         done = [
