@@ -7,16 +7,19 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run test lint bench
 
 $(STAMP): pyproject.toml
+	@echo "Setting up .venv: chatops-agent and its libraries (about 160 packages, 2.3 GB)."
+	@echo "It takes minutes (6 measured on a busy 2-core machine); later runs skip this step."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python scripts/pip_install.py -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 ## Set up and run the sandbox: the whole product on this machine, used from a browser
 ## (it prints the URL). Configured services (DATABASE_URL, REDIS_URL, OPENAI_BASE_URL)
-## are used; the rest is embedded. `make run ARGS=--demo-model` tries it with no model.
+## are used; the rest is embedded. With no model configured it answers with the sandbox's
+## demo model (fixed rules, not AI); `make run ARGS=--offline` runs without any model.
 run: $(STAMP)
 	$(BIN)/chatops sandbox $(ARGS)
 

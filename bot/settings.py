@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
+    # Said beside the model's name in `/agent status`, e.g. what kind of model it is (the
+    # sandbox says its demo model is fixed rules, not AI).
+    llm_model_note: str = ""
     # JSON list of further providers tried in order when the primary fails, e.g.
     # [{"name": "groq", "base_url": "https://api.groq.com/openai/v1", "api_key": "...",
     #   "model": "llama-3.1-8b-instant"}]

@@ -114,11 +114,14 @@ def _ssn(value: str) -> bool:
 
 
 def _ip(value: str) -> bool:
+    """An IP address, but not a loopback or unspecified one (127.0.0.1, ::1, 0.0.0.0):
+    every machine has those, they name no one, and masking them would hide the local URLs
+    a person is told to open."""
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         return False
-    return True
+    return not (address.is_loopback or address.is_unspecified)
 
 
 def _phone(value: str) -> bool:

@@ -17,7 +17,6 @@ from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 from presidio_analyzer.predefined_recognizers import (
     IbanRecognizer,
-    IpRecognizer,
     UsSsnRecognizer,
 )
 
@@ -39,6 +38,7 @@ from guardrails.recognizers import (
     LuhnCardRecognizer,
     OfflineEmailRecognizer,
     PersonNameRecognizer,
+    PublicIpRecognizer,
     SecretRecognizer,
     offline_tld_extractor,
 )
@@ -108,7 +108,7 @@ def our_recognizers(*, names: bool = True) -> list[EntityRecognizer]:
         LuhnCardRecognizer(),
         UsSsnRecognizer(),
         IbanRecognizer(regex_flags=REGEX_FLAGS),  # "my iban is gb42nawi0445..." counts too
-        IpRecognizer(),
+        PublicIpRecognizer(),  # 127.0.0.1 and ::1 identify no one
         SecretRecognizer(),
     ]
     if names:

@@ -7,6 +7,7 @@ list, which it downloads unless told to use the snapshot shipped in the package.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import tldextract
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
-from presidio_analyzer.predefined_recognizers import EmailRecognizer
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, IpRecognizer
 
 from guardrails.entities import CARD, PERSON, PHONE, SECRET
 from guardrails.names import NameLists
@@ -381,3 +382,15 @@ def _adjacent(text: str, a: re.Match[str], b: re.Match[str], *, allow_dot: bool)
 
 def all_entities(recognizers: Iterable[EntityRecognizer]) -> list[str]:
     return sorted({e for r in recognizers for e in r.supported_entities})
+
+
+class PublicIpRecognizer(IpRecognizer):
+    """presidio's IP recognizer, minus loopback and unspecified addresses (127.0.0.1, ::1,
+    0.0.0.0): every machine has them, so they say nothing about a person, and masking them
+    hid the local URLs a person is told to open (`chatops sandbox`'s "ready" line)."""
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        if super().invalidate_result(pattern_text):
+            return True
+        address = ipaddress.ip_interface(pattern_text).ip
+        return address.is_loopback or address.is_unspecified

@@ -77,12 +77,14 @@ async def run_agent_command(
     guardrails: GuardrailStatus,
     credentials: CredentialCipher,
     templates: Mapping[str, AgentTemplate] | None = None,
+    model: str | None = None,
 ) -> Reply:
+    """`model` is what `status` says about the language model (`review.model_status`)."""
     words = (command.get("text") or "").split()
     name, args = (words[0].lower(), words[1:]) if words else ("help", [])
     user = command["user_id"]
     if name == "status":
-        return await _status(pool, tenant_id, guardrails)
+        return await _status(pool, tenant_id, guardrails, model)
     if name in READING:
         return await READING[name](pool, tenant_id, user, args)
     if name in CHANGING or name in ("connect", "template", "channel"):
@@ -133,7 +135,9 @@ async def _is_admin(pool: AsyncPool, client: AsyncWebClient, tenant_id: int, use
     return slack_admin(response.get("user") or {})
 
 
-async def _status(pool: AsyncPool, tenant_id: int, guardrails: GuardrailStatus) -> Reply:
+async def _status(
+    pool: AsyncPool, tenant_id: int, guardrails: GuardrailStatus, model: str | None = None
+) -> Reply:
     async with pool.connection() as conn:
         settings = await load_async(conn, tenant_id)
         counts = await (
@@ -173,6 +177,7 @@ async def _status(pool: AsyncPool, tenant_id: int, guardrails: GuardrailStatus) 
         "*Assistant status*" + (" — :double_vertical_bar: *paused*" if settings.paused else ""),
         f"• Requests waiting or running: {counts['backlog']}; failed in the last day: {counts['failed_today']}",
         f"• Pending approvals: {counts['pending']} (approval channel: {channel})",
+        *([f"• {model}"] if model else []),
         f"• Model providers, last 15 minutes: {health}",
         f"• Spend: ${counts['spend_today']:.4f} today, ${counts['spend_month']:.4f} this month",
         f"• Budget: {budget}",

@@ -1,7 +1,7 @@
 """The sandbox's demo model: a few fixed rules behind the OpenAI emulator, not AI.
 
-`chatops sandbox --demo-model` serves it so a newcomer can try the whole approval flow
-without installing a language model. The product reaches it like any provider, through
+`chatops sandbox` serves it when no model is configured (unless `--offline`), so a
+newcomer can try the whole approval flow without installing a language model. The product reaches it like any provider, through
 OPENAI_BASE_URL, and validates what it says like any model's output; nothing in the
 product knows it is a demo.
 

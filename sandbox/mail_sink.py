@@ -187,6 +187,12 @@ class MailSink:
         with self._lock:
             self._messages.clear()
 
+    def restore(self, messages: list[SinkMessage]) -> None:
+        """Start from messages kept earlier (the sandbox's outbox across restarts)."""
+        with self._lock:
+            self._messages[:0] = messages
+            self._lock.notify_all()
+
     def _keep(self, message: SinkMessage) -> None:
         with self._lock:
             self._messages.append(message)

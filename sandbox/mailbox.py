@@ -7,9 +7,11 @@ Inbound mail is delivered over real SMTP to `chatops smtp`, and the listener's a
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -75,6 +77,33 @@ class Mailbox:
     def inbound(self) -> list[MailView]:
         with self._lock:
             return list(self._inbound)
+
+    def export_state(self) -> dict[str, Any]:
+        """Both halves as JSON: what was sent to the agent, and the outbox's raw messages."""
+        return {
+            "inbound": [view.to_json() for view in self.inbound()],
+            "outbox": [
+                {**asdict(m), "data": base64.b64encode(m.data).decode("ascii")}
+                for m in self.outbox.messages()
+            ],
+        }
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        """Start from an `export_state()`: both lists as they were."""
+        with self._lock:
+            self._inbound = [MailView(**view) for view in state["inbound"]]
+        self.outbox.restore(
+            [
+                SinkMessage(
+                    **{
+                        **m,
+                        "rcpt_tos": tuple(m["rcpt_tos"]),
+                        "data": base64.b64decode(m["data"]),
+                    }
+                )
+                for m in state["outbox"]
+            ]
+        )
 
     def sent_by_agent(self) -> list[MailView]:
         return [_outbox_view(index, m) for index, m in enumerate(self.outbox.messages())]

@@ -1,5 +1,10 @@
 """The product as `chatops sandbox` runs it: `chatops serve`, `worker` and `smtp` as child
-processes, started exactly as an operator starts them, each logging to its own file."""
+processes, started exactly as an operator starts them, each logging to its own file.
+
+Each child runs in a session of its own, so Ctrl-C in the terminal reaches only the sandbox,
+which stops the product first and the database and queue after it (the terminal would
+otherwise signal them all at once, and the product would log its database vanishing).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,20 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import StartupError
 
 CHILD_START_TIMEOUT = 120.0  # seconds; the worker imports torch, slow on a busy machine
-CHILD_STOP_TIMEOUT = 15.0  # seconds before a child that ignores SIGTERM is killed
+CHILD_STOP_TIMEOUT = 10.0  # seconds before a child that ignores SIGTERM is killed
+STOP_POLL = 0.05  # seconds between checks that the children have exited
 LOG_TAIL = 2_000  # characters of a failed child's log shown to the person starting it
+
+
+class StoppedDuringStart(Exception):
+    """Ctrl-C (or SIGTERM) arrived while the sandbox was still starting: not an error."""
 
 
 @dataclass
@@ -35,6 +45,7 @@ class ChildProcess:
                 env=dict(env),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # the terminal's Ctrl-C is the sandbox's to handle
             )
 
     def exited(self) -> bool:
@@ -47,18 +58,30 @@ class ChildProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
 
-    def wait_or_kill(self) -> None:
-        if self.process is None:
-            return
-        try:
-            self.process.wait(timeout=CHILD_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 
-    def stop(self) -> None:
-        self.terminate()
-        self.wait_or_kill()
+    def stop(self, hurry: threading.Event | None = None) -> None:
+        stop_all([self], hurry)
+
+
+def stop_all(children: Sequence[ChildProcess], hurry: threading.Event | None = None) -> None:
+    """SIGTERM to every child at once (their grace periods overlap), then SIGKILL to any
+    still running after `CHILD_STOP_TIMEOUT`, or as soon as `hurry` is set."""
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + CHILD_STOP_TIMEOUT
+    while any(not c.exited() for c in children if c.process is not None):
+        if time.monotonic() > deadline or (hurry is not None and hurry.is_set()):
+            break
+        time.sleep(STOP_POLL)
+    for child in children:
+        if child.process is not None and child.process.poll() is None:
+            waited = CHILD_STOP_TIMEOUT - max(0.0, deadline - time.monotonic())
+            print(f"chatops {child.name} had not stopped after {waited:.0f} s: killed it.")
+            child.kill()
 
 
 @dataclass(frozen=True)
@@ -94,12 +117,8 @@ class ProductProcesses:
             if child.exited():
                 raise StartupError(f"chatops {child.name} stopped:\n{child.log_text()[-LOG_TAIL:]}")
 
-    def stop(self) -> None:
-        # All at once: each finishes what it is doing, and their grace periods overlap.
-        for child in self.all:
-            child.terminate()
-        for child in self.all:
-            child.wait_or_kill()
+    def stop(self, hurry: threading.Event | None = None) -> None:
+        stop_all(self.all, hurry)
 
 
 def product_processes(logs: Path, serve_port: int) -> ProductProcesses:
@@ -117,7 +136,7 @@ def wait_until(child: ChildProcess, stopping: threading.Event, started: Callable
         if child.exited():
             raise StartupError(f"chatops {child.name} exited:\n{child.log_text()[-LOG_TAIL:]}")
         if stopping.is_set():
-            raise StartupError(f"stopped before chatops {child.name} was up")
+            raise StoppedDuringStart(f"stopped before chatops {child.name} was up")
         if time.monotonic() > deadline:
             raise StartupError(f"chatops {child.name} did not start; see {child.log_path}")
         time.sleep(0.1)

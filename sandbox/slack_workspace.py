@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 # Re-exported: the emulator's modules and tests import these from the workspace.
@@ -1004,6 +1004,61 @@ class SlackWorkspace:
     def assistant_title(self, channel: str, thread_ts: str) -> str:
         with self._lock:
             return self._assistant_titles.get((self._resolve(channel).id, thread_ts), "")
+
+    # -- saving and restoring ----------------------------------------------------------------
+
+    def export_state(self) -> JsonDict:
+        """What happened here, as JSON: conversations with their members, every message with
+        its thread and reactions, user groups, and what each assistant thread shows (title,
+        suggested prompts, status). Not ephemeral messages or open modals: Slack does not
+        keep those across a reload either."""
+        with self._lock:
+            threads = {*self._assistant_status, *self._assistant_prompts, *self._assistant_titles}
+            return {
+                "last_ts": self._last_ts,
+                "channels": [
+                    {**asdict(c), "members": sorted(c.members)} for c in self._channels.values()
+                ],
+                "messages": [
+                    asdict(m) for by_ts in self._messages.values() for m in by_ts.values()
+                ],
+                "usergroups": [asdict(g) for g in self._usergroups.values()],
+                "assistant_threads": [
+                    {
+                        "channel": channel,
+                        "thread_ts": thread_ts,
+                        "status": self._assistant_status.get((channel, thread_ts)),
+                        "prompts": self._assistant_prompts.get((channel, thread_ts)),
+                        "title": self._assistant_titles.get((channel, thread_ts)),
+                    }
+                    for channel, thread_ts in sorted(threads)
+                ],
+            }
+
+    def import_state(self, state: JsonDict) -> None:
+        """Replace conversations, messages, user groups and assistant threads with those of
+        an `export_state()`; people and the app stay as this workspace was made."""
+        channels = [Channel(**{**c, "members": set(c["members"])}) for c in state["channels"]]
+        messages = [
+            Message(**{**m, "reactions": [Reaction(**r) for r in m["reactions"]]})
+            for m in state["messages"]
+        ]
+        with self._lock:
+            self._channels = {c.id: c for c in channels}
+            self._messages = {c.id: {} for c in channels}
+            for message in messages:
+                self._messages[message.channel][message.ts] = message
+            self._usergroups = {g["id"]: UserGroup(**g) for g in state["usergroups"]}
+            self._assistant_status, self._assistant_prompts, self._assistant_titles = {}, {}, {}
+            for thread in state["assistant_threads"]:
+                key = (thread["channel"], thread["thread_ts"])
+                if thread["status"] is not None:
+                    self._assistant_status[key] = thread["status"]
+                if thread["prompts"] is not None:
+                    self._assistant_prompts[key] = thread["prompts"]
+                if thread["title"] is not None:
+                    self._assistant_titles[key] = thread["title"]
+            self._last_ts = max(self._last_ts, int(state["last_ts"]))
 
     # -- OAuth -------------------------------------------------------------------------------
 

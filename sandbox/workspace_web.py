@@ -8,6 +8,9 @@ page never reaches into the product.
 
 Live updates: `/api/events` is a server-sent event stream that sends a new snapshot
 (`sandbox.workspace_state`) whenever it differs from the last one sent.
+
+Until the product is up, what would reach it is refused with a 503 that says so: Slack
+would deliver those events to an app that is not listening yet, and they would be lost.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from sandbox.emoji_names import shortcodes
 from sandbox.mailbox import Mailbox
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_interactivity import InteractionError
@@ -32,6 +37,9 @@ STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
 SNAPSHOT_INTERVAL = 0.25  # seconds between checks for changes to push to the page
 KEEPALIVE_INTERVAL = 15.0  # seconds; an idle stream gets a comment so proxies keep it open
 CHANNEL_NAME = re.compile(r"(?<![\w<])#([a-z0-9_-]+)")
+# A web address typed in a message; Slack's client sends it as <url>, which makes it a link.
+TYPED_URL = re.compile(r"(?<![\w<|])(https?://[^\s<>]+[^\s<>.,;:!?)\]'\"])")
+NOT_READY = "The product is still starting (the dot at the top left turns green when it is up)."
 AT_NAME = re.compile(r"(?<![\w<])@([a-z0-9._-]+)", re.IGNORECASE)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,6 +55,7 @@ def create_workspace_app(
     app.router.add_get("/static/{name}", pages.static)
     app.router.add_get("/api/state", pages.state)
     app.router.add_get("/api/events", pages.events)
+    app.router.add_get("/api/emoji", pages.emoji)
     app.router.add_post("/api/messages", pages.post_message)
     app.router.add_post("/api/reactions", pages.react)
     app.router.add_post("/api/commands", pages.slash_command)
@@ -54,6 +63,9 @@ def create_workspace_app(
     app.router.add_post("/api/views/{view_id}/submit", pages.submit_view)
     app.router.add_post("/api/views/{view_id}/close", pages.close_view)
     app.router.add_post("/api/mail", pages.send_mail)
+    app.router.add_post("/api/assistant/open", pages.open_assistant)
+    app.router.add_post("/api/assistant/context", pages.change_assistant_context)
+    app.middlewares.append(refuse_until_ready(readiness))
     app.on_shutdown.append(pages.end_streams)
     return app
 
@@ -72,7 +84,35 @@ def slack_text(workspace: SlackWorkspace, typed: str) -> str:
         channel_id = channels.get(match.group(1))
         return f"<#{channel_id}|{match.group(1)}>" if channel_id else match.group(0)
 
-    return CHANNEL_NAME.sub(channel, AT_NAME.sub(person, text))
+    linked = TYPED_URL.sub(lambda match: f"<{match.group(1)}>", text)
+    return CHANNEL_NAME.sub(channel, AT_NAME.sub(person, linked))
+
+
+# Requests that reach the product (as Slack or SMTP would) and so need it to be up.
+REACHES_PRODUCT = frozenset(
+    {
+        "/api/messages",
+        "/api/reactions",
+        "/api/commands",
+        "/api/actions",
+        "/api/mail",
+        "/api/assistant/open",
+        "/api/assistant/context",
+    }
+)
+
+
+def refuse_until_ready(readiness: Readiness) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        reaches_product = request.path in REACHES_PRODUCT or request.path.endswith("/submit")
+        if reaches_product and not readiness.ready:
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps({"ok": False, "error": NOT_READY}), content_type="application/json"
+            )
+        return await handler(request)
+
+    return middleware
 
 
 class WorkspacePages:
@@ -100,6 +140,10 @@ class WorkspacePages:
         if name not in STATIC_FILES:
             raise web.HTTPNotFound()
         return web.FileResponse(STATIC_DIR / name, headers={"Content-Type": STATIC_FILES[name]})
+
+    async def emoji(self, _request: web.Request) -> web.Response:
+        names = await asyncio.to_thread(shortcodes)
+        return web.json_response(names, headers={"Cache-Control": "max-age=86400"})
 
     async def state(self, _request: web.Request) -> web.Response:
         body = await asyncio.to_thread(self._snapshot_json)
@@ -181,6 +225,28 @@ class WorkspacePages:
         # Closing a modal is the person's own client; the app hears of it only when it asked
         # (notify_on_close), which the product never does.
         await _as_person(self.slack.workspace.close_view, request.match_info["view_id"])
+        return web.json_response({"ok": True})
+
+    async def open_assistant(self, request: web.Request) -> web.Response:
+        """The person opened the app's side panel (or started a new chat in it)."""
+        body = await request.json()
+        opened = await _as_person(
+            self.slack.open_assistant_thread, body["user"], body.get("context_channel") or None
+        )
+        return web.json_response(
+            {"ok": True, "channel": opened.message.channel, "ts": opened.message.ts}
+        )
+
+    async def change_assistant_context(self, request: web.Request) -> web.Response:
+        """The person moved to another channel while the side panel was open."""
+        body = await request.json()
+        await _as_person(
+            self.slack.change_assistant_context,
+            body["user"],
+            body["channel"],
+            body["ts"],
+            body["context_channel"],
+        )
         return web.json_response({"ok": True})
 
     async def send_mail(self, request: web.Request) -> web.Response:

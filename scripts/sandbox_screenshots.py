@@ -2,11 +2,12 @@
 
     .venv/bin/python scripts/sandbox_screenshots.py [--out docs/sandbox]
 
-Starts `chatops sandbox --demo-model --embedded-redis` in a fresh data folder (so no
-model and no outside service is needed), drives it in headless Chromium (Debian's, at
-/usr/bin/chromium; `sh scripts/ensure_chromium.sh` installs it) through the README's
-steps 1-3, and saves mention.png, approval.png and mailbox.png. Everything shown is
-what the product did: the demo model's answers are labelled as such.
+Starts `chatops sandbox --embedded-redis` in a fresh data folder with no model configured
+(so it answers with its demo model, and no outside service is needed), drives it in
+headless Chromium (Debian's, at /usr/bin/chromium; `sh scripts/ensure_chromium.sh`
+installs it) through the README's steps 1-4, and saves mention.png, approval.png,
+mailbox.png and panel.png. Everything shown is what the product did: the demo model's
+answers are labelled as such.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _start_sandbox(data_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in OUTSIDE}
     command = [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port)]
-    command += ["--data-dir", str(data_dir), "--demo-model", "--embedded-redis"]
+    command += ["--data-dir", str(data_dir), "--embedded-redis"]
     log = (data_dir / "sandbox.log").open("ab")
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -124,6 +125,16 @@ def _walk_through(url: str, out: Path) -> None:
         page.click("#mailbox-link")
         expect(page.locator("#outbox .mail")).to_have_count(1)
         page.screenshot(path=str(out / "mailbox.png"))
+
+        # 4. The app's side panel: suggested prompts, then an answer under the thread's title.
+        _act_as(page, REQUESTER)
+        _open_channel(page, SUPPORT)
+        page.click("#open-assistant")
+        page.locator(".assistant-prompt", has_text="Find an answer").click()
+        panel = page.locator("#assistant-view")
+        expect(panel.locator("#assistant-messages")).to_contain_text("Sources")
+        expect(panel.locator("#assistant-status")).to_have_text("")
+        page.screenshot(path=str(out / "panel.png"))
         browser.close()
 
 

@@ -32,7 +32,12 @@ MAX_ANSWER_CHARS = 3_000
 # guessing, and a guess with a source list looks more trustworthy than it is.
 MAX_UNGROUNDED_DRAFTS = 2
 
-OFFLINE_LABEL = "_Offline mode: no language model is configured, so I can only show what I found._"
+OFFLINE_LABEL = (
+    "_Offline mode: no language model is configured, so I can only show what I found: I "
+    "cannot write an answer or act on a request (send an email, post elsewhere). Whoever runs "
+    "me can set OPENAI_BASE_URL to an OpenAI-compatible model (the sandbox uses its demo "
+    "model unless started with --offline); `/agent status` shows the model in use._"
+)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from review.commands import (
 from review.decisions import EMOJI_DECISIONS
 from review.handoff import is_handed_off
 from review.messages import BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT, EDIT_VIEW, edit_view
+from review.model_status import model_line
 
 log = structlog.get_logger(__name__)
 
@@ -222,6 +223,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
             guardrail_status,
             credentials,
             templates=templates,
+            model=model_line(settings),
         )
         await ack(response_type=reply.response_type, text=reply.text)
 

@@ -3,15 +3,27 @@
 // hands them to the product the way Slack and email would.
 "use strict";
 
+// A few emoji for the moment before the full table (Slack's shortcodes, from the server's
+// `emoji` package: /api/emoji) has loaded, or if it cannot.
 const EMOJI = {
-  white_check_mark: "✅", pencil2: "✏️", x: "❌", "+1": "👍", eyes: "👀", tada: "🎉",
-  hourglass_flowing_sand: "⏳", raised_hand: "✋", warning: "⚠️", alarm_clock: "⏰",
-  heavy_check_mark: "✔️", email: "📧", envelope: "✉️", mag: "🔍", books: "📚", robot_face: "🤖",
-  no_entry: "⛔", no_entry_sign: "🚫", lock: "🔒", bulb: "💡", information_source: "ℹ️",
-  memo: "📝", pause_button: "⏸️", arrow_forward: "▶️", speech_balloon: "💬",
-  large_green_circle: "🟢", red_circle: "🔴", white_circle: "⚪", thinking_face: "🤔",
-  page_facing_up: "📄", link: "🔗", gear: "⚙️", busts_in_silhouette: "👥", bell: "🔔",
+  white_check_mark: "✅", pencil2: "✏️", x: "❌", "+1": "👍", "-1": "👎", eyes: "👀",
+  hourglass_flowing_sand: "⏳", raised_hand: "✋", raising_hand: "🙋", warning: "⚠️",
+  alarm_clock: "⏰", no_entry: "⛔", mag: "🔍", information_source: "ℹ️",
+  double_vertical_bar: "⏸️", arrow_forward: "▶️",
 };
+let emojiNames = {};
+
+function emoji(name) {
+  return emojiNames[name] || EMOJI[name];
+}
+
+async function loadEmoji() {
+  try {
+    const response = await fetch("/api/emoji");
+    if (response.ok) emojiNames = await response.json();
+  } catch (_) { /* the short table above still shows the product's own */ }
+}
+
 const QUICK_REACTIONS = ["white_check_mark", "pencil2", "x", "+1"];
 const COLORS = ["#2eb67d", "#e01e5a", "#36c5f0", "#ecb22e", "#4a154b", "#1264a3"];
 
@@ -20,6 +32,7 @@ const ui = {
   channel: localStorage.getItem("sandbox.channel") || "C0SUPPORT",
   view: "channel", // or "mail"
   thread: null, // {channel, ts}
+  assistant: null, // the side panel's thread, {channel, ts}, while the panel is open
   modalId: null,
 };
 let state = null;
@@ -76,6 +89,11 @@ function channelName(id) {
   return channel ? channel.name : id;
 }
 
+function anchor(url, label) {
+  const safeUrl = /^(https?:|mailto:)/.test(url) ? url : "#";
+  return `<a href="${escapeHtml(safeUrl)}" target="_blank" rel="noopener">${escapeHtml(label)}</a>`;
+}
+
 function link(token) {
   // One <...> token of Slack's markup, as HTML.
   if (token.startsWith("@")) {
@@ -90,25 +108,56 @@ function link(token) {
     return `<span class="mention">@${escapeHtml(token.slice(1).split("|")[0].replace(/^subteam\^/, ""))}</span>`;
   }
   const [url, label] = token.split("|");
-  const safeUrl = /^(https?:|mailto:)/.test(url) ? url : "#";
-  return `<a href="${escapeHtml(safeUrl)}" target="_blank" rel="noopener">${escapeHtml(unescapeSlack(label || url))}</a>`;
+  const shown = unescapeSlack(label || url).replace(/^mailto:/, "");
+  return anchor(unescapeSlack(url), shown);
 }
 
+const BARE_URL = /\bhttps?:\/\/[^\s<>\u0000]+[^\s<>\u0000.,;:!?)\]'"*_~]/g;
+
+// Slack's mrkdwn (and the Markdown of streamed messages, which Slack renders too): links,
+// code, bold, italics, strike-through, emoji, quotes, lists and headings.
 function mrkdwn(text) {
   if (!text) return "";
-  const links = [];
-  let out = text.replace(/<([^<>]+)>/g, (_, token) => `\u0000${links.push(link(token)) - 1}\u0000`);
+  const kept = [];
+  const keep = (html) => `\u0000${kept.push(html) - 1}\u0000`;
+  let out = text.replace(/```\n?([\s\S]*?)```/g, (_, code) => keep(`<pre>${escapeHtml(unescapeSlack(code))}</pre>`));
+  out = out.replace(/`([^`\n]+)`/g, (_, code) => keep(`<code>${escapeHtml(unescapeSlack(code))}</code>`));
+  out = out.replace(/<([^<>\s][^<>]*)>/g, (_, token) => keep(link(token)));
+  out = out.replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s)]+)\)/g, (_, label, url) => keep(anchor(unescapeSlack(url), unescapeSlack(label))));
+  out = out.replace(BARE_URL, (url) => keep(anchor(unescapeSlack(url), unescapeSlack(url))));
   out = escapeHtml(unescapeSlack(out));
-  out = out.replace(/```([\s\S]*?)```/g, (_, code) => `<pre>${code}</pre>`);
-  out = out.replace(/`([^`\n]+)`/g, "<code>$1</code>");
-  out = out.replace(/(^|[\s(])\*([^*\n]+)\*(?=[\s).,:;!?]|$)/gm, "$1<strong>$2</strong>");
-  out = out.replace(/(^|[\s(])_([^_\n]+)_(?=[\s).,:;!?]|$)/gm, "$1<em>$2</em>");
-  out = out.replace(/(^|[\s(])~([^~\n]+)~(?=[\s).,:;!?]|$)/gm, "$1<del>$2</del>");
-  out = out.replace(/:([a-z0-9_+-]+):/g, (whole, name) => EMOJI[name] || whole);
-  out = out.replace(/^&gt; ?(.*)$/gm, "<blockquote>$1</blockquote>");
-  out = out.replace(/\n/g, "<br>").replace(/<\/blockquote><br>/g, "</blockquote>");
-  out = out.replace(/<\/blockquote><blockquote>/g, "<br>"); // one quote, several lines
-  return out.replace(/\u0000(\d+)\u0000/g, (_, index) => links[Number(index)]);
+  out = out.replace(/\*\*([^*\n]+)\*\*/g, "<strong>$1</strong>");
+  out = out.replace(/(^|[\s(>\u0000])\*([^*\s][^*\n]*?)\*(?=[\s).,:;!?<\u0000]|$)/gm, "$1<strong>$2</strong>");
+  out = out.replace(/(^|[\s(>\u0000])_([^_\s][^_\n]*?)_(?=[\s).,:;!?<\u0000]|$)/gm, "$1<em>$2</em>");
+  out = out.replace(/(^|[\s(>\u0000])~([^~\s][^~\n]*?)~(?=[\s).,:;!?<\u0000]|$)/gm, "$1<del>$2</del>");
+  out = out.replace(/:([a-z0-9_+-]+):/g, (whole, name) => emoji(name) || whole);
+  return lines(out).replace(/\u0000(\d+)\u0000/g, (_, index) => kept[Number(index)]);
+}
+
+// Line by line: "- ", "• " or "* " items and "1. " items become lists, "> " lines a quote,
+// "# " lines a heading; other lines are kept, with line breaks between them.
+function lines(html) {
+  const out = [];
+  let open = null; // "ul", "ol", "blockquote" or null
+  let text = [];
+  const flushText = () => { if (text.length) out.push(text.join("<br>")); text = []; };
+  const close = () => { if (open) out.push(`</${open}>`); open = null; };
+  const start = (tag, cls) => {
+    if (open === tag) return;
+    flushText(); close();
+    out.push(`<${tag}${cls ? ` class="${cls}"` : ""}>`);
+    open = tag;
+  };
+  for (const line of html.split("\n")) {
+    let m;
+    if ((m = line.match(/^\s*(?:•|-|\*)\s+(.+)$/))) { start("ul", "mrkdwn-list"); out.push(`<li>${m[1]}</li>`); }
+    else if ((m = line.match(/^\s*\d{1,3}[.)]\s+(.+)$/))) { start("ol", "mrkdwn-list"); out.push(`<li>${m[1]}</li>`); }
+    else if ((m = line.match(/^&gt; ?(.*)$/))) { start("blockquote"); out.push(`${m[1]}<br>`); }
+    else if ((m = line.match(/^#{1,3}\s+(.+)$/))) { close(); flushText(); out.push(`<div class="mrkdwn-heading">${m[1]}</div>`); }
+    else { close(); text.push(line); }
+  }
+  flushText(); close();
+  return out.join("").replace(/<br><\/blockquote>/g, "</blockquote>");
 }
 
 function plainText(object) {
@@ -194,10 +243,10 @@ function messageHtml(message, channel, { inThread = false, ephemeral = false } =
   const reactions = (message.reactions || []).map((r) => {
     const mine = r.users.includes(ui.user) ? " mine" : "";
     return `<button type="button" class="reaction${mine}" data-name="${escapeHtml(r.name)}" title=":${escapeHtml(r.name)}:">`
-      + `${EMOJI[r.name] || `:${escapeHtml(r.name)}:`} <span class="count">${r.users.length}</span></button>`;
+      + `${emoji(r.name) || `:${escapeHtml(r.name)}:`} <span class="count">${r.users.length}</span></button>`;
   }).join("");
   const quick = ephemeral ? "" : `<div class="quick-actions">${QUICK_REACTIONS.map((name) =>
-    `<button type="button" class="quick-react" data-name="${name}" title="React :${name}:">${EMOJI[name]}</button>`).join("")}`
+    `<button type="button" class="quick-react" data-name="${name}" title="React :${name}:">${emoji(name)}</button>`).join("")}`
     + (inThread ? "" : '<button type="button" class="open-thread" title="Reply in thread">💬</button>') + "</div>";
   const replies = !inThread && message.replies && message.replies.length
     ? `<button type="button" class="thread-link open-thread">${message.replies.length} ${message.replies.length === 1 ? "reply" : "replies"}</button>`
@@ -210,11 +259,13 @@ function messageHtml(message, channel, { inThread = false, ephemeral = false } =
     + `${note}${blocksHtml(message.blocks, message.text)}<div class="reactions">${reactions}</div>${replies}</div>${quick}</li>`;
 }
 
-function keepScrolled(list, html) {
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+// Replace a list's items, keeping it scrolled to the end if it was (`scroller` is the
+// element that scrolls, when it is not the list itself).
+function keepScrolled(scroller, html, list = scroller) {
+  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
   if (list.innerHTML === html) return;
   list.innerHTML = html;
-  if (atBottom) list.scrollTop = list.scrollHeight;
+  if (atBottom) scroller.scrollTop = scroller.scrollHeight;
 }
 
 function visibleEphemeral(channel, threadTs) {
@@ -259,6 +310,70 @@ function renderThread() {
   }
   items.sort((a, b) => Number(a.ts) - Number(b.ts));
   keepScrolled($("thread-messages"), items.map((i) => i.html).join(""));
+}
+
+// --- the app's side panel (Slack's Agents & AI Apps) --------------------------------------------
+
+function assistantThread() {
+  return ui.assistant && state.assistant_threads.find((t) => t.channel === ui.assistant.channel && t.ts === ui.assistant.ts);
+}
+
+function latestAssistantThread() {
+  const mine = state.assistant_threads.filter((t) => t.user === ui.user);
+  return mine.length ? mine[mine.length - 1] : null;
+}
+
+function renderAssistant() {
+  const view = $("assistant-view");
+  const thread = ui.view === "channel" ? assistantThread() : null;
+  $("open-assistant").classList.toggle("active", Boolean(thread));
+  if (!thread) { view.hidden = true; return; }
+  view.hidden = false;
+  const channel = state.channels.find((c) => c.id === thread.channel);
+  const root = channel && channel.messages.find((m) => m.ts === thread.ts);
+  const replies = root ? root.replies : [];
+  $("assistant-title").textContent = thread.title || "New chat";
+  const prompts = thread.prompts && replies.length === 0 ? thread.prompts : null;
+  const promptsHtml = prompts
+    ? (prompts.title ? `<p>${escapeHtml(prompts.title)}</p>` : "") + prompts.prompts.map((p) =>
+      `<button type="button" class="assistant-prompt" data-message="${escapeHtml(p.message)}">`
+      + `<strong>${escapeHtml(p.title)}</strong><span>${escapeHtml(p.message)}</span></button>`).join("")
+    : "";
+  if ($("assistant-prompts").innerHTML !== promptsHtml) $("assistant-prompts").innerHTML = promptsHtml;
+  const items = replies.map((m) => ({ ts: m.ts, html: messageHtml(m, thread.channel, { inThread: true }) }));
+  for (const m of visibleEphemeral(thread.channel, thread.ts)) {
+    items.push({ ts: m.ts, html: messageHtml({ ...m, is_bot: true, user: state.bot_user_id, reactions: [] }, thread.channel, { inThread: true, ephemeral: true }) });
+  }
+  items.sort((a, b) => Number(a.ts) - Number(b.ts));
+  keepScrolled($("assistant-body"), items.map((i) => i.html).join(""), $("assistant-messages"));
+  $("assistant-status").textContent = thread.status ? `${userName(state.bot_user_id)} ${thread.status}` : "";
+}
+
+function rememberAssistant() {
+  localStorage.setItem(`sandbox.assistant.${ui.user}`, JSON.stringify(ui.assistant));
+}
+
+async function openAssistant({ fresh = false } = {}) {
+  ui.thread = null;
+  const latest = fresh ? null : latestAssistantThread();
+  if (latest) {
+    ui.assistant = { channel: latest.channel, ts: latest.ts };
+  } else {
+    const context = state.channels.find((c) => c.id === ui.channel && !c.im_user);
+    const opened = await api("/api/assistant/open", { user: ui.user, context_channel: context ? context.id : null });
+    if (!opened.ok) return;
+    ui.assistant = { channel: opened.channel, ts: opened.ts };
+  }
+  rememberAssistant();
+  render();
+  $("assistant-input").focus();
+}
+
+async function tellAssistantWhereIAm() {
+  const channel = state.channels.find((c) => c.id === ui.channel && !c.im_user);
+  if (ui.assistant && channel) {
+    await api("/api/assistant/context", { user: ui.user, channel: ui.assistant.channel, ts: ui.assistant.ts, context_channel: channel.id });
+  }
 }
 
 // --- the rest of the page -----------------------------------------------------------------
@@ -336,6 +451,7 @@ function render() {
   $("mail-view").hidden = ui.view !== "mail";
   if (ui.view === "channel") renderChannel();
   renderThread();
+  renderAssistant();
   renderMail();
   renderModal();
 }
@@ -363,6 +479,7 @@ function wire() {
     ui.user = event.target.value;
     localStorage.setItem("sandbox.user", ui.user);
     ui.modalId = null;
+    ui.assistant = JSON.parse(localStorage.getItem(`sandbox.assistant.${ui.user}`) || "null");
     render();
   });
   document.addEventListener("click", async (event) => {
@@ -376,10 +493,21 @@ function wire() {
       localStorage.setItem("sandbox.channel", ui.channel);
       if (ui.thread && ui.thread.channel !== ui.channel) ui.thread = null;
       render();
+      await tellAssistantWhereIAm();
     } else if (target.id === "mailbox-link") {
       event.preventDefault();
       ui.view = "mail";
       render();
+    } else if (target.id === "open-assistant") {
+      if (ui.assistant) { ui.assistant = null; rememberAssistant(); render(); } else await openAssistant();
+    } else if (target.id === "assistant-new") {
+      await openAssistant({ fresh: true });
+    } else if (target.id === "close-assistant") {
+      ui.assistant = null;
+      rememberAssistant();
+      render();
+    } else if (target.classList.contains("assistant-prompt") && ui.assistant) {
+      await api("/api/messages", { user: ui.user, channel: ui.assistant.channel, text: target.dataset.message, thread_ts: ui.assistant.ts });
     } else if (target.id === "close-thread") {
       ui.thread = null;
       render();
@@ -387,6 +515,8 @@ function wire() {
       await api(`/api/views/${$("modal").dataset.viewId}/close`, { user: ui.user });
     } else if (target.classList.contains("open-thread") && message) {
       ui.thread = { channel: message.dataset.channel, ts: message.dataset.ts };
+      ui.assistant = null;
+      rememberAssistant();
       render();
       $("thread-input").focus();
     } else if ((target.classList.contains("quick-react") || target.classList.contains("reaction")) && message) {
@@ -417,6 +547,16 @@ function wire() {
     input.value = "";
     if (ui.thread) await send(text, ui.thread.ts);
   });
+  $("assistant-composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("assistant-input");
+    const text = input.value.trim();
+    input.value = "";
+    if (ui.assistant && text) {
+      await api("/api/messages", { user: ui.user, channel: ui.assistant.channel, text, thread_ts: ui.assistant.ts });
+    }
+  });
+  submitOnEnter($("assistant-input"), $("assistant-composer"));
   submitOnEnter($("message-input"), $("composer"));
   submitOnEnter($("thread-input"), $("thread-composer"));
   $("modal").addEventListener("submit", async (event) => {
@@ -437,5 +577,6 @@ function wire() {
   });
 }
 
+ui.assistant = JSON.parse(localStorage.getItem(`sandbox.assistant.${ui.user}`) || "null");
 wire();
-connect();
+loadEmoji().then(connect);

@@ -85,3 +85,20 @@ def test_logging_imports_no_presidio(command: str) -> None:
     )
     assert json.loads(done.stdout)["sender"] == "<EMAIL>"
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_local_url_stays_readable_while_a_real_address_is_masked() -> None:
+    """Loopback addresses name every machine and no person, so a URL on 127.0.0.1 (the
+    sandbox's "ready" line) is logged as it is; a public or private address is still masked."""
+    event = {
+        "event": "sandbox.ready",
+        "url": "http://127.0.0.1:8000",
+        "ipv6": "[::1]:8000",
+        "client": "203.0.113.7 via 10.20.30.40",
+    }
+    assert redact_pii(None, "info", event) == {
+        "event": "sandbox.ready",
+        "url": "http://127.0.0.1:8000",
+        "ipv6": "[::1]:8000",
+        "client": "<IP> via <IP>",
+    }

@@ -46,6 +46,7 @@ SANDBOX_STOP_TIMEOUT = 60.0  # seconds; it stops its three children first
 class RunningSandbox:
     url: str
     log_path: Path
+    process: subprocess.Popen[bytes] | None = None  # for tests that stop it themselves
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -132,7 +133,7 @@ def started_sandbox(env: dict[str, str], data_dir: Path, *args: str) -> Iterator
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    running = RunningSandbox(f"http://127.0.0.1:{port}", log_path)
+    running = RunningSandbox(f"http://127.0.0.1:{port}", log_path, process)
     try:
         deadline = time.monotonic() + SANDBOX_START_TIMEOUT
         while not _ready(running.url):
@@ -141,7 +142,8 @@ def started_sandbox(env: dict[str, str], data_dir: Path, *args: str) -> Iterator
             time.sleep(0.5)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=SANDBOX_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -149,9 +151,11 @@ def started_sandbox(env: dict[str, str], data_dir: Path, *args: str) -> Iterator
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's headless Chromium, driven by Playwright."""
+    """Debian's headless Chromium, driven by Playwright, for one test module: Playwright's
+    sync API keeps an asyncio loop running in the main thread while it is open, and later
+    modules that call asyncio.run() (test_slack_web_api.py) would fail under it."""
     if not CHROMIUM.exists():
         pytest.skip(
             f"Chromium is not installed at {CHROMIUM} and scripts/ensure_chromium.sh could not "

@@ -1,4 +1,4 @@
-"""`chatops sandbox --demo-model` with no model configured: the README walkthrough works.
+"""`chatops sandbox` with no model configured uses its demo model: the README walkthrough works.
 
 The sandbox runs as a child process exactly as a newcomer starts it, with no
 OPENAI_BASE_URL, and is used through its page's own HTTP API (what the page's buttons
@@ -46,7 +46,6 @@ def demo_sandbox(
         tmp_path_factory.mktemp("demo-model-sandbox"),
         # No model configured, as on a newcomer's machine (empty counts as unset).
         {"OPENAI_BASE_URL": "", "OPENAI_API_KEY": "", "LLM_FALLBACK_PROVIDERS": ""},
-        "--demo-model",
     ) as running:
         yield running
 
@@ -90,7 +89,7 @@ def thread_once(sandbox: RunningSandbox, channel: str, containing: str, until: s
 def test_the_sandbox_says_it_started_the_demo_model(demo_sandbox: RunningSandbox) -> None:
     """Its output names the demo model and says it is not AI; it is not in offline mode."""
     log = demo_sandbox.log_text()
-    assert "the sandbox's demo model" in log and "not AI" in log
+    assert "sandbox's demo model" in log and "not AI" in log
     assert "offline mode" not in log
 
 

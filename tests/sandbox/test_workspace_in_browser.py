@@ -167,6 +167,7 @@ def test_agent_status_answers_an_admin_and_a_plain_user_privately(page: Any) -> 
     admin_view = page.locator("#messages .message.ephemeral", has_text="Pending approvals")
     expect(admin_view).to_have_count(1, timeout=AGENT_WORK)
     expect(admin_view).to_contain_text("Only visible to you")
+    expect(admin_view).to_contain_text("Model: gpt-4o-mini")  # the model this sandbox was given
 
     act_as(page, REQUESTER)
     expect(page.locator("#messages .message.ephemeral")).to_have_count(0)
@@ -231,3 +232,70 @@ def test_an_email_to_the_agent_inbox_is_answered_in_the_outbox_after_approval(
     reply = page.locator("#outbox .mail", has_text=f"Re: Where is order {marker}?")
     expect(reply).to_contain_text(f"Order {marker} ships tomorrow", timeout=AGENT_WORK)
     expect(reply).to_contain_text(CUSTOMER)
+
+
+def test_the_side_panel_offers_prompts_shows_thinking_and_answers_under_a_title(
+    page: Any, llm: OpenAIEmulator
+) -> None:
+    """The ✨ chatops button opens Slack's assistant panel: the product's suggested prompts,
+    then, for a clicked prompt, "is thinking…" while it works, the answer without any
+    @mention, and the question as the thread's title."""
+    prompt = "What can you help me with, and what can't you do?"  # the product's first prompt
+    llm.script(
+        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": []}),
+        # Slow enough for a person (and this test) to see the status while it works.
+        Reply(content={"answer": "I answer from your knowledge base.", "citations": []}, delay=4),
+        match=prompt,
+    )
+    act_as(page, REQUESTER)
+    open_channel(page, SUPPORT)
+
+    page.click("#open-assistant")
+
+    panel = page.locator("#assistant-view")
+    expect(panel.locator(".assistant-prompt")).to_have_count(3, timeout=AGENT_WORK)
+    expect(panel.locator("#assistant-title")).to_have_text("New chat")
+    panel.locator(".assistant-prompt", has_text="What can you do?").click()
+    expect(panel.locator("#assistant-status")).to_have_text(
+        "chatops is thinking…", timeout=AGENT_WORK
+    )
+    expect(panel.locator("#assistant-messages")).to_contain_text(
+        "I answer from your knowledge base", timeout=AGENT_WORK
+    )
+    expect(panel.locator("#assistant-title")).to_have_text(prompt)
+    expect(panel.locator("#assistant-status")).to_have_text("", timeout=AGENT_WORK)
+    expect(panel.locator(".assistant-prompt")).to_have_count(0)
+
+
+def test_emoji_shortcodes_mrkdwn_and_links_render_as_slack_shows_them(page: Any) -> None:
+    """Shortcodes the product uses show as emoji; bold, italics, strike-through, code,
+    lists and quotes are formatted; typed addresses and Slack's <url|text> are links."""
+    marker = uuid.uuid4().hex[:8]
+    act_as(page, REQUESTER)
+    open_channel(page, GENERAL)
+
+    write(
+        page,
+        f"Release {marker}: *bold* _fine print_ ~old~ `v2` :raising_hand: :double_vertical_bar: "
+        "see https://status.example.com/vpn\n- first step\n- second step\n> quoted note",
+    )
+
+    shown = channel_message(page, marker).locator(".body")
+    expect(shown).to_contain_text("🙋 ⏸️")
+    expect(shown).not_to_contain_text(":raising_hand:")
+    expect(shown.locator("strong")).to_have_text("bold")
+    expect(shown.locator("em")).to_have_text("fine print")
+    expect(shown.locator("del")).to_have_text("old")
+    expect(shown.locator("code")).to_have_text("v2")
+    expect(shown.locator("li")).to_have_text(["first step", "second step"])
+    expect(shown.locator("blockquote")).to_have_text("quoted note")
+    link = shown.locator("a", has_text="status.example.com")
+    expect(link).to_have_attribute("href", "https://status.example.com/vpn")
+    # What the product posts: Slack's own link markup, rendered by the same code.
+    html = page.evaluate(
+        "text => mrkdwn(text)", "Read <https://docs.example.com/a?b=1&amp;c=2|the docs>."
+    )
+    assert html == (
+        'Read <a href="https://docs.example.com/a?b=1&amp;c=2" target="_blank" '
+        'rel="noopener">the docs</a>.'
+    )
