@@ -5,7 +5,8 @@
 
 A benchmark is any `bench/*.py` with a `__main__` block, except the helpers that
 benchmarks start as child processes: so a new script is run here without being listed,
-and one that no longer runs, or has no `--smoke`, fails `make test`. With `--smoke`, one
+and one that no longer runs, or has no `--smoke`, fails `make test`; so does a module in
+bench/ that imports from tests/ (shared set-up lives in testbed/). With `--smoke`, one
 embedded Postgres serves all the scripts (`BENCH_DATABASE_URL`, each makes its own
 database on it); full runs leave each script its own server, whose CPU they count as
 theirs. Where no Redis answers at `BENCH_REDIS_URL` (default 127.0.0.1:6379), a
@@ -41,6 +42,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 # the bare SMTP server, the load generator), and this runner.
 NOT_BENCHMARKS = {"bare_bolt", "bare_smtp", "loadgen", "run_all"}
 MAIN_BLOCK = re.compile(r'^if __name__ == "__main__":', re.MULTILINE)
+# Benchmarks share set-up with the tests through testbed/, never by importing the suite.
+IMPORTS_TESTS = re.compile(r"^\s*(?:from|import)\s+tests(?:\.|\s|$)", re.MULTILINE)
 SMOKE_LIMIT = 300.0  # s per script; a smoke run takes seconds to a minute on 2 busy cores
 FULL_LIMIT = 3600.0
 TAIL = 4000  # characters of a failed script's output to show
@@ -53,6 +56,11 @@ def benchmarks() -> list[str]:
         for path in BENCH.glob("*.py")
         if path.stem not in NOT_BENCHMARKS and MAIN_BLOCK.search(path.read_text())
     )
+
+
+def importing_tests() -> list[str]:
+    """The bench/ modules that import from tests/."""
+    return sorted(p.name for p in BENCH.glob("*.py") if IMPORTS_TESTS.search(p.read_text()))
 
 
 def main() -> int:
@@ -73,7 +81,10 @@ def main() -> int:
                 failed.append(name)
     summary = f"{len(chosen) - len(failed)} of {len(chosen)} benchmarks ran"
     print(summary + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
-    return 1 if failed else 0
+    offenders = importing_tests()
+    if offenders:
+        print(f"FAILED: bench/{', bench/'.join(offenders)} import from tests/ (use testbed/)")
+    return 1 if failed or offenders else 0
 
 
 def _parse(known: list[str]) -> argparse.Namespace:
