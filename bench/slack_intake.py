@@ -48,9 +48,17 @@ from bench.report import (  # noqa: E402
 )
 from bench.script import Report, parser  # noqa: E402
 
-ACK_WARMUP = 30  # requests sent one by one before each measured load, not counted
+ACK_WARMUP = 10  # requests sent one by one before each measured round, not counted
+ROUNDS = 5  # alternating rounds of ack load per target
 DRAFT_WARMUP = 3  # mentions answered before the measured ones, not counted
-SMOKE = {"rate": 50.0, "seconds": 1.0, "drafts": 3, "ack_warmup": 3, "draft_warmup": 1}
+SMOKE = {
+    "rate": 50.0,
+    "seconds": 1.0,
+    "rounds": 1,
+    "drafts": 3,
+    "ack_warmup": 3,
+    "draft_warmup": 1,
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,7 +71,7 @@ def parse_args() -> argparse.Namespace:
     )
     made.add_argument("--dump-samples", type=Path, help="also write every raw sample as JSON")
     args = made.parse_args()
-    args.ack_warmup, args.draft_warmup = ACK_WARMUP, DRAFT_WARMUP
+    args.ack_warmup, args.draft_warmup, args.rounds = ACK_WARMUP, DRAFT_WARMUP, ROUNDS
     if args.smoke:
         vars(args).update(SMOKE)
     if not (0 < args.rate <= 1000 and 0 < args.seconds <= 60 and 1 <= args.drafts <= 500):
@@ -99,25 +107,36 @@ def run(env: BenchEnv, args: argparse.Namespace, report: Report) -> None:
     # The ack loads would otherwise queue a thousand agent runs whose work competes with
     # the listener for the two cores, and the bare Bolt app has no worker either.
     env.stack.worker.stop()
-    count = round(args.rate * args.seconds)
+    count = round(args.rate * args.seconds / args.rounds)  # per round and target
     serve_pid, bare_pid = _pid(env.stack.serve.process), env.bare.process.pid
-    ours_plan = mention_plan(env.slack, env.stack.events_url, args.rate, count, args.ack_warmup)
-    bare_plan = mention_plan(env.slack, env.bare.events_url, args.rate, count, args.ack_warmup)
-    ours_result, ours_cpu = _load(ours_plan, serve_pid, count, markers, env)
-    bare_result, bare_cpu = _load(bare_plan, bare_pid, count, markers, env)
+    # Alternating rounds: on a shared machine the neighbours' load drifts, and one load
+    # after the other would hand one target the quieter seconds.
+    ours_rounds, bare_rounds, acked, stored = [], [], 0, 0
+    for _ in range(args.rounds):
+        ours_plan = mention_plan(env.slack, env.stack.events_url, args.rate, count, args.ack_warmup)
+        bare_plan = mention_plan(env.slack, env.bare.events_url, args.rate, count, args.ack_warmup)
+        ours_rounds.append(_load(ours_plan, serve_pid, count, markers, env))
+        bare_rounds.append(_load(bare_plan, bare_pid, count, markers, env))
+        round_acked, round_stored = _acked_and_stored(
+            env.database_url, ours_plan, ours_rounds[-1][0]
+        )
+        acked, stored = acked + round_acked, stored + round_stored
+    ours_result, ours_cpu = _combined(ours_rounds)
+    bare_result, bare_cpu = _combined(bare_rounds)
     if args.dump_samples:
         _dump(args.dump_samples, ours_result, bare_result, timings)
     ours = AckSummary.of("chatops serve", ours_result, ours_cpu)
     bare = AckSummary.of("bare Bolt app", bare_result, bare_cpu)
-    acked, stored = _acked_and_stored(env.database_url, ours_plan, ours_result)
     report.add(
         versions(),
         f"setup: {env.description}",
         "",
         *ack_lines(ours, bare, args.rate, args.seconds),
+        f"({args.rounds} alternating rounds of {args.seconds / args.rounds:g} s per target)",
         f"statuses: chatops serve {{{status_counts(ours_result)}}},"
         f" bare Bolt {{{status_counts(bare_result)}}}",
-        f"(worker stopped during the ack loads; {args.ack_warmup} unmeasured requests first;"
+        f"(worker stopped during the ack loads; {args.ack_warmup} unmeasured requests before"
+        " each round;"
         " 'others CPU' is the share of all cores used by processes not ours)",
         "",
         *draft_lines(drafts),
@@ -160,6 +179,22 @@ def _load(
         others_share=cpu.others_share(before[0], after[0]),
         server_ms=(after[1] - before[1]) * 1000 / count,
         postgres_ms=(after[2] - before[2]) * 1000 / count,
+    )
+
+
+def _combined(rounds: list[tuple[LoadResult, LoadCpu]]) -> tuple[LoadResult, LoadCpu]:
+    """One target's rounds as one load: every sample, the CPU averaged over the rounds."""
+    results = [result for result, _ in rounds]
+    combined = LoadResult(
+        samples=tuple(sample for result in results for sample in result.samples),
+        duration=sum(result.duration for result in results),
+        warmup_statuses=tuple(status for result in results for status in result.warmup_statuses),
+    )
+    cpus = [cpu_use for _, cpu_use in rounds]
+    return combined, LoadCpu(
+        others_share=max(c.others_share for c in cpus),
+        server_ms=sum(c.server_ms for c in cpus) / len(cpus),
+        postgres_ms=sum(c.postgres_ms for c in cpus) / len(cpus),
     )
 
 
