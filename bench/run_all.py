@@ -83,7 +83,8 @@ def main() -> int:
     print(summary + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
     offenders = importing_tests()
     if offenders:
-        print(f"FAILED: bench/{', bench/'.join(offenders)} import from tests/ (use testbed/)")
+        listed = ", ".join(f"bench/{name}" for name in offenders)
+        print(f"FAILED: importing from tests/ (take it from testbed/): {listed}")
     return 1 if failed or offenders else 0
 
 
