@@ -29,11 +29,14 @@ test: $(STAMP) lint
 	sh scripts/ensure_promtool.sh
 	sh scripts/ensure_compose.sh
 	$(BIN)/python -m pytest
+	$(BIN)/python -m bench.run_all --smoke  # every benchmark, briefly: one that breaks fails CI
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## The full benchmarks, one after another (minutes each); `make bench BENCH=smtp_intake`
+## runs one. Each keeps its output in bench/results/.
 bench: $(STAMP)
-	$(BIN)/python bench/slack_intake.py
+	$(BIN)/python -m bench.run_all $(BENCH)

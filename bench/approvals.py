@@ -4,7 +4,7 @@ run, 20 actions approved one at a time (each after the previous one ran), which 
 latency of one approval apart from the queueing a burst causes.
 
     .venv/bin/python bench/approvals.py [--actions 200] [--concurrency 16] [--single 20]
-                                        [--workers 1x4,1x8,2x8]
+                                        [--workers 1x4,1x8,2x8] [--smoke]
 
 Sets up its own Postgres database (embedded, or BENCH_DATABASE_URL's server), a Redis
 namespace (BENCH_REDIS_URL or 127.0.0.1:6379/14), the Slack emulator, and `chatops serve`
@@ -16,7 +16,6 @@ signed reaction_added events, as Slack sends them.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,46 +30,44 @@ import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from bench.environment import bench_services  # noqa: E402
+from bench.report import percentile  # noqa: E402
+from bench.script import Report, load_average, parser  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from connectors.slack.web_client import make_web_client  # noqa: E402
 from review import actions, tenant_settings  # noqa: E402
 from review.slack_posts import post_approval_request  # noqa: E402
 from sandbox.slack_emulator import SlackEmulator  # noqa: E402
-from tests.support.processes import ChatopsProcess, wait_for  # noqa: E402
-from tests.support.stack import start_stack  # noqa: E402
+from testbed.processes import ChatopsProcess, wait_for  # noqa: E402
+from testbed.stack import start_stack  # noqa: E402
 
 APPROVALS, SUPPORT, APPROVER = "C0APPROVALS", "C0SUPPORT", "U0APPROVER"
 AIM_P95 = 1.0  # seconds, reaction to executed
 DEFAULT_THREADS = Settings.model_fields["worker_threads"].default
 
 
+SMOKE = {"actions": 10, "concurrency": 4, "single": 3, "workers": "1x2"}
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--actions", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=16, help="reactions in flight at once")
-    parser.add_argument("--single", type=int, default=20, help="approvals one at a time")
-    parser.add_argument(
+    made = parser(__doc__.splitlines()[0])
+    made.add_argument("--actions", type=int, default=200)
+    made.add_argument("--concurrency", type=int, default=16, help="reactions in flight at once")
+    made.add_argument("--single", type=int, default=20, help="approvals one at a time")
+    made.add_argument(
         "--workers",
         default=f"1x4,1x{DEFAULT_THREADS},2x{DEFAULT_THREADS}",
         help="comma-separated PROCESSESxTHREADS, each measured in turn in this run",
     )
-    args = parser.parse_args()
-    lines = [
-        f"chatops-agent approvals benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"machine: {os.cpu_count()} cores, load avg at start {os.getloadavg()[0]:.2f},"
-        f" Python {sys.version.split()[0]}",
-    ]
+    args = made.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
+    report = Report("approvals", "approvals benchmark", args.smoke)
     for config in args.workers.split(","):
         processes, threads = (int(n) for n in config.split("x"))
         latencies, once, singles = _measure(args, processes, threads)
-        lines += ["", *_report(latencies, once, singles, args, processes, threads)]
-    lines.append(f"(load avg at end {os.getloadavg()[0]:.2f})")
-    text = "\n".join(lines)
-    print(text)
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "approvals.txt").write_text(text + "\n")
-    return 0
+        report.add("")
+        _report(report, latencies, once, singles, args, processes, threads)
+    return report.finish()
 
 
 def _measure(
@@ -218,30 +215,34 @@ def _collect(
 
 
 def _report(
+    report: Report,
     latencies: list[float],
     once: bool,
     singles: list[float],
     args: argparse.Namespace,
     processes: int,
     threads: int,
-) -> list[str]:
+) -> None:
     ordered = sorted(latencies)
 
     def pct(q: float, values: list[float] = ordered) -> float:
-        return values[min(len(values) - 1, int(q * len(values)))] * 1000
+        return percentile(values, q) * 1000
 
     one_by_one = sorted(singles)
     rate = len(latencies) / max(ordered[-1], 1e-9)
-    return [
+    report.add(
         f"{len(latencies)} pending actions approved by ✅ in a burst ({args.concurrency} reactions"
         f" in flight), {processes} worker process(es) with {threads} threads each",
-        f"reaction sent -> action executed (ms): p50 {pct(0.50):.0f}  p95 {pct(0.95):.0f}  max {ordered[-1] * 1000:.0f}",
+        f"reaction sent -> action executed (ms): p50 {pct(50):.0f}  p95 {pct(95):.0f}"
+        f"  max {ordered[-1] * 1000:.0f}",
         f"  the burst drained at {rate:.0f} actions/s; p95 of a burst is bound by that rate",
         f"{len(singles)} actions approved one at a time, same run (ms): "
-        f"p50 {pct(0.50, one_by_one):.0f}  p95 {pct(0.95, one_by_one):.0f}  max {one_by_one[-1] * 1000:.0f}",
-        f"{'PASS' if once else 'MISS'}  each action executed exactly once (one post, one audit entry each)",
-        f"{'PASS' if pct(0.95) < AIM_P95 * 1000 else 'MISS'}  p95 under {AIM_P95:.0f} s: {pct(0.95):.0f} ms",
-    ]
+        f"p50 {pct(50, one_by_one):.0f}  p95 {pct(95, one_by_one):.0f}"
+        f"  max {one_by_one[-1] * 1000:.0f}",
+        f"(load avg now {load_average()})",
+    )
+    report.check(once, "each action executed exactly once (one post, one audit entry each)")
+    report.aim(pct(95) < AIM_P95 * 1000, f"p95 under {AIM_P95:.0f} s: {pct(95):.0f} ms")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Mention-to-draft latency: a person @-mentions the bot, how long until the answer shows?
 
 Mentions go through the Slack emulator one at a time, as a person's would, and each is
-timed on one wall clock from the post to the Web API call that turned the placeholder into
-the answer. The pieces in between come from the emulator's API log and from the rows the
+timed on one wall clock from the post to the Web API call that made the reply final (the
+placeholder edited into the answer, or the streamed message that replaced it finished). The pieces in between come from the emulator's API log and from the rows the
 listener and the worker wrote, so a slow total can be pinned on one stage.
 """
 
@@ -17,9 +17,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bot.agent.run_request import THINKING_TEXT
+from connectors.slack.streaming import PREVIEW_SUFFIX
 from sandbox.slack_emulator import SlackEmulator
-from sandbox.slack_workspace import Message
-from tests.support.conversation import bot_replies, mention
+from testbed.conversation import mention
 
 POLL_INTERVAL = 0.005  # s; only paces the next mention, the timing comes from the API log
 ANSWER_TIMEOUT = 30.0  # s
@@ -80,41 +80,75 @@ def _post_and_wait(slack: SlackEmulator) -> Posted:
     return Posted(delivery.event_id, post.message.ts, posted_at, acked_at)
 
 
-def _wait_for_answer(slack: SlackEmulator, thread_ts: str) -> Message:
+def _wait_for_answer(slack: SlackEmulator, thread_ts: str) -> None:
     deadline = time.monotonic() + ANSWER_TIMEOUT
     while time.monotonic() < deadline:
-        done = [m for m in bot_replies(slack, thread_ts) if m.text != THINKING_TEXT]
-        if done:
-            return done[-1]
+        if thread_ts in _replies(slack):
+            return
         time.sleep(POLL_INTERVAL)
     raise RuntimeError(f"no answer in thread {thread_ts} within {ANSWER_TIMEOUT:.0f}s")
 
 
-def _timings(slack: SlackEmulator, database_url: str, posted: list[Posted]) -> list[DraftTiming]:
-    placeholders = {
-        c.params.get("thread_ts"): (c.timestamp, c.response.get("ts"))
-        for c in slack.calls("chat.postMessage")
-        if c.ok and c.params.get("text") == THINKING_TEXT
-    }
-    updates: dict[str, float] = {}
+@dataclass(frozen=True)
+class Reply:
+    placeholder_at: float  # the "working on it" message posted
+    answered_at: float  # the final write: the answer whole, with its buttons
+
+
+def _replies(slack: SlackEmulator) -> dict[str, Reply]:
+    """The finished replies by thread, from the Web API log.
+
+    A reply starts as the "working on it" placeholder. Either it is edited in place
+    (chat.update; previews end in an ellipsis, the answer does not), or a streamed
+    message replaces it (chat.startStream, the placeholder deleted) and the stream's
+    message is made final by chat.update once it stops.
+    """
+    placeholders: dict[str, tuple[float, str]] = {}  # thread -> (posted at, its ts)
+    streams: dict[str, str] = {}  # stream message ts -> thread
+    for call in slack.calls():
+        if not call.ok:
+            continue
+        if call.method == "chat.postMessage" and call.params.get("text") == THINKING_TEXT:
+            thread = str(call.params.get("thread_ts"))
+            placeholders[thread] = (call.timestamp, str(call.response.get("ts")))
+        elif call.method == "chat.startStream":
+            streams[str(call.response.get("ts"))] = str(call.params.get("thread_ts"))
+    by_placeholder = {ts: thread for thread, (_, ts) in placeholders.items()}
+    streamed = set(streams.values())
+    replies = {}
     for call in slack.calls("chat.update"):
-        if call.ok and call.params.get("text") != THINKING_TEXT:
-            updates[str(call.params.get("ts"))] = call.timestamp
+        text = str(call.params.get("text"))
+        if not call.ok or text == THINKING_TEXT:
+            continue
+        ts = str(call.params.get("ts"))
+        if ts in streams:
+            thread = streams[ts]
+        elif ts in by_placeholder and not text.endswith(PREVIEW_SUFFIX):
+            thread = by_placeholder[ts]
+            if thread in streamed:
+                continue  # a preview written before streaming took over
+        else:
+            continue
+        replies[thread] = Reply(placeholders[thread][0], call.timestamp)
+    return replies
+
+
+def _timings(slack: SlackEmulator, database_url: str, posted: list[Posted]) -> list[DraftTiming]:
+    replies = _replies(slack)
     rows = _run_rows(database_url, [p.event_id for p in posted])
     timings = []
     for post in posted:
-        placeholder_at, reply_ts = placeholders[post.thread_ts]
-        answered_at = updates[str(reply_ts)]
+        reply = replies[post.thread_ts]
         row = rows[post.event_id]
         llm = row["llm_ms"] / 1000
         timings.append(
             DraftTiming(
                 ack=post.acked_at - post.posted_at,
                 pickup=row["started_at"] - post.acked_at,
-                to_placeholder=placeholder_at - row["started_at"],
-                own_after=answered_at - placeholder_at - llm,
+                to_placeholder=reply.placeholder_at - row["started_at"],
+                own_after=reply.answered_at - reply.placeholder_at - llm,
                 llm=llm,
-                total=answered_at - post.posted_at,
+                total=reply.answered_at - post.posted_at,
             )
         )
     return timings

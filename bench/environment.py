@@ -28,14 +28,13 @@ import psycopg
 import redis
 from psycopg.conninfo import make_conninfo
 
-from bot.agent.prompts import DRAFT_SYSTEM, PLAN_SYSTEM
 from bot.migrate import apply_migrations
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
-from tests.support.conversation import PLAN
-from tests.support.stack import Stack, free_port, product_env, start_stack
+from testbed.conversation import PLAN
+from testbed.stack import Stack, free_port, product_env, start_stack
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -65,6 +64,7 @@ class Services:
 
     slack: SlackEmulator
     llm: OpenAIEmulator
+    server_url: str  # the Postgres server, where more databases can be made
     database_url: str
     redis_url: str
     namespace: str
@@ -108,11 +108,11 @@ def bench_services() -> Iterator[Services]:
     """Postgres, Redis and the emulators; every `chatops` child started under it is
     stopped when it ends, also on Ctrl-C."""
     with ExitStack() as stack:
-        workdir = stack.enter_context(_temporary_directory())
-        server_url = stack.enter_context(_postgres_server(workdir))
-        database_url = stack.enter_context(_fresh_database(server_url))
+        workdir = stack.enter_context(temporary_directory())
+        server_url = stack.enter_context(postgres_server(workdir))
+        database_url = stack.enter_context(fresh_database(server_url))
         redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
-        namespace = stack.enter_context(_redis_namespace(redis_url))
+        namespace = stack.enter_context(redis_namespace(redis_url))
         slack = stack.enter_context(SlackEmulator())
         llm = stack.enter_context(OpenAIEmulator())
         log_dir = workdir / "logs"
@@ -120,7 +120,7 @@ def bench_services() -> Iterator[Services]:
         # start_stack stops the listener only when the worker fails with an Exception; a
         # Ctrl-C (or SIGTERM) while a process starts would leave it running otherwise.
         stack.callback(_stop_stray_children, "bot.cli")
-        yield Services(slack, llm, database_url, redis_url, namespace, workdir, log_dir)
+        yield Services(slack, llm, server_url, database_url, redis_url, namespace, workdir, log_dir)
 
 
 @contextmanager
@@ -147,6 +147,10 @@ def bench_environment() -> Iterator[BenchEnv]:
 def script_instant_answers(llm: OpenAIEmulator, delay: float = 0.0) -> None:
     """A valid Plan and Draft for every request, told apart by their system prompts;
     each answered after `delay` seconds (0: at once)."""
+    # Imported here: the prompts module pulls in the screen (presidio, seconds of import)
+    # that the benchmarks with no LLM in them need not pay.
+    from bot.agent.prompts import DRAFT_SYSTEM, PLAN_SYSTEM
+
     draft = {"answer": BENCH_ANSWER, "citations": []}
     llm.script(Reply(content=PLAN, repeat=True, delay=delay), match=PLAN_SYSTEM)
     llm.script(Reply(content=draft, repeat=True, delay=delay), match=DRAFT_SYSTEM)
@@ -161,8 +165,8 @@ def _without_password(url: str) -> str:
 
 
 @contextmanager
-def _temporary_directory() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="chatops-bench-"))
+def temporary_directory(prefix: str = "chatops-bench-") -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield path
     finally:
@@ -170,7 +174,8 @@ def _temporary_directory() -> Iterator[Path]:
 
 
 @contextmanager
-def _postgres_server(workdir: Path) -> Iterator[str]:
+def postgres_server(workdir: Path) -> Iterator[str]:
+    """BENCH_DATABASE_URL's server, else an embedded one with its data in `workdir`."""
     url = os.environ.get("BENCH_DATABASE_URL")
     if url:
         yield url
@@ -183,13 +188,15 @@ def _postgres_server(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def _fresh_database(server_url: str) -> Iterator[str]:
+def fresh_database(server_url: str, *, migrate: bool = True) -> Iterator[str]:
+    """A new database on the server, migrated unless told not to; dropped at the end."""
     name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_conninfo(server_url, dbname=name)
     try:
-        apply_migrations(url)
+        if migrate:
+            apply_migrations(url)
         yield url
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
@@ -197,13 +204,14 @@ def _fresh_database(server_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def _redis_namespace(url: str) -> Iterator[str]:
+def redis_namespace(url: str, prefix: str = "chatops-bench") -> Iterator[str]:
+    """A key prefix no other run shares; its keys are deleted at the end."""
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.RedisError as exc:
         raise RuntimeError(f"no Redis answers at {url} (set BENCH_REDIS_URL): {exc}") from None
-    namespace = f"chatops-bench-{uuid.uuid4().hex[:10]}"
+    namespace = f"{prefix}-{uuid.uuid4().hex[:10]}"
     try:
         yield namespace
     finally:

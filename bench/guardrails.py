@@ -268,7 +268,7 @@ def main() -> int:
     started = time.perf_counter()
 
     from guardrails.classifier import load_classifier, set_inference_threads
-    from tests.guardrails.tiny_model import build_tiny_classifier
+    from testbed.tiny_model import build_tiny_classifier
 
     out: list[str] = []
 

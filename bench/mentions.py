@@ -10,7 +10,7 @@ import json
 
 from bench.loadgen import LoadPlan
 from sandbox.slack_emulator import SlackEmulator
-from tests.support.conversation import GENERAL, REQUESTER
+from testbed.conversation import GENERAL, REQUESTER
 
 
 def mention_plan(slack: SlackEmulator, url: str, rate: float, count: int, warmup: int) -> LoadPlan:

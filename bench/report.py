@@ -105,6 +105,14 @@ def machine_facts() -> str:
     )
 
 
+def versions() -> str:
+    """The versions of what the Slack benchmarks measure."""
+    return (
+        f"aiohttp {version('aiohttp')}, slack_bolt {version('slack_bolt')},"
+        f" dramatiq {version('dramatiq')}"
+    )
+
+
 def ack_lines(ours: AckSummary, bare: AckSummary, rate: float, seconds: float) -> list[str]:
     head = (
         f"{'target':<16}{'sent':>6}{'200s':>6}{'errors':>8}{'p50':>8}{'p95':>8}"
@@ -166,31 +174,28 @@ def draft_lines(drafts: DraftSummary) -> list[str]:
     return lines
 
 
-def aim_lines(ours: AckSummary, bare: AckSummary, drafts: DraftSummary) -> list[str]:
+def aims(ours: AckSummary, bare: AckSummary, drafts: DraftSummary) -> list[tuple[bool, str]]:
+    """Each aim of the Slack intake benchmark: met or not, and the line that says so."""
     limit = ACK_RATIO_AIM * bare.p99_ms
     draft_p95 = drafts.p95_without_llm_ms
     ack_others = max(ours.others_cpu, bare.others_cpu)
-    aims = [
+    return [
         (
             ours.p99_ms <= limit,
             f"ack p99 no worse than {ACK_RATIO_AIM:g}x bare Bolt's:"
-            f" {ours.p99_ms:.1f} ms vs limit {limit:.1f} ms",
-            ack_others,
+            f" {ours.p99_ms:.1f} ms vs limit {limit:.1f} ms ({ours.p99_ms / bare.p99_ms:.2f}x)"
+            + _caveat(ack_others),
         ),
         (
             ours.p99_ms < ACK_P99_AIM_MS and ours.errors == 0,
             f"ack p99 under {ACK_P99_AIM_MS:g} ms, no errors:"
-            f" {ours.p99_ms:.1f} ms, {ours.errors} errors",
-            ours.others_cpu,
+            f" {ours.p99_ms:.1f} ms, {ours.errors} errors" + _caveat(ours.others_cpu),
         ),
         (
             draft_p95 < DRAFT_P95_AIM_MS,
-            f"mention-to-draft p95 excluding LLM under {DRAFT_P95_AIM_MS:g} ms: {draft_p95:.1f} ms",
-            drafts.others_cpu,
+            f"mention-to-draft p95 excluding LLM under {DRAFT_P95_AIM_MS:g} ms: {draft_p95:.1f} ms"
+            + _caveat(drafts.others_cpu),
         ),
-    ]
-    return ["Aims"] + [
-        f"{'PASS' if ok else 'MISS'}  {text}{_caveat(others)}" for ok, text, others in aims
     ]
 
 

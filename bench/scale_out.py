@@ -21,14 +21,13 @@ prints is also written to bench/results/scale_out.txt.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,13 +40,13 @@ from bench import cpu  # noqa: E402
 from bench.environment import Services, bench_services, script_instant_answers  # noqa: E402
 from bench.loadgen import LoadResult, run_in_child  # noqa: E402
 from bench.mentions import mention_plan  # noqa: E402
-from bench.report import machine_facts, percentile  # noqa: E402
+from bench.report import percentile, versions  # noqa: E402
+from bench.script import Report, load_average, parser  # noqa: E402
 from sandbox.background import BackgroundServer  # noqa: E402
-from tests.support.conversation import mention  # noqa: E402
-from tests.support.processes import ChatopsProcess, wait_for  # noqa: E402
-from tests.support.stack import free_port  # noqa: E402
+from testbed.conversation import mention  # noqa: E402
+from testbed.processes import ChatopsProcess, wait_for  # noqa: E402
+from testbed.stack import free_port  # noqa: E402
 
-RESULTS = REPO / "bench" / "results" / "scale_out.txt"
 ACK_WARMUP = 30  # unmeasured requests before each measured ack load
 DRAIN_TIMEOUT = 300.0  # s for the workers to answer every mention of one phase
 
@@ -72,51 +71,55 @@ class AckRun:
     cpu_ms: float  # the listener's CPU per request
 
 
+SMOKE = {"workers": "1,2", "mentions": 4, "ack_rate": 50.0, "ack_seconds": 1.0, "rounds": 1}
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--mentions", type=int, default=60)
-    parser.add_argument("--llm-delay", type=float, default=0.2)
-    parser.add_argument("--ack-rate", type=float, default=100.0)
-    parser.add_argument("--ack-seconds", type=float, default=6.0)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    started = time.monotonic()
-    lines = [
-        f"chatops-agent scale-out benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        f"machine: {machine_facts()}",
-    ]
+    made = parser(__doc__.splitlines()[0])
+    made.add_argument("--workers", default="1,2,4")
+    made.add_argument("--mentions", type=int, default=60)
+    made.add_argument("--llm-delay", type=float, default=0.2)
+    made.add_argument("--ack-rate", type=float, default=100.0)
+    made.add_argument("--ack-seconds", type=float, default=6.0)
+    made.add_argument("--rounds", type=int, default=2)
+    args = made.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
+    args.ack_warmup = 3 if args.smoke else ACK_WARMUP
+    report = Report("scale_out", "scale-out benchmark", args.smoke)
+    report.add(versions())
     with bench_services() as services:
         script_instant_answers(services.llm, delay=args.llm_delay)
         env = services.product_env()
         del env["WORKER_THREADS"]  # the shipped default, as an operator would run it
         env["WORKER_METRICS_PORT"] = ""  # several workers on one host: none serves metrics
-        lines.append(f"setup: {services.description}")
-        lines += [
+        report.add(
+            f"setup: {services.description}",
             "",
             f"1. Drafts per second by worker processes ({args.mentions} mentions per row,"
             f" LLM emulator {args.llm_delay * 1000:.0f} ms per call, 2 calls per draft)",
             f"{'workers':>8} {'drafts/s':>9} {'x 1 worker':>11} {'p50 s':>7} {'p95 s':>7}"
             f" {'failed':>7}",
-        ]
+        )
         with _listener(services, env, "serve"):
             rows = [
                 _throughput(services, env, int(n), args.mentions) for n in args.workers.split(",")
             ]
         for row in rows:
-            lines.append(
+            report.add(
                 f"{row.workers:>8} {row.per_second:>9.2f} {row.per_second / rows[0].per_second:>10.2f}x"
                 f" {percentile(row.latencies, 50):>7.2f} {percentile(row.latencies, 95):>7.2f}"
                 f" {row.failed:>7}"
             )
-        lines.append(f"(load avg after phase 1: {_load_avg()})")
-        lines += ["", *_ack_overhead(services, env, args)]
-    lines.append(f"(whole run {time.monotonic() - started:.0f} s)")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    return 0
+        report.add(f"(load avg after phase 1: {load_average()})")
+        report.aim(
+            all(b.per_second > a.per_second for a, b in pairwise(rows)),
+            "throughput grows with workers",
+        )
+        report.check(sum(r.failed for r in rows) == 0, "every mention answered, none failed")
+        report.add("")
+        _ack_overhead(services, env, args, report)
+    return report.finish()
 
 
 def _throughput(services: Services, env: dict[str, str], workers: int, count: int) -> Throughput:
@@ -170,7 +173,9 @@ def _post_and_drain(services: Services, count: int, workers: int = 0) -> Through
     )
 
 
-def _ack_overhead(services: Services, env: dict[str, str], args: argparse.Namespace) -> list[str]:
+def _ack_overhead(
+    services: Services, env: dict[str, str], args: argparse.Namespace, report: Report
+) -> None:
     count = round(args.ack_rate * args.ack_seconds)
     sink = _OtlpSink()
     with sink.running(), ExitStack() as stack:
@@ -193,7 +198,7 @@ def _ack_overhead(services: Services, env: dict[str, str], args: argparse.Namesp
         runs: list[AckRun] = []
         for _ in range(args.rounds):
             for name, (url, process) in (("off", off), ("on", on)):
-                plan = mention_plan(services.slack, url, args.ack_rate, count, ACK_WARMUP)
+                plan = mention_plan(services.slack, url, args.ack_rate, count, args.ack_warmup)
                 assert process.process is not None
                 cpu_before = cpu.process_seconds(process.process.pid)
                 result = run_in_child(plan)
@@ -207,6 +212,7 @@ def _ack_overhead(services: Services, env: dict[str, str], args: argparse.Namesp
         f" {'non-200':>8}",
     ]
     summary: dict[str, tuple[float, float]] = {}
+    not_ok = 0
     for name in ("off", "on"):
         mine = [run for run in runs if run.name == name]
         latencies = [s.latency * 1000 for run in mine for s in run.result.samples]
@@ -214,13 +220,16 @@ def _ack_overhead(services: Services, env: dict[str, str], args: argparse.Namesp
         cpu_ms = sum(run.cpu_ms for run in mine) / len(mine)
         p50, p95, p99 = (percentile(latencies, q) for q in (50, 95, 99))
         summary[name] = (p50, cpu_ms)
+        not_ok += bad
         lines.append(f"{name:>14} {p50:>7.1f} {p95:>7.1f} {p99:>7.1f} {cpu_ms:>11.2f} {bad:>8}")
     lines.append(
         f"overhead of metrics + tracing: p50 {summary['on'][0] - summary['off'][0]:+.1f} ms,"
         f" CPU {summary['on'][1] - summary['off'][1]:+.2f} ms per request;"
         f" the sink received {sink.exports} OTLP exports ({sink.bytes / 1024:.0f} KiB)"
     )
-    return lines
+    report.add(*lines)
+    report.check(not_ok == 0, f"every event acknowledged 200, both ways: {not_ok} were not")
+    report.check(sink.exports > 0, "traces reached the OTLP sink")
 
 
 @contextmanager
@@ -265,10 +274,6 @@ class _OtlpSink:
         self.exports += 1
         # An empty ExportTraceServiceResponse: every span accepted.
         return web.Response(body=b"", content_type="application/x-protobuf")
-
-
-def _load_avg() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -49,8 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chatops: {exc}", file=sys.stderr)
         return 2
-    # Imported here: its PII redaction loads presidio, seconds that `chatops sandbox` spends
-    # after its page already answers.
     from bot.logs import configure_logging
 
     configure_logging(fmt=settings.log_format, level=settings.log_level)

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from connectors.credentials import Credential
-from connectors.google.client import google_credential
 
 TOKEN = re.compile(r"^\S{8,512}$")
 SUBDOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -82,6 +81,10 @@ def _google_credential(words: list[str]) -> Credential | None:
     client_id, client_secret, refresh_token = words
     if not client_id.endswith(".apps.googleusercontent.com"):
         return None
+    # Imported here: Google's client libraries take a second to import, and the catalog
+    # is loaded by `chatops serve` for `/agent connect`, which rarely names Google.
+    from connectors.google.client import google_credential
+
     return google_credential(client_id, client_secret, refresh_token)
 
 

@@ -2,9 +2,10 @@
 
 aiosmtpd calls the `handle_*` hooks. RCPT TO is looked up in the tenants' inboxes
 (unknown: 550, before any data is taken). At the end of DATA the message is parsed, then
-stored for every tenant it reaches, in one statement each, and only then answered `250`:
-a 250 is a promise. Postgres unreachable or slow means `451` and the sending server
-retries later. Requests to answer are queued after the 250 (email_queue.py); if Redis is
+stored for every tenant it reaches, in one transaction with what other sessions store
+meanwhile (email_store.py's group commit), and only once that has committed is it answered
+`250`: a 250 is a promise. Postgres unreachable or slow means `451` and the sending server
+retries later. Requests to answer are queued after the 250 (request_queuer.py); if Redis is
 down they stay 'received' and the workers' sweep queues them later.
 """
 
@@ -19,9 +20,9 @@ from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from bot.db import AsyncPool
 from bot.intake.email_limits import ClientLimits
-from bot.intake.email_queue import RequestQueuer
 from bot.intake.email_routes import RouteCache
-from bot.intake.email_store import StoredEmail, store_email
+from bot.intake.email_store import EmailToStore, GroupCommit, StoredEmail, email_to_store
+from bot.intake.request_queuer import RequestQueuer
 from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.observability.metrics import Metrics
 from bot.queue.jobs import Enqueue
@@ -81,7 +82,8 @@ class EmailIntake:
         self.limits = limits
         self.config = config
         self.routes = RouteCache(pool, timeout=config.db_timeout)
-        self.queuer = RequestQueuer(pool, enqueue, kind=EMAIL_KIND, timeout=config.db_timeout)
+        self.committer = GroupCommit(pool, timeout=config.db_timeout)
+        self.queuer = RequestQueuer(pool, enqueue, timeout=config.db_timeout)
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -146,8 +148,8 @@ class EmailIntake:
         try:
             stored = await self._store(raw, mail, envelope, correlation_id)
         except Exception as exc:
-            # Nothing was committed for the tenant that failed (one statement each); any
-            # tenant stored before it turns the sender's retry into a no-op.
+            # Not committed (or not known to be): 451, and the sender retries. A retry of a
+            # message that was committed after all is a no-op that gets its 250.
             log.error("smtp.store_failed", error=type(exc).__name__, size=len(raw))
             self.metrics.emails_received.labels("deferred").inc()
             return TEMPORARY_FAILURE
@@ -165,35 +167,33 @@ class EmailIntake:
             )
             self.metrics.emails_received.labels(status).inc()
             if item.request_id is not None and item.status == "received":
-                self.queuer.submit(item.request_id, correlation_id)
+                self.queuer.submit(item.request_id, EMAIL_KIND, correlation_id)
         return ACCEPTED
 
     async def _store(
         self, raw: bytes, mail: ParsedEmail, envelope: RoutedEnvelope, correlation_id: str
     ) -> list[StoredEmail]:
+        """Store the message for every tenant it reaches, committed with what other
+        sessions store meanwhile; returns once committed."""
         by_tenant: dict[int, list[InboxRoute]] = {}
         for route in envelope.routes:
             by_tenant.setdefault(route.tenant_id, []).append(route)
         envelope_from = envelope.mail_from or ""
-        stored = []
+        emails: list[EmailToStore] = []
+        for tenant_id, routes in by_tenant.items():
+            recipients = [r.recipient for r in routes]
+            verdict = never_answer(mail, envelope_from=envelope_from, own_addresses=recipients)
+            emails.append(
+                email_to_store(
+                    tenant_id=tenant_id,
+                    raw=raw,
+                    mail=mail,
+                    inbox=recipients[0],
+                    envelope_from="" if envelope_from == "<>" else envelope_from,
+                    envelope_to=recipients,
+                    verdict=verdict,
+                    correlation_id=correlation_id,
+                )
+            )
         async with asyncio.timeout(self.config.db_timeout):
-            async with self.pool.connection(timeout=self.config.db_timeout) as conn:
-                for tenant_id, routes in by_tenant.items():
-                    recipients = [r.recipient for r in routes]
-                    verdict = never_answer(
-                        mail, envelope_from=envelope_from, own_addresses=recipients
-                    )
-                    stored.append(
-                        await store_email(
-                            conn,
-                            tenant_id=tenant_id,
-                            raw=raw,
-                            mail=mail,
-                            inbox=recipients[0],
-                            envelope_from="" if envelope_from == "<>" else envelope_from,
-                            envelope_to=recipients,
-                            verdict=verdict,
-                            correlation_id=correlation_id,
-                        )
-                    )
-        return stored
+            return await self.committer.store(emails)

@@ -1,19 +1,33 @@
-"""Write one received email durably: raw bytes, its request row and its thread, atomically.
+"""Write received email durably: raw bytes, request row and thread, atomically; and commit
+concurrent sessions' messages together.
 
-A single SQL statement does it all (data-modifying CTEs run in one snapshot and commit
-together), so a message is either wholly stored or not at all, and the listener's
-`250` costs one round trip to Postgres. A message we already have (same tenant and
-Message-ID: the sender retried after losing our 250) changes nothing.
+A single SQL statement stores one message for one tenant (data-modifying CTEs run in one
+snapshot), so a message is either wholly stored or not at all. A message we already have
+(same tenant and Message-ID: the sender retried after losing our 250) changes nothing.
+
+`GroupCommit` puts the messages that concurrent SMTP sessions hand over at about the same
+time into one transaction, sent in one round trip (pipeline mode), and tells each session
+only once that transaction has committed: one commit, one WAL flush, for the group, where
+each message used to pay its own. Nothing waits to fill a group: while one commits, the
+next gathers, so a lone message is committed at once and under load the cost is shared.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+import structlog
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
+from psycopg_pool import PoolTimeout
 
+from bot.db import AsyncPool
 from connectors.email.loops import Verdict
 from connectors.email.parse import ParsedEmail
 from connectors.email.payload import request_payload, storable
@@ -62,6 +76,11 @@ SELECT (SELECT id FROM request) AS request_id,
 )
 
 MAX_TEXT_CHARS = 100_000  # of the subject-less text stored in `messages`
+MAX_GROUP = 64  # messages committed in one transaction
+# Failures that say Postgres is out of reach, not that a message is at fault.
+UNREACHABLE = (psycopg.OperationalError, TimeoutError, PoolTimeout)
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,8 +93,15 @@ class StoredEmail:
     split: bool = False
 
 
-async def store_email(
-    conn: AsyncConnection[dict[str, Any]],
+@dataclass(frozen=True)
+class EmailToStore:
+    """One message for one tenant, ready for STORE_SQL."""
+
+    params: dict[str, Any]
+    status: str
+
+
+def email_to_store(
     *,
     tenant_id: int,
     raw: bytes,
@@ -85,7 +111,7 @@ async def store_email(
     envelope_to: list[str],
     verdict: Verdict | None,
     correlation_id: str,
-) -> StoredEmail:
+) -> EmailToStore:
     if mail.error is not None:
         status, error = "failed", f"unparseable email: {mail.error}"
     elif verdict is not None:
@@ -120,11 +146,125 @@ async def store_email(
         "payload": Jsonb(payload),
         "correlation_id": correlation_id,
     }
-    row = await (await conn.execute(STORE_SQL, params)).fetchone()
-    assert row is not None  # the final SELECT always returns one row
-    return StoredEmail(
-        request_id=row["request_id"],
-        conversation_id=row["conversation_id"],
-        status=status,
-        split=bool(row["split"]),
-    )
+    return EmailToStore(params, status)
+
+
+async def store_together(
+    conn: AsyncConnection[dict[str, Any]], emails: Sequence[EmailToStore]
+) -> list[StoredEmail]:
+    """Store `emails` in one transaction, all or none, in one round trip; returns once
+    committed.
+
+    `conn` is in autocommit mode, so one statement is its own transaction. Several go in
+    pipeline mode between a BEGIN and a COMMIT sent with them: psycopg's transaction()
+    would wait for the BEGIN on its own round trip first.
+    """
+    if len(emails) == 1:
+        rows = [await (await conn.execute(STORE_SQL, emails[0].params)).fetchone()]
+    else:
+        cursors = []
+        try:
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                for email in emails:
+                    cursor = conn.cursor()
+                    await cursor.execute(STORE_SQL, email.params)
+                    cursors.append(cursor)
+                await conn.execute("COMMIT")
+        except BaseException:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute("ROLLBACK")
+            raise
+        rows = [await cursor.fetchone() for cursor in cursors]
+    stored = []
+    for email, row in zip(emails, rows, strict=True):
+        assert row is not None  # the final SELECT always returns one row
+        stored.append(
+            StoredEmail(
+                request_id=row["request_id"],
+                conversation_id=row["conversation_id"],
+                status=email.status,
+                split=bool(row["split"]),
+            )
+        )
+    return stored
+
+
+# One message's stores (one per tenant it reaches), and where its session waits.
+_Pending = tuple[list[EmailToStore], "asyncio.Future[list[StoredEmail]]"]
+
+
+class GroupCommit:
+    """Messages from concurrent sessions, committed together; see the module's doc."""
+
+    def __init__(self, pool: AsyncPool, *, timeout: float) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self._pending: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def store(self, emails: list[EmailToStore]) -> list[StoredEmail]:
+        """Store one message's rows; returns once they are committed, raises if they were
+        not (the session then answers 451: nothing promised)."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the group committer is not running")
+        done: asyncio.Future[list[StoredEmail]] = asyncio.get_running_loop().create_future()
+        self._pending.put_nowait((emails, done))
+        return await done
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._pending.empty():
+            _, done = self._pending.get_nowait()
+            if not done.done():
+                done.set_exception(RuntimeError("the SMTP listener is stopping"))
+
+    async def _run(self) -> None:
+        while True:
+            group = [await self._pending.get()]
+            while not self._pending.empty() and len(group) < MAX_GROUP:
+                group.append(self._pending.get_nowait())
+            waiting = [item for item in group if not item[1].done()]  # a session gone
+            if waiting:
+                await self._commit(waiting)
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        try:
+            results = await self._store(email for emails, _ in group for email in emails)
+        except Exception as exc:
+            if len(group) == 1 or isinstance(exc, UNREACHABLE):
+                for _, done in group:
+                    _settle(done, exc)
+                return
+            # One message may be what failed the group: each is tried again on its own,
+            # so the others are still stored and answered 250.
+            log.warning("smtp.group_commit_failed", messages=len(group), error=type(exc).__name__)
+            for item in group:
+                await self._commit([item])
+            return
+        at = 0
+        for emails, done in group:
+            _settle(done, results[at : at + len(emails)])
+            at += len(emails)
+
+    async def _store(self, emails: Any) -> list[StoredEmail]:
+        batch = list(emails)
+        async with asyncio.timeout(self.timeout):
+            async with self.pool.connection(timeout=self.timeout) as conn:
+                return await store_together(conn, batch)
+
+
+def _settle(done: asyncio.Future[list[StoredEmail]], outcome: Any) -> None:
+    if done.done():  # the session stopped waiting (it answered 451 already)
+        return
+    if isinstance(outcome, BaseException):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)

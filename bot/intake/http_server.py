@@ -31,6 +31,7 @@ from bot.intake.installations import record_installation
 from bot.intake.record import STORE_TIMEOUT
 from bot.intake.request_guard import RequestGuard
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
+from bot.intake.request_queuer import RequestQueuer
 from bot.intake.slack_app import build_slack_app
 from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.observability.exposition import metrics_response
@@ -44,6 +45,7 @@ from rag.jobs import KNOWLEDGE_QUEUE
 
 log = structlog.get_logger(__name__)
 
+DRAIN_TIMEOUT = 5.0  # seconds to finish queueing at shutdown
 READY_TIMEOUT = 2.0  # seconds /readyz waits for each dependency
 
 POOL: web.AppKey[AsyncPool] = web.AppKey("pool")
@@ -92,11 +94,13 @@ def _lifecycle(
 
         if settings.slack_bot_token is not None:
             await register_single_workspace(settings, pool)
+        queuer = RequestQueuer(pool, enqueue, timeout=READY_TIMEOUT)
+        queuer.start()
         app[POOL] = pool
         app[REDIS] = aioredis.from_url(settings.redis_url)
         # Periodic work (requests stored while Redis was down, approvals' upkeep) is the
         # workers' (bot/queue/periodic.py), so it runs whichever listeners are deployed.
-        app[BOLT] = build_slack_app(settings, pool, enqueue)
+        app[BOLT] = build_slack_app(settings, pool, queuer)
         app[GUARD] = RequestGuard(
             settings.slack_signing_secret.get_secret_value(),
             pool,
@@ -106,6 +110,7 @@ def _lifecycle(
         try:
             yield
         finally:
+            await queuer.close(DRAIN_TIMEOUT)
             app[TRACING].shutdown()
             await app[REDIS].aclose()
             broker.close()

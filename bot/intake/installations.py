@@ -4,13 +4,19 @@ Both ways of installing end here: Bolt's OAuth flow saves through
 `PostgresInstallationStore`, and single-workspace mode (`SLACK_BOT_TOKEN`) records its one
 workspace at start through `record_installation`. Every incoming request is then
 authorised by `TenantAuthorize`, so a workspace we have no installation for is refused
-the same way in both modes.
+the same way in both modes. The lookup is remembered for INSTALLATION_CACHE_SECONDS
+(`InstallationCache`): a busy workspace's events would otherwise ask Postgres the same
+question many times a second, before every ack. A tenant suspended, or a workspace
+installed or removed by another process, takes effect within that time; an install
+through this process, at once.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +33,8 @@ from bot.db import AsyncPool
 log = structlog.get_logger(__name__)
 
 OAUTH_STATE_TTL = timedelta(minutes=10)
+INSTALLATION_CACHE_SECONDS = 10.0
+MAX_CACHED = 10_000  # workspaces; beyond this the cache starts afresh
 
 
 async def find_installation(
@@ -103,11 +111,43 @@ def _public_fields(installation: Installation) -> dict[str, Any]:
     }
 
 
+class InstallationCache:
+    """`find_installation`'s answers, "none" included, remembered for a few seconds."""
+
+    def __init__(
+        self,
+        pool: AsyncPool,
+        *,
+        seconds: float = INSTALLATION_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        self.seconds = seconds
+        self.clock = clock
+        self._known: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
+
+    async def find(self, team_id: str | None, enterprise_id: str | None) -> dict[str, Any] | None:
+        key = (team_id or "", enterprise_id or "")
+        now = self.clock()
+        cached = self._known.get(key)
+        if cached is not None and now - cached[0] < self.seconds:
+            return cached[1]
+        row = await find_installation(self.pool, team_id, enterprise_id)
+        if len(self._known) >= MAX_CACHED:
+            self._known.clear()
+        self._known[key] = (now, row)
+        return row
+
+    def forget(self) -> None:
+        """After an install: the next request looks again."""
+        self._known.clear()
+
+
 class TenantAuthorize(AsyncAuthorize):
     """Bolt's authorize step: a request is served only for a known, active tenant."""
 
-    def __init__(self, pool: AsyncPool) -> None:
-        self.pool = pool
+    def __init__(self, installations: InstallationCache) -> None:
+        self.installations = installations
 
     async def __call__(
         self,
@@ -118,7 +158,7 @@ class TenantAuthorize(AsyncAuthorize):
         user_id: str | None,
         **_: Any,
     ) -> AuthorizeResult | None:
-        row = await find_installation(self.pool, team_id, enterprise_id)
+        row = await self.installations.find(team_id, enterprise_id)
         if row is None:
             log.warning("slack.unknown_workspace", team_id=team_id, enterprise_id=enterprise_id)
             return None
@@ -137,11 +177,13 @@ class TenantAuthorize(AsyncAuthorize):
 class PostgresInstallationStore(AsyncInstallationStore):
     """Where Bolt's OAuth flow saves a new installation."""
 
-    def __init__(self, pool: AsyncPool) -> None:
+    def __init__(self, pool: AsyncPool, on_saved: Callable[[], None] = lambda: None) -> None:
         self.pool = pool
+        self.on_saved = on_saved
 
     async def async_save(self, installation: Installation) -> None:
         await record_installation(self.pool, installation)
+        self.on_saved()
 
     async def async_find_bot(
         self,

@@ -1,15 +1,15 @@
-"""Persist an incoming request, then queue it: the only work done before Slack's ack.
+"""Persist an incoming request before the ack; queue it after.
 
-The row is written first, so an acknowledged request is never lost. Queueing comes
-second and may fail (Redis down): the row stays 'received' and the workers' sweep
-(bot/queue/stranded.py) queues it later. Slack's retries of one event share its event_id, which the unique key turns
-into a no-op, so a retry never produces a second reply.
+The row is committed first, so an acknowledged request is never lost; the ack goes out
+right after, and the request is handed to the queuer (request_queuer.py), which queues it
+within milliseconds without holding up the ack. If queueing fails (Redis down) or the
+process dies before it, the row stays 'received' and the workers' periodic sweep
+(bot/queue/stranded.py) queues it later. Slack's retries of one event share its event_id,
+which the unique key turns into a no-op, so a retry never produces a second reply.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from slack_bolt.response import BoltResponse
 
 from bot.db import AsyncPool, is_unavailable
-from bot.queue.jobs import Enqueue
+from bot.intake.request_queuer import RequestQueuer
 
 log = structlog.get_logger(__name__)
 
@@ -26,15 +26,9 @@ log = structlog.get_logger(__name__)
 STORE_TIMEOUT = 2.0
 
 
-@dataclass(frozen=True)
-class Recorded:
-    request_id: int | None  # None: a retry of a request we already have
-    queued: bool
-
-
-async def record_and_enqueue(
+async def record_request(
     pool: AsyncPool,
-    enqueue: Enqueue,
+    queuer: RequestQueuer,
     *,
     tenant_id: int,
     external_id: str,
@@ -42,7 +36,9 @@ async def record_and_enqueue(
     payload: dict[str, Any],
     retry_count: int,
     correlation_id: str,
-) -> Recorded:
+) -> int | None:
+    """Commit the request's row and hand it to the queuer; its id, or None for a retry of
+    a request we already have."""
     async with pool.connection() as conn:
         row = await (
             await conn.execute(
@@ -55,23 +51,13 @@ async def record_and_enqueue(
                 (tenant_id, external_id, kind, Jsonb(payload), retry_count, correlation_id),
             )
         ).fetchone()
-        if row is None:
-            log.info("request.duplicate", external_id=external_id, retry_count=retry_count)
-            return Recorded(request_id=None, queued=False)
-        request_id: int = row["id"]
-        try:
-            # The broker client is blocking; a thread keeps the event loop free.
-            await asyncio.to_thread(enqueue, request_id, kind, correlation_id)
-        except Exception:
-            log.exception("request.enqueue_failed", request_id=request_id)
-            return Recorded(request_id=request_id, queued=False)
-        await conn.execute(
-            "UPDATE inbound_requests SET status = 'queued', queued_at = now()"
-            " WHERE id = %s AND status = 'received'",
-            (request_id,),
-        )
+    if row is None:
+        log.info("request.duplicate", external_id=external_id, retry_count=retry_count)
+        return None
+    request_id: int = row["id"]
+    queuer.submit(request_id, kind, correlation_id)
     log.info("request.recorded", request_id=request_id, kind=kind, tenant_id=tenant_id)
-    return Recorded(request_id=request_id, queued=True)
+    return request_id
 
 
 async def answer_unhandled_error(error: Exception) -> BoltResponse | None:

@@ -3,7 +3,8 @@
 Bolt verifies each request's signature and timestamp (401 otherwise) and authorises the
 workspace through `TenantAuthorize`. `process_before_response=True` makes Bolt run our
 listener *before* it answers Slack, so the 200 goes out only once the request is in
-Postgres. The listeners do nothing slow: one insert, one enqueue.
+Postgres. The listeners do nothing slow: one insert, committed; the request is queued
+right after the ack (request_queuer.py).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from bot.intake.channel_listeners import register_channel_listeners
 from bot.intake.channel_questions import is_channel_question
 from bot.intake.feedback_listeners import register_feedback_listeners
 from bot.intake.installations import (
+    InstallationCache,
     PostgresInstallationStore,
     PostgresOAuthStateStore,
     TenantAuthorize,
 )
-from bot.intake.record import answer_unhandled_error, record_and_enqueue
+from bot.intake.record import answer_unhandled_error, record_request
+from bot.intake.request_queuer import RequestQueuer
 from bot.observability.correlation import LOG_KEY, new_correlation_id
-from bot.queue.jobs import Enqueue
 from bot.settings import Settings
 from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
@@ -76,20 +78,21 @@ SUBSCRIBED_EVENTS = (
 PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
-def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> AsyncApp:
+def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) -> AsyncApp:
+    installations = InstallationCache(pool)
     oauth_settings = None
     if settings.slack_client_id and settings.slack_client_secret:
         oauth_settings = AsyncOAuthSettings(
             client_id=settings.slack_client_id,
             client_secret=settings.slack_client_secret.get_secret_value(),
             scopes=BOT_SCOPES,
-            installation_store=PostgresInstallationStore(pool),
+            installation_store=PostgresInstallationStore(pool, on_saved=installations.forget),
             state_store=PostgresOAuthStateStore(pool),
         )
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         client=AsyncWebClient(base_url=settings.slack_api_url),
-        authorize=TenantAuthorize(pool),  # type: ignore[arg-type]  # Bolt takes an AsyncAuthorize; its hint omits it
+        authorize=TenantAuthorize(installations),  # type: ignore[arg-type]  # Bolt takes an AsyncAuthorize; its hint omits it
         oauth_settings=oauth_settings,
         process_before_response=True,
         # Bolt drops events caused by our own bot user; other bots are dropped below.
@@ -105,9 +108,9 @@ def build_slack_app(settings: Settings, pool: AsyncPool, enqueue: Enqueue) -> As
         kind: str,
         external_id: str | None = None,
     ) -> None:
-        await record_and_enqueue(
+        await record_request(
             pool,
-            enqueue,
+            queuer,
             tenant_id=context["tenant_id"],
             external_id=external_id or body["event_id"],
             kind=kind,

@@ -209,6 +209,7 @@ async def serve_smtp(
         await pool.close()
         raise StartupError(f"cannot listen on {host}:{port}: {exc}") from None
     bound: int = server.sockets[0].getsockname()[1]
+    handler.committer.start()
     handler.queuer.start()
     log.info("smtp.ready", host=host, port=bound, starttls=options.tls_context is not None)
     if on_ready is not None:
@@ -218,6 +219,7 @@ async def serve_smtp(
     finally:
         server.close()
         await server.wait_closed()
+        await handler.committer.close()
         await handler.queuer.close(DRAIN_TIMEOUT)
         await pool.close()
         log.info("smtp.stopped")

@@ -20,6 +20,7 @@ from bot.db import open_async_pool
 from bot.intake.http_server import register_single_workspace
 from bot.intake.record import STORE_TIMEOUT
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
+from bot.intake.request_queuer import RequestQueuer
 from bot.intake.slack_app import build_slack_app
 from bot.observability.exposition import serve_metrics
 from bot.observability.metrics import Metrics
@@ -28,6 +29,8 @@ from bot.queue.jobs import enqueue_request
 from bot.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+DRAIN_TIMEOUT = 5.0  # seconds to finish queueing at shutdown
 
 
 def run_socket_mode(settings: Settings) -> None:
@@ -42,16 +45,19 @@ async def _run(settings: Settings) -> None:
     )
     broker = build_broker(settings)
     metrics_server = None
+    queuer = None
     try:
         if settings.slack_bot_token is not None:
             await register_single_workspace(settings, pool)
-        app = build_slack_app(
-            settings,
+        queuer = RequestQueuer(
             pool,
             lambda request_id, kind, correlation_id: enqueue_request(
                 broker, request_id, kind, correlation_id
             ),
+            timeout=DRAIN_TIMEOUT,
         )
+        queuer.start()
+        app = build_slack_app(settings, pool, queuer)
         metrics = None
         if settings.metrics_enabled:
             # No HTTP listener in this mode: /metrics is served on PORT instead.
@@ -63,6 +69,8 @@ async def _run(settings: Settings) -> None:
         log.info("serve.socket_mode")
         await handler.start_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
     finally:
+        if queuer is not None:
+            await queuer.close(DRAIN_TIMEOUT)
         if metrics_server is not None:
             metrics_server.close()
         broker.close()

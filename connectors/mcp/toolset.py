@@ -5,13 +5,15 @@ closes them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.agent.tools import Tool
 from bot.settings import Settings
-from connectors.mcp.bridge import McpBridge
-from connectors.mcp.screening import RejectedTool, screen_discovered
-from connectors.mcp.tools import mcp_tools
 from guardrails.injection import InjectionScreen
+
+if TYPE_CHECKING:
+    from connectors.mcp.bridge import McpBridge
+    from connectors.mcp.screening import RejectedTool
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ def load_mcp_tools(settings: Settings, screen: InjectionScreen = HEURISTIC_SCREE
     worker, `chatops mcp tools`) rejects the same ones."""
     if not settings.mcp_servers:
         return McpToolset([])
+    # Imported here: the MCP client library takes a second to import, which a worker
+    # with no MCP server configured need not pay at start.
+    from connectors.mcp.bridge import McpBridge
+    from connectors.mcp.screening import screen_discovered
+    from connectors.mcp.tools import mcp_tools
+
     bridge = McpBridge(
         settings.mcp_servers,
         connect_timeout=settings.mcp_connect_timeout_seconds,

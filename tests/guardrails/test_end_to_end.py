@@ -19,9 +19,7 @@ from structlog.testing import LogCapture, capture_logs
 from bot.llm.providers import build_chain
 from bot.llm.structured import StructuredLLM
 from guardrails.facade import PLACEHOLDER_RULE, Guardrails
-from guardrails.log_redaction import PiiLogRedactor
-from guardrails.pii import build_detector
-from guardrails.redaction import Redactor
+from guardrails.log_redaction import redact_pii
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 
@@ -68,7 +66,7 @@ def logs_through_redactor() -> Iterator[list[MutableMapping[str, Any]]]:
     capture = LogCapture()
     previous = structlog.get_config()
     structlog.configure(
-        processors=[PiiLogRedactor(Redactor(build_detector())), capture],
+        processors=[redact_pii, capture],
         cache_logger_on_first_use=False,
     )
     try:

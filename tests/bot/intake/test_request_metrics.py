@@ -17,6 +17,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.db import open_async_pool
+from bot.intake.request_queuer import RequestQueuer
 from bot.intake.slack_app import build_slack_app
 from bot.intake.socket_mode import CountingSocketModeHandler
 from bot.observability.metrics import Metrics
@@ -61,8 +62,10 @@ def test_socket_mode_requests_are_counted_and_timed_by_type(
             database_url=database_url, slack_signing_secret=slack.signing_secret
         )
         pool = await open_async_pool(database_url, max_size=2)
+        queuer = RequestQueuer(pool, lambda request_id, *_: queued.append(request_id), timeout=5)
+        queuer.start()
         try:
-            app = build_slack_app(settings, pool, lambda request_id, *_: queued.append(request_id))
+            app = build_slack_app(settings, pool, queuer)
             handler = CountingSocketModeHandler(app, "xapp-1-test", metrics=metrics)
             for number, body in enumerate((mention, forged)):
                 request = SocketModeRequest(
@@ -70,6 +73,7 @@ def test_socket_mode_requests_are_counted_and_timed_by_type(
                 )
                 await handler.handle(socket, request)  # type: ignore[arg-type]
         finally:
+            await queuer.close(5)  # what was acknowledged is queued before the pool closes
             await pool.close()
 
     asyncio.run(deliver_all())

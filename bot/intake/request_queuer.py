@@ -1,9 +1,11 @@
-"""Queue stored email requests for the agent after their 250, in small batches.
+"""Queue stored requests for the agent after the listener has answered, in small batches.
 
-The 250 never waits for Redis: requests are handed here and queued within tens of
+Neither Slack's ack nor an email's 250 waits for Redis: once a request's row is committed
+the answer goes out, and the request is handed here and queued within tens of
 milliseconds, a batch per thread hand-off and one status update (one commit) per batch.
-If Redis or Postgres fails, the requests stay 'received' and the workers' sweep
-queues them later; a request queued twice is harmless, as the worker skips finished ones.
+If Redis or Postgres fails, or the process dies first, the requests stay 'received' and the
+workers' periodic sweep queues them later (bot/queue/stranded.py); a request queued twice
+is harmless, as the worker skips finished ones.
 """
 
 from __future__ import annotations
@@ -26,15 +28,14 @@ BATCH_WAIT = 0.025
 MAX_BATCH = 200  # requests per batch
 
 
-# A request id, its correlation id, and the trace context it was submitted in.
-Pending = tuple[int, str, dict[str, str]]
+# A request id, its kind, its correlation id, and the trace context it was submitted in.
+Pending = tuple[int, str, str, dict[str, str]]
 
 
 class RequestQueuer:
-    def __init__(self, pool: AsyncPool, enqueue: Enqueue, *, kind: str, timeout: float) -> None:
+    def __init__(self, pool: AsyncPool, enqueue: Enqueue, *, timeout: float) -> None:
         self.pool = pool
         self.enqueue = enqueue
-        self.kind = kind
         self.timeout = timeout
         self._pending: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -42,10 +43,11 @@ class RequestQueuer:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def submit(self, request_id: int, correlation_id: str) -> None:
-        # The message's trace context is captured now: the batch is queued later, from
-        # another task, where the SMTP span is no longer current.
-        self._pending.put_nowait((request_id, correlation_id, current_trace_carrier()))
+    def submit(self, request_id: int, kind: str, correlation_id: str) -> None:
+        """Queue a committed request soon; returns at once."""
+        # The request's trace context is captured now: the batch is queued later, from
+        # another task, where the request's span is no longer current.
+        self._pending.put_nowait((request_id, kind, correlation_id, current_trace_carrier()))
 
     async def close(self, timeout: float) -> None:
         """Queue what is pending (for at most `timeout` seconds), then stop."""
@@ -66,17 +68,17 @@ class RequestQueuer:
             try:
                 await self._queue(batch)
             except Exception:
-                log.exception("email.enqueue_failed", request_ids=[r for r, _, _ in batch])
+                log.exception("request.enqueue_failed", request_ids=[r for r, *_ in batch])
             finally:
                 for _ in batch:
                     self._pending.task_done()
 
     async def _queue(self, batch: list[Pending]) -> None:
         def send_all() -> None:
-            for request_id, correlation_id, carrier in batch:
+            for request_id, kind, correlation_id, carrier in batch:
                 token = otel_context.attach(context_from_carrier(carrier))
                 try:
-                    self.enqueue(request_id, self.kind, correlation_id)
+                    self.enqueue(request_id, kind, correlation_id)
                 finally:
                     otel_context.detach(token)
 
@@ -86,5 +88,5 @@ class RequestQueuer:
             await conn.execute(
                 "UPDATE inbound_requests SET status = 'queued', queued_at = now()"
                 " WHERE id = ANY(%s) AND status = 'received'",
-                ([request_id for request_id, _, _ in batch],),
+                ([request_id for request_id, *_ in batch],),
             )

@@ -1,0 +1,146 @@
+"""Concurrent SMTP sessions' messages are committed together, and each 250 still comes
+only after its message's commit."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.bot.intake.test_smtp_intake import CUSTOMER, mail, send
+from tests.connectors.email.support import DB, RunningListener, Tenant
+
+pytest_plugins = ["tests.connectors.email.fixtures"]
+
+SESSIONS = 6
+POISON = "poison-subject-for-the-group-commit-test"
+
+
+def send_all(port: int, tenant: Tenant, subjects: list[str]) -> list[dict[str, object]]:
+    """One SMTP session per subject, all at once; what each sendmail returned."""
+    with ThreadPoolExecutor(max_workers=len(subjects)) as pool:
+        return list(
+            pool.map(lambda s: send(port, [tenant.inbox], mail(tenant.inbox, subject=s)), subjects)
+        )
+
+
+@pytest.fixture
+def tenant_row_locked(
+    email_database_url: str, email_tenant: Tenant
+) -> Iterator[tuple[Tenant, threading.Event]]:
+    """The tenant's row locked FOR UPDATE by another transaction until the event is set:
+    storing anything for the tenant (its rows reference it) waits for the lock."""
+    release, locked = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(email_database_url) as conn:
+            conn.execute("SELECT 1 FROM tenants WHERE id = %s FOR UPDATE", (email_tenant.id,))
+            locked.set()
+            release.wait(30)
+            conn.rollback()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(10)
+    try:
+        yield email_tenant, release
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_no_250_before_the_commit_and_waiting_messages_commit_together(
+    smtp_listener: RunningListener,
+    email_db: DB,
+    tenant_row_locked: tuple[Tenant, threading.Event],
+) -> None:
+    """While Postgres cannot commit, no session hears 250 and nothing is visible; once it
+    can, every message is stored, those that waited in one transaction, and all get 250."""
+    tenant, release = tenant_row_locked
+    subjects = [f"Order {i} [{uuid.uuid4().hex[:6]}]" for i in range(SESSIONS)]
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        sending = runner.submit(send_all, smtp_listener.port, tenant, subjects)
+        time.sleep(1.0)  # every session has reached the end of DATA and waits
+        assert not sending.done(), "a session was answered before its message was stored"
+        stored = email_db.execute(
+            "SELECT count(*) AS n FROM inbound_requests WHERE tenant_id = %s", (tenant.id,)
+        ).fetchone()
+        assert stored is not None and stored["n"] == 0
+        release.set()
+        refused = sending.result(timeout=20)
+    assert refused == [{}] * SESSIONS  # sendmail returns the refused recipients: none
+    rows = email_db.execute(
+        """SELECT r.payload->>'subject' AS subject, r.xmin::text AS tx
+             FROM inbound_requests r WHERE r.tenant_id = %s""",
+        (tenant.id,),
+    ).fetchall()
+    assert sorted(r["subject"] for r in rows) == sorted(subjects)
+    # The first message to reach Postgres waited for the lock on its own; the others
+    # queued meanwhile and went in together, in one transaction (one xmin).
+    assert len({r["tx"] for r in rows}) <= 2
+
+
+@pytest.fixture
+def poison_trigger(email_database_url: str) -> Iterator[None]:
+    """Postgres refuses to store a message with the poison subject, as it would a value
+    it cannot take."""
+    with psycopg.connect(email_database_url, autocommit=True) as conn:
+        conn.execute(
+            f"""CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF NEW.subject = '{POISON}' THEN RAISE EXCEPTION 'refused'; END IF;
+                  RETURN NEW;
+                END $$"""
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON email_messages"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        )
+    try:
+        yield
+    finally:
+        with psycopg.connect(email_database_url, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER refuse_poison ON email_messages")
+            conn.execute("DROP FUNCTION refuse_poison()")
+
+
+def test_a_message_postgres_refuses_costs_the_others_in_its_group_nothing(
+    smtp_listener: RunningListener,
+    email_database_url: str,
+    tenant_row_locked: tuple[Tenant, threading.Event],
+    poison_trigger: None,
+) -> None:
+    """The refused message is answered 451 (its sender retries) and stores nothing; the
+    messages committed in the same group as it are stored and answered 250."""
+    tenant, release = tenant_row_locked
+    subjects = [f"Fine {i} [{uuid.uuid4().hex[:6]}]" for i in range(SESSIONS - 1)] + [POISON]
+    with ThreadPoolExecutor(max_workers=len(subjects)) as pool:
+        sending = [pool.submit(deliver, smtp_listener.port, tenant, s) for s in subjects]
+        time.sleep(1.0)  # all of them wait at the end of DATA, to be committed together
+        release.set()
+        outcomes = dict(f.result(timeout=30) for f in sending)
+    assert outcomes.pop(POISON) == 451
+    assert set(outcomes.values()) == {250}
+    with psycopg.connect(email_database_url, row_factory=dict_row) as conn:
+        stored = conn.execute(
+            "SELECT payload->>'subject' AS subject FROM inbound_requests WHERE tenant_id = %s",
+            (tenant.id,),
+        ).fetchall()
+    assert sorted(r["subject"] for r in stored) == sorted(outcomes)
+
+
+def deliver(port: int, tenant: Tenant, subject: str) -> tuple[str, int]:
+    """One message in its own session: its subject and the code that answered its DATA."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        try:
+            client.sendmail(CUSTOMER, [tenant.inbox], mail(tenant.inbox, subject=subject))
+        except smtplib.SMTPDataError as exc:
+            return subject, exc.smtp_code
+    return subject, 250
