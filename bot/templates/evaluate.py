@@ -18,7 +18,7 @@ from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import AgentInput, run_agent
 from bot.agent.schemas import ToolCall
 from bot.agent.steps import StepLog
-from bot.agent.tools import Effect, ToolArgumentsError, ToolRegistry
+from bot.agent.tools import Effect, Tool, ToolArgumentsError, ToolRegistry
 from bot.db import Conn
 from bot.llm.providers import CallRecord, UsageSink
 from bot.llm.structured import StructuredLLM
@@ -33,9 +33,13 @@ class FixtureToolbox:
     case: GoldenCase
     transcript: Transcript
 
+    def offered(self) -> list[Tool]:
+        """The template's tools, as a production run under it is offered them."""
+        tools = [self.registry.get(name) for name in self.template.tools]
+        return [tool for tool in tools if tool is not None and tool.offered_to_model]
+
     def describe(self) -> list[dict[str, Any]]:
-        offered = [self.registry.get(name) for name in self.template.tools]
-        return [tool.describe() for tool in offered if tool is not None and tool.offered_to_model]
+        return [tool.describe() for tool in self.offered()]
 
     def run(self, call: ToolCall, index: int) -> ToolResult:
         tool = self.registry.get(call.name) if call.name in self.template.tools else None

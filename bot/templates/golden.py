@@ -36,10 +36,12 @@ from rag.citations import NOT_FOUND_ANSWER
 Kind = Literal["answer", "not_found", "action", "chain"]
 KINDS: tuple[Kind, ...] = ("answer", "not_found", "action", "chain")
 
-# How the loop in this checkout reads a script: "steps" (a Plan turn after each round of
-# read tools, then the Draft; structured tool arguments) or "single_plan" (one Plan with
-# every call, arguments as a JSON string, then the Draft). The one place to switch.
-LOOP_FORM: Literal["steps", "single_plan"] = "single_plan"
+# How the loop in this checkout reads a script, the one place to switch: a Plan turn
+# after each round of read tools (PLAN_TURNS = "steps") or one Plan with every call
+# ("one"); tool arguments as an object (STRUCTURED_ARGUMENTS) or a JSON string in
+# "arguments_json".
+PLAN_TURNS: Literal["steps", "one"] = "one"
+STRUCTURED_ARGUMENTS = False
 
 # Ways a reply says it does not know, besides the loop's own not-found answer.
 NOT_FOUND_PHRASES = (
@@ -163,28 +165,33 @@ def load_golden(path: Path) -> list[GoldenCase]:
 
 
 def model_replies(case: GoldenCase) -> list[dict[str, Any]]:
-    """The case's script as the loop in this checkout reads it (see LOOP_FORM)."""
-    if LOOP_FORM == "steps":
-        return [dict(turn) for turn in case.script]
+    """The case's script as the loop in this checkout reads it (see PLAN_TURNS)."""
     plans = [turn for turn in case.script if "intent" in turn]
     drafts = [turn for turn in case.script if "intent" not in turn]
-    if not plans:
-        return drafts
-    queries = [q for plan in plans for q in plan.get("search_queries", [])]
-    merged = {
-        "intent": plans[0]["intent"],
-        "search_queries": list(dict.fromkeys(queries))[:3],
-        "tool_calls": [
+    if PLAN_TURNS == "one" and plans:
+        queries = [q for plan in plans for q in plan.get("search_queries", [])]
+        plans = [
             {
-                "name": call["name"],
-                "arguments_json": json.dumps(call.get("arguments", {})),
-                "reason": call.get("reason", ""),
+                "intent": plans[0]["intent"],
+                "search_queries": list(dict.fromkeys(queries))[:3],
+                "tool_calls": [call for plan in plans for call in plan.get("tool_calls", [])],
             }
-            for plan in plans
-            for call in plan.get("tool_calls", [])
-        ],
-    }
-    return [merged, *drafts]
+        ]
+    return [*(_plan_as_read(plan) for plan in plans), *drafts]
+
+
+def _plan_as_read(plan: dict[str, Any]) -> dict[str, Any]:
+    if STRUCTURED_ARGUMENTS:
+        return plan
+    calls = [
+        {
+            "name": call["name"],
+            "arguments_json": json.dumps(call.get("arguments", {})),
+            "reason": call.get("reason", ""),
+        }
+        for call in plan.get("tool_calls", [])
+    ]
+    return {**plan, "tool_calls": calls}
 
 
 def says_not_found(answer: str) -> bool:
