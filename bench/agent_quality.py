@@ -66,15 +66,26 @@ def main() -> int:
         "--timeout", type=float, default=180.0, help="LLM_TIMEOUT_SECONDS for the run"
     )
     made.add_argument("--json", type=Path, help="also write every case's result here")
+    made.add_argument(
+        "--scripted",
+        action="store_true",
+        help="against the scripted emulator instead (each case's own script): the figures "
+        "the scripts give, for comparison; kept in bench/results/agent_quality_scripted.txt",
+    )
     args = made.parse_args()
     configure_logging(fmt="console", level="WARNING")
-    result = Report("agent_quality", "agent quality against a real model", args.smoke)
+    scripted = args.smoke or args.scripted
+    result = Report(
+        "agent_quality_scripted" if args.scripted else "agent_quality",
+        "agent quality against " + ("the scripted emulator" if scripted else "a real model"),
+        args.smoke,
+    )
     limit = SMOKE_CASES if args.smoke else (args.limit or None)
     chosen = select_cases(load_templates(TEMPLATES), TEMPLATES, template=args.template, limit=limit)
     if chosen is None:
         made.error(f"no template named {args.template}")
     cases, total = chosen
-    if not args.smoke:
+    if not scripted:
         served = _served_model_name(args.base_url)
         if served is None:
             print(
@@ -93,7 +104,7 @@ def main() -> int:
             llm_timeout_seconds=args.timeout,
         )
         model: ModelUnderTest
-        if args.smoke:
+        if scripted:
             model = stack.enter_context(scripted_model())
         else:
             model = served_model(settings, args.base_url, args.model)
@@ -129,7 +140,7 @@ def main() -> int:
         not any(r.error for r in results),
         "every case ran to the end (no exception outside the model's answers)",
     )
-    if args.smoke:
+    if scripted:
         result.check(
             all(r.passed for r in results),
             f"the {len(results)} scripted cases pass every check",
