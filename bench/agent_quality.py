@@ -66,6 +66,7 @@ def main() -> int:
         "--timeout", type=float, default=180.0, help="LLM_TIMEOUT_SECONDS for the run"
     )
     made.add_argument("--json", type=Path, help="also write every case's result here")
+    made.add_argument("--note", help="a line for the report, e.g. how the server was started")
     made.add_argument(
         "--scripted",
         action="store_true",
@@ -95,6 +96,8 @@ def main() -> int:
             )
             return 2
         result.add(f"server: {args.base_url}, serving {served}")
+    if args.note:
+        result.add(args.note)
     with ExitStack() as stack:
         workdir = stack.enter_context(temporary_directory("chatops-bench-agent-"))
         server_url = stack.enter_context(postgres_server(workdir))
