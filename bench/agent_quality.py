@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -74,6 +75,9 @@ def main() -> int:
         "the scripts give, for comparison; kept in bench/results/agent_quality_scripted.txt",
     )
     args = made.parse_args()
+    # A run takes many minutes: stopped with SIGTERM, it still drops its scratch
+    # database and stops the Postgres it started (the `finally` blocks run on SystemExit).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     configure_logging(fmt="console", level="WARNING")
     scripted = args.smoke or args.scripted
     result = Report(
