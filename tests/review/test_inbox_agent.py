@@ -148,9 +148,9 @@ def test_customers_get_answers_only_from_knowledge_for_outside_readers(
         f"# Refunds {marker}\n\nRefunds {marker} are accepted within 30 days of delivery.\n"
     )
     for path, collection in ((internal, "default"), (public, "public")):
+        command = ["ingest", str(path.parent), "--tenant", str(tenant), "--collection", collection]
         subprocess.run(
-            [sys.executable, "-m", "bot.cli", "ingest", str(path.parent)]
-            + ["--tenant", str(tenant), "--collection", collection],
+            [sys.executable, "-m", "bot.cli", *command],
             env={**os.environ, **stack.env},
             cwd=REPO,
             check=True,
