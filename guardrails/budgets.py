@@ -258,10 +258,11 @@ class BudgetedLLM(StructuredLLM):
         *,
         on_call: UsageSink,
         on_text: TextSink | None = None,
+        purpose: str = "default",
     ) -> M:
         check = self.guard.check(self.tenant_id)
         if check.admin_notice:
             self.notify_admins(check.admin_notice)
         if check.state == "blocked":
             raise BudgetExceeded(check)
-        return super().ask(schema, messages, on_call=on_call, on_text=on_text)
+        return super().ask(schema, messages, on_call=on_call, on_text=on_text, purpose=purpose)

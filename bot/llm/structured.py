@@ -1,8 +1,10 @@
 """Asking a model for JSON that must validate against a pydantic schema.
 
-Every LLM boundary in the loop goes through `StructuredLLM.ask`: the schema is sent as a
-JSON-schema response format, the reply is parsed into the model, and a reply that does
-not fit is re-asked a bounded number of times with the validation error shown to it.
+Every LLM boundary in the loop goes through `StructuredLLM.ask`: the schema is asked for
+in the way the provider takes (a JSON-schema response format where it can, see
+`bot.llm.formats`), the reply is parsed into the model, and a reply that does not fit is
+re-asked a bounded number of times with the validation error shown to it. The caller
+says what the call is for (``purpose``), which sizes the reply's token cap.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from bot.llm.errors import MalformedOutput
+from bot.llm.formats import JsonSchema, json_candidates
 from bot.llm.providers import CallRecord, ProviderChain, TextSink, UsageSink
 
 log = structlog.get_logger(__name__)
@@ -21,15 +24,32 @@ log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
+def json_schema_for(schema: type[BaseModel]) -> JsonSchema:
+    return JsonSchema(name=schema.__name__, schema=schema.model_json_schema())
+
+
 def response_format_for(schema: type[BaseModel]) -> dict[str, Any]:
+    """The JSON-schema response format for ``schema``, as servers that take it want it."""
+    spec = json_schema_for(schema)
     return {
         "type": "json_schema",
-        "json_schema": {
-            "name": schema.__name__,
-            "schema": schema.model_json_schema(),
-            "strict": True,
-        },
+        "json_schema": {"name": spec.name, "schema": spec.schema, "strict": True},
     }
+
+
+def parse_reply(schema: type[M], content: str) -> M:
+    """``content`` as ``schema``: the reply itself, or the JSON inside the prose or code
+    fence a model without a response format may wrap it in. Raises the first error."""
+    first, *others = json_candidates(content) or [content]
+    try:
+        return schema.model_validate_json(first)
+    except ValidationError:
+        for candidate in others:
+            try:
+                return schema.model_validate_json(candidate)
+            except ValidationError:
+                continue
+        raise
 
 
 @dataclass
@@ -44,18 +64,20 @@ class StructuredLLM:
         *,
         on_call: UsageSink,
         on_text: TextSink | None = None,
+        purpose: str = "default",
     ) -> M:
-        """``on_text`` (optional) hears the raw JSON so far while the reply streams in."""
+        """``on_text`` (optional) hears the raw JSON so far while the reply streams in;
+        ``purpose`` ("plan", "draft", "tool_turn", "summary") sizes the reply's cap."""
         conversation = list(messages)
-        response_format = response_format_for(schema)
+        spec = json_schema_for(schema)
         for attempt in range(self.malformed_retries + 1):
             # The chain reports failed calls itself; a successful one is reported here, once
             # its output has been judged ok or malformed.
             completion = self.chain.complete(
-                conversation, response_format=response_format, on_call=on_call, on_text=on_text
+                conversation, schema=spec, purpose=purpose, on_call=on_call, on_text=on_text
             )
             try:
-                parsed = schema.model_validate_json(completion.content)
+                parsed = parse_reply(schema, completion.content)
                 outcome = "ok"
             except ValidationError as exc:
                 parsed = None
@@ -73,7 +95,18 @@ class StructuredLLM:
             )
             if parsed is not None:
                 return parsed
-            log.warning("llm.malformed_output", schema=schema.__name__, attempt=attempt + 1)
+            log.warning(
+                "llm.malformed_output",
+                schema=schema.__name__,
+                attempt=attempt + 1,
+                mode=completion.mode,
+                finish_reason=completion.finish_reason,
+            )
+            if completion.finish_reason == "length":
+                problem = (
+                    "it was cut off at the length limit before the JSON was complete; "
+                    "write less, and do not repeat yourself"
+                )
             conversation = [
                 *messages,
                 {"role": "assistant", "content": completion.content[:2000]},
