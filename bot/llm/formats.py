@@ -47,12 +47,13 @@ class JsonSchema:
 
     name: str
     schema: dict[str, Any]
+    strict: bool = True
 
     def response_format(self, mode: Mode) -> dict[str, Any] | None:
         if mode == "json_schema":
             return {
                 "type": "json_schema",
-                "json_schema": {"name": self.name, "schema": self.schema, "strict": True},
+                "json_schema": {"name": self.name, "schema": self.schema, "strict": self.strict},
             }
         if mode == "json_object":
             # llama.cpp's servers constrain the reply with a schema given this way; other
@@ -72,12 +73,18 @@ class JsonSchema:
         goes at the end of the one system message (made first if there is none)."""
         if mode == "json_schema":
             return messages
-        if messages and messages[0].get("role") == "system":
-            first = messages[0]
-            content = first.get("content")
-            text = content if isinstance(content, str) else ""
-            return [{**first, "content": f"{text}\n\n{self.instruction()}"}, *messages[1:]]
-        return [{"role": "system", "content": self.instruction()}, *messages]
+        return with_system_note(messages, self.instruction())
+
+
+def with_system_note(messages: list[dict[str, Any]], note: str) -> list[dict[str, Any]]:
+    """``messages`` with ``note`` at the end of the one system message, which comes first
+    (made if there is none): templates that allow one system message, first, take it."""
+    if messages and messages[0].get("role") == "system":
+        first = messages[0]
+        content = first.get("content")
+        text = content if isinstance(content, str) else ""
+        return [{**first, "content": f"{text}\n\n{note}" if text else note}, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ class Quirks:
     length_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     temperature: bool = True  # False: the model only takes its default
     stream_options: bool = True
+    tools: Literal["native", "json"] = "native"  # how tool turns are asked for
 
 
 @dataclass
@@ -125,14 +133,19 @@ def next_mode(mode: Mode) -> Mode | None:
     return MODES[index + 1] if index + 1 < len(MODES) else None
 
 
-def adapt(quirks: Quirks, exc: openai.APIError, *, structured: bool) -> Quirks | None:
+def adapt(
+    quirks: Quirks, exc: openai.APIError, *, structured: bool, tools: bool = False
+) -> Quirks | None:
     """The quirks to try next when ``exc`` says the server refused part of the request
-    (not the request as a whole); None when it did not, or nothing is left to change."""
+    (not the request as a whole); None when it did not, or nothing is left to change.
+    ``tools``: the request offered tools natively."""
     status = status_of(exc)
     if status is None:
         return None
     text = error_text(exc)
     lowered = text.lower()
+    if tools and status in _FORMAT_STATUSES and re.search(r"\btools?\b|tool_choice", lowered):
+        return replace(quirks, tools="json")
     if status in _STATUS_REJECTED:
         if "max_completion_tokens" in lowered and quirks.length_param == "max_tokens":
             return replace(quirks, length_param="max_completion_tokens")

@@ -20,7 +20,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,13 +31,22 @@ from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from bot.llm.circuit import CircuitBreaker
 from bot.llm.errors import LLMRequestRejected, LLMUnavailable
-from bot.llm.formats import JsonSchema, Mode, QuirkMemory, Quirks, adapt, status_of
+from bot.llm.formats import (
+    JsonSchema,
+    Mode,
+    QuirkMemory,
+    Quirks,
+    adapt,
+    status_of,
+    with_system_note,
+)
 from bot.llm.limits import (
     RequestLimits,
     capped_by_deadline,
     http_timeout,
     timeout_seconds,
 )
+from bot.llm.tools import ToolSpec, describe_tools, json_turn_schema, plain_turns
 from bot.observability.correlation import correlation_headers
 
 log = structlog.get_logger(__name__)
@@ -61,6 +70,8 @@ class Completion:
     latency_ms: int
     mode: Mode | None = None  # how JSON was asked for; None: it was not
     finish_reason: str | None = None  # "length": cut off at the token cap
+    native_tools: bool = False  # tools were offered through the API's own tool calling
+    tool_calls: tuple[tuple[str, str, str], ...] = ()  # (id, name, arguments as sent)
 
 
 @dataclass(frozen=True)
@@ -128,21 +139,21 @@ class ProviderChain:
         schema: JsonSchema | None = None,
         purpose: str = "default",
         on_text: TextSink | None = None,
-        extra: dict[str, Any] | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> Completion:
         """The first provider's answer that arrives; ``on_text`` hears the text so far as
         it grows (restarting with each attempt).
 
         With ``schema``, JSON is asked for in the way each provider takes (see
-        `bot.llm.formats`); ``response_format`` is sent as given otherwise. ``extra``
-        is added to the request body as it is (e.g. ``tools``).
+        `bot.llm.formats`); ``response_format`` is sent as given otherwise. With
+        ``tools``, a tool turn: native tool calling, or a JSON turn (`bot.llm.tools`).
         """
         rejected = False
         for provider in self.providers:
             if not provider.breaker.allow():
                 on_call(CallRecord(provider.name, provider.model, "circuit_open"))
                 continue
-            request = _Request(messages, response_format, schema, purpose, extra or {})
+            request = _Request(messages, response_format, schema, purpose, tools)
             outcome = _Outcome()
             completion = self._try_provider(provider, request, on_call, on_text, outcome)
             if completion is not None:
@@ -174,7 +185,14 @@ class ProviderChain:
                     streamed = _request(provider, request, quirks, self.limits, on_text)
             except openai.APIError as exc:
                 latency_ms = int((time.monotonic() - started) * 1000)
-                adapted = adapt(quirks, exc, structured=request.schema is not None)
+                native_tools = request.tools is not None and quirks.tools == "native"
+                adapted = adapt(
+                    quirks,
+                    exc,
+                    structured=request.schema is not None
+                    or (request.tools is not None and not native_tools),
+                    tools=native_tools,
+                )
                 if adapted is not None:
                     # The server refused a detail of the request, not the request: ask
                     # again at once without it, and remember; no retry is used up.
@@ -232,9 +250,21 @@ class ProviderChain:
                 latency_ms=latency_ms,
                 mode=quirks.mode if request.schema is not None else None,
                 finish_reason=streamed.finish_reason,
+                native_tools=request.tools is not None and quirks.tools == "native",
+                tool_calls=tuple(
+                    (call["id"], call["name"], call["arguments"]) for call in streamed.tool_calls
+                ),
             )
         provider.breaker.record_failure()
         return None
+
+    def remember_json_tools(self, provider_name: str, model: str) -> None:
+        """That provider's model answers tool turns as text: use JSON turns from now on."""
+        for provider in self.providers:
+            if provider.name == provider_name and provider.model == model:
+                quirks = self.quirks.get(provider.base_url, model)
+                self.quirks.set(provider.base_url, model, replace(quirks, tools="json"))
+                log.info("llm.tools_as_json", provider=provider_name, model=model)
 
 
 @dataclass(frozen=True)
@@ -243,7 +273,7 @@ class _Request:
     response_format: dict[str, Any] | None
     schema: JsonSchema | None
     purpose: str
-    extra: dict[str, Any]
+    tools: Sequence[ToolSpec] | None
 
 
 @dataclass
@@ -266,9 +296,16 @@ def _request(
     create: Any = provider.client.chat.completions.create
     messages = request.messages
     body: dict[str, Any] = {}
-    if request.schema is not None:
-        messages = request.schema.messages(messages, quirks.mode)
-        response_format = request.schema.response_format(quirks.mode)
+    schema = request.schema
+    if request.tools is not None and quirks.tools == "native":
+        body["tools"] = [tool.native() for tool in request.tools]
+        body["tool_choice"] = "auto"
+    elif request.tools is not None:
+        schema = json_turn_schema(request.tools)
+        messages = with_system_note(plain_turns(messages), describe_tools(request.tools))
+    if schema is not None:
+        messages = schema.messages(messages, quirks.mode)
+        response_format = schema.response_format(quirks.mode)
     else:
         response_format = request.response_format
     if response_format is not None:
@@ -284,7 +321,7 @@ def _request(
         stream=True,
         # The request id of the job, for the provider's logs and any proxy.
         extra_headers=correlation_headers(),
-        extra_body={**body, **request.extra},
+        extra_body=body,
         # Between two pieces of the reply; shorter when the job's time is nearly up.
         timeout=http_timeout(capped_by_deadline(provider.timeout)),
     )

@@ -9,6 +9,8 @@ says what the call is for (``purpose``), which sizes the reply's token cap.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 
 from bot.llm.errors import MalformedOutput
 from bot.llm.formats import JsonSchema, json_candidates
-from bot.llm.providers import CallRecord, ProviderChain, TextSink, UsageSink
+from bot.llm.providers import CallRecord, Completion, ProviderChain, TextSink, UsageSink
+from bot.llm.tools import ToolSpec, ToolTurn, check_calls, parse_json_turn
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +122,87 @@ class StructuredLLM:
                 },
             ]
         raise MalformedOutput(f"the model's replies did not fit the {schema.__name__} schema")
+
+    def tool_turn(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Sequence[ToolSpec],
+        *,
+        on_call: UsageSink,
+        purpose: str = "tool_turn",
+    ) -> ToolTurn:
+        """The model's next turn with ``tools`` on offer: text for the person, or tool
+        calls whose arguments fit each tool's schema (see `bot.llm.tools`).
+
+        ``messages`` are in the chat API's native shape (append `ToolTurn.
+        assistant_message()` and `tool_result_message` for each result between turns);
+        providers without native tool calling get them as plain turns.
+        """
+        conversation = list(messages)
+        for attempt in range(self.malformed_retries + 1):
+            completion = self.chain.complete(
+                conversation, tools=tools, purpose=purpose, on_call=on_call
+            )
+            turn, problems = self._read_turn(completion, tools)
+            on_call(
+                CallRecord(
+                    provider=completion.provider,
+                    model=completion.model,
+                    outcome="malformed" if problems else "ok",
+                    prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
+                    latency_ms=completion.latency_ms,
+                )
+            )
+            if turn is not None:
+                return turn
+            log.warning(
+                "llm.unusable_tool_turn",
+                attempt=attempt + 1,
+                native=completion.native_tools,
+                problems=len(problems),
+            )
+            said = completion.content or json.dumps(
+                [{"name": n, "arguments": a} for _i, n, a in completion.tool_calls]
+            )
+            conversation = [
+                *messages,
+                {"role": "assistant", "content": said[:2000]},
+                {
+                    "role": "user",
+                    "content": (
+                        "Those tool calls could not be used: "
+                        + "; ".join(problems)
+                        + ". Reply again, with calls whose arguments fit the tools' schemas."
+                    ),
+                },
+            ]
+        raise MalformedOutput("the model's tool calls did not fit the tools' schemas")
+
+    def _read_turn(
+        self, completion: Completion, tools: Sequence[ToolSpec]
+    ) -> tuple[ToolTurn | None, list[str]]:
+        """The turn, or None and what is wrong with it."""
+        if completion.native_tools and completion.tool_calls:
+            calls, problems = check_calls(
+                [(name, arguments, call_id) for call_id, name, arguments in completion.tool_calls],
+                tools,
+            )
+            if problems:
+                return None, problems
+            return ToolTurn(completion.content.strip(), calls, native=True), []
+        parsed = parse_json_turn(completion.content, tools)
+        if completion.native_tools:
+            if parsed is None or not (parsed.calls or parsed.problems):
+                return ToolTurn(completion.content.strip(), [], native=True), []
+            # Offered native tools, the model wrote its call as text (a fenced JSON
+            # block): take it, and give this model JSON turns from now on.
+            self.chain.remember_json_tools(completion.provider, completion.model)
+        if parsed is None:
+            return None, ["the reply was not the JSON object asked for"]
+        if parsed.problems:
+            return None, parsed.problems
+        return ToolTurn(parsed.text.strip(), parsed.calls, native=False), []
 
 
 def _describe(exc: ValidationError) -> str:
