@@ -114,6 +114,26 @@ class QuirkMemory:
         with self._lock:
             self._known[(base_url or "", model)] = quirks
 
+    def learn(self, base_url: str | None, model: str, learnt: Quirks) -> Quirks:
+        """Add what one request learnt to what others may have learnt meanwhile (each
+        quirk only ever moves one way), and return the result."""
+        key = (base_url or "", model)
+        with self._lock:
+            known = self._known.get(key, Quirks())
+            merged = Quirks(
+                mode=max(known.mode, learnt.mode, key=MODES.index),
+                length_param=(
+                    "max_completion_tokens"
+                    if "max_completion_tokens" in (known.length_param, learnt.length_param)
+                    else "max_tokens"
+                ),
+                temperature=known.temperature and learnt.temperature,
+                stream_options=known.stream_options and learnt.stream_options,
+                tools="json" if "json" in (known.tools, learnt.tools) else "native",
+            )
+            self._known[key] = merged
+            return merged
+
 
 def status_of(exc: openai.APIError) -> int | None:
     return exc.status_code if isinstance(exc, openai.APIStatusError) else None

@@ -16,9 +16,7 @@ Failures are logged with their status and a shortened body, never the key or the
 
 from __future__ import annotations
 
-import json
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,6 +44,7 @@ from bot.llm.limits import (
     http_timeout,
     timeout_seconds,
 )
+from bot.llm.redaction import loggable_body
 from bot.llm.tools import ToolSpec, describe_tools, json_turn_schema, plain_turns
 from bot.observability.correlation import correlation_headers
 
@@ -54,10 +53,6 @@ log = structlog.get_logger(__name__)
 BACKOFF_BASE = 0.5  # seconds before the first retry; doubles each time
 BACKOFF_CAP = 8.0  # seconds; also caps a provider's Retry-After
 RETRYABLE_STATUS = frozenset({408, 409, 429})
-LOGGED_BODY_CHARS = 300
-# Keys of an error body that may echo what was sent (pydantic's "input", a proxy's copy).
-_ECHO_KEYS = frozenset({"input", "messages", "prompt", "content", "body", "request"})
-_KEY_LIKE = re.compile(r"\b(sk|gsk|xai|key)-[A-Za-z0-9_\-]{6,}")
 
 
 @dataclass(frozen=True)
@@ -196,7 +191,7 @@ class ProviderChain:
                 if adapted is not None:
                     # The server refused a detail of the request, not the request: ask
                     # again at once without it, and remember; no retry is used up.
-                    self.quirks.set(provider.base_url, provider.model, adapted)
+                    adapted = self.quirks.learn(provider.base_url, provider.model, adapted)
                     on_call(
                         CallRecord(provider.name, provider.model, "rejected", latency_ms=latency_ms)
                     )
@@ -262,8 +257,7 @@ class ProviderChain:
         """That provider's model answers tool turns as text: use JSON turns from now on."""
         for provider in self.providers:
             if provider.name == provider_name and provider.model == model:
-                quirks = self.quirks.get(provider.base_url, model)
-                self.quirks.set(provider.base_url, model, replace(quirks, tools="json"))
+                self.quirks.learn(provider.base_url, model, Quirks(tools="json"))
                 log.info("llm.tools_as_json", provider=provider_name, model=model)
 
 
@@ -385,43 +379,6 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         return min(BACKOFF_CAP, float(value)) if value is not None else None
     except ValueError:
         return None
-
-
-def loggable_body(exc: openai.APIError, messages: list[dict[str, Any]], api_key: str) -> str | None:
-    """The error's body, shortened, without anything it echoes of the request (a server
-    may quote the prompt back) and without anything that looks like a key."""
-    if not isinstance(exc, openai.APIStatusError):
-        return None
-    try:
-        raw = exc.response.text
-    except Exception:  # a streamed body may be gone
-        return None
-    try:
-        text = json.dumps(_without_echoes(json.loads(raw)), ensure_ascii=False)
-    except ValueError:
-        text = raw
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str) and len(content) >= 12:
-            text = text.replace(content, "[prompt]")
-            text = text.replace(json.dumps(content)[1:-1], "[prompt]")
-    if api_key:
-        text = text.replace(api_key, "[key]")
-    text = _KEY_LIKE.sub("[key]", text)
-    if len(text) > LOGGED_BODY_CHARS:
-        text = text[:LOGGED_BODY_CHARS] + "…"
-    return text
-
-
-def _without_echoes(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: "[omitted]" if key in _ECHO_KEYS else _without_echoes(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_without_echoes(item) for item in value]
-    return value
 
 
 def build_chain(
