@@ -190,6 +190,8 @@ async def _answer(
 
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if isinstance(reply, Reply) and not reply.stream_usage:
+        include_usage = False
     piece_chars = request.app[STATE_KEY].config.stream_piece_chars
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}

@@ -55,6 +55,9 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering
     # Seconds between the pieces of a streamed answer, so a client sees it arrive over time.
     piece_delay: float = 0.0
+    # False: a streamed answer never carries usage, as llama-cpp-python's server does
+    # (it ignores stream_options).
+    stream_usage: bool = True
     repeat: bool = False
 
     def content_text(self) -> str | None:

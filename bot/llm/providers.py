@@ -240,8 +240,12 @@ class ProviderChain:
                 content=streamed.content,
                 provider=provider.name,
                 model=provider.model,
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
+                # A server that sends no usage in streams (llama-cpp-python's) is
+                # estimated rather than counted as free, so token budgets still hold.
+                prompt_tokens=usage.prompt_tokens if usage else _estimate(request.messages),
+                completion_tokens=(
+                    usage.completion_tokens if usage else _estimate_text(streamed.content)
+                ),
                 latency_ms=latency_ms,
                 mode=quirks.mode if request.schema is not None else None,
                 finish_reason=streamed.finish_reason,
@@ -345,6 +349,21 @@ def _request(
     result.content = "".join(parts)
     result.tool_calls = [calls[index] for index in sorted(calls)]
     return result
+
+
+CHARS_PER_TOKEN = 3  # a cautious average: English runs about 4, code and JSON fewer
+
+
+def _estimate_text(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN) if text else 0
+
+
+def _estimate(messages: list[dict[str, Any]]) -> int:
+    return sum(
+        _estimate_text(content) + 4  # and a few for each turn's role markers
+        for message in messages
+        if isinstance(content := message.get("content"), str)
+    )
 
 
 def _describe_quirks(quirks: Quirks) -> str:

@@ -292,3 +292,16 @@ def test_each_provider_gets_the_timeout_for_where_it_runs(llm: OpenAIEmulator) -
         timeouts={"tuned": 75.0},
     )
     assert [p.timeout for p in chain.providers] == [180.0, 30.0, 75.0]
+
+
+def test_a_stream_without_usage_is_estimated_not_free(llm: OpenAIEmulator) -> None:
+    """llama-cpp-python's server sends no usage in streams: the call is still counted,
+    with an estimate on the cautious side, so token budgets keep holding."""
+    content = {"answer": "Refunds are possible within 30 days of purchase."}
+    llm.script(Reply(content=content, stream_usage=False), match=MARKER)
+    calls: list[CallRecord] = []
+    make_llm(llm, "no-usage").ask(Answer, MESSAGES, on_call=calls.append)
+    (record,) = calls
+    prompt_chars = sum(len(m["content"]) for m in MESSAGES)
+    assert record.prompt_tokens >= prompt_chars // 4
+    assert record.completion_tokens >= len('{"answer": ""}') // 4 + len(content["answer"]) // 4
