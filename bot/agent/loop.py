@@ -19,7 +19,7 @@ from bot.agent.draft_preview import DraftPreview
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
 from bot.agent.schemas import Draft, Plan
 from bot.agent.steps import Output, StepLimitReached, StepLog
-from bot.llm.errors import LLMUnavailable, MalformedOutput
+from bot.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from bot.llm.providers import UsageSink
 from bot.llm.structured import StructuredLLM
 from guardrails.budgets import BudgetExceeded
@@ -73,6 +73,8 @@ def run_agent(
         return _offline_answer(request, retriever, steps)
     try:
         return _answer(request, llm, retriever, tools, steps, on_call, preview)
+    except LLMRequestRejected:
+        return couldnt_complete("the language model refused the request")
     except LLMUnavailable:
         return couldnt_complete("the language model service is not responding")
     except MalformedOutput:
