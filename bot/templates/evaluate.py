@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import AgentInput, run_agent
 from bot.agent.schemas import ToolCall
 from bot.agent.steps import StepLog
-from bot.agent.tools import Effect, ToolArgumentsError, ToolRegistry
+from bot.agent.tools import Effect, Tool, ToolArgumentsError, ToolRegistry
 from bot.db import Conn
 from bot.llm.providers import CallRecord
 from bot.llm.structured import StructuredLLM
@@ -31,9 +30,9 @@ class FixtureToolbox:
     case: GoldenCase
     transcript: Transcript
 
-    def describe(self) -> list[dict[str, Any]]:
+    def offered(self) -> list[Tool]:
         offered = [self.registry.get(name) for name in self.template.tools]
-        return [tool.describe() for tool in offered if tool is not None and tool.offered_to_model]
+        return [tool for tool in offered if tool is not None and tool.offered_to_model]
 
     def run(self, call: ToolCall, index: int) -> ToolResult:
         tool = self.registry.get(call.name) if call.name in self.template.tools else None
@@ -43,7 +42,7 @@ class FixtureToolbox:
                 call.name, ok=False, output=f"no tool named {call.name!r} is available"
             )
         try:
-            arguments = tool.parse(call.arguments_json)
+            arguments = tool.parse(call.arguments)
         except ToolArgumentsError as exc:
             return ToolResult(call.name, ok=False, output=str(exc))
         self.transcript.tool_calls.append((tool.name, arguments.model_dump()))

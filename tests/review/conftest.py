@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -80,7 +79,7 @@ def propose_post(
     question = unique_question(f"{topic} in #support: {text}")
     call = {
         "name": "post_to_channel",
-        "arguments_json": json.dumps({"channel": SUPPORT, "text": text}),
+        "arguments": {"channel": SUPPORT, "text": text},
         "reason": "The requester asked to tell the support team.",
     }
     llm.script(
