@@ -135,6 +135,7 @@ def answer_email(
                 conn, run["id"], tenant_id, deps.max_steps, observer=deps.step_observer
             ),
             on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices, deps.metrics),
+            grounding=deps.grounding,
         )
         if outcome.status != "answered":
             mark_failed(conn, request_id, outcome.reason or "could not draft a reply")

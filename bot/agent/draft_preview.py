@@ -26,6 +26,7 @@ import structlog
 from pydantic_core import from_json
 
 from bot.agent.knowledge import Passage
+from rag.attribution import states_not_found
 from rag.citations import MARKER, verify_citations
 
 log = structlog.get_logger(__name__)
@@ -76,11 +77,16 @@ def grounded_prefix(answer: str, passages: Sequence[Passage]) -> str | None:
     """The start of a partly written answer that passes the citation checks so far, or
     None when what is written already fails them.
 
-    Finished lines are checked as Verify checks a whole answer; in the line being written,
-    text is shown up to its latest citation. With no sources there is nothing to ground
+    Finished lines are held to a marker after every statement (Verify adds the markers a
+    draft lacks: such a draft is not shown early, but still posted); in the line being
+    written, text is shown up to its latest citation. A "not found" is never shown. With no sources there is nothing to ground
     in and every citation is invented, so text shows freely until a citation appears.
     """
     finished, _, current = answer.rpartition("\n")
+    if any(states_not_found(line) for line in answer.splitlines()):
+        # A "not found" is posted as the plain not-found answer, without the markers or
+        # the wording a model gives it: showing the model's version would only be replaced.
+        return None
     given = {str(n) for n in range(1, len(passages) + 1)}
     if any(n not in given for n in MARKER.findall(current)):
         return None

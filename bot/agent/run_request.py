@@ -345,6 +345,7 @@ def _answer_in_thread(
         steps=StepLog.load(conn, run_id, tenant_id, deps.max_steps, observer=deps.step_observer),
         on_call=usage_recorder(conn, tenant_id, run_id, deps.prices, deps.metrics),
         preview=preview,
+        grounding=deps.grounding,
     )
     if outcome.status == "answered" and deps.llm is not None:
         draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)

@@ -63,3 +63,14 @@ def test_a_failing_preview_turns_itself_off() -> None:
     preview.for_sources([])('{"answer": "One ')
     preview.for_sources([])('{"answer": "One two ')
     assert shown == ["One "] and not preview.enabled
+
+
+def test_a_not_found_reply_is_never_previewed() -> None:
+    """It is posted as the plain not-found answer; the model's wording of it, with the
+    markers small models put on it, would only be shown and then replaced."""
+    passages = [Passage("1", "VPN", "Open the portal.")]
+
+    assert (
+        grounded_prefix("Sorry, I couldn't find this in the knowledge base [1]", passages) is None
+    )
+    assert grounded_prefix("I could not find", passages) is None
