@@ -382,7 +382,20 @@ class _Scorer:
         self.known_words = set(WORD.findall(_normalise(all_text))) | {
             _stem(w) for w in WORD.findall(_normalise(all_text))
         }
-        self.meaning = self._meaning(embedder)
+        self.embedder = embedder
+        self.meaning: np.ndarray | None = None
+        self.embedded = False
+
+    def meaning_of(self, index: int) -> list[float]:
+        """The sentence's meaning score against each evidence; zeros without an embedder.
+        Embedded on first need: a draft whose sentences all share most of their words
+        with a source costs no embedding at all."""
+        if not self.embedded:
+            self.meaning = self._meaning(self.embedder)
+            self.embedded = True
+        if self.meaning is None:
+            return [0.0] * len(self.evidence)
+        return [float(x) for x in self.meaning[index]]
 
     def _meaning(self, embedder: Embedder | None) -> np.ndarray | None:
         """Sentence x evidence: the best cosine between the sentence and any sentence of
@@ -414,15 +427,16 @@ class _Scorer:
             return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")
         unknown_names = {n for n in _names(plain) if n not in self.known_words}
         own = {int(n) for n in MARKER.findall(sentence)}
-        scores: list[Score] = []
-        for j, item_terms in enumerate(self.terms):
-            words = len(terms & item_terms) / len(terms) if terms else 0.0
-            meaning = float(self.meaning[index, j]) if self.meaning is not None else 0.0
-            scores.append((words, meaning, j))
+        overlap = [len(terms & t) / len(terms) if terms else 0.0 for t in self.terms]
+        plain_match = any(words >= WORDS_ALONE for words in overlap)
+        meaning = [0.0] * len(overlap) if plain_match else self.meaning_of(index)
+        scores: list[Score] = [
+            (w, m, j) for j, (w, m) in enumerate(zip(overlap, meaning, strict=True))
+        ]
         supporting = [
-            (words, meaning, j)
-            for words, meaning, j in scores
-            if _supports(words, meaning, own_marker=self.evidence[j].number in own)
+            score
+            for score in scores
+            if _supports(score[0], score[1], own_marker=self.evidence[score[2]].number in own)
         ] or self._together(terms, scores)
         if numbers and supporting:
             # A number must be in what the sentence is attributed to, not just anywhere:
