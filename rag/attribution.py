@@ -50,6 +50,10 @@ URL = re.compile(r"https?://\S+")
 EMPHASIS = re.compile(r"[*_~`]")
 WORD = re.compile(r"[a-z0-9][a-z0-9'\u2019-]*")
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+# Numbering that is not a fact: "Step 2:", "2." or "2)" before a sentence.
+STEP_LABEL = re.compile(r"^(?:step\s+\d{1,2}\s*[:.)-]?|\d{1,2}[.)])\s+", re.IGNORECASE)
+LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")
 # A capitalised word inside a sentence (not its first word): likely a name of a place,
 # product, team or person. Acronyms count too.
 NAME = re.compile(r"(?<=[\s(\"'\u201c\u2018/])([A-Z][A-Za-z0-9&'\u2019-]*[A-Za-z0-9])")
@@ -268,7 +272,12 @@ def _parse(answer: str) -> list[_Line]:
 def _sentences(text: str) -> list[str]:
     """A line's sentences; markers written after a sentence's full stop stay with it."""
     parts: list[str] = []
+    label = ""  # "2." of "1. Open it. 2. Choose Reset token." goes with its sentence
     for piece in SENTENCE_END.split(text.strip()):
+        if LIST_NUMBER.match(piece):
+            label = f"{piece} "
+            continue
+        piece, label = label + piece, ""
         markers = MARKERS_AT_START.match(piece)
         if markers and parts:
             parts[-1] = f"{parts[-1]} {markers.group().strip()}"
@@ -296,9 +305,10 @@ def _normalise(text: str) -> str:
 
 
 def _plain(sentence: str) -> str:
-    """The sentence as words: no markers, mrkdwn, links or placeholders."""
+    """The sentence as words: no markers, mrkdwn, links, placeholders or step labels."""
     text = SLACK_MARKUP.sub(" ", PLACEHOLDER.sub(" ", URL.sub(" ", sentence)))
-    return " ".join(EMPHASIS.sub("", MARKER.sub("", text)).split())
+    text = " ".join(EMPHASIS.sub("", MARKER.sub("", text)).split())
+    return STEP_LABEL.sub("", text)
 
 
 def _kind(sentence: str, question: str) -> Kind:
@@ -343,7 +353,12 @@ def _stem(word: str) -> str:
 
 
 def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in NUMBER.findall(text)}
+    """The numbers in a text, compared part by part so that "8:00" meets "08:00" and
+    "1,200" meets "1200"; "45" still does not meet "90"."""
+    found: set[str] = set()
+    for number in NUMBER.findall(THOUSANDS.sub("", text)):
+        found.update(part.lstrip("0") or "0" for part in re.split(r"[.,:]", number))
+    return found
 
 
 def _names(plain: str) -> set[str]:

@@ -212,7 +212,7 @@ def _verdict(
     if form:
         return {"problems": form, "citations_failed": False}
     grounding = grounding or Grounding()
-    outputs = [r.output for r in tool_results or [] if r.ok]
+    outputs = [r.output for r in tool_results or []]  # a refusal is information too
     earlier = [turn["content"] for turn in request.history] if request else []
     result = attribute(
         draft.answer,

@@ -211,3 +211,21 @@ def test_without_sources_only_sentences_claiming_one_are_judged() -> None:
     result = attribute(draft, [], question="Shorten this", strict=False)
 
     assert result.answer == "Here is a shorter version of your message."
+
+
+def test_step_numbers_and_number_formats_are_not_taken_for_facts() -> None:
+    """ "Step 3:" and an inline "2." number the steps; "8:00" is the source's "08:00"."""
+    hours = Evidence("IT unlocks accounts during business hours (08:00-18:00 UK time).", 4)
+    draft = (
+        "Step 3: Open the self-service portal and choose Reset token. "
+        "2. Scan the QR code with your authenticator app. IT unlocks accounts from 8:00 to 18:00."
+    )
+
+    result = attribute(draft, [*SOURCES, hours], question=QUESTION)
+
+    assert not result.unsupported
+    assert result.answer == (
+        "Step 3: Open the self-service portal and choose Reset token [1]. "
+        "2. Scan the QR code with your authenticator app [1]. "
+        "IT unlocks accounts from 8:00 to 18:00 [4]."
+    )
