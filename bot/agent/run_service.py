@@ -139,6 +139,7 @@ def run_for_channel(
         ),
         on_call=usage_recorder(conn, tenant_id, request.run_id, deps.prices, deps.metrics),
         preview=preview,
+        grounding=deps.grounding,
     )
     draft = None
     if outcome.status == "answered" and deps.llm is not None:

@@ -70,6 +70,7 @@ from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.tools import post_to_channel_tool, reply_in_thread_tool
 from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails
+from rag.attribution import Grounding
 from rag.embeddings import Embedder, embedder_from_settings
 from rag.jobs import KNOWLEDGE_QUEUE, declare_ingest_actors
 from rag.wiring import ingest_deps_from_settings, retriever_from_settings
@@ -123,6 +124,7 @@ def build_worker_deps(
         pool=pool,
         llm=llm,
         retriever=retriever_from_settings(settings, pool, embedder),
+        grounding=Grounding(embedder, settings.agent_unsupported_sentences),
         tools=ToolRegistry.of(
             post_to_channel_tool(slack_client),
             reply_in_thread_tool(slack_client),
