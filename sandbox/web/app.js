@@ -162,7 +162,8 @@ function lines(html) {
 
 function plainText(object) {
   if (!object) return "";
-  return object.type === "mrkdwn" ? mrkdwn(object.text) : escapeHtml(object.text || "");
+  // plain_text shows exactly as written, line breaks included (an email's body on a card).
+  return object.type === "mrkdwn" ? mrkdwn(object.text) : escapeHtml(object.text || "").replace(/\n/g, "<br>");
 }
 
 // --- Block Kit, the parts the product uses --------------------------------------------------
