@@ -84,6 +84,12 @@ def mrkdwn_safe(text: str) -> str:
     return ANGLED.sub(keep_or_escape, readable(text))
 
 
+def bold(text: str) -> str:
+    """`text` in bold, unless it holds an asterisk (a masked a***@x.example): Slack would
+    then show the marks literally around it instead of bold text."""
+    return text if "*" in text else f"*{text}*"
+
+
 def person(who: str) -> str:
     """Who asked: a Slack user as a mention, anyone else (an email sender) as written."""
     return f"<@{who}>" if SLACK_USER.fullmatch(who) else mrkdwn_safe(who)
@@ -136,7 +142,7 @@ def approval_message(
     text = f"{headline}: {summary}"
     link = context.thread_link
     lines = [
-        f"{headline}\n*{summary}*",
+        f"{headline}\n{bold(summary)}",
         f"*Requested by* {person(action['requested_by'])}"
         + (f" · <{link}|conversation>" if link else ""),
         f"*Why:* {reason}",
@@ -227,7 +233,7 @@ def reject_view(action: dict[str, Any]) -> dict[str, Any]:
         "blocks": [
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*{people_summary(action)[:2800]}*"},
+                "text": {"type": "mrkdwn", "text": bold(people_summary(action)[:2800])},
             },
             {
                 "type": "input",
