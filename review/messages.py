@@ -29,7 +29,9 @@ REASON_BLOCK, REASON_INPUT = "reject_reason", "text"
 QUOTE_LIMIT = 2_500  # characters of the action's text shown before eliding
 EMAIL_TOOLS = ("reply_email", "send_email")
 # Arguments that only the product uses: never shown on a card.
-INTERNAL_FIELDS = frozenset({"message", "conversation_id", "original_sender", "inbox"})
+INTERNAL_FIELDS = frozenset(
+    {"message", "conversation_id", "original_sender", "inbox", "thread_ts", "idempotency_key"}
+)
 
 HEADLINES = {
     "pending": ":raised_hand: *Approval needed*",
@@ -227,7 +229,10 @@ def reject_view(action: dict[str, Any]) -> dict[str, Any]:
         "type": "modal",
         "callback_id": REJECT_VIEW,
         "private_metadata": json.dumps({"action_id": action["id"]}),
-        "title": {"type": "plain_text", "text": "Reject the action"},
+        "title": {
+            "type": "plain_text",
+            "text": "Reject the email" if action["tool"] in EMAIL_TOOLS else "Reject the action",
+        },
         "submit": {"type": "plain_text", "text": "Reject"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [

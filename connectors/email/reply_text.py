@@ -24,6 +24,7 @@ FENCE = re.compile(r"```\n?")
 SHORTCODE = re.compile(r"[ \t]*(?<![\w:]):[a-z][a-z0-9_+-]*:(?![\w:])")
 LEADING_SHORTCODE = re.compile(r"^(\s*(?:[-•]\s+)?):[a-z][a-z0-9_+-]*:[ \t]*", re.MULTILINE)
 BULLET = re.compile(r"^(\s*)[•◦▪]\s+", re.MULTILINE)
+QUOTE = re.compile(r"^(?:>|&gt;) ?", re.MULTILINE)  # Slack's blockquote marks
 GREETING = re.compile(r"^\s*(hi|hello|hey|dear|good (morning|afternoon|evening))\b", re.I)
 SIGN_OFF = re.compile(
     r"(regards|best|thanks|thank you|cheers|sincerely|best wishes)[,!.]?\s*(\n.*){0,3}\Z",
@@ -44,6 +45,7 @@ def plain_text(mrkdwn: str) -> str:
     text = LEADING_SHORTCODE.sub(r"\1", text)
     text = SHORTCODE.sub("", text)
     text = BULLET.sub(r"\1- ", text)
+    text = QUOTE.sub("", text)
     text = html.unescape(text)
     lines = [re.sub(r"[ \t]+$", "", line) for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
