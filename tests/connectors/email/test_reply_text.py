@@ -23,7 +23,9 @@ def test_mrkdwn_citations_and_the_sources_list_are_gone() -> None:
 
 
 def test_a_greeting_by_first_name_and_a_sign_off_are_added_once() -> None:
-    body = email_body("Your order ships tomorrow.", recipient_name="Alice Example", signature="Acme")
+    body = email_body(
+        "Your order ships tomorrow.", recipient_name="Alice Example", signature="Acme"
+    )
     assert body == "Hello Alice,\n\nYour order ships tomorrow.\n\nBest regards,\nAcme"
     # A draft that already greets and signs keeps its own.
     own = "Hi Bob,\n\nIt ships tomorrow.\n\nKind regards,\nDana"
