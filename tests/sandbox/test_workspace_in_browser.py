@@ -157,6 +157,9 @@ def test_an_email_approved_with_a_check_mark_arrives_in_the_outbox(
     # The bot's own ✅ ✏️ ❌ are gone: the ✅ left are the two people's.
     expect(card.locator(".reaction")).to_have_count(1)
     expect(card.locator(".reaction[data-name=white_check_mark] .count")).to_have_text("2")
+    # The card's link opens the requester's conversation, here in the sandbox.
+    card.locator("a", has_text="conversation").click()
+    expect(page.locator("#thread-messages")).to_contain_text(f"about the renewal {marker}")
     page.click("#mailbox-link")
     sent = page.locator("#outbox .mail", has_text=marker)
     expect(sent).to_have_count(1, timeout=AGENT_WORK)
