@@ -28,6 +28,7 @@ from review.authority import OUTSIDER, Verdict, check_admin, check_member
 from review.channel_commands import channel_command, template_command
 from review.handoff import parse_target
 from review.inbox_commands import inbox_command
+from review.messages import people_summary, person
 from review.tenant_settings import load_async
 
 USER_REF = re.compile(r"^<@(?P<id>[UW][A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>[UW][A-Z0-9]+)$")
@@ -199,7 +200,7 @@ async def _approvals(pool: AsyncPool, tenant_id: int, user: str, args: list[str]
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(
-                """SELECT id, summary, requested_by, approval_channel_id, approval_ts, expires_at
+                """SELECT id, summary, shown, requested_by, approval_channel_id, approval_ts, expires_at
                    FROM pending_actions WHERE tenant_id = %s AND status = 'pending'
                    ORDER BY created_at LIMIT %s""",
                 (tenant_id, LIST_MAX),
@@ -214,7 +215,7 @@ async def _approvals(pool: AsyncPool, tenant_id: int, user: str, args: list[str]
             if row["approval_ts"]
             else " · not posted yet (no approval channel)"
         )
-        lines.append(f"• #{row['id']} {row['summary']}, for <@{row['requested_by']}>{link}")
+        lines.append(f"• {people_summary(row)}, for {person(row['requested_by'])}{link}")
     return Reply("\n".join(lines))
 
 

@@ -41,7 +41,7 @@ KINDS: tuple[Kind, ...] = ("answer", "not_found", "action", "chain")
 # ("one"); tool arguments as an object (STRUCTURED_ARGUMENTS) or a JSON string in
 # "arguments_json".
 PLAN_TURNS: Literal["steps", "one"] = "one"
-STRUCTURED_ARGUMENTS = False
+STRUCTURED_ARGUMENTS = True
 
 # Ways a reply says it does not know, besides the loop's own not-found answer.
 NOT_FOUND_PHRASES = (
