@@ -7,6 +7,7 @@ from collections.abc import Callable
 import structlog
 from slack_sdk import WebClient
 
+from bot.intake.bot_tokens import with_bot_token
 from review import actions, tenant_settings
 from review.decisions import apply_decision, decision_from_request
 
@@ -20,10 +21,11 @@ def handle_review_request(
     request_id: int,
 ) -> None:
     request = conn.execute(
-        """SELECT r.*, i.bot_token FROM inbound_requests r
+        """SELECT r.*, i.bot_token, i.bot_token_sealed FROM inbound_requests r
            JOIN slack_installations i ON i.tenant_id = r.tenant_id WHERE r.id = %s""",
         (request_id,),
     ).fetchone()
+    request = with_bot_token(request)
     if request is None or request["status"] in ("done", "ignored", "failed"):
         return
     tenant_id = request["tenant_id"]

@@ -47,6 +47,7 @@ from bot.agent.screening import screen_run
 from bot.agent.steps import StepLog
 from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
 from bot.agent.tools import ActionContext
+from bot.intake.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
 from review import feedback, tenant_settings
 from review.held_answers import HELD_NOTICE, hold_for_review
@@ -123,12 +124,13 @@ def _run_locked(
     conn: Connection[dict[str, Any]], deps: WorkerDeps, request_id: int, failed_reason: str | None
 ) -> None:
     request = conn.execute(
-        """SELECT r.*, i.bot_token, i.bot_user_id, i.bot_id
+        """SELECT r.*, i.bot_token, i.bot_token_sealed, i.bot_user_id, i.bot_id
            FROM inbound_requests r
            LEFT JOIN slack_installations i ON i.tenant_id = r.tenant_id
            WHERE r.id = %s""",
         (request_id,),
     ).fetchone()
+    request = with_bot_token(request)
     if request is None:
         log.error("request.not_found", request_id=request_id)
         return

@@ -23,6 +23,7 @@ from bot.agent.run_request import fail_request, run_request
 from bot.agent.runs import WorkerDeps, passes_by_itself
 from bot.agent.tools import Tool, ToolRegistry
 from bot.db import open_pool
+from bot.intake.bot_tokens import seal_plaintext_tokens
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
 from bot.llm.providers import build_chain
 from bot.llm.structured import StructuredLLM
@@ -232,6 +233,8 @@ def run_worker(settings: Settings) -> None:
     # The MCP servers' sessions live as long as the worker (one bridge per process).
     mcp = load_mcp_tools(settings)
     deps = build_worker_deps(settings, embedder, metrics, tracing, mcp.tools)
+    with deps.pool.connection() as conn:
+        seal_plaintext_tokens(conn)  # installations written before tokens were sealed
     declare_actors(broker, deps)
     declare_ingest_actors(broker, ingest_deps_from_settings(settings, deps.pool, embedder))
     scheduler = Scheduler(
