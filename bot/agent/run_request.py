@@ -49,6 +49,7 @@ from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_ru
 from bot.agent.tools import ActionContext
 from bot.intake.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
+from guardrails.at_rest import for_storage
 from review import feedback, tenant_settings
 from review.held_answers import HELD_NOTICE, hold_for_review
 from review.pending import announce_pending_actions
@@ -460,6 +461,8 @@ def _finish(
     reply_ts: str,
     outcome: Outcome,
 ) -> None:
+    # The question was masked for good before it was stored; the answer is masked too.
+    asked, answered = for_storage(conn, tenant_id, (event.get("text") or "", outcome.text))
     with conn.transaction():
         conn.execute(
             """INSERT INTO messages (tenant_id, conversation_id, role, author, text, external_id)
@@ -469,11 +472,11 @@ def _finish(
                 tenant_id,
                 conversation_id,
                 event.get("user") or "",
-                event.get("text") or "",
+                asked,
                 event["ts"],
                 tenant_id,
                 conversation_id,
-                outcome.text,
+                answered,
                 reply_ts,
             ),
         )

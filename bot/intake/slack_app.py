@@ -36,6 +36,7 @@ from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.settings import Settings
 from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
+from guardrails.at_rest import AtRest
 from guardrails.status import configured_lines
 from review.authority import Organisation
 from review.commands import (
@@ -100,6 +101,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
     )
     # An event that could not be stored (Postgres down) gets a quick 503, never a 200.
     app.error(answer_unhandled_error)
+    at_rest = AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
 
     async def record(
         body: dict[str, Any],
@@ -119,6 +121,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
             # Set by the HTTP listener for the whole request (bot/intake/http_server.py);
             # Socket Mode has no such hook, so its requests get theirs here.
             correlation_id=context.get(LOG_KEY) or new_correlation_id(),
+            at_rest=at_rest,
         )
 
     async def on_mention(
