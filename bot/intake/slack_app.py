@@ -46,6 +46,7 @@ from review.commands import (
     run_agent_command,
 )
 from review.decisions import EMOJI_DECISIONS
+from review.email_digest import BUTTON_RELEASE, RELEASE_KIND
 from review.handoff import is_handed_off
 from review.messages import BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT, EDIT_VIEW, edit_view
 from review.model_status import model_line
@@ -192,6 +193,16 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
         clicked = body["actions"][0]
         external_id = f"button:{clicked['action_ts']}:{body['user']['id']}"
         await record(body, context, request, "review_button", external_id)
+        await ack()
+
+    @app.action(BUTTON_RELEASE)
+    async def on_digest_release(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        # Authorised like an approval, by the worker (review/email_digest.py).
+        clicked = body["actions"][0]
+        external_id = f"button:{clicked['action_ts']}:{body['user']['id']}"
+        await record(body, context, request, RELEASE_KIND, external_id)
         await ack()
 
     @app.action(BUTTON_EDIT)

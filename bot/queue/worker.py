@@ -46,6 +46,7 @@ from bot.queue.jobs import (
     RUN_REQUEST_OPTIONS,
     SWEEP_ACTIONS,
     enqueue_execution,
+    enqueue_request,
 )
 from bot.queue.middleware import JobObservability
 from bot.queue.periodic import periodic_tasks
@@ -184,7 +185,17 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
                     log.warning("action.execution_queued", action_id=action_id, exc_info=True)
                     execute_later(action_id)
 
-            handle_review_request(conn, deps.slack_client, execute_now, request_id)
+            handle_review_request(
+                conn,
+                deps.slack_client,
+                execute_now,
+                request_id,
+                # Emails released from a flood digest go to be drafted, one card each.
+                enqueue_request=lambda released: enqueue_request(
+                    broker, released, "email", current_correlation_id()
+                ),
+                flood=deps.email_flood,
+            )
 
     def execute(action_id: int) -> None:
         with deps.pool.connection() as conn:
