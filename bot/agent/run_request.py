@@ -43,7 +43,9 @@ from bot.agent.runs import (
     start_run,
 )
 from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
+from bot.intake.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
+from guardrails.at_rest import for_storage
 from review import tenant_settings
 from review.held_answers import HELD_NOTICE, hold_for_review
 from review.pending import announce_pending_actions
@@ -118,12 +120,13 @@ def _run_locked(
     conn: Connection[dict[str, Any]], deps: WorkerDeps, request_id: int, failed_reason: str | None
 ) -> None:
     request = conn.execute(
-        """SELECT r.*, i.bot_token, i.bot_user_id, i.bot_id
+        """SELECT r.*, i.bot_token, i.bot_token_sealed, i.bot_user_id, i.bot_id
            FROM inbound_requests r
            LEFT JOIN slack_installations i ON i.tenant_id = r.tenant_id
            WHERE r.id = %s""",
         (request_id,),
     ).fetchone()
+    request = with_bot_token(request)
     if request is None:
         log.error("request.not_found", request_id=request_id)
         return
@@ -413,6 +416,8 @@ def _finish(
     reply_ts: str,
     outcome: Outcome,
 ) -> None:
+    # The question was masked for good before it was stored; the answer is masked too.
+    asked, answered = for_storage(conn, tenant_id, (event.get("text") or "", outcome.text))
     with conn.transaction():
         conn.execute(
             """INSERT INTO messages (tenant_id, conversation_id, role, author, text, external_id)
@@ -422,11 +427,11 @@ def _finish(
                 tenant_id,
                 conversation_id,
                 event.get("user") or "",
-                event.get("text") or "",
+                asked,
                 event["ts"],
                 tenant_id,
                 conversation_id,
-                outcome.text,
+                answered,
                 reply_ts,
             ),
         )
