@@ -10,41 +10,19 @@ import smtplib
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from bot.templates.spec import load_templates
-from connectors.email.inboxes import add_inbox
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import DB, REQUESTER
 from tests.support.channels import ADMIN
 from tests.support.conversation import PLAN
-from tests.support.processes import ChatopsProcess, wait_for
-from tests.support.stack import Stack, free_port
+from tests.support.processes import wait_for
+from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def inbox(
-    stack: Stack, db: DB, tenant: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, int]]:
-    """A new inbox of the shared tenant and `chatops smtp` listening for it."""
-    address = f"help-{uuid.uuid4().hex[:6]}@acme.example"
-    add_inbox(db, tenant, address)
-    port = free_port()
-    listener = ChatopsProcess(
-        ["smtp"], stack.env | {"SMTP_PORT": str(port)}, tmp_path_factory.mktemp("smtp") / "smtp.log"
-    )
-    listener.start(ready_line="smtp.ready")
-    try:
-        yield address, port
-    finally:
-        listener.stop()
 
 
 def send(port: int, address: str, body: str) -> None:
