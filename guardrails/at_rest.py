@@ -102,20 +102,22 @@ class AtRestMasker:
         entities: Collection[str] = ALWAYS_MASKED,
         *,
         skip: Callable[[str], bool] = lambda key: False,
+        encoded_as: str | None = None,
     ) -> T:
         """`value` (strings, and dicts and lists of them: a JSON payload) with every
-        string masked, except those under a key `skip` says holds no free text."""
+        string masked, except those under a key `skip` says holds no free text. A base64
+        blob is left as it is, or replaced by `encoded_as` when given."""
         if isinstance(value, str):
             if _ENCODED.fullmatch(value):
-                return value
+                return value if encoded_as is None else encoded_as  # type: ignore[return-value]
             return self.mask(value, entities)  # type: ignore[return-value]
         if isinstance(value, Mapping):
             return {  # type: ignore[return-value]
-                k: v if skip(k) else self.mask_deep(v, entities, skip=skip)
+                k: v if skip(k) else self.mask_deep(v, entities, skip=skip, encoded_as=encoded_as)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):
-            masked = [self.mask_deep(v, entities, skip=skip) for v in value]
+            masked = [self.mask_deep(v, entities, skip=skip, encoded_as=encoded_as) for v in value]
             return tuple(masked) if isinstance(value, tuple) else masked  # type: ignore[return-value]
         return value
 
@@ -256,9 +258,12 @@ def as_approvers_see(conn: Any, tenant_id: int, value: T, policy: TenantPolicy |
     """`value` (text in clear, or a document of it) as the tenant's approvers may see it:
     what the policy hides from the model shown partly (j***@example.com, J. S.) unless
     approvers see real values, and what it masks for good never. For the audit log,
-    which cannot be erased later."""
+    which cannot be erased later: a base64 blob in it (a drafted email's MIME message, which
+    the text beside it shows) is replaced by a short note."""
     policy = policy or policy_of(conn, tenant_id)
     entities = list(masked_for_good(policy.pii))
     if policy.pii.mode != "off" and policy.pii.approver_view != "real":
         entities += policy.pii.redact
-    return _DEFAULT.mask_deep(value, tuple(dict.fromkeys(entities)))
+    return _DEFAULT.mask_deep(
+        value, tuple(dict.fromkeys(entities)), encoded_as="[encoded message, not kept here]"
+    )

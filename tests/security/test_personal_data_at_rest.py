@@ -148,4 +148,5 @@ def test_an_email_with_a_card_iban_ssn_and_key_stores_none_in_clear(
     ).fetchone()
     assert audited is not None
     assert sender not in audited["details"] and "Jane Roe" not in audited["details"]
+    assert f"{sender[0]}***@customer.example" in audited["details"]
     assert clear_copies(db) == []
