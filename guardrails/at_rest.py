@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -131,10 +132,6 @@ class AtRestMasker:
         with self._lock:
             self._detectors[True] = self._detectors[False] = detector
 
-    def warm(self, entities: Iterable[str] = ALWAYS_MASKED) -> None:
-        """Build the detector now rather than on first need."""
-        self._detector(PERSON in entities)
-
     def _detector(self, names: bool) -> PiiDetector:
         with self._lock:
             detector = self._detectors.get(names)
@@ -191,11 +188,9 @@ class AsyncPolicyCache:
     """Which entities each tenant masks for good, read from `guardrail_policies` and kept
     for `seconds` (the deployment's GUARDRAILS_POLICY_CACHE_SECONDS)."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] | None = None) -> None:
-        import time
-
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
-        self.clock = clock or time.monotonic
+        self.clock = clock
         self._known: dict[int, tuple[float, tuple[str, ...]]] = {}
 
     async def entities(self, conn: Any, tenant_id: int) -> tuple[str, ...]:
