@@ -178,7 +178,9 @@ _SLACK_ID_KEYS = frozenset(
 
 
 def slack_id_key(key: str) -> bool:
-    return key in _SLACK_ID_KEYS or key.endswith(("_id", "_ts", "_ids"))
+    # *_token: Slack's opaque tokens (an event's action_token, which the search tools
+    # hand back to Slack): identifiers, and masking one would break what uses it.
+    return key in _SLACK_ID_KEYS or key.endswith(("_id", "_ts", "_ids", "_token"))
 
 
 # --- Policies, read by the asyncio listeners -------------------------------------------------
