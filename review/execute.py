@@ -20,6 +20,7 @@ from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
 from bot.intake.bot_tokens import with_bot_token
 from guardrails.facade import Guardrails
 from review import actions, tenant_settings
+from review.messages import mrkdwn_safe, people_summary
 from review.slack_posts import refresh_approval_message, tell_requester
 
 log = structlog.get_logger(__name__)
@@ -143,7 +144,8 @@ def _run(
         client,
         done,
         "executed",
-        f":white_check_mark: Approved by <@{done['decided_by']}> and done{edited}: {done['summary']}.",
+        f":white_check_mark: Approved by <@{done['decided_by']}> and done{edited}: "
+        f"{people_summary(done)}.",
     )
 
 
@@ -163,7 +165,11 @@ def _fail(conn: actions.Conn, client: WebClient, row: dict[str, Any], error: str
     log.error("action.failed", action_id=row["id"], error=error)
     refresh_approval_message(conn, client, failed)
     tell_requester(
-        conn, client, failed, "failed", f":warning: {failed['summary']} failed: {error}."
+        conn,
+        client,
+        failed,
+        "failed",
+        f":warning: {people_summary(failed)} failed: {mrkdwn_safe(error)}.",
     )
 
 

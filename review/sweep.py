@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from bot.intake.bot_tokens import bot_token_of
 from review import actions, tenant_settings
 from review.execute import LOCK_NAMESPACE
+from review.messages import people_summary
 from review.slack_posts import (
     note_in_approval_thread,
     post_approval_request,
@@ -198,7 +199,7 @@ def _expire(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
             client,
             done,
             "expired",
-            f":alarm_clock: Nobody approved it in time, so it was not done: {done['summary']}.",
+            f":alarm_clock: Nobody approved it in time, so it was not done: {people_summary(done)}.",
         )
     return expired
 

@@ -48,7 +48,16 @@ from review.commands import (
 from review.decisions import EMOJI_DECISIONS
 from review.email_digest import BUTTON_RELEASE, RELEASE_KIND
 from review.handoff import is_handed_off
-from review.messages import BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT, EDIT_VIEW, edit_view
+from review.messages import (
+    BUTTON_APPROVE,
+    BUTTON_EDIT,
+    BUTTON_REASON,
+    BUTTON_REJECT,
+    EDIT_VIEW,
+    REJECT_VIEW,
+    edit_view,
+    reject_view,
+)
 from review.model_status import model_line
 
 log = structlog.get_logger(__name__)
@@ -186,7 +195,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
     for event_type, listener in listeners.items():
         app.event(event_type)(listener)
 
-    @app.action(re.compile(f"^({BUTTON_APPROVE}|{BUTTON_REJECT})$"))
+    @app.action(BUTTON_APPROVE)
     async def on_review_button(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:
@@ -217,6 +226,28 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
         action = await load_action(pool, context["tenant_id"], int(body["actions"][0]["value"]))
         if action is not None and action["status"] == "pending":
             await client.views_open(trigger_id=body["trigger_id"], view=edit_view(action))
+
+    @app.action(re.compile(f"^({BUTTON_REJECT}|{BUTTON_REASON})$"))
+    async def on_reject_button(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        if not _same_organisation(body, context):
+            return
+        # Reject asks for an optional reason first (a modal, opened within the trigger
+        # window); submitting it is the rejection. "Add a reason" (after a ❌) opens it too.
+        action = await load_action(pool, context["tenant_id"], int(body["actions"][0]["value"]))
+        wanted = "pending" if body["actions"][0]["action_id"] == BUTTON_REJECT else "rejected"
+        if action is not None and action["status"] == wanted:
+            await client.views_open(trigger_id=body["trigger_id"], view=reject_view(action))
+
+    @app.view(REJECT_VIEW)
+    async def on_reject_submitted(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        external_id = f"view:{body['view']['id']}:{body.get('trigger_id', body['view']['hash'])}"
+        await record(body, context, request, "review_reject", external_id)
+        await ack()
 
     @app.view(EDIT_VIEW)
     async def on_edit_submitted(

@@ -31,6 +31,7 @@ REVIEW_KINDS = frozenset(
         "reaction_removed",
         "review_button",
         "review_edit",
+        "review_reject",
         "approval_reply",
         "digest_release",  # the flood digest card's button (review/email_digest.py)
     }
