@@ -195,11 +195,18 @@ class AsyncPolicyCache:
         self.clock = clock
         self._known: dict[int, tuple[float, tuple[str, ...]]] = {}
 
+    def cached(self, tenant_id: int) -> tuple[str, ...] | None:
+        """The tenant's entities if known and fresh, without asking the database."""
+        cached = self._known.get(tenant_id)
+        if cached is not None and self.clock() - cached[0] < self.seconds:
+            return cached[1]
+        return None
+
     async def entities(self, conn: Any, tenant_id: int) -> tuple[str, ...]:
         now = self.clock()
-        cached = self._known.get(tenant_id)
-        if cached is not None and now - cached[0] < self.seconds:
-            return cached[1]
+        known = self.cached(tenant_id)
+        if known is not None:
+            return known
         row = await (await conn.execute(POLICY_SQL, (tenant_id,))).fetchone()
         document = row["policy"] if row else None
         found = masked_for_good(parse_policy(tenant_id, document).pii)
@@ -219,6 +226,25 @@ class AtRest:
 
     async def entities(self, conn: Any, tenant_id: int) -> tuple[str, ...]:
         return await self.policies.entities(conn, tenant_id)
+
+    async def entities_of(
+        self, pool: Any, tenant_ids: Iterable[int], timeout: float
+    ) -> dict[int, tuple[str, ...]]:
+        """Each tenant's entities, asking the database (one connection) only for those
+        not known within the cache's time."""
+        found: dict[int, tuple[str, ...]] = {}
+        missing = []
+        for tenant_id in tenant_ids:
+            known = self.policies.cached(tenant_id)
+            if known is None:
+                missing.append(tenant_id)
+            else:
+                found[tenant_id] = known
+        if missing:
+            async with pool.connection(timeout=timeout) as conn:
+                for tenant_id in missing:
+                    found[tenant_id] = await self.policies.entities(conn, tenant_id)
+        return found
 
     async def mask_slack_payload(
         self, conn: Any, tenant_id: int, payload: dict[str, Any]
