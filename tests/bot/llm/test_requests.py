@@ -327,3 +327,21 @@ def test_a_stream_without_usage_is_estimated_not_free(llm: OpenAIEmulator) -> No
     prompt_chars = sum(len(m["content"]) for m in MESSAGES)
     assert record.prompt_tokens >= prompt_chars // 4
     assert record.completion_tokens >= len('{"answer": ""}') // 4 + len(content["answer"]) // 4
+
+
+def test_a_placeholder_key_does_not_garble_the_logged_body(llm: OpenAIEmulator) -> None:
+    """Local servers take any key ("x"); masking it must not eat every x in the body."""
+    llm.refuse(llama_cpp_python_json_schema("lcp-key"))
+    llm.script(Reply(content={"answer": "ok"}), match=MARKER)
+    chain = build_chain(
+        [("local", llm.base_url, "x", "lcp-key")],
+        timeout=5.0,
+        max_retries=0,
+        circuit_failures=5,
+        circuit_reset=60.0,
+    )
+    with capture_logs() as logs:
+        StructuredLLM(chain, 0).ask(Answer, MESSAGES, on_call=lambda _c: None)
+    (adapted,) = [entry for entry in logs if entry["event"] == "llm.request_adapted"]
+    assert adapted["status"] == 500
+    assert "Input should be 'text' or 'json_object'" in adapted["body"]
