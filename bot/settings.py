@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # A run (one question, all its model calls) is stopped after this long, and the person
     # gets an apology in the thread instead of silence.
     agent_time_limit_seconds: float = Field(default=600.0, gt=0)
+    # What Verify does with a sentence of a draft that no source supports: "drop" it, or
+    # "flag" it with "(not found in the sources)" for people to judge (rag/attribution.py).
+    agent_unsupported_sentences: Literal["drop", "flag"] = "drop"
     # Folder of agent templates (templates/*.yaml), read by the worker and the listener at
     # start; relative paths are from the working directory (the repository, /app in Docker).
     agent_templates_dir: str = Field(default="templates", min_length=1)

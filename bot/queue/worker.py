@@ -23,6 +23,7 @@ from bot.agent.run_request import fail_request, run_request
 from bot.agent.runs import WorkerDeps, passes_by_itself
 from bot.agent.tools import Tool, ToolRegistry
 from bot.db import open_pool
+from bot.intake.bot_tokens import seal_plaintext_tokens
 from bot.llm.limits import job_deadline
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
 from bot.llm.providers import build_chain
@@ -55,6 +56,7 @@ from bot.queue.jobs import (
     RUN_REQUEST_OPTIONS,
     SWEEP_ACTIONS,
     enqueue_execution,
+    enqueue_request,
 )
 from bot.queue.middleware import JobObservability
 from bot.queue.periodic import periodic_tasks
@@ -70,6 +72,7 @@ from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.tools import post_to_channel_tool, reply_in_thread_tool
 from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails
+from rag.attribution import Grounding
 from rag.embeddings import Embedder, embedder_from_settings
 from rag.jobs import KNOWLEDGE_QUEUE, declare_ingest_actors
 from rag.wiring import ingest_deps_from_settings, retriever_from_settings
@@ -123,6 +126,7 @@ def build_worker_deps(
         pool=pool,
         llm=llm,
         retriever=retriever_from_settings(settings, pool, embedder),
+        grounding=Grounding(embedder, settings.agent_unsupported_sentences),
         tools=ToolRegistry.of(
             post_to_channel_tool(slack_client),
             reply_in_thread_tool(slack_client),
@@ -227,7 +231,17 @@ def declare_actors(
                     log.warning("action.execution_queued", action_id=action_id, exc_info=True)
                     execute_later(action_id)
 
-            handle_review_request(conn, deps.slack_client, execute_now, request_id)
+            handle_review_request(
+                conn,
+                deps.slack_client,
+                execute_now,
+                request_id,
+                # Emails released from a flood digest go to be drafted, one card each.
+                enqueue_request=lambda released: enqueue_request(
+                    broker, released, "email", current_correlation_id()
+                ),
+                flood=deps.email_flood,
+            )
 
     def execute(action_id: int) -> None:
         with deps.pool.connection() as conn:
@@ -297,6 +311,8 @@ def run_worker(settings: Settings) -> None:
     # The MCP servers' sessions live as long as the worker (one bridge per process).
     mcp = load_mcp_tools(settings)
     deps = build_worker_deps(settings, embedder, metrics, tracing, mcp.tools)
+    with deps.pool.connection() as conn:
+        seal_plaintext_tokens(conn)  # installations written before tokens were sealed
     declare_actors(broker, deps, time_limit_seconds=settings.agent_time_limit_seconds)
     declare_ingest_actors(broker, ingest_deps_from_settings(settings, deps.pool, embedder))
     scheduler = Scheduler(
