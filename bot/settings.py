@@ -96,7 +96,9 @@ class Settings(BaseSettings):
     llm_malformed_retries: int = Field(default=2, ge=0)  # re-asks when output fails its schema
 
     # Agent loop.
-    agent_max_steps: int = Field(default=6, ge=2)
+    # Steps of one run: Plan, Retrieve and Act for each tool turn, then Draft and Verify (twice
+    # when a draft is rejected). 6 was too few for a tool call and one rejected draft.
+    agent_max_steps: int = Field(default=16, ge=2)
     # Folder of agent templates (templates/*.yaml), read by the worker and the listener at
     # start; relative paths are from the working directory (the repository, /app in Docker).
     agent_templates_dir: str = Field(default="templates", min_length=1)

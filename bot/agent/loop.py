@@ -113,11 +113,7 @@ def _answer(
     history, question = request.history, request.question
     offered = tools.offered()
     messages = prompts.plan_messages(
-        history,
-        question,
-        [tool.describe() for tool in offered],
-        request.corrections,
-        request.instructions,
+        history, question, offered, request.corrections, request.instructions
     )
     plan = Plan.model_validate(
         steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call))
@@ -136,7 +132,7 @@ def _answer(
         output = steps.step("act", act)
         tool_results = [ToolResult(**r) for r in output["results"]]
 
-    def write_draft(problems: list[str]) -> Output:
+    def write_draft(problems: list[str], rejected: str | None) -> Output:
         messages = prompts.draft_messages(
             history,
             question,
@@ -146,14 +142,17 @@ def _answer(
             problems,
             request.corrections,
             request.instructions,
+            rejected=rejected,
         )
         on_text = preview.for_sources(passages) if preview is not None else None
         return llm.ask(Draft, messages, on_call=on_call, on_text=on_text).model_dump()
 
     problems: list[str] = []
+    rejected: str | None = None
     ungrounded = 0
     while True:
-        draft = Draft.model_validate(steps.step("draft", partial(write_draft, problems)))
+        draft = Draft.model_validate(steps.step("draft", partial(write_draft, problems, rejected)))
+        rejected = draft.model_dump_json()
         verdict = steps.step("verify", partial(_verdict, draft, passages))
         problems = verdict["problems"]
         if not problems:

@@ -4,7 +4,6 @@ Slack and OpenAI emulators: what a person in the channel sees, and what the mode
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,10 +83,14 @@ def system_text(request: dict[str, Any]) -> str:
 
 
 def offered_tools(request: dict[str, Any]) -> set[str]:
-    for message in request["messages"]:
-        if message["role"] == "system" and message["content"].startswith("Tools: "):
-            return {tool["name"] for tool in json.loads(message["content"][len("Tools: ") :])}
-    return set()
+    """The tools a Plan request lets the model call (one call shape per tool in its response
+    format), checked against the tools its system message describes."""
+    calls = request["response_format"]["json_schema"]["schema"]["properties"]["tool_calls"]
+    shapes = calls["items"].get("anyOf", [calls["items"]])
+    names = {name for s in shapes for name in s["properties"]["name"].get("enum", [])}
+    described = {name for name in names if f"- {name}(" in system_text(request)}
+    assert described == names
+    return names
 
 
 def run_of(db: DB, tenant: int, channel: str, ts: str) -> dict[str, Any]:
