@@ -61,9 +61,12 @@ def sources_sent(llm: OpenAIEmulator, question: str) -> list[dict[str, Any]]:
         for r in llm.requests(match=question)
         if r["response_format"]["json_schema"]["name"] == "Draft"
     ][-1]
+    # The last user turn: "Context: {...}", a blank line, then the question.
     context = next(
-        m["content"] for m in draft["messages"] if str(m["content"]).startswith("Context: ")
-    )
+        m["content"]
+        for m in reversed(draft["messages"])
+        if m["role"] == "user" and str(m["content"]).startswith("Context: ")
+    ).split("\n\n", 1)[0]
     sources: list[dict[str, Any]] = json.loads(context.removeprefix("Context: "))["sources"]
     return sources
 
