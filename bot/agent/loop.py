@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, Literal
 
 import structlog
+from pydantic import BaseModel
 
 from bot.agent import prompts
 from bot.agent.draft_preview import DraftPreview
@@ -116,7 +117,7 @@ def _answer(
         history, question, offered, request.corrections, request.instructions
     )
     plan = Plan.model_validate(
-        steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call))
+        _fields(Plan, steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call)))
     )
     passages = _retrieve(request, plan.search_queries or [question], retriever, steps)
     tool_results: list[ToolResult] = []
@@ -145,13 +146,15 @@ def _answer(
             rejected=rejected,
         )
         on_text = preview.for_sources(passages) if preview is not None else None
-        return llm.ask(Draft, messages, on_call=on_call, on_text=on_text).model_dump()
+        draft = llm.ask(Draft, messages, on_call=on_call, on_text=on_text)
+        return {**draft.model_dump(), "prompt_tokens": prompts.estimated_tokens(messages)}
 
     problems: list[str] = []
     rejected: str | None = None
     ungrounded = 0
     while True:
-        draft = Draft.model_validate(steps.step("draft", partial(write_draft, problems, rejected)))
+        output = steps.step("draft", partial(write_draft, problems, rejected))
+        draft = Draft.model_validate(_fields(Draft, output))
         rejected = draft.model_dump_json()
         verdict = steps.step("verify", partial(_verdict, draft, passages))
         problems = verdict["problems"]
@@ -189,7 +192,13 @@ def _plan_turn(
                 + ". Reply again with the whole plan, with those arguments corrected.",
             },
         ]
-    return plan.model_dump(mode="json")
+    # The prompt's size as first sent, so a run's steps show what each turn cost.
+    return {**plan.model_dump(mode="json"), "prompt_tokens": prompts.estimated_tokens(messages)}
+
+
+def _fields(model: type[BaseModel], output: Output) -> Output:
+    """A step's output without what the step stores beside the model (its prompt size)."""
+    return {key: value for key, value in output.items() if key in model.model_fields}
 
 
 def _argument_problems(plan: Plan, tools: dict[str, Tool]) -> list[str]:
