@@ -13,13 +13,13 @@ raised while retrieving is seen by every later tool call of the run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
 from bot.agent.schemas import ToolCall
+from bot.agent.tools import Tool
 from guardrails.facade import Guardrails, Screened
+from guardrails.tool_policy import check_tool_call
 
 
 def _note(flags: list[str], screened: Screened) -> None:
@@ -57,24 +57,26 @@ class ScreenedToolbox:
     channel: str | None
     flags: list[str] = field(default_factory=list)
 
-    def describe(self) -> list[dict[str, Any]]:
-        return self.inner.describe()
+    def offered(self) -> list[Tool]:
+        """The inner tools the tenant's tool policy allows here (its allow and deny lists,
+        for the workspace and this channel); argument rules are judged on each call."""
+        policy = self.guardrails.policies.load(self.tenant_id).tools
+        return [
+            tool
+            for tool in self.inner.offered()
+            if check_tool_call(policy, tool.name, {}, self.channel).allowed
+        ]
 
     def run(self, call: ToolCall, index: int) -> ToolResult:
-        try:
-            arguments = json.loads(call.arguments_json or "{}")
-        except json.JSONDecodeError:
-            arguments = None  # the inner toolbox explains malformed arguments itself
-        if isinstance(arguments, dict):
-            check = self.guardrails.check_tool(
-                self.tenant_id, self.conversation_key, call.name, arguments, channel=self.channel
+        check = self.guardrails.check_tool(
+            self.tenant_id, self.conversation_key, call.name, call.arguments, channel=self.channel
+        )
+        if not check.decision.allowed:
+            return ToolResult(
+                call.name,
+                ok=False,
+                output=f"Refused by policy, not attempted: {check.decision.reason_for_people}",
             )
-            if not check.decision.allowed:
-                return ToolResult(
-                    call.name,
-                    ok=False,
-                    output=f"Refused by policy, not attempted: {check.decision.reason_for_people}",
-                )
         result = self.inner.run(call, index)
         screened = self.guardrails.screen_untrusted(
             self.tenant_id, self.conversation_key, "tool result", call.name, result.output

@@ -15,6 +15,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from bot.observability.agent_steps import StepObserver
+from guardrails.at_rest import default_masker
 
 Output = dict[str, Any]
 
@@ -60,6 +61,10 @@ class StepLog:
     def replayed(self) -> int:
         return len(self._stored)
 
+    def has_room(self, steps: int) -> bool:
+        """Whether ``steps`` more counted steps fit in the run's limit."""
+        return self._position + steps <= self.max_steps
+
     def tool_call(self, name: str) -> AbstractContextManager[None]:
         """Observe one tool call inside the step being computed (a span of its own)."""
         return nullcontext() if self.observer is None else self.observer.calling_tool(name)
@@ -80,10 +85,13 @@ class StepLog:
         else:
             with self.observer.computing(kind):
                 output = compute()
+        # A tool's result (a ticket, a channel read) may hold a card number or a key:
+        # stored masked for good (guardrails/at_rest.py), as everything else is.
+        stored = default_masker().mask_deep(output)
         self.conn.execute(
             "INSERT INTO agent_steps (run_id, tenant_id, position, kind, output)"
             " VALUES (%s, %s, %s, %s, %s)",
-            (self.run_id, self.tenant_id, position, kind, Jsonb(output)),
+            (self.run_id, self.tenant_id, position, kind, Jsonb(stored)),
         )
         self._position += 1
         return output

@@ -244,7 +244,7 @@ def configured_model(settings: Settings) -> ModelUnderTest | None:
 def _structured(
     providers: list[tuple[str, str | None, str, str]],
     *,
-    timeout: float,
+    timeout: float | None,  # None: the default for where each provider runs
     max_retries: int,
     malformed_retries: int,
     circuit_failures: int = 100,

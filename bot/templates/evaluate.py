@@ -12,8 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import AgentInput, run_agent
 from bot.agent.schemas import ToolCall
@@ -49,11 +47,9 @@ class FixtureToolbox:
                 call.name, ok=False, output=f"no tool named {call.name!r} is available"
             )
         try:
-            arguments = tool.arguments.model_validate(_arguments_of(call))
-        except (ValidationError, ValueError) as exc:
-            return ToolResult(
-                call.name, ok=False, output=str(ToolArgumentsError(f"invalid arguments: {exc}"))
-            )
+            arguments = tool.parse(call.arguments)
+        except ToolArgumentsError as exc:
+            return ToolResult(call.name, ok=False, output=str(exc))
         given = arguments.model_dump()
         self.transcript.tool_calls.append((tool.name, given))
         if tool.effect is Effect.EXTERNAL:
@@ -65,15 +61,6 @@ class FixtureToolbox:
         return ToolResult(
             tool.name, ok=True, output=json.dumps(self.case.result_for(tool.name, given))
         )
-
-
-def _arguments_of(call: ToolCall) -> Any:
-    """A call's arguments as an object: structured in the Plan, or (older loops) a JSON
-    string."""
-    structured = getattr(call, "arguments", None)
-    if structured is not None:
-        return structured
-    return json.loads(getattr(call, "arguments_json", "") or "{}")
 
 
 @dataclass(frozen=True)

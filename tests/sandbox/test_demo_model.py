@@ -7,7 +7,6 @@ judged by the loop's Verify step, so "passes" means the product would accept it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import openai
@@ -16,7 +15,7 @@ import pytest
 from bot.agent import prompts
 from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import verify
-from bot.agent.schemas import Draft, Plan
+from bot.agent.schemas import Draft, Plan, plan_for
 from bot.agent.tools import ToolRegistry
 from bot.db import Pool
 from bot.llm.errors import LLMUnavailable
@@ -84,8 +83,9 @@ def registry(pool: Pool, database_url: str) -> ToolRegistry:
 
 def ask_plan(model: StructuredLLM, registry: ToolRegistry, question: str) -> Plan:
     calls: list[CallRecord] = []
+    offered = registry.offered()
     plan = model.ask(
-        Plan, prompts.plan_messages([], question, registry.describe()), on_call=calls.append
+        plan_for(offered), prompts.plan_messages([], question, offered), on_call=calls.append
     )
     assert [call.outcome for call in calls] == ["ok"]  # valid JSON for the schema first time
     return plan
@@ -159,7 +159,7 @@ def test_a_request_to_email_a_customer_calls_the_offered_send_email_tool(
     assert call.name == SEND_EMAIL
     tool = registry.get(call.name)
     assert tool is not None
-    arguments = tool.parse(call.arguments_json)  # the product's own argument validation
+    arguments = tool.parse(call.arguments)  # the product's own argument validation
     assert isinstance(arguments, SendEmail)
     assert arguments.to == ["<EMAIL_1>"]
     assert arguments.subject == "Your renewal"
@@ -177,7 +177,7 @@ def test_close_variants_of_an_email_request_name_every_address_once(
     )
     [call] = ask_plan(model, registry, question).tool_calls
 
-    arguments = json.loads(call.arguments_json)
+    arguments = call.arguments
     assert arguments["to"] == ["bob@customer.example", "carol@customer.example"]
     assert arguments["subject"] == "The delayed shipment"
 
