@@ -234,7 +234,12 @@ def attribute(
         else:
             verdicts[key] = SentenceVerdict(sentence, kind)
     if facts:
-        scorer = _Scorer(evidence, [_plain(lines[k[0]].parts[k[1]]) for k in facts], embedder)
+        scorer = _Scorer(
+            evidence,
+            [_plain(lines[k[0]].parts[k[1]]) for k in facts],
+            embedder,
+            given=_numbers(question),
+        )
         for index, key in enumerate(facts):
             sentence = lines[key[0]].parts[key[1]]
             verdicts[key] = scorer.verdict(index, sentence)
@@ -386,9 +391,16 @@ def _rank(score: Score) -> float:
 
 class _Scorer:
     def __init__(
-        self, evidence: Sequence[Evidence], sentences: list[str], embedder: Embedder | None
+        self,
+        evidence: Sequence[Evidence],
+        sentences: list[str],
+        embedder: Embedder | None,
+        given: set[str] | None = None,
     ) -> None:
         self.evidence = [e for e in evidence if e.text.strip()]
+        # Numbers the person gave in their question ("died after 14 months"): repeating
+        # them states nothing new, so they need no source.
+        self.given = given or set()
         self.sentences = sentences
         self.terms = [_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)
@@ -436,7 +448,7 @@ class _Scorer:
     def verdict(self, index: int, sentence: str) -> SentenceVerdict:
         plain = self.sentences[index]
         terms = _terms(plain)
-        numbers = _numbers(plain)
+        numbers = _numbers(plain) - self.given
         unknown_numbers = numbers - self.known_numbers
         if unknown_numbers:
             return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")

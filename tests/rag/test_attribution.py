@@ -104,6 +104,21 @@ def test_a_number_no_source_has_takes_the_sentence_out(any_embedder: Embedder | 
     assert result.cited == [1]
 
 
+def test_a_number_the_person_gave_needs_no_source(any_embedder: Embedder | None) -> None:
+    """Repeating the question's own number ("after 60 days") states nothing new: the
+    sentence stands on the source's 45 days; a number from nowhere still does not."""
+    question = "Can a customer return hardware after 60 days?"
+    draft = "No: hardware can be returned within 45 days, so 60 days is too late."
+
+    result = attribute(draft, SOURCES, question=question, embedder=any_embedder)
+
+    assert result.unsupported == []
+    assert "45 days" in result.answer and "60 days" in result.answer
+    assert result.cited == [3]
+    invented = attribute(draft.replace("60", "75"), SOURCES, question=question)
+    assert invented.unsupported
+
+
 def test_a_draft_whose_facts_come_from_nowhere_answers_nothing(
     any_embedder: Embedder | None,
 ) -> None:
