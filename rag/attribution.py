@@ -89,6 +89,20 @@ LEAD_IN = re.compile(
     r"|you're asking\b|regarding\b|as for\b|about\b|sure\b|okay\b|ok\b)",
     re.IGNORECASE,
 )
+# The assistant declining or saying what it cannot do: not a fact about the company.
+DECLINE = re.compile(
+    r"^(?:(?:sorry|unfortunately)[,!.]?\s+)?(?:but\s+)?i(?:'m| am)?\s+(?:can't|cannot|can not"
+    r"|won't|will not|am not able|not able|unable|not allowed|am not allowed|shouldn't"
+    r"|should not|don't have access|do not have access|must decline|have to decline)\b",
+    re.IGNORECASE,
+)
+# A reply's report on the actions it proposed (only when the run called tools).
+ACTION_REPORT = re.compile(
+    r"\b(?:approv\w*|pending|awaiting|waiting for|action\s+\d+|i(?:'ve| have)?\s+(?:drafted"
+    r"|prepared|proposed|queued|requested|created|scheduled|sent|posted|added|updated|booked"
+    r"|looked up|found|checked|searched))\b",
+    re.IGNORECASE,
+)
 _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
 NOT_FOUND_STATEMENTS = tuple(
@@ -211,13 +225,16 @@ def attribute(
     embedder: Embedder | None = None,
     unsupported: Unsupported = "drop",
     strict: bool = True,
+    acted: bool = False,
 ) -> Attribution:
     """The draft `answer` with each factual sentence attributed to the evidence that
     supports it; see the module's docstring.
 
     Not `strict` (nothing was retrieved, so the reply is not an answer from the knowledge
     base: a greeting, a rewording, a summary of the thread), only sentences that claim a
-    source with a marker must be supported; the others stand as written."""
+    source with a marker must be supported; the others stand as written. `acted`: the run
+    called tools, so sentences reporting what happened to its actions ("it is waiting for
+    approval") are about the run, not facts to find in the sources."""
     lines = _parse(answer)
     pieces = [(line_no, i) for line_no, line in enumerate(lines) for i in range(len(line.parts))]
     verdicts: dict[tuple[int, int], SentenceVerdict] = {}
@@ -226,7 +243,7 @@ def attribute(
         line_no, i = key
         line = lines[line_no]
         sentence = line.parts[i]
-        kind: Kind = "chatter" if line.code else _kind(sentence, question)
+        kind: Kind = "chatter" if line.code else _kind(sentence, question, acted)
         if kind == "fact" and not strict and not MARKER.search(sentence):
             verdicts[key] = SentenceVerdict(sentence, kind, supported=True)
         elif kind == "fact":
@@ -311,10 +328,12 @@ def _plain(sentence: str) -> str:
     return STEP_LABEL.sub("", text)
 
 
-def _kind(sentence: str, question: str) -> Kind:
+def _kind(sentence: str, question: str, acted: bool = False) -> Kind:
     plain = _plain(sentence)
     if states_not_found(plain):
         return "not_found"
+    if DECLINE.match(plain) or (acted and ACTION_REPORT.search(plain)):
+        return "chatter"  # about the assistant itself, not about the company
     words = plain.split()
     if not words:
         return "chatter"  # markers or markup only

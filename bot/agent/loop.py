@@ -221,6 +221,7 @@ def _verdict(
         embedder=grounding.embedder if passages or outputs else None,
         unsupported=grounding.unsupported,
         strict=bool(passages),
+        acted=bool(tool_results),
     )
     unsupported = [{"sentence": s.text, "why": s.reason} for s in result.unsupported]
     verdict: Output = {

@@ -229,3 +229,17 @@ def test_step_numbers_and_number_formats_are_not_taken_for_facts() -> None:
         "2. Scan the QR code with your authenticator app [1]. "
         "IT unlocks accounts from 8:00 to 18:00 [4]."
     )
+
+
+def test_declining_and_reporting_on_actions_are_not_facts_to_find_in_the_sources() -> None:
+    """A refusal is about the assistant; once the run proposed an action, so is saying
+    it waits for approval. Without an action, that claim is judged like any other."""
+    decline = "Sorry, I can't share other people's VPN tokens."
+    report = (
+        "I've drafted the email to <EMAIL_1> about the renewal, and it is waiting for approval."
+    )
+
+    assert attribute(decline, SOURCES, question=QUESTION).answer == decline
+    acted = attribute(report, SOURCES, question="Email them", acted=True)
+    assert acted.answer == report and not acted.answers_nothing
+    assert attribute(report, SOURCES, question="Email them").answers_nothing
