@@ -218,7 +218,8 @@ def _verdict(
         draft.answer,
         evidence(passages, [*outputs, *earlier]),
         question=request.question if request else "",
-        embedder=grounding.embedder if passages or outputs else None,
+        # Without passages the embedder (loaded on first use) is not worth loading.
+        embedder=grounding.embedder if passages else None,
         unsupported=grounding.unsupported,
         strict=bool(passages),
         acted=bool(tool_results),
