@@ -243,7 +243,8 @@ def attribute(
         line_no, i = key
         line = lines[line_no]
         sentence = line.parts[i]
-        kind: Kind = "chatter" if line.code else _kind(sentence, question, acted)
+        listed = bool(line.prefix.strip())
+        kind: Kind = "chatter" if line.code else _kind(sentence, question, acted, listed)
         if kind == "fact" and not strict and not MARKER.search(sentence):
             verdicts[key] = SentenceVerdict(sentence, kind, supported=True)
         elif kind == "fact":
@@ -328,7 +329,7 @@ def _plain(sentence: str) -> str:
     return STEP_LABEL.sub("", text)
 
 
-def _kind(sentence: str, question: str, acted: bool = False) -> Kind:
+def _kind(sentence: str, question: str, acted: bool = False, listed: bool = False) -> Kind:
     plain = _plain(sentence)
     if states_not_found(plain):
         return "not_found"
@@ -340,8 +341,9 @@ def _kind(sentence: str, question: str, acted: bool = False) -> Kind:
     stripped = plain.rstrip("*_ )\"'")
     if stripped.endswith((":", "?")) or GREETING.match(plain) or COURTESY.match(plain):
         return "chatter"
-    if len(words) <= 6 and not stripped.endswith((".", "!")):
-        return "chatter"  # a heading, a label, "Steps"
+    short = len(words) <= 6 and not stripped.endswith((".", "!"))
+    if short and not listed and not NUMBER.search(plain):
+        return "chatter"  # a heading, a label, "Steps"; a list item is content
     if _restates(plain, question):
         return "chatter"
     return "fact"

@@ -243,3 +243,15 @@ def test_declining_and_reporting_on_actions_are_not_facts_to_find_in_the_sources
     acted = attribute(report, SOURCES, question="Email them", acted=True)
     assert acted.answer == report and not acted.answers_nothing
     assert attribute(report, SOURCES, question="Email them").answers_nothing
+
+
+def test_short_list_items_and_short_lines_with_numbers_are_facts() -> None:
+    """Small models write steps without full stops; they are grounded like sentences, and
+    a short line with a number is no heading."""
+    draft = "*Resetting your token*\n- Choose Reset token in the portal\n- Call extension 4411\nTokens last 90 days"
+
+    result = attribute(draft, SOURCES, question=QUESTION)
+
+    assert result.answer == (
+        "*Resetting your token*\n- Choose Reset token in the portal [1]\nTokens last 90 days [2]"
+    )
