@@ -213,7 +213,12 @@ def states_not_found(sentence: str) -> bool:
 def is_not_found(answer: str) -> bool:
     """A reply that says it found nothing and states no fact: every sentence is a
     not-found statement or chatter (a greeting, a courtesy, a question back)."""
-    kinds = [_kind(sentence, "") for sentence in _all_sentences(answer)]
+    kinds = [
+        _kind(part, "", listed=bool(line.prefix.strip()))
+        for line in _parse(answer)
+        if not line.code
+        for part in line.parts
+    ]
     return "not_found" in kinds and "fact" not in kinds
 
 
@@ -305,10 +310,6 @@ def _sentences(text: str) -> list[str]:
         elif markers and not parts:
             parts.append(markers.group().strip())  # a line of markers only
     return parts
-
-
-def _all_sentences(answer: str) -> list[str]:
-    return [part for line in _parse(answer) if not line.code for part in line.parts]
 
 
 def _normalise(text: str) -> str:
