@@ -94,7 +94,7 @@ def plan(question: str, tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             calls.append(
                 {
                     "name": str(tool["name"]),
-                    "arguments_json": json.dumps(arguments),
+                    "arguments": arguments,
                     "reason": f"The requester asked to email {', '.join(request.recipients)}.",
                 }
             )

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
+
+import structlog
 
 from bot.agent import prompts
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
-from bot.agent.schemas import Draft, Plan
+from bot.agent.schemas import Draft, Plan, plan_for
 from bot.agent.steps import Output, StepLimitReached, StepLog
-from bot.llm.errors import LLMUnavailable, MalformedOutput
+from bot.agent.tools import Tool, ToolArgumentsError
+from bot.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from bot.llm.providers import UsageSink
 from bot.llm.structured import StructuredLLM
 from guardrails.budgets import BudgetExceeded
@@ -33,8 +36,12 @@ MAX_ANSWER_CHARS = 3_000
 # the answer: a model that cannot ground its answer in two tries is guessing, and a guess
 # with a source list looks more trustworthy than it is.
 MAX_UNGROUNDED_DRAFTS = 2
+# Times a plan whose tool arguments do not validate is sent back with the problems.
+ARGUMENT_RETRIES = 2
 # Unsupported sentences quoted back to the model when it is asked again.
 MAX_QUOTED_SENTENCES = 3
+
+log = structlog.get_logger(__name__)
 
 OFFLINE_LABEL = (
     "_Offline mode: no language model is configured, so I can only show what I found: I "
@@ -82,6 +89,8 @@ def run_agent(
         return _answer(
             request, llm, retriever, tools, steps, on_call, preview, grounding or Grounding()
         )
+    except LLMRequestRejected:
+        return couldnt_complete("the language model refused the request")
     except LLMUnavailable:
         return couldnt_complete("the language model service is not responding")
     except MalformedOutput:
@@ -114,17 +123,16 @@ def _answer(
     grounding: Grounding,
 ) -> Outcome:
     history, question = request.history, request.question
+    offered = tools.offered()
+    messages = prompts.plan_messages(
+        history,
+        question,
+        [tool.describe() for tool in offered],
+        request.corrections,
+        request.instructions,
+    )
     plan = Plan.model_validate(
-        steps.step(
-            "plan",
-            lambda: llm.ask(
-                Plan,
-                prompts.plan_messages(
-                    history, question, tools.describe(), request.corrections, request.instructions
-                ),
-                on_call=on_call,
-            ).model_dump(),
-        )
+        steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call))
     )
     passages = _retrieve(request, plan.search_queries or [question], retriever, steps)
     tool_results: list[ToolResult] = []
@@ -175,6 +183,50 @@ def _answer(
             ungrounded += 1
             if ungrounded >= MAX_UNGROUNDED_DRAFTS:
                 return Outcome(text=NOT_FOUND_ANSWER, status="answered", reason="ungrounded")
+
+
+def _plan_turn(
+    llm: StructuredLLM, messages: list[dict[str, Any]], offered: list[Tool], on_call: UsageSink
+) -> Output:
+    """One Plan from the model, its tool calls' arguments checked against their tools: a
+    plan with invalid arguments is sent back with the problems, up to
+    ARGUMENT_RETRIES times; calls still invalid then are refused when they run (the
+    draft sees why) instead of failing the whole run."""
+    schema = plan_for(offered)
+    by_name = {tool.name: tool for tool in offered}
+    conversation = list(messages)
+    for attempt in range(ARGUMENT_RETRIES + 1):
+        plan = llm.ask(schema, conversation, on_call=on_call)
+        problems = _argument_problems(plan, by_name)
+        if not problems:
+            break
+        log.info("plan.invalid_arguments", attempt=attempt + 1, problems=len(problems))
+        conversation = [
+            *messages,
+            {"role": "assistant", "content": plan.model_dump_json()},
+            {
+                "role": "user",
+                "content": "Some tool calls had arguments their tool does not accept: "
+                + "; ".join(problems)
+                + ". Reply again with the whole plan, with those arguments corrected.",
+            },
+        ]
+    return plan.model_dump(mode="json")
+
+
+def _argument_problems(plan: Plan, tools: dict[str, Tool]) -> list[str]:
+    """Why each call to an offered tool has arguments that tool rejects; calls to tools
+    not offered are refused when they run, not asked again."""
+    problems = []
+    for index, call in enumerate(plan.tool_calls, start=1):
+        tool = tools.get(call.name)
+        if tool is None:
+            continue
+        try:
+            tool.parse(call.arguments)
+        except ToolArgumentsError as exc:
+            problems.append(f"call {index} ({exc})")
+    return problems
 
 
 def _retrieve(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,13 +11,14 @@ import psycopg
 import pytest
 
 from bot.db import open_pool
+from connectors.email.inboxes import add_inbox
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import Message
 from tests.support.conversation import mention, unique_question, wait_for_answer
-from tests.support.processes import wait_for
-from tests.support.stack import Stack
+from tests.support.processes import ChatopsProcess, wait_for
+from tests.support.stack import Stack, free_port
 
 DB = psycopg.Connection[dict[str, Any]]
 APPROVALS = "C0APPROVALS"
@@ -65,6 +66,24 @@ def tenant(stack: Stack, db: DB) -> Iterator[int]:
     )
 
 
+@pytest.fixture
+def inbox(
+    stack: Stack, db: DB, tenant: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
+    """`chatops smtp` for the sandbox tenant's inbox, queueing to the session's worker."""
+    address = f"support-{uuid.uuid4().hex[:6]}@acme.example"
+    add_inbox(db, tenant, address)
+    port = free_port()
+    listener = ChatopsProcess(
+        ["smtp"], stack.env | {"SMTP_PORT": str(port)}, tmp_path_factory.mktemp("smtp") / "smtp.log"
+    )
+    listener.start(ready_line="smtp.ready")
+    try:
+        yield address, port
+    finally:
+        listener.stop()
+
+
 @dataclass(frozen=True)
 class Proposal:
     question: str
@@ -80,7 +99,7 @@ def propose_post(
     question = unique_question(f"{topic} in #support: {text}")
     call = {
         "name": "post_to_channel",
-        "arguments_json": json.dumps({"channel": SUPPORT, "text": text}),
+        "arguments": {"channel": SUPPORT, "text": text},
         "reason": "The requester asked to tell the support team.",
     }
     llm.script(
