@@ -136,8 +136,10 @@ WORDS_ALONE = 0.6
 MEANING_ALONE = 0.75
 WORDS_WITH_MEANING = (0.34, 0.55)
 # A marker the model wrote is kept on weaker evidence: it did see that source.
-WORDS_FOR_OWN_MARKER = 0.34
-MEANING_FOR_OWN_MARKER = 0.5
+# (half the words alone, or a quarter with related meaning; generic words such as
+# "within ... days" make a third on their own).
+WORDS_FOR_OWN_MARKER = 0.5
+WORDS_AND_MEANING_FOR_OWN_MARKER = (0.25, 0.5)
 # An unknown name is forgiven only when nearly every other word is in the source.
 WORDS_DESPITE_NAME = 0.75
 MAX_MARKERS = 2
@@ -257,7 +259,8 @@ def attribute(
         else:
             verdicts[key] = SentenceVerdict(sentence, kind)
     if facts:
-        scorer = _Scorer(evidence, [_plain(lines[k[0]].parts[k[1]]) for k in facts], embedder)
+        plain = [_plain(lines[k[0]].parts[k[1]]) for k in facts]
+        scorer = _Scorer(evidence, plain, embedder, question)
         for index, key in enumerate(facts):
             sentence = lines[key[0]].parts[key[1]]
             verdicts[key] = scorer.verdict(index, sentence)
@@ -408,9 +411,18 @@ def _rank(score: Score) -> float:
 
 class _Scorer:
     def __init__(
-        self, evidence: Sequence[Evidence], sentences: list[str], embedder: Embedder | None
+        self,
+        evidence: Sequence[Evidence],
+        sentences: list[str],
+        embedder: Embedder | None,
+        question: str = "",
     ) -> None:
         self.evidence = [e for e in evidence if e.text.strip()]
+        # What the person said themselves ("after 14 months") is no invention when the
+        # answer applies a source to it; it still counts against word overlap, so "Yes,
+        # we ship to Switzerland" is not supported by a page about shipping elsewhere.
+        self.asked_numbers = _numbers(question)
+        self.asked_words = set(WORD.findall(_normalise(question)))
         self.sentences = sentences
         self.terms = [_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)
@@ -457,12 +469,15 @@ class _Scorer:
 
     def verdict(self, index: int, sentence: str) -> SentenceVerdict:
         plain = self.sentences[index]
-        terms = _terms(plain)
+        terms = _terms(plain) - self.asked_numbers
         numbers = _numbers(plain)
+        numbers -= self.asked_numbers
         unknown_numbers = numbers - self.known_numbers
         if unknown_numbers:
             return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")
-        unknown_names = {n for n in _names(plain) if n not in self.known_words}
+        unknown_names = {
+            n for n in _names(plain) if n not in self.known_words and n not in self.asked_words
+        }
         own = {int(n) for n in MARKER.findall(sentence)}
         overlap = [len(terms & t) / len(terms) if terms else 0.0 for t in self.terms]
         plain_match = any(words >= WORDS_ALONE for words in overlap)
@@ -538,7 +553,10 @@ def _supports(words: float, meaning: float, *, own_marker: bool) -> bool:
         return True
     if words >= WORDS_WITH_MEANING[0] and meaning >= WORDS_WITH_MEANING[1]:
         return True
-    return own_marker and (words >= WORDS_FOR_OWN_MARKER or meaning >= MEANING_FOR_OWN_MARKER)
+    if not own_marker:
+        return False
+    low_words, low_meaning = WORDS_AND_MEANING_FOR_OWN_MARKER
+    return words >= WORDS_FOR_OWN_MARKER or (words >= low_words and meaning >= low_meaning)
 
 
 def _evidence_pieces(text: str) -> list[str]:

@@ -255,3 +255,23 @@ def test_short_list_items_and_short_lines_with_numbers_are_facts() -> None:
     assert result.answer == (
         "*Resetting your token*\n- Choose Reset token in the portal [1]\nTokens last 90 days [2]"
     )
+
+
+def test_numbers_and_names_the_person_gave_may_be_applied_but_prove_nothing() -> None:
+    """ "After 14 months" comes from the question: applying the source to it is fine. A
+    name from the question is no invention either, but it is not support: a page about
+    shipping elsewhere does not say "we ship to Switzerland"."""
+    warranty = Evidence("Widgets have a 2-year warranty. Batteries are covered for 12 months.", 4)
+    shipping = Evidence("We ship from Rotterdam to the EU, the UK and Norway.", 5)
+
+    applied = attribute(
+        "No: batteries are covered for 12 months, so at 14 months it is outside the warranty.",
+        [warranty, shipping],
+        question="Is a battery that died after 14 months still under warranty?",
+    )
+    assert applied.cited == [4] and not applied.unsupported
+
+    echoed = attribute(
+        "Yes, we ship to Switzerland.", [warranty, shipping], question="Do we ship to Switzerland?"
+    )
+    assert echoed.answers_nothing
