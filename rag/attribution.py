@@ -34,6 +34,12 @@ Unsupported = Literal["drop", "flag"]
 Kind = Literal["fact", "chatter", "not_found"]
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
+# Other ways models cite: "[Source 1]", "(source: 2)", "[1, 3]", "【1】", "[^1]".
+OTHER_MARKERS = re.compile(
+    r"[\[(【]\s*(?:\^|(?:sources?|src|doc(?:ument)?s?|ref(?:erence)?s?)\s*:?\s*#?)?"
+    r"(\d{1,3}(?:\s*(?:,|and|&)\s*\d{1,3})*)\s*[\])】]",
+    re.IGNORECASE,
+)
 MARKERS_AT_START = re.compile(r"^(?:\s*\[\d{1,3}\])+\s*")
 # A list item's or quote's leading marker, kept as it is when the line is rebuilt.
 LINE_PREFIX = re.compile(r"^\s*(?:(?:[-*•>]|\d{1,2}[.)])\s+)*")
@@ -203,6 +209,19 @@ class Attribution:
         return not supported and (bool(self.facts) or self.says_not_found)
 
 
+def canonical_markers(text: str) -> str:
+    """Citations written another way ("[Source 1]", "(source: 2)", "[1, 3]") as [n]
+    markers. Bare "(2)" stays: it is as often a list number or a count."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if whole.startswith("(") and not re.search(r"[a-z^]", whole, re.IGNORECASE):
+            return whole
+        return "".join(f"[{n}]" for n in re.findall(r"\d{1,3}", match.group(1)))
+
+    return OTHER_MARKERS.sub(rewrite, text)
+
+
 def states_not_found(sentence: str) -> bool:
     """Whether a sentence says the answer was not found, in any of the usual phrasings,
     and nothing else ("I couldn't find the form, but ..." goes on to state a fact)."""
@@ -242,7 +261,7 @@ def attribute(
     source with a marker must be supported; the others stand as written. `acted`: the run
     called tools, so sentences reporting what happened to its actions ("it is waiting for
     approval") are about the run, not facts to find in the sources."""
-    lines = _parse(answer)
+    lines = _parse(canonical_markers(answer))
     pieces = [(line_no, i) for line_no, line in enumerate(lines) for i in range(len(line.parts))]
     verdicts: dict[tuple[int, int], SentenceVerdict] = {}
     facts: list[tuple[int, int]] = []

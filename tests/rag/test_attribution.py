@@ -275,3 +275,19 @@ def test_numbers_and_names_the_person_gave_may_be_applied_but_prove_nothing() ->
         "Yes, we ship to Switzerland.", [warranty, shipping], question="Do we ship to Switzerland?"
     )
     assert echoed.answers_nothing
+
+
+def test_citations_written_another_way_become_markers() -> None:
+    draft = (
+        "Open the portal and choose Reset token (Source 1). "
+        "If your account is locked, ask in #support [Source: 2]. "
+        "Scan the QR code with the authenticator app [1, 2]."
+    )
+
+    result = attribute(draft, SOURCES, question=QUESTION)
+
+    assert result.answer == (
+        "Open the portal and choose Reset token [1]. "
+        "If your account is locked, ask in #support [2]. "
+        "Scan the QR code with the authenticator app [1]."
+    )
