@@ -3,20 +3,24 @@
 Small models write correct answers without putting [n] after every line, or with the wrong
 numbers. Rejecting those drafts threw good answers away, so Verify judges meaning rather
 than bracket discipline: each sentence of the draft is compared with the sources it could
-come from, by word overlap and, when an embedder is given, by embedding similarity (the
-worker already has one loaded for retrieval). Markers are then added or repaired from
-what actually supports each sentence; markers the model got right are kept as written.
+come from, by word overlap and, when that is not enough and an embedder is given, by
+embedding similarity (the worker already has one loaded for retrieval). Markers are then
+added or repaired from what actually supports each sentence; markers the model got right
+are kept as written, and citations in other forms ("[Source 1]") become markers first.
 
 Grounding stays strict about facts. A sentence nothing supports is dropped (or flagged,
 per setting), and a number or a name that appears in no source makes a sentence
 unsupported however similar the rest of it is: "within 90 days" is not supported by
-"within 45 days" though an embedder rates them alike. A draft whose every factual
-sentence is unsupported is no answer at all (the caller answers "not found").
+"within 45 days" though an embedder rates them alike. Numbers and names the person gave
+in the question may be applied ("at 14 months it is out of warranty") but support
+nothing. A draft whose every factual sentence is unsupported is no answer at all (the
+caller answers "not found").
 
 Greetings, headings, lead-ins ("Here is how:"), questions back to the person, courtesy
-lines and lead-ins that only restate the question state no fact and are kept unattributed.
-Facts may also come from tool results (a contact the model looked up): those support a
-sentence but have no number to cite.
+lines, refusals, lead-ins that only restate the question and (in a run that called tools)
+reports on its own actions state no fact about the company and are kept unattributed.
+Facts may also come from tool results (a contact the model looked up) or earlier turns of
+the conversation: those support a sentence but have no number to cite.
 """
 
 from __future__ import annotations
