@@ -115,6 +115,12 @@ ACTION_REPORT = re.compile(
 )
 _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
+# What a not-found statement is about: the sources, in the words models use for them.
+_SOURCES = (
+    r"(?:(?:provided|given|available|above|these|those|any|my|our)\s+)*(?:sources?"
+    r"|knowledge\s*base|documents?|documentation|context|passages?|information|text|data)"
+    r"(?:\s+(?:provided|given|available|above))?"
+)
 NOT_FOUND_STATEMENTS = tuple(
     re.compile(pattern)
     for pattern in (
@@ -122,18 +128,19 @@ NOT_FOUND_STATEMENTS = tuple(
         rf"\b(?:i|we)(?:'m| am| are| was| were)?\s+(?:(?:could|can|did|do|was|were|am|are)\s*{_NOT}"
         r"(?:\s+able\s+to)?|unable\s+to|not\s+able\s+to|failed\s+to)\s+(?:find|locate|see"
         r"|identify|get)\b",
-        # "The sources don't mention ...", "the knowledge base does not cover ..."
-        r"\b(?:sources?|knowledge\s*base|documents?|documentation|context|passages?"
-        r"|information\s+(?:given|provided))\s+(?:provided\s+|given\s+)?(?:do|does|did)\s*"
-        rf"{_NOT}\s+(?:contain|mention|say|cover|answer|include|have|provide|describe"
-        r"|explain|specify|address|discuss)",
+        # "The sources don't mention ...", "the provided information does not include ..."
+        rf"\b{_SOURCES}\s+(?:do|does|did)\s*{_NOT}\s+(?:contain|mention|say|cover|answer"
+        r"|include|have|provide|describe|explain|specify|address|discuss|state|list|give)",
         # "There is no information about this in the sources."
         r"\b(?:there\s+(?:is|are|was)\s+)?no\s+(?:relevant\s+|specific\s+|such\s+)?(?:information"
-        r"|mention|details?|answer|data)\b.{0,60}\b(?:in|from|within)\s+(?:the|my|our)\s+"
-        r"(?:sources?|knowledge\s*base|documents?|documentation|context|passages?)",
+        rf"|mention|details?|answer|data)\b.{{0,60}}\b(?:in|from|within)\s+(?:the\s+)?{_SOURCES}",
         # "I don't have information on that", "I don't know".
         rf"^(?:sorry,?\s+|unfortunately,?\s+)?(?:i|we)\s+(?:do|did)\s*{_NOT}\s+(?:have\s+"
         r"(?:any\s+)?(?:information|details|an\s+answer)|know)\b",
+        # "The wifi password is not provided in the given information."
+        r"\b(?:is|are|was|were)\s+not\s+(?:mentioned|covered|found|available|included|provided"
+        r"|specified|listed|given|stated|present|contained|described)\s+(?:anywhere\s+)?"
+        rf"(?:in|within|by)\s+(?:the\s+)?{_SOURCES}",
         r"\bnot\s+(?:mentioned|covered|found|available|included)\s+in\s+(?:the|my|our)\s+"
         r"(?:sources?|knowledge\s*base|documents?|documentation|context)",
     )
