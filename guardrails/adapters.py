@@ -13,12 +13,11 @@ raised while retrieving is seen by every later tool call of the run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
 from bot.agent.schemas import ToolCall
+from bot.agent.tools import Tool
 from guardrails.facade import Guardrails, Screened
 
 
@@ -57,24 +56,19 @@ class ScreenedToolbox:
     channel: str | None
     flags: list[str] = field(default_factory=list)
 
-    def describe(self) -> list[dict[str, Any]]:
-        return self.inner.describe()
+    def offered(self) -> list[Tool]:
+        return self.inner.offered()
 
     def run(self, call: ToolCall, index: int) -> ToolResult:
-        try:
-            arguments = json.loads(call.arguments_json or "{}")
-        except json.JSONDecodeError:
-            arguments = None  # the inner toolbox explains malformed arguments itself
-        if isinstance(arguments, dict):
-            check = self.guardrails.check_tool(
-                self.tenant_id, self.conversation_key, call.name, arguments, channel=self.channel
+        check = self.guardrails.check_tool(
+            self.tenant_id, self.conversation_key, call.name, call.arguments, channel=self.channel
+        )
+        if not check.decision.allowed:
+            return ToolResult(
+                call.name,
+                ok=False,
+                output=f"Refused by policy, not attempted: {check.decision.reason_for_people}",
             )
-            if not check.decision.allowed:
-                return ToolResult(
-                    call.name,
-                    ok=False,
-                    output=f"Refused by policy, not attempted: {check.decision.reason_for_people}",
-                )
         result = self.inner.run(call, index)
         screened = self.guardrails.screen_untrusted(
             self.tenant_id, self.conversation_key, "tool result", call.name, result.output

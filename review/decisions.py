@@ -338,33 +338,35 @@ def _edited(
     # the placeholders the stored payload keeps, so the approved call restores them.
     new_text = _to_placeholders(d.action, typed)
     payload = {**d.action["payload"], "text": new_text}
-    row = actions.transition(
-        conn,
-        d.action,
-        to="pending",
-        allowed_from=["pending"],
-        actor=d.user,
-        audit_action="action.edited",
-        changes={
-            "payload": payload,
-            # The approver typed the new text: show it as typed, beside what else was shown.
-            "shown": _shown_after_edit(d.action, typed),
-            "edited_by": d.user,
-            "edited_at": actions.NOW,
-            "edit_requested_by": None,
-        },
-        details={"original": d.action["payload"], "edited": payload},
-    )
-    if row is None:
-        return
-    feedback.record(
-        conn,
-        tenant_id=row["tenant_id"],
-        action_id=row["id"],
-        kind="edit",
-        original=_text(row["original_payload"]),
-        corrected=new_text,
-    )
+    # The edit and the correction it teaches are stored together: never one without the other.
+    with conn.transaction():
+        row = actions.transition(
+            conn,
+            d.action,
+            to="pending",
+            allowed_from=["pending"],
+            actor=d.user,
+            audit_action="action.edited",
+            changes={
+                "payload": payload,
+                # The approver typed the new text: show it as typed, beside what else was shown.
+                "shown": _shown_after_edit(d.action, typed),
+                "edited_by": d.user,
+                "edited_at": actions.NOW,
+                "edit_requested_by": None,
+            },
+            details={"original": d.action["payload"], "edited": payload},
+        )
+        if row is None:
+            return
+        feedback.record(
+            conn,
+            tenant_id=row["tenant_id"],
+            action_id=row["id"],
+            kind="edit",
+            original=_text(row["original_payload"]),
+            corrected=new_text,
+        )
     refresh_approval_message(conn, client, row)
     note_in_approval_thread(
         client, row, "Edited. React ✅ (again) or press Approve to run the edited version."

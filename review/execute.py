@@ -17,6 +17,7 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
+from bot.intake.bot_tokens import with_bot_token
 from guardrails.facade import Guardrails
 from review import actions, tenant_settings
 from review.messages import mrkdwn_safe, people_summary
@@ -43,10 +44,11 @@ def execute_action(
 ) -> None:
     with _action_lock(conn, action_id):
         row = conn.execute(
-            """SELECT a.*, i.bot_token FROM pending_actions a
+            """SELECT a.*, i.bot_token, i.bot_token_sealed FROM pending_actions a
                JOIN slack_installations i ON i.tenant_id = a.tenant_id WHERE a.id = %s""",
             (action_id,),
         ).fetchone()
+        row = with_bot_token(row)
         if row is None:
             log.error("action.not_found", action_id=action_id)
             return

@@ -11,7 +11,7 @@ import structlog
 
 from bot.agent.knowledge import ToolResult
 from bot.agent.schemas import ToolCall
-from bot.agent.tools import ActionContext, Effect, ToolArgumentsError, ToolRegistry
+from bot.agent.tools import ActionContext, Effect, Tool, ToolArgumentsError, ToolRegistry
 from review import actions
 
 log = structlog.get_logger(__name__)
@@ -37,8 +37,8 @@ class ReviewedToolbox:
     # The summary and payload as the tenant's policy lets approvers see them.
     approver_view: Callable[[dict[str, Any]], dict[str, Any]] = lambda proposal: proposal
 
-    def describe(self) -> list[dict[str, Any]]:
-        return self.registry.describe()
+    def offered(self) -> list[Tool]:
+        return self.registry.offered()
 
     def run(self, call: ToolCall, index: int) -> ToolResult:
         tool = self.registry.get(call.name)
@@ -47,7 +47,7 @@ class ReviewedToolbox:
                 call.name, ok=False, output=f"no tool named {call.name!r} is available"
             )
         try:
-            arguments = tool.parse(call.arguments_json)
+            arguments = tool.parse(call.arguments)
         except ToolArgumentsError as exc:
             return ToolResult(call.name, ok=False, output=str(exc))
         refusal = None

@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardrails.injection import UNTRUSTED_TAG
-from rag.citations import NOT_FOUND_ANSWER
+from rag.citations import NOT_FOUND_ANSWER, parse_sources_block
 from sandbox.openai_emulator import EmulatorConfig, OpenAIEmulator
 from sandbox.openai_script import Failure, Reply, ScriptedReply
 
 DEMO_MODEL_NAME = "sandbox-demo-model"
 LABEL = "the chatops sandbox's demo model (fixed rules, not AI)"
 TOOLS_PREFIX = "Tools: "  # how bot/agent/prompts.py offers the tools
-CONTEXT_PREFIX = "Context: "  # how it gives the Draft step its sources and tool results
+CONTEXT_PREFIX = "Context: "  # how it gives the Draft step its tool results
 
 MAX_QUOTES = 2
 MAX_QUOTE_CHARS = 300
@@ -73,9 +73,7 @@ def respond(body: Mapping[str, Any]) -> ScriptedReply:
     if step == "Draft":
         context = _context(messages)
         return Reply(
-            content=draft(
-                _question(messages), context.get("sources") or [], context.get("tool_results")
-            )
+            content=draft(_question(messages), _sources(messages), context.get("tool_results"))
         )
     return Failure(
         400,
@@ -96,7 +94,7 @@ def plan(question: str, tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             calls.append(
                 {
                     "name": str(tool["name"]),
-                    "arguments_json": json.dumps(arguments),
+                    "arguments": arguments,
                     "reason": f"The requester asked to email {', '.join(request.recipients)}.",
                 }
             )
@@ -214,6 +212,17 @@ def _offered_tools(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, A
 def _context(messages: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     context = _system_json(messages, CONTEXT_PREFIX)
     return context if isinstance(context, Mapping) else {}
+
+
+def _sources(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The numbered sources of the Draft step (rag/citations.py `sources_block`), in
+    whichever message carries them."""
+    for message in messages:
+        content = message.get("content")
+        found = parse_sources_block(content) if isinstance(content, str) else []
+        if found:
+            return [{"number": n, "title": title, "text": text} for n, title, text in found]
+    return []
 
 
 def _email_tool(tools: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

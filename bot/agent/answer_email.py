@@ -12,14 +12,14 @@ from typing import Any
 import structlog
 from psycopg import Connection
 
-from bot.agent.loop import AgentInput, run_agent
-from bot.agent.runs import WorkerDeps, mark_failed, start_run, usage_recorder
-from bot.agent.screening import screen_run
-from bot.agent.steps import StepLog
-from bot.agent.tools import ActionContext
+from bot.agent.conversation_settings import ChannelSettings, effective
+from bot.agent.run_service import RunRequest, run_for_channel
+from bot.agent.runs import WorkerDeps, mark_failed, start_run
+from bot.agent.templates_in_use import apply_template, record_on_run
 from connectors.email.compose import OriginalEmail, build_reply, to_storable
 from connectors.email.flood_gate import admit
 from connectors.email.history import thread_history
+from connectors.email.inboxes import inbox_agent
 from connectors.email.reply_limit import reply_allowed
 from connectors.email.reply_policy import ReplyAddressing, address_reply
 from connectors.email.reply_text import email_body, plain_text
@@ -27,9 +27,19 @@ from connectors.email.tools import REPLY_EMAIL
 from review import actions, tenant_settings
 from review.email_digest import show_digest
 from review.pending import announce_pending_actions
-from review.toolbox import ReviewedToolbox
 
 log = structlog.get_logger(__name__)
+
+# Added to the template's prompt: the reply is an email to someone outside the company,
+# read in a mail client, not a Slack message.
+# The greeting and sign-off are added afterwards (connectors/email/reply_text.py), so the
+# model never invents a name to sign with.
+EMAIL_REPLY_FORMAT = (
+    "This reply is an email to the person who wrote in, who may be a customer outside the "
+    "company. Write the answer as a plain-text email body: plain sentences, no greeting and "
+    "no sign-off (they are added for you), no Slack formatting (no *bold*, no emoji codes), "
+    "and never mention internal document titles, tools or colleagues' names."
+)
 
 
 def answer_email(
@@ -97,60 +107,56 @@ def answer_email(
             return
         run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
         structlog.contextvars.bind_contextvars(run_id=run["id"])
-
-        def make_toolbox(flags: list[str], force_approval: bool) -> ReviewedToolbox:
-            return ReviewedToolbox(
-                conn,
-                deps.tools,
-                ActionContext(tenant_id, request["bot_token"], requested_by=_sender(payload)),
-                conversation_id=conversation_id,
-                run_id=run["id"],
-                approval_ttl=settings.approval_ttl,
-                flags=flags,
-                force_approval=force_approval,
-                restore=lambda arguments: deps.guardrails.restore(
-                    tenant_id, str(conversation_id), arguments
-                ),
-                approver_view=lambda proposal: deps.guardrails.approver_payload(
-                    tenant_id, str(conversation_id), proposal
-                ),
-            )
-
-        screened = screen_run(
-            deps.guardrails,
-            tenant_id=tenant_id,
-            conversation_id=conversation_id,
-            question=_question(payload),
-            history=_history(conn, tenant_id, payload),
-            corrections=[],
+        # The inbox's template and collections, as a channel's would be: customers are
+        # outside readers, so by default only the outside readers' collection is searched.
+        inbox = inbox_agent(conn, tenant_id, payload["inbox"])
+        applied = apply_template(
+            effective(
+                ChannelSettings(template=inbox.template, collections=inbox.collections),
+                tenant_template=None,
+                shared=True,
+                templates=deps.templates,
+            ),
+            deps.templates,
+            tools=deps.tools,
             llm=deps.llm,
             retriever=deps.retriever,
-            make_toolbox=make_toolbox,
+            tool_policy=deps.guardrails.policy(tenant_id).tools,
             channel=None,
-            source="email",
+            approval_ttl=settings.approval_ttl,
+        )
+        record_on_run(conn, tenant_id, run["id"], applied)
+        result = run_for_channel(
+            conn,
+            deps,
+            RunRequest(
+                tenant_id=tenant_id,
+                conversation_id=conversation_id,
+                run_id=run["id"],
+                bot_token=request["bot_token"],
+                requested_by=_sender(payload),
+                question=_question(payload),
+                history=_history(conn, tenant_id, payload),
+                channel=None,
+                source="email",
+                reply_format=EMAIL_REPLY_FORMAT,
+            ),
+            applied,
             notify_admins=lambda text: _notify(client, settings.approval_channel_id, text),
         )
-        if screened.blocked_notice is not None:
+        if result.blocked:
             _finish(conn, request_id, "ignored", "blocked by guardrails")
             return
-        outcome = run_agent(
-            AgentInput(tenant_id, screened.question, screened.history),
-            llm=screened.llm,
-            retriever=screened.retriever,
-            tools=screened.toolbox,
-            steps=StepLog.load(
-                conn, run["id"], tenant_id, deps.max_steps, observer=deps.step_observer
-            ),
-            on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices, deps.metrics),
-        )
+        outcome = result.outcome
         if outcome.status != "answered":
             mark_failed(conn, request_id, outcome.reason or "could not draft a reply")
             return
-        draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)
+        draft = result.draft
+        assert draft is not None, "a model wrote this answer, so the guardrails screened it"
         if draft.action == "block":
             mark_failed(conn, request_id, "the drafted reply did not pass the guardrails")
             return
-        flags = screened.flags + [f.for_people() for f in draft.flags] + list(addressing.notes)
+        flags = result.flags + [f.for_people() for f in draft.flags] + list(addressing.notes)
         # Written for Slack (mrkdwn, citation numbers, internal source titles): made into
         # the plain-text email the customer reads, with a greeting and a sign-off.
         body = email_body(

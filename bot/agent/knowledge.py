@@ -4,9 +4,10 @@ then a tenant has no knowledge base and no tools, and the loop says so honestly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.agent.schemas import ToolCall
+from bot.agent.tools import Tool
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,9 @@ class Retriever(Protocol):
 
 
 class Toolbox(Protocol):
-    """The tools of one request: what the model is told about, and how a call runs."""
+    """The tools of one request: what the model is offered, and how a call runs."""
 
-    def describe(self) -> list[dict[str, Any]]: ...
+    def offered(self) -> list[Tool]: ...
 
     def run(self, call: ToolCall, index: int) -> ToolResult: ...
 
@@ -46,7 +47,7 @@ class EmptyKnowledge:
 class NoTools:
     """No tools: every call is refused with a reason the model can read."""
 
-    def describe(self) -> list[dict[str, Any]]:
+    def offered(self) -> list[Tool]:
         return []
 
     def run(self, call: ToolCall, index: int) -> ToolResult:

@@ -10,7 +10,7 @@ from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.schemas import Plan
 from guardrails.facade import PLACEHOLDER_RULE
 from guardrails.injection import UNTRUSTED_CONTENT_RULE
-from rag.citations import CITATION_RULES, sources_for_prompt
+from rag.citations import CITATION_RULES, sources_block
 
 PLAN_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Decide how to handle the latest message in "
@@ -116,7 +116,6 @@ def draft_messages(
 ) -> list[dict[str, Any]]:
     context = {
         "intent": plan.intent,
-        "sources": sources_for_prompt(passages),
         "tool_results": [{"name": r.name, "ok": r.ok, "output": r.output} for r in tool_results],
     }
     messages: list[dict[str, Any]] = [
@@ -124,6 +123,7 @@ def draft_messages(
         *_corrections(corrections),
         *history,
         {"role": "user", "content": question},
+        {"role": "system", "content": sources_block(passages)},
         {"role": "system", "content": "Context: " + json.dumps(context)},
     ]
     if problems:

@@ -2,21 +2,35 @@
 
 `extra="forbid"` and no defaults keep every schema valid for strict JSON-schema mode,
 which requires every property to be listed and no others allowed.
+
+A Plan's tool calls carry their arguments as a JSON object. The schema sent with a Plan
+turn (`plan_for`) lists one call shape per offered tool, each with that tool's own
+argument schema, so a server that constrains its output to the schema (llama.cpp's
+grammar, OpenAI's strict mode) can only write arguments the tool accepts; the loop still
+validates every call against its tool, because not every server enforces the schema.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import copy
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from bot.agent.tools import Tool
+
+REASON = "Why this call helps the person, for the approver to read"
 
 
 class ToolCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    arguments_json: str = Field(description="The tool's arguments as a JSON object string")
-    reason: str = Field(description="Why this call helps the person, for the approver to read")
+    arguments: dict[str, Any] = Field(description="The tool's arguments, as a JSON object")
+    reason: str = Field(description=REASON)
 
 
 class Plan(BaseModel):
@@ -36,3 +50,135 @@ class Draft(BaseModel):
     citations: list[str] = Field(
         description='The numbers of the sources the answer cites, as strings, e.g. ["1", "3"]'
     )
+
+
+def plan_for(tools: Sequence[Tool]) -> type[Plan]:
+    """A Plan that parses like `Plan` but describes itself (to the model, as its response
+    format) with one tool-call schema per offered tool: ``anyOf`` over the tools."""
+    schema = plan_json_schema(tools)
+
+    class OfferedPlan(Plan):
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return copy.deepcopy(schema)
+
+    OfferedPlan.__name__ = OfferedPlan.__qualname__ = "Plan"
+    return OfferedPlan
+
+
+def plan_json_schema(tools: Sequence[Tool]) -> dict[str, Any]:
+    schema = Plan.model_json_schema()
+    defs: dict[str, Any] = {}
+    calls = [_call_schema(tool, defs) for tool in tools]
+    array = schema["properties"]["tool_calls"]
+    if calls:
+        array["items"] = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    else:
+        array["items"] = _call_schema(None, defs)
+        array["maxItems"] = 0
+    schema["$defs"] = defs
+    if not defs:
+        del schema["$defs"]
+    return schema
+
+
+def _call_schema(tool: Tool | None, defs: dict[str, Any]) -> dict[str, Any]:
+    if tool is None:
+        name: dict[str, Any] = {"type": "string"}
+        arguments: dict[str, Any] = strict_object({"type": "object", "properties": {}})
+    else:
+        name = {"type": "string", "enum": [tool.name]}
+        arguments = _arguments_schema(tool, defs)
+    return strict_object(
+        {
+            "type": "object",
+            "properties": {
+                "name": name,
+                "arguments": arguments,
+                "reason": {"type": "string", "description": REASON},
+            },
+        }
+    )
+
+
+def _arguments_schema(tool: Tool, defs: dict[str, Any]) -> dict[str, Any]:
+    """The tool's argument schema made strict, its ``$defs`` moved to the top level (renamed
+    if another tool has a different one of the same name); a schema whose references we
+    cannot move is offered as a plain object (the loop still validates the call)."""
+    raw = copy.deepcopy(tool.arguments.model_json_schema())
+    own = raw.pop("$defs", {})
+    text = json.dumps(raw)
+    if "definitions" in raw or any(
+        ref for ref in _refs(raw) + _refs(own) if not ref.startswith("#/$defs/")
+    ):
+        return {"type": "object"}
+    renamed = {}
+    for key, value in own.items():
+        new = key if defs.get(key, value) == value else f"{tool.name}__{key}"
+        renamed[key] = new
+    for key, new in renamed.items():
+        text = text.replace(f'"#/$defs/{key}"', f'"#/$defs/{new}"')
+    for key, value in own.items():
+        body = json.dumps(value)
+        for old, new in renamed.items():
+            body = body.replace(f'"#/$defs/{old}"', f'"#/$defs/{new}"')
+        defs[renamed[key]] = _strict(json.loads(body))
+    strict: dict[str, Any] = _strict(json.loads(text))
+    return strict
+
+
+def _refs(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        found = [schema["$ref"]] if isinstance(schema.get("$ref"), str) else []
+        return found + [ref for value in schema.values() for ref in _refs(value)]
+    if isinstance(schema, list):
+        return [ref for value in schema for ref in _refs(value)]
+    return []
+
+
+def _strict(schema: Any) -> Any:
+    """Strict-mode form: every object lists all its properties as required and no others;
+    a property that was optional may be null instead. Titles and defaults are dropped
+    (they cost tokens and strict servers reject ``default``)."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("title", "default"):
+            continue
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            out[key] = {name: _strict(item) for name, item in value.items()}
+        elif key in ("enum", "const", "required", "examples"):
+            out[key] = value
+        else:
+            out[key] = _strict(value)
+    if isinstance(out.get("properties"), dict):
+        required = set(schema.get("required", []))
+        out["properties"] = {
+            key: value if key in required else _nullable(value)
+            for key, value in out["properties"].items()
+        }
+        out = strict_object(out)
+    return out
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    options = schema.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        return schema
+    description = schema.get("description")
+    inner = {key: value for key, value in schema.items() if key != "description"}
+    return {
+        "anyOf": [inner, {"type": "null"}],
+        **({"description": description} if description else {}),
+    }
+
+
+def strict_object(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **schema,
+        "required": list(schema.get("properties", {})),
+        "additionalProperties": False,
+    }

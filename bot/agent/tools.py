@@ -8,7 +8,6 @@ become pending actions that wait for an approver (see review/).
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -53,12 +52,19 @@ class Tool:
     # e.g. allowed recipient domains: the reason it may not, in plain words, or None.
     check: Callable[[ActionContext, BaseModel], str | None] | None = None
 
-    def parse(self, arguments_json: str) -> BaseModel:
-        """The call's arguments, validated; raises ToolArgumentsError with a readable reason."""
+    def parse(self, arguments: dict[str, Any]) -> BaseModel:
+        """The call's arguments, validated; raises ToolArgumentsError with a readable reason.
+
+        A null for an argument the tool does not require means "not given" (strict JSON
+        schema makes the model write every property; see `bot.agent.schemas`)."""
+        schema = self.arguments.model_json_schema()
+        given = _without_nulls(arguments, schema, schema.get("$defs", {}))
         try:
-            return self.arguments.model_validate(json.loads(arguments_json or "{}"))
-        except (ValidationError, json.JSONDecodeError) as exc:
-            raise ToolArgumentsError(f"invalid arguments for {self.name}: {exc}") from None
+            return self.arguments.model_validate(given)
+        except ValidationError as exc:
+            raise ToolArgumentsError(
+                f"invalid arguments for {self.name}: {readable(exc)}"
+            ) from None
 
     def describe(self) -> dict[str, Any]:
         """How the model sees the tool in its prompt."""
@@ -68,6 +74,34 @@ class Tool:
             "needs_approval": self.effect is Effect.EXTERNAL,
             "arguments": self.arguments.model_json_schema(),
         }
+
+
+def readable(exc: ValidationError, most: int = 3) -> str:
+    """A validation error in a few words the model (and a log reader) can act on."""
+    problems = []
+    for error in exc.errors()[:most]:
+        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        problems.append(f"{where}: {error['msg']}")
+    more = len(exc.errors()) - most
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _without_nulls(value: Any, schema: dict[str, Any], defs: dict[str, Any]) -> Any:
+    """``value`` without the null properties its schema does not require."""
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        schema = defs.get(ref.removeprefix("#/$defs/"), {})
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        required = set(schema.get("required", []))
+        properties = schema["properties"]
+        return {
+            key: _without_nulls(item, properties.get(key, {}), defs)
+            for key, item in value.items()
+            if item is not None or key in required
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_without_nulls(item, schema["items"], defs) for item in value]
+    return value
 
 
 class ToolArgumentsError(Exception):
@@ -117,5 +151,9 @@ class ToolRegistry:
     def get(self, name: str) -> Tool | None:
         return self.tools.get(name)
 
+    def offered(self) -> list[Tool]:
+        """The tools the model may call (not those a channel proposes itself)."""
+        return [tool for tool in self.tools.values() if tool.offered_to_model]
+
     def describe(self) -> list[dict[str, Any]]:
-        return [tool.describe() for tool in self.tools.values() if tool.offered_to_model]
+        return [tool.describe() for tool in self.offered()]

@@ -36,6 +36,7 @@ from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.settings import Settings
 from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
+from guardrails.at_rest import AtRest
 from guardrails.status import configured_lines
 from review.authority import Organisation
 from review.commands import (
@@ -45,6 +46,7 @@ from review.commands import (
     run_agent_command,
 )
 from review.decisions import EMOJI_DECISIONS
+from review.email_digest import BUTTON_RELEASE, RELEASE_KIND
 from review.handoff import is_handed_off
 from review.messages import (
     BUTTON_APPROVE,
@@ -109,6 +111,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
     )
     # An event that could not be stored (Postgres down) gets a quick 503, never a 200.
     app.error(answer_unhandled_error)
+    at_rest = AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
 
     async def record(
         body: dict[str, Any],
@@ -128,6 +131,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
             # Set by the HTTP listener for the whole request (bot/intake/http_server.py);
             # Socket Mode has no such hook, so its requests get theirs here.
             correlation_id=context.get(LOG_KEY) or new_correlation_id(),
+            at_rest=at_rest,
         )
 
     async def on_mention(
@@ -198,6 +202,16 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
         clicked = body["actions"][0]
         external_id = f"button:{clicked['action_ts']}:{body['user']['id']}"
         await record(body, context, request, "review_button", external_id)
+        await ack()
+
+    @app.action(BUTTON_RELEASE)
+    async def on_digest_release(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        # Authorised like an approval, by the worker (review/email_digest.py).
+        clicked = body["actions"][0]
+        external_id = f"button:{clicked['action_ts']}:{body['user']['id']}"
+        await record(body, context, request, RELEASE_KIND, external_id)
         await ack()
 
     @app.action(BUTTON_EDIT)

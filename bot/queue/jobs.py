@@ -33,6 +33,7 @@ REVIEW_KINDS = frozenset(
         "review_edit",
         "review_reject",
         "approval_reply",
+        "digest_release",  # the flood digest card's button (review/email_digest.py)
     }
 )
 

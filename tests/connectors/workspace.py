@@ -3,7 +3,6 @@ for connector tests that need no Slack: what the worker would build, minus the q
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ class Workspace:
         """A read-only tool's result, as the Act step runs it."""
         found = self.registry.get(tool)
         assert found is not None
-        return found.run(self.context, found.parse(json.dumps(arguments)), "unused")
+        return found.run(self.context, found.parse(arguments), "unused")
 
     def toolbox(self) -> ReviewedToolbox:
         """The Act step's toolbox for a new run in this tenant's conversation."""
@@ -87,9 +86,7 @@ class Workspace:
     def propose(self, tool: str, arguments: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         """What the model is told when it calls `tool`, and the action it became, if any."""
         toolbox = self.toolbox()
-        result = toolbox.run(
-            ToolCall(name=tool, arguments_json=json.dumps(arguments), reason="asked to"), 0
-        )
+        result = toolbox.run(ToolCall(name=tool, arguments=arguments, reason="asked to"), 0)
         action = self.db.execute(
             "SELECT * FROM pending_actions WHERE run_id = %s", (toolbox.run_id,)
         ).fetchone()

@@ -5,7 +5,6 @@ tests; the guardrails and Postgres are real."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bot.agent.knowledge import Passage, ToolResult
@@ -47,7 +46,7 @@ class Recorder:
 
 
 def call(name: str, **arguments: Any) -> ToolCall:
-    return ToolCall(name=name, arguments_json=json.dumps(arguments), reason="test")
+    return ToolCall(name=name, arguments=arguments, reason="test")
 
 
 def test_an_injected_passage_is_wrapped_and_flags_the_run(

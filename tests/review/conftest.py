@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,7 +99,7 @@ def propose_post(
     question = unique_question(f"{topic} in #support: {text}")
     call = {
         "name": "post_to_channel",
-        "arguments_json": json.dumps({"channel": SUPPORT, "text": text}),
+        "arguments": {"channel": SUPPORT, "text": text},
         "reason": "The requester asked to tell the support team.",
     }
     llm.script(

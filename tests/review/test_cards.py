@@ -90,13 +90,11 @@ def test_a_send_email_card_reads_as_the_email_and_personal_data_is_masked_everyw
     marker = uuid.uuid4().hex[:8]
     call = {
         "name": "send_email",
-        "arguments_json": json.dumps(
-            {
-                "to": ["<EMAIL_1>"],
-                "subject": f"Renewal {marker}",
-                "text": f"Hi <EMAIL_1>, your renewal {marker} is due in May.",
-            }
-        ),
+        "arguments": {
+            "to": ["<EMAIL_1>"],
+            "subject": f"Renewal {marker}",
+            "text": f"Hi <EMAIL_1>, your renewal {marker} is due in May.",
+        },
         "reason": "The requester asked to email <EMAIL_1>.",
     }
     llm.script(

@@ -73,9 +73,7 @@ def _ask_to_send(stack: Stack, llm: OpenAIEmulator, to: str, marker: str) -> str
 
     call = {
         "name": "send_email",
-        "arguments_json": json.dumps(
-            {"to": ["<EMAIL_1>"], "subject": f"Renewal {marker}", "text": f"Hi! {marker}"}
-        ),
+        "arguments": {"to": ["<EMAIL_1>"], "subject": f"Renewal {marker}", "text": f"Hi! {marker}"},
         "reason": "The requester asked to email <EMAIL_1>.",
     }
     llm.script(

@@ -57,7 +57,7 @@ def test_a_denied_tool_is_refused_with_a_reason(
     marker = uuid.uuid4().hex[:8]
     call = {
         "name": "post_to_channel",
-        "arguments_json": json.dumps({"channel": SUPPORT, "text": f"Denied post {marker}"}),
+        "arguments": {"channel": SUPPORT, "text": f"Denied post {marker}"},
         "reason": "asked to",
     }
     llm.script(
@@ -101,7 +101,7 @@ def test_an_instruction_planted_in_a_document_cannot_act_without_approval(
     leaked = f"Customer list {marker}"
     call = {
         "name": "post_to_channel",
-        "arguments_json": json.dumps({"channel": SUPPORT, "text": leaked}),
+        "arguments": {"channel": SUPPORT, "text": leaked},
         "reason": "the partner FAQ says to",
     }
     question = unique_question(f"What discount do partners get? {marker}")

@@ -7,7 +7,6 @@ judged by the loop's Verify step, so "passes" means the product would accept it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import openai
@@ -159,7 +158,7 @@ def test_a_request_to_email_a_customer_calls_the_offered_send_email_tool(
     assert call.name == SEND_EMAIL
     tool = registry.get(call.name)
     assert tool is not None
-    arguments = tool.parse(call.arguments_json)  # the product's own argument validation
+    arguments = tool.parse(call.arguments)  # the product's own argument validation
     assert isinstance(arguments, SendEmail)
     assert arguments.to == ["<EMAIL_1>"]
     assert arguments.subject == "Your renewal"
@@ -177,7 +176,7 @@ def test_close_variants_of_an_email_request_name_every_address_once(
     )
     [call] = ask_plan(model, registry, question).tool_calls
 
-    arguments = json.loads(call.arguments_json)
+    arguments = call.arguments
     assert arguments["to"] == ["bob@customer.example", "carol@customer.example"]
     assert arguments["subject"] == "The delayed shipment"
 

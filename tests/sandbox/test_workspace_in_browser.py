@@ -7,7 +7,6 @@ scripted OpenAI emulator.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Any
@@ -54,9 +53,11 @@ def script_email_request(llm: OpenAIEmulator, marker: str) -> None:
     (it sees the address only as the placeholder it was given)."""
     call = {
         "name": "send_email",
-        "arguments_json": json.dumps(
-            {"to": ["<EMAIL_1>"], "subject": f"Renewal {marker}", "text": f"Hi Alice! {marker}"}
-        ),
+        "arguments": {
+            "to": ["<EMAIL_1>"],
+            "subject": f"Renewal {marker}",
+            "text": f"Hi Alice! {marker}",
+        },
         "reason": "The requester asked to email the customer.",
     }
     llm.script(

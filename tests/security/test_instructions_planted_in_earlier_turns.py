@@ -31,7 +31,7 @@ def test_a_planted_slack_message_flags_the_later_run_and_its_card(
     marker = uuid.uuid4().hex[:8]
     call = {
         "name": "post_to_channel",
-        "arguments_json": json.dumps({"channel": "C0SUPPORT", "text": f"Update {marker}"}),
+        "arguments": {"channel": "C0SUPPORT", "text": f"Update {marker}"},
         "reason": "Asked to share an update.",
     }
     llm.script(

@@ -9,7 +9,6 @@ session's real Postgres, Slack emulator and LLM emulator.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 import dramatiq
@@ -140,7 +139,7 @@ def test_each_tool_call_is_a_span_of_the_act_step(
     question = unique_question("Tell #support the release moved to Friday")
     call = {
         "name": "post_to_channel",
-        "arguments_json": json.dumps({"channel": SUPPORT, "text": "The release moved."}),
+        "arguments": {"channel": SUPPORT, "text": "The release moved."},
         "reason": "The requester asked to tell the support team.",
     }
     llm.script(

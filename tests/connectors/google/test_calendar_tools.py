@@ -4,7 +4,6 @@ approved, is created (and its attendees invited) exactly once."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -204,7 +203,7 @@ def test_a_window_that_ends_before_it_starts_is_refused(workspace: Workspace) ->
     assert tool is not None
 
     with pytest.raises(ToolArgumentsError, match="end must be after start"):
-        tool.parse(json.dumps({"attendees": [OWNER], **_window(_at(10), _at(9))}))
+        tool.parse({"attendees": [OWNER], **_window(_at(10), _at(9))})
 
 
 def test_an_invite_becomes_a_pending_action(
@@ -251,7 +250,7 @@ def test_running_an_invite_twice_with_one_key_creates_one_event(
     tool = workspace.registry.get("calendar_create_invite")
     assert tool is not None
     ada = new_address("ada")
-    arguments = tool.parse(json.dumps(_invite(ada, "Pricing review")))
+    arguments = tool.parse(_invite(ada, "Pricing review"))
 
     first = tool.run(workspace.context, arguments, "action-key-twice")
     second = tool.run(workspace.context, arguments, "action-key-twice")

@@ -5,7 +5,6 @@ replaced."""
 from __future__ import annotations
 
 import ast
-import json
 import os
 import signal
 import time
@@ -21,9 +20,7 @@ SERVERS = ["orders", "desk"]  # over stdio, over streamable HTTP
 
 def _ask(workspace: Workspace, tool: str, arguments: dict[str, object]) -> tuple[bool, str]:
     """The Act step's answer to the model's call: (ok, output)."""
-    result = workspace.toolbox().run(
-        ToolCall(name=tool, arguments_json=json.dumps(arguments), reason="asked to"), 0
-    )
+    result = workspace.toolbox().run(ToolCall(name=tool, arguments=arguments, reason="asked to"), 0)
     return result.ok, result.output
 
 

@@ -4,7 +4,6 @@ for approval and then runs once; a tenant's deny list keeps a tool from being us
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -97,13 +96,13 @@ def test_a_tenant_that_denies_the_servers_tools_cannot_use_them(
     lookup = toolbox.run(
         ToolCall(
             name="orders__lookup_order",
-            arguments_json=json.dumps({"order_id": "ORD-1001"}),
+            arguments={"order_id": "ORD-1001"},
             reason="asked to",
         ),
         0,
     )
     refund = toolbox.run(
-        ToolCall(name="orders__refund_order", arguments_json=json.dumps(REFUND), reason="asked"),
+        ToolCall(name="orders__refund_order", arguments=REFUND, reason="asked"),
         1,
     )
     executed = workspace.execute(approved_earlier["id"])
@@ -118,7 +117,7 @@ def test_a_tenant_that_denies_the_servers_tools_cannot_use_them(
     other = toolbox.run(
         ToolCall(
             name="desk__lookup_order",
-            arguments_json=json.dumps({"order_id": "ORD-1001"}),
+            arguments={"order_id": "ORD-1001"},
             reason="asked to",
         ),
         2,

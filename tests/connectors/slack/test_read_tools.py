@@ -69,7 +69,7 @@ def _call(
         requested_by=REQUESTER,
         action_token=action_token,
     )
-    return tool.run(context, tool.parse(json.dumps(arguments)), "unused")
+    return tool.run(context, tool.parse(arguments), "unused")
 
 
 def _post(own_slack: SlackEmulator, channel: str, text: str, thread_ts: str | None = None) -> str:
@@ -226,7 +226,7 @@ def test_a_mention_searches_slack_with_its_events_action_token(
     question = unique_question(f"What is the status of {word}?")
     search = {
         "name": "slack_search_messages",
-        "arguments_json": json.dumps({"query": word}),
+        "arguments": {"query": word},
         "reason": "The team discussed it in Slack.",
     }
     llm_primary.script(

@@ -178,7 +178,7 @@ def test_a_repeated_write_with_the_same_key_acts_once(
     ticket = zendesk.helpdesk.add_ticket("Twice", "Once please")
     tool = workspace.registry.get("zendesk_add_comment")
     assert tool is not None
-    arguments = tool.parse(f'{{"ticket_id": {ticket.id}, "body": "Only once"}}')
+    arguments = tool.parse({"ticket_id": ticket.id, "body": "Only once"})
 
     first = tool.run(workspace.context, arguments, "run:1:call:0:test-key")
     second = tool.run(workspace.context, arguments, "run:1:call:0:test-key")
