@@ -110,7 +110,9 @@ class Settings(BaseSettings):
     llm_max_tokens_default: int = Field(default=1_024, ge=16)  # any other call
 
     # Agent loop.
-    agent_max_steps: int = Field(default=6, ge=2)
+    # Steps of one run: Plan, Retrieve and Act for each tool turn, then Draft and Verify (twice
+    # when a draft is rejected). 6 was too few for a tool call and one rejected draft.
+    agent_max_steps: int = Field(default=16, ge=2)
     # A run (one question, all its model calls) is stopped after this long, and the person
     # gets an apology in the thread instead of silence.
     agent_time_limit_seconds: float = Field(default=600.0, gt=0)

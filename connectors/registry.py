@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.agent.tools import Tool
+from bot.agent.tools import Tool, needing
 from bot.db import Pool
 from bot.settings import Settings
 from connectors.credentials import CredentialStore, cipher_from_settings
@@ -16,8 +16,9 @@ from connectors.zendesk.tools import zendesk_tools
 
 
 def connector_tools(settings: Settings, pool: Pool) -> list[Tool]:
-    """Every connector's tools; a tenant that has not connected a service gets a plain
-    "not connected: ask an admin" from its tools instead of a result."""
+    """Every connector's tools, each marked with the connector it needs: the model is
+    offered only those of connectors the tenant connected (review/toolbox.py); a call to
+    another still gets a plain "not connected: ask an admin" instead of a result."""
     store = CredentialStore(pool, cipher_from_settings(settings))
     # One pooled HTTP client for the process, shared by the worker's threads.
     http = new_http_client(settings.connector_timeout_seconds)
@@ -27,4 +28,8 @@ def connector_tools(settings: Settings, pool: Pool) -> list[Tool]:
     )
     hubspot = session_for(hubspot_service(settings.hubspot_api_url), store, http, retry)
     zendesk = session_for(zendesk_service(settings.zendesk_api_url), store, http, retry)
-    return [*hubspot_tools(hubspot), *zendesk_tools(zendesk), *google_tools(settings, store, retry)]
+    return [
+        *needing("hubspot", hubspot_tools(hubspot)),
+        *needing("zendesk", zendesk_tools(zendesk)),
+        *google_tools(settings, store, retry),
+    ]

@@ -19,6 +19,7 @@ from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
 from bot.agent.schemas import ToolCall
 from bot.agent.tools import Tool
 from guardrails.facade import Guardrails, Screened
+from guardrails.tool_policy import check_tool_call
 
 
 def _note(flags: list[str], screened: Screened) -> None:
@@ -57,7 +58,14 @@ class ScreenedToolbox:
     flags: list[str] = field(default_factory=list)
 
     def offered(self) -> list[Tool]:
-        return self.inner.offered()
+        """The inner tools the tenant's tool policy allows here (its allow and deny lists,
+        for the workspace and this channel); argument rules are judged on each call."""
+        policy = self.guardrails.policies.load(self.tenant_id).tools
+        return [
+            tool
+            for tool in self.inner.offered()
+            if check_tool_call(policy, tool.name, {}, self.channel).allowed
+        ]
 
     def run(self, call: ToolCall, index: int) -> ToolResult:
         check = self.guardrails.check_tool(

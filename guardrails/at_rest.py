@@ -122,10 +122,16 @@ class AtRestMasker:
             return tuple(masked) if isinstance(value, tuple) else masked  # type: ignore[return-value]
         return value
 
-    def might_need_detector(self, value: Any, entities: Collection[str]) -> bool:
-        """Whether masking `value` (as mask_deep would) could load the detector: the
-        listeners then mask in a thread, not on their event loop."""
-        return any(self.needs_detector(text, entities) for text in _strings(value))
+    def might_need_detector(
+        self,
+        value: Any,
+        entities: Collection[str],
+        *,
+        skip: Callable[[str], bool] = lambda key: False,
+    ) -> bool:
+        """Whether masking `value` (as mask_deep would, with the same `skip`) could load
+        the detector: the listeners then mask in a thread, not on their event loop."""
+        return any(self.needs_detector(text, entities) for text in _strings(value, skip))
 
     def adopt(self, detector: PiiDetector) -> None:
         """Use `detector` (one that finds names too) rather than building another."""
@@ -146,15 +152,17 @@ def _build_detector(names: bool) -> PiiDetector:
     return build_detector(names=names)
 
 
-def _strings(value: Any) -> Iterable[str]:
+def _strings(value: Any, skip: Callable[[str], bool]) -> Iterable[str]:
+    """The strings mask_deep would look at: none under a key `skip` says holds no text."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
+        for k, v in value.items():
+            if not skip(k):
+                yield from _strings(v, skip)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _strings(v)
+            yield from _strings(v, skip)
 
 
 # --- Slack event payloads ------------------------------------------------------------------
@@ -250,7 +258,9 @@ class AtRest:
         self, conn: Any, tenant_id: int, payload: dict[str, Any]
     ) -> dict[str, Any]:
         entities = await self.entities(conn, tenant_id)
-        if not self.masker.might_need_detector(payload, entities):
+        # A message's ts ("1765003801.123456") looks like an SSN to the cheap check: only
+        # the text mask_deep would mask decides whether the detector is needed.
+        if not self.masker.might_need_detector(payload, entities, skip=slack_id_key):
             return payload
         return await asyncio.to_thread(self.masker.mask_deep, payload, entities, skip=slack_id_key)
 

@@ -38,7 +38,18 @@ class ReviewedToolbox:
     approver_view: Callable[[dict[str, Any]], dict[str, Any]] = lambda proposal: proposal
 
     def offered(self) -> list[Tool]:
-        return self.registry.offered()
+        """The registry's tools, less those whose connector this tenant never connected:
+        describing them costs prompt and invites calls that can only fail."""
+        rows = self.conn.execute(
+            "SELECT connector FROM connector_credentials WHERE tenant_id = %s",
+            (self.context.tenant_id,),
+        ).fetchall()
+        connected = {row["connector"] for row in rows}
+        return [
+            tool
+            for tool in self.registry.offered()
+            if tool.connector is None or tool.connector in connected
+        ]
 
     def run(self, call: ToolCall, index: int) -> ToolResult:
         tool = self.registry.get(call.name)

@@ -27,6 +27,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.agent.prompts import (
+    CONTEXT_PREFIX,
+    QUESTION_HEADING,
+    TOOL_RESULTS_PREFIX,
+    VIEWING_PREFIX,
+)
 from guardrails.injection import UNTRUSTED_TAG
 from rag.citations import NOT_FOUND_ANSWER, parse_sources_block
 from sandbox.openai_emulator import EmulatorConfig, OpenAIEmulator
@@ -34,8 +40,6 @@ from sandbox.openai_script import Failure, Reply, ScriptedReply
 
 DEMO_MODEL_NAME = "sandbox-demo-model"
 LABEL = "the chatops sandbox's demo model (fixed rules, not AI)"
-TOOLS_PREFIX = "Tools: "  # how bot/agent/prompts.py offers the tools
-CONTEXT_PREFIX = "Context: "  # how it gives the Draft step its tool results
 
 MAX_QUOTES = 2
 MAX_QUOTE_CHARS = 300
@@ -69,12 +73,10 @@ def respond(body: Mapping[str, Any]) -> ScriptedReply:
     messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
     step = _schema_name(body)
     if step == "Plan":
-        return Reply(content=plan(_question(messages), _offered_tools(messages)))
+        return Reply(content=plan(_question(messages), _offered_tools(body)))
     if step == "Draft":
-        context = _context(messages)
-        return Reply(
-            content=draft(_question(messages), _sources(messages), context.get("tool_results"))
-        )
+        question, context = _draft_turn(messages)
+        return Reply(content=draft(question, _sources(messages), context.get("tool_results")))
     return Failure(
         400,
         f"{DEMO_MODEL_NAME} only answers the agent's Plan and Draft steps "
@@ -183,35 +185,61 @@ def _schema_name(body: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _user_texts(messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [
+        str(m["content"])
+        for m in messages
+        if m.get("role") == "user" and isinstance(m.get("content"), str)
+    ]
+
+
 def _question(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The latest user message: the prompts put the question last among them."""
-    for message in reversed(messages):
-        if message.get("role") == "user" and isinstance(message.get("content"), str):
-            return str(message["content"])
+    """The person's latest message: the last user turn that is not our tool results,
+    without the note of which channel they are viewing (bot/agent/prompts.py)."""
+    for text in reversed(_user_texts(messages)):
+        if text.startswith(TOOL_RESULTS_PREFIX):
+            continue
+        parts = [p for p in text.split("\n\n") if not p.startswith(VIEWING_PREFIX)]
+        return "\n\n".join(parts)
     return ""
 
 
-def _system_json(messages: Sequence[Mapping[str, Any]], prefix: str) -> Any:
-    for message in messages:
-        content = message.get("content")
-        if message.get("role") != "system" or not isinstance(content, str):
+def _draft_turn(messages: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]]:
+    """The Draft step's question and context: the last user turn that gives a context."""
+    for text in reversed(_user_texts(messages)):
+        if not text.startswith(CONTEXT_PREFIX):
             continue
-        if content.startswith(prefix):
-            try:
-                return json.loads(content[len(prefix) :])
-            except ValueError:
-                return None
-    return None
+        context_line, _, rest = text.partition("\n\n")
+        try:
+            context = json.loads(context_line[len(CONTEXT_PREFIX) :])
+        except ValueError:
+            context = {}
+        # The sources come between the context and the question (bot/agent/prompts.py).
+        question = rest.rpartition(QUESTION_HEADING)[2].strip()
+        return question, context if isinstance(context, Mapping) else {}
+    return _question(messages), {}
 
 
-def _offered_tools(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    tools = _system_json(messages, TOOLS_PREFIX)
-    return [t for t in tools if isinstance(t, Mapping)] if isinstance(tools, list) else []
+def _offered_tools(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The offered tools as the Plan's response format lists them: one tool-call shape per
+    tool, its name an enum of one and its arguments the tool's schema."""
+    response_format = body.get("response_format")
+    schema = response_format.get("json_schema") if isinstance(response_format, Mapping) else None
+    plan = schema.get("schema") if isinstance(schema, Mapping) else None
+    calls = _get(plan, "properties", "tool_calls", "items")
+    shapes = calls.get("anyOf", [calls]) if isinstance(calls, Mapping) else []
+    tools: list[Mapping[str, Any]] = []
+    for shape in shapes:
+        names = _get(shape, "properties", "name", "enum")
+        if isinstance(names, list) and len(names) == 1:
+            tools.append({"name": names[0], "arguments": _get(shape, "properties", "arguments")})
+    return tools
 
 
-def _context(messages: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    context = _system_json(messages, CONTEXT_PREFIX)
-    return context if isinstance(context, Mapping) else {}
+def _get(value: Any, *keys: str) -> Any:
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
 
 
 def _sources(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -219,6 +247,8 @@ def _sources(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     whichever message carries them."""
     for message in messages:
         content = message.get("content")
+        if isinstance(content, str):
+            content = content.partition(QUESTION_HEADING)[0]  # the question follows them
         found = parse_sources_block(content) if isinstance(content, str) else []
         if found:
             return [{"number": n, "title": title, "text": text} for n, title, text in found]
@@ -253,10 +283,18 @@ def _email_arguments(tool: Mapping[str, Any], request: EmailRequest) -> dict[str
     for name in required:
         if name in arguments:
             continue
+        if _nullable(properties.get(name, {})):
+            arguments[name] = None  # optional: strict schemas list it, null leaves it out
+            continue
         if properties.get(name, {}).get("type") != "string" or body_given:
             return None  # only one free-text field can be the body; don't invent the rest
         arguments[name], body_given = request.body, True
     return arguments
+
+
+def _nullable(schema: Mapping[str, Any]) -> bool:
+    options = schema.get("anyOf")
+    return isinstance(options, list) and {"type": "null"} in options
 
 
 def _tool_line(result: Mapping[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The agent loop: Plan, Retrieve, Act, then Draft and Verify until the draft passes.
+"""The agent loop: Plan, Retrieve, Act (and Plan and Act again while the model reads with
+tools and wants to use what it read), then Draft and Verify until the draft passes.
 
 Verify checks the draft's form, then grounds it (rag/attribution.py): each sentence is
 attributed to the sources that support it, its [n] markers are added or repaired from
@@ -16,13 +17,14 @@ from functools import partial
 from typing import Any, Literal
 
 import structlog
+from pydantic import BaseModel
 
 from bot.agent import prompts
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
-from bot.agent.schemas import Draft, Plan, plan_for
+from bot.agent.schemas import Draft, Plan, ToolCall, plan_for
 from bot.agent.steps import Output, StepLimitReached, StepLog
-from bot.agent.tools import Tool, ToolArgumentsError
+from bot.agent.tools import Effect, Tool, ToolArgumentsError
 from bot.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from bot.llm.providers import UsageSink
 from bot.llm.structured import StructuredLLM
@@ -40,6 +42,14 @@ MAX_UNGROUNDED_DRAFTS = 2
 ARGUMENT_RETRIES = 2
 # Unsupported sentences quoted back to the model when it is asked again.
 MAX_QUOTED_SENTENCES = 3
+# Passages one draft may be given, over all the searches of a run.
+MAX_PASSAGES = 12
+# The tool loop: another Plan turn (plan, act) is taken only if the run still has room for
+# it and for drafting (a draft and its verify), and while the Plan prompt stays this small
+# (estimated tokens; small local models have 4-8k contexts, and the draft needs room too).
+PLAN_TURN_STEPS = 2
+DRAFT_STEPS = 2
+MAX_PLAN_PROMPT_TOKENS = 6_000
 
 log = structlog.get_logger(__name__)
 
@@ -123,32 +133,9 @@ def _answer(
     grounding: Grounding,
 ) -> Outcome:
     history, question = request.history, request.question
-    offered = tools.offered()
-    messages = prompts.plan_messages(
-        history,
-        question,
-        [tool.describe() for tool in offered],
-        request.corrections,
-        request.instructions,
-    )
-    plan = Plan.model_validate(
-        steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call))
-    )
-    passages = _retrieve(request, plan.search_queries or [question], retriever, steps)
-    tool_results: list[ToolResult] = []
-    if plan.tool_calls:
+    plan, passages, tool_results = _plan_and_act(request, llm, retriever, tools, steps, on_call)
 
-        def act() -> Output:
-            results = []
-            for index, call in enumerate(plan.tool_calls):
-                with steps.tool_call(call.name):
-                    results.append(asdict(tools.run(call, index)))
-            return {"results": results}
-
-        output = steps.step("act", act)
-        tool_results = [ToolResult(**r) for r in output["results"]]
-
-    def write_draft(problems: list[str]) -> Output:
+    def write_draft(problems: list[str], rejected: str | None) -> Output:
         messages = prompts.draft_messages(
             history,
             question,
@@ -158,14 +145,19 @@ def _answer(
             problems,
             request.corrections,
             request.instructions,
+            rejected=rejected,
         )
         on_text = preview.for_sources(passages) if preview is not None else None
-        return llm.ask(Draft, messages, on_call=on_call, on_text=on_text).model_dump()
+        draft = llm.ask(Draft, messages, on_call=on_call, on_text=on_text, purpose="draft")
+        return {**draft.model_dump(), "prompt_tokens": prompts.estimated_tokens(messages)}
 
     problems: list[str] = []
+    rejected: str | None = None
     ungrounded = 0
     while True:
-        draft = Draft.model_validate(steps.step("draft", partial(write_draft, problems)))
+        output = steps.step("draft", partial(write_draft, problems, rejected))
+        draft = Draft.model_validate(_fields(Draft, output))
+        rejected = draft.model_dump_json()
         verdict = steps.step(
             "verify", partial(_verdict, draft, passages, tool_results, request, grounding)
         )
@@ -185,6 +177,84 @@ def _answer(
                 return Outcome(text=NOT_FOUND_ANSWER, status="answered", reason="ungrounded")
 
 
+def _plan_and_act(
+    request: AgentInput,
+    llm: StructuredLLM,
+    retriever: Retriever,
+    tools: Toolbox,
+    steps: StepLog,
+    on_call: UsageSink,
+) -> tuple[Plan, list[Passage], list[ToolResult]]:
+    """Plan, Retrieve, Act, and again while the model calls read tools: each further Plan
+    turn sees the results of the calls before it, so it can use what a read returned (a
+    contact's id, a free slot) in its next call. Bounded by the run's steps (leaving room
+    to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft."""
+    offered = tools.offered()
+    reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
+    messages = prompts.plan_messages(
+        request.history, request.question, offered, request.corrections, request.instructions
+    )
+    plan = _plan(steps, llm, messages, offered, on_call)
+    searched = plan.search_queries or [request.question]
+    passages = _retrieve(request, searched, retriever, steps)
+    tool_results: list[ToolResult] = []
+    calls_made = 0
+    while plan.tool_calls:
+        results = _act(steps, tools, plan.tool_calls, first_index=calls_made)
+        calls_made += len(plan.tool_calls)
+        tool_results += results
+        if not any(call.name in reads for call in plan.tool_calls):
+            break  # nothing read that the model has not seen: on to the draft
+        follow_up = [*messages, *prompts.plan_follow_up(plan, results)]
+        if not steps.has_room(PLAN_TURN_STEPS + DRAFT_STEPS):
+            log.info("agent.tool_turns_stopped", reason="steps")
+            break
+        if prompts.estimated_tokens(follow_up) > MAX_PLAN_PROMPT_TOKENS:
+            log.info("agent.tool_turns_stopped", reason="prompt size")
+            break
+        messages = follow_up
+        plan = _plan(steps, llm, messages, offered, on_call)
+        new_queries = [q for q in plan.search_queries if q not in searched]
+        if new_queries:
+            searched += new_queries
+            passages = _retrieve(request, new_queries, retriever, steps, passages)
+    return plan, passages, tool_results
+
+
+def _plan(
+    steps: StepLog,
+    llm: StructuredLLM,
+    messages: list[dict[str, Any]],
+    offered: list[Tool],
+    on_call: UsageSink,
+) -> Plan:
+    output = steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call))
+    return Plan.model_validate(_fields(Plan, output))
+
+
+def _act(
+    steps: StepLog, tools: Toolbox, calls: list[ToolCall], *, first_index: int
+) -> list[ToolResult]:
+    """Run one plan's calls as one persisted step: a retried job replays the results
+    instead of calling the tools again. Indexes run on across turns, so each call's
+    idempotency key (run, index) stays its own."""
+
+    def act() -> Output:
+        results = []
+        for index, call in enumerate(calls, start=first_index):
+            with steps.tool_call(call.name):
+                results.append(asdict(tools.run(call, index)))
+        return {"results": results}
+
+    output = steps.step("act", act)
+    return [ToolResult(**r) for r in output["results"]]
+
+
+def _fields(model: type[BaseModel], output: Output) -> Output:
+    """A step's output without what the step adds beside the model (its prompt size)."""
+    return {key: value for key, value in output.items() if key in model.model_fields}
+
+
 def _plan_turn(
     llm: StructuredLLM, messages: list[dict[str, Any]], offered: list[Tool], on_call: UsageSink
 ) -> Output:
@@ -196,7 +266,7 @@ def _plan_turn(
     by_name = {tool.name: tool for tool in offered}
     conversation = list(messages)
     for attempt in range(ARGUMENT_RETRIES + 1):
-        plan = llm.ask(schema, conversation, on_call=on_call)
+        plan = llm.ask(schema, conversation, on_call=on_call, purpose="plan")
         problems = _argument_problems(plan, by_name)
         if not problems:
             break
@@ -211,7 +281,8 @@ def _plan_turn(
                 + ". Reply again with the whole plan, with those arguments corrected.",
             },
         ]
-    return plan.model_dump(mode="json")
+    # The prompt's size as first sent, so a run's steps show what each turn cost.
+    return {**plan.model_dump(mode="json"), "prompt_tokens": prompts.estimated_tokens(messages)}
 
 
 def _argument_problems(plan: Plan, tools: dict[str, Tool]) -> list[str]:
@@ -230,17 +301,27 @@ def _argument_problems(plan: Plan, tools: dict[str, Tool]) -> list[str]:
 
 
 def _retrieve(
-    request: AgentInput, queries: list[str], retriever: Retriever, steps: StepLog
+    request: AgentInput,
+    queries: list[str],
+    retriever: Retriever,
+    steps: StepLog,
+    found: list[Passage] | None = None,
 ) -> list[Passage]:
-    output = steps.step(
-        "retrieve",
-        lambda: {
-            "passages": [
-                asdict(p)
-                for p in retriever.search(request.tenant_id, queries, limit=PASSAGES_PER_SEARCH)
-            ]
-        },
-    )
+    """The passages ``found`` so far, then new ones for ``queries``, as one step whose
+    output is every passage the draft will be given, in the order it numbers them (the
+    answer's Sources read the last retrieve step: bot/agent/answer_blocks.py)."""
+    earlier = found or []
+
+    def search() -> Output:
+        seen = {p.id for p in earlier}
+        new = [
+            p
+            for p in retriever.search(request.tenant_id, queries, limit=PASSAGES_PER_SEARCH)
+            if p.id not in seen
+        ]
+        return {"passages": [asdict(p) for p in [*earlier, *new][:MAX_PASSAGES]]}
+
+    output = steps.step("retrieve", search)
     return [Passage(**p) for p in output["passages"]]
 
 

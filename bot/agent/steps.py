@@ -61,6 +61,10 @@ class StepLog:
     def replayed(self) -> int:
         return len(self._stored)
 
+    def has_room(self, steps: int) -> bool:
+        """Whether ``steps`` more counted steps fit in the run's limit."""
+        return self._position + steps <= self.max_steps
+
     def tool_call(self, name: str) -> AbstractContextManager[None]:
         """Observe one tool call inside the step being computed (a span of its own)."""
         return nullcontext() if self.observer is None else self.observer.calling_tool(name)

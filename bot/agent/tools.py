@@ -8,8 +8,8 @@ become pending actions that wait for an approver (see review/).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -51,6 +51,9 @@ class Tool:
     # Rules the call must meet before it is even proposed (and again before it runs),
     # e.g. allowed recipient domains: the reason it may not, in plain words, or None.
     check: Callable[[ActionContext, BaseModel], str | None] | None = None
+    # The connector a tenant must have connected (`/agent connect NAME`) for the model to
+    # be offered this tool; None for tools that need no connector (Slack, email, MCP).
+    connector: str | None = None
 
     def parse(self, arguments: dict[str, Any]) -> BaseModel:
         """The call's arguments, validated; raises ToolArgumentsError with a readable reason.
@@ -102,6 +105,11 @@ def _without_nulls(value: Any, schema: dict[str, Any], defs: dict[str, Any]) -> 
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [_without_nulls(item, schema["items"], defs) for item in value]
     return value
+
+
+def needing(connector: str, tools: Iterable[Tool]) -> list[Tool]:
+    """``tools``, offered only to tenants that connected ``connector``."""
+    return [replace(tool, connector=connector) for tool in tools]
 
 
 class ToolArgumentsError(Exception):

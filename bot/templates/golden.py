@@ -40,7 +40,7 @@ KINDS: tuple[Kind, ...] = ("answer", "not_found", "action", "chain")
 # after each round of read tools (PLAN_TURNS = "steps") or one Plan with every call
 # ("one"); tool arguments as an object (STRUCTURED_ARGUMENTS) or a JSON string in
 # "arguments_json".
-PLAN_TURNS: Literal["steps", "one"] = "one"
+PLAN_TURNS: Literal["steps", "one"] = "steps"
 STRUCTURED_ARGUMENTS = True
 
 # Ways a reply says it does not know, besides the loop's own not-found answer.

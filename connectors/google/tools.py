@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httplib2  # no stubs shipped
 
-from bot.agent.tools import Tool
+from bot.agent.tools import Tool, needing
 from bot.settings import Settings
 from connectors.credentials import CredentialStore
 from connectors.google.calendar import calendar_service
@@ -31,4 +31,7 @@ def google_tools(settings: Settings, store: CredentialStore, retry: RetryPolicy)
 
     calendar = calendar_service(settings.google_calendar_api_url, unauthenticated)
     gmail = gmail_read_service(settings.gmail_api_url, unauthenticated)
-    return [*calendar_tools(session(calendar)), *gmail_tools(session(gmail))]
+    return [
+        *needing("google_calendar", calendar_tools(session(calendar))),
+        *needing("gmail", gmail_tools(session(gmail))),
+    ]

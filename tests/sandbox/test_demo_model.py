@@ -15,7 +15,7 @@ import pytest
 from bot.agent import prompts
 from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import verify
-from bot.agent.schemas import Draft, Plan
+from bot.agent.schemas import Draft, Plan, plan_for
 from bot.agent.tools import ToolRegistry
 from bot.db import Pool
 from bot.llm.errors import LLMUnavailable
@@ -83,8 +83,9 @@ def registry(pool: Pool, database_url: str) -> ToolRegistry:
 
 def ask_plan(model: StructuredLLM, registry: ToolRegistry, question: str) -> Plan:
     calls: list[CallRecord] = []
+    offered = registry.offered()
     plan = model.ask(
-        Plan, prompts.plan_messages([], question, registry.describe()), on_call=calls.append
+        plan_for(offered), prompts.plan_messages([], question, offered), on_call=calls.append
     )
     assert [call.outcome for call in calls] == ["ok"]  # valid JSON for the schema first time
     return plan

@@ -4,9 +4,8 @@ Slack and OpenAI emulators: what a person in the channel sees, and what the mode
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,31 @@ def tenant(stack: Stack, db: DB) -> Iterator[int]:
     yield tenant_id
 
 
+@pytest.fixture
+def connect(stack: Stack, db: DB, tenant: int) -> Iterator[Callable[[str, str], None]]:
+    """``connect(name, words)`` runs `/agent connect NAME WORDS` as the admin; what the
+    test connected is disconnected afterwards (the workspace is shared by the session)."""
+    before = {
+        r["connector"]
+        for r in db.execute(
+            "SELECT connector FROM connector_credentials WHERE tenant_id = %s", (tenant,)
+        )
+    }
+
+    def run(name: str, words: str) -> None:
+        reply = admin_command(stack.slack, "C0GENERAL", f"connect {name} {words}")
+        assert "is connected" in reply, reply
+
+    yield run
+    db.execute(
+        "DELETE FROM connector_credentials WHERE tenant_id = %s AND NOT connector = ANY(%s)",
+        (tenant, list(before)),
+    )
+
+
+GOOGLE_WORDS = "1234-abc.apps.googleusercontent.com client-secret-1 refresh-token-1"
+
+
 def ask(slack: SlackEmulator, channel: str, text: str, thread_ts: str | None = None) -> str:
     """A mention in the channel (or a reply in a thread, without mention); returns its ts."""
     if thread_ts is None:
@@ -84,10 +108,14 @@ def system_text(request: dict[str, Any]) -> str:
 
 
 def offered_tools(request: dict[str, Any]) -> set[str]:
-    for message in request["messages"]:
-        if message["role"] == "system" and message["content"].startswith("Tools: "):
-            return {tool["name"] for tool in json.loads(message["content"][len("Tools: ") :])}
-    return set()
+    """The tools a Plan request lets the model call (one call shape per tool in its response
+    format), checked against the tools its system message describes."""
+    calls = request["response_format"]["json_schema"]["schema"]["properties"]["tool_calls"]
+    shapes = calls["items"].get("anyOf", [calls["items"]])
+    names = {name for s in shapes for name in s["properties"]["name"].get("enum", [])}
+    described = {name for name in names if f"- {name}(" in system_text(request)}
+    assert described == names
+    return names
 
 
 def run_of(db: DB, tenant: int, channel: str, ts: str) -> dict[str, Any]:
@@ -103,11 +131,17 @@ def run_of(db: DB, tenant: int, channel: str, ts: str) -> dict[str, Any]:
 
 
 def test_support_template_offers_only_its_tools_and_prompt(
-    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    tenant: int,
+    connect: Callable[[str, str], None],
 ) -> None:
     """With the support template on a channel, the model sees the support prompt and only
     the template's tools, and the run records which template and prompt ran."""
-    # Given a channel set to the support template
+    # Given a workspace with Zendesk and Gmail connected, and a channel on the support template
+    connect("zendesk", "acme agent@acme.example/token:abcdefgh12345")
+    connect("gmail", GOOGLE_WORDS)
     channel = new_channel(stack.slack)
     assert "support" in admin_command(stack.slack, channel, "channel template=support")
     question = unique_question("Where is my refund?")
@@ -129,21 +163,36 @@ def test_support_template_offers_only_its_tools_and_prompt(
     }
 
 
-def test_no_template_keeps_every_tool_and_the_default_prompt(
-    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
+def test_no_template_offers_the_tools_of_connected_services_and_the_default_prompt(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    tenant: int,
+    connect: Callable[[str, str], None],
 ) -> None:
-    """A channel with no template (and none for the workspace) offers every tool, as before."""
+    """A channel with no template (and none for the workspace) offers every tool that
+    needs no connector, and those of the services the workspace connected: the others
+    would only cost prompt and fail ("not connected")."""
     channel = new_channel(stack.slack)
-    question = unique_question("Can you post the release notes?")
-    script_answer(llm, question, "Here they are.")
-    ts = ask(stack.slack, channel, question)
-    wait_for_answers(stack.slack, channel, ts)
-    plan = llm.requests(match=question)[0]
-    assert {"post_to_channel", "zendesk_search_tickets", "hubspot_search_contacts"} <= (
-        offered_tools(plan)
-    )
-    assert "Your role here" not in system_text(plan)
-    assert run_of(db, tenant, channel, ts)["template_name"] is None
+
+    def offered_for(topic: str) -> set[str]:
+        question = unique_question(topic)
+        script_answer(llm, question, "Here they are.")
+        ts = ask(stack.slack, channel, question)
+        wait_for_answers(stack.slack, channel, ts)
+        plan = llm.requests(match=question)[0]
+        assert "Your role here" not in system_text(plan)
+        assert run_of(db, tenant, channel, ts)["template_name"] is None
+        return offered_tools(plan)
+
+    before = offered_for("Can you post the release notes?")
+    assert {"post_to_channel", "slack_search_messages"} <= before
+    assert not {t for t in before if t.startswith(("zendesk_", "hubspot_", "gmail_", "calendar_"))}
+
+    connect("hubspot", "pat-na1-abcdefgh12345")
+    after = offered_for("Who is our contact at Globex?")
+    assert {"hubspot_search_contacts", "hubspot_add_contact_note"} <= after
+    assert before <= after and not {t for t in after if t.startswith("zendesk_")}
 
 
 def test_follow_up_keeps_the_pinned_template_after_the_channel_changes(

@@ -17,7 +17,7 @@ DB = psycopg.Connection[dict[str, Any]]
 def test_killed_worker_is_retried_without_a_second_post(stack: Stack, llm, db: DB) -> None:
     """SIGKILL during the LLM call; another worker resumes from the stored steps and edits the
     same placeholder, so the person sees exactly one reply."""
-    question = unique_question("Which regions do we ship to?")
+    question = unique_question("What regions do we ship to?")
     # Given a worker that has posted its placeholder and is waiting on the model's draft
     llm.script(
         Reply(content=PLAN),

@@ -231,6 +231,8 @@ def test_a_mention_searches_slack_with_its_events_action_token(
     }
     llm_primary.script(
         Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [search]}),
+        # Having seen the search's result, nothing more to call.
+        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": []}),
         Reply(content={"answer": "It needs two more reviewers.", "citations": []}),
         match=question,
     )

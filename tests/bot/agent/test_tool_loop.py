@@ -1,0 +1,130 @@
+"""The agent's bounded tool loop through the real worker: read tools' results go back to
+the model, which decides the next step (another read, an action, or the answer); every
+step is persisted, and a job retried after a crash never calls a tool twice."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.openai_script import Hang, Reply
+from tests.review.conftest import APPROVER, DB, SUPPORT, tenant  # noqa: F401
+from tests.support.conversation import bot_replies, mention, unique_question, wait_for_answer
+from tests.support.stack import Stack
+
+NO_MORE_TOOLS = {"intent": "answer", "search_queries": [], "tool_calls": []}
+
+
+def plan(*calls: dict[str, Any]) -> Reply:
+    return Reply(content={"intent": "answer", "search_queries": [], "tool_calls": list(calls)})
+
+
+def search(word: str) -> dict[str, Any]:
+    return {
+        "name": "slack_search_messages",
+        "arguments": {"query": word},
+        "reason": "Find what the team said about it.",
+    }
+
+
+def steps_of(db: DB, question_ts: str) -> list[dict[str, Any]]:
+    return db.execute(
+        """SELECT s.kind, s.output FROM agent_steps s
+           JOIN agent_runs r ON r.id = s.run_id
+           JOIN conversations c ON c.id = r.conversation_id
+           WHERE c.slack_thread_ts = %s ORDER BY s.position""",
+        (question_ts,),
+    ).fetchall()
+
+
+def test_a_read_result_feeds_the_proposed_action(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    tenant: int,  # noqa: F811
+) -> None:
+    """Search Slack, then propose a post quoting what the search found: the second Plan
+    turn sees the search result, and the action waits for approval."""
+    word = f"zephyr{uuid.uuid4().hex[:6]}"
+    stack.slack.workspace.post_message(
+        SUPPORT, user=APPROVER, text=f"The {word} rollout moved to Thursday"
+    )
+    question = unique_question(f"Look up the rollout date of {word} in Slack, then tell #support")
+    post_call = {
+        "name": "post_to_channel",
+        "arguments": {"channel": SUPPORT, "text": f"Reminder: the {word} rollout is on Thursday"},
+        "reason": "The requester asked to tell #support what the search found.",
+    }
+    llm.script(
+        plan(search(word)),
+        plan(post_call),
+        Reply(content={"answer": "The post to #support waits for approval.", "citations": []}),
+        match=question,
+    )
+
+    post = mention(stack.slack, question)
+    answer = wait_for_answer(stack.slack, post.message.ts)
+
+    # The person is told the action waits for approval
+    assert "Waiting for approval" in answer.text
+    first_plan, second_plan, draft = llm.requests(match=question)
+    # The second turn carried the search result, inside a user turn after the first plan
+    assistant, results = second_plan["messages"][-2:]
+    assert assistant["role"] == "assistant" and "slack_search_messages" in assistant["content"]
+    assert results["role"] == "user" and "moved to Thursday" in results["content"]
+    assert "moved to Thursday" not in json.dumps(first_plan["messages"])
+    # The action was proposed with the arguments the second turn wrote
+    action = db.execute(
+        "SELECT tool, payload FROM pending_actions WHERE payload->>'text' = %s",
+        (f"Reminder: the {word} rollout is on Thursday",),
+    ).fetchone()
+    assert action is not None and action["tool"] == "post_to_channel"
+    # The draft heard both results; every step was persisted, with its prompt size
+    assert "sent for approval" in draft["messages"][-1]["content"]
+    kinds = [s["kind"] for s in steps_of(db, post.message.ts)]
+    assert kinds == ["plan", "retrieve", "act", "plan", "act", "draft", "verify"]
+    sizes = [
+        s["output"]["prompt_tokens"]
+        for s in steps_of(db, post.message.ts)
+        if s["kind"] in ("plan", "draft")
+    ]
+    assert all(isinstance(n, int) and n > 0 for n in sizes)
+    assert sizes[1] > sizes[0]  # the second turn carries the first turn and its results
+
+
+def test_a_job_retried_after_a_crash_does_not_search_twice(
+    stack: Stack, llm: OpenAIEmulator, db: DB
+) -> None:
+    """Killed while the model writes its second plan (after the search ran): the retried
+    job replays the first plan and the search results from Postgres."""
+    word = f"quokka{uuid.uuid4().hex[:6]}"
+    stack.slack.workspace.post_message(SUPPORT, user=APPROVER, text=f"The {word} deal closed")
+    question = unique_question(f"What happened to the {word} deal?")
+    llm.script(
+        plan(search(word)),
+        Hang(60),
+        Reply(content=NO_MORE_TOOLS),
+        Reply(content={"answer": f"The {word} deal closed.", "citations": []}),
+        match=question,
+    )
+    searches_before = len(stack.slack.calls("assistant.search.context"))
+    post = mention(stack.slack, question)
+    llm.wait_for_requests(count=2, match=question, timeout=30)
+
+    stack.worker.kill()
+    stack.start_worker()
+
+    answer = wait_for_answer(stack.slack, post.message.ts, timeout=60)
+    assert answer.text == f"The {word} deal closed."
+    assert len(bot_replies(stack.slack, post.message.ts)) == 1
+    searches = stack.slack.calls("assistant.search.context")[searches_before:]
+    assert len([c for c in searches if word in json.dumps(c.params)]) == 1
+    first_plans = [
+        r
+        for r in llm.requests(match=question)
+        if "Results of your tool calls" not in json.dumps(r)
+        and r["response_format"]["json_schema"]["name"] == "Plan"
+    ]
+    assert len(first_plans) == 1
