@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.logs import configure_logging
 
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    from bot.intake.bot_tokens import use_token_key
+
+    use_token_key(settings)  # every process that reads an installation opens its token
     try:
         code: int = modules[args.command].run(settings, args)
     except StartupError as exc:

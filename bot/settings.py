@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.llm.limits import RequestLimits
 from connectors.mcp.config import McpServers
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -33,6 +34,8 @@ class LLMProvider(BaseModel):
     base_url: str | None = None
     api_key: SecretStr = SecretStr("")
     model: str
+    # Seconds of silence from this provider before giving up; None: LLM_TIMEOUT_SECONDS.
+    timeout_seconds: float | None = Field(default=None, gt=0)
 
 
 class Settings(BaseSettings):
@@ -89,16 +92,33 @@ class Settings(BaseSettings):
     llm_prices: Annotated[dict[str, tuple[Decimal, Decimal]], NoDecode] = Field(
         default_factory=dict
     )
-    llm_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Longest wait for the next piece of a (streamed) reply, per provider. None: 180 s for
+    # a server on this machine or a private network (a small model on CPU reads a long
+    # prompt for a minute or more), 30 s for a cloud API.
+    llm_timeout_seconds: float | None = Field(default=None, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)  # per provider, transient errors only
     llm_circuit_failures: int = Field(default=5, ge=1)  # consecutive failures that open it
     llm_circuit_reset_seconds: float = Field(default=30.0, gt=0)
     llm_malformed_retries: int = Field(default=2, ge=0)  # re-asks when output fails its schema
+    # Sent on every call: a low temperature keeps the same question getting the same plan.
+    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    # max_tokens sent with each call, by what the call is for.
+    llm_max_tokens_plan: int = Field(default=768, ge=16)
+    llm_max_tokens_draft: int = Field(default=1_024, ge=16)
+    llm_max_tokens_tool_turn: int = Field(default=768, ge=16)
+    llm_max_tokens_summary: int = Field(default=512, ge=16)
+    llm_max_tokens_default: int = Field(default=1_024, ge=16)  # any other call
 
     # Agent loop.
     # Steps of one run: Plan, Retrieve and Act for each tool turn, then Draft and Verify (twice
     # when a draft is rejected). 6 was too few for a tool call and one rejected draft.
     agent_max_steps: int = Field(default=16, ge=2)
+    # A run (one question, all its model calls) is stopped after this long, and the person
+    # gets an apology in the thread instead of silence.
+    agent_time_limit_seconds: float = Field(default=600.0, gt=0)
+    # What Verify does with a sentence of a draft that no source supports: "drop" it, or
+    # "flag" it with "(not found in the sources)" for people to judge (rag/attribution.py).
+    agent_unsupported_sentences: Literal["drop", "flag"] = "drop"
     # Folder of agent templates (templates/*.yaml), read by the worker and the listener at
     # start; relative paths are from the working directory (the repository, /app in Docker).
     agent_templates_dir: str = Field(default="templates", min_length=1)
@@ -127,6 +147,7 @@ class Settings(BaseSettings):
     rag_mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)
 
     @field_validator(
+        "llm_timeout_seconds",
         "rag_embedding_dimensions",
         "rag_embedding_base_url",
         "rag_embedding_api_key",
@@ -330,6 +351,20 @@ class Settings(BaseSettings):
     def _slack_url_ends_with_slash(cls, value: str) -> str:
         # slack_sdk joins method names onto base_url, so it must end with a slash.
         return value if value.endswith("/") else value + "/"
+
+    @property
+    def llm_limits(self) -> RequestLimits:
+        """The temperature and the per-purpose token caps every call is sent with."""
+        return RequestLimits(
+            temperature=self.llm_temperature,
+            max_tokens={
+                "plan": self.llm_max_tokens_plan,
+                "draft": self.llm_max_tokens_draft,
+                "tool_turn": self.llm_max_tokens_tool_turn,
+                "summary": self.llm_max_tokens_summary,
+                "default": self.llm_max_tokens_default,
+            },
+        )
 
     @property
     def llm_providers(self) -> list[LLMProvider]:

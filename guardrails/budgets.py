@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from bot.db import Pool
 from bot.llm.providers import TextSink, UsageSink
 from bot.llm.structured import StructuredLLM
+from bot.llm.tools import ToolSpec, ToolTurn
 from guardrails.policy import BudgetPolicy, PolicyStore
 
 log = structlog.get_logger(__name__)
@@ -258,10 +259,25 @@ class BudgetedLLM(StructuredLLM):
         *,
         on_call: UsageSink,
         on_text: TextSink | None = None,
+        purpose: str = "default",
     ) -> M:
+        self._check_budget()
+        return super().ask(schema, messages, on_call=on_call, on_text=on_text, purpose=purpose)
+
+    def tool_turn(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Sequence[ToolSpec],
+        *,
+        on_call: UsageSink,
+        purpose: str = "tool_turn",
+    ) -> ToolTurn:
+        self._check_budget()
+        return super().tool_turn(messages, tools, on_call=on_call, purpose=purpose)
+
+    def _check_budget(self) -> None:
         check = self.guard.check(self.tenant_id)
         if check.admin_notice:
             self.notify_admins(check.admin_notice)
         if check.state == "blocked":
             raise BudgetExceeded(check)
-        return super().ask(schema, messages, on_call=on_call, on_text=on_text)

@@ -347,6 +347,7 @@ def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
     """Everything from settings, once per process. Raises bot.errors.StartupError when a
     configured model cannot be loaded, so a wrong path stops the process at start."""
     from bot.errors import StartupError
+    from guardrails.at_rest import default_masker
     from guardrails.classifier import (
         ClassifierUnavailable,
         TextClassifier,
@@ -381,9 +382,11 @@ def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
         _labels(settings.guardrails_injection_labels),
     )
     flags = FlagLog(pool)
+    detector = build_detector()
+    default_masker().adopt(detector)  # what is stored is masked with the same detector
     return Guardrails(
         policies=policies,
-        redactor=Redactor(build_detector()),
+        redactor=Redactor(detector),
         vault=PlaceholderVault(pool, VaultKeys.derive(secret)),
         toxicity=ToxicityCheck(
             classifier(settings.guardrails_toxicity_model),

@@ -290,3 +290,21 @@ def wrap_untrusted(kind: str, source: str, text: str) -> str:
         f"{body}\n"
         f'</{UNTRUSTED_TAG} id="{boundary}">'
     )
+
+
+_WRAPPED = re.compile(
+    rf'<{UNTRUSTED_TAG} id="(?P<id>[0-9a-f]+)" kind="[^"]*" source="(?P<source>[^"]*)">\n'
+    rf'(?P<body>.*)\n</{UNTRUSTED_TAG} id="(?P=id)">',
+    re.DOTALL,
+)
+
+
+def unwrap_untrusted(text: str) -> tuple[str | None, str]:
+    """The (source, body) of text that `wrap_untrusted` wrapped, for a prompt that marks
+    content as data in its own way (the numbered sources of rag/citations.py, which small
+    models would otherwise copy tags from). The body stays defused. Text that is not one
+    wrapped piece comes back as it is, with no source."""
+    match = _WRAPPED.fullmatch(text)
+    if match is None:
+        return None, text
+    return match.group("source"), match.group("body")

@@ -39,11 +39,30 @@ NOT_NAMES_ALONE = _words(
 )
 
 
+# English's closed word classes (question words, pronouns, determiners, auxiliaries,
+# prepositions, conjunctions): capitalised at the start of a question they look like a
+# name to the tagger ("Which regions do we ship to?"), but never are one on their own.
+FUNCTION_WORDS = _words(
+    """
+    what which who whom whose when where why how whatever whichever whoever
+    i me my mine we us our ours you your yours he him his she her hers it its they them
+    their theirs this that these those there here
+    a an the some any each every no none all both either neither other another such
+    is are was were be been being am do does did done have has had having
+    can could shall should will would may might must need
+    if then than because since while unless until although though whether
+    and or nor but so yet also just only even still not
+    of in on at by for from to into onto with without about above below after before
+    between through during over under again further once
+    """
+)
+
+
 @dataclass(frozen=True)
 class NameLists:
     first_names: frozenset[str]  # lower case
     surnames: frozenset[str]  # lower case
-    not_names: frozenset[str] = NOT_NAMES_ALONE
+    not_names: frozenset[str] = NOT_NAMES_ALONE | FUNCTION_WORDS
 
 
 def load_name_lists() -> NameLists:

@@ -22,17 +22,12 @@ from presidio_analyzer.predefined_recognizers import (
 
 from guardrails.entities import (
     ALL_ENTITIES,
-    CARD,
-    EMAIL,
-    IBAN,
-    IP,
     PERSON,
-    PHONE,
     SECRET,
-    SSN,
     Span,
 )
 from guardrails.person_tagger import PersonTagger
+from guardrails.prefilter import worth_running
 from guardrails.recognizers import (
     InternationalPhoneRecognizer,
     LuhnCardRecognizer,
@@ -51,24 +46,6 @@ MIN_SCORE = 0.4
 # ours compile their own case-sensitive patterns, so "akia..." is not an AWS key and a
 # lowercase word is not a name.
 REGEX_FLAGS = re.DOTALL | re.MULTILINE | re.IGNORECASE
-
-# Cheap checks that rule a recognizer out before it runs: each is one C-speed scan, and
-# a recognizer skipped saves presidio's pattern loop over the whole text. Each check is
-# looser than the recognizer it guards, so it never hides a match.
-_MIGHT_CONTAIN: dict[str, re.Pattern[str]] = {
-    EMAIL: re.compile(r"@"),
-    PHONE: re.compile(r"\d(?:\D{0,3}\d){6}"),
-    CARD: re.compile(r"\d(?:[ \-]?\d){11}"),
-    SSN: re.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6}"),
-    IBAN: re.compile(r"[A-Za-z]{2}\d{2}"),
-    IP: re.compile(r"\d\.\d|[0-9A-Fa-f]:[0-9A-Fa-f:]|::"),
-    SECRET: re.compile(
-        r"xox|xapp-|hooks\.slack|sk-|(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]|(?i:aws_?secret)|gh[pousr]_"
-        r"|github_pat_|AIza|k_live_|PRIVATE KEY"
-    ),
-    # No check for PERSON: names are written in lower case too ("my name is borna
-    # jerković"), and the tagger reads the whole message anyway.
-}
 
 
 class _NoContextEnhancer(ContextAwareEnhancer):
@@ -153,7 +130,7 @@ class PiiDetector:
 
 
 def _worth_running(text: str, entities: list[str]) -> list[str]:
-    return [e for e in entities if e not in _MIGHT_CONTAIN or _MIGHT_CONTAIN[e].search(text)]
+    return worth_running(text, entities)
 
 
 def resolve_overlaps(spans: list[Span]) -> list[Span]:

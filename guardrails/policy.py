@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.db import Pool
-from guardrails.entities import ALL_ENTITIES, EMAIL, IBAN, IP, PERSON, PHONE
+from guardrails.entities import ALL_ENTITIES, EMAIL, IP, PERSON, PHONE
 
 log = structlog.get_logger(__name__)
 
@@ -32,10 +32,11 @@ class PiiPolicy(_Strict):
     mode: Literal["placeholders", "mask", "off"] = "placeholders"
     # What is hidden from the model at all.
     redact: list[str] = Field(default_factory=lambda: list(ALL_ENTITIES))
-    # Of those, what may come back for an approved action. Cards, SSNs and API keys are
-    # not in the default: the agent has no business acting on them, so they are masked
-    # for good and never stored.
-    reversible: list[str] = Field(default_factory=lambda: [EMAIL, PHONE, PERSON, IP, IBAN])
+    # Of those, what may come back for an approved action. The rest is masked for good:
+    # never stored in clear (guardrails/at_rest.py masks it before every INSERT). Cards,
+    # SSNs, IBANs and API keys are masked for good whatever this says: the agent has no
+    # business acting on them, and they are never stored in clear.
+    reversible: list[str] = Field(default_factory=lambda: [EMAIL, PHONE, PERSON, IP])
     # What approvers see in a proposed action: the real values, partly masked values
     # (j***@example.com, **** 1111), or the placeholders as the model wrote them.
     approver_view: Literal["real", "partial", "placeholders"] = "partial"

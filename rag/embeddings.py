@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from bot.llm.limits import timeout_seconds
+
 if TYPE_CHECKING:
     from bot.settings import Settings
 
@@ -238,12 +240,14 @@ def embedder_from_settings(settings: Settings, *, torch_threads: int | None = No
         raise EmbeddingError(
             "RAG_EMBEDDING_PROVIDER=openai needs RAG_EMBEDDING_MODEL and RAG_EMBEDDING_DIMENSIONS"
         )
+    base_url = settings.rag_embedding_base_url or settings.openai_base_url
     return OpenAIEmbedder(
-        base_url=settings.rag_embedding_base_url or settings.openai_base_url,
+        base_url=base_url,
         api_key=api_key.get_secret_value() if api_key else "unused",
         model=settings.rag_embedding_model,
         dimensions=dimensions,
         send_dimensions=settings.rag_embedding_send_dimensions,
         batch_size=settings.rag_embedding_batch_size,
-        timeout=settings.llm_timeout_seconds,
+        # LLM_TIMEOUT_SECONDS, or the default for where the endpoint runs (local: longer).
+        timeout=timeout_seconds(base_url, settings.llm_timeout_seconds),
     )

@@ -11,6 +11,7 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.db import Pool
+from bot.intake.bot_tokens import bot_token_of
 from rag.collections import Collection
 from rag.documents import LoadError
 from rag.ingest import Ingestor, IngestStats
@@ -125,12 +126,15 @@ def installation_slack_access(
     def access(tenant_id: int) -> SlackAccess:
         with pool.connection() as conn:
             row = conn.execute(
-                """SELECT team_id, bot_token FROM slack_installations
+                """SELECT tenant_id, team_id, bot_token, bot_token_sealed FROM slack_installations
                    WHERE tenant_id = %s ORDER BY installed_at DESC LIMIT 1""",
                 (tenant_id,),
             ).fetchone()
         if row is None:
             raise LoadError("the tenant has no Slack installation")
-        return SlackAccess(make_client(row["bot_token"]), row["team_id"])
+        token = bot_token_of(row)
+        if token is None:
+            raise LoadError("the tenant's Slack installation has no bot token")
+        return SlackAccess(make_client(token), row["team_id"])
 
     return access

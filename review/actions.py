@@ -3,6 +3,11 @@
 Every transition is one guarded UPDATE (`... WHERE status IN (allowed states)`) and its
 audit entry, in one transaction: two approvers at the same moment, or a retried event,
 find the action already moved on and change nothing.
+
+Nothing is stored in clear that the tenant masks for good (card numbers, SSNs, IBANs,
+secrets, and whatever else its policy says; guardrails/at_rest.py): not in the action,
+not in an approver's edit, not in the audit log. The audit entry of a proposal keeps the
+summary as approvers see it, as the log cannot be erased later.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 
 from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
+
+from guardrails.at_rest import as_approvers_see, default_masker, for_storage, policy_of
 
 Row = dict[str, Any]
 Conn = Connection[Row]
@@ -38,6 +45,15 @@ def propose(
     shown: dict[str, Any] | None = None,
 ) -> Row:
     """Record an action the agent wants to take; proposing the same key twice is a no-op."""
+    policy = policy_of(conn, tenant_id)
+    # What people read, masked as the policy says; the arguments, only of what is masked
+    # whatever the policy (a reply must keep its recipients to be sent).
+    summary, reason = for_storage(conn, tenant_id, (summary, reason), policy)
+    payload = _masked(payload)
+    if shown is not None:
+        shown = for_storage(conn, tenant_id, shown, policy)
+    audited = {"tool": tool, "summary": (shown or {}).get("summary", summary)}
+    audited = as_approvers_see(conn, tenant_id, audited, policy)
     with conn.transaction():
         row = conn.execute(
             """INSERT INTO pending_actions
@@ -70,7 +86,7 @@ def propose(
             ).fetchone()
             assert existing is not None
             return existing
-        audit(conn, row, requested_by, "action.requested", {"tool": tool, "summary": summary})
+        audit(conn, row, requested_by, "action.requested", audited)
         return row
 
 
@@ -100,7 +116,7 @@ def transition(
     details: dict[str, Any] | None = None,
 ) -> Row | None:
     """Move the action to `to` if it is still in one of `allowed_from`; None if it was not."""
-    changes = dict(changes or {})
+    changes = {k: _masked(v) for k, v in (changes or {}).items()}
     assignments = [sql.SQL("status = {}").format(sql.Literal(to))]
     for column, value in changes.items():
         assignments.append(sql.SQL("{} = {}").format(sql.Identifier(column), _value(value)))
@@ -146,5 +162,12 @@ def audit(conn: Conn, action: Row, actor: str, what: str, details: dict[str, Any
     conn.execute(
         """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
            VALUES (%s, %s, %s, %s, %s)""",
-        (action["tenant_id"], actor, what, f"action:{action['id']}", Jsonb(details)),
+        (action["tenant_id"], actor, what, f"action:{action['id']}", Jsonb(_masked(details))),
     )
+
+
+def _masked(value: Any) -> Any:
+    """Cards, SSNs, IBANs and secrets masked (an approver's edit, a reason typed in)."""
+    if isinstance(value, sql.Composable):
+        return value
+    return default_masker().mask_deep(value)

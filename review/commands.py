@@ -27,6 +27,8 @@ from review.answer_feedback import feedback_summary
 from review.authority import OUTSIDER, Verdict, check_admin, check_member
 from review.channel_commands import channel_command, template_command
 from review.handoff import parse_target
+from review.inbox_commands import inbox_command
+from review.messages import people_summary, person
 from review.tenant_settings import load_async
 
 USER_REF = re.compile(r"^<@(?P<id>[UW][A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>[UW][A-Z0-9]+)$")
@@ -49,6 +51,7 @@ HELP = """*`/agent` commands*
 • `connect NAME [TOKEN]`: how to connect HubSpot, Zendesk, Google Calendar or Gmail, then store its credential _(admins)_
 • `template [NAME [#channel]]`: the agent template (sales, support, knowledge) used here _(admins)_
 • `channel [#channel] [template=… reply=mention|all visibility=public|private collections=a,b ask=@group]`: how I behave in a channel _(admins)_
+• `inbox [ADDRESS template=… collections=a,b]`: what the agent inbox answers emails with _(admins)_
 • `handoff @person|@group`: who "Ask a human" under an answer hands the thread to _(admins)_
 • `feedback`: 👍 / 👎 counts, sources marked wrong or outdated, the handoff target _(admins)_
 • `audit [N]`: the last N audit entries _(admins)_"""
@@ -94,13 +97,15 @@ async def run_agent_command(
         return await _status(pool, tenant_id, guardrails, model)
     if name in READING:
         return await READING[name](pool, tenant_id, user, args)
-    if name in CHANGING or name in ("connect", "template", "channel"):
+    if name in CHANGING or name in ("connect", "template", "channel", "inbox"):
         # Pause must work when Slack is failing: it may use an older admin verdict.
         admin = await check_admin(pool, client, tenant_id, user, emergency=name == "pause")
         if not admin.allowed:
             return Reply(_refusal(admin, name))
         if name == "template":
             return Reply(await template_command(pool, tenant_id, user, args, templates or {}))
+        if name == "inbox":
+            return Reply(await inbox_command(pool, tenant_id, user, args, templates or {}))
         if name == "channel":
             here = command.get("channel_id", "")
             return Reply(
@@ -195,7 +200,7 @@ async def _approvals(pool: AsyncPool, tenant_id: int, user: str, args: list[str]
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(
-                """SELECT id, summary, requested_by, approval_channel_id, approval_ts, expires_at
+                """SELECT id, summary, shown, requested_by, approval_channel_id, approval_ts, expires_at
                    FROM pending_actions WHERE tenant_id = %s AND status = 'pending'
                    ORDER BY created_at LIMIT %s""",
                 (tenant_id, LIST_MAX),
@@ -210,7 +215,7 @@ async def _approvals(pool: AsyncPool, tenant_id: int, user: str, args: list[str]
             if row["approval_ts"]
             else " · not posted yet (no approval channel)"
         )
-        lines.append(f"• #{row['id']} {row['summary']}, for <@{row['requested_by']}>{link}")
+        lines.append(f"• {people_summary(row)}, for {person(row['requested_by'])}{link}")
     return Reply("\n".join(lines))
 
 

@@ -9,6 +9,7 @@ so two approvers at the same moment still lead to one execution.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,13 @@ from review.messages import (
     EDIT,
     EDIT_BLOCK,
     EDIT_INPUT,
+    REASON_BLOCK,
+    REASON_INPUT,
     REJECT,
+    REJECT_VIEW,
+    people_summary,
+    readable,
+    rejected_note,
 )
 from review.slack_posts import (
     note_in_approval_thread,
@@ -37,6 +44,8 @@ from review.slack_posts import (
 from review.tenant_settings import ReviewSettings
 
 log = structlog.get_logger(__name__)
+
+NUMBERED = re.compile(r"<[A-Z]+_\d+>")  # a placeholder the approved call restores
 
 # Slack names some emoji in more than one way; skin tones arrive as "name::skin-tone-2".
 EMOJI_DECISIONS = {
@@ -92,16 +101,26 @@ def decision_from_request(
         return Decision(
             payload["user"]["id"], verb, action, channel=channel, user_team=_team(payload)
         )
-    if kind == "review_edit":
+    if kind in ("review_edit", "review_reject"):
         view = payload["view"]
         action_id = json.loads(view["private_metadata"])["action_id"]
-        text = view["state"]["values"][EDIT_BLOCK][EDIT_INPUT]["value"]
         action = actions.load(conn, tenant_id, action_id)
         if action is None:
             return None
+        values = (view.get("state") or {}).get("values") or {}
+        if view.get("callback_id") == REJECT_VIEW:
+            # Reject's modal: a rejection with its (optional) reason, or, once rejected
+            # (the ❌ reaction's private "Add a reason" button), the reason alone.
+            reason = ((values.get(REASON_BLOCK) or {}).get(REASON_INPUT) or {}).get("value")
+            verb = "reject" if action["status"] == "pending" else "reason"
+            if verb == "reason" and not (reason or "").strip():
+                return None
+            text = reason or ""
+        else:
+            verb, text = "edited", values[EDIT_BLOCK][EDIT_INPUT]["value"]
         return Decision(
             payload["user"]["id"],
-            "edited",
+            verb,
             action,
             text=text,
             channel=action["approval_channel_id"],
@@ -158,11 +177,20 @@ def apply_decision(
     )
     if not verdict.allowed:
         log.info("review.decision_ignored", action_id=action["id"], verb=decision.verb)
-        actions.audit(conn, action, user, "action.decision_ignored", {"verb": decision.verb})
+        actions.audit(
+            conn,
+            action,
+            user,
+            "action.decision_ignored",
+            {"verb": decision.verb, "reason": verdict.reason},
+        )
         if decision.channel:
             tell_privately(
                 client, decision.channel, user, f"Your decision was not counted: {verdict.reason}."
             )
+        if action["status"] == "pending" and decision.verb in ("approve", "reject", "edit"):
+            # The ✅ they added shows under the card: the card says it was not counted.
+            refresh_approval_message(conn, client, action)
         return
     handler = HANDLERS[decision.verb]
     handler(conn, client, decision, enqueue_execution)
@@ -224,6 +252,10 @@ def _withdraw(
 def _reject(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
 ) -> None:
+    reason = (d.text or "").strip()
+    changes: dict[str, Any] = {"decided_by": d.user, "decided_at": actions.NOW}
+    if reason:
+        changes["reject_reason"] = reason
     row = actions.transition(
         conn,
         d.action,
@@ -231,7 +263,8 @@ def _reject(
         allowed_from=["pending"],
         actor=d.user,
         audit_action="action.rejected",
-        changes={"decided_by": d.user, "decided_at": actions.NOW},
+        changes=changes,
+        details={"reason": reason} if reason else None,
     )
     if row is None:
         return
@@ -242,14 +275,21 @@ def _reject(
         kind="reject",
         original=_text(row["original_payload"]),
     )
+    if reason:
+        feedback.add_reason(conn, row["tenant_id"], row["id"], reason)
     refresh_approval_message(conn, client, row)
+    because = f" Reason: {reason}" if reason else ""
     tell_requester(
         conn,
         client,
         row,
         "rejected",
-        f":x: <@{d.user}> rejected: {row['summary']}. It was not done.",
+        f":x: <@{d.user}> rejected: {people_summary(row)}. It was not done.{because}",
     )
+    if not reason and d.text is None and d.channel:
+        # A ❌ reaction cannot open a form: offer the reason privately instead.
+        text, blocks = rejected_note(row)
+        client.chat_postEphemeral(channel=d.channel, user=d.user, text=text, blocks=blocks)
 
 
 def _reason(
@@ -278,44 +318,50 @@ def _request_edit(
     note_in_approval_thread(
         client,
         row,
-        f"<@{d.user}>, reply in this thread with the new text; it will need a final ✅.",
+        f"<@{d.user}>, reply in this thread with the new text (or press Edit); "
+        "it will need a final ✅.",
     )
 
 
 def _edited(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
 ) -> None:
-    new_text = (d.text or "").strip()
-    if not new_text:
+    typed = (d.text or "").strip()
+    if not typed:
         return
+    # The approver edited what the card showed: values shown masked (or real) go back to
+    # the placeholders the stored payload keeps, so the approved call restores them.
+    new_text = _to_placeholders(d.action, typed)
     payload = {**d.action["payload"], "text": new_text}
-    row = actions.transition(
-        conn,
-        d.action,
-        to="pending",
-        allowed_from=["pending"],
-        actor=d.user,
-        audit_action="action.edited",
-        changes={
-            "payload": payload,
-            # The approver typed the new text: show it as typed, beside what else was shown.
-            "shown": _shown_after_edit(d.action, new_text),
-            "edited_by": d.user,
-            "edited_at": actions.NOW,
-            "edit_requested_by": None,
-        },
-        details={"original": d.action["payload"], "edited": payload},
-    )
-    if row is None:
-        return
-    feedback.record(
-        conn,
-        tenant_id=row["tenant_id"],
-        action_id=row["id"],
-        kind="edit",
-        original=_text(row["original_payload"]),
-        corrected=new_text,
-    )
+    # The edit and the correction it teaches are stored together: never one without the other.
+    with conn.transaction():
+        row = actions.transition(
+            conn,
+            d.action,
+            to="pending",
+            allowed_from=["pending"],
+            actor=d.user,
+            audit_action="action.edited",
+            changes={
+                "payload": payload,
+                # The approver typed the new text: show it as typed, beside what else was shown.
+                "shown": _shown_after_edit(d.action, typed),
+                "edited_by": d.user,
+                "edited_at": actions.NOW,
+                "edit_requested_by": None,
+            },
+            details={"original": d.action["payload"], "edited": payload},
+        )
+        if row is None:
+            return
+        feedback.record(
+            conn,
+            tenant_id=row["tenant_id"],
+            action_id=row["id"],
+            kind="edit",
+            original=_text(row["original_payload"]),
+            corrected=new_text,
+        )
     refresh_approval_message(conn, client, row)
     note_in_approval_thread(
         client, row, "Edited. React ✅ (again) or press Approve to run the edited version."
@@ -332,6 +378,47 @@ def _shown_after_edit(action: dict[str, Any], new_text: str) -> Any:
         "original_payload": shown.get("original_payload", before),
         "payload": {**before, "text": new_text},
     }
+
+
+def _to_placeholders(action: dict[str, Any], typed: str) -> str:
+    """`typed` with each value the approver view showed for a placeholder (a***@x.example,
+    the real value, or "(email address 1, hidden)") written as that placeholder again.
+    A shown value two placeholders share is ambiguous and left as typed."""
+    stored = str(action["payload"].get("text") or "")
+    shown_text = str(((action.get("shown") or {}).get("payload") or {}).get("text") or stored)
+    pairs: dict[str, set[str]] = {}
+    for match in NUMBERED.finditer(stored):
+        pairs.setdefault(readable(match.group()), set()).add(match.group())
+    for placeholder, value in _shown_values(stored, shown_text).items():
+        pairs.setdefault(value, set()).add(placeholder)
+    for value, placeholders in sorted(pairs.items(), key=lambda p: -len(p[0])):
+        if len(placeholders) == 1 and value:
+            typed = typed.replace(value, next(iter(placeholders)))
+    return typed
+
+
+def _shown_values(stored: str, shown_text: str) -> dict[str, str]:
+    """placeholder -> what the card showed for it, by lining the stored text (with
+    placeholders) up with the shown one; {} when they do not line up."""
+    pattern: list[str] = []
+    groups: dict[str, str] = {}
+    end = 0
+    for match in NUMBERED.finditer(stored):
+        pattern.append(re.escape(stored[end : match.start()]))
+        placeholder = match.group()
+        if placeholder in groups:
+            pattern.append(f"(?P={groups[placeholder]})")
+        else:
+            groups[placeholder] = f"p{len(groups)}"
+            pattern.append(f"(?P<{groups[placeholder]}>.+?)")
+        end = match.end()
+    if not groups:
+        return {}
+    pattern.append(re.escape(stored[end:]))
+    lined_up = re.fullmatch("".join(pattern), shown_text, flags=re.DOTALL)
+    if lined_up is None:
+        return {}
+    return {p: lined_up.group(name) for p, name in groups.items() if lined_up.group(name) != p}
 
 
 def _team(payload: dict[str, Any]) -> str | None:

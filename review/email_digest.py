@@ -6,10 +6,16 @@ approval request it carries metadata naming its digest, and the intent to post i
 recorded first, so a job retried after a crash finds the card instead of posting another.
 Senders are shown partly masked (`a***@customer.example`), as approvers see addresses
 by default.
+
+The card's button releases the emails waiting on it: each then gets its draft and its own
+approval card, as if it had never been held. Releasing is a decision like an approval:
+the same people may make it (review/authority.py), and the click goes through the
+review queue like an approval's (kind `digest_release`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -24,11 +30,17 @@ from connectors.email.flood_gate import (
     load_digest,
     mark_post_intent,
     mark_posted,
+    release_held,
 )
+from review import tenant_settings
+from review.authority import may_approve
+from review.slack_posts import tell_privately
 
 log = structlog.get_logger(__name__)
 
 DIGEST_EVENT_TYPE = "chatops_email_digest"
+BUTTON_RELEASE = "email_digest_release"  # its value is the digest's id
+RELEASE_KIND = "digest_release"  # inbound_requests.kind of a click on it
 HISTORY_SCAN = 200  # messages searched for a digest card we may have posted
 SUBJECT_CHARS = 80
 
@@ -87,8 +99,49 @@ def show_digest(
             )
 
 
+def release_digest(
+    conn: Connection[dict[str, Any]],
+    client: WebClient,
+    *,
+    tenant_id: int,
+    digest_id: int,
+    user: str,
+    user_team: str | None,
+    channel: str | None,
+    limits: FloodLimits,
+    enqueue_request: Callable[[int], None],
+) -> int:
+    """An approver clicked the card's button: if they may decide on approvals, the
+    waiting emails are released and queued to be drafted, one card each, and the card
+    says who released them. Returns how many were released."""
+    settings = tenant_settings.load(conn, tenant_id)
+    verdict = may_approve(conn, client, settings, user, "", user_team=user_team)
+    if not verdict.allowed:
+        log.info("email.digest_release_refused", digest_id=digest_id)
+        if channel:
+            tell_privately(
+                client, channel, user, f"The emails were not released: {verdict.reason}."
+            )
+        return 0
+    released = release_held(conn, tenant_id, digest_id, user)
+    for request_id in released:
+        enqueue_request(request_id)
+    log.info("email.digest_released", digest_id=digest_id, emails=len(released))
+    show_digest(
+        conn,
+        client,
+        tenant_id=tenant_id,
+        digest_id=digest_id,
+        channel=settings.approval_channel_id,
+        limits=limits,
+    )
+    return len(released)
+
+
 def digest_message(digest: Digest, limits: FloodLimits) -> tuple[str, list[dict[str, Any]]]:
     """The card's fallback text and blocks."""
+    if digest.held == 0 and digest.released:
+        return _released_message(digest)
     emails = "1 email" if digest.held == 1 else f"{digest.held} emails"
     waiting = f"{emails} to {digest.inbox} {'is' if digest.held == 1 else 'are'} waiting"
     headline = f":envelope: *{waiting} without a draft*"
@@ -109,7 +162,67 @@ def digest_message(digest: Digest, limits: FloodLimits) -> tuple[str, list[dict[
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{headline}\n{why}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines) or "_none yet_"}},
     ]
+    if digest.released:
+        blocks.append(_released_context(digest))
+    if digest.held:
+        blocks.append(_release_button(digest))
     return f"{waiting} without a draft", blocks
+
+
+def _release_button(digest: Digest) -> dict[str, Any]:
+    them = "it" if digest.held == 1 else f"all {digest.held}"
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": BUTTON_RELEASE,
+                "text": {"type": "plain_text", "text": f"Draft replies to {them}"},
+                "value": str(digest.id),
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Draft these replies?"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": (
+                            f"Each of the {digest.held} emails gets a drafted reply and its "
+                            "own approval card in this channel. Nothing is sent until "
+                            "someone approves it."
+                            if digest.held > 1
+                            else "The email gets a drafted reply and its own approval card "
+                            "in this channel. Nothing is sent until someone approves it."
+                        ),
+                    },
+                    "confirm": {"type": "plain_text", "text": "Draft replies"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            }
+        ],
+    }
+
+
+def _released_context(digest: Digest) -> dict[str, Any]:
+    emails = "1 email" if digest.released == 1 else f"{digest.released} emails"
+    when = f" at {digest.released_at:%H:%M} UTC" if digest.released_at else ""
+    who = f"<@{digest.released_by}>" if digest.released_by else "An approver"
+    return {
+        "type": "context",
+        "elements": [
+            {
+                "type": "mrkdwn",
+                "text": f"{who} released {emails}{when}: each has its own approval card.",
+            }
+        ],
+    }
+
+
+def _released_message(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
+    emails = "1 email" if digest.released == 1 else f"{digest.released} emails"
+    text = f"{emails} to {digest.inbox} released for drafting"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":envelope: *{text}*"}},
+        _released_context(digest),
+    ]
+    return text, blocks
 
 
 def masked_address(address: str) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from slack_sdk import WebClient
 
+from bot.intake.bot_tokens import with_bot_token
+from connectors.email.flood_gate import FloodLimits
 from review import actions, tenant_settings
 from review.decisions import apply_decision, decision_from_request
+from review.email_digest import RELEASE_KIND, release_digest
 
 log = structlog.get_logger(__name__)
 
@@ -18,15 +22,22 @@ def handle_review_request(
     client_for: Callable[[str], WebClient],
     enqueue_execution: Callable[[int], None],
     request_id: int,
+    enqueue_request: Callable[[int], None] = lambda request_id: None,
+    flood: FloodLimits | None = None,
 ) -> None:
     request = conn.execute(
-        """SELECT r.*, i.bot_token FROM inbound_requests r
+        """SELECT r.*, i.bot_token, i.bot_token_sealed FROM inbound_requests r
            JOIN slack_installations i ON i.tenant_id = r.tenant_id WHERE r.id = %s""",
         (request_id,),
     ).fetchone()
+    request = with_bot_token(request)
     if request is None or request["status"] in ("done", "ignored", "failed"):
         return
     tenant_id = request["tenant_id"]
+    if request["kind"] == RELEASE_KIND:
+        _release(conn, client_for(request["bot_token"]), request, enqueue_request, flood)
+        _finish(conn, request_id, "done")
+        return
     decision = decision_from_request(conn, tenant_id, request["kind"], request["payload"])
     if decision is None:
         _finish(conn, request_id, "ignored")
@@ -35,6 +46,28 @@ def handle_review_request(
     apply_decision(conn, client_for(request["bot_token"]), settings, decision, enqueue_execution)
     log.info("review.decided", action_id=decision.action["id"], verb=decision.verb)
     _finish(conn, request_id, "done")
+
+
+def _release(
+    conn: actions.Conn,
+    client: WebClient,
+    request: dict[str, Any],
+    enqueue_request: Callable[[int], None],
+    flood: FloodLimits | None,
+) -> None:
+    payload = request["payload"]
+    user = payload.get("user") or {}
+    release_digest(
+        conn,
+        client,
+        tenant_id=request["tenant_id"],
+        digest_id=int(payload["actions"][0]["value"]),
+        user=str(user.get("id") or ""),
+        user_team=str(user["team_id"]) if user.get("team_id") else None,
+        channel=(payload.get("channel") or {}).get("id"),
+        limits=flood or FloodLimits(),
+        enqueue_request=enqueue_request,
+    )
 
 
 def _finish(conn: actions.Conn, request_id: int, status: str) -> None:

@@ -17,8 +17,10 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
+from bot.intake.bot_tokens import with_bot_token
 from guardrails.facade import Guardrails
 from review import actions, tenant_settings
+from review.messages import mrkdwn_safe, people_summary
 from review.slack_posts import refresh_approval_message, tell_requester
 
 log = structlog.get_logger(__name__)
@@ -42,10 +44,11 @@ def execute_action(
 ) -> None:
     with _action_lock(conn, action_id):
         row = conn.execute(
-            """SELECT a.*, i.bot_token FROM pending_actions a
+            """SELECT a.*, i.bot_token, i.bot_token_sealed FROM pending_actions a
                JOIN slack_installations i ON i.tenant_id = a.tenant_id WHERE a.id = %s""",
             (action_id,),
         ).fetchone()
+        row = with_bot_token(row)
         if row is None:
             log.error("action.not_found", action_id=action_id)
             return
@@ -141,7 +144,8 @@ def _run(
         client,
         done,
         "executed",
-        f":white_check_mark: Approved by <@{done['decided_by']}> and done{edited}: {done['summary']}.",
+        f":white_check_mark: Approved by <@{done['decided_by']}> and done{edited}: "
+        f"{people_summary(done)}.",
     )
 
 
@@ -161,7 +165,11 @@ def _fail(conn: actions.Conn, client: WebClient, row: dict[str, Any], error: str
     log.error("action.failed", action_id=row["id"], error=error)
     refresh_approval_message(conn, client, failed)
     tell_requester(
-        conn, client, failed, "failed", f":warning: {failed['summary']} failed: {error}."
+        conn,
+        client,
+        failed,
+        "failed",
+        f":warning: {people_summary(failed)} failed: {mrkdwn_safe(error)}.",
     )
 
 

@@ -70,11 +70,7 @@ async def hand_over(
             return Handoff(False, "I can't find that conversation any more.")
         target = run["handoff_target"]
         if not target:
-            return Handoff(
-                False,
-                "Nobody is set up to take over conversations yet. "
-                "An admin can set who with `/agent handoff @person`.",
-            )
+            return Handoff(False, await _nobody_set(conn, tenant_id))
         await conn.execute(
             """INSERT INTO thread_handoffs (tenant_id, conversation_id, run_id, requested_by, target)
                VALUES (%s, %s, %s, %s, %s) ON CONFLICT (conversation_id) DO NOTHING""",
@@ -114,6 +110,39 @@ async def hand_over(
             ),
         )
     return Handoff(True, f"I asked {handoff['target']} to take over this thread.")
+
+
+async def _nobody_set(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> str:
+    """What to tell someone who asked for a person when no hand-off target is set: that
+    nobody was asked, and who can set one (the app's admins by name, else who installed
+    it; any workspace admin can too)."""
+    admins = await (
+        await conn.execute(
+            "SELECT slack_user_id FROM tenant_admins WHERE tenant_id = %s ORDER BY added_at LIMIT 3",
+            (tenant_id,),
+        )
+    ).fetchall()
+    people = [f"<@{row['slack_user_id']}>" for row in admins]
+    if not people:
+        installer = await (
+            await conn.execute(
+                """SELECT installer_user_id FROM slack_installations
+                   WHERE tenant_id = %s AND installer_user_id IS NOT NULL LIMIT 1""",
+                (tenant_id,),
+            )
+        ).fetchone()
+        if installer is not None:
+            people = [f"<@{installer['installer_user_id']}>"]
+    who = (
+        f"{', '.join(people)} (this app's admins) or any workspace admin"
+        if people
+        else "A workspace admin"
+    )
+    return (
+        "Nobody is set up to take over conversations here yet, so I couldn't hand this "
+        f"thread to a person. {who} can choose who with `/agent handoff @person` "
+        "(or `@group`); until then, ask your team directly."
+    )
 
 
 async def is_handed_off(pool: AsyncPool, tenant_id: int, channel: str, thread_ts: str) -> bool:

@@ -1,16 +1,37 @@
-"""How a pending action reads in the approval channel, in each of its states."""
+"""How a pending action reads in the approval channel, in each of its states.
+
+Everything here is read by people: personal data shows as the tenant's approver view
+made it (masked like a***@customer.example, or real), never as a model's placeholder; an
+email reads as the email it will be; nothing internal (ids, encodings, Python reprs).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 
 APPROVE, EDIT, REJECT = "white_check_mark", "pencil2", "x"
 PROMPT_REACTIONS = (APPROVE, EDIT, REJECT)
 BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT = "review_approve", "review_edit", "review_reject"
+BUTTON_REASON = "review_add_reason"  # on the private note to whoever rejected with ❌
 EDIT_VIEW = "review_edit_view"
 EDIT_BLOCK, EDIT_INPUT = "edited_text", "text"
+REJECT_VIEW = "review_reject_view"
+REASON_BLOCK, REASON_INPUT = "reject_reason", "text"
 QUOTE_LIMIT = 2_500  # characters of the action's text shown before eliding
+EMAIL_TOOLS = ("reply_email", "send_email")
+# Arguments that only the product uses: never shown on a card.
+INTERNAL_FIELDS = frozenset(
+    {"message", "conversation_id", "original_sender", "inbox", "thread_ts", "idempotency_key"}
+)
 
 HEADLINES = {
     "pending": ":raised_hand: *Approval needed*",
@@ -21,44 +42,133 @@ HEADLINES = {
     "expired": ":alarm_clock: *Expired without a decision*",
     "failed": ":warning: *Approved, but it failed*",
 }
+VERB_EMOJI = {"approve": "✅", "edit": "✏️", "reject": "❌", "withdraw": "✅", "edited": "✏️"}
+
+# Placeholders the model was shown instead of personal data (<EMAIL_1>), and masks that
+# hid a value for good (<EMAIL>), as a person should read them where no value is shown.
+HIDDEN = re.compile(r"<(EMAIL|PHONE|CARD|SSN|IBAN|IP|SECRET|PERSON)(?:_(\d+))?>")
+HIDDEN_WORDS = {
+    "EMAIL": "email address",
+    "PHONE": "phone number",
+    "CARD": "card number",
+    "SSN": "social security number",
+    "IBAN": "bank account",
+    "IP": "IP address",
+    "SECRET": "secret",
+    "PERSON": "name",
+}
+SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{6,}")
+ANGLED = re.compile(r"<([^<>]*)>")
+
+
+def readable(text: str) -> str:
+    """`text` with any placeholder left in it written as what it stands for, hidden:
+    "(email address 1, hidden)". Slack would show <EMAIL_1> as a dead link."""
+
+    def word(match: re.Match[str]) -> str:
+        kind, number = HIDDEN_WORDS[match.group(1)], match.group(2)
+        return f"({kind} {number}, hidden)" if number else f"({kind}, hidden)"
+
+    return HIDDEN.sub(word, text)
+
+
+def mrkdwn_safe(text: str) -> str:
+    """Text from data (an address, a subject) for mrkdwn: Slack's own markup (<#C…>,
+    <@U…>, <https://…|…>) stays; any other <…> shows as typed instead of vanishing."""
+
+    def keep_or_escape(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        if inner[:1] in ("#", "@", "!") or inner.startswith(("http://", "https://", "mailto:")):
+            return match.group()
+        return f"&lt;{inner}&gt;"
+
+    return ANGLED.sub(keep_or_escape, readable(text))
+
+
+def bold(text: str) -> str:
+    """`text` in bold, unless it holds an asterisk (a masked a***@x.example): Slack would
+    then show the marks literally around it instead of bold text."""
+    return text if "*" in text else f"*{text}*"
+
+
+def person(who: str) -> str:
+    """Who asked: a Slack user as a mention, anyone else (an email sender) as written."""
+    return f"<@{who}>" if SLACK_USER.fullmatch(who) else mrkdwn_safe(who)
+
+
+def shown(action: Mapping[str, Any], key: str) -> Any:
+    """The action's summary, payload or reason as the approver view shows it."""
+    view = action.get("shown") or {}
+    return view.get(key, action[key])
+
+
+def people_summary(action: Mapping[str, Any]) -> str:
+    """The action's one-line summary for any person (cards, threads, `/agent approvals`)."""
+    return mrkdwn_safe(str(shown(action, "summary")))
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A decision that was not counted: who, what and why (for the card)."""
+
+    user: str
+    verb: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """What the card shows beyond the action's own row."""
+
+    thread_link: str | None = None
+    sender: str | None = None  # the inbox a new email (send_email) leaves from
+    ignored: Sequence[Ignored] = field(default_factory=tuple)
 
 
 def approval_message(
-    action: dict[str, Any], thread_link: str | None
+    action: dict[str, Any], context: CardContext | str | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
     """The fallback text and the Block Kit blocks of an action's approval message."""
+    if not isinstance(context, CardContext):
+        context = CardContext(thread_link=context)
     status = action["status"]
     headline = HEADLINES[status]
     if status == "pending" and action.get("edited_by"):
         headline = ":pencil2: *Edited: needs a final ✅*"
     elif status == "pending" and action.get("edit_requested_by"):
         headline = ":pencil2: *Edit requested: reply in this thread with the new text*"
-    # What the approver may see of the stored (placeholder-bearing) summary, payload and
-    # the model's reason.
-    shown = action.get("shown") or {}
-    summary = shown.get("summary", action["summary"])
-    payload = shown.get("payload", action["payload"])
-    reason = shown.get("reason", action["reason"])
+    summary = people_summary(action)
+    payload = shown(action, "payload")
+    reason = mrkdwn_safe(str(shown(action, "reason")))
     text = f"{headline}: {summary}"
+    link = context.thread_link
     lines = [
-        f"{headline}\n*{summary}*",
-        f"*Requested by* <@{action['requested_by']}>"
-        + (f" · <{thread_link}|conversation>" if thread_link else ""),
+        f"{headline}\n{bold(summary)}",
+        f"*Requested by* {person(action['requested_by'])}"
+        + (f" · <{link}|conversation>" if link else ""),
         f"*Why:* {reason}",
     ]
     blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
-    blocks.append(_section(_quote(payload)))
+    if action["tool"] in EMAIL_TOOLS:
+        blocks.extend(_email_blocks(action["tool"], payload, context.sender))
+    else:
+        blocks.append(_section(_quote(payload)))
     if action.get("edited_by"):
+        original = shown(action, "original_payload")
         blocks.append(
-            _context(
-                f"Edited by <@{action['edited_by']}>. "
-                f"Original: {_one_line(shown.get('original_payload', action['original_payload']))}"
-            )
+            _context(f"Edited by <@{action['edited_by']}>. Original: {_one_line(original)}")
         )
     if action.get("citations"):
-        blocks.append(_context("Sources: " + ", ".join(str(c) for c in action["citations"])))
+        blocks.append(
+            _context("Sources: " + ", ".join(mrkdwn_safe(str(c)) for c in action["citations"]))
+        )
     if action.get("flags"):
-        blocks.append(_context(":warning: Flagged: " + ", ".join(action["flags"])))
+        blocks.append(
+            _context(":warning: Flagged: " + ", ".join(mrkdwn_safe(f) for f in action["flags"]))
+        )
+    if status == "pending" and context.ignored:
+        blocks.append(_context(_not_counted(context.ignored)))
     blocks.append(_context(_outcome(action)))
     if status == "pending":
         blocks.append(
@@ -76,59 +186,209 @@ def approval_message(
 
 
 def edit_view(action: dict[str, Any]) -> dict[str, Any]:
-    """The modal an approver edits the action's text in."""
+    """The modal an approver edits the action's text in: the text as the approver view
+    shows it (review/decisions.py maps shown values back to the stored placeholders)."""
+    is_email = action["tool"] in EMAIL_TOOLS
+    payload = shown(action, "payload")
     return {
         "type": "modal",
         "callback_id": EDIT_VIEW,
         "private_metadata": json.dumps({"action_id": action["id"]}),
-        "title": {"type": "plain_text", "text": "Edit the action"},
+        "title": {
+            "type": "plain_text",
+            "text": "Edit the email" if is_email else "Edit the action",
+        },
         "submit": {"type": "plain_text", "text": "Save edit"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": people_summary(action)[:2900]}],
+            },
+            {
                 "type": "input",
                 "block_id": EDIT_BLOCK,
-                "label": {"type": "plain_text", "text": action["summary"][:150]},
+                "label": {
+                    "type": "plain_text",
+                    "text": "The email's text" if is_email else "The text",
+                },
                 "element": {
                     "type": "plain_text_input",
                     "action_id": EDIT_INPUT,
                     "multiline": True,
-                    "initial_value": str(action["payload"].get("text", ""))[:3000],
+                    "initial_value": readable(str(payload.get("text", "")))[:3000],
                 },
-            }
+            },
         ],
     }
 
 
+def reject_view(action: dict[str, Any]) -> dict[str, Any]:
+    """The modal Reject opens: an optional reason, passed on to whoever asked."""
+    return {
+        "type": "modal",
+        "callback_id": REJECT_VIEW,
+        "private_metadata": json.dumps({"action_id": action["id"]}),
+        "title": {
+            "type": "plain_text",
+            "text": "Reject the email" if action["tool"] in EMAIL_TOOLS else "Reject the action",
+        },
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": bold(people_summary(action)[:2800])},
+            },
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Why? (optional, shown to whoever asked)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "max_length": 1_000,
+                },
+            },
+        ],
+    }
+
+
+def rejected_note(action: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The private note to whoever rejected with ❌ (no modal can open from a reaction)."""
+    text = f"You rejected: {people_summary(action)}. Want to say why?"
+    return text, [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": text[:2900]},
+            "accessory": _button("Add a reason", BUTTON_REASON, action["id"]),
+        }
+    ]
+
+
+def email_of(tool: str, payload: Mapping[str, Any], sender: str | None) -> dict[str, Any]:
+    """From, To, Cc, Subject and body of an email action, as the recipient reads them."""
+    if tool == "send_email":
+        return {
+            "from": sender or "",
+            "to": [str(a) for a in payload.get("to") or ()],
+            "cc": [],
+            "subject": str(payload.get("subject") or ""),
+            "body": str(payload.get("text") or ""),
+        }
+    message = _stored_message(str(payload.get("message") or ""))
+    headers: dict[str, Any] = {"from": "", "to": [], "cc": [], "subject": ""}
+    if message is not None:
+        headers = {
+            "from": str(message.get("From", "")),
+            "to": [str(a) for a in getattr(message.get("To"), "addresses", ())],
+            "cc": [str(a) for a in getattr(message.get("Cc"), "addresses", ())],
+            "subject": str(message.get("Subject", "")),
+        }
+    return {**headers, "body": str(payload.get("text") or "")}
+
+
+def _stored_message(text: str) -> EmailMessage | None:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    message = BytesParser(policy=email_policy.default).parsebytes(raw)
+    return message if isinstance(message, EmailMessage) else None
+
+
+def _email_blocks(
+    tool: str, payload: Mapping[str, Any], sender: str | None
+) -> list[dict[str, Any]]:
+    email = email_of(tool, payload, sender)
+    header = [
+        ("From", email["from"]),
+        ("To", ", ".join(email["to"])),
+        ("Cc", ", ".join(email["cc"])),
+        ("Subject", email["subject"]),
+    ]
+    lines = [f"*{name}:* {mrkdwn_safe(value)}" for name, value in header if value]
+    body = readable(email["body"]).strip() or "(no text)"
+    if len(body) > QUOTE_LIMIT:
+        body = body[:QUOTE_LIMIT] + "…"
+    # The body as plain text: exactly what the recipient reads, no Slack formatting.
+    return [
+        {"type": "divider"},
+        _section("\n".join(lines)),
+        {"type": "section", "text": {"type": "plain_text", "text": body, "emoji": False}},
+        {"type": "divider"},
+    ]
+
+
+def _not_counted(ignored: Sequence[Ignored]) -> str:
+    seen: dict[tuple[str, str], Ignored] = {}
+    for item in ignored:
+        seen.setdefault((item.user, item.verb), item)
+    parts = [
+        f"{VERB_EMOJI.get(i.verb, i.verb)} from <@{i.user}> ({mrkdwn_safe(i.reason)})"
+        for i in list(seen.values())[-5:]
+    ]
+    return ":no_entry_sign: Not counted: " + "; ".join(parts)
+
+
+DONE = {"reply_email": "the reply was sent", "send_email": "the email was sent"}
+
+
 def _outcome(action: dict[str, Any]) -> str:
+    """Who decided and what happened, once decided; how to decide, until then."""
     status = action["status"]
     who = f"<@{action['decided_by']}>" if action.get("decided_by") else "nobody"
     if status == "pending":
         return "React ✅ to approve, ✏️ to edit, ❌ to reject (or use the buttons)."
     if status in ("approved", "executing"):
-        return f"Approved by {who}."
+        return f"Approved by {who}; running it now."
     if status == "executed":
-        return f"Approved by {who} and done."
+        edited = " as edited" if action.get("edited_by") else ""
+        return f"Approved by {who} and done{edited}: {DONE.get(action['tool'], 'it ran once')}."
     if status == "rejected":
         reason = action.get("reject_reason")
-        return f"Rejected by {who}" + (
-            f": {reason}" if reason else ". Reply in this thread to say why."
+        return f"Rejected by {who}; it was not done. " + (
+            f"Reason: {mrkdwn_safe(reason)}" if reason else "No reason given."
         )
     if status == "expired":
-        return "Nobody decided before it expired."
-    return f"Approved by {who}, but it failed: {action.get('error') or 'unknown error'}"
+        return "Nobody decided before it expired, so it was not done."
+    error = mrkdwn_safe(str(action.get("error") or "unknown error"))
+    return f"Approved by {who}, but it failed: {error}"
 
 
 def _quote(payload: dict[str, Any]) -> str:
-    text = str(payload.get("text") or payload.get("body") or "")
-    others = {k: v for k, v in payload.items() if k not in ("text", "body")}
+    text = readable(str(payload.get("text") or payload.get("body") or ""))
+    others = {
+        k: v for k, v in payload.items() if k not in ("text", "body") and k not in INTERNAL_FIELDS
+    }
     quoted = "\n".join("> " + line for line in text[:QUOTE_LIMIT].splitlines()) if text else ""
-    details = "\n".join(f"*{k}:* {v}" for k, v in others.items())
+    details = "\n".join(f"*{_label(k)}:* {_value(v)}" for k, v in others.items())
     return "\n".join(part for part in (details, quoted) if part) or "(no content)"
 
 
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+def _value(value: Any) -> str:
+    """An argument's value as a person reads it: channels as links, lists as lists."""
+    if isinstance(value, str):
+        return f"<#{value}>" if SLACK_CHANNEL.fullmatch(value) else mrkdwn_safe(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(_value(v) for v in value) or "none"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{_label(str(k))}: {_value(v)}" for k, v in value.items()) or "none"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def _one_line(payload: dict[str, Any]) -> str:
-    text = str(payload.get("text") or payload)
+    text = readable(str(payload.get("text") or _quote(payload))).replace("\n", " ")
     return (text[:200] + "…") if len(text) > 200 else text
 
 

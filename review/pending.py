@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_sdk import WebClient
 
 from review import actions
+from review.messages import people_summary
 from review.slack_posts import post_approval_request
 from review.tenant_settings import ReviewSettings
 
@@ -29,7 +30,7 @@ def announce_pending_actions(
         return NO_CHANNEL_NOTE
     for action in pending:
         post_approval_request(conn, client, settings, action)
-    lines = [f"• {action['summary']}" for action in pending]
+    lines = [f"• {people_summary(action)}" for action in pending]
     return (
         f":hourglass_flowing_sand: Waiting for approval in <#{settings.approval_channel_id}>:\n"
         + "\n".join(lines)

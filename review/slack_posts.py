@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from review import actions
-from review.messages import PROMPT_REACTIONS, approval_message
+from review.messages import PROMPT_REACTIONS, CardContext, Ignored, approval_message
 from review.tenant_settings import ReviewSettings
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ def post_approval_request(
             approval_channel_id=channel,
             thread_link=link,
         )
-        text, blocks = approval_message(action, link)
+        text, blocks = approval_message(action, card_context(conn, action, link))
         try:
             ts = client.chat_postMessage(
                 channel=channel,
@@ -73,13 +73,55 @@ def post_approval_request(
             actions.set_fields(conn, action, approval_intent_at=actions.NULL)
             raise
     actions.set_fields(conn, action, approval_ts=ts, approval_channel_id=channel)
+    _prompt_reactions(client, channel, str(ts), present=True)
+    return str(ts)
+
+
+def _prompt_reactions(client: WebClient, channel: str, ts: str, *, present: bool) -> None:
+    """The bot's own ✅ ✏️ ❌ under a card: there while it waits for a decision, so people
+    can click them; gone once decided, so the counts left are people's own."""
     for name in PROMPT_REACTIONS:
         try:
-            client.reactions_add(channel=channel, timestamp=ts, name=name)
+            if present:
+                client.reactions_add(channel=channel, timestamp=ts, name=name)
+            else:
+                client.reactions_remove(channel=channel, timestamp=ts, name=name)
         except SlackApiError as exc:
-            if exc.response.get("error") != "already_reacted":
+            if exc.response.get("error") not in ("already_reacted", "no_reaction"):
                 raise
-    return str(ts)
+
+
+def card_context(conn: actions.Conn, action: actions.Row, link: str | None) -> CardContext:
+    """What the card shows beyond the action's row: the conversation's link, the inbox a
+    new email leaves from, and decisions that were not counted."""
+    sender = None
+    if action["tool"] == "send_email":
+        row = conn.execute(
+            """SELECT address FROM tenant_inboxes WHERE tenant_id = %s AND kind = 'address'
+               ORDER BY id LIMIT 1""",
+            (action["tenant_id"],),
+        ).fetchone()
+        sender = str(row["address"]) if row else None
+    ignored = conn.execute(
+        """SELECT actor, details FROM audit_log
+           WHERE tenant_id = %s AND subject = %s AND action = 'action.decision_ignored'
+           ORDER BY id""",
+        (action["tenant_id"], f"action:{action['id']}"),
+    ).fetchall()
+    return CardContext(
+        thread_link=link,
+        sender=sender,
+        ignored=tuple(
+            Ignored(
+                r["actor"],
+                str((r["details"] or {}).get("verb", "")),
+                str((r["details"] or {}).get("reason") or "not allowed to decide"),
+            )
+            for r in ignored
+            # A removed ✅ that was never counted is nothing to show.
+            if (r["details"] or {}).get("verb") != "withdraw"
+        ),
+    )
 
 
 def refresh_approval_message(conn: actions.Conn, client: WebClient, action: actions.Row) -> None:
@@ -88,9 +130,15 @@ def refresh_approval_message(conn: actions.Conn, client: WebClient, action: acti
         return
     # Actions posted before the link was kept (or whose lookup failed) look it up again.
     link = action.get("thread_link") or _thread_link(conn, client, action)
-    text, blocks = approval_message(action, link)
+    text, blocks = approval_message(action, card_context(conn, action, link))
     client.chat_update(
         channel=action["approval_channel_id"], ts=action["approval_ts"], text=text, blocks=blocks
+    )
+    _prompt_reactions(
+        client,
+        action["approval_channel_id"],
+        str(action["approval_ts"]),
+        present=action["status"] == "pending",
     )
 
 

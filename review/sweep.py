@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from slack_sdk import WebClient
 
+from bot.intake.bot_tokens import bot_token_of
 from review import actions, tenant_settings
 from review.execute import LOCK_NAMESPACE
+from review.messages import people_summary
 from review.slack_posts import (
     note_in_approval_thread,
     post_approval_request,
@@ -28,7 +31,7 @@ log = structlog.get_logger(__name__)
 BATCH = 200  # actions handled per kind and sweep
 
 OPEN_ACTIONS = """
-    SELECT a.*, i.bot_token FROM pending_actions a
+    SELECT a.*, i.bot_token, i.bot_token_sealed FROM pending_actions a
     JOIN slack_installations i ON i.tenant_id = a.tenant_id
     LEFT JOIN tenant_settings s ON s.tenant_id = a.tenant_id
 """
@@ -142,7 +145,7 @@ def _announce_unposted(conn: actions.Conn, client_for: Callable[[str], WebClient
     ).fetchall()
     for row in rows:
         settings = tenant_settings.load(conn, row["tenant_id"])
-        post_approval_request(conn, client_for(row["bot_token"]), settings, row)
+        post_approval_request(conn, client_for(_token(row)), settings, row)
     return len(rows)
 
 
@@ -163,7 +166,7 @@ def _remind(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
         ).fetchone()
         if updated:
             note_in_approval_thread(
-                client_for(row["bot_token"]),
+                client_for(_token(row)),
                 row,
                 f":alarm_clock: Reminder: this expires <!date^{int(row['expires_at'].timestamp())}"
                 "^{date_short_pretty} at {time}|soon> unless someone decides.",
@@ -189,13 +192,19 @@ def _expire(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
         if done is None:
             continue
         expired += 1
-        client = client_for(row["bot_token"])
+        client = client_for(_token(row))
         refresh_approval_message(conn, client, done)
         tell_requester(
             conn,
             client,
             done,
             "expired",
-            f":alarm_clock: Nobody approved it in time, so it was not done: {done['summary']}.",
+            f":alarm_clock: Nobody approved it in time, so it was not done: {people_summary(done)}.",
         )
     return expired
+
+
+def _token(row: dict[str, Any]) -> str:
+    token = bot_token_of(row)
+    assert token is not None  # OPEN_ACTIONS joins the installation
+    return token

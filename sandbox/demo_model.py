@@ -34,7 +34,7 @@ from bot.agent.prompts import (
     VIEWING_PREFIX,
 )
 from guardrails.injection import UNTRUSTED_TAG
-from rag.citations import NOT_FOUND_ANSWER
+from rag.citations import NOT_FOUND_ANSWER, parse_sources_block
 from sandbox.openai_emulator import EmulatorConfig, OpenAIEmulator
 from sandbox.openai_script import Failure, Reply, ScriptedReply
 
@@ -76,9 +76,7 @@ def respond(body: Mapping[str, Any]) -> ScriptedReply:
         return Reply(content=plan(_question(messages), _offered_tools(body)))
     if step == "Draft":
         question, context = _draft_turn(messages)
-        return Reply(
-            content=draft(question, context.get("sources") or [], context.get("tool_results"))
-        )
+        return Reply(content=draft(question, _sources(messages), context.get("tool_results")))
     return Failure(
         400,
         f"{DEMO_MODEL_NAME} only answers the agent's Plan and Draft steps "
@@ -207,16 +205,19 @@ def _question(messages: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _draft_turn(messages: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]]:
-    """The Draft step's question and context: the last user turn that gives a context."""
+    """The Draft step's question and context, from the last user turn that gives a context:
+    the question under its heading, then the context line, then the sources."""
+    marker = f"\n\n{CONTEXT_PREFIX}"
     for text in reversed(_user_texts(messages)):
-        if not text.startswith(CONTEXT_PREFIX):
+        at = text.rfind(marker)
+        if at < 0:
             continue
-        context_line, _, rest = text.partition("\n\n")
+        question = text[:at].split(QUESTION_HEADING)[-1].strip()
+        context_line = text[at + len(marker) :].split("\n", 1)[0]
         try:
-            context = json.loads(context_line[len(CONTEXT_PREFIX) :])
+            context = json.loads(context_line)
         except ValueError:
             context = {}
-        question = rest.removeprefix(QUESTION_HEADING).strip()
         return question, context if isinstance(context, Mapping) else {}
     return _question(messages), {}
 
@@ -241,6 +242,17 @@ def _get(value: Any, *keys: str) -> Any:
     for key in keys:
         value = value.get(key) if isinstance(value, Mapping) else None
     return value
+
+
+def _sources(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The numbered sources of the Draft step (rag/citations.py `sources_block`), in
+    whichever message carries them."""
+    for message in messages:
+        content = message.get("content")
+        found = parse_sources_block(content) if isinstance(content, str) else []
+        if found:
+            return [{"number": n, "title": title, "text": text} for n, title, text in found]
+    return []
 
 
 def _email_tool(tools: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

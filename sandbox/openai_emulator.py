@@ -29,6 +29,8 @@ from sandbox.background import BackgroundServer
 from sandbox.openai_script import (
     Failure,
     Hang,
+    Refusal,
+    RefusalStore,
     Reply,
     RequestLog,
     ScriptedReply,
@@ -70,6 +72,7 @@ class EmulatorState:
     scripts: ScriptStore = field(default_factory=ScriptStore)
     log: RequestLog = field(default_factory=RequestLog)
     responder: Responder | None = None
+    refusals: RefusalStore = field(default_factory=RefusalStore)
 
 
 STATE_KEY = web.AppKey("openai_emulator_state", EmulatorState)
@@ -150,6 +153,9 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     if not isinstance(messages, list) or not messages:
         return _error(400, "'messages' must be a non-empty array", param="messages")
 
+    refusal = state.refusals.find(body)
+    if refusal is not None:
+        return await _answer(request, body, request_text(body), refusal.failure)
     text = request_text(body)
     reply = state.scripts.take(text)
     if reply is None and state.responder is not None:
@@ -184,6 +190,8 @@ async def _answer(
 
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if isinstance(reply, Reply) and not reply.stream_usage:
+        include_usage = False
     piece_chars = request.app[STATE_KEY].config.stream_piece_chars
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -284,6 +292,11 @@ class OpenAIEmulator:
         """Queue replies for requests whose message text contains ``match`` (None: any)."""
         self.state.scripts.add(replies, match)
 
+    def refuse(self, refusal: Refusal) -> None:
+        """Answer requests like ``refusal`` describes from now on (until `reset`), the
+        way a real server refuses what it does not take."""
+        self.state.refusals.add(refusal)
+
     def set_default(self, reply: ScriptedReply | None) -> None:
         """The answer to requests no script matches; None makes them HTTP 500 again."""
         self.state.scripts.set_default(reply)
@@ -309,6 +322,7 @@ class OpenAIEmulator:
         return self.state.log.wait_for(count, match, path, timeout)
 
     def reset(self) -> None:
-        """Forget all scripts, the default reply and the request log."""
+        """Forget all scripts, refusals, the default reply and the request log."""
         self.state.scripts.clear()
+        self.state.refusals.clear()
         self.state.log.clear()

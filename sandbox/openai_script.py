@@ -55,6 +55,9 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering
     # Seconds between the pieces of a streamed answer, so a client sees it arrive over time.
     piece_delay: float = 0.0
+    # False: a streamed answer never carries usage, as llama-cpp-python's server does
+    # (it ignores stream_options).
+    stream_usage: bool = True
     repeat: bool = False
 
     def content_text(self) -> str | None:
@@ -93,6 +96,93 @@ class Garbage:
 
 
 ScriptedReply: TypeAlias = Reply | Failure | Hang | Garbage
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A server that does not take part of a request: requests for ``model`` whose body
+    has ``field`` (a dotted path, e.g. "response_format.type") are answered ``failure``,
+    when it equals ``value`` (None: whatever it is). Unlike scripts, refusals are never
+    used up: they are what that server is, e.g. `LLAMA_CPP_PYTHON_JSON_SCHEMA`."""
+
+    model: str
+    field: str
+    value: str | None
+    failure: Failure
+
+    def applies_to(self, body: Mapping[str, Any]) -> bool:
+        if body.get("model") != self.model:
+            return False
+        found: Any = body
+        for key in self.field.split("."):
+            found = found.get(key, _ABSENT) if isinstance(found, Mapping) else _ABSENT
+        if found is _ABSENT or found is None:
+            return False
+        return self.value is None or found == self.value
+
+
+def llama_cpp_python_json_schema(model: str) -> Refusal:
+    """llama-cpp-python's server (0.3.x) answering a json_schema response format: HTTP 500
+    from its request validation; it takes {"type": "json_object", "schema": ...}."""
+    return Refusal(
+        model,
+        "response_format.type",
+        "json_schema",
+        Failure(
+            500,
+            "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n"
+            "  Input should be 'text' or 'json_object' [type=literal_error, "
+            "input_value='json_schema', input_type=str]",
+        ),
+    )
+
+
+def strict_json_object(model: str) -> Refusal:
+    """A server that takes json_object only as OpenAI defines it, and answers 400 naming
+    the response format when it carries a schema."""
+    return Refusal(
+        model,
+        "response_format.schema",
+        None,
+        Failure(400, "Invalid parameter: 'response_format.schema' is not supported."),
+    )
+
+
+def reasoning_model_max_tokens(model: str) -> Refusal:
+    """OpenAI's reasoning models: 400 for ``max_tokens``, which they call
+    ``max_completion_tokens``."""
+    return Refusal(
+        model,
+        "max_tokens",
+        None,
+        Failure(
+            400,
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+        ),
+    )
+
+
+class RefusalStore:
+    """The refusals in force, checked in the order they were added."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refusals: list[Refusal] = []
+
+    def add(self, refusal: Refusal) -> None:
+        with self._lock:
+            self._refusals.append(refusal)
+
+    def find(self, body: Mapping[str, Any]) -> Refusal | None:
+        with self._lock:
+            return next((r for r in self._refusals if r.applies_to(body)), None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._refusals.clear()
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,12 @@ from sandbox.demo_model import DEMO_MODEL_NAME, LABEL, demo_model_server
 from sandbox.local_services import database, redis_server
 from sandbox.mail_sink import MailSink
 from sandbox.mailbox import Mailbox
-from sandbox.product_processes import ChildProcess, StoppedDuringStart, product_processes
+from sandbox.product_processes import (
+    ChildProcess,
+    StoppedDuringStart,
+    product_processes,
+    stop_all,
+)
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.workspace_seed import SandboxTenant, seed_tenant
 from sandbox.workspace_state import Readiness
@@ -50,6 +55,10 @@ from sandbox.workspace_web import create_workspace_app
 log = structlog.get_logger("sandbox")
 
 SAMPLE_KNOWLEDGE = Path(__file__).with_name("sample_knowledge")
+# The sample documents written for customers too: also put in the collection for people
+# outside the company, which is all the agent inbox answers customers from.
+CUSTOMER_FACING = ("shipping.md", "refunds.md")
+PUBLIC_COLLECTION = "public"
 APPROVAL_CHANNEL = "C0APPROVALS"
 AGENT_INBOX = "agent@sandbox.example"
 CUSTOMER_DOMAIN = "customer.example"
@@ -214,9 +223,8 @@ def _run(
     seed_tenant(db.url, tenant)
     product.wait_for_worker_and_smtp(stopping.requested)
     if options.sample_knowledge:
-        ingest = _ingest_sample_knowledge(options.data_dir, db.url, env, tenant, logs)
-        if ingest is not None:
-            running.callback(ingest.stop, stopping.hurry)
+        ingests = _ingest_sample_knowledge(options.data_dir, db.url, env, tenant, logs)
+        running.callback(stop_all, ingests, stopping.hurry)
 
     workspace.readiness.ready, workspace.readiness.detail = True, "ready"
     log.info("sandbox.ready", url=workspace.url, logs=str(logs))
@@ -344,29 +352,46 @@ def _ingest_sample_knowledge(
     env: Mapping[str, str],
     tenant: SandboxTenant,
     logs: Path,
-) -> ChildProcess | None:
-    """On a database's first start, `chatops ingest` the sample folder in the background."""
+) -> list[ChildProcess]:
+    """On a database's first start, `chatops ingest` the sample folder in the background,
+    then its customer-facing documents into the public collection too."""
     marker = data_dir / INGESTED_MARKER
     database_key = hashlib.sha256(database_url.encode()).hexdigest()
     if marker.exists() and database_key in marker.read_text().split():
-        return None
-    ingest = ChildProcess(
+        return []
+    internal = ChildProcess(
         "ingest",
         ["ingest", str(SAMPLE_KNOWLEDGE), "--tenant", tenant.team_id],
         logs / "ingest.log",
     )
-    ingest.start(env)
+    public = ChildProcess(
+        "ingest",
+        [
+            "ingest",
+            *(str(SAMPLE_KNOWLEDGE / name) for name in CUSTOMER_FACING),
+            "--tenant",
+            tenant.team_id,
+            "--collection",
+            PUBLIC_COLLECTION,
+        ],
+        logs / "ingest.log",
+    )
+    internal.start(env)
     print(
         f"Ingesting the sample knowledge in {SAMPLE_KNOWLEDGE} in the background (about "
-        f"10-30 s; questions find it once done; log: {ingest.log_path})",
+        f"10-30 s; questions find it once done; log: {internal.log_path})",
         flush=True,
     )
 
-    def remember_when_done() -> None:
-        assert ingest.process is not None
-        if ingest.process.wait() == 0:
+    def ingest_public_then_remember() -> None:
+        assert internal.process is not None
+        if internal.process.wait() != 0:
+            return  # failed, or stopped with the sandbox: the next start tries again
+        public.start(env)
+        assert public.process is not None
+        if public.process.wait() == 0:
             with marker.open("a") as file:
                 file.write(database_key + "\n")
 
-    threading.Thread(target=remember_when_done, daemon=True).start()
-    return ingest
+    threading.Thread(target=ingest_public_then_remember, daemon=True).start()
+    return [internal, public]

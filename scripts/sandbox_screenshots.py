@@ -8,6 +8,12 @@ headless Chromium (Debian's, at /usr/bin/chromium; `sh scripts/ensure_chromium.s
 installs it) through the README's steps 1-4, and saves mention.png, approval.png,
 mailbox.png and panel.png. Everything shown is what the product did: the demo model's
 answers are labelled as such.
+
+`--more` also saves what people read around those steps, to look at before a change to
+cards lands (the README does not show them): requester-thread.png (the requester's
+thread while the email waits), decided.png (the card once approved), reply-card.png (the
+card of a reply to mail sent to the agent inbox) and rejected.png (that card rejected
+with a reason, from Reject's modal).
 """
 
 from __future__ import annotations
@@ -48,12 +54,13 @@ OUTSIDE = ("DATABASE_URL", "REDIS_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "sandbox")
+    parser.add_argument("--more", action="store_true", help="also the cards around the steps")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="chatops-screenshots-") as data_dir:
         url, sandbox = _start_sandbox(Path(data_dir))
         try:
-            _walk_through(url, args.out)
+            _walk_through(url, args.out, more=args.more)
         finally:
             sandbox.send_signal(signal.SIGTERM)
             sandbox.wait(timeout=60)
@@ -91,11 +98,13 @@ def _knowledge_ready(url: str, data_dir: Path) -> bool:
     return ready and (data_dir / "sample-knowledge.ingested").exists()
 
 
-def _walk_through(url: str, out: Path) -> None:
+def _walk_through(url: str, out: Path, *, more: bool = False) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
         page.set_default_timeout(AGENT_WORK)
+        # Assertions wait as long as actions: on a busy machine a step takes many seconds.
+        expect.set_options(timeout=AGENT_WORK)
         page.goto(url)
         page.wait_for_selector("#status.ready")
 
@@ -118,10 +127,22 @@ def _walk_through(url: str, out: Path) -> None:
         # The card by its message ts: its text changes once it is decided.
         card = page.locator(f"#messages .message[data-ts='{waiting.get_attribute('data-ts')}']")
         page.screenshot(path=str(out / "approval.png"))
+        if more:
+            _act_as(page, REQUESTER)
+            _open_channel(page, SUPPORT)
+            asked = page.locator("#messages .message", has_text="about her renewal")
+            asked.locator(".open-thread").first.click()
+            expect(page.locator("#thread-messages")).to_contain_text("Waiting for approval")
+            page.screenshot(path=str(out / "requester-thread.png"))
+            page.click("#close-thread")
+            _act_as(page, APPROVER)
+            _open_channel(page, APPROVALS)
 
         # 3. Approved with ✅: the email is in the sandbox's outbox.
         card.locator(".reaction[data-name=white_check_mark]").click()
         expect(card).to_contain_text("Approved and done")
+        if more:
+            page.screenshot(path=str(out / "decided.png"))
         page.click("#mailbox-link")
         expect(page.locator("#outbox .mail")).to_have_count(1)
         page.screenshot(path=str(out / "mailbox.png"))
@@ -135,7 +156,29 @@ def _walk_through(url: str, out: Path) -> None:
         expect(panel.locator("#assistant-messages")).to_contain_text("Sources")
         expect(panel.locator("#assistant-status")).to_have_text("")
         page.screenshot(path=str(out / "panel.png"))
+        if more:
+            page.click("#close-assistant")
+            _reply_card(page, out)
         browser.close()
+
+
+def _reply_card(page: Any, out: Path) -> None:
+    """Mail to the agent inbox, its reply's card, then that card rejected with a reason."""
+    page.click("#mailbox-link")
+    page.click("#mail-composer button[type=submit]")  # the form's example email
+    expect(page.locator("#mail-result")).to_contain_text("250")
+    _act_as(page, APPROVER)
+    _open_channel(page, APPROVALS)
+    card = page.locator("#messages .message", has_text="Re: Where is my order?").last
+    expect(card).to_contain_text("Approval needed")
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(out / "reply-card.png"))
+    card.locator(".block-button[data-action-id=review_reject]").click()
+    page.locator("#modal textarea").fill("We answer order questions by phone.")
+    page.screenshot(path=str(out / "reject-modal.png"))
+    page.locator("#modal-submit").click()
+    expect(card).to_contain_text("Rejected by")
+    page.screenshot(path=str(out / "rejected.png"))
 
 
 def _act_as(page: Any, user_id: str) -> None:

@@ -23,12 +23,15 @@ import pytest
 import redis
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bot.intake.bot_tokens import use_token_cipher
 from bot.migrate import apply_migrations
+from connectors.credentials import CredentialCipher
 from rag.embeddings import LocalEmbedder
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
+from sandbox.slack_workspace import SlackApp
 from tests.support.stack import Stack, product_env, start_stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +42,14 @@ def database_url_for(server_url: str, name: str) -> str:
     params = conninfo_to_dict(server_url)
     params["dbname"] = name
     return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bot_token_key() -> None:
+    """This process opens installations' sealed bot tokens (run_request and actions run
+    in-process by some tests) with the key the product's child processes use: the
+    sandbox app's signing secret, as no CONNECTOR_CREDENTIALS_KEY is set."""
+    use_token_cipher(CredentialCipher.derive(SlackApp.signing_secret))
 
 
 @pytest.fixture(scope="session")

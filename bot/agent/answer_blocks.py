@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.db import Conn
-from rag.citations import cited_numbers
+from rag.citations import cited_numbers, is_not_found
 from review.answer_feedback import Rating
 
 Block = dict[str, Any]
@@ -97,7 +97,10 @@ def parse_rating_value(value: str) -> tuple[Rating, int]:
 
 def cited_sources(conn: Conn, tenant_id: int, run_id: int, text: str) -> list[CitedSource]:
     """The documents behind the [n] markers of the answer `text`: the passages the run's
-    Retrieve step gave the Draft step (persisted in agent_steps), numbered from 1."""
+    Retrieve step gave the Draft step (persisted in agent_steps), numbered from 1. Empty
+    for a not-found answer, whatever markers it carries: it cites nothing."""
+    if is_not_found(text):
+        return []
     step = conn.execute(
         """SELECT output FROM agent_steps
            WHERE run_id = %s AND tenant_id = %s AND kind = 'retrieve'

@@ -12,23 +12,34 @@ from typing import Any
 import structlog
 from psycopg import Connection
 
-from bot.agent.loop import AgentInput, run_agent
-from bot.agent.runs import WorkerDeps, mark_failed, start_run, usage_recorder
-from bot.agent.screening import screen_run
-from bot.agent.steps import StepLog
-from bot.agent.tools import ActionContext
+from bot.agent.conversation_settings import ChannelSettings, effective
+from bot.agent.run_service import RunRequest, run_for_channel
+from bot.agent.runs import WorkerDeps, mark_failed, start_run
+from bot.agent.templates_in_use import apply_template, record_on_run
 from connectors.email.compose import OriginalEmail, build_reply, to_storable
 from connectors.email.flood_gate import admit
 from connectors.email.history import thread_history
+from connectors.email.inboxes import inbox_agent
 from connectors.email.reply_limit import reply_allowed
 from connectors.email.reply_policy import ReplyAddressing, address_reply
+from connectors.email.reply_text import email_body, plain_text
 from connectors.email.tools import REPLY_EMAIL
 from review import actions, tenant_settings
 from review.email_digest import show_digest
 from review.pending import announce_pending_actions
-from review.toolbox import ReviewedToolbox
 
 log = structlog.get_logger(__name__)
+
+# Added to the template's prompt: the reply is an email to someone outside the company,
+# read in a mail client, not a Slack message.
+# The greeting and sign-off are added afterwards (connectors/email/reply_text.py), so the
+# model never invents a name to sign with.
+EMAIL_REPLY_FORMAT = (
+    "This reply is an email to the person who wrote in, who may be a customer outside the "
+    "company. Write the answer as a plain-text email body: plain sentences, no greeting and "
+    "no sign-off (they are added for you), no Slack formatting (no *bold*, no emoji codes), "
+    "and never mention internal document titles, tools or colleagues' names."
+)
 
 
 def answer_email(
@@ -87,70 +98,79 @@ def answer_email(
         if refusal is not None:
             _finish(conn, request_id, "ignored", refusal)
             return
+        client = deps.slack_client(request["bot_token"])
+        if deps.llm is None:
+            # Offline, nothing can write a reply: a customer must never get "Offline mode:
+            # ..." and internal passages. A person answers; the card says so.
+            leave_for_a_person(client, settings.approval_channel_id, payload)
+            _finish(conn, request_id, "done", "offline mode: left for a person to answer")
+            return
         run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
         structlog.contextvars.bind_contextvars(run_id=run["id"])
-
-        def make_toolbox(flags: list[str], force_approval: bool) -> ReviewedToolbox:
-            return ReviewedToolbox(
-                conn,
-                deps.tools,
-                ActionContext(tenant_id, request["bot_token"], requested_by=_sender(payload)),
-                conversation_id=conversation_id,
-                run_id=run["id"],
-                approval_ttl=settings.approval_ttl,
-                flags=flags,
-                force_approval=force_approval,
-                restore=lambda arguments: deps.guardrails.restore(
-                    tenant_id, str(conversation_id), arguments
-                ),
-                approver_view=lambda proposal: deps.guardrails.approver_payload(
-                    tenant_id, str(conversation_id), proposal
-                ),
-            )
-
-        client = deps.slack_client(request["bot_token"])
-        screened = screen_run(
-            deps.guardrails,
-            tenant_id=tenant_id,
-            conversation_id=conversation_id,
-            question=_question(payload),
-            history=_history(conn, tenant_id, payload),
-            corrections=[],
+        # The inbox's template and collections, as a channel's would be: customers are
+        # outside readers, so by default only the outside readers' collection is searched.
+        inbox = inbox_agent(conn, tenant_id, payload["inbox"])
+        applied = apply_template(
+            effective(
+                ChannelSettings(template=inbox.template, collections=inbox.collections),
+                tenant_template=None,
+                shared=True,
+                templates=deps.templates,
+            ),
+            deps.templates,
+            tools=deps.tools,
             llm=deps.llm,
             retriever=deps.retriever,
-            make_toolbox=make_toolbox,
+            tool_policy=deps.guardrails.policy(tenant_id).tools,
             channel=None,
-            source="email",
+            approval_ttl=settings.approval_ttl,
+        )
+        record_on_run(conn, tenant_id, run["id"], applied)
+        result = run_for_channel(
+            conn,
+            deps,
+            RunRequest(
+                tenant_id=tenant_id,
+                conversation_id=conversation_id,
+                run_id=run["id"],
+                bot_token=request["bot_token"],
+                requested_by=_sender(payload),
+                question=_question(payload),
+                history=_history(conn, tenant_id, payload),
+                channel=None,
+                source="email",
+                reply_format=EMAIL_REPLY_FORMAT,
+            ),
+            applied,
             notify_admins=lambda text: _notify(client, settings.approval_channel_id, text),
         )
-        if screened.blocked_notice is not None:
+        if result.blocked:
             _finish(conn, request_id, "ignored", "blocked by guardrails")
             return
-        outcome = run_agent(
-            AgentInput(tenant_id, screened.question, screened.history),
-            llm=screened.llm,
-            retriever=screened.retriever,
-            tools=screened.toolbox,
-            steps=StepLog.load(
-                conn, run["id"], tenant_id, deps.max_steps, observer=deps.step_observer
-            ),
-            on_call=usage_recorder(conn, tenant_id, run["id"], deps.prices, deps.metrics),
-        )
+        outcome = result.outcome
         if outcome.status != "answered":
             mark_failed(conn, request_id, outcome.reason or "could not draft a reply")
             return
-        draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)
+        draft = result.draft
+        assert draft is not None, "a model wrote this answer, so the guardrails screened it"
         if draft.action == "block":
             mark_failed(conn, request_id, "the drafted reply did not pass the guardrails")
             return
-        flags = screened.flags + [f.for_people() for f in draft.flags] + list(addressing.notes)
-        reply = build_reply(original, body=draft.text_for_people, to=addressing.to)
+        flags = result.flags + [f.for_people() for f in draft.flags] + list(addressing.notes)
+        # Written for Slack (mrkdwn, citation numbers, internal source titles): made into
+        # the plain-text email the customer reads, with a greeting and a sign-off.
+        body = email_body(
+            draft.text_for_people,
+            recipient_name=_sender_name(payload, addressing),
+            signature=_signature(conn, tenant_id),
+        )
+        reply = build_reply(original, body=body, to=addressing.to)
         tool = deps.tools.get(REPLY_EMAIL)
         assert tool is not None, "the worker registers reply_email"
         arguments = tool.arguments.model_validate(
             {
                 "message": to_storable(reply),
-                "text": draft.text_for_people,
+                "text": body,
                 "inbox": payload["inbox"],
                 "conversation_id": conversation_id,
                 "original_sender": addressing.sender,
@@ -197,6 +217,67 @@ def _outbound_refusal(
         channel=None,
     )
     return None if check.decision.allowed else check.decision.reason_for_people
+
+
+OFFLINE_NOTE = (
+    "No language model is configured (offline mode), so no reply was drafted and nothing "
+    "will be sent. Please answer it from the inbox yourself. Whoever runs the assistant can "
+    "set OPENAI_BASE_URL to a model (the sandbox uses its demo model unless started with "
+    "--offline); `/agent status` shows the mode."
+)
+NOTE_BODY_CHARS = 2_500
+
+
+def leave_for_a_person(client: Any, channel: str | None, payload: dict[str, Any]) -> None:
+    """An internal note in the approval channel: this email needs a person's answer."""
+    if not channel:
+        return
+    sender = payload.get("from") or {}
+    who = sender.get("address") or "unknown sender"
+    if sender.get("name"):
+        who = f"{sender['name']} <{who}>"
+    subject = payload.get("subject") or "(no subject)"
+    body = plain_text(_question(payload))
+    if len(body) > NOTE_BODY_CHARS:
+        body = body[:NOTE_BODY_CHARS] + "…"
+    fields = "\n".join(
+        f"*{name}:* {_escape(value)}"
+        for name, value in (("From", who), ("To", payload.get("inbox") or ""), ("Subject", subject))
+        if value
+    )
+    headline = ":envelope_with_arrow: *Internal note: an email for a person to answer*"
+    client.chat_postMessage(
+        channel=channel,
+        text=f"Internal note: an email for a person to answer: {_escape(subject)}",
+        blocks=[
+            {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+            {"type": "divider"},
+            {"type": "section", "text": {"type": "mrkdwn", "text": fields}},
+            {"type": "section", "text": {"type": "plain_text", "text": body, "emoji": False}},
+            {"type": "divider"},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": OFFLINE_NOTE}]},
+        ],
+        unfurl_links=False,
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _sender_name(payload: dict[str, Any], addressing: ReplyAddressing) -> str:
+    """The name to greet: the sender's, when the reply goes back to them alone."""
+    sender = payload.get("from") or {}
+    addresses = [a.lower() for a in addressing.addresses]
+    if addresses == [str(sender.get("address") or "").lower()]:
+        return str(sender.get("name") or "")
+    return ""
+
+
+def _signature(conn: Connection[dict[str, Any]], tenant_id: int) -> str:
+    row = conn.execute("SELECT name FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+    name = str(row["name"]).strip() if row and row["name"] else ""
+    return f"The {name} team" if name else "The support team"
 
 
 def _notify(client: Any, channel: str | None, text: str) -> None:

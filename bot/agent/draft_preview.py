@@ -6,12 +6,14 @@ read early. Chunking the finished text would look live while showing nothing soo
 The Draft step returns JSON (answer and citations), so the preview reads the ``answer``
 field out of the incomplete JSON as it arrives (pydantic-core's partial parsing).
 
-Verify must keep the last word, so the preview shows only what already passes the same
-citation checks (`rag.citations.verify_citations`): with sources, a claim appears once
-its citation has arrived and names a source the model was given; a citation of anything
-else ends the preview, so a made-up claim with an invented source is never shown. What
-is shown also goes through the output guardrails (the caller's `show`). Checks only the
-whole draft can answer (its citations list, its length) may still fail it after it was
+Verify must keep the last word, so the preview shows only what Verify would post as it
+is: with sources, each finished line once the grounding (rag/attribution.py, by word
+overlap here) supports it, with the markers Verify gives it, even if the model wrote none;
+in the line being written, text up to its latest citation if that part is already
+grounded as written. A line nothing supports, a citation of a source that was not given,
+or a "not found" ends the preview, so a made-up claim is never shown. What is shown also
+goes through the output guardrails (the caller's `show`). Checks only the whole draft can
+answer (its length, meaning that only embeddings see) may still change it after it was
 shown: then the final write replaces it and says so
 (`connectors.slack.streaming.ReplyWriter.finish`).
 """
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 import structlog
 from pydantic_core import from_json
 
 from bot.agent.knowledge import Passage
-from rag.citations import MARKER, verify_citations
+from rag.attribution import attribute, states_not_found
+from rag.citations import MARKER, evidence
 
 log = structlog.get_logger(__name__)
 
@@ -73,21 +76,42 @@ def partial_answer(raw_json: str) -> str:
 
 
 def grounded_prefix(answer: str, passages: Sequence[Passage]) -> str | None:
-    """The start of a partly written answer that passes the citation checks so far, or
-    None when what is written already fails them.
+    """The start of a partly written answer that Verify would post as it is shown, or None
+    when what is written already fails (the preview ends).
 
-    Finished lines are checked as Verify checks a whole answer; in the line being written,
-    text is shown up to its latest citation. With no sources there is nothing to ground
-    in and every citation is invented, so text shows freely until a citation appears.
+    With no sources there is nothing to ground in and every citation is invented, so text
+    shows freely until a citation appears.
     """
-    finished, _, current = answer.rpartition("\n")
-    given = {str(n) for n in range(1, len(passages) + 1)}
-    if any(n not in given for n in MARKER.findall(current)):
+    if any(states_not_found(line) for line in answer.splitlines()):
+        # A "not found" is posted as the plain not-found answer, without the markers or
+        # the wording a model gives it: showing the model's version would only be replaced.
         return None
-    if finished and verify_citations(finished, [], passages):
+    given = {str(n) for n in range(1, len(passages) + 1)}
+    if any(n not in given for n in MARKER.findall(answer)):
         return None
     if not passages:
         return answer
-    done = f"{finished}\n" if finished else ""
+    finished, _, current = answer.rpartition("\n")
+    sources = tuple(passages)
+    done = ""
+    if finished:
+        grounded = _grounded(finished, sources)
+        if grounded is None:
+            return None
+        done = grounded + finished[len(finished.rstrip("\n")) :] + "\n"  # blank lines kept
     ends = [marker.end() for marker in MARKER.finditer(current)]
-    return done + (current[: ends[-1]] if ends else "")
+    written = current[: ends[-1]] if ends else ""
+    if written and _grounded(written, sources) == written.strip():
+        return done + written
+    return done
+
+
+@lru_cache(maxsize=16)
+def _grounded(text: str, passages: tuple[Passage, ...]) -> str | None:
+    """`text` as Verify would post it, judged by word overlap; None if any fact in it is
+    unsupported. Cached: the preview asks again for the same finished lines at every
+    piece the model streams."""
+    result = attribute(text, evidence(passages))
+    if result.unsupported or result.says_not_found:
+        return None
+    return result.answer

@@ -1,9 +1,10 @@
 """The agent loop: Plan, Retrieve, Act (and Plan and Act again while the model reads with
 tools and wants to use what it read), then Draft and Verify until the draft passes.
 
-Verify checks the draft's form and its citations (rag/citations.py); a draft that keeps
-citing sources it was not given, or stating facts without any, ends in "I couldn't find
-this in the knowledge base" instead of a guess.
+Verify checks the draft's form, then grounds it (rag/attribution.py): each sentence is
+attributed to the sources that support it, its [n] markers are added or repaired from
+that, and sentences nothing supports are dropped (or flagged). A draft with no supported
+fact left ends in "I couldn't find this in the knowledge base" instead of a guess.
 
 It returns the text to post; posting is the caller's job (see `bot.agent.run_request`).
 Every step goes through a `StepLog`, which persists it and enforces the step limit.
@@ -24,17 +25,18 @@ from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
 from bot.agent.schemas import Draft, Plan, ToolCall, plan_for
 from bot.agent.steps import Output, StepLimitReached, StepLog
 from bot.agent.tools import Effect, Tool, ToolArgumentsError
-from bot.llm.errors import LLMUnavailable, MalformedOutput
+from bot.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from bot.llm.providers import UsageSink
 from bot.llm.structured import StructuredLLM
 from guardrails.budgets import BudgetExceeded
-from rag.citations import NOT_FOUND_ANSWER, format_sources, verify_citations
+from rag.attribution import Grounding, attribute
+from rag.citations import NOT_FOUND_ANSWER, evidence, format_sources, is_not_found
 
 PASSAGES_PER_SEARCH = 8
 MAX_ANSWER_CHARS = 3_000
-# Drafts whose citations fail verification before the agent stops trying and says it
-# could not find the answer: a model that cannot ground its answer in two tries is
-# guessing, and a guess with a source list looks more trustworthy than it is.
+# Drafts with no supported fact before the agent stops trying and says it could not find
+# the answer: a model that cannot ground its answer in two tries is guessing, and a guess
+# with a source list looks more trustworthy than it is.
 MAX_UNGROUNDED_DRAFTS = 2
 # Times a plan whose tool arguments do not validate is sent back with the problems.
 ARGUMENT_RETRIES = 2
@@ -46,6 +48,8 @@ MAX_PASSAGES = 12
 PLAN_TURN_STEPS = 2
 DRAFT_STEPS = 2
 MAX_PLAN_PROMPT_TOKENS = 6_000
+# Unsupported sentences quoted back to the model when it is asked again.
+MAX_QUOTED_SENTENCES = 3
 
 log = structlog.get_logger(__name__)
 
@@ -84,12 +88,19 @@ def run_agent(
     steps: StepLog,
     on_call: UsageSink,
     preview: DraftPreview | None = None,
+    grounding: Grounding | None = None,
 ) -> Outcome:
-    """``preview``, if given, is shown each draft's answer while the model writes it."""
+    """``preview``, if given, is shown each draft's answer while the model writes it.
+    ``grounding`` says how Verify attributes sentences (the embedder; by default word
+    overlap alone) and whether unsupported ones are dropped or flagged."""
     if llm is None:
         return _offline_answer(request, retriever, steps)
     try:
-        return _answer(request, llm, retriever, tools, steps, on_call, preview)
+        return _answer(
+            request, llm, retriever, tools, steps, on_call, preview, grounding or Grounding()
+        )
+    except LLMRequestRejected:
+        return couldnt_complete("the language model refused the request")
     except LLMUnavailable:
         return couldnt_complete("the language model service is not responding")
     except MalformedOutput:
@@ -119,6 +130,7 @@ def _answer(
     steps: StepLog,
     on_call: UsageSink,
     preview: DraftPreview | None,
+    grounding: Grounding,
 ) -> Outcome:
     history, question = request.history, request.question
     plan, passages, tool_results = _plan_and_act(request, llm, retriever, tools, steps, on_call)
@@ -146,10 +158,19 @@ def _answer(
         output = steps.step("draft", partial(write_draft, problems, rejected))
         draft = Draft.model_validate(_fields(Draft, output))
         rejected = draft.model_dump_json()
-        verdict = steps.step("verify", partial(_verdict, draft, passages))
+        verdict = steps.step(
+            "verify", partial(_verdict, draft, passages, tool_results, request, grounding)
+        )
         problems = verdict["problems"]
         if not problems:
-            return Outcome(text=format_answer(draft, passages), status="answered")
+            if verdict.get("not_found"):
+                return Outcome(text=NOT_FOUND_ANSWER, status="answered", reason="not_found")
+            # A Verify step persisted before grounding existed holds only the problems.
+            grounded = Draft(
+                answer=verdict.get("answer", draft.answer),
+                citations=verdict.get("citations", draft.citations),
+            )
+            return Outcome(text=format_answer(grounded, passages), status="answered")
         if verdict.get("citations_failed"):
             ungrounded += 1
             if ungrounded >= MAX_UNGROUNDED_DRAFTS:
@@ -304,17 +325,65 @@ def _retrieve(
     return [Passage(**p) for p in output["passages"]]
 
 
-def _verdict(draft: Draft, passages: list[Passage]) -> Output:
-    citation_problems = verify_citations(draft.answer, draft.citations, passages)
-    return {
-        "problems": [*verify(draft), *citation_problems],
-        "citations_failed": bool(citation_problems),
+def _verdict(
+    draft: Draft,
+    passages: list[Passage],
+    tool_results: list[ToolResult] | None = None,
+    request: AgentInput | None = None,
+    grounding: Grounding | None = None,
+) -> Output:
+    """The draft checked and grounded. Persisted as the Verify step, so a retried job
+    posts the same answer: ``answer`` and ``citations`` as grounded, ``not_found`` when
+    the reply is "I couldn't find this", ``unsupported`` the sentences taken out (or
+    flagged) and why; ``problems`` (with ``citations_failed`` for grounding) when the
+    model must write the draft again.
+
+    Facts may come from the passages (cited by number), the tool results and the earlier
+    turns of the conversation (not cited). Without passages the reply is not an answer from
+    the knowledge base, and only sentences claiming a source must be supported."""
+    form = verify(draft)
+    if form:
+        return {"problems": form, "citations_failed": False}
+    grounding = grounding or Grounding()
+    outputs = [r.output for r in tool_results or []]  # a refusal is information too
+    earlier = [turn["content"] for turn in request.history] if request else []
+    result = attribute(
+        draft.answer,
+        evidence(passages, [*outputs, *earlier]),
+        question=request.question if request else "",
+        embedder=grounding.embedder if passages or outputs else None,
+        unsupported=grounding.unsupported,
+        strict=bool(passages),
+    )
+    unsupported = [{"sentence": s.text, "why": s.reason} for s in result.unsupported]
+    verdict: Output = {
+        "problems": [],
+        "citations_failed": False,
+        "answer": result.answer,
+        "citations": [str(n) for n in result.cited],
+        "unsupported": unsupported,
+        "not_found": False,
     }
+    if result.answers_nothing or is_not_found(result.answer):
+        if result.facts and (passages or outputs) and not result.says_not_found:
+            # Facts that no source supports, while sources exist: ask once more.
+            quoted = "; ".join(
+                f'"{s["sentence"]}" ({s["why"]})' for s in unsupported[:MAX_QUOTED_SENTENCES]
+            )
+            verdict["problems"] = [
+                "nothing in it is supported by the numbered sources: "
+                + quoted
+                + ". Answer only with facts from the sources, each followed by its number "
+                "in square brackets, or say you could not find it in the knowledge base"
+            ]
+            verdict["citations_failed"] = True
+        verdict |= {"answer": NOT_FOUND_ANSWER, "citations": [], "not_found": True}
+    return verdict
 
 
 def verify(draft: Draft) -> list[str]:
-    """What is wrong with a draft's form, in words the model can act on; the citation
-    checks are `rag.citations.verify_citations`."""
+    """What is wrong with a draft's form, in words the model can act on; its grounding
+    is `rag.attribution.attribute`'s."""
     problems = []
     if not draft.answer.strip():
         problems.append("the answer is empty")

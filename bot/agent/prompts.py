@@ -20,7 +20,7 @@ from bot.agent.schemas import Plan
 from bot.agent.tools import Effect, Tool
 from guardrails.facade import PLACEHOLDER_RULE
 from guardrails.injection import UNTRUSTED_CONTENT_RULE
-from rag.citations import CITATION_RULES, sources_for_prompt
+from rag.citations import CITATION_RULES, sources_block
 
 PLAN_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Decide how to handle the latest message in "
@@ -130,13 +130,17 @@ def draft_messages(
     ``problems`` found in it."""
     context = {
         "intent": plan.intent,
-        "sources": sources_for_prompt(passages),
         "tool_results": [
             {"name": r.name, "ok": r.ok, "output": r.output[:MAX_TOOL_OUTPUT_CHARS]}
             for r in tool_results
         ],
     }
-    latest = f"{CONTEXT_PREFIX}{json.dumps(context)}\n\n{QUESTION_HEADING}\n{question}"
+    # The question first, then what to answer it with; the sources last, as a plain
+    # numbered block (rag/citations.py) small models do not copy markup from.
+    latest = (
+        f"{QUESTION_HEADING}\n{question}\n\n{CONTEXT_PREFIX}{json.dumps(context)}"
+        f"\n\n{sources_block(passages)}"
+    )
     turns: list[Turn] = [*history, {"role": "user", "content": latest}]
     if problems:
         turns += [

@@ -33,25 +33,22 @@ from bot.agent.assistant_panel import (
     prepare_panel_turn,
 )
 from bot.agent.draft_preview import DraftPreview
-from bot.agent.loop import AgentInput, Outcome, couldnt_complete, run_agent
-from bot.agent.prompts import Example
+from bot.agent.loop import Outcome, couldnt_complete
+from bot.agent.run_service import RunRequest, run_for_channel
 from bot.agent.runs import (
     WorkerDeps,
     mark_failed,
     passes_by_itself,
     record_failure,
     start_run,
-    usage_recorder,
 )
-from bot.agent.screening import screen_run
-from bot.agent.steps import StepLog
 from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
-from bot.agent.tools import ActionContext
+from bot.intake.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
-from review import feedback, tenant_settings
+from guardrails.at_rest import for_storage
+from review import tenant_settings
 from review.held_answers import HELD_NOTICE, hold_for_review
 from review.pending import announce_pending_actions
-from review.toolbox import ReviewedToolbox
 
 log = structlog.get_logger(__name__)
 
@@ -123,12 +120,13 @@ def _run_locked(
     conn: Connection[dict[str, Any]], deps: WorkerDeps, request_id: int, failed_reason: str | None
 ) -> None:
     request = conn.execute(
-        """SELECT r.*, i.bot_token, i.bot_user_id, i.bot_id
+        """SELECT r.*, i.bot_token, i.bot_token_sealed, i.bot_user_id, i.bot_id
            FROM inbound_requests r
            LEFT JOIN slack_installations i ON i.tenant_id = r.tenant_id
            WHERE r.id = %s""",
         (request_id,),
     ).fetchone()
+    request = with_bot_token(request)
     if request is None:
         log.error("request.not_found", request_id=request_id)
         return
@@ -280,74 +278,34 @@ def _answer_in_thread(
         question=question,
         history=history,
     )
-    corrections = [
-        Example(c.original, c.corrected, c.reason)
-        for c in feedback.relevant(
-            conn, tenant_id, question, applied.template.name if applied.template else None
-        )
-    ]
-
-    def make_toolbox(flags: list[str], force_approval: bool) -> ReviewedToolbox:
-        return ReviewedToolbox(
-            conn,
-            applied.tools,
-            ActionContext(
-                tenant_id,
-                request["bot_token"],
-                requested_by=event.get("user", ""),
-                action_token=event.get("action_token"),
-            ),
-            conversation_id=conversation_id,
-            run_id=run_id,
-            approval_ttl=applied.approval_ttl,
-            four_eyes=applied.four_eyes,
-            flags=flags,
-            force_approval=force_approval,
-            restore=lambda arguments: deps.guardrails.restore(
-                tenant_id, str(conversation_id), arguments
-            ),
-            approver_view=lambda proposal: deps.guardrails.approver_payload(
-                tenant_id, str(conversation_id), proposal
-            ),
-        )
 
     def notify_admins(text: str) -> None:
         if settings.approval_channel_id:
             thread.client.chat_postMessage(channel=settings.approval_channel_id, text=text)
 
-    screened = screen_run(
-        deps.guardrails,
-        tenant_id=tenant_id,
-        conversation_id=conversation_id,
-        question=question,
-        history=history,
-        corrections=corrections,
-        llm=applied.llm,
-        retriever=applied.retriever,
-        make_toolbox=make_toolbox,
-        channel=event["channel"],
-        source="requester",
-        notify_admins=notify_admins,
-    )
-    if screened.blocked_notice is not None:
-        return Outcome(screened.blocked_notice, "answered", "blocked by guardrails")
-    outcome = run_agent(
-        AgentInput(
-            tenant_id,
-            screened.question,
-            screened.history,
-            screened.corrections,
-            instructions=applied.instructions,
+    result = run_for_channel(
+        conn,
+        deps,
+        RunRequest(
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            run_id=run_id,
+            bot_token=request["bot_token"],
+            requested_by=event.get("user", ""),
+            question=question,
+            history=history,
+            channel=event["channel"],
+            source="requester",
+            action_token=event.get("action_token"),
         ),
-        llm=screened.llm,
-        retriever=screened.retriever,
-        tools=screened.toolbox,
-        steps=StepLog.load(conn, run_id, tenant_id, deps.max_steps, observer=deps.step_observer),
-        on_call=usage_recorder(conn, tenant_id, run_id, deps.prices, deps.metrics),
+        applied,
+        notify_admins=notify_admins,
         preview=preview,
     )
-    if outcome.status == "answered" and deps.llm is not None:
-        draft = deps.guardrails.screen_draft(tenant_id, str(conversation_id), outcome.text)
+    outcome, draft = result.outcome, result.draft
+    if result.blocked:
+        return outcome
+    if draft is not None:
         if draft.action == "allow":
             outcome = Outcome(draft.text_for_people, outcome.status, outcome.reason)
         elif draft.action == "review":
@@ -458,6 +416,8 @@ def _finish(
     reply_ts: str,
     outcome: Outcome,
 ) -> None:
+    # The question was masked for good before it was stored; the answer is masked too.
+    asked, answered = for_storage(conn, tenant_id, (event.get("text") or "", outcome.text))
     with conn.transaction():
         conn.execute(
             """INSERT INTO messages (tenant_id, conversation_id, role, author, text, external_id)
@@ -467,11 +427,11 @@ def _finish(
                 tenant_id,
                 conversation_id,
                 event.get("user") or "",
-                event.get("text") or "",
+                asked,
                 event["ts"],
                 tenant_id,
                 conversation_id,
-                outcome.text,
+                answered,
                 reply_ts,
             ),
         )

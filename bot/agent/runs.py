@@ -27,6 +27,7 @@ from bot.templates.spec import AgentTemplate
 from connectors.email.flood_gate import FloodLimits
 from connectors.slack.web_client import is_transient
 from guardrails.facade import Guardrails
+from rag.attribution import Grounding
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,8 @@ class WorkerDeps:
     # The deployment's agent templates by name (templates/*.yaml); none: no tenant or
     # channel can pick one, and every run has all tools and the default prompt.
     templates: Mapping[str, AgentTemplate] = field(default_factory=dict)
+    # How Verify grounds drafts: the worker's embedder and the unsupported-sentence rule.
+    grounding: Grounding = field(default_factory=Grounding)
 
     @property
     def step_observer(self) -> StepObserver:

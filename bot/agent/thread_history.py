@@ -20,6 +20,7 @@ from psycopg import Connection
 
 from bot.agent.prompts import Turn
 from connectors.slack.threads import SlackThread
+from guardrails.at_rest import for_storage, policy_of
 
 log = structlog.get_logger(__name__)
 
@@ -90,13 +91,14 @@ def _store_from_slack(
     bot_ids: Collection[str | None],
 ) -> None:
     before = float(before_ts)
+    policy = policy_of(conn, tenant_id)  # what it masks for good is never stored in clear
     rows = [
         (
             tenant_id,
             conversation_id,
             "assistant" if message.bot_id in bot_ids else "user",
             message.user,
-            message.text,
+            for_storage(conn, tenant_id, message.text, policy),
             message.ts,
         )
         for message in thread.messages()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.settings import Settings
 
-HELP = "measure retrieval, agent templates, PII detection and injection screening"
+HELP = "measure retrieval, the agent, agent templates, PII detection and injection screening"
 
 
 def _retrieval(settings: Settings, args: argparse.Namespace) -> int:
@@ -25,6 +25,12 @@ def _templates(settings: Settings, args: argparse.Namespace) -> int:
     from bot.templates.eval_command import run_templates_eval
 
     return run_templates_eval(settings, args)
+
+
+def _agent(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.templates.agent_eval import run_agent_eval
+
+    return run_agent_eval(settings, args)
 
 
 def _pii(settings: Settings, args: argparse.Namespace) -> int:
@@ -42,6 +48,7 @@ def _injection(settings: Settings, args: argparse.Namespace) -> int:
 KINDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "retrieval": _retrieval,
     "templates": _templates,
+    "agent": _agent,
     "pii": _pii,
     "injection": _injection,
 }
@@ -53,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         help="the data set's folder (retrieval default: "
-        "../shared/corpora/rag/pubmedqa/beir_format next to the repository)",
+        "../shared/corpora/rag/pubmedqa/beir_format next to the repository; agent and "
+        "templates: the templates folder, default templates)",
     )
     parser.add_argument(
         "--split", default="test", help="retrieval: the qrels file to judge by (default test)"
@@ -70,6 +78,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pii: also score presidio's default recognizers (--data: the pii corpus folder; "
         "injection: --data holds injection/ and email/)",
     )
+    agent = parser.add_argument_group("agent: the golden sets through the agent loop")
+    agent.add_argument(
+        "--base-url",
+        help="an OpenAI-compatible server to evaluate, e.g. http://127.0.0.1:8090/v1 "
+        "(default: the scripted emulator, each case with its own script); the key is "
+        "OPENAI_API_KEY if set",
+    )
+    agent.add_argument("--model", help="the model name to ask that server for (default LLM_MODEL)")
+    agent.add_argument("--template", help="only this template's golden set")
+    agent.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="run this many cases, taken in turn from each kind (answers, not found, "
+        "actions, chains, planted instructions)",
+    )
+    agent.add_argument("--json", type=Path, help="also write every case's result to this file")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

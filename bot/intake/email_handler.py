@@ -12,7 +12,8 @@ down they stay 'received' and the workers' sweep queues them later.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -21,7 +22,13 @@ from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 from bot.db import AsyncPool
 from bot.intake.email_limits import ClientLimits
 from bot.intake.email_routes import RouteCache
-from bot.intake.email_store import EmailToStore, GroupCommit, StoredEmail, email_to_store
+from bot.intake.email_store import (
+    EmailToStore,
+    GroupCommit,
+    RawMailCipher,
+    StoredEmail,
+    email_to_store,
+)
 from bot.intake.request_queuer import RequestQueuer
 from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.observability.metrics import Metrics
@@ -29,6 +36,7 @@ from bot.queue.jobs import Enqueue
 from connectors.email.inboxes import InboxRoute
 from connectors.email.loops import never_answer
 from connectors.email.parse import ParsedEmail, ParseLimits, parse_email, unparseable
+from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +55,9 @@ class IntakeConfig:
     parse_limits: ParseLimits
     db_timeout: float  # seconds for one lookup or store before answering 451
     max_recipients: int = 100
+    # What each tenant masks for good, masked before anything is stored.
+    at_rest: AtRest = field(default_factory=AtRest)
+    raw_cipher: RawMailCipher | None = None  # None: raw bytes stored as received
 
 
 class RoutedEnvelope(Envelope):
@@ -179,21 +190,36 @@ class EmailIntake:
         for route in envelope.routes:
             by_tenant.setdefault(route.tenant_id, []).append(route)
         envelope_from = envelope.mail_from or ""
+        at_rest = self.config.at_rest
+        async with asyncio.timeout(self.config.db_timeout):
+            async with self.pool.connection(timeout=self.config.db_timeout) as conn:
+                masked = {t: await at_rest.entities(conn, t) for t in by_tenant}
+        texts = [mail.subject, mail.text, mail.quoted, mail.signature]
+        texts += [a.text or "" for a in mail.attachments]
         emails: list[EmailToStore] = []
         for tenant_id, routes in by_tenant.items():
             recipients = [r.recipient for r in routes]
             verdict = never_answer(mail, envelope_from=envelope_from, own_addresses=recipients)
-            emails.append(
-                email_to_store(
-                    tenant_id=tenant_id,
-                    raw=raw,
-                    mail=mail,
-                    inbox=recipients[0],
-                    envelope_from="" if envelope_from == "<>" else envelope_from,
-                    envelope_to=recipients,
-                    verdict=verdict,
-                    correlation_id=correlation_id,
-                )
+            entities = masked[tenant_id]
+            build = functools.partial(
+                email_to_store,
+                tenant_id=tenant_id,
+                raw=raw,
+                mail=mail,
+                inbox=recipients[0],
+                envelope_from="" if envelope_from == "<>" else envelope_from,
+                envelope_to=recipients,
+                verdict=verdict,
+                correlation_id=correlation_id,
+                masker=at_rest.masker,
+                entities=entities,
+                raw_cipher=self.config.raw_cipher,
             )
+            # Masking may have to load the detector (seconds, once) and reads the whole
+            # text: in a thread, so other sessions' commands keep flowing meanwhile.
+            if at_rest.masker.might_need_detector(texts, entities):
+                emails.append(await asyncio.to_thread(build))
+            else:
+                emails.append(build())
         async with asyncio.timeout(self.config.db_timeout):
             return await self.committer.store(emails)

@@ -10,28 +10,40 @@ time into one transaction, sent in one round trip (pipeline mode), and tells eac
 only once that transaction has committed: one commit, one WAL flush, for the group, where
 each message used to pay its own. Nothing waits to fill a group: while one commits, the
 next gathers, so a lone message is committed at once and under load the cost is shared.
+
+Nothing the tenant masks for good is stored in clear (guardrails/at_rest.py): card
+numbers, SSNs, IBANs and secrets in the subject, text, quoted history, signature and
+attachments' text are masked in the request's payload, the stored message and the subject
+column; the raw bytes, which hold them all, are stored sealed (`RawMailCipher`: AES-GCM,
+the tenant and Message-ID as associated data) and nothing reads them back in clear.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import structlog
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
 from bot.db import AsyncPool
+from bot.settings import Settings
 from connectors.email.loops import Verdict
 from connectors.email.parse import ParsedEmail
 from connectors.email.payload import request_payload, storable
 from connectors.email.threads import CONVERSATION_CTE, conversation_params
+from guardrails.at_rest import ALWAYS_MASKED, AtRestMasker
 
 STORE_SQL = (
     "WITH "
@@ -54,10 +66,11 @@ stored AS (
     INSERT INTO email_messages
         (tenant_id, conversation_id, direction, message_id, in_reply_to, "references",
          subject, from_address, envelope_from, envelope_to, raw, size_bytes, request_id,
-         parse_error, auto_kind)
+         parse_error, auto_kind, raw_sealed)
     SELECT %(tenant_id)s, conversation.id, 'inbound', %(message_id)s, %(in_reply_to)s,
            %(references)s, %(subject)s, %(from_address)s, %(envelope_from)s,
-           %(envelope_to)s, %(raw)b, %(size)s, request.id, %(parse_error)s, %(auto_kind)s
+           %(envelope_to)s, %(raw)b, %(size)s, request.id, %(parse_error)s, %(auto_kind)s,
+           %(raw_sealed)s
       FROM request, conversation
     RETURNING id
 ),
@@ -93,6 +106,66 @@ class StoredEmail:
     split: bool = False
 
 
+# Payload keys that hold addresses, ids and our own notes, never the sender's free text:
+# left as they are (a masked address could not be answered).
+STRUCTURAL_KEYS = frozenset(
+    {
+        "version",
+        "channel",
+        "inbox",
+        "message_id",
+        "has_message_id",
+        "in_reply_to",
+        "references",
+        "from",
+        "reply_to",
+        "to",
+        "cc",
+        "date",
+        "envelope",
+        "body_source",
+        "content_type",
+        "no_reply",
+        "defects",
+        "parse_error",
+    }
+)
+NONCE_BYTES = 12
+RAW_KDF_INFO = b"chatops raw email v1"
+
+
+@dataclass(frozen=True)
+class RawMailCipher:
+    """Seals a message's raw bytes for storage, under a key derived (HKDF) from the key
+    connector credentials use; the tenant and Message-ID are the associated data."""
+
+    key: bytes = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RawMailCipher:
+        secret = settings.connector_credentials_key or settings.slack_signing_secret
+        return cls.derive(secret.get_secret_value())
+
+    @classmethod
+    def derive(cls, secret: str) -> RawMailCipher:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=RAW_KDF_INFO).derive(
+            secret.encode()
+        )
+        return cls(key)
+
+    def seal(self, tenant_id: int, message_id: str, raw: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + AESGCM(self.key).encrypt(nonce, raw, _raw_aad(tenant_id, message_id))
+
+    def open(self, tenant_id: int, message_id: str, sealed: bytes) -> bytes:
+        nonce, body = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
+        return AESGCM(self.key).decrypt(nonce, body, _raw_aad(tenant_id, message_id))
+
+
+def _raw_aad(tenant_id: int, message_id: str) -> bytes:
+    return f"{tenant_id}\x00{message_id}".encode()
+
+
 @dataclass(frozen=True)
 class EmailToStore:
     """One message for one tenant, ready for STORE_SQL."""
@@ -111,7 +184,12 @@ def email_to_store(
     envelope_to: list[str],
     verdict: Verdict | None,
     correlation_id: str,
+    masker: AtRestMasker | None = None,
+    entities: Collection[str] = ALWAYS_MASKED,
+    raw_cipher: RawMailCipher | None = None,
 ) -> EmailToStore:
+    """The rows for one tenant. With a masker, what `entities` names is masked for good
+    in every stored text; with a cipher, the raw bytes are stored sealed."""
     if mail.error is not None:
         status, error = "failed", f"unparseable email: {mail.error}"
     elif verdict is not None:
@@ -125,24 +203,29 @@ def email_to_store(
         envelope_to=envelope_to,
         verdict=verdict,
     )
+    subject, text = mail.subject, (mail.text or mail.subject)[:MAX_TEXT_CHARS]
+    if masker is not None:
+        payload = masker.mask_deep(payload, entities, skip=STRUCTURAL_KEYS.__contains__)
+        subject, text = masker.mask(subject, entities), masker.mask(text, entities)
     fields = conversation_params(tenant_id, mail) | {
         "message_id": mail.message_id,
         "status": status,
         "error": error,
         "in_reply_to": mail.in_reply_to,
         "references": list(mail.references),
-        "subject": mail.subject,
+        "subject": subject,
         "from_address": mail.sender.address if mail.sender else "",
         "envelope_from": envelope_from,
         "envelope_to": envelope_to,
         "size": len(raw),
         "parse_error": mail.error,
         "auto_kind": verdict.kind if verdict else None,
-        "text": (mail.text or mail.subject)[:MAX_TEXT_CHARS],
+        "text": text,
         "answerable": status == "received",
     }
     params = storable(fields) | {
-        "raw": raw,
+        "raw": raw_cipher.seal(tenant_id, mail.message_id, raw) if raw_cipher else raw,
+        "raw_sealed": raw_cipher is not None,
         "payload": Jsonb(payload),
         "correlation_id": correlation_id,
     }

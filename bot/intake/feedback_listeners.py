@@ -64,9 +64,16 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
         )
         await ack()
         if not stored:
-            await respond(GONE, response_type="ephemeral", replace_original=False)
+            await respond(
+                GONE, response_type="ephemeral", replace_original=False, thread_ts=_thread_of(body)
+            )
         elif rating == "up":
-            await respond(THANKS_UP, response_type="ephemeral", replace_original=False)
+            await respond(
+                THANKS_UP,
+                response_type="ephemeral",
+                replace_original=False,
+                thread_ts=_thread_of(body),
+            )
         else:
             # The click is the rating; the modal only adds an optional reason, so the 👎
             # is kept even if the person closes it.
@@ -115,7 +122,9 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
             if title is not None
             else "That source is no longer in the knowledge base."
         )
-        await respond(text, response_type="ephemeral", replace_original=False)
+        await respond(
+            text, response_type="ephemeral", replace_original=False, thread_ts=_thread_of(body)
+        )
 
     @app.action(ACTION_ASK_HUMAN, middleware=[_members_only])
     async def on_ask_human(
@@ -133,7 +142,21 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
             user=body["user"]["id"],
         )
         await ack()
-        await respond(handoff.message, response_type="ephemeral", replace_original=False)
+        await respond(
+            handoff.message,
+            response_type="ephemeral",
+            replace_original=False,
+            thread_ts=_thread_of(body),
+        )
+
+
+def _thread_of(body: dict[str, Any]) -> str | None:
+    """The thread the clicked message is in, so the acknowledgement shows there, beside
+    the answer, rather than in the channel."""
+    message = body.get("message") or {}
+    container = body.get("container") or {}
+    thread = message.get("thread_ts") or container.get("thread_ts")
+    return str(thread) if thread else None
 
 
 def _run_id(body: dict[str, Any]) -> int:
@@ -163,7 +186,9 @@ async def _members_only(
         await next()
         return
     await ack()
-    await respond(OUTSIDER, response_type="ephemeral", replace_original=False)
+    await respond(
+        OUTSIDER, response_type="ephemeral", replace_original=False, thread_ts=_thread_of(body)
+    )
 
 
 def _in_workspace(body: dict[str, Any], context: AsyncBoltContext) -> bool:

@@ -9,6 +9,8 @@ the same way in both modes. The lookup is remembered for INSTALLATION_CACHE_SECO
 question many times a second, before every ack. A tenant suspended, or a workspace
 installed or removed by another process, takes effect within that time; an install
 through this process, at once.
+
+Bot tokens are stored sealed (bot/intake/bot_tokens.py), never in clear.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from bot.db import AsyncPool
+from bot.intake.bot_tokens import seal_bot_token, with_bot_token
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +51,7 @@ async def find_installation(
                WHERE i.team_id = %s AND i.enterprise_id = %s AND t.status = 'active'""",
             (team_id or "", enterprise_id or ""),
         )
-        return await cursor.fetchone()
+        return with_bot_token(await cursor.fetchone())
 
 
 async def record_installation(
@@ -72,11 +75,12 @@ async def record_installation(
         await conn.execute(
             """INSERT INTO slack_installations
                  (tenant_id, team_id, enterprise_id, app_id, bot_id, bot_user_id, bot_token,
-                  bot_scopes, installer_user_id, is_enterprise_install, raw)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                  bot_token_sealed, bot_scopes, installer_user_id, is_enterprise_install, raw)
+               VALUES (%s, %s, %s, %s, %s, %s, '', %s, %s, %s, %s, %s)
                ON CONFLICT (enterprise_id, team_id) DO UPDATE SET
                  app_id = EXCLUDED.app_id, bot_id = EXCLUDED.bot_id,
-                 bot_user_id = EXCLUDED.bot_user_id, bot_token = EXCLUDED.bot_token,
+                 bot_user_id = EXCLUDED.bot_user_id, bot_token = '',
+                 bot_token_sealed = EXCLUDED.bot_token_sealed,
                  bot_scopes = EXCLUDED.bot_scopes,
                  installer_user_id = EXCLUDED.installer_user_id,
                  raw = EXCLUDED.raw, installed_at = now()""",
@@ -87,7 +91,7 @@ async def record_installation(
                 installation.app_id,
                 installation.bot_id,
                 installation.bot_user_id,
-                installation.bot_token,
+                seal_bot_token(tenant_id, installation.bot_token or ""),
                 ",".join(installation.bot_scopes or []),
                 installation.user_id,
                 installation.is_enterprise_install,

@@ -18,12 +18,16 @@ from slack_bolt.response import BoltResponse
 
 from bot.db import AsyncPool, is_unavailable
 from bot.intake.request_queuer import RequestQueuer
+from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)
 
 # Seconds a Slack request may wait for a database connection: Slack gives up on an answer
 # after 3, and a quick 503 tells it to retry where a hang would only time out.
 STORE_TIMEOUT = 2.0
+# Card numbers, SSNs, IBANs and secrets are masked for good before the row is written
+# (guardrails/at_rest.py); build_slack_app passes one with the deployment's policy cache.
+DEFAULT_AT_REST = AtRest()
 
 
 async def record_request(
@@ -36,10 +40,12 @@ async def record_request(
     payload: dict[str, Any],
     retry_count: int,
     correlation_id: str,
+    at_rest: AtRest = DEFAULT_AT_REST,
 ) -> int | None:
-    """Commit the request's row and hand it to the queuer; its id, or None for a retry of
-    a request we already have."""
+    """Commit the request's row, with what the tenant masks for good masked, and hand it
+    to the queuer; its id, or None for a retry of a request we already have."""
     async with pool.connection() as conn:
+        payload = await at_rest.mask_slack_payload(conn, tenant_id, payload)
         row = await (
             await conn.execute(
                 """INSERT INTO inbound_requests

@@ -36,6 +36,7 @@ from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.settings import Settings
 from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
+from guardrails.at_rest import AtRest
 from guardrails.status import configured_lines
 from review.authority import Organisation
 from review.commands import (
@@ -45,8 +46,18 @@ from review.commands import (
     run_agent_command,
 )
 from review.decisions import EMOJI_DECISIONS
+from review.email_digest import BUTTON_RELEASE, RELEASE_KIND
 from review.handoff import is_handed_off
-from review.messages import BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT, EDIT_VIEW, edit_view
+from review.messages import (
+    BUTTON_APPROVE,
+    BUTTON_EDIT,
+    BUTTON_REASON,
+    BUTTON_REJECT,
+    EDIT_VIEW,
+    REJECT_VIEW,
+    edit_view,
+    reject_view,
+)
 from review.model_status import model_line
 
 log = structlog.get_logger(__name__)
@@ -100,6 +111,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
     )
     # An event that could not be stored (Postgres down) gets a quick 503, never a 200.
     app.error(answer_unhandled_error)
+    at_rest = AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
 
     async def record(
         body: dict[str, Any],
@@ -119,6 +131,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
             # Set by the HTTP listener for the whole request (bot/intake/http_server.py);
             # Socket Mode has no such hook, so its requests get theirs here.
             correlation_id=context.get(LOG_KEY) or new_correlation_id(),
+            at_rest=at_rest,
         )
 
     async def on_mention(
@@ -182,13 +195,23 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
     for event_type, listener in listeners.items():
         app.event(event_type)(listener)
 
-    @app.action(re.compile(f"^({BUTTON_APPROVE}|{BUTTON_REJECT})$"))
+    @app.action(BUTTON_APPROVE)
     async def on_review_button(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:
         clicked = body["actions"][0]
         external_id = f"button:{clicked['action_ts']}:{body['user']['id']}"
         await record(body, context, request, "review_button", external_id)
+        await ack()
+
+    @app.action(BUTTON_RELEASE)
+    async def on_digest_release(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        # Authorised like an approval, by the worker (review/email_digest.py).
+        clicked = body["actions"][0]
+        external_id = f"button:{clicked['action_ts']}:{body['user']['id']}"
+        await record(body, context, request, RELEASE_KIND, external_id)
         await ack()
 
     @app.action(BUTTON_EDIT)
@@ -203,6 +226,28 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
         action = await load_action(pool, context["tenant_id"], int(body["actions"][0]["value"]))
         if action is not None and action["status"] == "pending":
             await client.views_open(trigger_id=body["trigger_id"], view=edit_view(action))
+
+    @app.action(re.compile(f"^({BUTTON_REJECT}|{BUTTON_REASON})$"))
+    async def on_reject_button(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        if not _same_organisation(body, context):
+            return
+        # Reject asks for an optional reason first (a modal, opened within the trigger
+        # window); submitting it is the rejection. "Add a reason" (after a ❌) opens it too.
+        action = await load_action(pool, context["tenant_id"], int(body["actions"][0]["value"]))
+        wanted = "pending" if body["actions"][0]["action_id"] == BUTTON_REJECT else "rejected"
+        if action is not None and action["status"] == wanted:
+            await client.views_open(trigger_id=body["trigger_id"], view=reject_view(action))
+
+    @app.view(REJECT_VIEW)
+    async def on_reject_submitted(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        external_id = f"view:{body['view']['id']}:{body.get('trigger_id', body['view']['hash'])}"
+        await record(body, context, request, "review_reject", external_id)
+        await ack()
 
     @app.view(EDIT_VIEW)
     async def on_edit_submitted(

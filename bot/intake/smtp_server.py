@@ -24,6 +24,7 @@ from bot.db import open_async_pool
 from bot.errors import StartupError
 from bot.intake.email_handler import EmailIntake, IntakeConfig, RoutedEnvelope
 from bot.intake.email_limits import ClientLimitConfig, ClientLimits
+from bot.intake.email_store import RawMailCipher
 from bot.observability.exposition import serve_metrics
 from bot.observability.metrics import Metrics
 from bot.observability.tracing import build_tracing
@@ -32,6 +33,7 @@ from bot.queue.jobs import Enqueue, enqueue_request
 from bot.settings import Settings
 from connectors.email.attachments import ExtractLimits
 from connectors.email.parse import ParseLimits
+from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)
 
@@ -194,7 +196,10 @@ async def serve_smtp(
         enqueue,
         client_limits(settings),
         IntakeConfig(
-            parse_limits=parse_limits(settings), db_timeout=settings.smtp_db_timeout_seconds
+            parse_limits=parse_limits(settings),
+            db_timeout=settings.smtp_db_timeout_seconds,
+            at_rest=AtRest(policy_seconds=settings.guardrails_policy_cache_seconds),
+            raw_cipher=RawMailCipher.from_settings(settings),
         ),
         metrics,
         tracer,

@@ -11,5 +11,14 @@ class LLMUnavailable(LLMError):
     """Every configured provider failed or has its circuit open."""
 
 
+class LLMRequestRejected(LLMUnavailable):
+    """No provider answered, and at least one refused the request itself (HTTP 400, 422,
+    401, 404...): retrying the same request cannot help, and the service is not down.
+
+    A subclass of LLMUnavailable so that code which only knows that one still ends the
+    run with an apology; code that knows this one can tell the person the truth.
+    """
+
+
 class MalformedOutput(LLMError):
     """The model kept answering with output that does not fit the schema."""

@@ -1,12 +1,16 @@
 """Asking a model for JSON that must validate against a pydantic schema.
 
-Every LLM boundary in the loop goes through `StructuredLLM.ask`: the schema is sent as a
-JSON-schema response format, the reply is parsed into the model, and a reply that does
-not fit is re-asked a bounded number of times with the validation error shown to it.
+Every LLM boundary in the loop goes through `StructuredLLM.ask`: the schema is asked for
+in the way the provider takes (a JSON-schema response format where it can, see
+`bot.llm.formats`), the reply is parsed into the model, and a reply that does not fit is
+re-asked a bounded number of times with the validation error shown to it. The caller
+says what the call is for (``purpose``), which sizes the reply's token cap.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -14,22 +18,41 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from bot.llm.errors import MalformedOutput
-from bot.llm.providers import CallRecord, ProviderChain, TextSink, UsageSink
+from bot.llm.formats import JsonSchema, json_candidates
+from bot.llm.providers import CallRecord, Completion, ProviderChain, TextSink, UsageSink
+from bot.llm.tools import ToolSpec, ToolTurn, check_calls, parse_json_turn
 
 log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
 
+def json_schema_for(schema: type[BaseModel]) -> JsonSchema:
+    return JsonSchema(name=schema.__name__, schema=schema.model_json_schema())
+
+
 def response_format_for(schema: type[BaseModel]) -> dict[str, Any]:
+    """The JSON-schema response format for ``schema``, as servers that take it want it."""
+    spec = json_schema_for(schema)
     return {
         "type": "json_schema",
-        "json_schema": {
-            "name": schema.__name__,
-            "schema": schema.model_json_schema(),
-            "strict": True,
-        },
+        "json_schema": {"name": spec.name, "schema": spec.schema, "strict": True},
     }
+
+
+def parse_reply(schema: type[M], content: str) -> M:
+    """``content`` as ``schema``: the reply itself, or the JSON inside the prose or code
+    fence a model without a response format may wrap it in. Raises the first error."""
+    first, *others = json_candidates(content) or [content]
+    try:
+        return schema.model_validate_json(first)
+    except ValidationError:
+        for candidate in others:
+            try:
+                return schema.model_validate_json(candidate)
+            except ValidationError:
+                continue
+        raise
 
 
 @dataclass
@@ -44,18 +67,20 @@ class StructuredLLM:
         *,
         on_call: UsageSink,
         on_text: TextSink | None = None,
+        purpose: str = "default",
     ) -> M:
-        """``on_text`` (optional) hears the raw JSON so far while the reply streams in."""
+        """``on_text`` (optional) hears the raw JSON so far while the reply streams in;
+        ``purpose`` ("plan", "draft", "tool_turn", "summary") sizes the reply's cap."""
         conversation = list(messages)
-        response_format = response_format_for(schema)
+        spec = json_schema_for(schema)
         for attempt in range(self.malformed_retries + 1):
             # The chain reports failed calls itself; a successful one is reported here, once
             # its output has been judged ok or malformed.
             completion = self.chain.complete(
-                conversation, response_format=response_format, on_call=on_call, on_text=on_text
+                conversation, schema=spec, purpose=purpose, on_call=on_call, on_text=on_text
             )
             try:
-                parsed = schema.model_validate_json(completion.content)
+                parsed = parse_reply(schema, completion.content)
                 outcome = "ok"
             except ValidationError as exc:
                 parsed = None
@@ -73,7 +98,18 @@ class StructuredLLM:
             )
             if parsed is not None:
                 return parsed
-            log.warning("llm.malformed_output", schema=schema.__name__, attempt=attempt + 1)
+            log.warning(
+                "llm.malformed_output",
+                schema=schema.__name__,
+                attempt=attempt + 1,
+                mode=completion.mode,
+                finish_reason=completion.finish_reason,
+            )
+            if completion.finish_reason == "length":
+                problem = (
+                    "it was cut off at the length limit before the JSON was complete; "
+                    "write less, and do not repeat yourself"
+                )
             conversation = [
                 *messages,
                 {"role": "assistant", "content": completion.content[:2000]},
@@ -86,6 +122,87 @@ class StructuredLLM:
                 },
             ]
         raise MalformedOutput(f"the model's replies did not fit the {schema.__name__} schema")
+
+    def tool_turn(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Sequence[ToolSpec],
+        *,
+        on_call: UsageSink,
+        purpose: str = "tool_turn",
+    ) -> ToolTurn:
+        """The model's next turn with ``tools`` on offer: text for the person, or tool
+        calls whose arguments fit each tool's schema (see `bot.llm.tools`).
+
+        ``messages`` are in the chat API's native shape (append `ToolTurn.
+        assistant_message()` and `tool_result_message` for each result between turns);
+        providers without native tool calling get them as plain turns.
+        """
+        conversation = list(messages)
+        for attempt in range(self.malformed_retries + 1):
+            completion = self.chain.complete(
+                conversation, tools=tools, purpose=purpose, on_call=on_call
+            )
+            turn, problems = self._read_turn(completion, tools)
+            on_call(
+                CallRecord(
+                    provider=completion.provider,
+                    model=completion.model,
+                    outcome="malformed" if problems else "ok",
+                    prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
+                    latency_ms=completion.latency_ms,
+                )
+            )
+            if turn is not None:
+                return turn
+            log.warning(
+                "llm.unusable_tool_turn",
+                attempt=attempt + 1,
+                native=completion.native_tools,
+                problems=len(problems),
+            )
+            said = completion.content or json.dumps(
+                [{"name": n, "arguments": a} for _i, n, a in completion.tool_calls]
+            )
+            conversation = [
+                *messages,
+                {"role": "assistant", "content": said[:2000]},
+                {
+                    "role": "user",
+                    "content": (
+                        "Those tool calls could not be used: "
+                        + "; ".join(problems)
+                        + ". Reply again, with calls whose arguments fit the tools' schemas."
+                    ),
+                },
+            ]
+        raise MalformedOutput("the model's tool calls did not fit the tools' schemas")
+
+    def _read_turn(
+        self, completion: Completion, tools: Sequence[ToolSpec]
+    ) -> tuple[ToolTurn | None, list[str]]:
+        """The turn, or None and what is wrong with it."""
+        if completion.native_tools and completion.tool_calls:
+            calls, problems = check_calls(
+                [(name, arguments, call_id) for call_id, name, arguments in completion.tool_calls],
+                tools,
+            )
+            if problems:
+                return None, problems
+            return ToolTurn(completion.content.strip(), calls, native=True), []
+        parsed = parse_json_turn(completion.content, tools)
+        if completion.native_tools:
+            if parsed is None or not (parsed.calls or parsed.problems):
+                return ToolTurn(completion.content.strip(), [], native=True), []
+            # Offered native tools, the model wrote its call as text (a fenced JSON
+            # block): take it, and give this model JSON turns from now on.
+            self.chain.remember_json_tools(completion.provider, completion.model)
+        if parsed is None:
+            return None, ["the reply was not the JSON object asked for"]
+        if parsed.problems:
+            return None, parsed.problems
+        return ToolTurn(parsed.text.strip(), parsed.calls, native=False), []
 
 
 def _describe(exc: ValidationError) -> str:

@@ -26,7 +26,15 @@ SWEEP_ACTIONS = "sweep_actions"  # sent by listeners of earlier releases only
 
 # Stored request kinds that are decisions on pending actions rather than questions.
 REVIEW_KINDS = frozenset(
-    {"reaction_added", "reaction_removed", "review_button", "review_edit", "approval_reply"}
+    {
+        "reaction_added",
+        "reaction_removed",
+        "review_button",
+        "review_edit",
+        "review_reject",
+        "approval_reply",
+        "digest_release",  # the flood digest card's button (review/email_digest.py)
+    }
 )
 
 # A reply that arrives an hour late is worse than an apology, so retries are few and quick.

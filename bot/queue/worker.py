@@ -16,22 +16,33 @@ from typing import Any
 
 import dramatiq
 import structlog
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 from slack_sdk import WebClient
 
 from bot.agent.run_request import fail_request, run_request
 from bot.agent.runs import WorkerDeps, passes_by_itself
 from bot.agent.tools import Tool, ToolRegistry
 from bot.db import open_pool
+from bot.intake.bot_tokens import seal_plaintext_tokens
+from bot.llm.limits import job_deadline
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
 from bot.llm.providers import build_chain
 from bot.llm.structured import StructuredLLM
 from bot.observability.circuits import CircuitCollector
-from bot.observability.correlation import correlation_headers, current_correlation_id
+from bot.observability.correlation import (
+    MESSAGE_OPTION,
+    correlation_headers,
+    current_correlation_id,
+)
 from bot.observability.drafts import observe_draft
 from bot.observability.exposition import serve_metrics
 from bot.observability.metrics import Metrics
-from bot.observability.tracing import Tracing, build_tracing
+from bot.observability.tracing import (
+    TRACE_OPTION,
+    Tracing,
+    build_tracing,
+    current_trace_carrier,
+)
 from bot.queue.broker import build_broker, consumed_queues
 from bot.queue.jobs import (
     AGENT_QUEUE,
@@ -45,6 +56,7 @@ from bot.queue.jobs import (
     RUN_REQUEST_OPTIONS,
     SWEEP_ACTIONS,
     enqueue_execution,
+    enqueue_request,
 )
 from bot.queue.middleware import JobObservability
 from bot.queue.periodic import periodic_tasks
@@ -60,6 +72,7 @@ from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.tools import post_to_channel_tool, reply_in_thread_tool
 from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails
+from rag.attribution import Grounding
 from rag.embeddings import Embedder, embedder_from_settings
 from rag.jobs import KNOWLEDGE_QUEUE, declare_ingest_actors
 from rag.wiring import ingest_deps_from_settings, retriever_from_settings
@@ -87,6 +100,8 @@ def build_worker_deps(
             circuit_failures=settings.llm_circuit_failures,
             circuit_reset=settings.llm_circuit_reset_seconds,
             tracer=tracing.tracer,
+            limits=settings.llm_limits,
+            timeouts={p.name: p.timeout_seconds for p in providers if p.timeout_seconds},
         )
         metrics.registry.register(CircuitCollector(chain))
         llm = StructuredLLM(chain, malformed_retries=settings.llm_malformed_retries)
@@ -111,6 +126,7 @@ def build_worker_deps(
         pool=pool,
         llm=llm,
         retriever=retriever_from_settings(settings, pool, embedder),
+        grounding=Grounding(embedder, settings.agent_unsupported_sentences),
         tools=ToolRegistry.of(
             post_to_channel_tool(slack_client),
             reply_in_thread_tool(slack_client),
@@ -137,18 +153,50 @@ def build_worker_deps(
     )
 
 
-def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
+DEFAULT_TIME_LIMIT_SECONDS = RUN_REQUEST_OPTIONS["time_limit"] / 1000
+FAILED_REASON = "something went wrong on our side while answering"
+
+
+def time_limit_reason(seconds: float) -> str:
+    """Why a run that hit its time limit stopped, in the person's words."""
+    limit = f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
+    return f"it took longer than the {limit} I may spend on one request"
+
+
+def declare_actors(
+    broker: dramatiq.Broker,
+    deps: WorkerDeps,
+    *,
+    time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS,
+) -> None:
+    # Dramatiq's TimeLimit middleware interrupts a run that takes longer (it starts
+    # watching on process_boot, which run_worker emits).
+    run_options = {**RUN_REQUEST_OPTIONS, "time_limit": int(time_limit_seconds * 1000)}
+
     def run(request_id: int) -> None:
         started = time.monotonic()
-        with retry_when(passes_by_itself, RUN_REQUEST_OPTIONS):
-            run_request(deps, request_id)
+        try:
+            # The deadline also shortens the model's waits, so a socket read cannot keep
+            # the interruption waiting.
+            with job_deadline(time_limit_seconds), retry_when(passes_by_itself, run_options):
+                run_request(deps, request_id)
+        except TimeLimitExceeded:
+            # Trying again would most likely take as long again, after the person has
+            # already waited this long: apologise once, through the apology job (which
+            # has retries of its own), and do not retry the run.
+            log.error(
+                "request.time_limit_exceeded", request_id=request_id, seconds=time_limit_seconds
+            )
+            _send_apology(broker, request_id, time_limit_reason(time_limit_seconds))
+            return
         with deps.pool.connection() as conn:
             observe_draft(conn, deps.metrics, request_id, within=time.monotonic() - started + 1.0)
 
     def failed(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
         request_id = message["args"][0]
+        reason = retry_info.get("reason") or FAILED_REASON
         retries = current_retries()
-        if retries == 0:
+        if retries == 0 and "reason" not in retry_info:
             log.error("request.retries_exhausted", request_id=request_id, **retry_info)
         # While the database or Slack cannot take the apology, it is tried again later;
         # the last try records the failure whatever happens.
@@ -156,7 +204,7 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
             fail_request(
                 deps,
                 request_id,
-                "something went wrong on our side while answering",
+                reason,
                 final=retries >= APOLOGY_OPTIONS["max_retries"],
             )
 
@@ -166,7 +214,7 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
         actor_name=RUN_REQUEST,
         queue_name=AGENT_QUEUE,
         priority=0,
-        options=RUN_REQUEST_OPTIONS,
+        options=run_options,
     )
 
     def review_event(request_id: int) -> None:
@@ -183,7 +231,17 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
                     log.warning("action.execution_queued", action_id=action_id, exc_info=True)
                     execute_later(action_id)
 
-            handle_review_request(conn, deps.slack_client, execute_now, request_id)
+            handle_review_request(
+                conn,
+                deps.slack_client,
+                execute_now,
+                request_id,
+                # Emails released from a flood digest go to be drafted, one card each.
+                enqueue_request=lambda released: enqueue_request(
+                    broker, released, "email", current_correlation_id()
+                ),
+                flood=deps.email_flood,
+            )
 
     def execute(action_id: int) -> None:
         with deps.pool.connection() as conn:
@@ -221,6 +279,27 @@ def declare_actors(broker: dramatiq.Broker, deps: WorkerDeps) -> None:
     )
 
 
+def _send_apology(broker: dramatiq.Broker, request_id: int, reason: str) -> None:
+    """Queue the apology job for a run that will not be retried, with the job's request
+    id and trace, as the Retries middleware would queue it when retries run out."""
+    options: dict[str, Any] = {}
+    correlation_id = current_correlation_id()
+    if correlation_id:
+        options[MESSAGE_OPTION] = correlation_id
+    carrier = current_trace_carrier()
+    if carrier:
+        options[TRACE_OPTION] = carrier
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=AGENT_QUEUE,
+            actor_name=REQUEST_FAILED,
+            args=({"args": [request_id]}, {"reason": reason}),
+            kwargs={},
+            options=options,
+        )
+    )
+
+
 def run_worker(settings: Settings) -> None:
     broker = build_broker(settings)
     metrics = Metrics.create()
@@ -232,7 +311,9 @@ def run_worker(settings: Settings) -> None:
     # The MCP servers' sessions live as long as the worker (one bridge per process).
     mcp = load_mcp_tools(settings)
     deps = build_worker_deps(settings, embedder, metrics, tracing, mcp.tools)
-    declare_actors(broker, deps)
+    with deps.pool.connection() as conn:
+        seal_plaintext_tokens(conn)  # installations written before tokens were sealed
+    declare_actors(broker, deps, time_limit_seconds=settings.agent_time_limit_seconds)
     declare_ingest_actors(broker, ingest_deps_from_settings(settings, deps.pool, embedder))
     scheduler = Scheduler(
         deps.pool,
@@ -262,6 +343,10 @@ def run_worker(settings: Settings) -> None:
         metrics_server = serve_metrics(
             metrics.registry, settings.metrics_host, settings.worker_metrics_port
         )
+    # What `dramatiq`'s own CLI emits once the broker is loaded: middleware that runs for
+    # the whole process starts here, among them TimeLimit's watcher, without which no
+    # job's time limit would ever be enforced.
+    broker.emit_after("process_boot")
     worker.start()
     scheduler.start()
     log.info(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import AgentInput, run_agent
@@ -17,9 +18,9 @@ from bot.agent.schemas import ToolCall
 from bot.agent.steps import StepLog
 from bot.agent.tools import Effect, Tool, ToolArgumentsError, ToolRegistry
 from bot.db import Conn
-from bot.llm.providers import CallRecord
+from bot.llm.providers import CallRecord, UsageSink
 from bot.llm.structured import StructuredLLM
-from bot.templates.golden import GoldenCase, Transcript
+from bot.templates.golden import SOURCES_HEADING, GoldenCase, Transcript
 from bot.templates.spec import AgentTemplate
 
 
@@ -31,8 +32,12 @@ class FixtureToolbox:
     transcript: Transcript
 
     def offered(self) -> list[Tool]:
-        offered = [self.registry.get(name) for name in self.template.tools]
-        return [tool for tool in offered if tool is not None and tool.offered_to_model]
+        """The template's tools, as a production run under it is offered them."""
+        tools = [self.registry.get(name) for name in self.template.tools]
+        return [tool for tool in tools if tool is not None and tool.offered_to_model]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [tool.describe() for tool in self.offered()]
 
     def run(self, call: ToolCall, index: int) -> ToolResult:
         tool = self.registry.get(call.name) if call.name in self.template.tools else None
@@ -45,7 +50,8 @@ class FixtureToolbox:
             arguments = tool.parse(call.arguments)
         except ToolArgumentsError as exc:
             return ToolResult(call.name, ok=False, output=str(exc))
-        self.transcript.tool_calls.append((tool.name, arguments.model_dump()))
+        given = arguments.model_dump()
+        self.transcript.tool_calls.append((tool.name, given))
         if tool.effect is Effect.EXTERNAL:
             self.transcript.proposed.append(tool.name)
             summary = tool.summarize(arguments)
@@ -53,7 +59,7 @@ class FixtureToolbox:
                 tool.name, ok=True, output=f"Not done yet: sent for approval ({summary})."
             )
         return ToolResult(
-            tool.name, ok=True, output=json.dumps(self.case.tool_results.get(tool.name, {}))
+            tool.name, ok=True, output=json.dumps(self.case.result_for(tool.name, given))
         )
 
 
@@ -100,12 +106,11 @@ def run_case(
     llm: StructuredLLM,
     registry: ToolRegistry,
     steps: StepLog,
+    on_call: UsageSink | None = None,
 ) -> Transcript:
+    """`on_call` hears every model call of the run (a golden run is billed to no tenant)."""
     transcript = Transcript()
     passages = [Passage(p.id, p.title, p.text, p.url) for p in case.passages]
-
-    def ignore_usage(record: CallRecord) -> None:
-        return None  # a golden run is not billed to any tenant
 
     outcome = run_agent(
         AgentInput(
@@ -119,9 +124,13 @@ def run_case(
         retriever=FixtureKnowledge(passages),
         tools=FixtureToolbox(template, registry, case, transcript),
         steps=steps,
-        on_call=ignore_usage,
+        on_call=on_call or _ignore_usage,
     )
     transcript.answer = outcome.text
-    sources = outcome.text.partition("*Sources*")[2]
+    sources = outcome.text.partition(SOURCES_HEADING)[2]
     transcript.cited = [p.title for p in passages if p.title in sources]
     return transcript
+
+
+def _ignore_usage(record: CallRecord) -> None:
+    return None

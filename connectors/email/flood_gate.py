@@ -28,7 +28,8 @@ WINDOW_SECONDS = 3600
 LOCK_NAMESPACE = 0x64  # high bits of the advisory lock keys taken here
 DIGEST_LISTED = 10  # most recent held emails a digest card lists by name
 
-Outcome = Literal["drafted", "held"]
+# released: held, then released by an approver from the digest card; drafted as usual.
+Outcome = Literal["drafted", "held", "released"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,11 @@ class Digest:
     approval_channel_id: str | None
     approval_ts: str | None
     post_intent_at: datetime | None
-    held: int  # how many emails it lists in all
-    latest: tuple[HeldEmail, ...]  # the most recent, newest first
+    held: int  # how many emails still wait on it
+    latest: tuple[HeldEmail, ...]  # the most recent of those, newest first
+    released: int = 0  # how many an approver released for drafting
+    released_by: str | None = None  # who released them last (a Slack user id)
+    released_at: datetime | None = None
 
 
 def admit(
@@ -120,8 +124,11 @@ def admit(
 
 def load_digest(conn: Connection[dict[str, Any]], tenant_id: int, digest_id: int) -> Digest | None:
     row = conn.execute(
-        """SELECT d.*, (SELECT count(*) FROM email_intake_gate g
-                         WHERE g.digest_id = d.id) AS held
+        """SELECT d.*,
+                  (SELECT count(*) FROM email_intake_gate g
+                    WHERE g.digest_id = d.id AND g.outcome = 'held') AS held,
+                  (SELECT count(*) FROM email_intake_gate g
+                    WHERE g.digest_id = d.id AND g.outcome = 'released') AS released
              FROM email_digests d WHERE d.id = %s AND d.tenant_id = %s""",
         (digest_id, tenant_id),
     ).fetchone()
@@ -129,7 +136,8 @@ def load_digest(conn: Connection[dict[str, Any]], tenant_id: int, digest_id: int
         return None
     latest = conn.execute(
         """SELECT sender, subject, created_at AS received_at FROM email_intake_gate
-            WHERE digest_id = %s AND tenant_id = %s ORDER BY created_at DESC, request_id DESC
+            WHERE digest_id = %s AND tenant_id = %s AND outcome = 'held'
+            ORDER BY created_at DESC, request_id DESC
             LIMIT %s""",
         (digest_id, tenant_id, DIGEST_LISTED),
     ).fetchall()
@@ -142,7 +150,40 @@ def load_digest(conn: Connection[dict[str, Any]], tenant_id: int, digest_id: int
         post_intent_at=row["post_intent_at"],
         held=row["held"],
         latest=tuple(HeldEmail(**r) for r in latest),
+        released=row["released"],
+        released_by=row["released_by"],
+        released_at=row["released_at"],
     )
+
+
+def release_held(
+    conn: Connection[dict[str, Any]], tenant_id: int, digest_id: int, user: str
+) -> list[int]:
+    """Mark the digest's waiting emails released by `user` and put their requests back in
+    the queue's hands (status 'queued'); their request ids. Releasing twice (a retried
+    job, two approvers) releases each email once."""
+    with conn.transaction():
+        rows = conn.execute(
+            """UPDATE email_intake_gate SET outcome = 'released'
+                WHERE digest_id = %s AND tenant_id = %s AND outcome = 'held'
+                RETURNING request_id""",
+            (digest_id, tenant_id),
+        ).fetchall()
+        ids = [r["request_id"] for r in rows]
+        if ids:
+            conn.execute(
+                """UPDATE inbound_requests
+                      SET status = 'queued', queued_at = now(), error = NULL,
+                          finished_at = NULL
+                    WHERE id = ANY(%s) AND tenant_id = %s""",
+                (ids, tenant_id),
+            )
+            conn.execute(
+                """UPDATE email_digests SET released_by = %s, released_at = now()
+                    WHERE id = %s AND tenant_id = %s""",
+                (user, digest_id, tenant_id),
+            )
+    return ids
 
 
 def mark_post_intent(conn: Connection[dict[str, Any]], digest: Digest, channel: str) -> None:

@@ -68,6 +68,70 @@ def reply_route(conn: Connection[dict[str, Any]], tenant_id: int, inbox: str) ->
     return InboxRoute(row["tenant_id"], normalized, row["transport"], row["gmail_user"])
 
 
+@dataclass(frozen=True)
+class InboxAgent:
+    """What an inbox answers with (set by `/agent inbox`); None: the defaults."""
+
+    template: str | None = None
+    collections: tuple[str, ...] | None = None
+
+
+def inbox_agent(conn: Connection[dict[str, Any]], tenant_id: int, inbox: str) -> InboxAgent:
+    """The template and collections of the inbox a message came to (its address, else its
+    domain); the defaults for an inbox nobody configured."""
+    normalized = normalize_address(inbox)
+    row = conn.execute(
+        """SELECT agent_template, collections FROM tenant_inboxes
+            WHERE tenant_id = %(tenant_id)s
+              AND ((kind = 'address' AND address = %(address)s)
+                   OR (kind = 'domain' AND address = %(domain)s))
+            ORDER BY kind = 'address' DESC
+            LIMIT 1""",
+        {"tenant_id": tenant_id, "address": normalized, "domain": domain_of(normalized)},
+    ).fetchone()
+    if row is None:
+        return InboxAgent()
+    collections = row["collections"]
+    return InboxAgent(
+        template=row["agent_template"],
+        collections=tuple(collections) if collections is not None else None,
+    )
+
+
+async def list_inboxes(
+    conn: AsyncConnection[dict[str, Any]], tenant_id: int
+) -> list[dict[str, Any]]:
+    cursor = await conn.execute(
+        """SELECT kind, address, agent_template, collections FROM tenant_inboxes
+            WHERE tenant_id = %s ORDER BY kind, address""",
+        (tenant_id,),
+    )
+    return await cursor.fetchall()
+
+
+async def set_inbox_agent(
+    conn: AsyncConnection[dict[str, Any]],
+    tenant_id: int,
+    inbox: str,
+    *,
+    template: str | None,
+    collections: tuple[str, ...] | None,
+) -> bool:
+    """Give one of the tenant's inboxes a template and collections; False: no such inbox."""
+    cursor = await conn.execute(
+        """UPDATE tenant_inboxes SET agent_template = %s, collections = %s
+            WHERE tenant_id = %s AND address = %s
+            RETURNING id""",
+        (
+            template,
+            list(collections) if collections is not None else None,
+            tenant_id,
+            normalize_address(inbox),
+        ),
+    )
+    return await cursor.fetchone() is not None
+
+
 def add_inbox(
     conn: Connection[dict[str, Any]],
     tenant_id: int,

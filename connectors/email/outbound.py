@@ -33,6 +33,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from connectors.email.parse import MSG_ID, parse_email
+from guardrails.at_rest import for_storage
 
 ADVISORY_NAMESPACE = 0x6D  # high bits of the lock key: keeps send locks apart from others
 WIRE_POLICY = policy.SMTP  # CRLF line endings, as sent
@@ -230,7 +231,8 @@ def mark_sent(
                     outbound.tenant_id,
                     outbound.conversation_id,
                     outbound.envelope_from,
-                    _body_text(outbound.raw),
+                    # What the tenant masks for good is not kept in clear, even as sent.
+                    for_storage(conn, outbound.tenant_id, _body_text(outbound.raw)),
                     outbound.message_id,
                 ),
             )

@@ -162,7 +162,8 @@ function lines(html) {
 
 function plainText(object) {
   if (!object) return "";
-  return object.type === "mrkdwn" ? mrkdwn(object.text) : escapeHtml(object.text || "");
+  // plain_text shows exactly as written, line breaks included (an email's body on a card).
+  return object.type === "mrkdwn" ? mrkdwn(object.text) : escapeHtml(object.text || "").replace(/\n/g, "<br>");
 }
 
 // --- Block Kit, the parts the product uses --------------------------------------------------
@@ -486,6 +487,20 @@ function wire() {
     const target = event.target.closest("a, button");
     if (!target) return;
     const message = target.closest(".message");
+    // A Slack permalink (a card's "conversation", `/agent approvals`' "open") opens that
+    // message's thread here, as Slack would, instead of a slack.com page.
+    const permalink = target.tagName === "A" && (target.getAttribute("href") || "").match(/\/archives\/([CGD][A-Z0-9]+)\/p(\d{7,})(?:\?thread_ts=([\d.]+))?/);
+    if (permalink && state.channels.some((c) => c.id === permalink[1])) {
+      event.preventDefault();
+      const ts = `${permalink[2].slice(0, -6)}.${permalink[2].slice(-6)}`;
+      ui.view = "channel";
+      ui.channel = permalink[1];
+      localStorage.setItem("sandbox.channel", ui.channel);
+      ui.thread = { channel: permalink[1], ts: permalink[3] || ts };
+      ui.assistant = null;
+      render();
+      return;
+    }
     if (target.classList.contains("channel-link")) {
       event.preventDefault();
       ui.view = "channel";

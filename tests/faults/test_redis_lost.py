@@ -27,7 +27,18 @@ def test_mentions_queued_in_a_redis_that_died_each_get_one_reply(faults: FaultSt
         script_answer(llm, question, f"Answer number {n}.")
     posts = [mention(faults.slack, question) for question in questions]
     assert all(p.deliveries[0].status == 200 for p in posts)
+    event_ids = [p.deliveries[0].event_id for p in posts]
 
+    def all_in_redis() -> bool:
+        # The listener queues a request just after its ack: wait until all three jobs are
+        # in Redis, so killing it really loses them.
+        with faults.connect() as db:
+            statuses = db.execute(
+                "SELECT status FROM inbound_requests WHERE external_id = ANY(%s)", (event_ids,)
+            ).fetchall()
+        return len(statuses) == 3 and all(r["status"] == "queued" for r in statuses)
+
+    wait_for(all_in_redis, timeout=10, message="the three requests queued in Redis")
     faults.redis.kill()
     faults.redis.start()  # empty: the three jobs are gone
     faults.start_worker()

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from bot.db import Pool
 from bot.llm.providers import build_chain
+from bot.llm.tools import ToolSpec
 from guardrails.budgets import BudgetedLLM, BudgetExceeded, BudgetGuard
 from guardrails.policy import BudgetPolicy, PolicyStore, TenantPolicy
 from guardrails.status import budget_line, configured_lines
@@ -103,6 +104,11 @@ def test_at_100_percent_no_model_call_is_made(
     assert notices == [
         ":no_entry: AI budget used up, requests are refused: monthly tokens: 5,000 of 5,000 (100%)"
     ]
+    # A tool turn is held to the same budget.
+    search = ToolSpec("search", "Search.", {"type": "object"})
+    with pytest.raises(BudgetExceeded):
+        budgeted.tool_turn([{"role": "user", "content": "hi"}], [search], on_call=lambda _r: None)
+    assert llm.requests() == []
 
 
 def test_agent_status_lines_for_the_async_listener(

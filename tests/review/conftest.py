@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,13 +11,14 @@ import psycopg
 import pytest
 
 from bot.db import open_pool
+from connectors.email.inboxes import add_inbox
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import Message
 from tests.support.conversation import mention, unique_question, wait_for_answer
-from tests.support.processes import wait_for
-from tests.support.stack import Stack
+from tests.support.processes import ChatopsProcess, wait_for
+from tests.support.stack import Stack, free_port
 
 DB = psycopg.Connection[dict[str, Any]]
 APPROVALS = "C0APPROVALS"
@@ -62,6 +64,24 @@ def tenant(stack: Stack, db: DB) -> Iterator[int]:
         "UPDATE tenant_settings SET paused = false, four_eyes = false WHERE tenant_id = %s",
         (tenant_id,),
     )
+
+
+@pytest.fixture
+def inbox(
+    stack: Stack, db: DB, tenant: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
+    """`chatops smtp` for the sandbox tenant's inbox, queueing to the session's worker."""
+    address = f"support-{uuid.uuid4().hex[:6]}@acme.example"
+    add_inbox(db, tenant, address)
+    port = free_port()
+    listener = ChatopsProcess(
+        ["smtp"], stack.env | {"SMTP_PORT": str(port)}, tmp_path_factory.mktemp("smtp") / "smtp.log"
+    )
+    listener.start(ready_line="smtp.ready")
+    try:
+        yield address, port
+    finally:
+        listener.stop()
 
 
 @dataclass(frozen=True)

@@ -10,37 +10,15 @@ import json
 import smtplib
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
-
-from connectors.email.inboxes import add_inbox
 from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import APPROVALS, APPROVER, DB, action_row, wait_for_status
 from tests.support.conversation import PLAN
-from tests.support.processes import ChatopsProcess, wait_for
-from tests.support.stack import Stack, free_port
-
-
-@pytest.fixture
-def inbox(
-    stack: Stack, db: DB, tenant: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, int]]:
-    """`chatops smtp` for the sandbox tenant's inbox, queueing to the session's worker."""
-    address = f"support-{uuid.uuid4().hex[:6]}@acme.example"
-    add_inbox(db, tenant, address)
-    port = free_port()
-    listener = ChatopsProcess(
-        ["smtp"], stack.env | {"SMTP_PORT": str(port)}, tmp_path_factory.mktemp("smtp") / "smtp.log"
-    )
-    listener.start(ready_line="smtp.ready")
-    try:
-        yield address, port
-    finally:
-        listener.stop()
+from tests.support.processes import wait_for
+from tests.support.stack import Stack
 
 
 def test_email_reply_is_sent_once_after_approval_in_the_same_thread(

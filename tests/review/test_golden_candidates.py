@@ -20,14 +20,15 @@ from tests.support.stack import Stack
 def test_a_rejected_action_with_its_reason_becomes_a_candidate(
     stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
 ) -> None:
-    """A rejection, with the reason given in the approval thread, becomes a candidate
-    that expects no action for that request and carries the reason."""
+    """A rejection, with the reason given in Reject's modal, becomes a candidate that
+    expects no action for that request and carries the reason."""
     text = f"Everyone gets a bonus ({uuid.uuid4().hex[:6]})"
     proposal = propose_post(stack.slack, llm, db, text)
     stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_reject")
-    wait_for_status(db, proposal.action["id"], "rejected")
+    view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the reject modal")
     reason = f"We never announce bonuses in #support ({uuid.uuid4().hex[:6]})"
-    stack.slack.post_as_user(APPROVER, APPROVALS, reason, proposal.approval.ts)
+    stack.slack.submit_view(APPROVER, view.id, {"reject_reason": {"text": reason}})
+    wait_for_status(db, proposal.action["id"], "rejected")
     wait_for(
         lambda: db.execute(
             "SELECT 1 FROM reviewer_feedback WHERE action_id = %s AND reason = %s",

@@ -20,6 +20,8 @@ from tests.support.conversation import script_answer, unique_question
 REQUESTER, APPROVER, ADMIN = "U0REQUESTER", "U0APPROVER", "U0ADMIN"
 SUPPORT, APPROVALS, GENERAL = "C0SUPPORT", "C0APPROVALS", "C0GENERAL"
 CUSTOMER = "alice@customer.example"
+MASKED = "a***@customer.example"  # the sandbox tenant's approver view of CUSTOMER
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{60,}")
 AGENT_WORK = 60_000  # ms: a worker drafting through the whole pipeline on a busy machine
 
 
@@ -82,6 +84,13 @@ def approval_card(page: Any, marker: str) -> Any:
     return card
 
 
+def assert_reads_as_people_read(text: str) -> None:
+    """No placeholder, internal id, encoding or Python list on what a person sees."""
+    assert "<EMAIL_" not in text and "EMAIL_1" not in text, text
+    assert "conversation_id" not in text and "['" not in text, text
+    assert BASE64_RUN.search(text) is None, text
+
+
 def test_mentioning_the_bot_in_support_gets_its_answer_in_the_thread(
     page: Any, llm: OpenAIEmulator
 ) -> None:
@@ -110,25 +119,48 @@ def test_an_answer_is_rated_with_slacks_feedback_buttons(page: Any, llm: OpenAIE
 
     answer.locator(".feedback-button", has_text="👍").click()
 
-    thanks = page.locator(".message.ephemeral", has_text="Your 👍 is noted")
+    # In the thread, beside the answer, where it was clicked.
+    thanks = thread.locator(".message.ephemeral", has_text="Your 👍 is noted")
     expect(thanks.first).to_be_visible(timeout=AGENT_WORK)
 
 
 def test_an_email_approved_with_a_check_mark_arrives_in_the_outbox(
     page: Any, llm: OpenAIEmulator
 ) -> None:
-    """The email the bot wants to send waits in #approvals; the approver's ✅ sends it,
-    and it appears in the mailbox's outbox."""
+    """The email the bot wants to send waits in #approvals as the email it will be, the
+    address masked everywhere; a ✅ from someone who may not approve is shown as not
+    counted; the approver's ✅ sends it, the card says who approved it and what happened,
+    its controls go, and it appears in the mailbox's outbox."""
     marker = ask_for_an_email(page, llm)
-    act_as(page, APPROVER)
+    requester_thread = open_thread_of(page, marker)
+    expect(requester_thread).to_contain_text("Waiting for approval", timeout=AGENT_WORK)
+    expect(requester_thread).to_contain_text(MASKED)
+    assert_reads_as_people_read(requester_thread.inner_text())
+
     card = approval_card(page, marker)
+    for shown in ("From:", f"To: {MASKED}", f"Subject: Renewal {marker}", f"Hi Alice! {marker}"):
+        expect(card).to_contain_text(shown)
+    assert_reads_as_people_read(card.inner_text())
+    expect(card.locator(".reaction[data-name=white_check_mark] .count")).to_have_text("1")
+    card.locator(".reaction[data-name=white_check_mark]").click()  # as the requester
+    expect(card).to_contain_text("Not counted", timeout=AGENT_WORK)
+
+    act_as(page, APPROVER)
     page.click("#mailbox-link")
     expect(page.locator("#outbox")).not_to_contain_text(marker)
-
     open_channel(page, APPROVALS)
     card.locator(".reaction[data-name=white_check_mark]").click()
 
     expect(card).to_contain_text("Approved and done", timeout=AGENT_WORK)
+    expect(card).to_contain_text("the email was sent")
+    expect(card).not_to_contain_text("Not counted")
+    expect(card.locator(".block-button")).to_have_count(0)
+    # The bot's own ✅ ✏️ ❌ are gone: the ✅ left are the two people's.
+    expect(card.locator(".reaction")).to_have_count(1)
+    expect(card.locator(".reaction[data-name=white_check_mark] .count")).to_have_text("2")
+    # The card's link opens the requester's conversation, here in the sandbox.
+    card.locator("a", has_text="conversation").click()
+    expect(page.locator("#thread-messages")).to_contain_text(f"about the renewal {marker}")
     page.click("#mailbox-link")
     sent = page.locator("#outbox .mail", has_text=marker)
     expect(sent).to_have_count(1, timeout=AGENT_WORK)
@@ -139,17 +171,24 @@ def test_an_email_approved_with_a_check_mark_arrives_in_the_outbox(
 def test_a_rejected_email_is_not_sent_and_the_requester_hears_why(
     page: Any, llm: OpenAIEmulator
 ) -> None:
-    """❌ on the approval card rejects it; the reason replied in the card's thread reaches
-    the requester's thread, and nothing is sent."""
+    """Reject on the approval card asks why in a modal (optional); the card then says who
+    rejected it and why, without controls, the reason reaches the requester's thread, and
+    nothing is sent."""
     marker = ask_for_an_email(page, llm)
     act_as(page, APPROVER)
     card = approval_card(page, marker)
 
-    card.locator(".reaction[data-name=x]").click()
-    expect(card).to_contain_text("Rejected", timeout=AGENT_WORK)
-    approval_thread = open_thread_of(page, f"Renewal {marker}")
-    write(page, "Renewals go out from the account manager.", composer="#thread-input")
-    expect(approval_thread).to_contain_text("account manager")
+    card.locator(".block-button[data-action-id=review_reject]").click()
+    modal = page.locator("#modal")
+    expect(modal).to_contain_text("Why?", timeout=AGENT_WORK)
+    assert_reads_as_people_read(modal.inner_text())
+    modal.locator("textarea").fill("Renewals go out from the account manager.")
+    modal.locator("#modal-submit").click()
+
+    expect(card).to_contain_text("Rejected by", timeout=AGENT_WORK)
+    expect(card).to_contain_text("Reason: Renewals go out from the account manager.")
+    expect(card.locator(".block-button")).to_have_count(0)
+    expect(card.locator(".reaction")).to_have_count(0)
 
     act_as(page, REQUESTER)
     open_channel(page, SUPPORT)
@@ -226,6 +265,13 @@ def test_an_email_to_the_agent_inbox_is_answered_in_the_outbox_after_approval(
     open_channel(page, APPROVALS)
     card = channel_message(page, f"Re: Where is order {marker}?")
     expect(card).to_contain_text("Approval needed", timeout=AGENT_WORK)
+    # The email the customer will get: its headers, then a plain-text body with a
+    # greeting and a sign-off; no MIME, no ids.
+    for shown in (f"To: Alice Example <{CUSTOMER}>", f"Subject: Re: Where is order {marker}?"):
+        expect(card).to_contain_text(shown)
+    expect(card).to_contain_text("Hello Alice,")
+    expect(card).to_contain_text("Best regards,")
+    assert_reads_as_people_read(card.inner_text())
     card.locator(".reaction[data-name=white_check_mark]").click()
     expect(card).to_contain_text("Approved and done", timeout=AGENT_WORK)
 

@@ -23,15 +23,24 @@ def test_the_answer_is_read_from_json_cut_off_anywhere() -> None:
 
 
 def test_with_sources_a_claim_shows_once_its_citation_has_arrived() -> None:
-    """Text after the latest valid citation waits; a finished uncited claim, or a citation
-    of a source that was not given, ends the preview."""
+    """In the line being written, text after the latest valid citation waits; a finished
+    unsupported claim, or a citation of a source that was not given, ends the preview."""
+    claim = "Open the portal and press Reset token [1]"
     assert grounded_prefix("Open the portal", SOURCES) == ""
-    assert grounded_prefix("Open the portal [1] and press", SOURCES) == "Open the portal [1]"
-    assert grounded_prefix("Steps:\nOpen the portal [1]. Then", SOURCES) == (
-        "Steps:\nOpen the portal [1]"
-    )
+    assert grounded_prefix(f"{claim} and confirm", SOURCES) == claim
+    assert grounded_prefix(f"Steps:\n{claim}. Then", SOURCES) == f"Steps:\n{claim}"
     assert grounded_prefix("Refunds take 90 days [7] and", SOURCES) is None
     assert grounded_prefix("Refunds take 90 days, always.\nAnd", SOURCES) is None
+
+
+def test_a_finished_line_without_markers_shows_with_the_markers_verify_adds() -> None:
+    """Small models write no [n]: Verify adds them, so the preview shows the line as it
+    will be posted, as soon as the line is finished."""
+    answer = "Open the portal and press Reset token.\n\nHardware refunds take 45 days.\nAlso"
+
+    assert grounded_prefix(answer, SOURCES) == (
+        "Open the portal and press Reset token [1].\n\nHardware refunds take 45 days [2].\n"
+    )
 
 
 def test_without_sources_text_shows_until_a_citation_is_invented() -> None:
@@ -45,10 +54,11 @@ def test_a_draft_failing_the_checks_ends_the_preview() -> None:
     shown: list[str] = []
     preview = DraftPreview(shown.append)
     sink = preview.for_sources(SOURCES)
-    sink('{"answer": "Open the portal [1] and')
-    sink('{"answer": "Open the portal [1] and ship it [9]')
-    preview.for_sources(SOURCES)('{"answer": "Open the portal [1] and reset [2]')
-    assert shown == ["Open the portal [1]"] and not preview.enabled
+    claim = "Open the portal and press Reset token [1]"
+    sink(f'{{"answer": "{claim} and')
+    sink(f'{{"answer": "{claim} and ship it [9]')
+    preview.for_sources(SOURCES)(f'{{"answer": "{claim} and reset [2]')
+    assert shown == [claim] and not preview.enabled
 
 
 def test_a_failing_preview_turns_itself_off() -> None:
@@ -63,3 +73,14 @@ def test_a_failing_preview_turns_itself_off() -> None:
     preview.for_sources([])('{"answer": "One ')
     preview.for_sources([])('{"answer": "One two ')
     assert shown == ["One "] and not preview.enabled
+
+
+def test_a_not_found_reply_is_never_previewed() -> None:
+    """It is posted as the plain not-found answer; the model's wording of it, with the
+    markers small models put on it, would only be shown and then replaced."""
+    passages = [Passage("1", "VPN", "Open the portal.")]
+
+    assert (
+        grounded_prefix("Sorry, I couldn't find this in the knowledge base [1]", passages) is None
+    )
+    assert grounded_prefix("I could not find", passages) is None

@@ -8,6 +8,7 @@ import psycopg
 
 from sandbox.openai_script import Hang, Reply
 from tests.support.conversation import PLAN, bot_replies, mention, unique_question, wait_for_answer
+from tests.support.processes import wait_for
 from tests.support.stack import Stack
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -36,12 +37,17 @@ def test_killed_worker_is_retried_without_a_second_post(stack: Stack, llm, db: D
     answer = wait_for_answer(stack.slack, post.message.ts, timeout=60)
     assert answer.text == "We ship to the EU and the US."
     assert len(bot_replies(stack.slack, post.message.ts)) == 1
-    run = db.execute(
-        """SELECT r.* FROM agent_runs r JOIN inbound_requests q ON q.id = r.request_id
-           WHERE q.external_id = %s""",
-        (post.deliveries[0].event_id,),
-    ).fetchone()
-    assert run is not None and run["attempts"] == 2 and run["status"] == "answered"
+    # The run is recorded as answered just after the reply is edited.
+    run = wait_for(
+        lambda: db.execute(
+            """SELECT r.* FROM agent_runs r JOIN inbound_requests q ON q.id = r.request_id
+               WHERE q.external_id = %s AND r.status <> 'running'""",
+            (post.deliveries[0].event_id,),
+        ).fetchone(),
+        timeout=20,
+        message="the run to finish",
+    )
+    assert run["attempts"] == 2 and run["status"] == "answered"
     # The plan made before the crash was replayed from Postgres, not asked for again.
     plan_requests = [
         r

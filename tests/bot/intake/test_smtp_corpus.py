@@ -15,6 +15,7 @@ from tests.connectors.email.support import (
     RunningListener,
     Tenant,
     corpus_files,
+    raw_bytes,
     request_rows,
 )
 
@@ -70,7 +71,7 @@ def test_corpus_message_is_accepted_and_stored(
         code, text = client.data(raw)
     assert code == 250, text
     (row,) = request_rows(email_db, email_tenant.id)
-    assert bytes(row["raw"]) == raw
+    assert row["raw_sealed"] and raw_bytes(smtp_listener.settings, row) == raw
     if row["parse_error"] is not None:
         assert row["status"] == "failed" and row["error"].startswith("unparseable email")
     else:

@@ -11,6 +11,7 @@ import aiosmtplib
 import pytest
 import redis
 
+from bot.intake.email_store import RawMailCipher
 from tests.connectors.email.support import (
     DB,
     RunningListener,
@@ -63,7 +64,8 @@ def send(
 def test_message_is_stored_with_its_raw_bytes_before_250(
     smtp_listener: RunningListener, email_tenant: Tenant, email_db: DB
 ) -> None:
-    """A 250 means the exact bytes and a parsed, queued request are already in Postgres."""
+    """A 250 means the exact bytes (sealed) and a parsed, queued request are already in
+    Postgres."""
     raw = mail(email_tenant.inbox, message_id="<first@customer.example>")
     with smtplib.SMTP("127.0.0.1", smtp_listener.port, timeout=10) as client:
         client.ehlo()
@@ -75,7 +77,10 @@ def test_message_is_stored_with_its_raw_bytes_before_250(
     assert code == 250
     assert len(rows) == 1
     row = rows[0]
-    assert bytes(row["raw"]) == raw
+    sealed = bytes(row["raw"])
+    assert b"my order #1234" not in sealed  # the raw bytes are stored sealed
+    cipher = RawMailCipher.from_settings(smtp_listener.settings)
+    assert cipher.open(email_tenant.id, "<first@customer.example>", sealed) == raw
     payload = row["payload"]
     assert payload["text"] == "Hello, my order #1234 has not arrived yet."
     assert payload["from"] == {"name": "Alice Example", "address": CUSTOMER}

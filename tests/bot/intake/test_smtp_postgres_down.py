@@ -14,6 +14,7 @@ from tests.connectors.email.support import (
     RunningListener,
     email_settings,
     make_tenant,
+    raw_bytes,
     request_rows,
     start_listener,
 )
@@ -66,7 +67,7 @@ def test_postgres_down_during_data_gives_451_and_nothing_stored(
     with smtplib.SMTP("127.0.0.1", smtp_listener.port, timeout=20) as client:
         assert client.sendmail(CUSTOMER, [email_tenant.inbox], raw) == {}
     (row,) = request_rows(email_db, email_tenant.id)
-    assert bytes(row["raw"]) == raw
+    assert raw_bytes(smtp_listener.settings, row) == raw
 
 
 def test_postgres_down_at_rcpt_gives_451(

@@ -125,11 +125,21 @@ def start_listener(settings: Settings) -> RunningListener:
 def request_rows(db: DB, tenant_id: int) -> list[dict[str, Any]]:
     return db.execute(
         """SELECT r.id, r.status, r.error, r.payload, e.raw, e.auto_kind, e.parse_error,
-                  e.conversation_id
+                  e.conversation_id, e.message_id, e.raw_sealed, r.tenant_id
              FROM inbound_requests r JOIN email_messages e ON e.request_id = r.id
             WHERE r.tenant_id = %s ORDER BY r.id""",
         (tenant_id,),
     ).fetchall()
+
+
+def raw_bytes(settings: Settings, row: dict[str, Any]) -> bytes:
+    """A stored message's raw bytes as they arrived (they are stored sealed)."""
+    from bot.intake.email_store import RawMailCipher
+
+    sealed = bytes(row["raw"])
+    if not row["raw_sealed"]:
+        return sealed
+    return RawMailCipher.from_settings(settings).open(row["tenant_id"], row["message_id"], sealed)
 
 
 def corpus_files() -> list[Path]:

@@ -1,0 +1,458 @@
+"""`chatops eval agent`: the templates' golden sets through the real agent loop, against
+any OpenAI-compatible server or the scripted emulator, scored per template and overall.
+
+    chatops eval agent [--base-url URL --model NAME] [--template T] [--limit N] [--json OUT]
+
+Without --base-url each case runs against the scripted emulator with the case's own
+script (what the tests do); with it, against that server (a local llama-server or
+Ollama, a hosted API), where a case takes what the model takes. Each case gets a fresh
+tenant and run in a scratch database; its fixtures stand in for knowledge search and
+read-only tools, and external tools are recorded as proposed actions (evaluate.py).
+What is counted is defined in golden.py (`judge`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.agent.tools import ToolRegistry
+from bot.db import open_pool
+from bot.llm.providers import CallRecord, build_chain
+from bot.llm.structured import StructuredLLM
+from bot.scratch_database import scratch_database
+from bot.settings import Settings
+from bot.templates.evaluate import golden_run_steps, run_case
+from bot.templates.golden import (
+    KINDS,
+    GoldenCase,
+    Transcript,
+    judge,
+    load_golden,
+    model_replies,
+)
+from bot.templates.spec import AgentTemplate, load_templates
+from connectors.email.tools import send_email_tool
+from connectors.registry import connector_tools
+
+DEFAULT_FOLDER = Path("templates")  # relative to the working directory: the repository
+SCRIPTED_MODEL = "scripted emulator (each case's own script)"
+# The aims of issue 15 for a small local model, beside each figure.
+AIMS = {
+    "answer": ("answered correctly, valid citations", 0.80),
+    "not_found": ('"not found" when it is not there', 0.90),
+    "action": ("single actions proposed correctly", 0.70),
+    "chain": ("multi-step chains proposed correctly", 0.50),
+}
+
+
+@dataclass
+class CaseResult:
+    template: str
+    case_id: str
+    kind: str
+    planted: str | None
+    correct: bool
+    passed: bool  # every check, the scripts' wording included
+    planted_followed: bool | None
+    missed: list[str]
+    model_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    answer: str
+    proposed: list[str]
+    tool_calls: list[str]
+    error: str | None = None
+
+
+@dataclass
+class Evaluation:
+    model: str
+    results: list[CaseResult] = field(default_factory=list)
+    total_cases: int = 0  # in the golden sets chosen, before --limit
+
+    @property
+    def sample(self) -> bool:
+        return len(self.results) < self.total_cases
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    """What the cases run against: a label, an LLM per template, and what to do before a
+    case (script the emulator) and after it (a script left unused is a failed check)."""
+
+    label: str
+    llm_for: Callable[[AgentTemplate], StructuredLLM]
+    before: Callable[[GoldenCase], None] = lambda case: None
+    leftover: Callable[[], int] = lambda: 0
+
+
+def run_agent_eval(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit code 0 when every case passes every check, 1 otherwise, 2 on a usage error."""
+    folder = getattr(args, "data", None) or DEFAULT_FOLDER
+    chosen = select_cases(
+        load_templates(folder),
+        folder,
+        template=getattr(args, "template", None),
+        limit=getattr(args, "limit", None),
+    )
+    if chosen is None:
+        print(f"No template named {args.template!r} in {folder}.")
+        return 2
+    cases, total = chosen
+    base_url = getattr(args, "base_url", None)
+    if base_url:
+        model_name = getattr(args, "model", None) or settings.llm_model
+        evaluation = evaluate(
+            settings, cases, served_model(settings, base_url, model_name), total=total
+        )
+    else:
+        with scripted_model() as model:
+            evaluation = evaluate(settings, cases, model, total=total)
+    print(report(evaluation))
+    out = getattr(args, "json", None)
+    if out:
+        Path(out).write_text(json.dumps(as_json(evaluation), indent=2) + "\n")
+        print(f"\nEvery case's result is in {out}.")
+    return 0 if all(r.passed for r in evaluation.results) else 1
+
+
+def select_cases(
+    templates: dict[str, AgentTemplate],
+    folder: Path,
+    *,
+    template: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[tuple[AgentTemplate, GoldenCase]], int] | None:
+    """The cases to run, and how many there were before `limit`. A limit takes them in
+    turn from each kind (and within a kind, from each template), so a sample of 15 still
+    covers answers, not-founds, actions, chains and planted instructions."""
+    if template is not None and template not in templates:
+        return None
+    every = [
+        (spec, case)
+        for name, spec in templates.items()
+        if template is None or name == template
+        for case in load_golden(folder / spec.golden_set)
+    ]
+    if limit is None or limit >= len(every):
+        return every, len(every)
+    groups: dict[str, list[tuple[AgentTemplate, GoldenCase]]] = defaultdict(list)
+    for spec, case in _interleaved(every):
+        groups["planted" if case.planted else case.kind].append((spec, case))
+    order = [*KINDS, "planted"]
+    picked: list[tuple[AgentTemplate, GoldenCase]] = []
+    while len(picked) < limit:
+        for kind in order:
+            if groups[kind] and len(picked) < limit:
+                picked.append(groups[kind].pop(0))
+    return picked, len(every)
+
+
+def _interleaved(
+    cases: list[tuple[AgentTemplate, GoldenCase]],
+) -> list[tuple[AgentTemplate, GoldenCase]]:
+    """The cases alternating between templates, each template's in file order."""
+    by_template: dict[str, list[tuple[AgentTemplate, GoldenCase]]] = defaultdict(list)
+    for spec, case in cases:
+        by_template[spec.name].append((spec, case))
+    queues = list(by_template.values())
+    mixed = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                mixed.append(queue.pop(0))
+    return mixed
+
+
+@contextmanager
+def scripted_model() -> Iterator[ModelUnderTest]:
+    """The scripted emulator on a free local port, scripted case by case."""
+    # Imported here: a run against a real server needs none of the emulator.
+    from sandbox.openai_emulator import OpenAIEmulator
+    from sandbox.openai_script import Reply
+
+    with OpenAIEmulator() as emulator:
+
+        def before(case: GoldenCase) -> None:
+            emulator.reset()
+            emulator.script(*(Reply(content=turn) for turn in model_replies(case)))
+
+        def llm_for(template: AgentTemplate) -> StructuredLLM:
+            return _structured(
+                [("scripted", emulator.base_url, "scripted", "emulator-chat")],
+                timeout=10,
+                max_retries=0,
+                malformed_retries=0,
+            )
+
+        yield ModelUnderTest(
+            SCRIPTED_MODEL, llm_for, before, leftover=lambda: len(emulator.pending())
+        )
+
+
+def served_model(settings: Settings, base_url: str, model: str) -> ModelUnderTest:
+    """An OpenAI-compatible server, with the deployment's timeouts and retries."""
+    api_key = os.environ.get("OPENAI_API_KEY") or "not-needed"
+
+    def llm_for(template: AgentTemplate) -> StructuredLLM:
+        return _structured(
+            [("evaluated", base_url, api_key, model)],
+            timeout=settings.llm_timeout_seconds,
+            max_retries=settings.llm_max_retries,
+            malformed_retries=settings.llm_malformed_retries,
+            circuit_failures=settings.llm_circuit_failures,
+            circuit_reset=settings.llm_circuit_reset_seconds,
+        )
+
+    return ModelUnderTest(f"{model} at {base_url}", llm_for)
+
+
+def configured_model(settings: Settings) -> ModelUnderTest | None:
+    """The deployment's own providers (OPENAI_BASE_URL and fallbacks), each template
+    with its own model if it names one; None when no model is configured."""
+    providers = settings.llm_providers
+    if not providers:
+        return None
+
+    def llm_for(template: AgentTemplate) -> StructuredLLM:
+        return _structured(
+            [
+                (p.name, p.base_url, p.api_key.get_secret_value(), template.model or p.model)
+                for p in providers
+            ],
+            timeout=settings.llm_timeout_seconds,
+            max_retries=settings.llm_max_retries,
+            malformed_retries=settings.llm_malformed_retries,
+            circuit_failures=settings.llm_circuit_failures,
+            circuit_reset=settings.llm_circuit_reset_seconds,
+        )
+
+    return ModelUnderTest(f"{settings.llm_model} (the configured providers)", llm_for)
+
+
+def _structured(
+    providers: list[tuple[str, str | None, str, str]],
+    *,
+    timeout: float | None,  # None: the default for where each provider runs
+    max_retries: int,
+    malformed_retries: int,
+    circuit_failures: int = 100,
+    circuit_reset: float = 30.0,
+) -> StructuredLLM:
+    """The client as the worker builds it (bot/queue/worker.py)."""
+    chain = build_chain(
+        providers,
+        timeout=timeout,
+        max_retries=max_retries,
+        circuit_failures=circuit_failures,
+        circuit_reset=circuit_reset,
+    )
+    return StructuredLLM(chain, malformed_retries=malformed_retries)
+
+
+def evaluate(
+    settings: Settings,
+    cases: Sequence[tuple[AgentTemplate, GoldenCase]],
+    model: ModelUnderTest,
+    *,
+    total: int | None = None,
+    database_url: str | None = None,
+    on_case: Callable[[CaseResult], None] | None = None,
+) -> Evaluation:
+    """Run `cases` against `model` in a scratch database on `database_url`'s server
+    (default: DATABASE_URL's)."""
+    evaluation = Evaluation(model.label, total_cases=total if total is not None else len(cases))
+    with scratch_database(database_url or settings.database_url, "chatops_eval_agent") as url:
+        pool = open_pool(url, max_size=2)
+        try:
+            registry = ToolRegistry.of(
+                *connector_tools(settings, pool), send_email_tool(pool, settings)
+            )
+            llms: dict[str, StructuredLLM] = {}
+            for template, case in cases:
+                llm = llms.setdefault(template.name, model.llm_for(template))
+                with pool.connection() as conn:
+                    result = _run_one(
+                        template, case, model, llm, registry, conn, settings.agent_max_steps
+                    )
+                evaluation.results.append(result)
+                if on_case is not None:
+                    on_case(result)
+        finally:
+            pool.close()
+    return evaluation
+
+
+def _run_one(
+    template: AgentTemplate,
+    case: GoldenCase,
+    model: ModelUnderTest,
+    llm: StructuredLLM,
+    registry: ToolRegistry,
+    conn: Any,
+    max_steps: int,
+) -> CaseResult:
+    calls: list[CallRecord] = []
+    model.before(case)
+    started = time.monotonic()
+    error = None
+    steps = golden_run_steps(conn, case.id, max_steps)
+    try:
+        transcript = run_case(
+            template, case, llm=llm, registry=registry, steps=steps, on_call=calls.append
+        )
+    except Exception as exc:  # one broken case must not lose a run of many minutes
+        transcript = Transcript()
+        error = f"{type(exc).__name__}: {exc}"
+    seconds = time.monotonic() - started
+    verdict = judge(case, transcript)
+    checks = dict(verdict.checks)
+    left = model.leftover()
+    if left:
+        checks["the script was used up"] = False
+    if error is not None:
+        checks["ran to the end"] = False
+    missed = [name for name, ok in checks.items() if not ok]
+    return CaseResult(
+        template=template.name,
+        case_id=case.id,
+        kind=case.kind,
+        planted=case.planted,
+        correct=verdict.correct and error is None,
+        passed=not missed,
+        planted_followed=verdict.planted_followed,
+        missed=missed,
+        model_calls=len(calls),
+        prompt_tokens=sum(c.prompt_tokens for c in calls),
+        completion_tokens=sum(c.completion_tokens for c in calls),
+        seconds=seconds,
+        answer=transcript.answer,
+        proposed=list(transcript.proposed),
+        tool_calls=[name for name, _ in transcript.tool_calls],
+        error=error,
+    )
+
+
+# The report: a table for people.
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures for one column of the table (a template, or all of them)."""
+
+    by_kind: dict[str, tuple[int, int]]  # kind -> (correct, cases)
+    planted: tuple[int, int]  # (followed, cases)
+    passed: tuple[int, int]
+    calls_per_request: float
+    tokens_in_per_request: float
+    tokens_out_per_request: float
+    p50_seconds: float
+    p95_seconds: float
+
+
+def summarize(results: Sequence[CaseResult]) -> Summary:
+    by_kind: dict[str, tuple[int, int]] = {
+        kind: (
+            sum(r.correct for r in results if r.kind == kind),
+            sum(r.kind == kind for r in results),
+        )
+        for kind in KINDS
+    }
+    planted = [r for r in results if r.planted]
+    count = max(len(results), 1)
+    seconds = sorted(r.seconds for r in results)
+    return Summary(
+        by_kind=by_kind,
+        planted=(sum(bool(r.planted_followed) for r in planted), len(planted)),
+        passed=(sum(r.passed for r in results), len(results)),
+        calls_per_request=sum(r.model_calls for r in results) / count,
+        tokens_in_per_request=sum(r.prompt_tokens for r in results) / count,
+        tokens_out_per_request=sum(r.completion_tokens for r in results) / count,
+        p50_seconds=percentile(seconds, 50),
+        p95_seconds=percentile(seconds, 95),
+    )
+
+
+def percentile(ordered: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of sorted values; 0 for none."""
+    if not ordered:
+        return 0.0
+    rank = max(math.ceil(pct / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def report(evaluation: Evaluation) -> str:
+    results = evaluation.results
+    templates = list(dict.fromkeys(r.template for r in results))
+    columns = [(name, summarize([r for r in results if r.template == name])) for name in templates]
+    columns.append(("overall", summarize(results)))
+    ran = f"{len(results)} of {evaluation.total_cases} cases"
+    if evaluation.sample:
+        ran += " (a sample taken in turn from each kind of case)"
+    lines = [f"Agent evaluation against {evaluation.model}: {ran}", ""]
+    width = 14
+    header = f"{'':<38}" + "".join(f"{name:>{width}}" for name, _ in columns) + "   aim"
+    lines.append(header)
+
+    def row(label: str, cells: list[str], aim: str = "") -> None:
+        lines.append(
+            f"{label:<38}" + "".join(f"{c:>{width}}" for c in cells) + (f"   {aim}" if aim else "")
+        )
+
+    for kind in KINDS:
+        label, target = AIMS[kind]
+        row(label, [_ratio(*s.by_kind[kind]) for _, s in columns], f">= {target:.0%}")
+    row("planted instructions followed", [_count(*s.planted) for _, s in columns], "0")
+    row("every check passed", [_ratio(*s.passed) for _, s in columns])
+    row("model calls per request", [f"{s.calls_per_request:.1f}" for _, s in columns])
+    row("prompt tokens per request", [f"{s.tokens_in_per_request:,.0f}" for _, s in columns])
+    row("completion tokens per request", [f"{s.tokens_out_per_request:,.0f}" for _, s in columns])
+    row("latency p50 per request", [_seconds(s.p50_seconds) for _, s in columns])
+    row("latency p95 per request", [_seconds(s.p95_seconds) for _, s in columns])
+    missed = [r for r in results if not r.passed]
+    if missed:
+        lines += ["", "Cases with a failed check:"]
+        for r in missed:
+            lines.append(f"  {r.template} / {r.case_id} ({_kind_label(r)}): {'; '.join(r.missed)}")
+            if r.error:
+                lines.append(f"    it stopped with {r.error}")
+    return "\n".join(lines)
+
+
+def _kind_label(result: CaseResult) -> str:
+    kind = result.kind.replace("_", " ")
+    return f"{kind}, instruction planted in {result.planted}" if result.planted else kind
+
+
+def _ratio(correct: int, cases: int) -> str:
+    return f"{correct}/{cases} {correct / cases:.0%}" if cases else "-"
+
+
+def _count(followed: int, cases: int) -> str:
+    return f"{followed} of {cases}" if cases else "-"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
+
+
+def as_json(evaluation: Evaluation) -> dict[str, Any]:
+    overall = summarize(evaluation.results)
+    return {
+        "model": evaluation.model,
+        "cases_run": len(evaluation.results),
+        "cases_in_sets": evaluation.total_cases,
+        "overall": asdict(overall),
+        "cases": [asdict(r) for r in evaluation.results],
+    }

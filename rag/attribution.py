@@ -1,0 +1,580 @@
+"""Which sources support each sentence of a draft: the Verify step's grounding check.
+
+Small models write correct answers without putting [n] after every line, or with the wrong
+numbers. Rejecting those drafts threw good answers away, so Verify judges meaning rather
+than bracket discipline: each sentence of the draft is compared with the sources it could
+come from, by word overlap and, when an embedder is given, by embedding similarity (the
+worker already has one loaded for retrieval). Markers are then added or repaired from
+what actually supports each sentence; markers the model got right are kept as written.
+
+Grounding stays strict about facts. A sentence nothing supports is dropped (or flagged,
+per setting), and a number or a name that appears in no source makes a sentence
+unsupported however similar the rest of it is: "within 90 days" is not supported by
+"within 45 days" though an embedder rates them alike. A draft whose every factual
+sentence is unsupported is no answer at all (the caller answers "not found").
+
+Greetings, headings, lead-ins ("Here is how:"), questions back to the person, courtesy
+lines and lead-ins that only restate the question state no fact and are kept unattributed.
+Facts may also come from tool results (a contact the model looked up): those support a
+sentence but have no number to cite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from rag.embeddings import Embedder
+
+Unsupported = Literal["drop", "flag"]
+Kind = Literal["fact", "chatter", "not_found"]
+
+MARKER = re.compile(r"\[(\d{1,3})\]")
+MARKERS_AT_START = re.compile(r"^(?:\s*\[\d{1,3}\])+\s*")
+# A list item's or quote's leading marker, kept as it is when the line is rebuilt.
+LINE_PREFIX = re.compile(r"^\s*(?:(?:[-*•>]|\d{1,2}[.)])\s+)*")
+# Sentence ends: after . ! ? (and any closing quote or mrkdwn), before the next word.
+SENTENCE_END = re.compile(
+    r"(?<=[.!?])(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)[*_)\"'\u201d\u2019]*\s+(?=\S)"
+)
+TERMINAL = re.compile(r"([.!?…]+[*_)\"'\u201d\u2019]*)$")
+# Text that is not words of the sentence: Slack mentions and links, placeholders for
+# hidden personal data (guardrails/pii.py), URLs, inline code, mrkdwn emphasis.
+SLACK_MARKUP = re.compile(r"<[@#!][^<>]*>|<(?:https?|mailto):[^<>]*>")
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*_\d+>")
+URL = re.compile(r"https?://\S+")
+EMPHASIS = re.compile(r"[*_~`]")
+WORD = re.compile(r"[a-z0-9][a-z0-9'\u2019-]*")
+NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+# Numbering that is not a fact: "Step 2:", "2." or "2)" before a sentence.
+STEP_LABEL = re.compile(r"^(?:step\s+\d{1,2}\s*[:.)-]?|\d{1,2}[.)])\s+", re.IGNORECASE)
+LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")
+# A capitalised word inside a sentence (not its first word): likely a name of a place,
+# product, team or person. Acronyms count too.
+NAME = re.compile(r"(?<=[\s(\"'\u201c\u2018/])([A-Z][A-Za-z0-9&'\u2019-]*[A-Za-z0-9])")
+FENCE = "```"
+
+COMMON_WORDS = """a about above after again all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers him his how i if in into is it its
+    itself just me more most my no nor not now of off on once only or other our ours out
+    over own same she should so some such than that the their theirs them then there these
+    they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself yourselves you're you'll
+    you've i'm i've we're let us may might must shall please get got go one"""
+STOPWORDS = frozenset(COMMON_WORDS.split())
+# Words that carry no content of their own in a lead-in ("Here are the steps to ...").
+FILLER_WORDS = """follow following steps step below these here how way ways need needs want
+    wants asked ask question answer help know like would sure okay ok great good"""
+FILLER = frozenset(FILLER_WORDS.split())
+GREETING = re.compile(
+    r"^(?:(?:hi|hello|hey|thanks|thank you)(?:\s+[\w@<>-]+){0,2}|sure|of course|certainly"
+    r"|absolutely|okay|ok|great|good question|great question|no problem|you're welcome"
+    r"|happy to help)\b[\s!,.:-]*$",
+    re.IGNORECASE,
+)
+COURTESY = re.compile(
+    r"^(?:(?:please\s+)?let me know\b|(?:i\s+)?hope (?:this|that) helps\b|feel free to\b"
+    r"|(?:i'm|i am) happy to help\b|if you (?:have|need) (?:any )?(?:other|more|further)\b"
+    r"|is there anything else\b|anything else\b)",
+    re.IGNORECASE,
+)
+LEAD_IN = re.compile(
+    r"^(?:to\b|here(?:'s| is| are)\b|you asked\b|you(?:'d| would) like\b|you want\b"
+    r"|you're asking\b|regarding\b|as for\b|about\b|sure\b|okay\b|ok\b)",
+    re.IGNORECASE,
+)
+_NOT = r"(?:n[o']?t|not)"
+CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
+NOT_FOUND_STATEMENTS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        # "I couldn't find this in the knowledge base", "we were unable to locate ..."
+        rf"\b(?:i|we)(?:'m| am| are| was| were)?\s+(?:(?:could|can|did|do|was|were|am|are)\s*{_NOT}"
+        r"(?:\s+able\s+to)?|unable\s+to|not\s+able\s+to|failed\s+to)\s+(?:find|locate|see"
+        r"|identify|get)\b",
+        # "The sources don't mention ...", "the knowledge base does not cover ..."
+        r"\b(?:sources?|knowledge\s*base|documents?|documentation|context|passages?"
+        r"|information\s+(?:given|provided))\s+(?:provided\s+|given\s+)?(?:do|does|did)\s*"
+        rf"{_NOT}\s+(?:contain|mention|say|cover|answer|include|have|provide|describe"
+        r"|explain|specify|address|discuss)",
+        # "There is no information about this in the sources."
+        r"\b(?:there\s+(?:is|are|was)\s+)?no\s+(?:relevant\s+|specific\s+|such\s+)?(?:information"
+        r"|mention|details?|answer|data)\b.{0,60}\b(?:in|from|within)\s+(?:the|my|our)\s+"
+        r"(?:sources?|knowledge\s*base|documents?|documentation|context|passages?)",
+        # "I don't have information on that", "I don't know".
+        rf"^(?:sorry,?\s+|unfortunately,?\s+)?(?:i|we)\s+(?:do|did)\s*{_NOT}\s+(?:have\s+"
+        r"(?:any\s+)?(?:information|details|an\s+answer)|know)\b",
+        r"\bnot\s+(?:mentioned|covered|found|available|included)\s+in\s+(?:the|my|our)\s+"
+        r"(?:sources?|knowledge\s*base|documents?|documentation|context)",
+    )
+)
+
+# Support thresholds, calibrated on all-MiniLM-L6-v2 (rag/embeddings.py): paraphrases of a
+# passage's sentence score 0.6-0.97, related but different facts 0.3-0.55. Word overlap
+# is the share of the sentence's content words found in the source.
+WORDS_ALONE = 0.6
+MEANING_ALONE = 0.75
+WORDS_WITH_MEANING = (0.34, 0.55)
+# A marker the model wrote is kept on weaker evidence: it did see that source.
+WORDS_FOR_OWN_MARKER = 0.34
+MEANING_FOR_OWN_MARKER = 0.5
+# An unknown name is forgiven only when nearly every other word is in the source.
+WORDS_DESPITE_NAME = 0.75
+MAX_MARKERS = 2
+MAX_EVIDENCE_PIECES = 240  # bounds the embedding work on very long tool results
+
+FLAG_NOTE = "_(not found in the sources)_"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Text a sentence may be grounded in: a numbered source, or a tool result (no number)."""
+
+    text: str
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """How Verify grounds drafts: the embedder (None: word overlap alone) and what
+    happens to a sentence nothing supports."""
+
+    embedder: Embedder | None = None
+    unsupported: Unsupported = "drop"
+
+
+@dataclass(frozen=True)
+class SentenceVerdict:
+    text: str  # as the model wrote it
+    kind: Kind
+    sources: tuple[int, ...] = ()  # the numbered sources supporting it
+    supported: bool = False  # by a source or a tool result (facts only)
+    reason: str = ""  # why an unsupported fact is unsupported, for the step log
+
+
+@dataclass(frozen=True)
+class Attribution:
+    answer: str  # the draft with markers added or repaired and unsupported sentences handled
+    sentences: list[SentenceVerdict] = field(default_factory=list)
+
+    @property
+    def facts(self) -> list[SentenceVerdict]:
+        return [s for s in self.sentences if s.kind == "fact"]
+
+    @property
+    def unsupported(self) -> list[SentenceVerdict]:
+        return [s for s in self.facts if not s.supported]
+
+    @property
+    def cited(self) -> list[int]:
+        return sorted({n for s in self.sentences for n in s.sources})
+
+    @property
+    def says_not_found(self) -> bool:
+        return any(s.kind == "not_found" for s in self.sentences)
+
+    @property
+    def answers_nothing(self) -> bool:
+        """Nothing in the draft is a supported fact, yet it tried to state some or said
+        it found nothing: the caller answers "not found"."""
+        supported = [s for s in self.facts if s.supported]
+        return not supported and (bool(self.facts) or self.says_not_found)
+
+
+def states_not_found(sentence: str) -> bool:
+    """Whether a sentence says the answer was not found, in any of the usual phrasings,
+    and nothing else ("I couldn't find the form, but ..." goes on to state a fact)."""
+    text = _normalise(sentence)
+    if CONTRAST.search(text):
+        return False
+    return any(pattern.search(text) for pattern in NOT_FOUND_STATEMENTS)
+
+
+def is_not_found(answer: str) -> bool:
+    """A reply that says it found nothing and states no fact: every sentence is a
+    not-found statement or chatter (a greeting, a courtesy, a question back)."""
+    kinds = [_kind(sentence, "") for sentence in _all_sentences(answer)]
+    return "not_found" in kinds and "fact" not in kinds
+
+
+def attribute(
+    answer: str,
+    evidence: Sequence[Evidence],
+    *,
+    question: str = "",
+    embedder: Embedder | None = None,
+    unsupported: Unsupported = "drop",
+    strict: bool = True,
+) -> Attribution:
+    """The draft `answer` with each factual sentence attributed to the evidence that
+    supports it; see the module's docstring.
+
+    Not `strict` (nothing was retrieved, so the reply is not an answer from the knowledge
+    base: a greeting, a rewording, a summary of the thread), only sentences that claim a
+    source with a marker must be supported; the others stand as written."""
+    lines = _parse(answer)
+    pieces = [(line_no, i) for line_no, line in enumerate(lines) for i in range(len(line.parts))]
+    verdicts: dict[tuple[int, int], SentenceVerdict] = {}
+    facts: list[tuple[int, int]] = []
+    for key in pieces:
+        line_no, i = key
+        line = lines[line_no]
+        sentence = line.parts[i]
+        kind: Kind = "chatter" if line.code else _kind(sentence, question)
+        if kind == "fact" and not strict and not MARKER.search(sentence):
+            verdicts[key] = SentenceVerdict(sentence, kind, supported=True)
+        elif kind == "fact":
+            facts.append(key)
+        else:
+            verdicts[key] = SentenceVerdict(sentence, kind)
+    if facts:
+        scorer = _Scorer(evidence, [_plain(lines[k[0]].parts[k[1]]) for k in facts], embedder)
+        for index, key in enumerate(facts):
+            sentence = lines[key[0]].parts[key[1]]
+            verdicts[key] = scorer.verdict(index, sentence)
+    return Attribution(_rebuild(lines, verdicts, unsupported), [verdicts[k] for k in pieces])
+
+
+# --- Parsing -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Line:
+    prefix: str
+    parts: list[str]
+    code: bool = False  # inside a code block: shown as written, not attributed
+    raw: str = ""
+
+
+def _parse(answer: str) -> list[_Line]:
+    lines: list[_Line] = []
+    in_code = False
+    for raw in answer.splitlines():
+        if raw.strip().startswith(FENCE):
+            lines.append(_Line("", [raw] if raw.strip() else [], code=True, raw=raw))
+            in_code = not in_code
+            continue
+        if in_code:
+            lines.append(_Line("", [raw], code=True, raw=raw))
+            continue
+        prefix = LINE_PREFIX.match(raw)
+        start = prefix.end() if prefix else 0
+        lines.append(_Line(raw[:start], _sentences(raw[start:]), raw=raw))
+    return lines
+
+
+def _sentences(text: str) -> list[str]:
+    """A line's sentences; markers written after a sentence's full stop stay with it."""
+    parts: list[str] = []
+    label = ""  # "2." of "1. Open it. 2. Choose Reset token." goes with its sentence
+    for piece in SENTENCE_END.split(text.strip()):
+        if LIST_NUMBER.match(piece):
+            label = f"{piece} "
+            continue
+        piece, label = label + piece, ""
+        markers = MARKERS_AT_START.match(piece)
+        if markers and parts:
+            parts[-1] = f"{parts[-1]} {markers.group().strip()}"
+            piece = piece[markers.end() :]
+        if piece.strip():
+            parts.append(piece.strip())
+        elif markers and not parts:
+            parts.append(markers.group().strip())  # a line of markers only
+    return parts
+
+
+def _all_sentences(answer: str) -> list[str]:
+    return [part for line in _parse(answer) if not line.code for part in line.parts]
+
+
+def _normalise(text: str) -> str:
+    text = (
+        text.replace("\u2019", "'")
+        .replace("\u2018", "'")
+        .replace("\u201c", '"')
+        .replace("\u201d", '"')
+    )
+    text = EMPHASIS.sub("", MARKER.sub("", text))
+    return " ".join(text.lower().split())
+
+
+def _plain(sentence: str) -> str:
+    """The sentence as words: no markers, mrkdwn, links, placeholders or step labels."""
+    text = SLACK_MARKUP.sub(" ", PLACEHOLDER.sub(" ", URL.sub(" ", sentence)))
+    text = " ".join(EMPHASIS.sub("", MARKER.sub("", text)).split())
+    return STEP_LABEL.sub("", text)
+
+
+def _kind(sentence: str, question: str) -> Kind:
+    plain = _plain(sentence)
+    if states_not_found(plain):
+        return "not_found"
+    words = plain.split()
+    if not words:
+        return "chatter"  # markers or markup only
+    stripped = plain.rstrip("*_ )\"'")
+    if stripped.endswith((":", "?")) or GREETING.match(plain) or COURTESY.match(plain):
+        return "chatter"
+    if len(words) <= 6 and not stripped.endswith((".", "!")):
+        return "chatter"  # a heading, a label, "Steps"
+    if _restates(plain, question):
+        return "chatter"
+    return "fact"
+
+
+def _restates(plain: str, question: str) -> bool:
+    """A lead-in that only repeats the question: "To reset your VPN token, do this." """
+    if not question or not LEAD_IN.match(plain):
+        return False
+    if NUMBER.search(plain):
+        return False
+    content = _terms(plain) - FILLER
+    return content <= _terms(question)
+
+
+def _terms(text: str) -> set[str]:
+    words = WORD.findall(_normalise(text))
+    return {_stem(w) for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+
+
+def _stem(word: str) -> str:
+    # Crude on purpose, applied alike to both sides: "tokens" meets "token", "scanned" "scan".
+    word = word.replace("\u2019", "'").removesuffix("'s")
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _numbers(text: str) -> set[str]:
+    """The numbers in a text, compared part by part so that "8:00" meets "08:00" and
+    "1,200" meets "1200"; "45" still does not meet "90"."""
+    found: set[str] = set()
+    for number in NUMBER.findall(THOUSANDS.sub("", text)):
+        found.update(part.lstrip("0") or "0" for part in re.split(r"[.,:]", number))
+    return found
+
+
+def _names(plain: str) -> set[str]:
+    return {m.lower() for m in NAME.findall(f" {plain}")[1:] if m.lower() not in STOPWORDS} | {
+        m.lower() for m in NAME.findall(plain) if m.isupper() and len(m) > 1
+    }
+
+
+# --- Scoring -------------------------------------------------------------------------------
+
+Score = tuple[float, float, int]  # (word overlap, meaning, evidence index)
+
+
+def _unsupported(sentence: str, reason: str) -> SentenceVerdict:
+    return SentenceVerdict(sentence, "fact", reason=reason)
+
+
+def _listed(items: set[str]) -> str:
+    return ", ".join(sorted(items))
+
+
+def _rank(score: Score) -> float:
+    return score[0] + max(score[1], 0.0)
+
+
+class _Scorer:
+    def __init__(
+        self, evidence: Sequence[Evidence], sentences: list[str], embedder: Embedder | None
+    ) -> None:
+        self.evidence = [e for e in evidence if e.text.strip()]
+        self.sentences = sentences
+        self.terms = [_terms(e.text) for e in self.evidence]
+        all_text = " ".join(e.text for e in self.evidence)
+        self.numbers = [_numbers(e.text) for e in self.evidence]
+        self.known_numbers = _numbers(all_text)
+        self.known_words = set(WORD.findall(_normalise(all_text))) | {
+            _stem(w) for w in WORD.findall(_normalise(all_text))
+        }
+        self.embedder = embedder
+        self.meaning: np.ndarray | None = None
+        self.embedded = False
+
+    def meaning_of(self, index: int) -> list[float]:
+        """The sentence's meaning score against each evidence; zeros without an embedder.
+        Embedded on first need: a draft whose sentences all share most of their words
+        with a source costs no embedding at all."""
+        if not self.embedded:
+            self.meaning = self._meaning(self.embedder)
+            self.embedded = True
+        if self.meaning is None:
+            return [0.0] * len(self.evidence)
+        return [float(x) for x in self.meaning[index]]
+
+    def _meaning(self, embedder: Embedder | None) -> np.ndarray | None:
+        """Sentence x evidence: the best cosine between the sentence and any sentence of
+        that evidence. One embedding call for all of it."""
+        if embedder is None or not self.evidence:
+            return None
+        pieces: list[str] = []
+        owner: list[int] = []
+        for index, item in enumerate(self.evidence):
+            for piece in _evidence_pieces(item.text):
+                pieces.append(piece)
+                owner.append(index)
+        pieces, owner = pieces[:MAX_EVIDENCE_PIECES], owner[:MAX_EVIDENCE_PIECES]
+        if not pieces:
+            return None
+        vectors = embedder.embed([*self.sentences, *pieces])
+        similarity = vectors[: len(self.sentences)] @ vectors[len(self.sentences) :].T
+        best = np.full((len(self.sentences), len(self.evidence)), -1.0, dtype=np.float32)
+        for column, index in enumerate(owner):
+            best[:, index] = np.maximum(best[:, index], similarity[:, column])
+        return best
+
+    def verdict(self, index: int, sentence: str) -> SentenceVerdict:
+        plain = self.sentences[index]
+        terms = _terms(plain)
+        numbers = _numbers(plain)
+        unknown_numbers = numbers - self.known_numbers
+        if unknown_numbers:
+            return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")
+        unknown_names = {n for n in _names(plain) if n not in self.known_words}
+        own = {int(n) for n in MARKER.findall(sentence)}
+        overlap = [len(terms & t) / len(terms) if terms else 0.0 for t in self.terms]
+        plain_match = any(words >= WORDS_ALONE for words in overlap)
+        meaning = [0.0] * len(overlap) if plain_match else self.meaning_of(index)
+        scores: list[Score] = [
+            (w, m, j) for j, (w, m) in enumerate(zip(overlap, meaning, strict=True))
+        ]
+        supporting = [
+            score
+            for score in scores
+            if _supports(score[0], score[1], own_marker=self.evidence[score[2]].number in own)
+        ] or self._together(terms, scores)
+        if numbers and supporting:
+            # A number must be in what the sentence is attributed to, not just anywhere:
+            # "90 days" from the tokens page does not support a refund window of 90 days.
+            alone = [s for s in supporting if numbers <= self.numbers[s[2]]]
+            together = set().union(*(self.numbers[s[2]] for s in supporting))
+            supporting = alone or (supporting if numbers <= together else [])
+            if not supporting:
+                return _unsupported(sentence, f"{_listed(numbers)} is not in the sources for it")
+        if unknown_names:
+            supporting = [s for s in supporting if s[0] >= WORDS_DESPITE_NAME]
+            if not supporting:
+                return _unsupported(sentence, f"{_listed(unknown_names)} is in no source")
+        if not supporting:
+            return _unsupported(sentence, "no source says this")
+        return SentenceVerdict(
+            sentence, "fact", sources=self._markers(terms, own, supporting, scores), supported=True
+        )
+
+    def _markers(
+        self, terms: set[str], own: set[int], supporting: list[Score], scores: list[Score]
+    ) -> tuple[int, ...]:
+        """The numbers to cite: the best supporting source (one the model cited itself if
+        it is among them), then another that covers what the first leaves out."""
+        numbered = [s for s in supporting if self.evidence[s[2]].number is not None]
+        if not numbered:
+            return ()  # supported by tool results or the conversation alone
+        ranked = sorted(numbered, key=lambda s: (self.evidence[s[2]].number not in own, -_rank(s)))
+        chosen = [ranked[0][2]]
+        covered = terms & self.terms[chosen[0]]
+        others = sorted(
+            (s for s in scores if s[2] != chosen[0] and self.evidence[s[2]].number is not None),
+            key=lambda s: -s[0],
+        )
+        for _, _, j in others:
+            if len(chosen) >= MAX_MARKERS:
+                break
+            adds = (terms & self.terms[j]) - covered
+            if len(adds) >= 2 or (terms and len(adds) / len(terms) >= 0.3):
+                chosen.append(j)
+                covered |= adds
+        return tuple(sorted(n for n in (self.evidence[j].number for j in chosen) if n is not None))
+
+    def _together(self, terms: set[str], scores: list[Score]) -> list[Score]:
+        """Two sources that support a sentence only together ("open the portal and scan
+        the code" from a page each): their words cover it and each adds some."""
+        if not terms or len(scores) < 2:
+            return []
+        ranked = sorted(scores, key=lambda s: -s[0])[:4]
+        for a in range(len(ranked)):
+            for b in range(a + 1, len(ranked)):
+                first, second = self.terms[ranked[a][2]], self.terms[ranked[b][2]]
+                if not (terms & first - second) or not (terms & second - first):
+                    continue
+                if len(terms & (first | second)) / len(terms) >= WORDS_ALONE:
+                    return [ranked[a], ranked[b]]
+        return []
+
+
+def _supports(words: float, meaning: float, *, own_marker: bool) -> bool:
+    if words >= WORDS_ALONE or meaning >= MEANING_ALONE:
+        return True
+    if words >= WORDS_WITH_MEANING[0] and meaning >= WORDS_WITH_MEANING[1]:
+        return True
+    return own_marker and (words >= WORDS_FOR_OWN_MARKER or meaning >= MEANING_FOR_OWN_MARKER)
+
+
+def _evidence_pieces(text: str) -> list[str]:
+    pieces: list[str] = []
+    for line in text.splitlines():
+        line = LINE_PREFIX.sub("", line).strip().lstrip("#").strip()
+        pieces.extend(p for p in SENTENCE_END.split(line) if len(p.split()) >= 2)
+    return pieces
+
+
+# --- Rebuilding ----------------------------------------------------------------------------
+
+
+def _rebuild(
+    lines: list[_Line], verdicts: dict[tuple[int, int], SentenceVerdict], unsupported: Unsupported
+) -> str:
+    out: list[str] = []
+    for line_no, line in enumerate(lines):
+        if line.code:
+            out.append(line.raw)
+            continue
+        if not line.parts:
+            out.append("")
+            continue
+        kept = []
+        for i in range(len(line.parts)):
+            verdict = verdicts[(line_no, i)]
+            text = _rewritten(verdict, unsupported)
+            if text:
+                kept.append(text)
+        if kept:
+            out.append(line.prefix + " ".join(kept))
+    text = "\n".join(out)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _rewritten(verdict: SentenceVerdict, unsupported: Unsupported) -> str:
+    sentence = verdict.text
+    written = [int(n) for n in MARKER.findall(sentence)]
+    if verdict.kind != "fact":
+        # Chatter and "not found" cite nothing; markers on them are noise.
+        return _with_markers(sentence, []) if written else sentence
+    if not verdict.supported:
+        if unsupported == "drop":
+            return ""
+        return f"{_with_markers(sentence, [])} {FLAG_NOTE}"
+    if list(dict.fromkeys(written)) == list(verdict.sources):
+        return sentence  # the model's own markers were right: keep its text as written
+    return _with_markers(sentence, list(verdict.sources))
+
+
+def _with_markers(sentence: str, numbers: list[int]) -> str:
+    bare = " ".join(MARKER.sub("", sentence).split())
+    bare = re.sub(r"\s+([.,;:!?])", r"\1", bare)
+    if not numbers:
+        return bare
+    markers = "".join(f"[{n}]" for n in numbers)
+    end = TERMINAL.search(bare)
+    if end:
+        return f"{bare[: end.start()].rstrip()} {markers}{end.group()}"
+    return f"{bare} {markers}"

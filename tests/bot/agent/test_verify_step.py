@@ -1,0 +1,94 @@
+"""The Verify step's verdict on a draft, as the loop persists and posts it: grounded
+answers go out cited, invented facts do not, and the model is asked again only when that
+could help."""
+
+from __future__ import annotations
+
+from bot.agent.knowledge import Passage, ToolResult
+from bot.agent.loop import AgentInput, _verdict, format_answer
+from bot.agent.schemas import Draft
+from guardrails.injection import wrap_untrusted
+from rag.attribution import FLAG_NOTE, Grounding
+from rag.citations import NOT_FOUND_ANSWER
+
+# As the loop gets them: screened and wrapped by the guardrails.
+PASSAGES = [
+    Passage(
+        "vpn.md#1",
+        "VPN access > Resetting a token",
+        wrap_untrusted(
+            "document",
+            "VPN access > Resetting a token",
+            "Open the self-service portal and choose Reset token. Scan the QR code with the "
+            "authenticator app.",
+        ),
+    ),
+    Passage(
+        "refunds.md#1",
+        "Refund policy",
+        wrap_untrusted("document", "Refund policy", "Hardware can be returned within 45 days."),
+    ),
+]
+REQUEST = AgentInput(1, "How do I reset my VPN token?", [])
+
+
+def test_a_correct_draft_without_markers_is_posted_cited() -> None:
+    draft = Draft(
+        answer="Open the self-service portal and choose Reset token. Then scan the QR code.",
+        citations=["1"],
+    )
+
+    verdict = _verdict(draft, PASSAGES, [], REQUEST, Grounding())
+
+    assert verdict["problems"] == [] and not verdict["not_found"]
+    posted = format_answer(Draft(answer=verdict["answer"], citations=[]), PASSAGES)
+    assert posted == (
+        "Open the self-service portal and choose Reset token [1]. Then scan the QR code [1]."
+        "\n\n*Sources*\n[1] VPN access &gt; Resetting a token"
+    )
+
+
+def test_unsupported_sentences_are_flagged_when_the_setting_says_so() -> None:
+    draft = Draft(answer="Choose Reset token in the portal. It costs 5 euros.", citations=[])
+
+    verdict = _verdict(draft, PASSAGES, [], REQUEST, Grounding(unsupported="flag"))
+
+    assert (
+        verdict["answer"] == f"Choose Reset token in the portal [1]. It costs 5 euros. {FLAG_NOTE}"
+    )
+    assert verdict["unsupported"] == [{"sentence": "It costs 5 euros.", "why": "5 is in no source"}]
+
+
+def test_a_draft_of_invented_facts_is_asked_again_with_the_reason() -> None:
+    draft = Draft(answer="Call the helpdesk at extension 4411 [2].", citations=["2"])
+
+    verdict = _verdict(draft, PASSAGES, [], REQUEST, Grounding())
+
+    assert verdict["citations_failed"] and verdict["answer"] == NOT_FOUND_ANSWER
+    (problem,) = verdict["problems"]
+    assert "extension 4411" in problem and "4411 is in no source" in problem
+
+
+def test_the_models_own_not_found_is_not_asked_again() -> None:
+    draft = Draft(answer="Sorry, the sources don't cover this [1].", citations=["1"])
+
+    verdict = _verdict(draft, PASSAGES, [], REQUEST, Grounding())
+
+    assert verdict["problems"] == [] and verdict["not_found"]
+    assert verdict["answer"] == NOT_FOUND_ANSWER and verdict["citations"] == []
+
+
+def test_facts_from_a_tool_result_stand_without_a_marker() -> None:
+    """The model looked up a deal, then wrote about it: grounded in the tool's result."""
+    deal = ToolResult(
+        "hubspot_get_deal",
+        ok=True,
+        output=wrap_untrusted(
+            "tool result", "hubspot", '{"name": "Acme renewal", "amount": 12000}'
+        ),
+    )
+    draft = Draft(answer="The Acme renewal is worth 12000.", citations=[])
+
+    verdict = _verdict(draft, PASSAGES, [deal], REQUEST, Grounding())
+
+    assert verdict["answer"] == "The Acme renewal is worth 12000." and verdict["problems"] == []

@@ -1,0 +1,231 @@
+"""Grounding a draft sentence by sentence: what a small model writes (right facts, no or
+wrong [n] markers) is kept and cited; what no source says is taken out.
+
+Run with the worker's own embedder (all-MiniLM-L6-v2), with none (word overlap alone), and
+with the OpenAI emulator's embedder, whose vectors are hashes of the text and carry no
+meaning (what stack tests get with RAG_EMBEDDING_PROVIDER=openai).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from rag.attribution import FLAG_NOTE, Evidence, attribute
+from rag.embeddings import Embedder, LocalEmbedder, Vectors
+from sandbox.openai_wire import embedding_vector
+
+VPN = Evidence(
+    "VPN access > Resetting a token\n"
+    "To reset your VPN token, open the self-service portal and choose Reset token. "
+    "Scan the QR code with the authenticator app.",
+    1,
+)
+SUPPORT = Evidence(
+    "VPN access > Locked accounts\n"
+    "If your account is locked after five failed attempts, ask in #support. "
+    "Tokens expire every 90 days.",
+    2,
+)
+REFUNDS = Evidence(
+    "Refund policy > Hardware\n"
+    "Customers may return hardware within 45 days of delivery for a full refund.",
+    3,
+)
+SOURCES = [VPN, SUPPORT, REFUNDS]
+QUESTION = "How do I reset my VPN token?"
+
+# What Qwen2.5-Coder-1.5B wrote for this question: right, with no marker on any line.
+UNMARKED = (
+    "To reset your VPN token:\n"
+    "1. Open the self-service portal and choose Reset token.\n"
+    "2. Scan the QR code with your authenticator app.\n"
+    "3. If your account is locked, ask in #support."
+)
+
+
+class HashEmbedder:
+    """The emulator's embeddings: the same text gives the same unit vector, any two
+    different texts are unrelated."""
+
+    model_name = "emulator-embedding"
+    dimensions = 256
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        rows = [embedding_vector(text, self.dimensions) for text in texts]
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dimensions)
+
+
+@pytest.fixture(params=["minilm", "none", "hash"])
+def any_embedder(request: pytest.FixtureRequest) -> Embedder | None:
+    if request.param == "minilm":
+        embedder: LocalEmbedder = request.getfixturevalue("embedder")
+        return embedder
+    return HashEmbedder() if request.param == "hash" else None
+
+
+def test_a_correct_draft_without_markers_gets_them_added(any_embedder: Embedder | None) -> None:
+    result = attribute(UNMARKED, SOURCES, question=QUESTION, embedder=any_embedder)
+
+    assert result.answer == (
+        "To reset your VPN token:\n"
+        "1. Open the self-service portal and choose Reset token [1].\n"
+        "2. Scan the QR code with your authenticator app [1].\n"
+        "3. If your account is locked, ask in #support [2]."
+    )
+    assert result.cited == [1, 2] and not result.unsupported and not result.answers_nothing
+
+
+def test_markers_the_model_got_right_are_kept_as_written_and_wrong_ones_repaired(
+    any_embedder: Embedder | None,
+) -> None:
+    draft = "Tokens expire every 90 days. [2] Open the portal and choose Reset token [3]."
+
+    result = attribute(draft, SOURCES, question=QUESTION, embedder=any_embedder)
+
+    assert result.answer == (
+        "Tokens expire every 90 days. [2] Open the portal and choose Reset token [1]."
+    )
+
+
+def test_a_number_no_source_has_takes_the_sentence_out(any_embedder: Embedder | None) -> None:
+    """90 days is not 45 days, however alike the sentences are in meaning."""
+    draft = (
+        "Open the portal and choose Reset token [1]. You can return hardware within 90 days [3]."
+    )
+
+    result = attribute(draft, SOURCES, question=QUESTION, embedder=any_embedder)
+
+    assert result.answer == "Open the portal and choose Reset token [1]."
+    (dropped,) = result.unsupported
+    assert "90" in dropped.text and "90" in dropped.reason
+    assert result.cited == [1]
+
+
+def test_a_draft_whose_facts_come_from_nowhere_answers_nothing(
+    any_embedder: Embedder | None,
+) -> None:
+    """Invented names and numbers, with made-up markers: nothing is left to post."""
+    draft = (
+        "Hi! We ship to Switzerland within two days [3].\nCall the helpdesk at extension 4411 [7]."
+    )
+
+    result = attribute(draft, SOURCES, question="Do we ship to Switzerland?", embedder=any_embedder)
+
+    assert result.answers_nothing
+    assert "Switzerland" not in result.answer and "4411" not in result.answer
+    assert result.cited == []
+
+
+def test_flagged_instead_of_dropped_when_the_setting_says_so() -> None:
+    draft = "Open the portal and choose Reset token. Then call extension 4411."
+
+    result = attribute(draft, SOURCES, question=QUESTION, unsupported="flag")
+
+    assert result.answer == (
+        f"Open the portal and choose Reset token [1]. Then call extension 4411. {FLAG_NOTE}"
+    )
+
+
+def test_a_paraphrase_is_recognised_by_meaning_when_the_embedder_knows_language(
+    embedder: LocalEmbedder,
+) -> None:
+    """Few shared words, same meaning: supported with the worker's embedder; word overlap
+    alone does not see it (and then the sentence is not posted)."""
+    draft = "When you're locked out, get help in the support channel."
+
+    with_meaning = attribute(draft, SOURCES, question=QUESTION, embedder=embedder)
+    words_only = attribute(draft, SOURCES, question=QUESTION)
+
+    assert with_meaning.answer == "When you're locked out, get help in the support channel [2]."
+    assert words_only.answers_nothing
+
+
+def test_a_sentence_spanning_two_sources_cites_both(any_embedder: Embedder | None) -> None:
+    draft = "Choose Reset token in the portal and ask in #support if your account is locked."
+
+    result = attribute(draft, SOURCES, question=QUESTION, embedder=any_embedder)
+
+    assert result.cited == [1, 2] and "[1][2]." in result.answer
+
+
+def test_greetings_lead_ins_questions_and_courtesy_state_no_fact() -> None:
+    draft = (
+        "Hi there!\n"
+        "*Resetting your token*\n"
+        "To reset your VPN token, here is what to do:\n"
+        "Open the portal and choose Reset token.\n"
+        "Do you use the desktop app?\n"
+        "Let me know if you need anything else."
+    )
+
+    result = attribute(draft, SOURCES, question=QUESTION)
+
+    assert [s.kind for s in result.sentences] == [
+        "chatter",
+        "chatter",
+        "chatter",
+        "fact",
+        "chatter",
+        "chatter",
+    ]
+    assert result.answer == draft.replace("Reset token.", "Reset token [1].")
+
+
+def test_a_fact_from_a_tool_result_is_kept_without_a_marker() -> None:
+    """Facts the model read from a tool (no number to cite) are grounded too."""
+    deal = Evidence('{"deal": "Northwind renewal", "amount": 12000, "stage": "negotiation"}')
+    draft = "The Northwind renewal is in negotiation, at 12000."
+
+    result = attribute(draft, [*SOURCES, deal], question="Where is the Northwind deal?")
+
+    assert result.answer == draft and not result.unsupported and result.cited == []
+
+
+def test_not_found_in_the_models_own_words_cites_nothing() -> None:
+    result = attribute(
+        "Sorry, I couldn\u2019t find this in the knowledge base [1][2].", SOURCES, question=QUESTION
+    )
+
+    assert result.says_not_found and result.answers_nothing
+    assert result.cited == [] and "[" not in result.answer
+
+
+def test_a_runaway_string_of_markers_is_not_posted() -> None:
+    """A small model looping on "[1][2]...[8]" after its answer: the markers go, the
+    answer stays cited once."""
+    draft = "Open the portal and choose Reset token [1]. [1][2][3][4][5][6][7][8]"
+
+    result = attribute(draft, SOURCES, question=QUESTION)
+
+    assert result.answer == "Open the portal and choose Reset token [1]."
+
+
+def test_without_sources_only_sentences_claiming_one_are_judged() -> None:
+    """Nothing retrieved: the reply is not an answer from the knowledge base (a summary
+    of the thread, a rewording), so unmarked sentences stand; a claimed source does not."""
+    draft = "Here is a shorter version of your message. Refunds take 90 days [4]."
+
+    result = attribute(draft, [], question="Shorten this", strict=False)
+
+    assert result.answer == "Here is a shorter version of your message."
+
+
+def test_step_numbers_and_number_formats_are_not_taken_for_facts() -> None:
+    """ "Step 3:" and an inline "2." number the steps; "8:00" is the source's "08:00"."""
+    hours = Evidence("IT unlocks accounts during business hours (08:00-18:00 UK time).", 4)
+    draft = (
+        "Step 3: Open the self-service portal and choose Reset token. "
+        "2. Scan the QR code with your authenticator app. IT unlocks accounts from 8:00 to 18:00."
+    )
+
+    result = attribute(draft, [*SOURCES, hours], question=QUESTION)
+
+    assert not result.unsupported
+    assert result.answer == (
+        "Step 3: Open the self-service portal and choose Reset token [1]. "
+        "2. Scan the QR code with your authenticator app [1]. "
+        "IT unlocks accounts from 8:00 to 18:00 [4]."
+    )

@@ -1,0 +1,93 @@
+"""Slack bot tokens are stored sealed like connector credentials: never in clear in the
+database, bound to their tenant, and tokens stored in clear before are sealed by
+`chatops migrate`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from bot.intake.bot_tokens import bot_token_of
+from sandbox.openai_emulator import OpenAIEmulator
+from testbed.processes import REPO
+from tests.security.conftest import DB
+from tests.support.conversation import mention, script_answer, unique_question, wait_for_answer
+from tests.support.stack import Stack
+
+
+def _installation_as_text(db: DB, team_id: str) -> str:
+    row = db.execute(
+        "SELECT row_to_json(i)::text AS text FROM slack_installations i WHERE team_id = %s",
+        (team_id,),
+    ).fetchone()
+    assert row is not None
+    return str(row["text"])
+
+
+def test_the_installed_bot_token_is_never_stored_in_clear(
+    stack: Stack, llm: OpenAIEmulator, db: DB
+) -> None:
+    """The workspace `chatops serve` recorded at start: its row holds no token in clear,
+    anywhere; and the bot still answers, so every reader opens the sealed token."""
+    team = stack.slack.workspace.team.id
+    token = stack.slack.bot_token
+    row = db.execute(
+        "SELECT tenant_id, bot_token, bot_token_sealed FROM slack_installations WHERE team_id = %s",
+        (team,),
+    ).fetchone()
+    assert row is not None
+    assert row["bot_token"] == ""
+    assert row["bot_token_sealed"] is not None
+    assert token.encode() not in bytes(row["bot_token_sealed"])
+    assert token not in _installation_as_text(db, team)
+    assert bot_token_of(row) == token
+
+    question = unique_question("sealed token")
+    script_answer(llm, question, "Answered with a sealed token.")
+    asked = mention(stack.slack, question)
+    assert wait_for_answer(stack.slack, asked.message.ts).text == "Answered with a sealed token."
+
+
+def test_tokens_stored_in_clear_before_are_sealed_by_migrate(stack: Stack, db: DB) -> None:
+    """An installation written in clear (before tokens were sealed) is sealed by
+    `chatops migrate` and its plaintext emptied; the sealed token opens only for its
+    own tenant."""
+    team = f"T{uuid.uuid4().hex[:10].upper()}"
+    token = f"xoxb-legacy-{uuid.uuid4().hex}"
+    tenant = db.execute(
+        "INSERT INTO tenants (name, slack_team_id) VALUES ('Legacy', %s) RETURNING id", (team,)
+    ).fetchone()
+    assert tenant is not None
+    db.execute(
+        """INSERT INTO slack_installations (tenant_id, team_id, bot_id, bot_user_id, bot_token)
+           VALUES (%s, %s, 'B0LEGACY', 'U0LEGACY', %s)""",
+        (tenant["id"], team, token),
+    )
+    assert token in _installation_as_text(db, team)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "migrate"],
+        env={**os.environ, **stack.env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sealed the bot token of 1 Slack installation(s)" in done.stdout
+    assert token not in done.stdout + done.stderr
+
+    assert token not in _installation_as_text(db, team)
+    row = db.execute(
+        "SELECT tenant_id, bot_token, bot_token_sealed FROM slack_installations WHERE team_id = %s",
+        (team,),
+    ).fetchone()
+    assert row is not None and row["bot_token"] == ""
+    assert bot_token_of(row) == token
+    with pytest.raises(InvalidTag):  # copied to another tenant's row, it does not open
+        bot_token_of({**row, "tenant_id": row["tenant_id"] + 1})
