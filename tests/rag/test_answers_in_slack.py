@@ -13,7 +13,6 @@ import psycopg
 import pytest
 
 from bot.agent.answer_blocks import ACTION_FLAG_SOURCE, FEEDBACK_BLOCK
-from bot.agent.prompts import QUESTION_HEADING
 from connectors.slack.streaming import PREVIEW_SUFFIX, REPLACED_NOTE
 from guardrails.injection import UNTRUSTED_TAG
 from rag.citations import NOT_FOUND_ANSWER, SOURCES_HEADING, parse_sources_block
@@ -71,10 +70,9 @@ def draft_requests(llm: OpenAIEmulator, question: str) -> list[dict[str, Any]]:
 def sources_text(llm: OpenAIEmulator, question: str) -> str:
     """The text of the message that showed the Draft step its numbered sources."""
     draft = draft_requests(llm, question)[-1]
-    shown = next(
+    return next(
         str(m["content"]) for m in draft["messages"] if SOURCES_HEADING in str(m["content"])
     )
-    return shown.partition(QUESTION_HEADING)[0]  # the question follows the sources
 
 
 def sources_sent(llm: OpenAIEmulator, question: str) -> list[dict[str, Any]]:
