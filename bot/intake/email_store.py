@@ -233,7 +233,9 @@ def email_to_store(
     subject, text = mail.subject, (mail.text or mail.subject)[:MAX_TEXT_CHARS]
     if masker is not None:
         payload = masker.mask_deep(payload, entities, skip=STRUCTURAL_KEYS.__contains__)
-        subject, text = masker.mask(subject, entities), masker.mask(text, entities)
+        # The payload holds the same subject and text (made storable): masked once.
+        subject = payload["subject"]
+        text = (payload["text"] or subject)[:MAX_TEXT_CHARS]
     fields = conversation_params(tenant_id, mail) | {
         "message_id": mail.message_id,
         "status": status,
