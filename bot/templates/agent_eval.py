@@ -148,32 +148,25 @@ def select_cases(
     ]
     if limit is None or limit >= len(every):
         return every, len(every)
-    groups: dict[str, list[tuple[AgentTemplate, GoldenCase]]] = defaultdict(list)
-    for spec, case in _interleaved(every):
-        groups["planted" if case.planted else case.kind].append((spec, case))
+    # kind -> template -> its cases of that kind, in file order
+    groups: dict[str, dict[str, list[tuple[AgentTemplate, GoldenCase]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    names = list(dict.fromkeys(spec.name for spec, _ in every))
+    for spec, case in every:
+        groups["planted" if case.planted else case.kind][spec.name].append((spec, case))
     order = [*KINDS, "planted"]
     picked: list[tuple[AgentTemplate, GoldenCase]] = []
+    turn = 0  # which template goes first next, so a small sample still spans them all
     while len(picked) < limit:
         for kind in order:
-            if groups[kind] and len(picked) < limit:
-                picked.append(groups[kind].pop(0))
+            for offset in range(len(names)):
+                name = names[(turn + offset) % len(names)]
+                if groups[kind][name] and len(picked) < limit:
+                    picked.append(groups[kind][name].pop(0))
+                    turn += 1
+                    break
     return picked, len(every)
-
-
-def _interleaved(
-    cases: list[tuple[AgentTemplate, GoldenCase]],
-) -> list[tuple[AgentTemplate, GoldenCase]]:
-    """The cases alternating between templates, each template's in file order."""
-    by_template: dict[str, list[tuple[AgentTemplate, GoldenCase]]] = defaultdict(list)
-    for spec, case in cases:
-        by_template[spec.name].append((spec, case))
-    queues = list(by_template.values())
-    mixed = []
-    while any(queues):
-        for queue in queues:
-            if queue:
-                mixed.append(queue.pop(0))
-    return mixed
 
 
 @contextmanager
