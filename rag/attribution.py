@@ -63,6 +63,15 @@ NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 # Numbering that is not a fact: "Step 2:", "2." or "2)" before a sentence.
 STEP_LABEL = re.compile(r"^(?:step\s+\d{1,2}\s*[:.)-]?|\d{1,2}[.)])\s+", re.IGNORECASE)
+# "According to the sources, ...", "Based on the provided information, ...": words about
+# where a fact is from, which would only lower its overlap with the source it is from.
+SOURCE_LEAD = re.compile(
+    r"^(?:according\s+to|based\s+on|as\s+(?:stated|mentioned|described|explained|noted)"
+    r"\s+in|per)\s+(?:(?:the|these|this)\s+)?(?:(?:provided|given|above|available)\s+)?"
+    r"(?:(?:sources?|documents?|documentation|information|context|knowledge\s*base|passages?"
+    r"|text)(?:\s+(?:provided|given|above))?(?:\s+\d{1,3})?)?\s*,?\s*",
+    re.IGNORECASE,
+)
 LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")
 # A capitalised word inside a sentence (not its first word): likely a name of a place,
 # product, team or person. Acronyms count too.
@@ -357,10 +366,11 @@ def _normalise(text: str) -> str:
 
 
 def _plain(sentence: str) -> str:
-    """The sentence as words: no markers, mrkdwn, links, placeholders or step labels."""
+    """The sentence as words: no markers, mrkdwn, links, placeholders, step labels, or a
+    lead-in naming the sources ("According to the provided information, ...")."""
     text = SLACK_MARKUP.sub(" ", PLACEHOLDER.sub(" ", URL.sub(" ", sentence)))
     text = " ".join(EMPHASIS.sub("", MARKER.sub("", text)).split())
-    return STEP_LABEL.sub("", text)
+    return SOURCE_LEAD.sub("", STEP_LABEL.sub("", text))
 
 
 def _kind(sentence: str, question: str, acted: bool = False, listed: bool = False) -> Kind:

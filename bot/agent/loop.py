@@ -351,9 +351,11 @@ def _verdict(
         draft.answer,
         evidence(passages, [*outputs, *earlier]),
         question=request.question if request else "",
-        embedder=grounding.embedder if passages or outputs else None,
+        # Without passages the embedder (loaded on first use) is not worth loading.
+        embedder=grounding.embedder if passages else None,
         unsupported=grounding.unsupported,
         strict=bool(passages),
+        acted=bool(tool_results),
     )
     unsupported = [{"sentence": s.text, "why": s.reason} for s in result.unsupported]
     verdict: Output = {
@@ -364,15 +366,16 @@ def _verdict(
         "unsupported": unsupported,
         "not_found": False,
     }
-    if result.answers_nothing or is_not_found(result.answer):
-        if result.facts and (passages or outputs) and not result.says_not_found:
-            # Facts that no source supports, while sources exist: ask once more.
+    empty = not result.answer.strip()  # e.g. a runaway "[1][2][3]..." with no words
+    if result.answers_nothing or empty or is_not_found(result.answer):
+        if (result.facts or empty) and (passages or outputs) and not result.says_not_found:
+            # Nothing the sources support, while sources exist: ask once more.
             quoted = "; ".join(
                 f'"{s["sentence"]}" ({s["why"]})' for s in unsupported[:MAX_QUOTED_SENTENCES]
             )
             verdict["problems"] = [
-                "nothing in it is supported by the numbered sources: "
-                + quoted
+                "nothing in it is supported by the numbered sources"
+                + (f": {quoted}" if quoted else "")
                 + ". Answer only with facts from the sources, each followed by its number "
                 "in square brackets, or say you could not find it in the knowledge base"
             ]

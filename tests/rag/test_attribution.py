@@ -306,3 +306,16 @@ def test_citations_written_another_way_become_markers() -> None:
         "If your account is locked, ask in #support [2]. "
         "Scan the QR code with the authenticator app [1]."
     )
+
+
+def test_a_lead_in_naming_the_sources_does_not_count_against_the_sentence() -> None:
+    """Small models open with "Based on the provided information": those words say where
+    the fact is from, they are not part of it."""
+    draft = (
+        "Based on the provided information, you scan the QR code with the authenticator app. "
+        "According to [2], locked accounts ask in #support."
+    )
+
+    result = attribute(draft, SOURCES, question=QUESTION)
+
+    assert not result.unsupported and result.cited == [1, 2]
