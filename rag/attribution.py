@@ -11,10 +11,10 @@ are kept as written, and citations in other forms ("[Source 1]") become markers 
 Grounding stays strict about facts. A sentence nothing supports is dropped (or flagged,
 per setting), and a number or a name that appears in no source makes a sentence
 unsupported however similar the rest of it is: "within 90 days" is not supported by
-"within 45 days" though an embedder rates them alike. Numbers and names the person gave
-in the question may be applied ("at 14 months it is out of warranty") but support
-nothing. A draft whose every factual sentence is unsupported is no answer at all (the
-caller answers "not found").
+"within 45 days" though an embedder rates them alike. A number the person gave in the
+question may be applied ("at 14 months it is out of warranty"); a name they gave may not
+be pinned on a source that never mentions it. A draft whose every factual sentence is
+unsupported is no answer at all (the caller answers "not found").
 
 Greetings, headings, lead-ins ("Here is how:"), questions back to the person, courtesy
 lines, refusals, lead-ins that only restate the question and (in a run that called tools)
@@ -458,11 +458,10 @@ class _Scorer:
         question: str = "",
     ) -> None:
         self.evidence = [e for e in evidence if e.text.strip()]
-        # What the person said themselves ("after 14 months") is no invention when the
-        # answer applies a source to it; it still counts against word overlap, so "Yes,
-        # we ship to Switzerland" is not supported by a page about shipping elsewhere.
+        # A number the person gave ("after 14 months") is no invention when the answer
+        # applies a source to it. Names they gave are not exempt: "the Enterprise plan
+        # costs 18 GBP" is not supported by a price list that has no Enterprise plan.
         self.asked_numbers = _numbers(question)
-        self.asked_words = set(WORD.findall(_normalise(question)))
         self.sentences = sentences
         self.terms = [_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)
@@ -515,9 +514,9 @@ class _Scorer:
         unknown_numbers = numbers - self.known_numbers
         if unknown_numbers:
             return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")
-        unknown_names = {
-            n for n in _names(plain) if n not in self.known_words and n not in self.asked_words
-        }
+        # A name no source has, even one the person asked about: the sentence then says
+        # something of a plan, place or person the sources do not cover.
+        unknown_names = {n for n in _names(plain) if n not in self.known_words}
         own = {int(n) for n in MARKER.findall(sentence)}
         overlap = [len(terms & t) / len(terms) if terms else 0.0 for t in self.terms]
         plain_match = any(words >= WORDS_ALONE for words in overlap)
