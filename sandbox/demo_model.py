@@ -205,17 +205,19 @@ def _question(messages: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _draft_turn(messages: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]]:
-    """The Draft step's question and context: the last user turn that gives a context."""
+    """The Draft step's question and context, from the last user turn that gives a context:
+    the question under its heading, then the context line, then the sources."""
+    marker = f"\n\n{CONTEXT_PREFIX}"
     for text in reversed(_user_texts(messages)):
-        if not text.startswith(CONTEXT_PREFIX):
+        at = text.rfind(marker)
+        if at < 0:
             continue
-        context_line, _, rest = text.partition("\n\n")
+        question = text[:at].split(QUESTION_HEADING)[-1].strip()
+        context_line = text[at + len(marker) :].split("\n", 1)[0]
         try:
-            context = json.loads(context_line[len(CONTEXT_PREFIX) :])
+            context = json.loads(context_line)
         except ValueError:
             context = {}
-        # The sources come between the context and the question (bot/agent/prompts.py).
-        question = rest.rpartition(QUESTION_HEADING)[2].strip()
         return question, context if isinstance(context, Mapping) else {}
     return _question(messages), {}
 
@@ -247,8 +249,6 @@ def _sources(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     whichever message carries them."""
     for message in messages:
         content = message.get("content")
-        if isinstance(content, str):
-            content = content.partition(QUESTION_HEADING)[0]  # the question follows them
         found = parse_sources_block(content) if isinstance(content, str) else []
         if found:
             return [{"number": n, "title": title, "text": text} for n, title, text in found]

@@ -40,8 +40,6 @@ MAX_ANSWER_CHARS = 3_000
 MAX_UNGROUNDED_DRAFTS = 2
 # Times a plan whose tool arguments do not validate is sent back with the problems.
 ARGUMENT_RETRIES = 2
-# Unsupported sentences quoted back to the model when it is asked again.
-MAX_QUOTED_SENTENCES = 3
 # Passages one draft may be given, over all the searches of a run.
 MAX_PASSAGES = 12
 # The tool loop: another Plan turn (plan, act) is taken only if the run still has room for
@@ -50,6 +48,8 @@ MAX_PASSAGES = 12
 PLAN_TURN_STEPS = 2
 DRAFT_STEPS = 2
 MAX_PLAN_PROMPT_TOKENS = 6_000
+# Unsupported sentences quoted back to the model when it is asked again.
+MAX_QUOTED_SENTENCES = 3
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +148,7 @@ def _answer(
             rejected=rejected,
         )
         on_text = preview.for_sources(passages) if preview is not None else None
-        draft = llm.ask(Draft, messages, on_call=on_call, on_text=on_text, purpose="draft")
+        draft = llm.ask(Draft, messages, on_call=on_call, on_text=on_text)
         return {**draft.model_dump(), "prompt_tokens": prompts.estimated_tokens(messages)}
 
     problems: list[str] = []
@@ -266,7 +266,7 @@ def _plan_turn(
     by_name = {tool.name: tool for tool in offered}
     conversation = list(messages)
     for attempt in range(ARGUMENT_RETRIES + 1):
-        plan = llm.ask(schema, conversation, on_call=on_call, purpose="plan")
+        plan = llm.ask(schema, conversation, on_call=on_call)
         problems = _argument_problems(plan, by_name)
         if not problems:
             break

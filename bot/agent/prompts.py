@@ -135,11 +135,11 @@ def draft_messages(
             for r in tool_results
         ],
     }
-    # The sources as a plain numbered block (rag/citations.py), before the question: small
-    # models answer best from context they have just read.
+    # The question first, then what to answer it with; the sources last, as a plain
+    # numbered block (rag/citations.py) small models do not copy markup from.
     latest = (
-        f"{CONTEXT_PREFIX}{json.dumps(context)}\n\n{sources_block(passages)}"
-        f"\n\n{QUESTION_HEADING}\n{question}"
+        f"{QUESTION_HEADING}\n{question}\n\n{CONTEXT_PREFIX}{json.dumps(context)}"
+        f"\n\n{sources_block(passages)}"
     )
     turns: list[Turn] = [*history, {"role": "user", "content": latest}]
     if problems:

@@ -53,7 +53,7 @@ def test_a_run_with_history_a_tool_call_and_a_rejected_draft(
     post = mention(stack.slack, first)
     wait_for_answer(stack.slack, post.message.ts)
 
-    # When a follow-up asks for an action, and the first draft cites a source it was not given
+    # When a follow-up asks for an action, and the first draft states what nothing supports
     marker = uuid.uuid4().hex[:8]
     follow_up = unique_question(f"Tell #support about it {marker}")
     call = {
@@ -63,8 +63,9 @@ def test_a_run_with_history_a_tool_call_and_a_rejected_draft(
     }
     llm.script(
         Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
-        Reply(content={"answer": "Globex is on the Team plan [4].", "citations": ["4"]}),
-        Reply(content={"answer": "I'll post it in #support once approved.", "citations": []}),
+        # A fact no source or tool result supports: Verify sends it back.
+        Reply(content={"answer": "The SSO rollout finished on 3 May [4].", "citations": ["4"]}),
+        Reply(content={"answer": "I will post it in #support once approved.", "citations": []}),
         match=follow_up,
     )
     mention(stack.slack, follow_up, thread_ts=post.message.ts)
