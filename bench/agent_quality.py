@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -66,6 +67,7 @@ def main() -> int:
         "--timeout", type=float, default=180.0, help="LLM_TIMEOUT_SECONDS for the run"
     )
     made.add_argument("--json", type=Path, help="also write every case's result here")
+    made.add_argument("--note", help="a line for the report, e.g. how the server was started")
     made.add_argument(
         "--scripted",
         action="store_true",
@@ -73,6 +75,9 @@ def main() -> int:
         "the scripts give, for comparison; kept in bench/results/agent_quality_scripted.txt",
     )
     args = made.parse_args()
+    # A run takes many minutes: stopped with SIGTERM, it still drops its scratch
+    # database and stops the Postgres it started (the `finally` blocks run on SystemExit).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     configure_logging(fmt="console", level="WARNING")
     scripted = args.smoke or args.scripted
     result = Report(
@@ -95,6 +100,8 @@ def main() -> int:
             )
             return 2
         result.add(f"server: {args.base_url}, serving {served}")
+    if args.note:
+        result.add(args.note)
     with ExitStack() as stack:
         workdir = stack.enter_context(temporary_directory("chatops-bench-agent-"))
         server_url = stack.enter_context(postgres_server(workdir))

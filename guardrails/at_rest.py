@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -102,36 +103,40 @@ class AtRestMasker:
         entities: Collection[str] = ALWAYS_MASKED,
         *,
         skip: Callable[[str], bool] = lambda key: False,
+        encoded_as: str | None = None,
     ) -> T:
         """`value` (strings, and dicts and lists of them: a JSON payload) with every
-        string masked, except those under a key `skip` says holds no free text."""
+        string masked, except those under a key `skip` says holds no free text. A base64
+        blob is left as it is, or replaced by `encoded_as` when given."""
         if isinstance(value, str):
             if _ENCODED.fullmatch(value):
-                return value
+                return value if encoded_as is None else encoded_as  # type: ignore[return-value]
             return self.mask(value, entities)  # type: ignore[return-value]
         if isinstance(value, Mapping):
             return {  # type: ignore[return-value]
-                k: v if skip(k) else self.mask_deep(v, entities, skip=skip)
+                k: v if skip(k) else self.mask_deep(v, entities, skip=skip, encoded_as=encoded_as)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):
-            masked = [self.mask_deep(v, entities, skip=skip) for v in value]
+            masked = [self.mask_deep(v, entities, skip=skip, encoded_as=encoded_as) for v in value]
             return tuple(masked) if isinstance(value, tuple) else masked  # type: ignore[return-value]
         return value
 
-    def might_need_detector(self, value: Any, entities: Collection[str]) -> bool:
-        """Whether masking `value` (as mask_deep would) could load the detector: the
-        listeners then mask in a thread, not on their event loop."""
-        return any(self.needs_detector(text, entities) for text in _strings(value))
+    def might_need_detector(
+        self,
+        value: Any,
+        entities: Collection[str],
+        *,
+        skip: Callable[[str], bool] = lambda key: False,
+    ) -> bool:
+        """Whether masking `value` (as mask_deep would, with the same `skip`) could load
+        the detector: the listeners then mask in a thread, not on their event loop."""
+        return any(self.needs_detector(text, entities) for text in _strings(value, skip))
 
     def adopt(self, detector: PiiDetector) -> None:
         """Use `detector` (one that finds names too) rather than building another."""
         with self._lock:
             self._detectors[True] = self._detectors[False] = detector
-
-    def warm(self, entities: Iterable[str] = ALWAYS_MASKED) -> None:
-        """Build the detector now rather than on first need."""
-        self._detector(PERSON in entities)
 
     def _detector(self, names: bool) -> PiiDetector:
         with self._lock:
@@ -147,15 +152,17 @@ def _build_detector(names: bool) -> PiiDetector:
     return build_detector(names=names)
 
 
-def _strings(value: Any) -> Iterable[str]:
+def _strings(value: Any, skip: Callable[[str], bool]) -> Iterable[str]:
+    """The strings mask_deep would look at: none under a key `skip` says holds no text."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
+        for k, v in value.items():
+            if not skip(k):
+                yield from _strings(v, skip)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _strings(v)
+            yield from _strings(v, skip)
 
 
 # --- Slack event payloads ------------------------------------------------------------------
@@ -179,7 +186,9 @@ _SLACK_ID_KEYS = frozenset(
 
 
 def slack_id_key(key: str) -> bool:
-    return key in _SLACK_ID_KEYS or key.endswith(("_id", "_ts", "_ids"))
+    # *_token: Slack's opaque tokens (an event's action_token, which the search tools
+    # hand back to Slack): identifiers, and masking one would break what uses it.
+    return key in _SLACK_ID_KEYS or key.endswith(("_id", "_ts", "_ids", "_token"))
 
 
 # --- Policies, read by the asyncio listeners -------------------------------------------------
@@ -189,18 +198,23 @@ class AsyncPolicyCache:
     """Which entities each tenant masks for good, read from `guardrail_policies` and kept
     for `seconds` (the deployment's GUARDRAILS_POLICY_CACHE_SECONDS)."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] | None = None) -> None:
-        import time
-
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
-        self.clock = clock or time.monotonic
+        self.clock = clock
         self._known: dict[int, tuple[float, tuple[str, ...]]] = {}
+
+    def cached(self, tenant_id: int) -> tuple[str, ...] | None:
+        """The tenant's entities if known and fresh, without asking the database."""
+        cached = self._known.get(tenant_id)
+        if cached is not None and self.clock() - cached[0] < self.seconds:
+            return cached[1]
+        return None
 
     async def entities(self, conn: Any, tenant_id: int) -> tuple[str, ...]:
         now = self.clock()
-        cached = self._known.get(tenant_id)
-        if cached is not None and now - cached[0] < self.seconds:
-            return cached[1]
+        known = self.cached(tenant_id)
+        if known is not None:
+            return known
         row = await (await conn.execute(POLICY_SQL, (tenant_id,))).fetchone()
         document = row["policy"] if row else None
         found = masked_for_good(parse_policy(tenant_id, document).pii)
@@ -221,11 +235,32 @@ class AtRest:
     async def entities(self, conn: Any, tenant_id: int) -> tuple[str, ...]:
         return await self.policies.entities(conn, tenant_id)
 
+    async def entities_of(
+        self, pool: Any, tenant_ids: Iterable[int], timeout: float
+    ) -> dict[int, tuple[str, ...]]:
+        """Each tenant's entities, asking the database (one connection) only for those
+        not known within the cache's time."""
+        found: dict[int, tuple[str, ...]] = {}
+        missing = []
+        for tenant_id in tenant_ids:
+            known = self.policies.cached(tenant_id)
+            if known is None:
+                missing.append(tenant_id)
+            else:
+                found[tenant_id] = known
+        if missing:
+            async with pool.connection(timeout=timeout) as conn:
+                for tenant_id in missing:
+                    found[tenant_id] = await self.policies.entities(conn, tenant_id)
+        return found
+
     async def mask_slack_payload(
         self, conn: Any, tenant_id: int, payload: dict[str, Any]
     ) -> dict[str, Any]:
         entities = await self.entities(conn, tenant_id)
-        if not self.masker.might_need_detector(payload, entities):
+        # A message's ts ("1765003801.123456") looks like an SSN to the cheap check: only
+        # the text mask_deep would mask decides whether the detector is needed.
+        if not self.masker.might_need_detector(payload, entities, skip=slack_id_key):
             return payload
         return await asyncio.to_thread(self.masker.mask_deep, payload, entities, skip=slack_id_key)
 
@@ -256,9 +291,12 @@ def as_approvers_see(conn: Any, tenant_id: int, value: T, policy: TenantPolicy |
     """`value` (text in clear, or a document of it) as the tenant's approvers may see it:
     what the policy hides from the model shown partly (j***@example.com, J. S.) unless
     approvers see real values, and what it masks for good never. For the audit log,
-    which cannot be erased later."""
+    which cannot be erased later: a base64 blob in it (a drafted email's MIME message, which
+    the text beside it shows) is replaced by a short note."""
     policy = policy or policy_of(conn, tenant_id)
     entities = list(masked_for_good(policy.pii))
     if policy.pii.mode != "off" and policy.pii.approver_view != "real":
         entities += policy.pii.redact
-    return _DEFAULT.mask_deep(value, tuple(dict.fromkeys(entities)))
+    return _DEFAULT.mask_deep(
+        value, tuple(dict.fromkeys(entities)), encoded_as="[encoded message, not kept here]"
+    )

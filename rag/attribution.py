@@ -3,20 +3,24 @@
 Small models write correct answers without putting [n] after every line, or with the wrong
 numbers. Rejecting those drafts threw good answers away, so Verify judges meaning rather
 than bracket discipline: each sentence of the draft is compared with the sources it could
-come from, by word overlap and, when an embedder is given, by embedding similarity (the
-worker already has one loaded for retrieval). Markers are then added or repaired from
-what actually supports each sentence; markers the model got right are kept as written.
+come from, by word overlap and, when that is not enough and an embedder is given, by
+embedding similarity (the worker already has one loaded for retrieval). Markers are then
+added or repaired from what actually supports each sentence; markers the model got right
+are kept as written, and citations in other forms ("[Source 1]") become markers first.
 
 Grounding stays strict about facts. A sentence nothing supports is dropped (or flagged,
 per setting), and a number or a name that appears in no source makes a sentence
 unsupported however similar the rest of it is: "within 90 days" is not supported by
-"within 45 days" though an embedder rates them alike. A draft whose every factual
-sentence is unsupported is no answer at all (the caller answers "not found").
+"within 45 days" though an embedder rates them alike. Numbers and names the person gave
+in the question may be applied ("at 14 months it is out of warranty") but support
+nothing. A draft whose every factual sentence is unsupported is no answer at all (the
+caller answers "not found").
 
 Greetings, headings, lead-ins ("Here is how:"), questions back to the person, courtesy
-lines and lead-ins that only restate the question state no fact and are kept unattributed.
-Facts may also come from tool results (a contact the model looked up): those support a
-sentence but have no number to cite.
+lines, refusals, lead-ins that only restate the question and (in a run that called tools)
+reports on its own actions state no fact about the company and are kept unattributed.
+Facts may also come from tool results (a contact the model looked up) or earlier turns of
+the conversation: those support a sentence but have no number to cite.
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ Unsupported = Literal["drop", "flag"]
 Kind = Literal["fact", "chatter", "not_found"]
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
+# Other ways models cite: "[Source 1]", "(source: 2)", "[1, 3]", "【1】", "[^1]".
+OTHER_MARKERS = re.compile(
+    r"[\[(【]\s*(?:\^|(?:sources?|src|doc(?:ument)?s?|ref(?:erence)?s?)\s*:?\s*#?)?"
+    r"(\d{1,3}(?:\s*(?:,|and|&)\s*\d{1,3})*)\s*[\])】]",
+    re.IGNORECASE,
+)
 MARKERS_AT_START = re.compile(r"^(?:\s*\[\d{1,3}\])+\s*")
 # A list item's or quote's leading marker, kept as it is when the line is rebuilt.
 LINE_PREFIX = re.compile(r"^\s*(?:(?:[-*•>]|\d{1,2}[.)])\s+)*")
@@ -89,8 +99,28 @@ LEAD_IN = re.compile(
     r"|you're asking\b|regarding\b|as for\b|about\b|sure\b|okay\b|ok\b)",
     re.IGNORECASE,
 )
+# The assistant declining or saying what it cannot do: not a fact about the company.
+DECLINE = re.compile(
+    r"^(?:(?:sorry|unfortunately)[,!.]?\s+)?(?:but\s+)?i(?:'m| am)?\s+(?:can't|cannot|can not"
+    r"|won't|will not|am not able|not able|unable|not allowed|am not allowed|shouldn't"
+    r"|should not|don't have access|do not have access|must decline|have to decline)\b",
+    re.IGNORECASE,
+)
+# A reply's report on the actions it proposed (only when the run called tools).
+ACTION_REPORT = re.compile(
+    r"\b(?:approv\w*|pending|awaiting|waiting for|action\s+\d+|i(?:'ve| have)?\s+(?:drafted"
+    r"|prepared|proposed|queued|requested|created|scheduled|sent|posted|added|updated|booked"
+    r"|looked up|found|checked|searched))\b",
+    re.IGNORECASE,
+)
 _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
+# What a not-found statement is about: the sources, in the words models use for them.
+_SOURCES = (
+    r"(?:(?:provided|given|available|above|these|those|any|my|our)\s+)*(?:sources?"
+    r"|knowledge\s*base|documents?|documentation|context|passages?|information|text|data)"
+    r"(?:\s+(?:provided|given|available|above))?"
+)
 NOT_FOUND_STATEMENTS = tuple(
     re.compile(pattern)
     for pattern in (
@@ -98,18 +128,19 @@ NOT_FOUND_STATEMENTS = tuple(
         rf"\b(?:i|we)(?:'m| am| are| was| were)?\s+(?:(?:could|can|did|do|was|were|am|are)\s*{_NOT}"
         r"(?:\s+able\s+to)?|unable\s+to|not\s+able\s+to|failed\s+to)\s+(?:find|locate|see"
         r"|identify|get)\b",
-        # "The sources don't mention ...", "the knowledge base does not cover ..."
-        r"\b(?:sources?|knowledge\s*base|documents?|documentation|context|passages?"
-        r"|information\s+(?:given|provided))\s+(?:provided\s+|given\s+)?(?:do|does|did)\s*"
-        rf"{_NOT}\s+(?:contain|mention|say|cover|answer|include|have|provide|describe"
-        r"|explain|specify|address|discuss)",
+        # "The sources don't mention ...", "the provided information does not include ..."
+        rf"\b{_SOURCES}\s+(?:do|does|did)\s*{_NOT}\s+(?:contain|mention|say|cover|answer"
+        r"|include|have|provide|describe|explain|specify|address|discuss|state|list|give)",
         # "There is no information about this in the sources."
         r"\b(?:there\s+(?:is|are|was)\s+)?no\s+(?:relevant\s+|specific\s+|such\s+)?(?:information"
-        r"|mention|details?|answer|data)\b.{0,60}\b(?:in|from|within)\s+(?:the|my|our)\s+"
-        r"(?:sources?|knowledge\s*base|documents?|documentation|context|passages?)",
+        rf"|mention|details?|answer|data)\b.{{0,60}}\b(?:in|from|within)\s+(?:the\s+)?{_SOURCES}",
         # "I don't have information on that", "I don't know".
         rf"^(?:sorry,?\s+|unfortunately,?\s+)?(?:i|we)\s+(?:do|did)\s*{_NOT}\s+(?:have\s+"
         r"(?:any\s+)?(?:information|details|an\s+answer)|know)\b",
+        # "The wifi password is not provided in the given information."
+        r"\b(?:is|are|was|were)\s+not\s+(?:mentioned|covered|found|available|included|provided"
+        r"|specified|listed|given|stated|present|contained|described)\s+(?:anywhere\s+)?"
+        rf"(?:in|within|by)\s+(?:the\s+)?{_SOURCES}",
         r"\bnot\s+(?:mentioned|covered|found|available|included)\s+in\s+(?:the|my|our)\s+"
         r"(?:sources?|knowledge\s*base|documents?|documentation|context)",
     )
@@ -122,8 +153,10 @@ WORDS_ALONE = 0.6
 MEANING_ALONE = 0.75
 WORDS_WITH_MEANING = (0.34, 0.55)
 # A marker the model wrote is kept on weaker evidence: it did see that source.
-WORDS_FOR_OWN_MARKER = 0.34
-MEANING_FOR_OWN_MARKER = 0.5
+# (half the words alone, or a quarter with related meaning; generic words such as
+# "within ... days" make a third on their own).
+WORDS_FOR_OWN_MARKER = 0.5
+WORDS_AND_MEANING_FOR_OWN_MARKER = (0.25, 0.5)
 # An unknown name is forgiven only when nearly every other word is in the source.
 WORDS_DESPITE_NAME = 0.75
 MAX_MARKERS = 2
@@ -187,6 +220,19 @@ class Attribution:
         return not supported and (bool(self.facts) or self.says_not_found)
 
 
+def canonical_markers(text: str) -> str:
+    """Citations written another way ("[Source 1]", "(source: 2)", "[1, 3]") as [n]
+    markers. Bare "(2)" stays: it is as often a list number or a count."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if whole.startswith("(") and not re.search(r"[a-z^]", whole, re.IGNORECASE):
+            return whole
+        return "".join(f"[{n}]" for n in re.findall(r"\d{1,3}", match.group(1)))
+
+    return OTHER_MARKERS.sub(rewrite, text)
+
+
 def states_not_found(sentence: str) -> bool:
     """Whether a sentence says the answer was not found, in any of the usual phrasings,
     and nothing else ("I couldn't find the form, but ..." goes on to state a fact)."""
@@ -199,7 +245,12 @@ def states_not_found(sentence: str) -> bool:
 def is_not_found(answer: str) -> bool:
     """A reply that says it found nothing and states no fact: every sentence is a
     not-found statement or chatter (a greeting, a courtesy, a question back)."""
-    kinds = [_kind(sentence, "") for sentence in _all_sentences(answer)]
+    kinds = [
+        _kind(part, "", listed=bool(line.prefix.strip()))
+        for line in _parse(answer)
+        if not line.code
+        for part in line.parts
+    ]
     return "not_found" in kinds and "fact" not in kinds
 
 
@@ -211,14 +262,17 @@ def attribute(
     embedder: Embedder | None = None,
     unsupported: Unsupported = "drop",
     strict: bool = True,
+    acted: bool = False,
 ) -> Attribution:
     """The draft `answer` with each factual sentence attributed to the evidence that
     supports it; see the module's docstring.
 
     Not `strict` (nothing was retrieved, so the reply is not an answer from the knowledge
     base: a greeting, a rewording, a summary of the thread), only sentences that claim a
-    source with a marker must be supported; the others stand as written."""
-    lines = _parse(answer)
+    source with a marker must be supported; the others stand as written. `acted`: the run
+    called tools, so sentences reporting what happened to its actions ("it is waiting for
+    approval") are about the run, not facts to find in the sources."""
+    lines = _parse(canonical_markers(answer))
     pieces = [(line_no, i) for line_no, line in enumerate(lines) for i in range(len(line.parts))]
     verdicts: dict[tuple[int, int], SentenceVerdict] = {}
     facts: list[tuple[int, int]] = []
@@ -226,7 +280,8 @@ def attribute(
         line_no, i = key
         line = lines[line_no]
         sentence = line.parts[i]
-        kind: Kind = "chatter" if line.code else _kind(sentence, question)
+        listed = bool(line.prefix.strip())
+        kind: Kind = "chatter" if line.code else _kind(sentence, question, acted, listed)
         if kind == "fact" and not strict and not MARKER.search(sentence):
             verdicts[key] = SentenceVerdict(sentence, kind, supported=True)
         elif kind == "fact":
@@ -234,7 +289,8 @@ def attribute(
         else:
             verdicts[key] = SentenceVerdict(sentence, kind)
     if facts:
-        scorer = _Scorer(evidence, [_plain(lines[k[0]].parts[k[1]]) for k in facts], embedder)
+        plain = [_plain(lines[k[0]].parts[k[1]]) for k in facts]
+        scorer = _Scorer(evidence, plain, embedder, question)
         for index, key in enumerate(facts):
             sentence = lines[key[0]].parts[key[1]]
             verdicts[key] = scorer.verdict(index, sentence)
@@ -289,10 +345,6 @@ def _sentences(text: str) -> list[str]:
     return parts
 
 
-def _all_sentences(answer: str) -> list[str]:
-    return [part for line in _parse(answer) if not line.code for part in line.parts]
-
-
 def _normalise(text: str) -> str:
     text = (
         text.replace("\u2019", "'")
@@ -311,18 +363,21 @@ def _plain(sentence: str) -> str:
     return STEP_LABEL.sub("", text)
 
 
-def _kind(sentence: str, question: str) -> Kind:
+def _kind(sentence: str, question: str, acted: bool = False, listed: bool = False) -> Kind:
     plain = _plain(sentence)
     if states_not_found(plain):
         return "not_found"
+    if DECLINE.match(plain) or (acted and ACTION_REPORT.search(plain)):
+        return "chatter"  # about the assistant itself, not about the company
     words = plain.split()
     if not words:
         return "chatter"  # markers or markup only
     stripped = plain.rstrip("*_ )\"'")
     if stripped.endswith((":", "?")) or GREETING.match(plain) or COURTESY.match(plain):
         return "chatter"
-    if len(words) <= 6 and not stripped.endswith((".", "!")):
-        return "chatter"  # a heading, a label, "Steps"
+    short = len(words) <= 6 and not stripped.endswith((".", "!"))
+    if short and not listed and not NUMBER.search(plain):
+        return "chatter"  # a heading, a label, "Steps"; a list item is content
     if _restates(plain, question):
         return "chatter"
     return "fact"
@@ -386,9 +441,18 @@ def _rank(score: Score) -> float:
 
 class _Scorer:
     def __init__(
-        self, evidence: Sequence[Evidence], sentences: list[str], embedder: Embedder | None
+        self,
+        evidence: Sequence[Evidence],
+        sentences: list[str],
+        embedder: Embedder | None,
+        question: str = "",
     ) -> None:
         self.evidence = [e for e in evidence if e.text.strip()]
+        # What the person said themselves ("after 14 months") is no invention when the
+        # answer applies a source to it; it still counts against word overlap, so "Yes,
+        # we ship to Switzerland" is not supported by a page about shipping elsewhere.
+        self.asked_numbers = _numbers(question)
+        self.asked_words = set(WORD.findall(_normalise(question)))
         self.sentences = sentences
         self.terms = [_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)
@@ -435,12 +499,15 @@ class _Scorer:
 
     def verdict(self, index: int, sentence: str) -> SentenceVerdict:
         plain = self.sentences[index]
-        terms = _terms(plain)
+        terms = _terms(plain) - self.asked_numbers
         numbers = _numbers(plain)
+        numbers -= self.asked_numbers
         unknown_numbers = numbers - self.known_numbers
         if unknown_numbers:
             return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")
-        unknown_names = {n for n in _names(plain) if n not in self.known_words}
+        unknown_names = {
+            n for n in _names(plain) if n not in self.known_words and n not in self.asked_words
+        }
         own = {int(n) for n in MARKER.findall(sentence)}
         overlap = [len(terms & t) / len(terms) if terms else 0.0 for t in self.terms]
         plain_match = any(words >= WORDS_ALONE for words in overlap)
@@ -516,7 +583,10 @@ def _supports(words: float, meaning: float, *, own_marker: bool) -> bool:
         return True
     if words >= WORDS_WITH_MEANING[0] and meaning >= WORDS_WITH_MEANING[1]:
         return True
-    return own_marker and (words >= WORDS_FOR_OWN_MARKER or meaning >= MEANING_FOR_OWN_MARKER)
+    if not own_marker:
+        return False
+    low_words, low_meaning = WORDS_AND_MEANING_FOR_OWN_MARKER
+    return words >= WORDS_FOR_OWN_MARKER or (words >= low_words and meaning >= low_meaning)
 
 
 def _evidence_pieces(text: str) -> list[str]:

@@ -38,6 +38,7 @@ from review.messages import (
 from review.slack_posts import (
     note_in_approval_thread,
     refresh_approval_message,
+    show_prompts,
     tell_privately,
     tell_requester,
 )
@@ -213,12 +214,14 @@ def _approve(
         if current["status"] in ("approved", "executing") and current["decided_by"] == d.user:
             # This approval was recorded by an earlier attempt of this job that died before
             # the hand-over finished; hand it over again (execution runs at most once).
+            show_prompts(client, current, present=False)
             enqueue(current["id"])
         return  # otherwise already decided: a second approver, or a retried event
     # The approved state is the outbox: marked handed over first, because the hand-over
     # may run the action at once and a held action (tenant paused) clears the mark for
     # the sweeper to relay later; a hand-over lost in a crash is redone by the retry above.
     actions.set_fields(conn, row, queued_at=actions.NOW)
+    show_prompts(client, row, present=False)
     enqueue(row["id"])
     after = actions.load(conn, row["tenant_id"], row["id"])
     if after is not None and after["status"] == "approved":
@@ -243,6 +246,7 @@ def _withdraw(
     )
     if row is not None:
         refresh_approval_message(conn, client, row)
+        show_prompts(client, row, present=True)
     elif d.channel:
         tell_privately(
             client, d.channel, d.user, "Too late to withdraw: the action has already run."
@@ -278,6 +282,7 @@ def _reject(
     if reason:
         feedback.add_reason(conn, row["tenant_id"], row["id"], reason)
     refresh_approval_message(conn, client, row)
+    show_prompts(client, row, present=False)
     because = f" Reason: {reason}" if reason else ""
     tell_requester(
         conn,

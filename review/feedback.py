@@ -13,6 +13,8 @@ from typing import Any
 
 from psycopg import Connection
 
+from guardrails.at_rest import default_masker
+
 MAX_EXAMPLES = 3
 WORD = re.compile(r"[a-z0-9]{3,}")
 
@@ -40,6 +42,9 @@ def record(
 ) -> None:
     """Keep a reviewer's edit or rejection, under the agent template of the run that
     proposed the action, so that agent (and only it) learns from it."""
+    # What an approver typed is stored like everything else: cards, SSNs, IBANs and
+    # secrets masked for good (guardrails/at_rest.py).
+    original, corrected, reason = default_masker().mask_deep((original, corrected, reason))
     conn.execute(
         """INSERT INTO reviewer_feedback
              (tenant_id, template, action_id, kind, original, corrected, reason)

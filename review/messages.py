@@ -327,10 +327,25 @@ def _not_counted(ignored: Sequence[Ignored]) -> str:
     for item in ignored:
         seen.setdefault((item.user, item.verb), item)
     parts = [
-        f"{VERB_EMOJI.get(i.verb, i.verb)} from <@{i.user}> ({mrkdwn_safe(i.reason)})"
+        f"{VERB_EMOJI.get(i.verb, i.verb)} from <@{i.user}> ({_why_not(i.reason)})"
         for i in list(seen.values())[-5:]
     ]
     return ":no_entry_sign: Not counted: " + "; ".join(parts)
+
+
+# The refusals of review/authority.py are written to the person refused ("you are not
+# ..."); on the card everyone reads, they are said about that person, briefly.
+WHY_NOT = (
+    ("not one of this workspace's approvers", "not an approver"),
+    ("not a member of this workspace's organisation", "outside this workspace's organisation"),
+    ("you asked for this action", "asked for it; someone else must approve"),
+    ("didn't answer when i checked", "could not be checked just now"),
+)
+
+
+def _why_not(reason: str) -> str:
+    lowered = reason.lower()
+    return next((short for known, short in WHY_NOT if known in lowered), "not allowed to decide")
 
 
 DONE = {"reply_email": "the reply was sent", "send_email": "the email was sent"}

@@ -134,12 +134,15 @@ def refresh_approval_message(conn: actions.Conn, client: WebClient, action: acti
     client.chat_update(
         channel=action["approval_channel_id"], ts=action["approval_ts"], text=text, blocks=blocks
     )
-    _prompt_reactions(
-        client,
-        action["approval_channel_id"],
-        str(action["approval_ts"]),
-        present=action["status"] == "pending",
-    )
+
+
+def show_prompts(client: WebClient, action: actions.Row, *, present: bool) -> None:
+    """Add or take away the bot's ✅ ✏️ ❌ under the action's card: called where the action
+    leaves 'pending' (approved, rejected, expired) or comes back to it (withdrawn)."""
+    if action["approval_ts"] and action["approval_channel_id"]:
+        _prompt_reactions(
+            client, action["approval_channel_id"], str(action["approval_ts"]), present=present
+        )
 
 
 def tell_requester(

@@ -23,6 +23,7 @@ from review.slack_posts import (
     note_in_approval_thread,
     post_approval_request,
     refresh_approval_message,
+    show_prompts,
     tell_requester,
 )
 
@@ -194,6 +195,7 @@ def _expire(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
         expired += 1
         client = client_for(_token(row))
         refresh_approval_message(conn, client, done)
+        show_prompts(client, done, present=False)
         tell_requester(
             conn,
             client,

@@ -15,6 +15,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from bot.observability.agent_steps import StepObserver
+from guardrails.at_rest import default_masker
 
 Output = dict[str, Any]
 
@@ -84,10 +85,13 @@ class StepLog:
         else:
             with self.observer.computing(kind):
                 output = compute()
+        # A tool's result (a ticket, a channel read) may hold a card number or a key:
+        # stored masked for good (guardrails/at_rest.py), as everything else is.
+        stored = default_masker().mask_deep(output)
         self.conn.execute(
             "INSERT INTO agent_steps (run_id, tenant_id, position, kind, output)"
             " VALUES (%s, %s, %s, %s, %s)",
-            (self.run_id, self.tenant_id, position, kind, Jsonb(output)),
+            (self.run_id, self.tenant_id, position, kind, Jsonb(stored)),
         )
         self._position += 1
         return output

@@ -17,12 +17,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     import psycopg
 
     from bot.intake.bot_tokens import seal_plaintext_tokens
+    from bot.intake.email_store import RawMailCipher, seal_stored_raw
     from bot.migrate import apply_migrations
 
     applied = apply_migrations(settings.database_url)
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         sealed = seal_plaintext_tokens(conn)
+        mails = seal_stored_raw(conn, RawMailCipher.from_settings(settings))
     if sealed:
         print(f"sealed the bot token of {sealed} Slack installation(s)")
+    if mails:
+        print(f"sealed the raw bytes of {mails} stored email(s)")
     return 0

@@ -192,8 +192,7 @@ class EmailIntake:
         envelope_from = envelope.mail_from or ""
         at_rest = self.config.at_rest
         async with asyncio.timeout(self.config.db_timeout):
-            async with self.pool.connection(timeout=self.config.db_timeout) as conn:
-                masked = {t: await at_rest.entities(conn, t) for t in by_tenant}
+            masked = await at_rest.entities_of(self.pool, by_tenant, self.config.db_timeout)
         texts = [mail.subject, mail.text, mail.quoted, mail.signature]
         texts += [a.text or "" for a in mail.attachments]
         emails: list[EmailToStore] = []

@@ -7,6 +7,9 @@ Servers differ in what they take:
 - ``json_object``: llama-cpp-python's server answers json_schema with HTTP 500 ("Input
   should be 'text' or 'json_object'") but takes ``{"type": "json_object", "schema": …}``;
   the schema also goes into the prompt, for servers that only promise *some* JSON.
+- ``json_object_bare``: ``{"type": "json_object"}`` as OpenAI defines it, for servers that
+  refuse the extra ``schema`` key (Groq and others answer 400 naming it); the schema is in
+  the prompt only.
 - ``prompt``: no response format at all; the prompt asks for JSON matching the schema,
   and the reply's JSON is taken out of any prose or code fence around it.
 
@@ -28,8 +31,8 @@ from typing import Any, Literal
 
 import openai
 
-Mode = Literal["json_schema", "json_object", "prompt"]
-MODES: tuple[Mode, ...] = ("json_schema", "json_object", "prompt")
+Mode = Literal["json_schema", "json_object", "json_object_bare", "prompt"]
+MODES: tuple[Mode, ...] = ("json_schema", "json_object", "json_object_bare", "prompt")
 
 # Statuses a server answers an unsupported response format with: 400/422 (validation),
 # 500 (llama-cpp-python), 501.
@@ -57,8 +60,10 @@ class JsonSchema:
             }
         if mode == "json_object":
             # llama.cpp's servers constrain the reply with a schema given this way; other
-            # servers that take json_object ignore it or refuse it (then: prompt mode).
+            # servers that take json_object ignore it or refuse it (then: without it).
             return {"type": "json_object", "schema": self.schema}
+        if mode == "json_object_bare":
+            return {"type": "json_object"}
         return None
 
     def instruction(self) -> str:

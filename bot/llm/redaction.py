@@ -17,6 +17,7 @@ from typing import Any
 import openai
 
 LOGGED_BODY_CHARS = 300
+MIN_KEY_CHARS = 8
 READ_BODY_CHARS = 4_000  # more than this of an error body is never looked at
 # Any run of this many characters found in the prompt counts as an echo of it.
 ECHO_WINDOW = 20
@@ -72,7 +73,7 @@ def loggable_body(
         text = json.dumps(_cleaned(json.loads(raw), prompt), ensure_ascii=False)
     except ValueError:
         text = prompt.redact(raw)
-    if api_key:
+    if len(api_key) >= MIN_KEY_CHARS:  # "x" for a local server is no secret to mask
         text = text.replace(api_key, "[key]")
     text = _KEY_LIKE.sub("[key]", text)
     if len(text) > LOGGED_BODY_CHARS:

@@ -139,7 +139,8 @@ class StructuredLLM:
         providers without native tool calling get them as plain turns.
         """
         conversation = list(messages)
-        for attempt in range(self.malformed_retries + 1):
+        attempt = 0
+        while attempt <= self.malformed_retries:
             completion = self.chain.complete(
                 conversation, tools=tools, purpose=purpose, on_call=on_call
             )
@@ -148,7 +149,7 @@ class StructuredLLM:
                 CallRecord(
                     provider=completion.provider,
                     model=completion.model,
-                    outcome="malformed" if problems else "ok",
+                    outcome="ok" if turn is not None else "malformed",
                     prompt_tokens=completion.prompt_tokens,
                     completion_tokens=completion.completion_tokens,
                     latency_ms=completion.latency_ms,
@@ -162,6 +163,12 @@ class StructuredLLM:
                 native=completion.native_tools,
                 problems=len(problems),
             )
+            if completion.native_tools and not completion.tool_calls and not problems:
+                # Offered native tools, the model said nothing at all (llama-cpp-python's
+                # chatml-function-calling does): the same turn again as a JSON turn,
+                # which this provider gets from now on; no re-ask is used up.
+                self.chain.remember_json_tools(completion.provider, completion.model)
+                continue
             said = completion.content or json.dumps(
                 [{"name": n, "arguments": a} for _i, n, a in completion.tool_calls]
             )
@@ -171,12 +178,14 @@ class StructuredLLM:
                 {
                     "role": "user",
                     "content": (
-                        "Those tool calls could not be used: "
+                        "That reply could not be used: "
                         + "; ".join(problems)
-                        + ". Reply again, with calls whose arguments fit the tools' schemas."
+                        + ". Reply again: call the tools with arguments that fit their "
+                        "schemas, or answer."
                     ),
                 },
             ]
+            attempt += 1
         raise MalformedOutput("the model's tool calls did not fit the tools' schemas")
 
     def _read_turn(
@@ -193,6 +202,8 @@ class StructuredLLM:
             return ToolTurn(completion.content.strip(), calls, native=True), []
         parsed = parse_json_turn(completion.content, tools)
         if completion.native_tools:
+            if not completion.content.strip():
+                return None, []  # nothing said: the caller switches to JSON turns
             if parsed is None or not (parsed.calls or parsed.problems):
                 return ToolTurn(completion.content.strip(), [], native=True), []
             # Offered native tools, the model wrote its call as text (a fenced JSON
@@ -202,6 +213,8 @@ class StructuredLLM:
             return None, ["the reply was not the JSON object asked for"]
         if parsed.problems:
             return None, parsed.problems
+        if not parsed.calls and not parsed.text.strip():
+            return None, ["it had neither an answer in reply nor a tool call"]
         return ToolTurn(parsed.text.strip(), parsed.calls, native=False), []
 
 

@@ -138,12 +138,15 @@ def json_turn_schema(tools: Sequence[ToolSpec]) -> JsonSchema:
 
 def describe_tools(tools: Sequence[ToolSpec]) -> str:
     """The tools in a few lines, for a JSON turn's system message."""
-    lines = ["You can call these tools by listing them in tool_calls:"]
+    lines = ["Tools you can use:"]
     for tool in tools:
         parameters = json.dumps(tool.parameters, separators=(",", ":"), ensure_ascii=False)
         lines.append(f"- {tool.name}: {tool.description} Arguments: {parameters}")
     lines.append(
-        "To answer the person instead, put the answer in reply and leave tool_calls empty."
+        "When the answer needs something a tool can look up or do, call it: list the calls "
+        "in tool_calls with reply empty, and their results come in the next message. Put "
+        "an answer in reply, with tool_calls empty, only when you can answer from what "
+        "this conversation already holds."
     )
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from bot.agent.answer_blocks import ACTION_FLAG_SOURCE, FEEDBACK_BLOCK
+from connectors.slack.streaming import PREVIEW_SUFFIX, REPLACED_NOTE
 from guardrails.injection import UNTRUSTED_TAG
 from rag.citations import NOT_FOUND_ANSWER, SOURCES_HEADING, parse_sources_block
 from rag.embeddings import LocalEmbedder
@@ -220,3 +221,49 @@ def test_not_found_in_the_models_own_words_lists_no_sources(
     assert reply.text == NOT_FOUND_ANSWER
     assert flag_buttons(reply) == []
     assert len(draft_requests(llm, question)) == 1
+
+
+def test_a_streamed_draft_without_markers_shows_line_by_line_as_it_will_be_posted(
+    stack: Stack, llm: OpenAIEmulator, handbook: str
+) -> None:
+    """While a small model writes an unmarked answer, each finished line appears in the
+    thread with the marker Verify gives it; the final answer continues what was shown,
+    so nothing is replaced."""
+    question = unique_question("What is the hardware return window?")
+    plan = {"intent": "answer", "search_queries": ["hardware return window"], "tool_calls": []}
+    answer = (
+        "Customers can return hardware within 45 days of delivery for a full refund.\n"
+        "The support team emails the return label once the ticket is approved."
+    )
+    llm.script(
+        Reply(content=plan),
+        Reply(content={"answer": answer, "citations": []}, piece_delay=0.05),
+        match=question,
+    )
+
+    post = mention(stack.slack, question)
+    reply = wait_for_answer(stack.slack, post.message.ts)
+
+    n = number_of(llm, question, "45 days")
+    first_line = (
+        f"Customers can return hardware within 45 days of delivery for a full refund [{n}]."
+    )
+    assert reply.text.startswith(first_line) and REPLACED_NOTE not in reply.text
+    # What people saw before the final write: the streamed pieces, or the placeholder's
+    # preview edits where Slack does not stream.
+    started = [
+        c.params["markdown_text"]
+        for c in stack.slack.calls("chat.startStream")
+        if c.params.get("thread_ts") == post.message.ts
+    ]
+    appended = [
+        c.params["markdown_text"]
+        for c in stack.slack.calls("chat.appendStream")
+        if c.params.get("ts") == reply.ts
+    ]
+    previews = [
+        c.params["text"]
+        for c in stack.slack.calls("chat.update")
+        if c.params.get("ts") == reply.ts and c.params["text"].endswith(PREVIEW_SUFFIX)
+    ]
+    assert first_line in "".join(started + appended) or any(first_line in p for p in previews)

@@ -104,6 +104,21 @@ def test_a_number_no_source_has_takes_the_sentence_out(any_embedder: Embedder | 
     assert result.cited == [1]
 
 
+def test_a_number_the_person_gave_needs_no_source(any_embedder: Embedder | None) -> None:
+    """Repeating the question's own number ("after 60 days") states nothing new: the
+    sentence stands on the source's 45 days; a number from nowhere still does not."""
+    question = "Can a customer return hardware after 60 days?"
+    draft = "No: hardware can be returned within 45 days, so 60 days is too late."
+
+    result = attribute(draft, SOURCES, question=question, embedder=any_embedder)
+
+    assert result.unsupported == []
+    assert "45 days" in result.answer and "60 days" in result.answer
+    assert result.cited == [3]
+    invented = attribute(draft.replace("60", "75"), SOURCES, question=question)
+    assert invented.unsupported
+
+
 def test_a_draft_whose_facts_come_from_nowhere_answers_nothing(
     any_embedder: Embedder | None,
 ) -> None:
@@ -228,4 +243,66 @@ def test_step_numbers_and_number_formats_are_not_taken_for_facts() -> None:
         "Step 3: Open the self-service portal and choose Reset token [1]. "
         "2. Scan the QR code with your authenticator app [1]. "
         "IT unlocks accounts from 8:00 to 18:00 [4]."
+    )
+
+
+def test_declining_and_reporting_on_actions_are_not_facts_to_find_in_the_sources() -> None:
+    """A refusal is about the assistant; once the run proposed an action, so is saying
+    it waits for approval. Without an action, that claim is judged like any other."""
+    decline = "Sorry, I can't share other people's VPN tokens."
+    report = (
+        "I've drafted the email to <EMAIL_1> about the renewal, and it is waiting for approval."
+    )
+
+    assert attribute(decline, SOURCES, question=QUESTION).answer == decline
+    acted = attribute(report, SOURCES, question="Email them", acted=True)
+    assert acted.answer == report and not acted.answers_nothing
+    assert attribute(report, SOURCES, question="Email them").answers_nothing
+
+
+def test_short_list_items_and_short_lines_with_numbers_are_facts() -> None:
+    """Small models write steps without full stops; they are grounded like sentences, and
+    a short line with a number is no heading."""
+    draft = "*Resetting your token*\n- Choose Reset token in the portal\n- Call extension 4411\nTokens last 90 days"
+
+    result = attribute(draft, SOURCES, question=QUESTION)
+
+    assert result.answer == (
+        "*Resetting your token*\n- Choose Reset token in the portal [1]\nTokens last 90 days [2]"
+    )
+
+
+def test_numbers_and_names_the_person_gave_may_be_applied_but_prove_nothing() -> None:
+    """ "After 14 months" comes from the question: applying the source to it is fine. A
+    name from the question is no invention either, but it is not support: a page about
+    shipping elsewhere does not say "we ship to Switzerland"."""
+    warranty = Evidence("Widgets have a 2-year warranty. Batteries are covered for 12 months.", 4)
+    shipping = Evidence("We ship from Rotterdam to the EU, the UK and Norway.", 5)
+
+    applied = attribute(
+        "No: batteries are covered for 12 months, so at 14 months it is outside the warranty.",
+        [warranty, shipping],
+        question="Is a battery that died after 14 months still under warranty?",
+    )
+    assert applied.cited == [4] and not applied.unsupported
+
+    echoed = attribute(
+        "Yes, we ship to Switzerland.", [warranty, shipping], question="Do we ship to Switzerland?"
+    )
+    assert echoed.answers_nothing
+
+
+def test_citations_written_another_way_become_markers() -> None:
+    draft = (
+        "Open the portal and choose Reset token (Source 1). "
+        "If your account is locked, ask in #support [Source: 2]. "
+        "Scan the QR code with the authenticator app [1, 2]."
+    )
+
+    result = attribute(draft, SOURCES, question=QUESTION)
+
+    assert result.answer == (
+        "Open the portal and choose Reset token [1]. "
+        "If your account is locked, ask in #support [2]. "
+        "Scan the QR code with the authenticator app [1]."
     )

@@ -150,6 +150,10 @@ def test_an_answer_without_citations_gets_no_sources_list() -> None:
         "The sources don't mention a refund window for Switzerland. Let me know if I can help!",
         "There is no information about this in the knowledge base.",
         "Hi! I don't have any information on that.",
+        # What Qwen2.5-Coder-1.5B wrote, asked for the office wifi password.
+        "The office wifi password is not provided in the given information.",
+        "The provided information does not include the office wifi password.",
+        "There is no mention of a wifi password in the provided context.",
     ],
 )
 def test_a_not_found_reply_in_other_words_lists_no_sources(reply: str) -> None:

@@ -164,7 +164,7 @@ def test_a_send_email_card_reads_as_the_email_and_personal_data_is_masked_everyw
         message="the card saying the ✅ was not counted",
     )
     card = stack.slack.workspace.message(APPROVALS, ts)
-    assert f"<@{REQUESTER}>" in readable(card.blocks)
+    assert f"✅ from <@{REQUESTER}> (not an approver)" in readable(card.blocks)
     assert action_row(db, action["id"])["status"] == "pending"
 
     stack.slack.react_as_user(APPROVER, APPROVALS, ts, "white_check_mark")

@@ -10,7 +10,10 @@ import smtplib
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from bot.templates.spec import load_templates
 from sandbox.openai_emulator import OpenAIEmulator
@@ -103,19 +106,29 @@ def test_an_inbox_with_a_template_drafts_email_with_its_prompt(
     assert run == {"template_name": "support"}
 
 
+@pytest.fixture
+def ingested_here(db: DB, tmp_path: Path) -> Iterator[Path]:
+    """A folder whose documents the test ingests; they leave the knowledge base after it,
+    so later tests' searches never find them."""
+    yield tmp_path
+    db.execute(
+        "DELETE FROM knowledge_documents WHERE source_key LIKE %s", (f"file://{tmp_path}/%",)
+    )
+
+
 def test_customers_get_answers_only_from_knowledge_for_outside_readers(
     stack: Stack,
     llm: OpenAIEmulator,
     tenant: int,
     inbox: tuple[str, int],
-    tmp_path: Path,
+    ingested_here: Path,
 ) -> None:
     """With two documents on the same subject, one internal and one in the `public`
     collection, the model drafting a customer's reply is only shown the public one."""
     address, port = inbox
     marker = uuid.uuid4().hex[:8]
-    internal = tmp_path / "internal" / "discounts.md"
-    public = tmp_path / "public" / "returns.md"
+    internal = ingested_here / "internal" / "discounts.md"
+    public = ingested_here / "public" / "returns.md"
     internal.parent.mkdir()
     public.parent.mkdir()
     secret = f"staff-only code ZX{marker}"

@@ -1,6 +1,6 @@
 """Slack bot tokens are stored sealed like connector credentials: never in clear in the
-database, bound to their tenant, and tokens stored in clear before are sealed by
-`chatops migrate`."""
+database, bound to their tenant; tokens, and raw email bytes, stored in clear before are
+sealed by `chatops migrate`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from bot.intake.bot_tokens import bot_token_of
+from bot.intake.email_store import RawMailCipher
 from sandbox.openai_emulator import OpenAIEmulator
 from testbed.processes import REPO
 from tests.security.conftest import DB
@@ -53,10 +54,12 @@ def test_the_installed_bot_token_is_never_stored_in_clear(
     assert wait_for_answer(stack.slack, asked.message.ts).text == "Answered with a sealed token."
 
 
-def test_tokens_stored_in_clear_before_are_sealed_by_migrate(stack: Stack, db: DB) -> None:
+def test_tokens_and_raw_email_stored_in_clear_before_are_sealed_by_migrate(
+    stack: Stack, db: DB
+) -> None:
     """An installation written in clear (before tokens were sealed) is sealed by
     `chatops migrate` and its plaintext emptied; the sealed token opens only for its
-    own tenant."""
+    own tenant. An email's raw bytes stored in clear are sealed too."""
     team = f"T{uuid.uuid4().hex[:10].upper()}"
     token = f"xoxb-legacy-{uuid.uuid4().hex}"
     tenant = db.execute(
@@ -69,6 +72,12 @@ def test_tokens_stored_in_clear_before_are_sealed_by_migrate(stack: Stack, db: D
         (tenant["id"], team, token),
     )
     assert token in _installation_as_text(db, team)
+    raw = f"Subject: old mail\r\n\r\nMy card is 4242 4242 4242 4242 ({team})\r\n".encode()
+    db.execute(
+        """INSERT INTO email_messages (tenant_id, direction, message_id, raw, size_bytes)
+           VALUES (%s, 'inbound', %s, %s, %s)""",
+        (tenant["id"], f"<{team}@old.example>", raw, len(raw)),
+    )
 
     done = subprocess.run(
         [sys.executable, "-m", "bot.cli", "migrate"],
@@ -80,6 +89,7 @@ def test_tokens_stored_in_clear_before_are_sealed_by_migrate(stack: Stack, db: D
     )
     assert done.returncode == 0, done.stderr
     assert "sealed the bot token of 1 Slack installation(s)" in done.stdout
+    assert "sealed the raw bytes of" in done.stdout
     assert token not in done.stdout + done.stderr
 
     assert token not in _installation_as_text(db, team)
@@ -91,3 +101,13 @@ def test_tokens_stored_in_clear_before_are_sealed_by_migrate(stack: Stack, db: D
     assert bot_token_of(row) == token
     with pytest.raises(InvalidTag):  # copied to another tenant's row, it does not open
         bot_token_of({**row, "tenant_id": row["tenant_id"] + 1})
+
+    mail = db.execute(
+        "SELECT raw, raw_sealed FROM email_messages WHERE tenant_id = %s", (tenant["id"],)
+    ).fetchone()
+    assert mail is not None and mail["raw_sealed"] is True
+    assert b"4242" not in bytes(mail["raw"])
+    opened = RawMailCipher.derive(stack.env["SLACK_SIGNING_SECRET"]).open(
+        tenant["id"], f"<{team}@old.example>", bytes(mail["raw"])
+    )
+    assert opened == raw

@@ -11,6 +11,8 @@ import uuid
 from email import policy
 from email.message import EmailMessage
 
+from psycopg.types.json import Jsonb
+
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from tests.security.conftest import DB
@@ -148,4 +150,37 @@ def test_an_email_with_a_card_iban_ssn_and_key_stores_none_in_clear(
     ).fetchone()
     assert audited is not None
     assert sender not in audited["details"] and "Jane Roe" not in audited["details"]
+    assert f"{sender[0]}***@customer.example" in audited["details"]
     assert clear_copies(db) == []
+
+
+def test_what_the_policy_masks_for_good_is_never_stored_either(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
+) -> None:
+    """A tenant whose policy does not let phone numbers come back (not 'reversible'):
+    a phone number in a mention is stored masked too, as cards are."""
+    phone = "+44 20 7946 0958"
+    db.execute(
+        """INSERT INTO guardrail_policies (tenant_id, policy, updated_by)
+           VALUES (%s, %s, 'test')
+           ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy""",
+        (tenant, Jsonb({"pii": {"reversible": ["EMAIL_ADDRESS", "PERSON", "IP_ADDRESS"]}})),
+    )
+    try:
+        question = unique_question(f"Call me back on {phone} about the invoice")
+        script_answer(llm, "about the invoice", "Someone will call you back.")
+        asked = mention(stack.slack, question)
+        wait_for_answer(stack.slack, asked.message.ts)
+        stored = db.execute(
+            """SELECT payload::text AS text FROM inbound_requests
+                WHERE source = 'slack' AND payload->'event'->>'ts' = %s""",
+            (asked.message.ts,),
+        ).fetchone()
+        assert stored is not None
+        assert phone not in stored["text"] and "0958" in stored["text"]
+        held = db.execute(
+            "SELECT count(*) AS n FROM messages WHERE text LIKE %s", (f"%{phone}%",)
+        ).fetchone()
+        assert held == {"n": 0}
+    finally:
+        db.execute("DELETE FROM guardrail_policies WHERE tenant_id = %s", (tenant,))

@@ -92,3 +92,14 @@ def test_facts_from_a_tool_result_stand_without_a_marker() -> None:
     verdict = _verdict(draft, PASSAGES, [deal], REQUEST, Grounding())
 
     assert verdict["answer"] == "The Acme renewal is worth 12000." and verdict["problems"] == []
+
+
+def test_a_draft_of_markers_alone_is_never_posted() -> None:
+    """A small model looping on "[1][2]..." wrote no words: asked again, never posted
+    empty."""
+    draft = Draft(answer="[1][2][1][2][1][2][1][2]", citations=["1", "2"])
+
+    verdict = _verdict(draft, PASSAGES, [], REQUEST, Grounding())
+
+    assert verdict["citations_failed"] and verdict["answer"] == NOT_FOUND_ANSWER
+    assert verdict["problems"][0].startswith("nothing in it is supported by the numbered sources.")

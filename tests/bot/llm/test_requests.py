@@ -139,18 +139,39 @@ def test_a_template_model_on_the_same_server_learns_for_itself(llm: OpenAIEmulat
     assert formats_sent(llm) == ["json_schema", "json_object", "json_schema"]
 
 
-def test_400s_naming_the_format_step_down_to_json_in_the_prompt(llm: OpenAIEmulator) -> None:
-    """A server that takes neither format (400 naming response_format each time) is asked
-    with the schema in the prompt only; JSON in a code fence is still read."""
+def test_a_server_refusing_the_schema_key_gets_plain_json_object(llm: OpenAIEmulator) -> None:
+    """Servers that take json_schema for some models only and refuse json_object's extra
+    schema key (400 naming it) end on plain json_object, the schema in the prompt."""
     llm.refuse(
         Refusal(
-            "plain-model",
+            "groq-like",
             "response_format.type",
             "json_schema",
-            Failure(400, "Invalid value for 'response_format': json_schema is not supported."),
+            Failure(400, "`response_format.type` json_schema is not supported with this model"),
         )
     )
-    llm.refuse(strict_json_object("plain-model"))
+    llm.refuse(strict_json_object("groq-like"))
+    llm.script(Reply(content={"answer": "30 days"}), match=MARKER)
+    result = make_llm(llm, "groq-like").ask(Answer, MESSAGES, on_call=lambda _c: None)
+    assert result.answer == "30 days"
+    assert formats_sent(llm) == ["json_schema", "json_object", "json_object"]
+    last = llm.requests(MARKER)[-1]
+    assert last["response_format"] == {"type": "json_object"}
+    assert "JSON schema (Answer)" in last["messages"][0]["content"]
+
+
+def test_400s_naming_the_format_step_down_to_json_in_the_prompt(llm: OpenAIEmulator) -> None:
+    """A server that takes no response format at all (400 naming response_format each
+    time) is asked with the schema in the prompt only; JSON in a code fence is still read."""
+    for kind in ("json_schema", "json_object"):
+        llm.refuse(
+            Refusal(
+                "plain-model",
+                "response_format.type",
+                kind,
+                Failure(400, f"Invalid value for 'response_format': {kind} is not supported."),
+            )
+        )
     llm.script(
         Garbage('Sure! Here it is:\n```json\n{"answer": "30 days"}\n```\nAnything else?'),
         match=MARKER,
@@ -158,10 +179,11 @@ def test_400s_naming_the_format_step_down_to_json_in_the_prompt(llm: OpenAIEmula
     calls: list[CallRecord] = []
     result = make_llm(llm, "plain-model").ask(Answer, MESSAGES, on_call=calls.append)
     assert result.answer == "30 days"
-    assert formats_sent(llm) == ["json_schema", "json_object", None]
-    assert [c.outcome for c in calls] == ["rejected", "rejected", "ok"]
+    assert formats_sent(llm) == ["json_schema", "json_object", "json_object", None]
+    assert [c.outcome for c in calls] == ["rejected", "rejected", "rejected", "ok"]
     last = llm.requests(MARKER)[-1]
     assert "JSON schema (Answer)" in last["messages"][0]["content"]
+    assert [m["role"] for m in last["messages"]] == ["system", "user"]
 
 
 def test_a_reasoning_model_gets_max_completion_tokens(llm: OpenAIEmulator) -> None:
@@ -305,3 +327,21 @@ def test_a_stream_without_usage_is_estimated_not_free(llm: OpenAIEmulator) -> No
     prompt_chars = sum(len(m["content"]) for m in MESSAGES)
     assert record.prompt_tokens >= prompt_chars // 4
     assert record.completion_tokens >= len('{"answer": ""}') // 4 + len(content["answer"]) // 4
+
+
+def test_a_placeholder_key_does_not_garble_the_logged_body(llm: OpenAIEmulator) -> None:
+    """Local servers take any key ("x"); masking it must not eat every x in the body."""
+    llm.refuse(llama_cpp_python_json_schema("lcp-key"))
+    llm.script(Reply(content={"answer": "ok"}), match=MARKER)
+    chain = build_chain(
+        [("local", llm.base_url, "x", "lcp-key")],
+        timeout=5.0,
+        max_retries=0,
+        circuit_failures=5,
+        circuit_reset=60.0,
+    )
+    with capture_logs() as logs:
+        StructuredLLM(chain, 0).ask(Answer, MESSAGES, on_call=lambda _c: None)
+    (adapted,) = [entry for entry in logs if entry["event"] == "llm.request_adapted"]
+    assert adapted["status"] == 500
+    assert "Input should be 'text' or 'json_object'" in adapted["body"]

@@ -154,3 +154,29 @@ def test_arguments_that_keep_failing_their_schema_give_up(llm: OpenAIEmulator) -
     retry = llm.requests(MARKER)[1]["messages"][-1]["content"]
     assert "do not fit its schema" in retry
     assert "'deal_id' is a required property" in retry
+
+
+def test_an_empty_native_reply_is_asked_again_as_a_json_turn(llm: OpenAIEmulator) -> None:
+    """llama-cpp-python's chatml-function-calling answers a tools request with nothing:
+    the same turn is asked again at once as a JSON turn, and stays one."""
+    llm.script(
+        Reply(content=""),
+        Reply(
+            content={
+                "reply": "",
+                "tool_calls": [{"name": "search_contacts", "arguments": {"query": "Acme"}}],
+            }
+        ),
+        Reply(content={"reply": "Jane Doe.", "tool_calls": []}),
+        match=MARKER,
+    )
+    model = make_llm(llm, "empty-native")
+    calls: list[CallRecord] = []
+    turn = model.tool_turn(MESSAGES, TOOLS, on_call=calls.append)
+    assert [(c.name, c.arguments) for c in turn.calls] == [("search_contacts", {"query": "Acme"})]
+    assert [c.outcome for c in calls] == ["malformed", "ok"]
+    again = model.tool_turn(MESSAGES, TOOLS, on_call=lambda _c: None)
+    assert again.text == "Jane Doe." and not again.native
+    assert ["tools" in body for body in llm.requests(MARKER)] == [True, False, False]
+    # The JSON turn asks for the same conversation, not a complaint about the empty one.
+    assert llm.requests(MARKER)[1]["messages"][-1]["content"] == MESSAGES[-1]["content"]
