@@ -64,7 +64,10 @@ def main() -> int:
     made.add_argument("--limit", type=int, default=15, help="cases to run; 0: all")
     made.add_argument("--template", help="only this template's golden set")
     made.add_argument(
-        "--timeout", type=float, default=180.0, help="LLM_TIMEOUT_SECONDS for the run"
+        "--timeout",
+        type=float,
+        default=None,
+        help="LLM_TIMEOUT_SECONDS for the run (default: the product's default for a local server)",
     )
     made.add_argument("--json", type=Path, help="also write every case's result here")
     made.add_argument("--note", help="a line for the report, e.g. how the server was started")
@@ -127,8 +130,11 @@ def main() -> int:
     overall = summarize(results)
     kind = "a sample taken in turn from each kind" if evaluation.sample else "every case"
     result.add(
-        f"{len(results)} of {total} golden cases ({kind}), LLM_TIMEOUT_SECONDS={args.timeout:g},"
-        f" AGENT_MAX_STEPS={settings.agent_max_steps}",
+        f"{len(results)} of {total} golden cases ({kind}); LLM_TIMEOUT_SECONDS "
+        f"{'unset (the default for a local server)' if args.timeout is None else args.timeout}"
+        f", AGENT_MAX_STEPS {settings.agent_max_steps}, LLM_TEMPERATURE "
+        f"{settings.llm_temperature}, LLM_MAX_TOKENS_PLAN/DRAFT "
+        f"{settings.llm_max_tokens_plan}/{settings.llm_max_tokens_draft}",
         "",
         report(evaluation),
         "",

@@ -27,6 +27,7 @@ from typing import Any
 
 from bot.agent.tools import ToolRegistry
 from bot.db import open_pool
+from bot.llm.limits import RequestLimits
 from bot.llm.providers import CallRecord, build_chain
 from bot.llm.structured import StructuredLLM
 from bot.scratch_database import scratch_database
@@ -213,6 +214,7 @@ def served_model(settings: Settings, base_url: str, model: str) -> ModelUnderTes
             malformed_retries=settings.llm_malformed_retries,
             circuit_failures=settings.llm_circuit_failures,
             circuit_reset=settings.llm_circuit_reset_seconds,
+            limits=settings.llm_limits,
         )
 
     return ModelUnderTest(f"{model} at {base_url}", llm_for)
@@ -236,6 +238,7 @@ def configured_model(settings: Settings) -> ModelUnderTest | None:
             malformed_retries=settings.llm_malformed_retries,
             circuit_failures=settings.llm_circuit_failures,
             circuit_reset=settings.llm_circuit_reset_seconds,
+            limits=settings.llm_limits,
         )
 
     return ModelUnderTest(f"{settings.llm_model} (the configured providers)", llm_for)
@@ -249,6 +252,7 @@ def _structured(
     malformed_retries: int,
     circuit_failures: int = 100,
     circuit_reset: float = 30.0,
+    limits: RequestLimits | None = None,
 ) -> StructuredLLM:
     """The client as the worker builds it (bot/queue/worker.py)."""
     chain = build_chain(
@@ -257,6 +261,7 @@ def _structured(
         max_retries=max_retries,
         circuit_failures=circuit_failures,
         circuit_reset=circuit_reset,
+        limits=limits,
     )
     return StructuredLLM(chain, malformed_retries=malformed_retries)
 

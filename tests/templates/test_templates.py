@@ -181,7 +181,7 @@ def test_each_golden_case_passes_against_the_scripted_model(
         ),
         malformed_retries=0,
     )
-    steps = golden_run_steps(conn, case.id, max_steps=12)
+    steps = golden_run_steps(conn, case.id, max_steps=16)  # AGENT_MAX_STEPS default
 
     transcript = run_case(template, case, llm=model, registry=registry, steps=steps)
 
