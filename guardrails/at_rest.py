@@ -138,6 +138,12 @@ class AtRestMasker:
         with self._lock:
             self._detectors[True] = self._detectors[False] = detector
 
+    def warm(self) -> None:
+        """Load the detector now (seconds: it imports presidio), so the first text that
+        needs masking does not wait for it; the listeners call it in the background once
+        they are ready."""
+        self._detector(False)
+
     def _detector(self, names: bool) -> PiiDetector:
         with self._lock:
             detector = self._detectors.get(names)

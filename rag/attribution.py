@@ -11,10 +11,10 @@ are kept as written, and citations in other forms ("[Source 1]") become markers 
 Grounding stays strict about facts. A sentence nothing supports is dropped (or flagged,
 per setting), and a number or a name that appears in no source makes a sentence
 unsupported however similar the rest of it is: "within 90 days" is not supported by
-"within 45 days" though an embedder rates them alike. Numbers and names the person gave
-in the question may be applied ("at 14 months it is out of warranty") but support
-nothing. A draft whose every factual sentence is unsupported is no answer at all (the
-caller answers "not found").
+"within 45 days" though an embedder rates them alike. A number the person gave in the
+question may be applied ("at 14 months it is out of warranty"); a name they gave may not
+be pinned on a source that never mentions it. A draft whose every factual sentence is
+unsupported is no answer at all (the caller answers "not found").
 
 Greetings, headings, lead-ins ("Here is how:"), questions back to the person, courtesy
 lines, refusals, lead-ins that only restate the question and (in a run that called tools)
@@ -63,6 +63,15 @@ NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 # Numbering that is not a fact: "Step 2:", "2." or "2)" before a sentence.
 STEP_LABEL = re.compile(r"^(?:step\s+\d{1,2}\s*[:.)-]?|\d{1,2}[.)])\s+", re.IGNORECASE)
+# "According to the sources, ...", "Based on the provided information, ...": words about
+# where a fact is from, which would only lower its overlap with the source it is from.
+SOURCE_LEAD = re.compile(
+    r"^(?:according\s+to|based\s+on|as\s+(?:stated|mentioned|described|explained|noted)"
+    r"\s+in|per)\s+(?:(?:the|these|this)\s+)?(?:(?:provided|given|above|available)\s+)?"
+    r"(?:(?:sources?|documents?|documentation|information|context|knowledge\s*base|passages?"
+    r"|text)(?:\s+(?:provided|given|above))?(?:\s+\d{1,3})?)?\s*,?\s*",
+    re.IGNORECASE,
+)
 LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")
 # A capitalised word inside a sentence (not its first word): likely a name of a place,
 # product, team or person. Acronyms count too.
@@ -357,10 +366,11 @@ def _normalise(text: str) -> str:
 
 
 def _plain(sentence: str) -> str:
-    """The sentence as words: no markers, mrkdwn, links, placeholders or step labels."""
+    """The sentence as words: no markers, mrkdwn, links, placeholders, step labels, or a
+    lead-in naming the sources ("According to the provided information, ...")."""
     text = SLACK_MARKUP.sub(" ", PLACEHOLDER.sub(" ", URL.sub(" ", sentence)))
     text = " ".join(EMPHASIS.sub("", MARKER.sub("", text)).split())
-    return STEP_LABEL.sub("", text)
+    return SOURCE_LEAD.sub("", STEP_LABEL.sub("", text))
 
 
 def _kind(sentence: str, question: str, acted: bool = False, listed: bool = False) -> Kind:
@@ -448,11 +458,10 @@ class _Scorer:
         question: str = "",
     ) -> None:
         self.evidence = [e for e in evidence if e.text.strip()]
-        # What the person said themselves ("after 14 months") is no invention when the
-        # answer applies a source to it; it still counts against word overlap, so "Yes,
-        # we ship to Switzerland" is not supported by a page about shipping elsewhere.
+        # A number the person gave ("after 14 months") is no invention when the answer
+        # applies a source to it. Names they gave are not exempt: "the Enterprise plan
+        # costs 18 GBP" is not supported by a price list that has no Enterprise plan.
         self.asked_numbers = _numbers(question)
-        self.asked_words = set(WORD.findall(_normalise(question)))
         self.sentences = sentences
         self.terms = [_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)
@@ -505,9 +514,9 @@ class _Scorer:
         unknown_numbers = numbers - self.known_numbers
         if unknown_numbers:
             return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")
-        unknown_names = {
-            n for n in _names(plain) if n not in self.known_words and n not in self.asked_words
-        }
+        # A name no source has, even one the person asked about: the sentence then says
+        # something of a plan, place or person the sources do not cover.
+        unknown_names = {n for n in _names(plain) if n not in self.known_words}
         own = {int(n) for n in MARKER.findall(sentence)}
         overlap = [len(terms & t) / len(terms) if terms else 0.0 for t in self.terms]
         plain_match = any(words >= WORDS_ALONE for words in overlap)

@@ -148,8 +148,8 @@ def digest_message(digest: Digest, limits: FloodLimits) -> tuple[str, list[dict[
     why = (
         f"More than {limits.per_sender} came from one sender, or more than {limits.per_inbox} "
         f"to this inbox, within an hour. So this channel isn't buried, they are listed here "
-        "instead of one approval card each. Nothing was sent to them; answer any that need "
-        "it from the mailbox."
+        "instead of one approval card each. Nothing was sent to them: answer them from the "
+        "mailbox, or use the button to draft a reply to each, with its own approval card."
     )
     lines = [
         f"• {masked_address(e.sender)}, “{_subject(e.subject)}”, {e.received_at:%H:%M} UTC"
@@ -170,14 +170,14 @@ def digest_message(digest: Digest, limits: FloodLimits) -> tuple[str, list[dict[
 
 
 def _release_button(digest: Digest) -> dict[str, Any]:
-    them = "it" if digest.held == 1 else f"all {digest.held}"
+    label = "Draft a reply" if digest.held == 1 else f"Draft a reply to each ({digest.held})"
     return {
         "type": "actions",
         "elements": [
             {
                 "type": "button",
                 "action_id": BUTTON_RELEASE,
-                "text": {"type": "plain_text", "text": f"Draft replies to {them}"},
+                "text": {"type": "plain_text", "text": label},
                 "value": str(digest.id),
                 "confirm": {
                     "title": {"type": "plain_text", "text": "Draft these replies?"},

@@ -148,7 +148,7 @@ def _answer(
             rejected=rejected,
         )
         on_text = preview.for_sources(passages) if preview is not None else None
-        draft = llm.ask(Draft, messages, on_call=on_call, on_text=on_text)
+        draft = llm.ask(Draft, messages, on_call=on_call, on_text=on_text, purpose="draft")
         return {**draft.model_dump(), "prompt_tokens": prompts.estimated_tokens(messages)}
 
     problems: list[str] = []
@@ -194,7 +194,7 @@ def _plan_and_act(
     messages = prompts.plan_messages(
         request.history, request.question, offered, request.corrections, request.instructions
     )
-    plan = _plan(steps, llm, messages, offered, on_call)
+    plan = _plan(steps, llm, messages, offered, on_call, "plan")
     searched = plan.search_queries or [request.question]
     passages = _retrieve(request, searched, retriever, steps)
     tool_results: list[ToolResult] = []
@@ -213,7 +213,7 @@ def _plan_and_act(
             log.info("agent.tool_turns_stopped", reason="prompt size")
             break
         messages = follow_up
-        plan = _plan(steps, llm, messages, offered, on_call)
+        plan = _plan(steps, llm, messages, offered, on_call, "tool_turn")
         new_queries = [q for q in plan.search_queries if q not in searched]
         if new_queries:
             searched += new_queries
@@ -227,8 +227,11 @@ def _plan(
     messages: list[dict[str, Any]],
     offered: list[Tool],
     on_call: UsageSink,
+    purpose: str,
 ) -> Plan:
-    output = steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call))
+    """``purpose`` sizes the reply's token cap: "plan" for the first turn, "tool_turn"
+    for those that follow tool results (LLM_MAX_TOKENS_PLAN / _TOOL_TURN)."""
+    output = steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call, purpose))
     return Plan.model_validate(_fields(Plan, output))
 
 
@@ -256,7 +259,11 @@ def _fields(model: type[BaseModel], output: Output) -> Output:
 
 
 def _plan_turn(
-    llm: StructuredLLM, messages: list[dict[str, Any]], offered: list[Tool], on_call: UsageSink
+    llm: StructuredLLM,
+    messages: list[dict[str, Any]],
+    offered: list[Tool],
+    on_call: UsageSink,
+    purpose: str = "plan",
 ) -> Output:
     """One Plan from the model, its tool calls' arguments checked against their tools: a
     plan with invalid arguments is sent back with the problems, up to
@@ -266,7 +273,7 @@ def _plan_turn(
     by_name = {tool.name: tool for tool in offered}
     conversation = list(messages)
     for attempt in range(ARGUMENT_RETRIES + 1):
-        plan = llm.ask(schema, conversation, on_call=on_call)
+        plan = llm.ask(schema, conversation, on_call=on_call, purpose=purpose)
         problems = _argument_problems(plan, by_name)
         if not problems:
             break
@@ -351,9 +358,11 @@ def _verdict(
         draft.answer,
         evidence(passages, [*outputs, *earlier]),
         question=request.question if request else "",
-        embedder=grounding.embedder if passages or outputs else None,
+        # Without passages the embedder (loaded on first use) is not worth loading.
+        embedder=grounding.embedder if passages else None,
         unsupported=grounding.unsupported,
         strict=bool(passages),
+        acted=bool(tool_results),
     )
     unsupported = [{"sentence": s.text, "why": s.reason} for s in result.unsupported]
     verdict: Output = {
@@ -364,15 +373,16 @@ def _verdict(
         "unsupported": unsupported,
         "not_found": False,
     }
-    if result.answers_nothing or is_not_found(result.answer):
-        if result.facts and (passages or outputs) and not result.says_not_found:
-            # Facts that no source supports, while sources exist: ask once more.
+    empty = not result.answer.strip()  # e.g. a runaway "[1][2][3]..." with no words
+    if result.answers_nothing or empty or is_not_found(result.answer):
+        if (result.facts or empty) and (passages or outputs) and not result.says_not_found:
+            # Nothing the sources support, while sources exist: ask once more.
             quoted = "; ".join(
                 f'"{s["sentence"]}" ({s["why"]})' for s in unsupported[:MAX_QUOTED_SENTENCES]
             )
             verdict["problems"] = [
-                "nothing in it is supported by the numbered sources: "
-                + quoted
+                "nothing in it is supported by the numbered sources"
+                + (f": {quoted}" if quoted else "")
                 + ". Answer only with facts from the sources, each followed by its number "
                 "in square brackets, or say you could not find it in the knowledge base"
             ]

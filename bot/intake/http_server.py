@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -41,6 +42,7 @@ from bot.observability.tracing import Tracing, build_tracing
 from bot.queue.broker import build_broker
 from bot.queue.jobs import AGENT_QUEUE, REVIEW_QUEUE, enqueue_request
 from bot.settings import Settings
+from guardrails.at_rest import AtRest
 from rag.jobs import KNOWLEDGE_QUEUE
 
 log = structlog.get_logger(__name__)
@@ -100,13 +102,19 @@ def _lifecycle(
         app[REDIS] = aioredis.from_url(settings.redis_url)
         # Periodic work (requests stored while Redis was down, approvals' upkeep) is the
         # workers' (bot/queue/periodic.py), so it runs whichever listeners are deployed.
-        app[BOLT] = build_slack_app(settings, pool, queuer)
+        at_rest = AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
+        app[BOLT] = build_slack_app(settings, pool, queuer, at_rest)
         app[GUARD] = RequestGuard(
             settings.slack_signing_secret.get_secret_value(),
             pool,
             body_timeout=settings.http_body_timeout_seconds,
         )
         log.info("serve.ready")
+        # A request whose text may hold a card number or a key is masked before it is
+        # stored; loading the detector takes seconds, longer than Slack waits for an ack,
+        # so it is loaded now, in the background, rather than by the first such request.
+        # A daemon thread: stopping the listener never waits for it.
+        threading.Thread(target=at_rest.masker.warm, name="warm-pii", daemon=True).start()
         try:
             yield
         finally:

@@ -89,7 +89,9 @@ SUBSCRIBED_EVENTS = (
 PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
-def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) -> AsyncApp:
+def build_slack_app(
+    settings: Settings, pool: AsyncPool, queuer: RequestQueuer, at_rest: AtRest | None = None
+) -> AsyncApp:
     installations = InstallationCache(pool)
     oauth_settings = None
     if settings.slack_client_id and settings.slack_client_secret:
@@ -111,7 +113,7 @@ def build_slack_app(settings: Settings, pool: AsyncPool, queuer: RequestQueuer) 
     )
     # An event that could not be stored (Postgres down) gets a quick 503, never a 200.
     app.error(answer_unhandled_error)
-    at_rest = AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
+    at_rest = at_rest or AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
 
     async def record(
         body: dict[str, Any],

@@ -4,6 +4,7 @@ public URL. The same Bolt app, so the same checks and the same record-then-ack p
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import structlog
@@ -27,6 +28,7 @@ from bot.observability.metrics import Metrics
 from bot.queue.broker import build_broker
 from bot.queue.jobs import enqueue_request
 from bot.settings import Settings
+from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +59,11 @@ async def _run(settings: Settings) -> None:
             timeout=DRAIN_TIMEOUT,
         )
         queuer.start()
-        app = build_slack_app(settings, pool, queuer)
+        at_rest = AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
+        app = build_slack_app(settings, pool, queuer, at_rest)
+        # As the HTTP listener does: the PII detector loads in the background, not on the
+        # first event that needs masking (bot/intake/http_server.py).
+        threading.Thread(target=at_rest.masker.warm, name="warm-pii", daemon=True).start()
         metrics = None
         if settings.metrics_enabled:
             # No HTTP listener in this mode: /metrics is served on PORT instead.

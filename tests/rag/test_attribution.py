@@ -273,9 +273,9 @@ def test_short_list_items_and_short_lines_with_numbers_are_facts() -> None:
 
 
 def test_numbers_and_names_the_person_gave_may_be_applied_but_prove_nothing() -> None:
-    """ "After 14 months" comes from the question: applying the source to it is fine. A
-    name from the question is no invention either, but it is not support: a page about
-    shipping elsewhere does not say "we ship to Switzerland"."""
+    """A number from the question ("after 14 months") may be applied to a source; a name
+    from it may not: a page about shipping elsewhere does not say "we ship to
+    Switzerland"."""
     warranty = Evidence("Widgets have a 2-year warranty. Batteries are covered for 12 months.", 4)
     shipping = Evidence("We ship from Rotterdam to the EU, the UK and Norway.", 5)
 
@@ -306,3 +306,33 @@ def test_citations_written_another_way_become_markers() -> None:
         "If your account is locked, ask in #support [2]. "
         "Scan the QR code with the authenticator app [1]."
     )
+
+
+def test_a_lead_in_naming_the_sources_does_not_count_against_the_sentence() -> None:
+    """Small models open with "Based on the provided information": those words say where
+    the fact is from, they are not part of it."""
+    draft = (
+        "Based on the provided information, you scan the QR code with the authenticator app. "
+        "According to [2], locked accounts ask in #support."
+    )
+
+    result = attribute(draft, SOURCES, question=QUESTION)
+
+    assert not result.unsupported and result.cited == [1, 2]
+
+
+def test_a_source_fact_pinned_on_something_the_source_never_names_is_unsupported() -> None:
+    """Asked about a plan the price list does not have, a small model gives another
+    plan's price: the name from the question is in no source, so nothing is posted."""
+    prices = Evidence(
+        "Widget Cloud for business customers\nPrices (list, per seat per month): "
+        "Standard: 12 GBP. Plus (adds audit logs and API access): 18 GBP.",
+        1,
+    )
+    draft = "The Widget Cloud Enterprise plan costs 18 GBP per seat per month [1]."
+
+    result = attribute(
+        draft, [prices], question="What is the list price of the Widget Cloud Enterprise plan?"
+    )
+
+    assert result.answers_nothing and "enterprise" in result.unsupported[0].reason

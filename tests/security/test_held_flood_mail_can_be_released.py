@@ -101,7 +101,7 @@ def test_an_approver_releases_held_emails_into_a_card_each(
     ).fetchone()
     assert digest is not None and digest["approval_channel_id"] == APPROVALS
     card = stack.slack.workspace.message(APPROVALS, digest["approval_ts"])
-    assert f"Draft replies to all {HELD}" in json.dumps(card.blocks)
+    assert f"Draft a reply to each ({HELD})" in json.dumps(card.blocks)
 
     # An admin of another organisation (a Slack Connect channel) cannot release them.
     stack.slack.click_button(partner, APPROVALS, digest["approval_ts"], BUTTON_RELEASE)

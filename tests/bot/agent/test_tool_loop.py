@@ -81,6 +81,13 @@ def test_a_read_result_feeds_the_proposed_action(
         (f"Reminder: the {word} rollout is on Thursday",),
     ).fetchone()
     assert action is not None and action["tool"] == "post_to_channel"
+    # Each call's reply was capped for what it is for (LLM_MAX_TOKENS_PLAN, _TOOL_TURN,
+    # _DRAFT at their defaults), so a small model cannot write until its context is full
+    assert (first_plan["max_tokens"], second_plan["max_tokens"], draft["max_tokens"]) == (
+        768,
+        768,
+        1024,
+    )
     # The draft heard both results; every step was persisted, with its prompt size
     assert "sent for approval" in draft["messages"][-1]["content"]
     kinds = [s["kind"] for s in steps_of(db, post.message.ts)]

@@ -103,3 +103,18 @@ def test_a_draft_of_markers_alone_is_never_posted() -> None:
 
     assert verdict["citations_failed"] and verdict["answer"] == NOT_FOUND_ANSWER
     assert verdict["problems"][0].startswith("nothing in it is supported by the numbered sources.")
+
+
+def test_a_reply_about_a_proposed_action_is_posted_with_sources_retrieved() -> None:
+    """The search found passages, but the reply is about the email the run proposed:
+    saying it waits for approval is not a fact the documents must hold."""
+    proposed = ToolResult(
+        "send_email", ok=True, output="Not done yet: sent for approval as action 7 (Send an email)."
+    )
+    draft = Draft(
+        answer="I've drafted the email to the customer; it is waiting for approval.", citations=[]
+    )
+
+    verdict = _verdict(draft, PASSAGES, [proposed], REQUEST, Grounding())
+
+    assert verdict["problems"] == [] and verdict["answer"] == draft.answer
