@@ -8,7 +8,9 @@ script (what the tests do); with it, against that server (a local llama-server o
 Ollama, a hosted API), where a case takes what the model takes. Each case gets a fresh
 tenant and run in a scratch database; its fixtures stand in for knowledge search and
 read-only tools, and external tools are recorded as proposed actions (evaluate.py).
-What is counted is defined in golden.py (`judge`).
+What is counted is defined in golden.py (`judge`). The guardrails' screens that wrap a
+production run (bot/agent/screening.py) are not applied: planted instructions reach the
+model as plain text, a harder test than production.
 """
 
 from __future__ import annotations
