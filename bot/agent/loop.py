@@ -12,6 +12,7 @@ Every step goes through a `StepLog`, which persists it and enforces the step lim
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -199,13 +200,28 @@ def _plan_and_act(
     passages = _retrieve(request, searched, retriever, steps)
     tool_results: list[ToolResult] = []
     calls_made = 0
+    made: set[str] = set()
     while plan.tool_calls:
-        results = _act(steps, tools, plan.tool_calls, first_index=calls_made)
-        calls_made += len(plan.tool_calls)
+        # A small model that keeps a read in every turn also repeats the rest of its plan:
+        # a call made before in this run is not made again, so an action is proposed once.
+        fresh = [call for call in plan.tool_calls if _call_key(call, reads) not in made]
+        if not fresh:
+            log.info("agent.tool_turns_stopped", reason="only calls already made")
+            break
+        made.update(_call_key(call, reads) for call in fresh)
+        results = _act(steps, tools, fresh, first_index=calls_made)
+        calls_made += len(fresh)
         tool_results += results
-        if not any(call.name in reads for call in plan.tool_calls):
+        if not any(call.name in reads for call in fresh):
             break  # nothing read that the model has not seen: on to the draft
         follow_up = [*messages, *prompts.plan_follow_up(plan, results)]
+        repeated = len(plan.tool_calls) - len(fresh)
+        if repeated:
+            note = (
+                f"\n{repeated} of these calls repeated earlier ones and were not made again; "
+                "do not call them again."
+            )
+            follow_up[-1] = {**follow_up[-1], "content": follow_up[-1]["content"] + note}
         if not steps.has_room(PLAN_TURN_STEPS + DRAFT_STEPS):
             log.info("agent.tool_turns_stopped", reason="steps")
             break
@@ -219,6 +235,15 @@ def _plan_and_act(
             searched += new_queries
             passages = _retrieve(request, new_queries, retriever, steps, passages)
     return plan, passages, tool_results
+
+
+def _call_key(call: ToolCall, reads: set[str]) -> str:
+    """What makes two calls the same: a read with the same arguments reads the same thing;
+    an action (anything not a read) is proposed once per tool in a run, however its
+    wording varies between turns."""
+    if call.name in reads:
+        return f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}"
+    return call.name
 
 
 def _plan(

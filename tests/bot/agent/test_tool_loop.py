@@ -39,6 +39,47 @@ def steps_of(db: DB, question_ts: str) -> list[dict[str, Any]]:
     ).fetchall()
 
 
+def test_an_action_the_model_repeats_in_later_turns_is_proposed_once(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    tenant: int,  # noqa: F811
+) -> None:
+    """A small model keeps a read in every turn and repeats its proposal with new wording
+    each time: the post is proposed once, the new read still runs, and the model is told
+    the repeated call was not made again."""
+    word = f"kestrel{uuid.uuid4().hex[:6]}"
+    question = unique_question(f"Find what we said about {word} and tell #support")
+
+    def post(text: str) -> dict[str, Any]:
+        return {
+            "name": "post_to_channel",
+            "arguments": {"channel": SUPPORT, "text": text},
+            "reason": "The requester asked to tell #support.",
+        }
+
+    llm.script(
+        plan(search(word), post(f"Update on {word}: nothing new yet")),
+        plan(search(f"{word} rollout"), post(f"Update on {word}: still nothing new")),
+        Reply(content=NO_MORE_TOOLS),
+        Reply(content={"answer": "The post to #support waits for approval.", "citations": []}),
+        match=question,
+    )
+
+    post_message = mention(stack.slack, question)
+    wait_for_answer(stack.slack, post_message.message.ts)
+
+    proposed = db.execute(
+        "SELECT payload->>'text' AS text FROM pending_actions WHERE payload->>'text' LIKE %s",
+        (f"Update on {word}%",),
+    ).fetchall()
+    assert proposed == [{"text": f"Update on {word}: nothing new yet"}]
+    third_plan = llm.requests(match=question)[2]
+    assert "repeated earlier ones and were not made again" in third_plan["messages"][-1]["content"]
+    kinds = [s["kind"] for s in steps_of(db, post_message.message.ts)]
+    assert kinds == ["plan", "retrieve", "act", "plan", "act", "plan", "draft", "verify"]
+
+
 def test_a_read_result_feeds_the_proposed_action(
     stack: Stack,
     llm: OpenAIEmulator,
