@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from slack_sdk import WebClient
 
-from bot.intake.bot_tokens import bot_token_of
+from bot.intake.bot_tokens import TokenUnreadable, bot_token_of
 from review import actions, tenant_settings
 from review.execute import LOCK_NAMESPACE
 from review.messages import people_summary
@@ -145,8 +145,11 @@ def _announce_unposted(conn: actions.Conn, client_for: Callable[[str], WebClient
         (BATCH,),
     ).fetchall()
     for row in rows:
+        token = _token(row)
+        if token is None:
+            continue
         settings = tenant_settings.load(conn, row["tenant_id"])
-        post_approval_request(conn, client_for(_token(row)), settings, row)
+        post_approval_request(conn, client_for(token), settings, row)
     return len(rows)
 
 
@@ -160,6 +163,9 @@ def _remind(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
         (now, now, BATCH),
     ).fetchall()
     for row in rows:
+        token = _token(row)
+        if token is None:
+            continue
         updated = conn.execute(
             "UPDATE pending_actions SET reminded_at = %s WHERE id = %s AND reminded_at IS NULL"
             " RETURNING id",
@@ -167,7 +173,7 @@ def _remind(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
         ).fetchone()
         if updated:
             note_in_approval_thread(
-                client_for(_token(row)),
+                client_for(token),
                 row,
                 f":alarm_clock: Reminder: this expires <!date^{int(row['expires_at'].timestamp())}"
                 "^{date_short_pretty} at {time}|soon> unless someone decides.",
@@ -193,7 +199,10 @@ def _expire(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
         if done is None:
             continue
         expired += 1
-        client = client_for(_token(row))
+        token = _token(row)
+        if token is None:
+            continue  # expired all the same; nobody can be told in Slack without a token
+        client = client_for(token)
         refresh_approval_message(conn, client, done)
         show_prompts(client, done, present=False)
         tell_requester(
@@ -206,7 +215,13 @@ def _expire(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
     return expired
 
 
-def _token(row: dict[str, Any]) -> str:
-    token = bot_token_of(row)
+def _token(row: dict[str, Any]) -> str | None:
+    """The tenant's bot token, or None (logged) when this process's key cannot open it:
+    one workspace with an unreadable token must not stop the sweep for every other."""
+    try:
+        token = bot_token_of(row)
+    except TokenUnreadable:
+        log.error("sweep.bot_token_unreadable", tenant_id=row["tenant_id"], action_id=row["id"])
+        return None
     assert token is not None  # OPEN_ACTIONS joins the installation
     return token

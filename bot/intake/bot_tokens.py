@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from cryptography.exceptions import InvalidTag
 from psycopg import Connection
 
 from bot.settings import Settings
@@ -32,6 +33,12 @@ _token_cipher: CredentialCipher | None = None
 
 class TokenKeyMissing(RuntimeError):
     """A sealed bot token was read in a process that was never given the key."""
+
+
+class TokenUnreadable(RuntimeError):
+    """A sealed bot token that this process's key does not open: the key changed
+    (CONNECTOR_CREDENTIALS_KEY, or SLACK_SIGNING_SECRET when that is unset) since the
+    workspace was installed. Installing the app again stores it under the current key."""
 
 
 def use_token_key(settings: Settings) -> None:
@@ -62,7 +69,12 @@ def bot_token_of(row: dict[str, Any]) -> str | None:
     sealed = row.get("bot_token_sealed")
     if sealed is None:
         return row.get("bot_token") or None
-    return _cipher().open(row["tenant_id"], TOKEN_SLOT, bytes(sealed)).token
+    try:
+        return _cipher().open(row["tenant_id"], TOKEN_SLOT, bytes(sealed)).token
+    except InvalidTag:
+        raise TokenUnreadable(
+            f"tenant {row['tenant_id']}'s bot token was sealed under another key"
+        ) from None
 
 
 def with_bot_token(row: dict[str, Any] | None) -> dict[str, Any] | None:
