@@ -169,13 +169,14 @@ def test_a_send_email_card_reads_as_the_email_and_personal_data_is_masked_everyw
 
     stack.slack.react_as_user(APPROVER, APPROVALS, ts, "white_check_mark")
     wait_for_status(db, action["id"], "executed", timeout=30)
+    # The card is refreshed once the email is sent, just after the action is recorded.
     wait_for(
         lambda: (
             (m := stack.slack.workspace.message(APPROVALS, ts))
             and bot_user(stack) not in str(reactions(m))
-            and m
+            and "and done" in readable(m.blocks)
         ),
-        message="the bot's prompt reactions to go",
+        message="the decided card, without the bot's prompt reactions",
     )
     card = stack.slack.workspace.message(APPROVALS, ts)
     shown = readable(card.blocks)
