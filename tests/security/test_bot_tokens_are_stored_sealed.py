@@ -10,9 +10,8 @@ import sys
 import uuid
 
 import pytest
-from cryptography.exceptions import InvalidTag
 
-from bot.intake.bot_tokens import bot_token_of
+from bot.intake.bot_tokens import TokenUnreadable, bot_token_of
 from bot.intake.email_store import RawMailCipher
 from sandbox.openai_emulator import OpenAIEmulator
 from testbed.processes import REPO
@@ -99,7 +98,7 @@ def test_tokens_and_raw_email_stored_in_clear_before_are_sealed_by_migrate(
     ).fetchone()
     assert row is not None and row["bot_token"] == ""
     assert bot_token_of(row) == token
-    with pytest.raises(InvalidTag):  # copied to another tenant's row, it does not open
+    with pytest.raises(TokenUnreadable):  # copied to another tenant's row, it does not open
         bot_token_of({**row, "tenant_id": row["tenant_id"] + 1})
 
     mail = db.execute(
