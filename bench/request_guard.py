@@ -1,6 +1,6 @@
 """What the request guard (bot/intake/request_guard.py) adds to a Slack ack.
 
-    .venv/bin/python bench/request_guard.py [--requests 2000]
+    .venv/bin/python bench/request_guard.py [--requests 2000] [--smoke]
 
 1. The signature check over the raw bytes, per request, beside slack_sdk's
    `SignatureVerifier` (what Bolt runs on every request anyway) on the same bodies.
@@ -14,7 +14,6 @@ Writes what it prints to bench/results/request_guard.txt.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import hmac
@@ -32,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from slack_sdk.signature import SignatureVerifier  # noqa: E402
 
+from bench.script import parser as script_parser  # noqa: E402
 from bot.db import AsyncPool, open_async_pool  # noqa: E402
 from bot.intake.request_guard import RequestGuard  # noqa: E402
 
@@ -128,9 +128,10 @@ async def _replay_figures(requests: int) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
+    requests, calls = (20, 200) if args.smoke else (args.requests, 5_000)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [f"request guard, {os.cpu_count()} cores, load avg at start {load}"]
     body = (b"token=x&team_id=T0&command=%2Fagent&text=pause&" * 40)[:BODY_BYTES]
@@ -139,17 +140,18 @@ def main() -> int:
     guard = RequestGuard(SECRET, pool=None, body_timeout=10.0)  # type: ignore[arg-type]  # signed() needs no pool
     verifier = SignatureVerifier(SECRET)
     assert guard.signed(body, timestamp, signature)
-    ours = _per_call_us(lambda: guard.signed(body, timestamp, signature), 5_000)
-    bolt = _per_call_us(lambda: verifier.is_valid(body, timestamp, signature), 5_000)
+    ours = _per_call_us(lambda: guard.signed(body, timestamp, signature), calls)
+    bolt = _per_call_us(lambda: verifier.is_valid(body, timestamp, signature), calls)
     lines.append(
         f"signature check, {BODY_BYTES}-byte body: {ours:.1f} µs per request "
         f"(slack_sdk's SignatureVerifier, which Bolt also runs: {bolt:.1f} µs)"
     )
-    lines += asyncio.run(_replay_figures(args.requests))
+    lines += asyncio.run(_replay_figures(requests))
     lines.append(f"load avg at end {os.getloadavg()[0]:.2f}")
     text = "\n".join(lines)
     print(text)
-    (REPO / "bench" / "results" / "request_guard.txt").write_text(text + "\n")
+    if not args.smoke:  # a smoke run's tiny figures are not results
+        (REPO / "bench" / "results" / "request_guard.txt").write_text(text + "\n")
     return 0
 
 
