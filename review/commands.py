@@ -252,24 +252,10 @@ async def _approval_channel(pool: AsyncPool, tenant_id: int, user: str, args: li
 
 
 async def _approvers(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
-    if len(args) != 2 or args[0] not in ("add", "remove") or not USER_REF.match(args[1]):
+    person = _list_change(args)
+    if person is None:
         return Reply("Usage: `/agent approvers add @person` or `/agent approvers remove @person`")
-    match = USER_REF.match(args[1])
-    assert match is not None
-    person = match.group("id") or match.group("raw")
-    async with pool.connection() as conn, conn.transaction():
-        if args[0] == "add":
-            await conn.execute(
-                """INSERT INTO tenant_approvers (tenant_id, slack_user_id, added_by)
-                   VALUES (%s, %s, %s) ON CONFLICT DO NOTHING""",
-                (tenant_id, person, user),
-            )
-        else:
-            await conn.execute(
-                "DELETE FROM tenant_approvers WHERE tenant_id = %s AND slack_user_id = %s",
-                (tenant_id, person),
-            )
-        await _audit_change(conn, tenant_id, user, f"approvers.{args[0]}", person)
+    await _change_list(pool, tenant_id, user, "approvers", args[0], person)
     verb = "can now approve" if args[0] == "add" else "can no longer approve"
     return Reply(f"<@{person}> {verb} actions.")
 
@@ -288,27 +274,48 @@ async def _admins(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -
         if not rows:
             return Reply("This app has no admins of its own; workspace admins steer it.")
         return Reply("This app's admins: " + ", ".join(f"<@{r['slack_user_id']}>" for r in rows))
-    if len(args) != 2 or args[0] not in ("add", "remove") or not USER_REF.match(args[1]):
+    person = _list_change(args)
+    if person is None:
         return Reply("Usage: `/agent admins add @person` or `/agent admins remove @person`")
+    await _change_list(pool, tenant_id, user, "admins", args[0], person)
+    if args[0] == "add":
+        return Reply(f"<@{person}> is now one of this app's admins.")
+    return Reply(f"<@{person}> is no longer one of this app's admins.")
+
+
+# The lists of people `/agent approvers` and `/agent admins` change. The table comes from
+# here, never from what was typed.
+PEOPLE_LISTS = {"approvers": "tenant_approvers", "admins": "tenant_admins"}
+
+
+def _list_change(args: list[str]) -> str | None:
+    """The Slack user id in `add @person` / `remove @person`; None for anything else."""
+    if len(args) != 2 or args[0] not in ("add", "remove"):
+        return None
     match = USER_REF.match(args[1])
-    assert match is not None
-    person = match.group("id") or match.group("raw")
+    return (match.group("id") or match.group("raw")) if match else None
+
+
+async def _change_list(
+    pool: AsyncPool, tenant_id: int, user: str, name: str, change: str, person: str
+) -> None:
+    """Add or remove ``person`` on one of PEOPLE_LISTS, audited in the same transaction."""
+    table = sql.Identifier(PEOPLE_LISTS[name])
     async with pool.connection() as conn, conn.transaction():
-        if args[0] == "add":
+        if change == "add":
             await conn.execute(
-                """INSERT INTO tenant_admins (tenant_id, slack_user_id, added_by)
-                   VALUES (%s, %s, %s) ON CONFLICT DO NOTHING""",
+                sql.SQL(
+                    """INSERT INTO {} (tenant_id, slack_user_id, added_by)
+                       VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"""
+                ).format(table),
                 (tenant_id, person, user),
             )
         else:
             await conn.execute(
-                "DELETE FROM tenant_admins WHERE tenant_id = %s AND slack_user_id = %s",
+                sql.SQL("DELETE FROM {} WHERE tenant_id = %s AND slack_user_id = %s").format(table),
                 (tenant_id, person),
             )
-        await _audit_change(conn, tenant_id, user, f"admins.{args[0]}", person)
-    if args[0] == "add":
-        return Reply(f"<@{person}> is now one of this app's admins.")
-    return Reply(f"<@{person}> is no longer one of this app's admins.")
+        await _audit_change(conn, tenant_id, user, f"{name}.{change}", person)
 
 
 async def _email_threads(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
