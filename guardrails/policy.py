@@ -78,6 +78,11 @@ class EmailRules(_Strict):
 class ToolPolicy(_Strict):
     allow: list[str] | None = None
     deny: list[str] = Field(default_factory=list)
+    # Tools (fnmatch patterns) whose every call a person approves: no "always allow"
+    # rule is offered for them or honoured (review/rules.py).
+    always_review: list[str] = Field(default_factory=list)
+    # Likewise for email to these recipient domains ("customer.example", "*.gov").
+    always_review_domains: list[str] = Field(default_factory=list)
     # Further limits per Slack channel id (or email mailbox), on top of the tenant's.
     channels: dict[str, ToolRules] = Field(default_factory=dict)
     email: EmailRules = Field(default_factory=EmailRules)

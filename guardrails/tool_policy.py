@@ -131,3 +131,15 @@ def _email_rules(rules: EmailRules, tool_name: str, arguments: Mapping[str, Any]
             "email.external_attachments",
         )
     return Decision.allow()
+
+
+def recipient_domains(rules: EmailRules, arguments: Mapping[str, Any]) -> list[str] | None:
+    """The distinct domains a call's recipients are at, sorted ([] when it names none);
+    None when a recipient is not an email address, so no domain can speak for it."""
+    domains: set[str] = set()
+    for recipient in _values(arguments, rules.recipient_fields):
+        domain = _domain(recipient)
+        if domain is None:
+            return None
+        domains.add(domain)
+    return sorted(domains)

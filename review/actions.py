@@ -43,8 +43,11 @@ def propose(
     idempotency_key: str,
     ttl: timedelta,
     shown: dict[str, Any] | None = None,
+    recipient_domains: list[str] | None = None,
 ) -> Row:
-    """Record an action the agent wants to take; proposing the same key twice is a no-op."""
+    """Record an action the agent wants to take; proposing the same key twice is a no-op.
+    `recipient_domains`: the domains of its real recipients, for an action that emails
+    (what "always allow" rules and always-review domains judge; review/rules.py)."""
     policy = policy_of(conn, tenant_id)
     # What people read, masked as the policy says; the arguments, only of what is masked
     # whatever the policy (a reply must keep its recipients to be sent).
@@ -58,8 +61,9 @@ def propose(
         row = conn.execute(
             """INSERT INTO pending_actions
                  (tenant_id, conversation_id, run_id, tool, summary, payload, original_payload,
-                  requested_by, reason, citations, flags, idempotency_key, expires_at, shown)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s, %s)
+                  requested_by, reason, citations, flags, idempotency_key, expires_at, shown,
+                  recipient_domains)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s, %s, %s)
                ON CONFLICT (idempotency_key) DO NOTHING
                RETURNING *""",
             (
@@ -77,6 +81,7 @@ def propose(
                 idempotency_key,
                 ttl,
                 Jsonb(shown) if shown is not None else None,
+                recipient_domains,
             ),
         ).fetchone()
         if row is None:

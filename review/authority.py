@@ -22,6 +22,7 @@ refusal (in the listener) or a retry (in a worker, where Slack's 429 is waited o
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ log = structlog.get_logger(__name__)
 ADMIN_TTL = 300.0  # seconds an admin verdict from Slack is reused before asking again
 EMERGENCY_STALE = 7 * 24 * 3600.0  # seconds: the oldest admin verdict `/agent pause` trusts
 SLACK_TIMEOUT = 1.5  # seconds users.info may take inside the listener's 3-second ack
+# A stored mention of a person or a user group (escalation targets).
+MENTIONED = re.compile(r"<@(?P<user>[UW][A-Z0-9]+)>|<!subteam\^(?P<group>S[A-Z0-9]+)>")
 
 OUTSIDER = (
     "you are not a member of this workspace's organisation (in a shared channel, only "
@@ -148,9 +151,13 @@ def may_approve(
             (settings.tenant_id,),
         )
     }
-    named = user_id in approvers or (
-        settings.approver_group_id is not None
-        and user_id in _group_members(client, settings.approver_group_id)
+    named = (
+        user_id in approvers
+        or (
+            settings.approver_group_id is not None
+            and user_id in _group_members(client, settings.approver_group_id)
+        )
+        or _escalated_to(client, settings, user_id)
     )
     if named:
         if user_team is None:
@@ -197,6 +204,19 @@ def _person(
         (tenant_id, user_id, person.team_id, person.enterprise_id, person.is_admin),
     )
     return person
+
+
+def _escalated_to(client: WebClient, settings: ReviewSettings, user_id: str) -> bool:
+    """Whether the action was escalated to this person, or to a user group they are in."""
+    for mention in settings.escalated_to:
+        found = MENTIONED.fullmatch(mention)
+        if found is None:
+            continue
+        if found.group("user") == user_id:
+            return True
+        if found.group("group") and user_id in _group_members(client, found.group("group")):
+            return True
+    return False
 
 
 def _group_members(client: WebClient, group_id: str) -> set[str]:

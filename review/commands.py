@@ -29,6 +29,7 @@ from review.channel_commands import channel_command, template_command
 from review.handoff import parse_target
 from review.inbox_commands import inbox_command
 from review.messages import people_summary, person
+from review.rule_commands import escalate_command, list_rules, rules_command
 from review.tenant_settings import load_async
 
 USER_REF = re.compile(r"^<@(?P<id>[UW][A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>[UW][A-Z0-9]+)$")
@@ -44,6 +45,8 @@ HELP = """*`/agent` commands*
 • `approvers add|remove @person`: who may approve actions _(admins)_
 • `admins [add|remove @person]`: this app's own admins, who can always `pause` _(admins)_
 • `four-eyes on|off`: whether requesters may approve their own actions _(admins)_
+• `escalate [@person|@group … after 2h | off]`: who undecided actions go to next _(admins)_
+• `rules`: the always-allow rules approvers made; `rules revoke N`, `rules days N` _(admins)_
 • `email-threads sender|domain`: who may join an email conversation by replying to it _(admins)_
 • `tools allow|deny NAME`: which tools the assistant may use here _(admins)_
 • `policy` / `policy set SETTING VALUE`: personal data, toxicity and injection rules _(admins)_
@@ -95,7 +98,7 @@ async def run_agent_command(
         return Reply(_refusal(member, name))
     if name == "status":
         return await _status(pool, tenant_id, guardrails, model)
-    if name in READING:
+    if name in READING and not (name == "rules" and args):
         return await READING[name](pool, tenant_id, user, args)
     if name in CHANGING or name in ("connect", "template", "channel", "inbox"):
         # Pause must work when Slack is failing: it may use an older admin verdict.
@@ -536,7 +539,17 @@ async def _feedback(pool: AsyncPool, tenant_id: int, user: str, args: list[str])
     return Reply(await feedback_summary(pool, tenant_id))
 
 
-READING: dict[str, Handler] = {"approvals": _approvals}
+async def _escalate(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    return Reply(await escalate_command(pool, tenant_id, user, args))
+
+
+async def _rules(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
+    if not args:
+        return Reply(await list_rules(pool, tenant_id))
+    return Reply(await rules_command(pool, tenant_id, user, args))
+
+
+READING: dict[str, Handler] = {"approvals": _approvals, "rules": _rules}
 CHANGING: dict[str, Handler] = {
     "approval-channel": _approval_channel,
     "approvers": _approvers,
@@ -550,4 +563,6 @@ CHANGING: dict[str, Handler] = {
     "audit": _audit,
     "handoff": _handoff,
     "feedback": _feedback,
+    "escalate": _escalate,
+    "rules": _rules,  # revoke and days; the listing is READING's
 }

@@ -17,11 +17,12 @@ from typing import Any
 import structlog
 from slack_sdk import WebClient
 
-from review import actions, feedback, tenant_settings
+from review import actions, feedback, rules, tenant_settings
 from review.authority import may_approve
 from review.messages import (
     APPROVE,
     BUTTON_APPROVE,
+    BUTTON_APPROVE_ALWAYS,
     BUTTON_EDIT,
     BUTTON_REJECT,
     EDIT,
@@ -60,6 +61,7 @@ EMOJI_DECISIONS = {
     "negative_squared_cross_mark": "reject",
 }
 BUTTON_DECISIONS = {BUTTON_APPROVE: "approve", BUTTON_EDIT: "edit", BUTTON_REJECT: "reject"}
+BUTTON_DECISIONS[BUTTON_APPROVE_ALWAYS] = "approve_always"  # review/rules.py
 
 
 @dataclass(frozen=True)
@@ -435,8 +437,38 @@ def _text(payload: dict[str, Any]) -> str:
     return str(payload.get("text") or payload.get("body") or json.dumps(payload))
 
 
+def _approve_always(
+    conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
+) -> None:
+    """Approve & always allow: a rule for actions like this one (review/rules.py), made by
+    someone apply_decision found may approve it, then the approval itself."""
+    if d.action["status"] != "pending":
+        _approve(conn, client, d, enqueue)  # a retried click finds it approved: hand over
+        return
+    settings = tenant_settings.load(conn, d.action["tenant_id"])
+    rule = rules.create(conn, d.action, d.user, settings.rule_days)
+    if rule is None and d.channel:
+        tell_privately(
+            client,
+            d.channel,
+            d.user,
+            "Approved. No rule was made: actions like this one (always reviewed here, "
+            "flagged by the checks, or email to more than one domain) need a person each time.",
+        )
+    elif rule is not None:
+        note_in_approval_thread(
+            client,
+            d.action,
+            f"<@{d.user}> approved this and allowed actions like it from now on: "
+            f"rule {rule['number']}, {rules.describe(rule)}. "
+            f"`/agent rules revoke {rule['number']}` stops it.",
+        )
+    _approve(conn, client, d, enqueue)
+
+
 HANDLERS: dict[str, Callable[[actions.Conn, WebClient, Decision, Callable[[int], None]], None]] = {
     "approve": _approve,
+    "approve_always": _approve_always,
     "withdraw": _withdraw,
     "reject": _reject,
     "reason": _reason,

@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
 from bot.intake.bot_tokens import with_bot_token
 from guardrails.facade import Guardrails
-from review import actions, tenant_settings
+from review import actions, rules, tenant_settings
 from review.messages import mrkdwn_safe, people_summary
 from review.slack_posts import refresh_approval_message, tell_requester
 
@@ -144,7 +144,7 @@ def _run(
         client,
         done,
         "executed",
-        f":white_check_mark: Approved by <@{done['decided_by']}> and done{edited}: "
+        f":white_check_mark: Approved by {rules.decided_by(conn, done)} and done{edited}: "
         f"{people_summary(done)}.",
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 APPROVE, EDIT, REJECT = "white_check_mark", "pencil2", "x"
 PROMPT_REACTIONS = (APPROVE, EDIT, REJECT)
 BUTTON_APPROVE, BUTTON_EDIT, BUTTON_REJECT = "review_approve", "review_edit", "review_reject"
+BUTTON_APPROVE_ALWAYS = "review_approve_always"  # approve, and make a rule (review/rules.py)
 BUTTON_REASON = "review_add_reason"  # on the private note to whoever rejected with ❌
 EDIT_VIEW = "review_edit_view"
 EDIT_BLOCK, EDIT_INPUT = "edited_text", "text"
@@ -42,7 +43,14 @@ HEADLINES = {
     "expired": ":alarm_clock: *Expired without a decision*",
     "failed": ":warning: *Approved, but it failed*",
 }
-VERB_EMOJI = {"approve": "✅", "edit": "✏️", "reject": "❌", "withdraw": "✅", "edited": "✏️"}
+VERB_EMOJI = {
+    "approve": "✅",
+    "approve_always": "✅ always allow",
+    "edit": "✏️",
+    "reject": "❌",
+    "withdraw": "✅",
+    "edited": "✏️",
+}
 
 # Placeholders the model was shown instead of personal data (<EMAIL_1>), and masks that
 # hid a value for good (<EMAIL>), as a person should read them where no value is shown.
@@ -124,6 +132,10 @@ class CardContext:
     thread_link: str | None = None
     sender: str | None = None  # the inbox a new email (send_email) leaves from
     ignored: Sequence[Ignored] = field(default_factory=tuple)
+    # Who approved it, as people read it, when not a person's mention (a rule).
+    decided_by: str | None = None
+    offer_rule: bool = False  # "Approve & always allow" (review/rules.py)
+    notes: Sequence[str] = field(default_factory=tuple)  # an escalation, for instance
 
 
 def approval_message(
@@ -169,14 +181,21 @@ def approval_message(
         )
     if status == "pending" and context.ignored:
         blocks.append(_context(_not_counted(context.ignored)))
-    blocks.append(_context(_outcome(action)))
+    blocks.extend(_context(note) for note in context.notes)
+    blocks.append(_context(_outcome(action, context.decided_by)))
     if status == "pending":
+        always = (
+            [_button("Approve & always allow", BUTTON_APPROVE_ALWAYS, action["id"])]
+            if context.offer_rule
+            else []
+        )
         blocks.append(
             {
                 "type": "actions",
                 "block_id": f"review_{action['id']}",
                 "elements": [
                     _button("Approve", BUTTON_APPROVE, action["id"], "primary"),
+                    *always,
                     _button("Edit", BUTTON_EDIT, action["id"]),
                     _button("Reject", BUTTON_REJECT, action["id"], "danger"),
                 ],
@@ -351,10 +370,10 @@ def _why_not(reason: str) -> str:
 DONE = {"reply_email": "the reply was sent", "send_email": "the email was sent"}
 
 
-def _outcome(action: dict[str, Any]) -> str:
+def _outcome(action: dict[str, Any], decided_by: str | None = None) -> str:
     """Who decided and what happened, once decided; how to decide, until then."""
     status = action["status"]
-    who = f"<@{action['decided_by']}>" if action.get("decided_by") else "nobody"
+    who = decided_by or (f"<@{action['decided_by']}>" if action.get("decided_by") else "nobody")
     if status == "pending":
         return "React ✅ to approve, ✏️ to edit, ❌ to reject (or use the buttons)."
     if status in ("approved", "executing"):

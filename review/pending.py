@@ -1,13 +1,19 @@
-"""After a run: send its proposed actions to the approval channel and tell the requester."""
+"""After a run: approve what an "always allow" rule covers, send the rest of its proposed
+actions to the approval channel, and tell the requester."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import structlog
 from slack_sdk import WebClient
 
-from review import actions
+from review import actions, rules
 from review.messages import people_summary
 from review.slack_posts import post_approval_request
 from review.tenant_settings import ReviewSettings
+
+log = structlog.get_logger(__name__)
 
 NO_CHANNEL_NOTE = (
     ":warning: No approval channel is set in this workspace, so nobody can approve this yet. "
@@ -16,22 +22,54 @@ NO_CHANNEL_NOTE = (
 
 
 def announce_pending_actions(
-    conn: actions.Conn, client: WebClient, settings: ReviewSettings, run_id: int
+    conn: actions.Conn,
+    client: WebClient,
+    settings: ReviewSettings,
+    run_id: int,
+    *,
+    execute: Callable[[int], None] | None = None,
 ) -> str | None:
-    """Post each new action of the run for approval; the note to add to the reply, if any."""
+    """Post each new action of the run for approval; the note to add to the reply, if any.
+
+    Actions a live rule covers are approved by it: their card (when there is an approval
+    channel) shows the rule, and `execute` runs them now; without it, or if it fails,
+    the sweep hands them to execution as any approved action (review/sweep.py).
+    """
+    allowed = rules.allow_by_rules(conn, settings.tenant_id, run_id)
+    for action in allowed:
+        if settings.approval_channel_id is not None:
+            post_approval_request(conn, client, settings, action)
+        _run(conn, action, execute)
     pending = conn.execute(
         """SELECT * FROM pending_actions
            WHERE run_id = %s AND tenant_id = %s AND status = 'pending' ORDER BY id""",
         (run_id, settings.tenant_id),
     ).fetchall()
-    if not pending:
-        return None
-    if settings.approval_channel_id is None:
-        return NO_CHANNEL_NOTE
-    for action in pending:
-        post_approval_request(conn, client, settings, action)
-    lines = [f"• {people_summary(action)}" for action in pending]
-    return (
-        f":hourglass_flowing_sand: Waiting for approval in <#{settings.approval_channel_id}>:\n"
-        + "\n".join(lines)
-    )
+    notes = [
+        f":white_check_mark: Allowed by {rules.decided_by(conn, action)}, so it runs now: "
+        f"{people_summary(action)}"
+        for action in allowed
+    ]
+    if pending and settings.approval_channel_id is None:
+        notes.append(NO_CHANNEL_NOTE)
+    elif pending:
+        for action in pending:
+            post_approval_request(conn, client, settings, action)
+        lines = [f"• {people_summary(action)}" for action in pending]
+        notes.append(
+            f":hourglass_flowing_sand: Waiting for approval in <#{settings.approval_channel_id}>:\n"
+            + "\n".join(lines)
+        )
+    return "\n".join(notes) or None
+
+
+def _run(conn: actions.Conn, action: actions.Row, execute: Callable[[int], None] | None) -> None:
+    if execute is None:
+        return  # approved, not yet handed over: the sweep relays it
+    # Marked handed over first, as for a person's approval (review/decisions.py): if the
+    # run below dies, the sweep finds the execution lost and queues it again.
+    actions.set_fields(conn, action, queued_at=actions.NOW)
+    try:
+        execute(action["id"])
+    except Exception:
+        log.warning("action.rule_execution_deferred", action_id=action["id"], exc_info=True)

@@ -12,7 +12,8 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from review import actions
+from review import actions, rules
+from review.escalation import card_note
 from review.messages import PROMPT_REACTIONS, CardContext, Ignored, approval_message
 from review.tenant_settings import ReviewSettings
 
@@ -73,7 +74,8 @@ def post_approval_request(
             actions.set_fields(conn, action, approval_intent_at=actions.NULL)
             raise
     actions.set_fields(conn, action, approval_ts=ts, approval_channel_id=channel)
-    _prompt_reactions(client, channel, str(ts), present=True)
+    if action["status"] == "pending":  # not one a rule already approved
+        _prompt_reactions(client, channel, str(ts), present=True)
     return str(ts)
 
 
@@ -108,9 +110,13 @@ def card_context(conn: actions.Conn, action: actions.Row, link: str | None) -> C
            ORDER BY id""",
         (action["tenant_id"], f"action:{action['id']}"),
     ).fetchall()
+    escalated = card_note(action)
     return CardContext(
         thread_link=link,
         sender=sender,
+        decided_by=rules.decided_by(conn, action) if action.get("allowed_by_rule") else None,
+        offer_rule=rules.offered(conn, action),
+        notes=(escalated,) if escalated else (),
         ignored=tuple(
             Ignored(
                 r["actor"],

@@ -1,4 +1,5 @@
-"""Periodic upkeep of pending actions: relay, lost executions, reminders, expiry.
+"""Periodic upkeep of pending actions: relay, lost executions, reminders, escalation,
+expiry.
 
 Run by the workers' scheduler (bot/queue/periodic.py). Any number of sweeps may run at
 once: every change is a guarded transition or a conditional update, and an execution
@@ -16,7 +17,7 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.intake.bot_tokens import TokenUnreadable, bot_token_of
-from review import actions, tenant_settings
+from review import actions, escalation, tenant_settings
 from review.execute import LOCK_NAMESPACE
 from review.messages import people_summary
 from review.slack_posts import (
@@ -72,6 +73,7 @@ class SweepReport:
     reminded: int
     expired: int
     requeued: int = 0
+    escalated: int = 0
 
 
 def sweep(
@@ -91,6 +93,7 @@ def sweep(
         relayed=_relay_approved(conn, enqueue_execution),
         announced=_announce_unposted(conn, client_for),
         reminded=_remind(conn, client_for, now),
+        escalated=_escalate(conn, client_for, now),
         expired=_expire(conn, client_for, now),
     )
     if any(vars(report).values()):
@@ -179,6 +182,43 @@ def _remind(conn: actions.Conn, client_for: Callable[[str], WebClient], now: dat
                 "^{date_short_pretty} at {time}|soon> unless someone decides.",
             )
     return len(rows)
+
+
+def _escalate(conn: actions.Conn, client_for: Callable[[str], WebClient], now: datetime) -> int:
+    """Actions undecided after the tenant's escalation time: shown once to the escalation
+    group (a note under the card mentions them, the card says so), who may then decide."""
+    rows = conn.execute(
+        OPEN_ACTIONS.replace("SELECT a.*,", "SELECT a.*, s.escalate_to AS escalate_to_now,")
+        + """WHERE a.status = 'pending' AND a.escalated_at IS NULL AND a.approval_ts IS NOT NULL
+               AND s.escalate_after IS NOT NULL AND cardinality(s.escalate_to) > 0
+               AND a.created_at + s.escalate_after <= %s AND a.expires_at > %s
+             ORDER BY a.id LIMIT %s""",
+        (now, now, BATCH),
+    ).fetchall()
+    escalated = 0
+    for row in rows:
+        token = _token(row)
+        if token is None:
+            continue
+        targets = list(row["escalate_to_now"])
+        with conn.transaction():
+            done = conn.execute(
+                """UPDATE pending_actions SET escalated_at = %s, escalated_to = %s
+                   WHERE id = %s AND tenant_id = %s AND status = 'pending'
+                     AND escalated_at IS NULL
+                   RETURNING *""",
+                (now, targets, row["id"], row["tenant_id"]),
+            ).fetchone()
+            if done is not None:
+                actions.audit(conn, done, "agent", "action.escalated", {"to": targets})
+        if done is None:
+            continue  # decided meanwhile, or another sweep escalated it
+        escalated += 1
+        client = client_for(token)
+        waited = now - done["created_at"]
+        note_in_approval_thread(client, done, escalation.thread_note(done, waited))
+        refresh_approval_message(conn, client, done)
+    return escalated
 
 
 def _expire(conn: actions.Conn, client_for: Callable[[str], WebClient], now: datetime) -> int:

@@ -1,4 +1,5 @@
-"""A tenant's review settings: approval channel, approvers, four-eyes, expiry, pause."""
+"""A tenant's review settings: approval channel, approvers, four-eyes, expiry, pause,
+escalation, and how long an "always allow" rule lasts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ SELECT = """
            coalesce(s.four_eyes, false) AS four_eyes,
            coalesce(s.approval_ttl, interval '24 hours') AS approval_ttl,
            coalesce(s.reminder_before, interval '2 hours') AS reminder_before,
-           coalesce(s.paused, false) AS paused
+           coalesce(s.paused, false) AS paused,
+           coalesce(s.escalate_to, '{}') AS escalate_to, s.escalate_after,
+           coalesce(s.rule_days, 30) AS rule_days
     FROM tenants t LEFT JOIN tenant_settings s ON s.tenant_id = t.id
     WHERE t.id = %s
 """
@@ -34,24 +37,39 @@ class ReviewSettings:
     approval_ttl: timedelta
     reminder_before: timedelta
     paused: bool
+    # Who an action undecided after `escalate_after` is escalated to (review/sweep.py):
+    # mentions as Slack renders them, <@U…> or <!subteam^S…>. None: no escalation.
+    escalate_to: tuple[str, ...] = ()
+    escalate_after: timedelta | None = None
+    rule_days: int = 30  # how long an "Approve & always allow" rule lasts by default
+    # Set per action only (`for_action`): the people an escalated action was shown to,
+    # who may decide it besides the approvers.
+    escalated_to: tuple[str, ...] = ()
+
+
+def _settings(row: Mapping[str, Any]) -> ReviewSettings:
+    return ReviewSettings(**{**row, "escalate_to": tuple(row["escalate_to"] or ())})
 
 
 def load(conn: Connection[dict[str, Any]], tenant_id: int) -> ReviewSettings:
     row = conn.execute(SELECT, (tenant_id,)).fetchone()
     assert row is not None, f"tenant {tenant_id} does not exist"
-    return ReviewSettings(**row)
+    return _settings(row)
 
 
 async def load_async(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> ReviewSettings:
     row = await (await conn.execute(SELECT, (tenant_id,))).fetchone()
     assert row is not None, f"tenant {tenant_id} does not exist"
-    return ReviewSettings(**row)
+    return _settings(row)
 
 
 def for_action(settings: ReviewSettings, action: Mapping[str, Any]) -> ReviewSettings:
     """The settings a decision on `action` is judged by: an action proposed under an agent
     template with four-eyes needs someone other than its requester, whatever the tenant's
-    own setting says."""
+    own setting says; an escalated action may also be decided by those it went to."""
     if action.get("four_eyes") and not settings.four_eyes:
-        return replace(settings, four_eyes=True)
+        settings = replace(settings, four_eyes=True)
+    if action.get("escalated_at") and action.get("escalated_to"):
+        # Escalated: the people it was shown to may decide it too.
+        settings = replace(settings, escalated_to=tuple(action["escalated_to"]))
     return settings

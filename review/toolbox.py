@@ -12,6 +12,8 @@ import structlog
 from bot.agent.knowledge import ToolResult
 from bot.agent.schemas import ToolCall
 from bot.agent.tools import ActionContext, Effect, Tool, ToolArgumentsError, ToolRegistry
+from guardrails.policy import EmailRules
+from guardrails.tool_policy import recipient_domains
 from review import actions
 
 log = structlog.get_logger(__name__)
@@ -36,6 +38,8 @@ class ReviewedToolbox:
     restore: Callable[[dict[str, Any]], dict[str, Any]] = lambda arguments: arguments
     # The summary and payload as the tenant's policy lets approvers see them.
     approver_view: Callable[[dict[str, Any]], dict[str, Any]] = lambda proposal: proposal
+    # Which arguments name recipients (the tenant's email rules).
+    email_rules: EmailRules = field(default_factory=EmailRules)
 
     def offered(self) -> list[Tool]:
         """The registry's tools, less those whose connector this tenant never connected:
@@ -62,8 +66,9 @@ class ReviewedToolbox:
         except ToolArgumentsError as exc:
             return ToolResult(call.name, ok=False, output=str(exc))
         refusal = None
+        restored = self.restore(arguments.model_dump())
         if tool.check is not None:
-            real = tool.arguments.model_validate(self.restore(arguments.model_dump()))
+            real = tool.arguments.model_validate(restored)
             refusal = tool.check(self.context, real)
         if refusal is not None:
             log.info("tool.refused", tool=tool.name)
@@ -94,6 +99,8 @@ class ReviewedToolbox:
             idempotency_key=key,
             ttl=self.approval_ttl,
             shown=shown if shown != stored else None,
+            # Of the real recipients, only their domains: what rules are judged by.
+            recipient_domains=recipient_domains(self.email_rules, restored),
         )
         if self.four_eyes:
             # Before the action is announced for approval (end of the run), so no decision

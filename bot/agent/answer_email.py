@@ -26,6 +26,7 @@ from connectors.email.reply_text import email_body, plain_text
 from connectors.email.tools import REPLY_EMAIL
 from review import actions, tenant_settings
 from review.email_digest import show_digest
+from review.execute import execute_action
 from review.pending import announce_pending_actions
 
 log = structlog.get_logger(__name__)
@@ -190,8 +191,20 @@ def answer_email(
             flags=flags,
             idempotency_key=f"run:{run['id']}:reply",
             ttl=settings.approval_ttl,
+            recipient_domains=sorted(
+                {a.rsplit("@", 1)[-1].lower() for a in addressing.addresses if "@" in a}
+            ),
         )
-        announce_pending_actions(conn, client, settings, run["id"])
+        announce_pending_actions(
+            conn,
+            client,
+            settings,
+            run["id"],
+            # A reply an "always allow" rule covers is sent now, once as any approval.
+            execute=lambda action_id: execute_action(
+                conn, deps.slack_client, deps.tools, deps.guardrails, action_id
+            ),
+        )
         conn.execute(
             "UPDATE agent_runs SET status = 'answered', finished_at = now() WHERE id = %s",
             (run["id"],),

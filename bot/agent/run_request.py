@@ -47,6 +47,7 @@ from bot.intake.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
 from guardrails.at_rest import for_storage
 from review import tenant_settings
+from review.execute import execute_action
 from review.held_answers import HELD_NOTICE, hold_for_review
 from review.pending import announce_pending_actions
 
@@ -333,7 +334,16 @@ def _answer_in_thread(
                 draft.notice_for_people or "I drafted an answer, but it did not pass my checks."
             )
             outcome = Outcome(notice, "failed", f"draft {draft.action}ed by guardrails")
-    note = announce_pending_actions(conn, thread.client, settings, run_id)
+    note = announce_pending_actions(
+        conn,
+        thread.client,
+        settings,
+        run_id,
+        # What an "always allow" rule approved runs now, exactly once as any approval.
+        execute=lambda action_id: execute_action(
+            conn, deps.slack_client, deps.tools, deps.guardrails, action_id
+        ),
+    )
     if note:
         outcome = Outcome(f"{outcome.text}\n\n{note}", outcome.status, outcome.reason)
     return outcome

@@ -101,6 +101,7 @@ def run_for_channel(
             approver_view=lambda proposal: deps.guardrails.approver_payload(
                 tenant_id, str(conversation_id), proposal
             ),
+            email_rules=deps.guardrails.policy(tenant_id).tools.email,
         )
 
     screened = screen_run(

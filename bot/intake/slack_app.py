@@ -50,6 +50,7 @@ from review.email_digest import BUTTON_RELEASE, RELEASE_KIND
 from review.handoff import is_handed_off
 from review.messages import (
     BUTTON_APPROVE,
+    BUTTON_APPROVE_ALWAYS,
     BUTTON_EDIT,
     BUTTON_REASON,
     BUTTON_REJECT,
@@ -197,7 +198,7 @@ def build_slack_app(
     for event_type, listener in listeners.items():
         app.event(event_type)(listener)
 
-    @app.action(BUTTON_APPROVE)
+    @app.action(re.compile(f"^({BUTTON_APPROVE}|{BUTTON_APPROVE_ALWAYS})$"))
     async def on_review_button(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:

@@ -1,0 +1,179 @@
+"""`/agent escalate` and `/agent rules`: who undecided actions go to next, and the
+"always allow" rules approvers made from cards (review/rules.py).
+
+`/agent escalate` and changing `/agent rules` are for admins (review/commands.py checks
+before calling); listing the rules is for anyone of the workspace. Every change is
+audited.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from bot.db import AsyncPool
+from review.escalation import duration, mentions
+from review.handoff import parse_target
+from review.messages import person
+from review.rules import MAX_DAYS, describe
+from review.tenant_settings import load_async
+
+ESCALATE_USAGE = (
+    "Usage: `/agent escalate @person-or-@group [@more] after 2h` sends actions nobody "
+    "decided within that time to them as well; `/agent escalate off` stops it; "
+    "`/agent escalate` shows the setting."
+)
+RULES_USAGE = (
+    "`/agent rules` lists the always-allow rules; `/agent rules revoke N` stops rule N; "
+    "`/agent rules days N` sets how long new rules last (admins)."
+)
+SPAN = re.compile(
+    r"^(?P<n>\d+)\s*(?P<unit>m|mins?|minutes?|h|hrs?|hours?|d|days?)$", flags=re.IGNORECASE
+)
+UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+LIST_MAX = 30  # rules listed
+
+
+async def escalate_command(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> str:
+    async with pool.connection() as conn:
+        settings = await load_async(conn, tenant_id)
+    if not args:
+        if not settings.escalate_to or settings.escalate_after is None:
+            return "No escalation is set: undecided actions simply expire.\n" + ESCALATE_USAGE
+        return (
+            f"Actions nobody decides within {duration(settings.escalate_after)} are escalated "
+            f"to {mentions(settings.escalate_to)}, who can then decide them too."
+        )
+    if args == ["off"]:
+        await _set_escalation(pool, tenant_id, user, None, None)
+        return "Escalation is off: actions nobody decides simply expire."
+    lowered = [a.lower() for a in args]
+    if "after" not in lowered:
+        return ESCALATE_USAGE
+    cut = lowered.index("after")
+    targets = [parse_target(a) for a in args[:cut]]
+    span = _span(" ".join(args[cut + 1 :]))
+    if not targets or None in targets or span is None:
+        return ESCALATE_USAGE
+    named = [t for t in dict.fromkeys(targets) if t is not None]
+    if span >= settings.approval_ttl:
+        return (
+            f"Actions expire after {duration(settings.approval_ttl)}, so escalating after "
+            f"{duration(span)} would never happen. Pick a shorter time."
+        )
+    await _set_escalation(pool, tenant_id, user, named, span)
+    return (
+        f"Actions nobody decides within {duration(span)} will be escalated to "
+        f"{mentions(named)}, who can then decide them too. They still expire after "
+        f"{duration(settings.approval_ttl)}."
+    )
+
+
+async def list_rules(pool: AsyncPool, tenant_id: int) -> str:
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                """SELECT * FROM action_rules
+                   WHERE tenant_id = %s AND revoked_at IS NULL AND expires_at > now()
+                   ORDER BY number LIMIT %s""",
+                (tenant_id, LIST_MAX),
+            )
+        ).fetchall()
+        settings = await load_async(conn, tenant_id)
+    lasts = f"New rules last {settings.rule_days} days."
+    if not rows:
+        return (
+            "No always-allow rules are in force. An approver makes one with "
+            f"*Approve & always allow* on an approval card. {lasts}\n{RULES_USAGE}"
+        )
+    lines = ["*Always-allow rules*"] + [
+        f"• *{r['number']}*: {describe(r)} (set by {person(r['created_by'])})" for r in rows
+    ]
+    return "\n".join([*lines, lasts, RULES_USAGE])
+
+
+async def rules_command(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> str:
+    """`rules revoke N` and `rules days N` (the listing is `list_rules`)."""
+    if len(args) != 2 or args[0] not in ("revoke", "days") or not args[1].isdigit():
+        return RULES_USAGE
+    number = int(args[1])
+    if args[0] == "days":
+        if not 1 <= number <= MAX_DAYS:
+            return f"A rule can last from 1 to {MAX_DAYS} days."
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO tenant_settings (tenant_id, rule_days) VALUES (%s, %s)
+                   ON CONFLICT (tenant_id) DO UPDATE
+                     SET rule_days = EXCLUDED.rule_days, updated_at = now()""",
+                (tenant_id, number),
+            )
+            await _audit(conn, tenant_id, user, "settings.rule_days", str(number), {})
+        return f"New always-allow rules will last {number} days. Rules already made keep their end date."
+    async with pool.connection() as conn, conn.transaction():
+        rule = await (
+            await conn.execute(
+                """UPDATE action_rules SET revoked_at = now(), revoked_by = %s
+                   WHERE tenant_id = %s AND number = %s AND revoked_at IS NULL
+                     AND expires_at > now()
+                   RETURNING *""",
+                (user, tenant_id, number),
+            )
+        ).fetchone()
+        if rule is None:
+            return f"There is no rule {number} in force. `/agent rules` lists them."
+        await _audit(
+            conn, tenant_id, user, "rule.revoked", f"rule:{number}", {"tool": rule["tool"]}
+        )
+    return f"Rule {number} ({describe(rule)}) is revoked: actions like it need an approval again."
+
+
+def _span(text: str) -> timedelta | None:
+    match = SPAN.match(text.strip())
+    if match is None or int(match.group("n")) == 0:
+        return None
+    return int(match.group("n")) * UNITS[match.group("unit")[0].lower()]
+
+
+async def _set_escalation(
+    pool: AsyncPool,
+    tenant_id: int,
+    user: str,
+    targets: list[str] | None,
+    after: timedelta | None,
+) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO tenant_settings (tenant_id, escalate_to, escalate_after)
+               VALUES (%s, %s, %s)
+               ON CONFLICT (tenant_id) DO UPDATE
+                 SET escalate_to = EXCLUDED.escalate_to,
+                     escalate_after = EXCLUDED.escalate_after, updated_at = now()""",
+            (tenant_id, targets, after),
+        )
+        await _audit(
+            conn,
+            tenant_id,
+            user,
+            "settings.escalation",
+            "off" if targets is None else f"{' '.join(targets)} after {after}",
+            {},
+        )
+
+
+async def _audit(
+    conn: AsyncConnection[dict[str, Any]],
+    tenant_id: int,
+    user: str,
+    action: str,
+    subject: str,
+    details: dict[str, Any],
+) -> None:
+    await conn.execute(
+        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
+           VALUES (%s, %s, %s, %s, %s)""",
+        (tenant_id, user, action, subject, Jsonb({**details, "via": "/agent"})),
+    )
