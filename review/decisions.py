@@ -191,7 +191,12 @@ def apply_decision(
             tell_privately(
                 client, decision.channel, user, f"Your decision was not counted: {verdict.reason}."
             )
-        if action["status"] == "pending" and decision.verb in ("approve", "reject", "edit"):
+        if action["status"] == "pending" and decision.verb in (
+            "approve",
+            "approve_always",
+            "reject",
+            "edit",
+        ):
             # The ✅ they added shows under the card: the card says it was not counted.
             refresh_approval_message(conn, client, action)
         return

@@ -26,20 +26,16 @@ def announce_pending_actions(
     client: WebClient,
     settings: ReviewSettings,
     run_id: int,
-    *,
-    execute: Callable[[int], None] | None = None,
 ) -> str | None:
     """Post each new action of the run for approval; the note to add to the reply, if any.
 
-    Actions a live rule covers are approved by it: their card (when there is an approval
-    channel) shows the rule, and `execute` runs them now; without it, or if it fails,
-    the sweep hands them to execution as any approved action (review/sweep.py).
+    Actions a live rule covers are approved by it, and their card (when there is an
+    approval channel) shows the rule; `run_allowed` runs them once the reply is posted.
     """
     allowed = rules.allow_by_rules(conn, settings.tenant_id, run_id)
     for action in allowed:
         if settings.approval_channel_id is not None:
             post_approval_request(conn, client, settings, action)
-        _run(conn, action, execute)
     pending = conn.execute(
         """SELECT * FROM pending_actions
            WHERE run_id = %s AND tenant_id = %s AND status = 'pending' ORDER BY id""",
@@ -63,13 +59,22 @@ def announce_pending_actions(
     return "\n".join(notes) or None
 
 
-def _run(conn: actions.Conn, action: actions.Row, execute: Callable[[int], None] | None) -> None:
-    if execute is None:
-        return  # approved, not yet handed over: the sweep relays it
-    # Marked handed over first, as for a person's approval (review/decisions.py): if the
-    # run below dies, the sweep finds the execution lost and queues it again.
-    actions.set_fields(conn, action, queued_at=actions.NOW)
-    try:
-        execute(action["id"])
-    except Exception:
-        log.warning("action.rule_execution_deferred", action_id=action["id"], exc_info=True)
+def run_allowed(
+    conn: actions.Conn, tenant_id: int, run_id: int, execute: Callable[[int], None]
+) -> None:
+    """Run the run's actions a rule approved (after the reply, so the requester reads the
+    answer before the outcome). If this job dies first, or `execute` fails, the sweep
+    hands them to execution as any approved action (review/sweep.py): they run once."""
+    allowed = conn.execute(
+        """SELECT * FROM pending_actions
+           WHERE run_id = %s AND tenant_id = %s AND status = 'approved'
+             AND allowed_by_rule IS NOT NULL AND queued_at IS NULL ORDER BY id""",
+        (run_id, tenant_id),
+    ).fetchall()
+    for action in allowed:
+        # Marked handed over first, as for a person's approval (review/decisions.py).
+        actions.set_fields(conn, action, queued_at=actions.NOW)
+        try:
+            execute(action["id"])
+        except Exception:
+            log.warning("action.rule_execution_deferred", action_id=action["id"], exc_info=True)

@@ -27,7 +27,7 @@ from connectors.email.tools import REPLY_EMAIL
 from review import actions, tenant_settings
 from review.email_digest import show_digest
 from review.execute import execute_action
-from review.pending import announce_pending_actions
+from review.pending import announce_pending_actions, run_allowed
 
 log = structlog.get_logger(__name__)
 
@@ -195,13 +195,13 @@ def answer_email(
                 {a.rsplit("@", 1)[-1].lower() for a in addressing.addresses if "@" in a}
             ),
         )
-        announce_pending_actions(
+        announce_pending_actions(conn, client, settings, run["id"])
+        # A reply an "always allow" rule covers is sent now, once as any approval.
+        run_allowed(
             conn,
-            client,
-            settings,
+            tenant_id,
             run["id"],
-            # A reply an "always allow" rule covers is sent now, once as any approval.
-            execute=lambda action_id: execute_action(
+            lambda action_id: execute_action(
                 conn, deps.slack_client, deps.tools, deps.guardrails, action_id
             ),
         )

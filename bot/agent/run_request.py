@@ -49,7 +49,7 @@ from guardrails.at_rest import for_storage
 from review import tenant_settings
 from review.execute import execute_action
 from review.held_answers import HELD_NOTICE, hold_for_review
-from review.pending import announce_pending_actions
+from review.pending import announce_pending_actions, run_allowed
 
 log = structlog.get_logger(__name__)
 
@@ -233,6 +233,15 @@ def _run_locked(
             reply_ts = writer.finish(outcome.text, blocks=blocks)
         _finish(conn, tenant_id, request_id, run["id"], conversation_id, event, reply_ts, outcome)
         log.info("request.answered", status=outcome.status, reason=outcome.reason)
+        # What an "always allow" rule approved runs now, exactly once as any approval.
+        run_allowed(
+            conn,
+            tenant_id,
+            run["id"],
+            lambda action_id: execute_action(
+                conn, deps.slack_client, deps.tools, deps.guardrails, action_id
+            ),
+        )
     except SlackApiError as exc:
         error = exc.response.get("error")
         if error not in PERMANENT_SLACK_ERRORS:
@@ -334,16 +343,7 @@ def _answer_in_thread(
                 draft.notice_for_people or "I drafted an answer, but it did not pass my checks."
             )
             outcome = Outcome(notice, "failed", f"draft {draft.action}ed by guardrails")
-    note = announce_pending_actions(
-        conn,
-        thread.client,
-        settings,
-        run_id,
-        # What an "always allow" rule approved runs now, exactly once as any approval.
-        execute=lambda action_id: execute_action(
-            conn, deps.slack_client, deps.tools, deps.guardrails, action_id
-        ),
-    )
+    note = announce_pending_actions(conn, thread.client, settings, run_id)
     if note:
         outcome = Outcome(f"{outcome.text}\n\n{note}", outcome.status, outcome.reason)
     return outcome

@@ -54,6 +54,7 @@ def tenant(stack: Stack, db: DB) -> Iterator[int]:
         (tenant_id, APPROVALS),
     )
     db.execute("DELETE FROM tenant_approvers WHERE tenant_id = %s", (tenant_id,))
+    _no_rules_or_escalation(db, tenant_id)
     db.execute(
         "INSERT INTO tenant_approvers (tenant_id, slack_user_id, added_by) VALUES (%s, %s, 'test')",
         (tenant_id, APPROVER),
@@ -62,6 +63,21 @@ def tenant(stack: Stack, db: DB) -> Iterator[int]:
     # A failed test must not leave the shared tenant paused for the rest of the session.
     db.execute(
         "UPDATE tenant_settings SET paused = false, four_eyes = false WHERE tenant_id = %s",
+        (tenant_id,),
+    )
+    _no_rules_or_escalation(db, tenant_id)
+
+
+def _no_rules_or_escalation(db: DB, tenant_id: int) -> None:
+    """No "always allow" rule or escalation left by a test approves or calls anyone in on
+    another test's actions."""
+    db.execute(
+        """UPDATE action_rules SET revoked_at = now(), revoked_by = 'test'
+           WHERE tenant_id = %s AND revoked_at IS NULL""",
+        (tenant_id,),
+    )
+    db.execute(
+        "UPDATE tenant_settings SET escalate_to = NULL, escalate_after = NULL WHERE tenant_id = %s",
         (tenant_id,),
     )
 
