@@ -288,3 +288,74 @@ def test_someone_who_may_not_approve_cannot_make_a_rule(
     )
     assert f"✅ always allow from <@{REQUESTER}> (not an approver)" in shown
     assert posts_in_support(stack.slack, text) == []
+
+
+def test_an_email_rule_covers_a_recipient_domain_not_a_requester(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, inbox: tuple[str, int], mail_outbox
+) -> None:  # type: ignore[no-untyped-def]
+    """ "Approve & always allow" on an email makes a rule for email to its recipients'
+    domain (read from the real address, though the model only saw a placeholder): a later
+    email to someone else at that domain is sent without a card decision; the rule is
+    listed by domain."""
+    db.execute(
+        "INSERT INTO tenant_email_allowlist (tenant_id, domain) VALUES (%s, 'customer.example')"
+        " ON CONFLICT DO NOTHING",
+        (tenant,),
+    )
+
+    def ask_to_email(address: str) -> tuple[str, dict[str, Any]]:
+        marker = uuid.uuid4().hex[:8]
+        call = {
+            "name": "send_email",
+            "arguments": {
+                "to": ["<EMAIL_1>"],
+                "subject": f"Renewal {marker}",
+                "text": f"Hello, your renewal {marker} is due in May.",
+            },
+            "reason": "The requester asked to email <EMAIL_1>.",
+        }
+        llm.script(
+            Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+            Reply(content={"answer": "I drafted the email.", "citations": []}),
+            match=marker,
+        )
+        post = mention(stack.slack, f"Please email {address} about the renewal {marker}")
+        wait_for_answer(stack.slack, post.message.ts)
+        action = wait_for(
+            lambda: db.execute(
+                "SELECT * FROM pending_actions WHERE tool = 'send_email'"
+                " AND payload->>'subject' = %s AND approval_ts IS NOT NULL",
+                (f"Renewal {marker}",),
+            ).fetchone(),
+            message="the email's card",
+        )
+        return marker, action
+
+    # Given an approver's "Approve & always allow" on an email to alice@customer.example
+    _, first = ask_to_email("alice@customer.example")
+    assert first["recipient_domains"] == ["customer.example"]
+    stack.slack.click_button(APPROVER, APPROVALS, first["approval_ts"], ALWAYS)
+    wait_for_status(db, first["id"], "executed")
+    (rule,) = wait_for(lambda: live_rules(db, tenant))
+    assert (rule["tool"], rule["recipient_domain"], rule["requester"]) == (
+        "send_email",
+        "customer.example",
+        None,
+    )
+
+    # When the agent proposes an email to bob@customer.example
+    marker, second = ask_to_email("bob@customer.example")
+
+    # Then it is sent once without anyone deciding, and its card names the rule
+    row = wait_for_status(db, second["id"], "executed")
+    assert row["allowed_by_rule"] == rule["id"]
+    sent = mail_outbox.wait_for(2)
+    assert [m.rcpt_tos for m in sent if marker in m.data.decode(errors="replace")] == [
+        ("bob@customer.example",)
+    ]
+    shown = wait_for(
+        lambda: (t := card_text(card(stack, row["approval_ts"]))) and "and done" in t and t
+    )
+    assert "Approved by the rule 'send_email to anyone at customer.example, until" in shown
+    listed = admin_command(stack.slack, GENERAL, "rules")
+    assert f"*{rule['number']}*: send_email to anyone at customer.example" in listed
