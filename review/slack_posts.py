@@ -95,7 +95,8 @@ def _prompt_reactions(client: WebClient, channel: str, ts: str, *, present: bool
 
 def card_context(conn: actions.Conn, action: actions.Row, link: str | None) -> CardContext:
     """What the card shows beyond the action's row: the conversation's link, the inbox a
-    new email leaves from, and decisions that were not counted."""
+    new email leaves from, decisions that were not counted, the rule that approved it or
+    whether a rule may be made of it (review/rules.py), and an escalation."""
     sender = None
     if action["tool"] == "send_email":
         row = conn.execute(

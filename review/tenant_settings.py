@@ -38,7 +38,7 @@ class ReviewSettings:
     reminder_before: timedelta
     paused: bool
     # Who an action undecided after `escalate_after` is escalated to (review/sweep.py):
-    # mentions as Slack renders them, <@U…> or <!subteam^S…>. None: no escalation.
+    # mentions as Slack renders them, <@U…> or <!subteam^S…>; none: no escalation.
     escalate_to: tuple[str, ...] = ()
     escalate_after: timedelta | None = None
     rule_days: int = 30  # how long an "Approve & always allow" rule lasts by default
