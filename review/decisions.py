@@ -446,21 +446,17 @@ def _approve_always(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
 ) -> None:
     """Approve & always allow: a rule for actions like this one (review/rules.py), made by
-    someone apply_decision found may approve it, then the approval itself."""
-    if d.action["status"] != "pending":
-        _approve(conn, client, d, enqueue)  # a retried click finds it approved: hand over
-        return
+    someone apply_decision found may approve it, then the approval itself. A retried job
+    finds the rule (or the approval) its earlier attempt made, and does not make another."""
+    if d.action["status"] == "pending" and rules.made_from(conn, d.action) is None:
+        _make_rule(conn, client, d)
+    _approve(conn, client, d, enqueue)
+
+
+def _make_rule(conn: actions.Conn, client: WebClient, d: Decision) -> None:
     settings = tenant_settings.load(conn, d.action["tenant_id"])
     rule = rules.create(conn, d.action, d.user, settings.rule_days)
-    if rule is None and d.channel:
-        tell_privately(
-            client,
-            d.channel,
-            d.user,
-            "Approved. No rule was made: actions like this one (always reviewed here, "
-            "flagged by the checks, or email to more than one domain) need a person each time.",
-        )
-    elif rule is not None:
+    if rule is not None:
         note_in_approval_thread(
             client,
             d.action,
@@ -468,7 +464,14 @@ def _approve_always(
             f"rule {rule['number']}, {rules.describe(rule)}. "
             f"`/agent rules revoke {rule['number']}` stops it.",
         )
-    _approve(conn, client, d, enqueue)
+    elif d.channel:
+        tell_privately(
+            client,
+            d.channel,
+            d.user,
+            "Approved. No rule was made: actions like this one (always reviewed here, "
+            "flagged by the checks, or email to more than one domain) need a person each time.",
+        )
 
 
 HANDLERS: dict[str, Callable[[actions.Conn, WebClient, Decision, Callable[[int], None]], None]] = {

@@ -122,10 +122,7 @@ def create(conn: actions.Conn, action: actions.Row, user: str, days: int) -> act
             ),
         ).fetchone()
         if rule is None:
-            return conn.execute(
-                "SELECT * FROM action_rules WHERE created_from_action = %s AND tenant_id = %s",
-                (action["id"], tenant_id),
-            ).fetchone()
+            return made_from(conn, action)
         conn.execute(
             """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
                VALUES (%s, %s, 'rule.created', %s, %s)""",
@@ -138,6 +135,14 @@ def create(conn: actions.Conn, action: actions.Row, user: str, days: int) -> act
         )
     log.info("rule.created", tenant_id=tenant_id, rule=rule["number"], tool=scope.tool)
     return rule
+
+
+def made_from(conn: actions.Conn, action: actions.Row) -> actions.Row | None:
+    """The rule an "Approve & always allow" on `action` made, if one did."""
+    return conn.execute(
+        "SELECT * FROM action_rules WHERE created_from_action = %s AND tenant_id = %s",
+        (action["id"], action["tenant_id"]),
+    ).fetchone()
 
 
 RULE_LOCK = 0x72756C65  # "rule": first key of the advisory lock numbering a tenant's rules
