@@ -16,7 +16,7 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.intake.bot_tokens import TokenUnreadable, bot_token_of
-from review import actions, tenant_settings
+from review import actions, resumes, tenant_settings
 from review.execute import LOCK_NAMESPACE
 from review.messages import people_summary
 from review.slack_posts import (
@@ -72,6 +72,7 @@ class SweepReport:
     reminded: int
     expired: int
     requeued: int = 0
+    resumed: int = 0  # resume jobs of decided actions sent (review/resumes.py)
 
 
 def sweep(
@@ -81,6 +82,7 @@ def sweep(
     now: datetime | None = None,
     *,
     lost: LostJobs | None = None,
+    enqueue_resume: resumes.Send | None = None,
 ) -> SweepReport:
     if now is None:
         row = conn.execute("SELECT now() AS now").fetchone()
@@ -92,6 +94,7 @@ def sweep(
         announced=_announce_unposted(conn, client_for),
         reminded=_remind(conn, client_for, now),
         expired=_expire(conn, client_for, now),
+        resumed=0 if enqueue_resume is None else resumes.relay_unsent(conn, enqueue_resume),
     )
     if any(vars(report).values()):
         log.info("review.swept", **vars(report))
