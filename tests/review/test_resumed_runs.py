@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from bot.agent.resume import resume_run
+from bot.db import open_pool
+from guardrails.facade import build_guardrails
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import Message
+from tests.guardrails.conftest import settings_for
 from tests.review.conftest import (
     APPROVALS,
     APPROVER,
@@ -28,6 +32,7 @@ from tests.review.conftest import (
 from tests.support.conversation import bot_replies, mention, unique_question, wait_for_answer
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
+from tests.support.worker_deps import in_process_deps
 
 QUIET = 3.0  # seconds we watch for something that must not happen
 HELD = 20.0  # seconds Slack's answer to the resumed reply is held, to kill the worker meanwhile
@@ -309,3 +314,75 @@ def test_a_reject_and_propose_again_loop_ends_at_the_resume_cap(
     texts_in_thread = thread_texts(stack.slack, asked.thread_ts)
     assert sum(WAITING in t for t in texts_in_thread) == 4  # the first answer and 3 resumes
     assert any("Not yet, round 3" in t for t in texts_in_thread)  # the notice still comes
+
+
+def lost_hand_over(db: DB, action_id: int, reason: str, *, sent: bool) -> None:
+    """The action rejected and due to resume, as the decision leaves it, with its resume
+    job ``sent`` or lost (a worker killed between the decision and sending the job)."""
+    db.execute(
+        """UPDATE pending_actions SET status = 'rejected', decided_by = %s, decided_at = now(),
+             reject_reason = %s, resume_due_at = now(),
+             resume_queued_at = CASE WHEN %s THEN now() END
+           WHERE id = %s""",
+        (APPROVER, reason, sent, action_id),
+    )
+
+
+def test_a_resume_whose_job_was_lost_is_sent_by_the_sweep(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
+) -> None:
+    """The decision marks the action due to resume in its own transaction; a resume job
+    that was never sent is sent by the workers' periodic sweep, and the run resumes."""
+    text = unique("Deploy freeze starts now.")
+    question_back = "Which channel should the freeze notice go to instead?"
+    asked = ask(
+        stack.slack,
+        llm,
+        "Announce the deploy freeze in #support",
+        plan_posting(text),
+        draft("I'll post that once it is approved."),
+        plan("clarify"),
+        draft(question_back),
+    )
+    action, _ = card_of(db, stack.slack, asked, text)
+
+    lost_hand_over(db, action["id"], "Wrong channel", sent=False)
+
+    resumed = wait_for(
+        lambda: db.execute(
+            "SELECT * FROM agent_runs WHERE resumes_action_id = %s AND status = 'answered'",
+            (action["id"],),
+        ).fetchone(),
+        timeout=60,
+        message="the sweep to send the lost resume",
+    )
+    assert resumed["reply_ts"]
+    wait_for(lambda: any(question_back in t for t in thread_texts(stack.slack, asked.thread_ts)))
+
+
+def test_offline_a_decided_action_does_not_resume(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, database_url: str
+) -> None:
+    """Without a language model there is no run to continue: nothing is started."""
+    text = unique("Offline resume check.")
+    asked = ask(
+        stack.slack,
+        llm,
+        "Announce the offline check in #support",
+        plan_posting(text),
+        draft("I'll post that once it is approved."),
+        plan(),
+        draft("Understood."),
+    )
+    action, _ = card_of(db, stack.slack, asked, text)
+    lost_hand_over(db, action["id"], "Not now", sent=True)
+    pool = open_pool(database_url, max_size=2)
+    try:
+        deps = in_process_deps(stack, llm, pool, build_guardrails(settings_for(database_url), pool))
+        resume_run(replace(deps, llm=None), action["id"])
+        assert resumed_runs(db, asked) == []
+        # With the model, the same action does resume: offline was what stopped it.
+        resume_run(deps, action["id"])
+    finally:
+        pool.close()
+    assert [r["status"] for r in resumed_runs(db, asked)] == ["answered"]
