@@ -338,8 +338,14 @@ def _finish(
             (
                 tenant_id,
                 "run.resumed" if reply is not None else "run.resumed_silently",
-                f"action:{run['resumes_action_id']}",
-                Jsonb({"run_id": run["id"], "request_id": run["request_id"], "status": status}),
+                f"run:{run['id']}",
+                Jsonb(
+                    {
+                        "action_id": run["resumes_action_id"],
+                        "request_id": run["request_id"],
+                        "status": status,
+                    }
+                ),
             ),
         )
 
