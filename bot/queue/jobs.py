@@ -23,6 +23,7 @@ REQUEST_FAILED = "request_failed"
 REVIEW_EVENT = "review_event"
 EXECUTE_ACTION = "execute_action"
 RESUME_RUN = "resume_run"  # a decided action's run continues (bot/agent/resume.py)
+RESUME_FAILED = "resume_failed"
 SWEEP_ACTIONS = "sweep_actions"  # sent by listeners of earlier releases only
 
 # Stored request kinds that are decisions on pending actions rather than questions.
@@ -54,11 +55,9 @@ APOLOGY_OPTIONS: dict[str, Any] = {
     "max_backoff": 60_000,  # ms
     "time_limit": 60_000,  # ms
 }
-# A resumed run is a run like any other; when its retries run out the person already has
-# the action's outcome in the thread, so there is no apology job.
-RESUME_OPTIONS: dict[str, Any] = {
-    key: value for key, value in RUN_REQUEST_OPTIONS.items() if key != "on_retry_exhausted"
-}
+# A resumed run is retried as a run is; when its retries run out the person already has
+# the action's outcome in the thread, so there is no apology: the run is marked failed.
+RESUME_OPTIONS: dict[str, Any] = {**RUN_REQUEST_OPTIONS, "on_retry_exhausted": RESUME_FAILED}
 REVIEW_OPTIONS: dict[str, Any] = {
     "max_retries": 5,
     "min_backoff": 500,  # ms

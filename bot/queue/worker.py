@@ -50,6 +50,7 @@ from bot.queue.jobs import (
     APOLOGY_OPTIONS,
     EXECUTE_ACTION,
     REQUEST_FAILED,
+    RESUME_FAILED,
     RESUME_OPTIONS,
     RESUME_RUN,
     REVIEW_EVENT,
@@ -240,6 +241,18 @@ def declare_actors(
         queue_name=AGENT_QUEUE,
         priority=0,
         options=resume_options,
+    )
+
+    def resume_failed(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+        stop_resumed_run(deps, message["args"][0], FAILED_REASON)
+
+    dramatiq.Actor(
+        resume_failed,
+        broker=broker,
+        actor_name=RESUME_FAILED,
+        queue_name=AGENT_QUEUE,
+        priority=0,
+        options=APOLOGY_OPTIONS,
     )
 
     def resume_later(action_id: int) -> None:
