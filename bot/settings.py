@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     agent_time_limit_seconds: float = Field(default=600.0, gt=0)
     # What Verify does with a sentence of a draft that no source supports: "drop" it, or
     # "flag" it with "(not found in the sources)" for people to judge (rag/attribution.py).
+    # Times one request's conversation resumes after an action it proposed was decided
+    # (approved and done, failed, rejected): a chain of actions, or a reject / propose-again
+    # loop, ends after this many (bot/agent/resume.py). 0: runs never resume.
+    agent_max_resumes: int = Field(default=3, ge=0)
     agent_unsupported_sentences: Literal["drop", "flag"] = "drop"
     # Folder of agent templates (templates/*.yaml), read by the worker and the listener at
     # start; relative paths are from the working directory (the repository, /app in Docker).

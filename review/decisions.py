@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from slack_sdk import WebClient
 
-from review import actions, feedback, rules, tenant_settings
+from review import actions, feedback, resumes, rules, tenant_settings
 from review.authority import may_approve
 from review.messages import (
     APPROVE,
@@ -264,7 +264,11 @@ def _reject(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
 ) -> None:
     reason = (d.text or "").strip()
-    changes: dict[str, Any] = {"decided_by": d.user, "decided_at": actions.NOW}
+    changes: dict[str, Any] = {
+        "decided_by": d.user,
+        "decided_at": actions.NOW,
+        **resumes.due_on_decision(conn, d.action),
+    }
     if reason:
         changes["reject_reason"] = reason
     row = actions.transition(

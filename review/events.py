@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.intake.bot_tokens import with_bot_token
 from connectors.email.flood_gate import FloodLimits
-from review import actions, tenant_settings
+from review import actions, resumes, tenant_settings
 from review.decisions import apply_decision, decision_from_request
 from review.email_digest import RELEASE_KIND, release_digest
 
@@ -24,7 +24,10 @@ def handle_review_request(
     request_id: int,
     enqueue_request: Callable[[int], None] = lambda request_id: None,
     flood: FloodLimits | None = None,
+    enqueue_resume: resumes.Send | None = None,
 ) -> None:
+    """``enqueue_resume`` sends the job that continues the run whose action this decision
+    rejected (or ran, when approval executes it in this job): review/resumes.py."""
     request = conn.execute(
         """SELECT r.*, i.bot_token, i.bot_token_sealed FROM inbound_requests r
            JOIN slack_installations i ON i.tenant_id = r.tenant_id WHERE r.id = %s""",
@@ -45,6 +48,8 @@ def handle_review_request(
     settings = tenant_settings.load(conn, tenant_id)
     apply_decision(conn, client_for(request["bot_token"]), settings, decision, enqueue_execution)
     log.info("review.decided", action_id=decision.action["id"], verb=decision.verb)
+    if enqueue_resume is not None:
+        resumes.send_if_due(conn, tenant_id, decision.action["id"], enqueue_resume)
     _finish(conn, request_id, "done")
 
 

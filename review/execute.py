@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
 from bot.intake.bot_tokens import with_bot_token
 from guardrails.facade import Guardrails
-from review import actions, rules, tenant_settings
+from review import actions, resumes, rules, tenant_settings
 from review.messages import mrkdwn_safe, people_summary
 from review.slack_posts import refresh_approval_message, tell_requester
 
@@ -41,40 +41,59 @@ def execute_action(
     registry: ToolRegistry,
     guardrails: Guardrails,
     action_id: int,
+    resume: resumes.Send | None = None,
 ) -> None:
+    """Run the approved action ``action_id`` once. ``resume`` sends the job that continues
+    the run which proposed it, once it is done or failed (review/resumes.py); also when a
+    retried job finds it decided already, so a crash before the hand-over loses nothing."""
     with _action_lock(conn, action_id):
-        row = conn.execute(
-            """SELECT a.*, i.bot_token, i.bot_token_sealed FROM pending_actions a
-               JOIN slack_installations i ON i.tenant_id = a.tenant_id WHERE a.id = %s""",
-            (action_id,),
-        ).fetchone()
-        row = with_bot_token(row)
-        if row is None:
-            log.error("action.not_found", action_id=action_id)
-            return
-        client = client_for(row["bot_token"])
-        settings = tenant_settings.load(conn, row["tenant_id"])
-        if row["status"] == "approved" and settings.paused:
-            # Left approved; the sweeper queues it again once the tenant resumes.
-            actions.set_fields(conn, row, queued_at=None)
-            log.info("action.held_while_paused", action_id=action_id)
-            return
-        resuming = row["status"] == "executing"
-        if row["status"] == "approved":
-            claimed = actions.transition(
-                conn,
-                row,
-                to="executing",
-                allowed_from=["approved"],
-                actor="agent",
-                audit_action="action.executing",
-            )
-            if claimed is None:
-                return
-            row = {**claimed, "bot_token": row["bot_token"]}
-        elif not resuming:
-            return  # executed, rejected, expired or failed: nothing to do
-        _run(conn, client, registry, guardrails, row, resuming)
+        tenant_id = _execute_locked(conn, client_for, registry, guardrails, action_id)
+        if resume is not None and tenant_id is not None:
+            resumes.send_if_due(conn, tenant_id, action_id, resume)
+
+
+def _execute_locked(
+    conn: actions.Conn,
+    client_for: Callable[[str], WebClient],
+    registry: ToolRegistry,
+    guardrails: Guardrails,
+    action_id: int,
+) -> int | None:
+    """Claim and run the action; its tenant, or None when there is no such action."""
+    row = conn.execute(
+        """SELECT a.*, i.bot_token, i.bot_token_sealed FROM pending_actions a
+           JOIN slack_installations i ON i.tenant_id = a.tenant_id WHERE a.id = %s""",
+        (action_id,),
+    ).fetchone()
+    row = with_bot_token(row)
+    if row is None:
+        log.error("action.not_found", action_id=action_id)
+        return None
+    tenant_id: int = row["tenant_id"]
+    client = client_for(row["bot_token"])
+    settings = tenant_settings.load(conn, tenant_id)
+    if row["status"] == "approved" and settings.paused:
+        # Left approved; the sweeper queues it again once the tenant resumes.
+        actions.set_fields(conn, row, queued_at=None)
+        log.info("action.held_while_paused", action_id=action_id)
+        return None
+    resuming = row["status"] == "executing"
+    if row["status"] == "approved":
+        claimed = actions.transition(
+            conn,
+            row,
+            to="executing",
+            allowed_from=["approved"],
+            actor="agent",
+            audit_action="action.executing",
+        )
+        if claimed is None:
+            return tenant_id
+        row = {**claimed, "bot_token": row["bot_token"]}
+    elif not resuming:
+        return tenant_id  # executed, rejected, expired or failed: nothing to run
+    _run(conn, client, registry, guardrails, row, resuming)
+    return tenant_id
 
 
 def _run(
@@ -131,7 +150,11 @@ def _run(
         allowed_from=["executing"],
         actor="agent",
         audit_action="action.executed",
-        changes={"result": result, "executed_at": actions.NOW},
+        changes={
+            "result": result,
+            "executed_at": actions.NOW,
+            **resumes.due_on_decision(conn, row),
+        },
         details={"result": result},
     )
     if done is None:
@@ -157,7 +180,7 @@ def _fail(conn: actions.Conn, client: WebClient, row: dict[str, Any], error: str
         allowed_from=["executing"],
         actor="agent",
         audit_action="action.failed",
-        changes={"error": error},
+        changes={"error": error, **resumes.due_on_decision(conn, row)},
         details={"error": error},
     )
     if failed is None:

@@ -17,7 +17,7 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.intake.bot_tokens import TokenUnreadable, bot_token_of
-from review import actions, escalation, tenant_settings
+from review import actions, escalation, resumes, tenant_settings
 from review.execute import LOCK_NAMESPACE
 from review.messages import people_summary
 from review.slack_posts import (
@@ -74,6 +74,7 @@ class SweepReport:
     expired: int
     requeued: int = 0
     escalated: int = 0
+    resumed: int = 0  # resume jobs of decided actions sent (review/resumes.py)
 
 
 def sweep(
@@ -83,6 +84,7 @@ def sweep(
     now: datetime | None = None,
     *,
     lost: LostJobs | None = None,
+    enqueue_resume: resumes.Send | None = None,
 ) -> SweepReport:
     if now is None:
         row = conn.execute("SELECT now() AS now").fetchone()
@@ -95,6 +97,7 @@ def sweep(
         reminded=_remind(conn, client_for, now),
         escalated=_escalate(conn, client_for, now),
         expired=_expire(conn, client_for, now),
+        resumed=0 if enqueue_resume is None else resumes.relay_unsent(conn, enqueue_resume),
     )
     if any(vars(report).values()):
         log.info("review.swept", **vars(report))

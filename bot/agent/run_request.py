@@ -83,7 +83,7 @@ class RequestBusy(Exception):
 
 
 def run_request(deps: WorkerDeps, request_id: int) -> None:
-    with deps.pool.connection() as conn, _request_lock(conn, request_id):
+    with deps.pool.connection() as conn, request_lock(conn, request_id):
         _run_locked(conn, deps, request_id, failed_reason=None)
 
 
@@ -95,7 +95,7 @@ def fail_request(deps: WorkerDeps, request_id: int, reason: str, *, final: bool 
     later; otherwise the request is marked failed with the reason, for admins to see.
     """
     try:
-        with deps.pool.connection() as conn, _request_lock(conn, request_id):
+        with deps.pool.connection() as conn, request_lock(conn, request_id):
             _run_locked(conn, deps, request_id, failed_reason=reason)
     except Exception as exc:
         if not final and (isinstance(exc, RequestBusy) or passes_by_itself(exc)):
@@ -105,7 +105,7 @@ def fail_request(deps: WorkerDeps, request_id: int, reason: str, *, final: bool 
 
 
 @contextmanager
-def _request_lock(conn: Connection[dict[str, Any]], request_id: int) -> Iterator[None]:
+def request_lock(conn: Connection[dict[str, Any]], request_id: int) -> Iterator[None]:
     key = (ADVISORY_NAMESPACE << 47) | request_id
     row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
     if not (row and row["ok"]):
@@ -167,7 +167,7 @@ def _run_locked(
         run = start_run(conn, tenant_id, conversation_id, request_id, deps.llm is not None)
         structlog.contextvars.bind_contextvars(run_id=run["id"], conversation_id=conversation_id)
         private = pinned.visibility == "private"  # the answer goes to the asker only, at the end
-        reply_ts = "" if private else _ensure_reply_message(conn, thread, run)
+        reply_ts = "" if private else ensure_reply_message(conn, thread, run)
         writer, preview = (
             (None, None)
             if private
@@ -390,10 +390,14 @@ def _conversation(conn: Connection[dict[str, Any]], tenant_id: int, thread: Slac
     return conversation_id
 
 
-def _ensure_reply_message(
-    conn: Connection[dict[str, Any]], thread: SlackThread, run: dict[str, Any]
+def ensure_reply_message(
+    conn: Connection[dict[str, Any]],
+    thread: SlackThread,
+    run: dict[str, Any],
+    text: str = THINKING_TEXT,
 ) -> str:
-    """The ts of this run's one message in the thread, posting it only if it is not there."""
+    """The ts of this run's one message in the thread, posting it (as ``text``) only if it
+    is not there."""
     if run["reply_ts"]:
         return str(run["reply_ts"])
     ts = None
@@ -404,7 +408,7 @@ def _ensure_reply_message(
         conn.execute("UPDATE agent_runs SET reply_intent_at = now() WHERE id = %s", (run["id"],))
         try:
             ts = thread.post(
-                THINKING_TEXT,
+                text,
                 metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"run_id": run["id"]}},
             )
         except SlackApiError:

@@ -56,6 +56,9 @@ class WorkerDeps:
     templates: Mapping[str, AgentTemplate] = field(default_factory=dict)
     # How Verify grounds drafts: the worker's embedder and the unsupported-sentence rule.
     grounding: Grounding = field(default_factory=Grounding)
+    # Times one request's conversation may resume after actions it proposed were decided
+    # (bot/agent/resume.py), so a reject / propose-again loop ends.
+    max_resumes: int = 3
 
     @property
     def step_observer(self) -> StepObserver:
@@ -114,9 +117,34 @@ def start_run(
     row = conn.execute(
         """INSERT INTO agent_runs (tenant_id, conversation_id, request_id, mode, attempts)
            VALUES (%s, %s, %s, %s, 1)
-           ON CONFLICT (request_id) DO UPDATE SET attempts = agent_runs.attempts + 1
+           ON CONFLICT (request_id) WHERE resumes_action_id IS NULL
+             DO UPDATE SET attempts = agent_runs.attempts + 1
            RETURNING *""",
         (tenant_id, conversation_id, request_id, "llm" if has_llm else "offline"),
+    ).fetchone()
+    assert row is not None
+    if row["attempts"] > 1:
+        log.info("run.resumed", attempt=row["attempts"])
+    return row
+
+
+def start_resumed_run(
+    conn: Connection[dict[str, Any]],
+    tenant_id: int,
+    conversation_id: int,
+    request_id: int,
+    action_id: int,
+) -> dict[str, Any]:
+    """The run that continues a request's conversation once the action ``action_id`` it
+    proposed was decided: one per action, so a retried resume job finds the same run (and
+    replays its steps) instead of starting a second one."""
+    row = conn.execute(
+        """INSERT INTO agent_runs
+             (tenant_id, conversation_id, request_id, resumes_action_id, mode, attempts)
+           VALUES (%s, %s, %s, %s, 'llm', 1)
+           ON CONFLICT (resumes_action_id) DO UPDATE SET attempts = agent_runs.attempts + 1
+           RETURNING *""",
+        (tenant_id, conversation_id, request_id, action_id),
     ).fetchone()
     assert row is not None
     if row["attempts"] > 1:

@@ -22,6 +22,8 @@ RUN_REQUEST = "run_request"
 REQUEST_FAILED = "request_failed"
 REVIEW_EVENT = "review_event"
 EXECUTE_ACTION = "execute_action"
+RESUME_RUN = "resume_run"  # a decided action's run continues (bot/agent/resume.py)
+RESUME_FAILED = "resume_failed"
 SWEEP_ACTIONS = "sweep_actions"  # sent by listeners of earlier releases only
 
 # Stored request kinds that are decisions on pending actions rather than questions.
@@ -53,6 +55,9 @@ APOLOGY_OPTIONS: dict[str, Any] = {
     "max_backoff": 60_000,  # ms
     "time_limit": 60_000,  # ms
 }
+# A resumed run is retried as a run is; when its retries run out the person already has
+# the action's outcome in the thread, so there is no apology: the run is marked failed.
+RESUME_OPTIONS: dict[str, Any] = {**RUN_REQUEST_OPTIONS, "on_retry_exhausted": RESUME_FAILED}
 REVIEW_OPTIONS: dict[str, Any] = {
     "max_retries": 5,
     "min_backoff": 500,  # ms
@@ -77,6 +82,11 @@ def enqueue_request(
 
 def enqueue_execution(broker: dramatiq.Broker, action_id: int, correlation_id: str | None) -> None:
     _send(broker, REVIEW_QUEUE, EXECUTE_ACTION, correlation_id, action_id)
+
+
+def enqueue_resume(broker: dramatiq.Broker, action_id: int, correlation_id: str | None) -> None:
+    """Queue the run that continues after ``action_id`` was decided (review/resumes.py)."""
+    _send(broker, AGENT_QUEUE, RESUME_RUN, correlation_id, action_id)
 
 
 def _send(

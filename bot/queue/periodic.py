@@ -3,8 +3,8 @@
 - `stranded_requests`: requests stored but never queued, or whose job the queue lost,
   are queued again (bot/queue/stranded.py).
 - `pending_actions`: approvals relayed to execution (and executions whose job was
-  lost), actions announced once an approval channel exists, reminders, expiry
-  (review/sweep.py).
+  lost), decided actions' resumes relayed, actions announced once an approval channel
+  exists, reminders, expiry (review/sweep.py).
 - `vault_purge`: personal data behind placeholders older than the retention is deleted.
 """
 
@@ -18,6 +18,7 @@ import structlog
 
 from bot.agent.runs import WorkerDeps
 from bot.queue.census import queued_jobs
+from bot.queue.jobs import enqueue_resume
 from bot.queue.scheduler import PeriodicTask, every
 from bot.queue.stranded import requeue_stranded
 from bot.settings import Settings
@@ -46,7 +47,13 @@ def periodic_tasks(
     def pending_actions() -> None:
         lost = LostJobs(stranded_after, queued_executions)
         with deps.pool.connection() as conn:
-            sweep(conn, deps.slack_client, enqueue_execution, lost=lost)
+            sweep(
+                conn,
+                deps.slack_client,
+                enqueue_execution,
+                lost=lost,
+                enqueue_resume=lambda action_id: enqueue_resume(broker, action_id, None),
+            )
 
     def vault_purge() -> None:
         # Kept only as long as the tenant needs it (GUARDRAILS_VAULT_RETENTION_DAYS).

@@ -19,6 +19,7 @@ import structlog
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 from slack_sdk import WebClient
 
+from bot.agent.resume import resume_run, stop_resumed_run
 from bot.agent.run_request import fail_request, run_request
 from bot.agent.runs import WorkerDeps, passes_by_itself
 from bot.agent.tools import Tool, ToolRegistry
@@ -49,6 +50,9 @@ from bot.queue.jobs import (
     APOLOGY_OPTIONS,
     EXECUTE_ACTION,
     REQUEST_FAILED,
+    RESUME_FAILED,
+    RESUME_OPTIONS,
+    RESUME_RUN,
     REVIEW_EVENT,
     REVIEW_OPTIONS,
     REVIEW_QUEUE,
@@ -57,6 +61,7 @@ from bot.queue.jobs import (
     SWEEP_ACTIONS,
     enqueue_execution,
     enqueue_request,
+    enqueue_resume,
 )
 from bot.queue.middleware import JobObservability
 from bot.queue.periodic import periodic_tasks
@@ -139,6 +144,7 @@ def build_worker_deps(
         ),
         slack_client=slack_client,
         max_steps=settings.agent_max_steps,
+        max_resumes=settings.agent_max_resumes,
         prices=prices,
         guardrails=guardrails,
         email_replies_per_hour=settings.email_max_replies_per_thread_per_hour,
@@ -217,6 +223,42 @@ def declare_actors(
         options=run_options,
     )
 
+    resume_options = {**RESUME_OPTIONS, "time_limit": int(time_limit_seconds * 1000)}
+
+    def resume(action_id: int) -> None:
+        # A resumed run is a run: the same deadline, quiet retries, and on its time limit
+        # no retry (the thread already has the action's outcome).
+        try:
+            with job_deadline(time_limit_seconds), retry_when(passes_by_itself, resume_options):
+                resume_run(deps, action_id)
+        except TimeLimitExceeded:
+            stop_resumed_run(deps, action_id, time_limit_reason(time_limit_seconds))
+
+    dramatiq.Actor(
+        resume,
+        broker=broker,
+        actor_name=RESUME_RUN,
+        queue_name=AGENT_QUEUE,
+        priority=0,
+        options=resume_options,
+    )
+
+    def resume_failed(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+        stop_resumed_run(deps, message["args"][0], FAILED_REASON)
+
+    dramatiq.Actor(
+        resume_failed,
+        broker=broker,
+        actor_name=RESUME_FAILED,
+        queue_name=AGENT_QUEUE,
+        priority=0,
+        options=APOLOGY_OPTIONS,
+    )
+
+    def resume_later(action_id: int) -> None:
+        # The decision's request id follows it to the resumed run.
+        enqueue_resume(broker, action_id, current_correlation_id())
+
     def review_event(request_id: int) -> None:
         with deps.pool.connection() as conn:
 
@@ -226,7 +268,14 @@ def declare_actors(
                 # error, another worker holding it) goes to the execution job, whose
                 # retries and reconciliation still make it run exactly once.
                 try:
-                    execute_action(conn, deps.slack_client, deps.tools, deps.guardrails, action_id)
+                    execute_action(
+                        conn,
+                        deps.slack_client,
+                        deps.tools,
+                        deps.guardrails,
+                        action_id,
+                        resume=resume_later,
+                    )
                 except Exception:
                     log.warning("action.execution_queued", action_id=action_id, exc_info=True)
                     execute_later(action_id)
@@ -241,11 +290,14 @@ def declare_actors(
                     broker, released, "email", current_correlation_id()
                 ),
                 flood=deps.email_flood,
+                enqueue_resume=resume_later,
             )
 
     def execute(action_id: int) -> None:
         with deps.pool.connection() as conn:
-            execute_action(conn, deps.slack_client, deps.tools, deps.guardrails, action_id)
+            execute_action(
+                conn, deps.slack_client, deps.tools, deps.guardrails, action_id, resume=resume_later
+            )
 
     def sweep_actions() -> None:
         # Sent by listeners of earlier releases; the workers' scheduler sweeps now.

@@ -52,7 +52,9 @@ def test_email_reply_is_sent_once_after_approval_in_the_same_thread(
     assert [m for m in mail_outbox.messages() if marker in m.data.decode(errors="replace")] == []
 
     stack.slack.react_as_user(APPROVER, APPROVALS, action["approval_ts"], "white_check_mark")
-    wait_for_status(db, action["id"], "executed", timeout=30)
+    done = wait_for_status(db, action["id"], "executed", timeout=30)
+    # The inbox's reply has no thread conversation to continue: its run does not resume.
+    assert done["resume_due_at"] is None
     time.sleep(1)
     delivered = [m for m in mail_outbox.messages() if marker in m.data.decode(errors="replace")]
     assert len(delivered) == 1

@@ -78,6 +78,8 @@ def test_a_held_answer_is_posted_in_its_thread_only_after_approval(
 
     # When an approver says yes, the answer appears in the thread, once.
     stack.slack.react_as_user(APPROVER, APPROVALS, action["approval_ts"], "white_check_mark")
-    wait_for_status(db, action["id"], "executed", timeout=30)
+    done = wait_for_status(db, action["id"], "executed", timeout=30)
     posted = [m for m in stack.slack.thread(GENERAL, thread["ts"]) if m.text == RUDE_DRAFT]
     assert len(posted) == 1
+    # The platform proposed it, not the model's plan: no run resumes from it.
+    assert done["resume_due_at"] is None
