@@ -163,11 +163,49 @@ def llm_fallback() -> Iterator[OpenAIEmulator]:
 
 
 @pytest.fixture
-def llm(llm_primary: OpenAIEmulator, llm_fallback: OpenAIEmulator) -> OpenAIEmulator:
-    """The primary LLM emulator, with both emulators' scripts and logs cleared."""
+def llm(
+    request: pytest.FixtureRequest, llm_primary: OpenAIEmulator, llm_fallback: OpenAIEmulator
+) -> Iterator[OpenAIEmulator]:
+    """The primary LLM emulator, with both emulators' scripts and logs cleared. After a
+    test that ran the stack, the runs its decided actions resumed (bot/agent/resume.py)
+    are let finish, so none of them asks the emulator while the next test scripts it."""
     llm_primary.reset()
     llm_fallback.reset()
-    return llm_primary
+    yield llm_primary
+    if "stack" in request.fixturenames:
+        settle_resumed_runs(request.getfixturevalue("database_url"))
+
+
+# How long a test's resumed runs may take to finish after it, and how long a resume job
+# just sent is given to start its run.
+SETTLE_TIMEOUT = 20.0
+RESUME_START_GRACE = "3 seconds"
+
+
+def settle_resumed_runs(database_url: str) -> None:
+    """Wait (bounded) until no resumed run is running, no resume is due unsent (unless
+    its tenant is paused) and none was sent moments ago: a resumed run starts from a job
+    sent after the decision it follows."""
+    from psycopg.rows import dict_row
+
+    busy_sql = f"""SELECT
+        EXISTS (SELECT 1 FROM agent_runs WHERE status = 'running'
+                 AND resumes_action_id IS NOT NULL
+                 AND started_at > now() - interval '2 minutes')
+        OR EXISTS (SELECT 1 FROM pending_actions
+                    WHERE resume_queued_at > now() - interval '{RESUME_START_GRACE}'
+                       OR (resume_due_at > now() - interval '1 minute'
+                           AND resume_queued_at IS NULL
+                           AND NOT EXISTS (SELECT 1 FROM tenant_settings s
+                                            WHERE s.tenant_id = pending_actions.tenant_id
+                                              AND s.paused))) AS busy"""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(busy_sql).fetchone()
+            if not (row and row["busy"]):
+                return
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
