@@ -33,6 +33,7 @@ from connectors.email.outbound import PermanentSendError, SendResult, envelope_o
 from connectors.email.reply_policy import refused_recipients
 from connectors.email.smtp_send import SmtpRelay, send_reply_smtp
 from connectors.email.threads import start_conversation
+from guardrails.vault import PLACEHOLDER
 
 REPLY_EMAIL = "reply_email"
 
@@ -61,6 +62,13 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
             raise ActionRefused(str(exc)) from exc
 
     def _send(context: ActionContext, arguments: ReplyEmail) -> dict[str, Any]:
+        if PLACEHOLDER.search(arguments.text):
+            # A name or address approvers saw masked whose real value is gone (the vault
+            # forgot it): the customer must never read <PERSON_1>.
+            raise PermanentSendError(
+                "a name or address in the reply could not be filled back in, so it was not "
+                "sent; please answer this email from the inbox yourself"
+            )
         message = final_message(arguments)
         with pool.connection() as conn:
             route = reply_route(conn, context.tenant_id, arguments.inbox)
