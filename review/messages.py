@@ -290,7 +290,8 @@ def email_of(tool: str, payload: Mapping[str, Any], sender: str | None) -> dict[
             "subject": str(shown_headers.get("subject") or ""),
             "body": str(payload.get("text") or ""),
         }
-    message = _stored_message(str(payload.get("message") or ""))
+    # A sealed message (connectors/email/tools.py) is opened only to send it.
+    message = None if payload.get("sealed") else _stored_message(str(payload.get("message") or ""))
     if message is not None:
         headers = {
             "from": str(message.get("From", "")),

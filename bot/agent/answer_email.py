@@ -25,7 +25,7 @@ from connectors.email.inboxes import inbox_agent
 from connectors.email.reply_limit import reply_allowed
 from connectors.email.reply_policy import ReplyAddressing, address_reply
 from connectors.email.reply_text import email_body, greeted_name, plain_text
-from connectors.email.tools import REPLY_EMAIL
+from connectors.email.tools import REPLY_EMAIL, seal_reply
 from guardrails.entities import EMAIL, PERSON
 from review import actions, tenant_settings
 from review.email_digest import show_digest
@@ -193,6 +193,9 @@ def answer_email(
             },
             known=_personal_values(payload, reply, greeted),
         )
+        stored_payload = proposal.stored["payload"]
+        if deps.reply_cipher is not None:
+            stored_payload = seal_reply(deps.reply_cipher, tenant_id, stored_payload)
         actions.propose(
             conn,
             tenant_id=tenant_id,
@@ -200,7 +203,7 @@ def answer_email(
             run_id=run["id"],
             tool=REPLY_EMAIL,
             summary=proposal.stored["summary"],
-            payload=proposal.stored["payload"],
+            payload=stored_payload,
             requested_by=_sender(payload),
             reason=proposal.stored["reason"],
             citations=[],
@@ -225,7 +228,8 @@ def answer_email(
 @dataclass(frozen=True)
 class ReplyProposal:
     stored: dict[str, Any]  # summary, payload, reason: personal data as placeholders
-    shown: dict[str, Any] | None  # as approvers see it; None: as stored (real values)
+    shown: dict[str, Any]  # as approvers see it: the email's headers and body, and any
+    # summary, reason or requester they may not see as stored
 
 
 def _for_approvers(
@@ -241,7 +245,7 @@ def _for_approvers(
     whatever else personal the body holds) become the conversation's placeholders, shown
     partly masked (a***@customer.example, A.) or hidden, and restored when the approved
     reply is sent. The email itself (`message`, headers and all) keeps the real values:
-    it is what is sent, and no card reads it when approvers may not see them."""
+    it is what is sent, sealed at rest, and no card reads it."""
     key = str(conversation_id)
     arguments = proposal["payload"]
     rendered = render(reply)
@@ -260,7 +264,12 @@ def _for_approvers(
     }
     hidden = deps.guardrails.hide_from_approvers(tenant_id, key, clear, known)
     if hidden == clear:
-        return ReplyProposal(proposal, None)  # approvers see real values: the email as built
+        # Approvers see real values: the email as built, read from the view rather than
+        # from the message, which is sealed.
+        return ReplyProposal(
+            proposal,
+            {"payload": {"text": clear["text"], "headers": clear["headers"]}},
+        )
     stored = {
         "summary": hidden["summary"],
         "reason": hidden["reason"],

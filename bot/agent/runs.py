@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from bot.agent.knowledge import Retriever
 from bot.agent.tools import ToolRegistry
 from bot.db import Pool, is_unavailable
+from bot.intake.email_store import RawMailCipher
 from bot.llm.pricing import cost_usd
 from bot.llm.providers import CallRecord
 from bot.llm.structured import StructuredLLM
@@ -56,6 +57,9 @@ class WorkerDeps:
     templates: Mapping[str, AgentTemplate] = field(default_factory=dict)
     # How Verify grounds drafts: the worker's embedder and the unsupported-sentence rule.
     grounding: Grounding = field(default_factory=Grounding)
+    # Seals a drafted email reply's message in its pending action (the reply_email tool
+    # opens it with the same key when sending); None: stored as built.
+    reply_cipher: RawMailCipher | None = None
 
     @property
     def step_observer(self) -> StepObserver:

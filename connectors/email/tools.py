@@ -9,6 +9,7 @@ most once (see outbound.py).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.agent.tools import ActionContext, ActionRefused, Effect, Tool
 from bot.db import Pool
+from bot.intake.email_store import RawMailCipher
 from bot.observability.metrics import Metrics
 from bot.settings import Settings
 from connectors.email.compose import build_new_email, from_storable, render
@@ -41,12 +43,40 @@ REPLY_EMAIL = "reply_email"
 class ReplyEmail(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(description="The whole reply as built, headers included")
+    message: str = Field(description="The whole reply as built, headers included (base64)")
     text: str = Field(description="The body; an approver's edit replaces it")
     inbox: str
     conversation_id: int
     # Who wrote the email answered: the summary says so when the reply goes elsewhere.
     original_sender: str = ""
+    # The message is sealed at rest (AES-GCM, under the key inbound mail's raw bytes are
+    # sealed with) and opened only to send it: it holds the customer's name and address,
+    # which approvers may only see masked. Replies proposed before sealing keep it clear.
+    sealed: bool = False
+
+
+def seal_reply(cipher: RawMailCipher, tenant_id: int, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The reply's arguments with its message sealed, for its pending action."""
+    if arguments.get("sealed"):
+        return arguments
+    raw = base64.b64decode(arguments["message"])
+    sealed = cipher.seal(tenant_id, _sealed_id(arguments["conversation_id"]), raw)
+    return {**arguments, "message": base64.b64encode(sealed).decode("ascii"), "sealed": True}
+
+
+def reply_message(cipher: RawMailCipher, tenant_id: int, arguments: ReplyEmail) -> EmailMessage:
+    """The reply as built (Message-ID and all), opened when it was stored sealed."""
+    if not arguments.sealed:
+        return from_storable(arguments.message)
+    raw = cipher.open(
+        tenant_id, _sealed_id(arguments.conversation_id), base64.b64decode(arguments.message)
+    )
+    return from_storable(base64.b64encode(raw).decode("ascii"))
+
+
+def _sealed_id(conversation_id: int) -> str:
+    # Bound to its tenant and email thread: a sealed reply copied elsewhere does not open.
+    return f"reply:{conversation_id}"
 
 
 class DeliveryUnknown(PermanentSendError):
@@ -54,6 +84,8 @@ class DeliveryUnknown(PermanentSendError):
 
 
 def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = None) -> Tool:
+    cipher = RawMailCipher.from_settings(settings)
+
     def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
         assert isinstance(arguments, ReplyEmail)
         try:
@@ -69,7 +101,7 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
                 "a name or address in the reply could not be filled back in, so it was not "
                 "sent; please answer this email from the inbox yourself"
             )
-        message = final_message(arguments)
+        message = final_message(arguments, reply_message(cipher, context.tenant_id, arguments))
         with pool.connection() as conn:
             route = reply_route(conn, context.tenant_id, arguments.inbox)
             if route is None:
@@ -95,7 +127,8 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
 
     def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
         assert isinstance(arguments, ReplyEmail)
-        message_id = str(from_storable(arguments.message)["Message-ID"])
+        message = reply_message(cipher, context.tenant_id, arguments)
+        message_id = str(message["Message-ID"])
         with pool.connection() as conn:
             outbound = load_outbound(conn, context.tenant_id, message_id)
         if outbound is not None and outbound.status == "sent":
@@ -106,6 +139,8 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
 
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, ReplyEmail)
+        if arguments.sealed:
+            return "Reply by email"  # summarized when proposed, before it was sealed
         shown = render(from_storable(arguments.message))
         sender = normalize_address(arguments.original_sender)
         if sender and [normalize_address(a) for a in _addresses(shown.to)] != [sender]:
@@ -128,9 +163,8 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
     )
 
 
-def final_message(arguments: ReplyEmail) -> EmailMessage:
-    """The reply as it will be sent: as built, with the approved body."""
-    message = from_storable(arguments.message)
+def final_message(arguments: ReplyEmail, message: EmailMessage) -> EmailMessage:
+    """The reply as it will be sent: `message` as built, with the approved body."""
     if render(message).body.strip() != arguments.text.strip():
         message.set_content(arguments.text)
     return message

@@ -8,6 +8,7 @@ and the Edit modal in the Slack emulator, and the reply delivered to a local SMT
 
 from __future__ import annotations
 
+import base64
 import json
 import smtplib
 import time
@@ -85,8 +86,8 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
 ) -> None:
     """With the default policy (approvers see personal data partly masked) the card, the
     Edit modal and `/agent approvals` show a***@customer.example and "A.", never the
-    customer's address or name, and nothing stored for the action holds them in clear but
-    the email itself; an approver's edit that keeps the masked greeting is sent to the
+    customer's address or name, and nothing stored for the action holds them in clear (the
+    email itself is sealed); an approver's edit that keeps the masked greeting is sent to the
     customer with the real name in it."""
     marker = f"ord{uuid.uuid4().hex[:8]}"
     # Given: an email from Alice Example, answered by the agent
@@ -103,6 +104,10 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
         [row["summary"], row["reason"], row["payload"]["text"], row["shown"]], ensure_ascii=False
     )
     assert CUSTOMER not in readable and NAME not in readable
+    # The email that will be sent is stored sealed, opened only to send it.
+    assert row["payload"]["sealed"] is True
+    sealed = base64.b64decode(row["payload"]["message"])
+    assert CUSTOMER.encode() not in sealed and marker.encode() not in sealed
     audit = json.dumps(
         [
             r["details"]
