@@ -110,9 +110,10 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
     assert CUSTOMER.encode() not in sealed and marker.encode() not in sealed
     audit = json.dumps(
         [
-            r["details"]
+            [r["actor"], r["details"]]
             for r in db.execute(
-                "SELECT details FROM audit_log WHERE subject = %s", (f"action:{action['id']}",)
+                "SELECT actor, details FROM audit_log WHERE subject = %s",
+                (f"action:{action['id']}",),
             )
         ]
     )
