@@ -227,9 +227,12 @@ def answer_email(
 
 @dataclass(frozen=True)
 class ReplyProposal:
-    stored: dict[str, Any]  # summary, payload, reason: personal data as placeholders
-    shown: dict[str, Any]  # as approvers see it: the email's headers and body, and any
-    # summary, reason or requester they may not see as stored
+    """A reply's action as stored (personal data as the conversation's placeholders,
+    unless approvers see real values) and as approvers see it (the email's headers and
+    body; the summary, reason and requester too when they differ from the stored ones)."""
+
+    stored: dict[str, Any]  # summary, payload, reason
+    shown: dict[str, Any]  # pending_actions.shown
 
 
 def _for_approvers(
