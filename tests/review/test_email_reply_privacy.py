@@ -14,6 +14,8 @@ import smtplib
 import time
 import uuid
 from collections.abc import Iterator
+from email import policy as email_policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -22,13 +24,12 @@ from psycopg.types.json import Jsonb
 from sandbox.mail_sink import MailSink, SinkMessage
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
-from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import APPROVALS, APPROVER, DB, action_row, wait_for_status
 from tests.support.conversation import PLAN
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
 
-NAME = "Alice"  # the customer's first name (mail() sends from "Alice Example")
+NAME = "Alice"  # the customer's first name: the mail is from "Alice Example"
 MASKED_ADDRESS = "a***@customer.example"
 
 
@@ -39,22 +40,27 @@ def policy(db: DB, tenant: int) -> Iterator[None]:
     db.execute("DELETE FROM guardrail_policies WHERE tenant_id = %s", (tenant,))
 
 
-def _email_in(llm: OpenAIEmulator, db: DB, inbox: tuple[str, int], marker: str) -> dict[str, Any]:
-    """An email from the customer about order `marker`; the reply waiting for approval."""
+def _email_in(
+    llm: OpenAIEmulator, db: DB, inbox: tuple[str, int], marker: str
+) -> tuple[dict[str, Any], str]:
+    """An email from a customer (Alice Example, an address of their own, so no earlier
+    test's mail counts towards the flood limits) about order `marker`; the reply waiting
+    for approval, and the customer's address."""
     address, port = inbox
+    customer = f"alice-{marker}@customer.example"
     llm.script(
         Reply(content=PLAN),
         Reply(content={"answer": f"Sorry! Order {marker} ships tomorrow.", "citations": []}),
         match=marker,
     )
-    raw = mail(
-        address,
-        subject=f"Where is order {marker}?",
-        body=f"Hello, my order {marker} has not arrived yet.",
-        message_id=f"<{marker}@customer.example>",
-    )
+    message = EmailMessage()
+    message["From"] = f"Alice Example <{customer}>"
+    message["To"] = address
+    message["Subject"] = f"Where is order {marker}?"
+    message["Message-ID"] = f"<{marker}@customer.example>"
+    message.set_content(f"Hello, my order {marker} has not arrived yet.")
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-        client.sendmail(CUSTOMER, [address], raw)
+        client.sendmail(customer, [address], message.as_bytes(policy=email_policy.SMTP))
     action: dict[str, Any] = wait_for(
         lambda: db.execute(
             """SELECT * FROM pending_actions WHERE tool = 'reply_email'
@@ -64,7 +70,7 @@ def _email_in(llm: OpenAIEmulator, db: DB, inbox: tuple[str, int], marker: str) 
         timeout=30,
         message="the reply waiting for approval",
     )
-    return action
+    return action, customer
 
 
 def _delivered(mail_outbox: MailSink, marker: str) -> list[SinkMessage]:
@@ -91,23 +97,23 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
     customer with the real name in it."""
     marker = f"ord{uuid.uuid4().hex[:8]}"
     # Given: an email from Alice Example, answered by the agent
-    action = _email_in(llm, db, inbox, marker)
+    action, customer = _email_in(llm, db, inbox, marker)
 
     # Then: the card shows the customer partly masked, and the greeting by initial
     card = _card(stack, action)
     assert MASKED_ADDRESS in card and "Hello A.," in card
-    assert CUSTOMER not in card and NAME not in card
+    assert customer not in card and NAME not in card
     assert f"Order {marker} ships tomorrow." in card
     # Nothing an approver reads or the audit log keeps holds the customer in clear.
     row = action_row(db, action["id"])
     readable = json.dumps(
         [row["summary"], row["reason"], row["payload"]["text"], row["shown"]], ensure_ascii=False
     )
-    assert CUSTOMER not in readable and NAME not in readable
+    assert customer not in readable and NAME not in readable
     # The email that will be sent is stored sealed, opened only to send it.
     assert row["payload"]["sealed"] is True
     sealed = base64.b64decode(row["payload"]["message"])
-    assert CUSTOMER.encode() not in sealed and marker.encode() not in sealed
+    assert customer.encode() not in sealed and marker.encode() not in sealed
     audit = json.dumps(
         [
             [r["actor"], r["details"]]
@@ -117,7 +123,7 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
             )
         ]
     )
-    assert CUSTOMER not in audit and NAME not in audit
+    assert customer not in audit and NAME not in audit
 
     # And: /agent approvals lists it as approvers may see it
     db.execute(
@@ -128,14 +134,14 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
     approvals = stack.slack.run_slash_command(APPROVER, "C0GENERAL", "approvals").response
     assert approvals is not None
     listed = next(line for line in approvals["text"].splitlines() if marker in line)
-    assert MASKED_ADDRESS in listed and CUSTOMER not in approvals["text"]
+    assert MASKED_ADDRESS in listed and customer not in approvals["text"]
 
     # When: the approver edits the text in the modal, keeping the masked greeting
     stack.slack.click_button(APPROVER, APPROVALS, action["approval_ts"], "review_edit")
     view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the edit modal")
     field = next(b for b in view.blocks if b["type"] == "input")["element"]
     assert field["initial_value"].startswith("Hello A.,\n")
-    assert CUSTOMER not in json.dumps(view.blocks) and NAME not in json.dumps(view.blocks)
+    assert customer not in json.dumps(view.blocks) and NAME not in json.dumps(view.blocks)
     edited = field["initial_value"].replace(
         f"Sorry! Order {marker} ships tomorrow.",
         f"Order {marker} left our warehouse today; it arrives on Friday.",
@@ -155,7 +161,7 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
     time.sleep(1)
     delivered = _delivered(mail_outbox, marker)
     assert len(delivered) == 1
-    assert delivered[0].rcpt_tos == (CUSTOMER,)
+    assert delivered[0].rcpt_tos == (customer,)
     body = delivered[0].parsed().get_content()
     assert body.startswith(f"Hello {NAME},")
     assert f"Order {marker} left our warehouse today; it arrives on Friday." in body
@@ -165,7 +171,7 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
         lambda: (c := _card(stack, action)) and "Approved and done" in c and c,
         message="the card saying the reply was sent",
     )
-    assert CUSTOMER not in done and NAME not in done
+    assert customer not in done and NAME not in done
 
 
 def test_an_approver_who_types_a_new_name_sends_it_as_typed(
@@ -179,7 +185,7 @@ def test_an_approver_who_types_a_new_name_sends_it_as_typed(
     """Where the approver replaces the masked greeting with a name of their own, the
     customer reads that name; the recipient stays the customer whatever the edit says."""
     marker = f"ord{uuid.uuid4().hex[:8]}"
-    action = _email_in(llm, db, inbox, marker)
+    action, customer = _email_in(llm, db, inbox, marker)
     stack.slack.click_button(APPROVER, APPROVALS, action["approval_ts"], "review_edit")
     view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the edit modal")
     field = next(b for b in view.blocks if b["type"] == "input")["element"]
@@ -191,7 +197,7 @@ def test_an_approver_who_types_a_new_name_sends_it_as_typed(
     wait_for_status(db, action["id"], "executed", timeout=30)
     time.sleep(1)
     delivered = _delivered(mail_outbox, marker)
-    assert len(delivered) == 1 and delivered[0].rcpt_tos == (CUSTOMER,)
+    assert len(delivered) == 1 and delivered[0].rcpt_tos == (customer,)
     body = delivered[0].parsed().get_content()
     assert body.startswith("Dear Ms Example,") and "Hello" not in body
 
@@ -212,9 +218,9 @@ def test_reply_card_shows_the_real_customer_when_approvers_see_real_values(
         (tenant, Jsonb({"pii": {"approver_view": "real"}})),
     )
     marker = f"ord{uuid.uuid4().hex[:8]}"
-    action = _email_in(llm, db, inbox, marker)
+    action, customer = _email_in(llm, db, inbox, marker)
     card = _card(stack, action)
-    assert CUSTOMER in card and f"Hello {NAME}," in card
+    assert customer in card and f"Hello {NAME}," in card
     assert MASKED_ADDRESS not in card
     # Left decided, so no later test lists it among the pending approvals.
     db.execute("UPDATE pending_actions SET status = 'rejected' WHERE id = %s", (action["id"],))
