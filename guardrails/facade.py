@@ -9,7 +9,8 @@ see, which tools may run and whether the budget allows another model call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -17,8 +18,10 @@ import structlog
 
 from bot.db import Pool
 from bot.settings import Settings
+from guardrails.at_rest import ALWAYS_MASKED
 from guardrails.budgets import BudgetCheck, BudgetGuard
 from guardrails.classifier import ClassifierStatus
+from guardrails.entities import EMAIL
 from guardrails.flags import Flag, FlagLog
 from guardrails.history import HistoryScreen, ScreenedHistory
 from guardrails.injection import InjectionScreen, wrap_untrusted
@@ -26,7 +29,7 @@ from guardrails.policy import PiiPolicy, PolicyStore, TenantPolicy
 from guardrails.redaction import Redacted, Redactor, partial, placeholders_in, restore
 from guardrails.tool_policy import Decision, check_tool_call
 from guardrails.toxicity import ToxicityCheck
-from guardrails.vault import PlaceholderVault
+from guardrails.vault import PLACEHOLDER, PlaceholderVault
 
 log = structlog.get_logger(__name__)
 
@@ -231,6 +234,39 @@ class Guardrails:
             values = {p: partial(p, v) for p, v in values.items()}
         return _restore_deep(payload, values)  # type: ignore[no-any-return]
 
+    def hide_from_approvers(
+        self,
+        tenant_id: int,
+        conversation_key: str,
+        value: T,
+        known: Sequence[tuple[str, str]] = (),
+    ) -> T:
+        """`value` (text in clear, or dicts and lists of it: an email the agent wrote with
+        the customer's real name in it) with the personal data the tenant's approvers may
+        not see written as this conversation's placeholders, which `approver_payload` then
+        shows as the policy says and `restore` brings back for the approved call. The
+        `known` (entity, value) pairs are replaced wherever they appear (the recipients,
+        the name greeted); the detector finds the rest. Unchanged when approvers see real
+        values. Cards, SSNs, IBANs and secrets are left to the at-rest masking, which masks
+        them for good."""
+        policy = self.policies.load(tenant_id).pii
+        if policy.mode == "off" or policy.approver_view == "real":
+            return value
+        entities = [e for e in policy.redact if e not in ALWAYS_MASKED]
+        wanted = [(e, v.strip()) for e, v in known if e in entities and v.strip()]
+        assigned = self.vault.placeholders_for(tenant_id, conversation_key, wanted)
+        # Longest first: "Alice Example" before "Alice".
+        by_length = sorted(assigned.items(), key=lambda item: -len(item[0][1]))
+
+        def hide(text: str) -> str:
+            for (entity, real), placeholder in by_length:
+                flags = re.IGNORECASE if entity == EMAIL else 0
+                # A whole word only: the first name "Al" is not in "Also".
+                text = re.sub(rf"(?<!\w){re.escape(real)}(?!\w)", placeholder, text, flags=flags)
+            return self._hide_found(tenant_id, conversation_key, text, entities)
+
+        return _map_strings(value, hide)  # type: ignore[no-any-return]
+
     def restore(self, tenant_id: int, conversation_key: str, value: T) -> T:
         """`value` (a string, or dicts and lists of them: tool arguments) with this
         conversation's placeholders replaced by their real values, for an approved
@@ -294,6 +330,27 @@ class Guardrails:
         for flag in flags:
             self.flags.record(tenant_id, conversation_key, flag)
 
+    def _hide_found(
+        self, tenant_id: int, conversation_key: str, text: str, entities: Sequence[str]
+    ) -> str:
+        """`text` with each value of `entities` the detector finds outside the
+        placeholders already in it written as this conversation's placeholder."""
+        if not text or not entities:
+            return text
+        taken = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
+        spans = [
+            s
+            for s in self.redactor.detector.detect(text, entities)
+            if not any(s.start < end and start < s.end for start, end in taken)
+        ]
+        if not spans:
+            return text
+        items = [(s.entity, text[s.start : s.end]) for s in spans]
+        assigned = self.vault.placeholders_for(tenant_id, conversation_key, items)
+        for span, item in reversed(list(zip(spans, items, strict=True))):
+            text = text[: span.start] + assigned[item] + text[span.end :]
+        return text
+
     def _redact(
         self, tenant_id: int, conversation_key: str, text: str, policy: PiiPolicy
     ) -> Redacted:
@@ -329,6 +386,18 @@ def _placeholders_deep(value: Any) -> set[str]:
     if isinstance(value, list | tuple):
         return set().union(*(_placeholders_deep(v) for v in value))
     return set()
+
+
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, Mapping):
+        return {k: _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, change) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_map_strings(v, change) for v in value)
+    return value
 
 
 def _restore_deep(value: Any, values: Mapping[str, str]) -> Any:

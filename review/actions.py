@@ -91,7 +91,9 @@ def propose(
             ).fetchone()
             assert existing is not None
             return existing
-        audit(conn, row, requested_by, "action.requested", audited)
+        # Whoever asked, as approvers may see them too (an email sender, partly masked).
+        actor = str((shown or {}).get("requested_by", requested_by))
+        audit(conn, row, actor, "action.requested", audited)
         return row
 
 

@@ -28,7 +28,7 @@ from review.authority import OUTSIDER, Verdict, check_admin, check_member
 from review.channel_commands import channel_command, template_command
 from review.handoff import parse_target
 from review.inbox_commands import inbox_command
-from review.messages import people_summary, person
+from review.messages import people_summary, person, shown
 from review.rule_commands import escalate_command, list_rules, rules_command
 from review.tenant_settings import load_async
 
@@ -218,7 +218,9 @@ async def _approvals(pool: AsyncPool, tenant_id: int, user: str, args: list[str]
             if row["approval_ts"]
             else " · not posted yet (no approval channel)"
         )
-        lines.append(f"• {people_summary(row)}, for {person(row['requested_by'])}{link}")
+        lines.append(
+            f"• {people_summary(row)}, for {person(str(shown(row, 'requested_by')))}{link}"
+        )
     return Reply("\n".join(lines))
 
 

@@ -106,7 +106,7 @@ def person(who: str) -> str:
 
 
 def shown(action: Mapping[str, Any], key: str) -> Any:
-    """The action's summary, payload or reason as the approver view shows it."""
+    """The action's summary, payload, reason or requester as the approver view shows it."""
     view = action.get("shown") or {}
     return view.get(key, action[key])
 
@@ -157,7 +157,7 @@ def approval_message(
     link = context.thread_link
     lines = [
         f"{headline}\n{bold(summary)}",
-        f"*Requested by* {person(action['requested_by'])}"
+        f"*Requested by* {person(str(shown(action, 'requested_by')))}"
         + (f" · <{link}|conversation>" if link else ""),
         f"*Why:* {reason}",
     ]
@@ -297,8 +297,20 @@ def email_of(tool: str, payload: Mapping[str, Any], sender: str | None) -> dict[
             "subject": str(payload.get("subject") or ""),
             "body": str(payload.get("text") or ""),
         }
-    message = _stored_message(str(payload.get("message") or ""))
     headers: dict[str, Any] = {"from": "", "to": [], "cc": [], "subject": ""}
+    shown_headers = payload.get("headers")
+    if isinstance(shown_headers, Mapping):
+        # The approver view of a reply (bot/agent/answer_email.py): its headers as the
+        # tenant's policy lets approvers see them, not the message that will be sent.
+        return {
+            "from": str(shown_headers.get("from") or ""),
+            "to": [str(a) for a in shown_headers.get("to") or ()],
+            "cc": [str(a) for a in shown_headers.get("cc") or ()],
+            "subject": str(shown_headers.get("subject") or ""),
+            "body": str(payload.get("text") or ""),
+        }
+    # A sealed message (connectors/email/tools.py) is opened only to send it.
+    message = None if payload.get("sealed") else _stored_message(str(payload.get("message") or ""))
     if message is not None:
         headers = {
             "from": str(message.get("From", "")),

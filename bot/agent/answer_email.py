@@ -7,6 +7,8 @@ the email it will be, and is sent (once) when approved.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
 import structlog
@@ -16,14 +18,15 @@ from bot.agent.conversation_settings import ChannelSettings, effective
 from bot.agent.run_service import RunRequest, run_for_channel
 from bot.agent.runs import WorkerDeps, mark_failed, start_run
 from bot.agent.templates_in_use import apply_template, record_on_run
-from connectors.email.compose import OriginalEmail, build_reply, to_storable
+from connectors.email.compose import OriginalEmail, build_reply, render, to_storable
 from connectors.email.flood_gate import admit
 from connectors.email.history import thread_history
 from connectors.email.inboxes import inbox_agent
 from connectors.email.reply_limit import reply_allowed
 from connectors.email.reply_policy import ReplyAddressing, address_reply
-from connectors.email.reply_text import email_body, plain_text
-from connectors.email.tools import REPLY_EMAIL
+from connectors.email.reply_text import email_body, greeted_name, plain_text
+from connectors.email.tools import REPLY_EMAIL, seal_reply
+from guardrails.entities import EMAIL, PERSON
 from review import actions, tenant_settings
 from review.email_digest import show_digest
 from review.execute import execute_action
@@ -160,9 +163,10 @@ def answer_email(
         flags = result.flags + [f.for_people() for f in draft.flags] + list(addressing.notes)
         # Written for Slack (mrkdwn, citation numbers, internal source titles): made into
         # the plain-text email the customer reads, with a greeting and a sign-off.
+        greeted = _sender_name(payload, addressing)
         body = email_body(
             draft.text_for_people,
-            recipient_name=_sender_name(payload, addressing),
+            recipient_name=greeted,
             signature=_signature(conn, tenant_id),
         )
         reply = build_reply(original, body=body, to=addressing.to)
@@ -177,16 +181,32 @@ def answer_email(
                 "original_sender": addressing.sender,
             }
         )
+        proposal = _for_approvers(
+            deps,
+            tenant_id,
+            conversation_id,
+            reply,
+            {
+                "summary": tool.summarize(arguments),
+                "payload": arguments.model_dump(),
+                "reason": f"Answering the email '{payload.get('subject') or '(no subject)'}'",
+                "requested_by": _sender(payload),
+            },
+            known=_personal_values(payload, reply, greeted),
+        )
+        stored_payload = proposal.stored["payload"]
+        if deps.reply_cipher is not None:
+            stored_payload = seal_reply(deps.reply_cipher, tenant_id, stored_payload)
         actions.propose(
             conn,
             tenant_id=tenant_id,
             conversation_id=conversation_id,
             run_id=run["id"],
             tool=REPLY_EMAIL,
-            summary=tool.summarize(arguments),
-            payload=arguments.model_dump(),
+            summary=proposal.stored["summary"],
+            payload=stored_payload,
             requested_by=_sender(payload),
-            reason=f"Answering the email '{payload.get('subject') or '(no subject)'}'",
+            reason=proposal.stored["reason"],
             citations=[],
             flags=flags,
             idempotency_key=f"run:{run['id']}:reply",
@@ -194,6 +214,7 @@ def answer_email(
             recipient_domains=sorted(
                 {a.rsplit("@", 1)[-1].lower() for a in addressing.addresses if "@" in a}
             ),
+            shown=proposal.shown,
         )
         announce_pending_actions(conn, client, settings, run["id"])
         # A reply an "always allow" rule covers is sent now, once as any approval.
@@ -215,6 +236,95 @@ def answer_email(
         structlog.contextvars.unbind_contextvars(
             "tenant_id", "request_id", "run_id", "conversation_id"
         )
+
+
+@dataclass(frozen=True)
+class ReplyProposal:
+    """A reply's action as stored (personal data as the conversation's placeholders,
+    unless approvers see real values) and as approvers see it (the email's headers and
+    body; the summary, reason and requester too when they differ from the stored ones)."""
+
+    stored: dict[str, Any]  # summary, payload, reason
+    shown: dict[str, Any]  # pending_actions.shown
+
+
+def _for_approvers(
+    deps: WorkerDeps,
+    tenant_id: int,
+    conversation_id: int,
+    reply: EmailMessage,
+    proposal: dict[str, Any],
+    known: list[tuple[str, str]],
+) -> ReplyProposal:
+    """The reply's summary, arguments and reason as stored and as approvers see them, by
+    the tenant's PII policy like any other action: the customer's name and address (and
+    whatever else personal the body holds) become the conversation's placeholders, shown
+    partly masked (a***@customer.example, A.) or hidden, and restored when the approved
+    reply is sent. The email itself (`message`, headers and all) keeps the real values:
+    it is what is sent, sealed at rest, and no card reads it."""
+    key = str(conversation_id)
+    arguments = proposal["payload"]
+    rendered = render(reply)
+    clear = {
+        "summary": proposal["summary"],
+        "reason": proposal["reason"],
+        "requested_by": proposal["requested_by"],
+        "text": arguments["text"],
+        "original_sender": arguments["original_sender"],
+        "headers": {
+            "from": rendered.from_,
+            "to": rendered.to,
+            "cc": rendered.cc,
+            "subject": rendered.subject,
+        },
+    }
+    hidden = deps.guardrails.hide_from_approvers(tenant_id, key, clear, known)
+    if hidden == clear:
+        # Approvers see real values: the email as built, read from the view rather than
+        # from the message, which is sealed.
+        return ReplyProposal(
+            proposal,
+            {"payload": {"text": clear["text"], "headers": clear["headers"]}},
+        )
+    stored = {
+        "summary": hidden["summary"],
+        "reason": hidden["reason"],
+        "payload": {
+            **arguments,
+            "text": hidden["text"],
+            "original_sender": hidden["original_sender"],
+        },
+    }
+    shown = deps.guardrails.approver_payload(tenant_id, key, hidden)
+    return ReplyProposal(
+        stored,
+        {
+            "summary": shown["summary"],
+            "reason": shown["reason"],
+            "requested_by": shown["requested_by"],
+            # What the card shows of the email: its headers and body, never the message.
+            "payload": {"text": shown["text"], "headers": shown["headers"]},
+        },
+    )
+
+
+def _personal_values(
+    payload: dict[str, Any], reply: EmailMessage, greeted: str
+) -> list[tuple[str, str]]:
+    """The names and addresses of the people the reply is about: its recipients, the
+    sender of the email answered, and the name its greeting uses."""
+    people = [
+        (str(a.display_name), str(a.addr_spec))
+        for header in ("To", "Cc")
+        for a in getattr(reply.get(header), "addresses", ())
+    ]
+    sender = payload.get("from") or {}
+    people.append((str(sender.get("name") or ""), str(sender.get("address") or "")))
+    known = [(EMAIL, address) for _, address in people if address]
+    known += [(PERSON, name) for name, _ in people if name and "@" not in name]
+    if greeting := greeted_name(greeted):
+        known.append((PERSON, greeting))
+    return known
 
 
 def _outbound_refusal(

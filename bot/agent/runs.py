@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from bot.agent.knowledge import Retriever
 from bot.agent.tools import ToolRegistry
 from bot.db import Pool, is_unavailable
+from bot.intake.email_store import RawMailCipher
 from bot.llm.pricing import cost_usd
 from bot.llm.providers import CallRecord
 from bot.llm.structured import StructuredLLM
@@ -59,6 +60,9 @@ class WorkerDeps:
     # Times one request's conversation may resume after actions it proposed were decided
     # (bot/agent/resume.py), so a reject / propose-again loop ends.
     max_resumes: int = 3
+    # Seals a drafted email reply's message in its pending action (the reply_email tool
+    # opens it with the same key when sending); None: stored as built.
+    reply_cipher: RawMailCipher | None = None
 
     @property
     def step_observer(self) -> StepObserver:

@@ -19,14 +19,23 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.intake.bot_tokens import seal_plaintext_tokens
     from bot.intake.email_store import RawMailCipher, seal_stored_raw
     from bot.migrate import apply_migrations
+    from connectors.email.tools import seal_stored_replies
 
     applied = apply_migrations(settings.database_url)
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         sealed = seal_plaintext_tokens(conn)
-        mails = seal_stored_raw(conn, RawMailCipher.from_settings(settings))
+        cipher = RawMailCipher.from_settings(settings)
+        mails = seal_stored_raw(conn, cipher)
+        replies = seal_stored_replies(conn, cipher)
     if sealed:
         print(f"sealed the bot token of {sealed} Slack installation(s)")
     if mails:
         print(f"sealed the raw bytes of {mails} stored email(s)")
+    if replies:
+        print(f"sealed the message of {replies} drafted email {_replies(replies)}")
     return 0
+
+
+def _replies(count: int) -> str:
+    return "reply" if count == 1 else "replies"

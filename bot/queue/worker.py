@@ -25,6 +25,7 @@ from bot.agent.runs import WorkerDeps, passes_by_itself
 from bot.agent.tools import Tool, ToolRegistry
 from bot.db import open_pool
 from bot.intake.bot_tokens import seal_plaintext_tokens
+from bot.intake.email_store import RawMailCipher
 from bot.llm.limits import job_deadline
 from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
 from bot.llm.providers import build_chain
@@ -156,6 +157,7 @@ def build_worker_deps(
         tracer=tracing.tracer,
         vault_retention=timedelta(days=settings.guardrails_vault_retention_days),
         templates=load_templates(Path(settings.agent_templates_dir)),
+        reply_cipher=RawMailCipher.from_settings(settings),
     )
 
 

@@ -58,12 +58,18 @@ def email_body(draft: str, *, recipient_name: str = "", signature: str = "") -> 
     body = plain_text(draft)
     parts = []
     if not GREETING.match(body):
-        first = recipient_name.strip().split(" ")[0] if recipient_name.strip() else ""
-        parts.append(f"Hello {first}," if first and "@" not in first else "Hello,")
+        first = greeted_name(recipient_name)
+        parts.append(f"Hello {first}," if first else "Hello,")
     parts.append(body)
     if not SIGN_OFF.search(body):
         parts.append("Best regards,\n" + (signature or "The support team"))
     return "\n\n".join(part for part in parts if part)
+
+
+def greeted_name(recipient_name: str) -> str:
+    """The name a greeting uses: the first of `recipient_name`, unless it is an address."""
+    first = recipient_name.strip().split(" ")[0] if recipient_name.strip() else ""
+    return "" if "@" in first else first
 
 
 def _link(match: re.Match[str]) -> str:

@@ -9,16 +9,20 @@ most once (see outbound.py).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.agent.tools import ActionContext, ActionRefused, Effect, Tool
 from bot.db import Pool
+from bot.intake.email_store import RawMailCipher
 from bot.observability.metrics import Metrics
 from bot.settings import Settings
 from connectors.email.compose import build_new_email, from_storable, render
@@ -33,6 +37,7 @@ from connectors.email.outbound import PermanentSendError, SendResult, envelope_o
 from connectors.email.reply_policy import refused_recipients
 from connectors.email.smtp_send import SmtpRelay, send_reply_smtp
 from connectors.email.threads import start_conversation
+from guardrails.vault import PLACEHOLDER
 
 REPLY_EMAIL = "reply_email"
 
@@ -40,12 +45,82 @@ REPLY_EMAIL = "reply_email"
 class ReplyEmail(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(description="The whole reply as built, headers included")
+    message: str = Field(description="The whole reply as built, headers included (base64)")
     text: str = Field(description="The body; an approver's edit replaces it")
     inbox: str
     conversation_id: int
     # Who wrote the email answered: the summary says so when the reply goes elsewhere.
     original_sender: str = ""
+    # The message is sealed at rest (AES-GCM, under the key inbound mail's raw bytes are
+    # sealed with) and opened only to send it: it holds the customer's name and address,
+    # which approvers may only see masked. Replies proposed before sealing keep it clear.
+    sealed: bool = False
+
+
+def seal_reply(cipher: RawMailCipher, tenant_id: int, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The reply's arguments with its message sealed, for its pending action."""
+    if arguments.get("sealed") or not arguments.get("message"):
+        return arguments
+    raw = base64.b64decode(arguments["message"], validate=True)
+    sealed = cipher.seal(tenant_id, _sealed_id(arguments["conversation_id"]), raw)
+    return {**arguments, "message": base64.b64encode(sealed).decode("ascii"), "sealed": True}
+
+
+def reply_message(cipher: RawMailCipher, tenant_id: int, arguments: ReplyEmail) -> EmailMessage:
+    """The reply as built (Message-ID and all), opened when it was stored sealed."""
+    if not arguments.sealed:
+        return from_storable(arguments.message)
+    raw = cipher.open(
+        tenant_id, _sealed_id(arguments.conversation_id), base64.b64decode(arguments.message)
+    )
+    return from_storable(base64.b64encode(raw).decode("ascii"))
+
+
+def seal_stored_replies(conn: Any, cipher: RawMailCipher, batch: int = 200) -> int:
+    """Seal the message of reply_email actions proposed before replies were sealed
+    (their payload and original payload); returns how many actions. In batches, each row
+    once (`chatops migrate` runs it)."""
+    sealed, after = 0, 0
+    while True:
+        rows = conn.execute(
+            """SELECT id, tenant_id, payload, original_payload FROM pending_actions
+                WHERE tool = %s AND id > %s
+                  AND NOT (coalesce((payload->>'sealed')::boolean, false)
+                           AND coalesce((original_payload->>'sealed')::boolean, false))
+                ORDER BY id LIMIT %s""",
+            (REPLY_EMAIL, after, batch),
+        ).fetchall()
+        if not rows:
+            return sealed
+        for row in rows:
+            action_id, tenant_id, payload, original = (
+                (row["id"], row["tenant_id"], row["payload"], row["original_payload"])
+                if isinstance(row, dict)
+                else tuple(row)
+            )
+            after = action_id
+            try:
+                payload_sealed = seal_reply(cipher, tenant_id, payload)
+                original_sealed = seal_reply(cipher, tenant_id, original)
+            except (binascii.Error, KeyError, TypeError, ValueError):
+                continue  # not a message this product stored: left for a person to look at
+            updated = conn.execute(
+                """UPDATE pending_actions SET payload = %s, original_payload = %s
+                    WHERE id = %s AND payload = %s AND original_payload = %s""",
+                (
+                    Jsonb(payload_sealed),
+                    Jsonb(original_sealed),
+                    action_id,
+                    Jsonb(payload),
+                    Jsonb(original),
+                ),
+            )
+            sealed += updated.rowcount
+
+
+def _sealed_id(conversation_id: int) -> str:
+    # Bound to its tenant and email thread: a sealed reply copied elsewhere does not open.
+    return f"reply:{conversation_id}"
 
 
 class DeliveryUnknown(PermanentSendError):
@@ -53,6 +128,8 @@ class DeliveryUnknown(PermanentSendError):
 
 
 def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = None) -> Tool:
+    cipher = RawMailCipher.from_settings(settings)
+
     def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
         assert isinstance(arguments, ReplyEmail)
         try:
@@ -61,7 +138,14 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
             raise ActionRefused(str(exc)) from exc
 
     def _send(context: ActionContext, arguments: ReplyEmail) -> dict[str, Any]:
-        message = final_message(arguments)
+        if PLACEHOLDER.search(arguments.text):
+            # A name or address approvers saw masked whose real value is gone (the vault
+            # forgot it): the customer must never read <PERSON_1>.
+            raise PermanentSendError(
+                "a name or address in the reply could not be filled back in, so it was not "
+                "sent; please answer this email from the inbox yourself"
+            )
+        message = final_message(arguments, reply_message(cipher, context.tenant_id, arguments))
         with pool.connection() as conn:
             route = reply_route(conn, context.tenant_id, arguments.inbox)
             if route is None:
@@ -87,7 +171,8 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
 
     def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
         assert isinstance(arguments, ReplyEmail)
-        message_id = str(from_storable(arguments.message)["Message-ID"])
+        message = reply_message(cipher, context.tenant_id, arguments)
+        message_id = str(message["Message-ID"])
         with pool.connection() as conn:
             outbound = load_outbound(conn, context.tenant_id, message_id)
         if outbound is not None and outbound.status == "sent":
@@ -98,6 +183,8 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
 
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, ReplyEmail)
+        if arguments.sealed:
+            return "Reply by email"  # summarized when proposed, before it was sealed
         shown = render(from_storable(arguments.message))
         sender = normalize_address(arguments.original_sender)
         if sender and [normalize_address(a) for a in _addresses(shown.to)] != [sender]:
@@ -120,9 +207,8 @@ def reply_email_tool(pool: Pool, settings: Settings, metrics: Metrics | None = N
     )
 
 
-def final_message(arguments: ReplyEmail) -> EmailMessage:
-    """The reply as it will be sent: as built, with the approved body."""
-    message = from_storable(arguments.message)
+def final_message(arguments: ReplyEmail, message: EmailMessage) -> EmailMessage:
+    """The reply as it will be sent: `message` as built, with the approved body."""
     if render(message).body.strip() != arguments.text.strip():
         message.set_content(arguments.text)
     return message

@@ -125,3 +125,30 @@ def test_replies_in_the_same_conversation_get_their_values_back(
     draft = guardrails.screen_draft(tenant, "C1:700.1", "I'll email <EMAIL_1> today.")
     assert draft.text_for_people == "I'll email ana.lopez@example.com today."
     assert draft.action == "allow"
+
+
+def test_a_text_in_clear_is_hidden_from_approvers_and_restored_for_the_call(
+    guardrails: Guardrails, tenant: int
+) -> None:
+    """An email the agent wrote with the customer's real name and address: the known
+    values (the address in any case, the name as a whole word) and what the detector
+    finds become the conversation's placeholders, shown partly masked and restored for
+    the approved call; nothing changes where approvers see real values."""
+    guardrails.screen_inbound(tenant, "C1:800.1", MESSAGE)  # ana.lopez@... is <EMAIL_1>
+    known = [("EMAIL_ADDRESS", "ana.lopez@example.com"), ("PERSON", "Ana")]
+    text = "Hello Ana,\n\nAlso: ANA.LOPEZ@example.com works, and so does bo@example.org. Anagram."
+    hidden = guardrails.hide_from_approvers(tenant, "C1:800.1", {"text": text}, known)
+    assert hidden["text"] == (
+        "Hello <PERSON_1>,\n\nAlso: <EMAIL_1> works, and so does <EMAIL_2>. Anagram."
+    )
+    assert guardrails.approver_payload(tenant, "C1:800.1", hidden)["text"] == (
+        "Hello A.,\n\nAlso: a***@example.com works, and so does b***@example.org. Anagram."
+    )
+    restored = guardrails.restore(tenant, "C1:800.1", hidden["text"])
+    assert restored == (
+        "Hello Ana,\n\nAlso: ana.lopez@example.com works, and so does bo@example.org. Anagram."
+    )
+    set_policy(guardrails, tenant, TenantPolicy(pii=PiiPolicy(approver_view="real")))
+    assert guardrails.hide_from_approvers(tenant, "C1:800.1", text, known) == text
+    set_policy(guardrails, tenant, TenantPolicy(pii=PiiPolicy(mode="off")))
+    assert guardrails.hide_from_approvers(tenant, "C1:800.1", text, known) == text

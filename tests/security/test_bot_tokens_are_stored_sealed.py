@@ -4,15 +4,19 @@ sealed by `chatops migrate`."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
 import uuid
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from bot.intake.bot_tokens import TokenUnreadable, bot_token_of
 from bot.intake.email_store import RawMailCipher
+from connectors.email.compose import build_new_email, to_storable
+from connectors.email.tools import ReplyEmail, reply_message
 from sandbox.openai_emulator import OpenAIEmulator
 from testbed.processes import REPO
 from tests.security.conftest import DB
@@ -58,7 +62,8 @@ def test_tokens_and_raw_email_stored_in_clear_before_are_sealed_by_migrate(
 ) -> None:
     """An installation written in clear (before tokens were sealed) is sealed by
     `chatops migrate` and its plaintext emptied; the sealed token opens only for its
-    own tenant. An email's raw bytes stored in clear are sealed too."""
+    own tenant. An email's raw bytes stored in clear are sealed too, and so is the message
+    of a drafted reply waiting for approval, which still opens to the same email."""
     team = f"T{uuid.uuid4().hex[:10].upper()}"
     token = f"xoxb-legacy-{uuid.uuid4().hex}"
     tenant = db.execute(
@@ -78,6 +83,34 @@ def test_tokens_and_raw_email_stored_in_clear_before_are_sealed_by_migrate(
         (tenant["id"], f"<{team}@old.example>", raw, len(raw)),
     )
 
+    # A drafted reply proposed before replies were sealed: its MIME message in clear.
+    reply = build_new_email(
+        from_address="support@old.example",
+        to=["alice@customer.example"],
+        subject="Re: old mail",
+        body=f"Hello Alice, about {team}.",
+    )
+    conversation = db.execute(
+        """INSERT INTO conversations (tenant_id, channel_kind, external_key)
+           VALUES (%s, 'email', %s) RETURNING id""",
+        (tenant["id"], f"<{team}@old.example>"),
+    ).fetchone()
+    assert conversation is not None
+    arguments = {
+        "message": to_storable(reply),
+        "text": f"Hello Alice, about {team}.",
+        "inbox": "support@old.example",
+        "conversation_id": conversation["id"],
+    }
+    action = db.execute(
+        """INSERT INTO pending_actions (tenant_id, conversation_id, tool, summary, payload,
+             original_payload, requested_by, reason, idempotency_key, expires_at)
+           VALUES (%s, %s, 'reply_email', 'Reply by email', %s, %s, 'alice@customer.example',
+             'Answering', %s, now() + interval '1 day') RETURNING id""",
+        (tenant["id"], conversation["id"], Jsonb(arguments), Jsonb(arguments), f"old:{team}"),
+    ).fetchone()
+    assert action is not None
+
     done = subprocess.run(
         [sys.executable, "-m", "bot.cli", "migrate"],
         env={**os.environ, **stack.env},
@@ -89,6 +122,7 @@ def test_tokens_and_raw_email_stored_in_clear_before_are_sealed_by_migrate(
     assert done.returncode == 0, done.stderr
     assert "sealed the bot token of 1 Slack installation(s)" in done.stdout
     assert "sealed the raw bytes of" in done.stdout
+    assert "sealed the message of" in done.stdout
     assert token not in done.stdout + done.stderr
 
     assert token not in _installation_as_text(db, team)
@@ -110,3 +144,14 @@ def test_tokens_and_raw_email_stored_in_clear_before_are_sealed_by_migrate(
         tenant["id"], f"<{team}@old.example>", bytes(mail["raw"])
     )
     assert opened == raw
+
+    stored = db.execute(
+        "SELECT payload, original_payload FROM pending_actions WHERE id = %s", (action["id"],)
+    ).fetchone()
+    assert stored is not None
+    cipher = RawMailCipher.derive(stack.env["SLACK_SIGNING_SECRET"])
+    for column in ("payload", "original_payload"):
+        assert stored[column]["sealed"] is True
+        assert b"alice@customer.example" not in base64.b64decode(stored[column]["message"])
+        sealed = ReplyEmail.model_validate(stored[column])
+        assert reply_message(cipher, tenant["id"], sealed)["Message-ID"] == reply["Message-ID"]

@@ -82,11 +82,16 @@ def _reply_action(db: DB, marker: str) -> dict[str, Any]:
     return dict(row)
 
 
-def _recipients(action: dict[str, Any]) -> list[str]:
-    from connectors.email.compose import from_storable
+def _recipients(stack: Stack, action: dict[str, Any]) -> list[str]:
+    """Where the drafted reply goes: its message, opened (it is stored sealed)."""
+    from bot.intake.email_store import RawMailCipher
     from connectors.email.outbound import envelope_of
+    from connectors.email.tools import ReplyEmail, reply_message
 
-    return envelope_of(from_storable(action["payload"]["message"]))[1]
+    assert action["payload"]["sealed"] is True
+    cipher = RawMailCipher.derive(stack.env["SLACK_SIGNING_SECRET"])
+    arguments = ReplyEmail.model_validate(action["payload"])
+    return envelope_of(reply_message(cipher, action["tenant_id"], arguments))[1]
 
 
 def _finished(db: DB, message_id: str) -> dict[str, Any]:
@@ -119,7 +124,7 @@ def test_a_reply_to_our_own_inbox_is_never_proposed(
     _script(llm, marker)
     _send(port, inbox, marker, reply_to=other_inbox)
     action = _reply_action(db, marker)
-    assert _recipients(action) == [CUSTOMER]
+    assert _recipients(stack, action) == [CUSTOMER]
     assert any("left out one address" in f and "own inboxes" in f for f in action["flags"])
 
     looped = uuid.uuid4().hex[:8]
@@ -148,16 +153,18 @@ def test_an_outside_reply_to_goes_only_where_new_mail_may_and_the_approver_sees_
     _script(llm, allowed)
     _send(port, inbox, refused, reply_to="collector@elsewhere.example")
     action = _reply_action(db, refused)
-    assert _recipients(action) == [CUSTOMER]
+    assert _recipients(stack, action) == [CUSTOMER]
     assert any("goes to the sender instead" in f for f in action["flags"])
 
     _send(port, inbox, allowed, reply_to=f"billing@{partner_allowed}")
     action = _reply_action(db, allowed)
-    assert _recipients(action) == [f"billing@{partner_allowed}"]
-    assert f"(not the sender, {CUSTOMER})" in action["summary"]
+    assert _recipients(stack, action) == [f"billing@{partner_allowed}"]
+    assert CUSTOMER not in action["summary"]  # stored as the conversation's placeholder
     assert NOT_THE_SENDER in action["flags"]
     card = json.dumps(stack.slack.workspace.message(APPROVALS, action["approval_ts"]).blocks)
-    assert "not the sender" in card and "other than the sender" in card
+    # The sender as approvers see them by default: partly masked.
+    assert f"(not the sender, {CUSTOMER[0]}***@customer.example)" in card
+    assert "other than the sender" in card and CUSTOMER not in card
 
 
 def test_a_reply_is_checked_again_when_it_is_sent(
