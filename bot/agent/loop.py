@@ -20,9 +20,10 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from bot.agent import prompts
+from bot.agent import budget, prompts
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
+from bot.agent.prompts import Message
 from bot.agent.schemas import Draft, Plan, ToolCall, plan_for
 from bot.agent.steps import Output, StepLimitReached, StepLog
 from bot.agent.tools import Effect, Tool, ToolArgumentsError
@@ -137,20 +138,35 @@ def _answer(
     plan, passages, tool_results = _plan_and_act(request, llm, retriever, tools, steps, on_call)
 
     def write_draft(problems: list[str], rejected: str | None) -> Output:
-        messages = prompts.draft_messages(
+        def build(turns: list[prompts.Turn], shown: list[Passage], cap: int) -> list[Message]:
+            return prompts.draft_messages(
+                turns,
+                question,
+                plan,
+                shown,
+                tool_results,
+                problems,
+                request.corrections,
+                request.instructions,
+                rejected=rejected,
+                max_output_chars=cap,
+            )
+
+        fitted = budget.fit(
+            build,
             history,
-            question,
-            plan,
             passages,
-            tool_results,
-            problems,
-            request.corrections,
-            request.instructions,
-            rejected=rejected,
+            room=llm.prompt_room("draft"),
+            count=partial(llm.count_tokens, schema=Draft),
         )
-        on_text = preview.for_sources(passages) if preview is not None else None
-        draft = llm.ask(Draft, messages, on_call=on_call, on_text=on_text, purpose="draft")
-        return {**draft.model_dump(), "prompt_tokens": prompts.estimated_tokens(messages)}
+        shown = passages[: fitted.passages]
+        on_text = preview.for_sources(shown) if preview is not None else None
+        draft = llm.ask(Draft, fitted.messages, on_call=on_call, on_text=on_text, purpose="draft")
+        return {
+            **draft.model_dump(),
+            **fitted.step_fields(),
+            "passages_shown": fitted.passages,
+        }
 
     problems: list[str] = []
     rejected: str | None = None
@@ -158,9 +174,12 @@ def _answer(
     while True:
         output = steps.step("draft", partial(write_draft, problems, rejected))
         draft = Draft.model_validate(_fields(Draft, output))
+        # The passages this draft was shown, numbered as it saw them: those left out to fit
+        # the context were the lowest-ranked, so the numbers of the rest are unchanged.
+        shown = passages[: output.get("passages_shown", len(passages))]
         rejected = draft.model_dump_json()
         verdict = steps.step(
-            "verify", partial(_verdict, draft, passages, tool_results, request, grounding)
+            "verify", partial(_verdict, draft, shown, tool_results, request, grounding)
         )
         problems = verdict["problems"]
         if not problems:
@@ -171,7 +190,7 @@ def _answer(
                 answer=verdict.get("answer", draft.answer),
                 citations=verdict.get("citations", draft.citations),
             )
-            return Outcome(text=format_answer(grounded, passages), status="answered")
+            return Outcome(text=format_answer(grounded, shown), status="answered")
         if verdict.get("citations_failed"):
             ungrounded += 1
             if ungrounded >= MAX_UNGROUNDED_DRAFTS:
@@ -192,10 +211,19 @@ def _plan_and_act(
     to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft."""
     offered = tools.offered()
     reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
-    messages = prompts.plan_messages(
-        request.history, request.question, offered, request.corrections, request.instructions
-    )
-    plan = _plan(steps, llm, messages, offered, on_call, "plan")
+    # What each earlier turn of this run planned, what its calls returned, and the note
+    # that went with them; the next Plan prompt shows them all after the question.
+    exchanges: list[tuple[Plan, list[ToolResult], str]] = []
+
+    def plan_prompt(turns: list[prompts.Turn], _passages: list[Passage], cap: int) -> list[Message]:
+        messages = prompts.plan_messages(
+            turns, request.question, offered, request.corrections, request.instructions
+        )
+        for earlier, results, note in exchanges:
+            messages += prompts.plan_follow_up(earlier, results, note=note, max_output_chars=cap)
+        return messages
+
+    plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan")
     searched = plan.search_queries or [request.question]
     passages = _retrieve(request, searched, retriever, steps)
     tool_results: list[ToolResult] = []
@@ -214,22 +242,25 @@ def _plan_and_act(
         tool_results += results
         if not any(call.name in reads for call in fresh):
             break  # nothing read that the model has not seen: on to the draft
-        follow_up = [*messages, *prompts.plan_follow_up(plan, results)]
         repeated = len(plan.tool_calls) - len(fresh)
-        if repeated:
-            note = (
-                f"\n{repeated} of these calls repeated earlier ones and were not made again; "
-                "do not call them again."
-            )
-            follow_up[-1] = {**follow_up[-1], "content": follow_up[-1]["content"] + note}
+        note = (
+            f"\n{repeated} of these calls repeated earlier ones and were not made again; "
+            "do not call them again."
+            if repeated
+            else ""
+        )
+        exchanges.append((plan, results, note))
         if not steps.has_room(PLAN_TURN_STEPS + DRAFT_STEPS):
             log.info("agent.tool_turns_stopped", reason="steps")
             break
-        if prompts.estimated_tokens(follow_up) > MAX_PLAN_PROMPT_TOKENS:
+        # Estimated by characters, so a retried job decides the same as the first did.
+        whole = plan_prompt(request.history, [], prompts.MAX_TOOL_OUTPUT_CHARS)
+        if prompts.estimated_tokens(whole) > min(
+            MAX_PLAN_PROMPT_TOKENS, llm.prompt_room("tool_turn")
+        ):
             log.info("agent.tool_turns_stopped", reason="prompt size")
             break
-        messages = follow_up
-        plan = _plan(steps, llm, messages, offered, on_call, "tool_turn")
+        plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "tool_turn")
         new_queries = [q for q in plan.search_queries if q not in searched]
         if new_queries:
             searched += new_queries
@@ -249,14 +280,28 @@ def _call_key(call: ToolCall, reads: set[str]) -> str:
 def _plan(
     steps: StepLog,
     llm: StructuredLLM,
-    messages: list[dict[str, Any]],
+    request: AgentInput,
+    build: budget.Build,
     offered: list[Tool],
     on_call: UsageSink,
     purpose: str,
 ) -> Plan:
     """``purpose`` sizes the reply's token cap: "plan" for the first turn, "tool_turn"
-    for those that follow tool results (LLM_MAX_TOKENS_PLAN / _TOOL_TURN)."""
-    output = steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call, purpose))
+    for those that follow tool results (LLM_MAX_TOKENS_PLAN / _TOOL_TURN). The prompt is
+    fitted into the context with the thread's history (`bot.agent.budget`)."""
+
+    def plan_turn() -> Output:
+        fitted = budget.fit(
+            build,
+            request.history,
+            [],
+            room=llm.prompt_room(purpose),
+            count=partial(llm.count_tokens, schema=plan_for(offered)),
+        )
+        output = _plan_turn(llm, fitted.messages, offered, on_call, purpose)
+        return {**output, **fitted.step_fields()}
+
+    output = steps.step("plan", plan_turn)
     return Plan.model_validate(_fields(Plan, output))
 
 
@@ -313,8 +358,7 @@ def _plan_turn(
                 + ". Reply again with the whole plan, with those arguments corrected.",
             },
         ]
-    # The prompt's size as first sent, so a run's steps show what each turn cost.
-    return {**plan.model_dump(mode="json"), "prompt_tokens": prompts.estimated_tokens(messages)}
+    return plan.model_dump(mode="json")
 
 
 def _argument_problems(plan: Plan, tools: dict[str, Tool]) -> list[str]:

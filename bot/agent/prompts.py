@@ -98,21 +98,32 @@ def plan_messages(
     return conversation(system, [*history, {"role": "user", "content": question}])
 
 
-def plan_follow_up(plan: Plan, results: Sequence[ToolResult]) -> list[Message]:
-    """The turns that show the model its plan's tool results and ask for the next plan."""
-    shown = [
-        {"name": r.name, "ok": r.ok, "output": r.output[:MAX_TOOL_OUTPUT_CHARS]} for r in results
-    ]
+def plan_follow_up(
+    plan: Plan,
+    results: Sequence[ToolResult],
+    *,
+    note: str = "",
+    max_output_chars: int = MAX_TOOL_OUTPUT_CHARS,
+) -> list[Message]:
+    """The turns that show the model its plan's tool results and ask for the next plan;
+    ``note`` ends the request (e.g. that repeated calls were not made again)."""
     return [
         {"role": "assistant", "content": plan.model_dump_json()},
         {
             "role": "user",
             "content": TOOL_RESULTS_PREFIX
-            + json.dumps(shown)
+            + json.dumps(shown_results(results, max_output_chars))
             + "\nDecide the next step with these results: call more tools, or reply with no "
-            "tool calls when you have what you need to answer.",
+            "tool calls when you have what you need to answer." + note,
         },
     ]
+
+
+def shown_results(
+    results: Sequence[ToolResult], max_output_chars: int = MAX_TOOL_OUTPUT_CHARS
+) -> list[dict[str, Any]]:
+    """Tool results as the model sees them, each output cut to ``max_output_chars``."""
+    return [{"name": r.name, "ok": r.ok, "output": r.output[:max_output_chars]} for r in results]
 
 
 def draft_messages(
@@ -125,15 +136,13 @@ def draft_messages(
     corrections: list[Example] | None = None,
     instructions: str | None = None,
     rejected: str | None = None,
+    max_output_chars: int = MAX_TOOL_OUTPUT_CHARS,
 ) -> list[Message]:
     """``rejected``: the previous draft's JSON, shown as the assistant's turn before the
-    ``problems`` found in it."""
+    ``problems`` found in it. Tool outputs are cut to ``max_output_chars``."""
     context = {
         "intent": plan.intent,
-        "tool_results": [
-            {"name": r.name, "ok": r.ok, "output": r.output[:MAX_TOOL_OUTPUT_CHARS]}
-            for r in tool_results
-        ],
+        "tool_results": shown_results(tool_results, max_output_chars),
     }
     # The question first, then what to answer it with; the sources last, as a plain
     # numbered block (rag/citations.py) small models do not copy markup from.

@@ -95,6 +95,8 @@ def screen_run(
     budgeted = BudgetedLLM(
         llm.chain,
         llm.malformed_retries,
+        context_tokens=llm.context_tokens,
+        tokens=llm.tokens,
         guard=guardrails.budgets,
         tenant_id=tenant_id,
         notify_admins=notify_admins,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -20,7 +20,12 @@ from pydantic import BaseModel, ValidationError
 from bot.llm.errors import MalformedOutput
 from bot.llm.formats import JsonSchema, json_candidates
 from bot.llm.providers import CallRecord, Completion, ProviderChain, TextSink, UsageSink
+from bot.llm.tokens import Count, TokenCounter
 from bot.llm.tools import ToolSpec, ToolTurn, check_calls, parse_json_turn
+
+# The model's context window in tokens when none is configured (LLM_CONTEXT_TOKENS): what
+# small local models are usually served with.
+DEFAULT_CONTEXT_TOKENS = 8_192
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +64,39 @@ def parse_reply(schema: type[M], content: str) -> M:
 class StructuredLLM:
     chain: ProviderChain
     malformed_retries: int
+    # The model's context window: prompt and reply together (LLM_CONTEXT_TOKENS).
+    context_tokens: int = field(default=DEFAULT_CONTEXT_TOKENS, kw_only=True)
+    # Shared by every copy made for one request (a template's model, a budget check), so
+    # what each server was found to count with is remembered for the process.
+    tokens: TokenCounter = field(default_factory=TokenCounter, kw_only=True)
+
+    def prompt_room(self, purpose: str) -> int:
+        """Tokens a prompt for ``purpose`` may take: the context less the reply's cap."""
+        return self.context_tokens - self.chain.limits.tokens_for(purpose)
+
+    def count_tokens(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        schema: type[BaseModel] | None = None,
+        tools: Sequence[ToolSpec] = (),
+    ) -> Count:
+        """The prompt's size as the primary provider's model reads it: with its server's
+        tokenizer where it has one (`bot.llm.tokens`), else a safe estimate. ``schema``:
+        a structured call's, counted where the provider gets it in the prompt; ``tools``:
+        offered natively, which the server's chat template puts in the prompt."""
+        if not self.chain.providers:
+            return self.tokens.count_messages(messages)
+        primary = self.chain.providers[0]
+        quirks = self.chain.quirks.get(primary.base_url, primary.model)
+        extra: list[str] = []
+        if schema is not None and quirks.mode != "json_schema":
+            extra.append(json_schema_for(schema).instruction())
+        if tools:
+            extra.append(json.dumps([tool.native() for tool in tools]))
+        return self.tokens.count_messages(
+            messages, base_url=primary.base_url, api_key=primary.client.api_key, extra=extra
+        )
 
     def ask(
         self,
