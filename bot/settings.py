@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # prompt is fitted into it, less that call's max_tokens: older thread turns and the
     # lowest-ranked passages are left out first (bot/agent/budget.py).
     llm_context_tokens: int = Field(default=8_192, ge=1_024)
+    # How the Plan turn offers the agent's tools: "native" (the chat API's tools and
+    # tool_calls), "json" (JSON-schema turns), or "auto": native first, and JSON for a
+    # base URL and model that refuses tools or writes its calls as text (small models).
+    llm_tool_calling: Literal["auto", "native", "json"] = "auto"
     # max_tokens sent with each call, by what the call is for.
     llm_max_tokens_plan: int = Field(default=768, ge=16)
     llm_max_tokens_draft: int = Field(default=1_024, ge=16)

@@ -6,6 +6,10 @@ attributed to the sources that support it, its [n] markers are added or repaired
 that, and sentences nothing supports are dropped (or flagged). A draft with no supported
 fact left ends in "I couldn't find this in the knowledge base" instead of a guess.
 
+The Plan turn offers the tools as JSON-schema turns or through the chat API's native
+tool calling (`bot.agent.native_tools`, LLM_TOOL_CALLING); either way it yields the same
+`Plan`, and every prompt is fitted into the model's context (`bot.agent.budget`).
+
 It returns the text to post; posting is the caller's job (see `bot.agent.run_request`).
 Every step goes through a `StepLog`, which persists it and enforces the step limit.
 """
@@ -13,6 +17,7 @@ Every step goes through a `StepLog`, which persists it and enforces the step lim
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -20,7 +25,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from bot.agent import budget, prompts
+from bot.agent import budget, native_tools, prompts
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
 from bot.agent.prompts import Message
@@ -211,19 +216,38 @@ def _plan_and_act(
     to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft."""
     offered = tools.offered()
     reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
-    # What each earlier turn of this run planned, what its calls returned, and the note
-    # that went with them; the next Plan prompt shows them all after the question.
-    exchanges: list[tuple[Plan, list[ToolResult], str]] = []
+    # Each earlier turn of this run: its plan, the calls made and what they returned; the
+    # next Plan prompt shows them all after the question.
+    exchanges: list[_Exchange] = []
 
-    def plan_prompt(turns: list[prompts.Turn], _passages: list[Passage], cap: int) -> list[Message]:
-        messages = prompts.plan_messages(
-            turns, request.question, offered, request.corrections, request.instructions
-        )
-        for earlier, results, note in exchanges:
-            messages += prompts.plan_follow_up(earlier, results, note=note, max_output_chars=cap)
-        return messages
+    def plan_prompt(how: native_tools.How) -> budget.Build:
+        def build(turns: list[prompts.Turn], _passages: list[Passage], cap: int) -> list[Message]:
+            if how == "native":
+                messages = prompts.native_plan_messages(
+                    turns, request.question, request.corrections, request.instructions
+                )
+                for number, done in enumerate(exchanges):
+                    messages += native_tools.follow_up(
+                        done.plan,
+                        number,
+                        made=done.made,
+                        results=done.results,
+                        passages=done.passages,
+                        max_output_chars=cap,
+                    )
+                return messages
+            messages = prompts.plan_messages(
+                turns, request.question, offered, request.corrections, request.instructions
+            )
+            for done in exchanges:
+                messages += prompts.plan_follow_up(
+                    done.plan, done.results, note=done.note, max_output_chars=cap
+                )
+            return messages
 
-    plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan")
+        return build
+
+    plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan", turn=0)
     searched = plan.search_queries or [request.question]
     passages = _retrieve(request, searched, retriever, steps)
     tool_results: list[ToolResult] = []
@@ -249,18 +273,20 @@ def _plan_and_act(
             if repeated
             else ""
         )
-        exchanges.append((plan, results, note))
+        exchanges.append(_Exchange(plan, fresh, results, note, passages))
         if not steps.has_room(PLAN_TURN_STEPS + DRAFT_STEPS):
             log.info("agent.tool_turns_stopped", reason="steps")
             break
         # Estimated by characters, so a retried job decides the same as the first did.
-        whole = plan_prompt(request.history, [], prompts.MAX_TOOL_OUTPUT_CHARS)
+        whole = plan_prompt("json")(request.history, [], prompts.MAX_TOOL_OUTPUT_CHARS)
         if prompts.estimated_tokens(whole) > min(
             MAX_PLAN_PROMPT_TOKENS, llm.prompt_room("tool_turn")
         ):
             log.info("agent.tool_turns_stopped", reason="prompt size")
             break
-        plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "tool_turn")
+        plan = _plan(
+            steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
+        )
         new_queries = [q for q in plan.search_queries if q not in searched]
         if new_queries:
             searched += new_queries
@@ -277,28 +303,51 @@ def _call_key(call: ToolCall, reads: set[str]) -> str:
     return call.name
 
 
+@dataclass(frozen=True)
+class _Exchange:
+    """One Plan turn's part in the turns after it."""
+
+    plan: Plan
+    made: list[ToolCall]  # its calls that were made (not repeats of earlier ones)
+    results: list[ToolResult]  # theirs, in the same order
+    note: str  # told after the results (JSON turns): that repeated calls were not made
+    passages: list[Passage]  # found so far, what its searches are answered with
+
+
 def _plan(
     steps: StepLog,
     llm: StructuredLLM,
     request: AgentInput,
-    build: budget.Build,
+    build_for: Callable[[native_tools.How], budget.Build],
     offered: list[Tool],
     on_call: UsageSink,
     purpose: str,
+    *,
+    turn: int,
 ) -> Plan:
     """``purpose`` sizes the reply's token cap: "plan" for the first turn, "tool_turn"
-    for those that follow tool results (LLM_MAX_TOKENS_PLAN / _TOOL_TURN). The prompt is
-    fitted into the context with the thread's history (`bot.agent.budget`)."""
+    for those that follow tool results (LLM_MAX_TOKENS_PLAN / _TOOL_TURN). The tools are
+    offered natively or in a JSON-schema turn (`StructuredLLM.tool_mode`), and the prompt
+    is fitted into the context with the thread's history (`bot.agent.budget`)."""
 
     def plan_turn() -> Output:
+        how = llm.tool_mode()
+        schema = plan_for(offered)
+        specs = native_tools.specs(offered) if how == "native" else []
         fitted = budget.fit(
-            build,
+            build_for(how),
             request.history,
             [],
             room=llm.prompt_room(purpose),
-            count=partial(llm.count_tokens, schema=plan_for(offered)),
+            count=partial(llm.count_tokens, schema=None if specs else schema, tools=specs),
         )
-        output = _plan_turn(llm, fitted.messages, offered, on_call, purpose)
+        if how == "native":
+            output = _native_plan_turn(llm, fitted.messages, offered, on_call, purpose, turn)
+        else:
+            output = {
+                **_plan_turn(llm, fitted.messages, offered, on_call, purpose),
+                "tool_calling": "json",
+            }
         return {**output, **fitted.step_fields()}
 
     output = steps.step("plan", plan_turn)
@@ -344,35 +393,77 @@ def _plan_turn(
     conversation = list(messages)
     for attempt in range(ARGUMENT_RETRIES + 1):
         plan = llm.ask(schema, conversation, on_call=on_call, purpose=purpose)
-        problems = _argument_problems(plan, by_name)
+        problems = _call_problems(plan, by_name)
         if not problems:
             break
         log.info("plan.invalid_arguments", attempt=attempt + 1, problems=len(problems))
-        conversation = [
-            *messages,
-            {"role": "assistant", "content": plan.model_dump_json()},
-            {
-                "role": "user",
-                "content": "Some tool calls had arguments their tool does not accept: "
-                + "; ".join(problems)
-                + ". Reply again with the whole plan, with those arguments corrected.",
-            },
-        ]
+        conversation = [*messages, *_rejected_plan(plan, problems)]
     return plan.model_dump(mode="json")
 
 
-def _argument_problems(plan: Plan, tools: dict[str, Tool]) -> list[str]:
-    """Why each call to an offered tool has arguments that tool rejects; calls to tools
-    not offered are refused when they run, not asked again."""
-    problems = []
-    for index, call in enumerate(plan.tool_calls, start=1):
+def _native_plan_turn(
+    llm: StructuredLLM,
+    messages: list[dict[str, Any]],
+    offered: list[Tool],
+    on_call: UsageSink,
+    purpose: str,
+    turn: int,
+) -> Output:
+    """One Plan through native tool calling (`bot.agent.native_tools`), its calls'
+    arguments checked as in a JSON turn and sent back the native way (a tool result
+    saying what was wrong) up to ARGUMENT_RETRIES times. A model that answers with a
+    JSON plan or call in its text instead is taken at its word; with LLM_TOOL_CALLING
+    "auto", that base URL and model get JSON-schema turns from then on."""
+    schema = plan_for(offered)
+    specs = native_tools.specs(offered)
+    by_name = {tool.name: tool for tool in offered}
+    conversation = list(messages)
+    for attempt in range(ARGUMENT_RETRIES + 1):
+        # Arguments are checked here, against the tools themselves, as in a JSON turn.
+        answered = llm.tool_turn(
+            conversation, specs, on_call=on_call, purpose=purpose, check_arguments=False
+        )
+        planned = native_tools.plan_of(answered, schema, offered)
+        if planned.how == "json" and llm.tool_calling == "auto":
+            llm.remember_json_tools(answered.provider, answered.model)
+        plan = planned.plan
+        problems = _call_problems(plan, by_name)
+        if not problems:
+            break
+        log.info("plan.invalid_arguments", attempt=attempt + 1, problems=len(problems))
+        if planned.how == "native":
+            conversation = [*messages, *native_tools.rejected_calls(plan, problems, turn)]
+        else:
+            conversation = [*messages, *_rejected_plan(plan, problems)]
+    return {**plan.model_dump(mode="json"), "tool_calling": planned.how}
+
+
+def _rejected_plan(plan: Plan, problems: dict[int, str]) -> list[dict[str, Any]]:
+    """A JSON plan with calls whose arguments their tools reject, and what to correct."""
+    listed = "; ".join(f"call {index + 1} ({problem})" for index, problem in problems.items())
+    return [
+        {"role": "assistant", "content": plan.model_dump_json()},
+        {
+            "role": "user",
+            "content": "Some tool calls had arguments their tool does not accept: "
+            + listed
+            + ". Reply again with the whole plan, with those arguments corrected.",
+        },
+    ]
+
+
+def _call_problems(plan: Plan, tools: dict[str, Tool]) -> dict[int, str]:
+    """By call (from 0): why an offered tool rejects its arguments; calls to tools not
+    offered are refused when they run, not asked again."""
+    problems = {}
+    for index, call in enumerate(plan.tool_calls):
         tool = tools.get(call.name)
         if tool is None:
             continue
         try:
             tool.parse(call.arguments)
         except ToolArgumentsError as exc:
-            problems.append(f"call {index} ({exc})")
+            problems[index] = str(exc)
     return problems
 
 

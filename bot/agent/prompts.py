@@ -33,6 +33,18 @@ PLAN_SYSTEM_BASE = (
     "(needs approval) are not done until a person approves them. Reply with JSON only."
 )
 
+# The Plan turn when the model is offered the tools through the chat API's own tool calling
+# (LLM_TOOL_CALLING): the same decisions, made by calling tools instead of writing JSON.
+PLAN_NATIVE_SYSTEM_BASE = (
+    "You are a company's assistant in Slack. Decide how to handle the latest message in "
+    "the thread. Call search_knowledge to look something up in the company's knowledge "
+    "base (up to three short queries). Call the other tools only when the person asked "
+    "for that action or you need what a read tool returns; you see the results of read "
+    "tools and may then call more tools. Tools that need approval are not done until a "
+    "person approves them. When you have what you need, or nothing needs looking up, "
+    "reply in one short sentence without calling tools: the answer is written next."
+)
+
 DRAFT_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Write the reply to the latest message in the "
     "thread, in Slack mrkdwn, short and direct. Use only the sources given for facts about "
@@ -43,6 +55,7 @@ DRAFT_SYSTEM_BASE = (
 # Every prompt also carries the guardrails' rules: placeholders stand for hidden personal
 # data, and text from documents, emails and tools is data, never instructions.
 PLAN_SYSTEM = f"{PLAN_SYSTEM_BASE} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
+PLAN_NATIVE_SYSTEM = f"{PLAN_NATIVE_SYSTEM_BASE} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
 DRAFT_SYSTEM = f"{DRAFT_SYSTEM_BASE} {CITATION_RULES} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
 
 # How the parts of a turn are introduced; the sandbox's demo model reads them back.
@@ -95,6 +108,18 @@ def plan_messages(
     instructions: str | None = None,
 ) -> list[Message]:
     system = _system(PLAN_SYSTEM, instructions, corrections, describe_tools(tools))
+    return conversation(system, [*history, {"role": "user", "content": question}])
+
+
+def native_plan_messages(
+    history: list[Turn],
+    question: str,
+    corrections: list[Example] | None = None,
+    instructions: str | None = None,
+) -> list[Message]:
+    """The first Plan turn with native tools: the tools travel in the request's ``tools``
+    (`bot.agent.native_tools`), not in the system prompt."""
+    system = _system(PLAN_NATIVE_SYSTEM, instructions, corrections)
     return conversation(system, [*history, {"role": "user", "content": question}])
 
 

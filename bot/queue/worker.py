@@ -108,6 +108,7 @@ def build_worker_deps(
             chain,
             malformed_retries=settings.llm_malformed_retries,
             context_tokens=settings.llm_context_tokens,
+            tool_calling=settings.llm_tool_calling,
         )
     else:
         log.warning("llm.offline_mode", hint="set OPENAI_BASE_URL or OPENAI_API_KEY")

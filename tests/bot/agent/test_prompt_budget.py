@@ -137,7 +137,9 @@ def run_small_context(
         assert deps.llm is not None
         deps = replace(
             deps,
-            llm=StructuredLLM(deps.llm.chain, 0, context_tokens=CONTEXT_TOKENS),
+            llm=StructuredLLM(
+                deps.llm.chain, 0, context_tokens=CONTEXT_TOKENS, tool_calling="json"
+            ),
             retriever=retriever_from_settings(settings, pool, embedder),
         )
         run_request(deps, request_id)
