@@ -230,6 +230,7 @@ def _plan_and_act(
                     messages += native_tools.follow_up(
                         done.plan,
                         number,
+                        offered,
                         made=done.made,
                         results=done.results,
                         passages=done.passages,
@@ -432,7 +433,7 @@ def _native_plan_turn(
             break
         log.info("plan.invalid_arguments", attempt=attempt + 1, problems=len(problems))
         if planned.how == "native":
-            conversation = [*messages, *native_tools.rejected_calls(plan, problems, turn)]
+            conversation = [*messages, *native_tools.rejected_calls(plan, problems, turn, offered)]
         else:
             conversation = [*messages, *_rejected_plan(plan, problems)]
     return {**plan.model_dump(mode="json"), "tool_calling": planned.how}

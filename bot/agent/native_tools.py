@@ -84,7 +84,7 @@ def plan_of(turn: ToolTurn, schema: type[Plan], offered: Sequence[Tool]) -> Plan
         if written is not None:
             return PlanTurn(written, "json")
     how: How = "native" if turn.native else "json"
-    needs_reason = {tool.name for tool in offered if tool.effect is Effect.EXTERNAL}
+    needs_reason = _needing_reason(offered)
     queries: list[str] = []
     calls: list[ToolCall] = []
     for call in turn.calls:
@@ -94,18 +94,20 @@ def plan_of(turn: ToolTurn, schema: type[Plan], offered: Sequence[Tool]) -> Plan
                 queries.append(query)
             continue
         arguments = dict(call.arguments)
-        reason = arguments.pop("reason", None) if call.name in needs_reason else None
-        calls.append(
-            ToolCall(
-                name=call.name,
-                arguments=arguments,
-                reason=str(reason or turn.text or ""),
-            )
-        )
+        if call.name in needs_reason:
+            # The approver reads why; a model that gave no reason may have said it.
+            reason = str(arguments.pop("reason", None) or turn.text or "")
+        else:
+            reason = ""
+        calls.append(ToolCall(name=call.name, arguments=arguments, reason=reason))
     return PlanTurn(
         Plan(intent="answer", search_queries=queries[:3], tool_calls=calls[:3]),
         how,
     )
+
+
+def _needing_reason(offered: Sequence[Tool]) -> set[str]:
+    return {tool.name for tool in offered if tool.effect is Effect.EXTERNAL}
 
 
 def _plan_in(content: str, schema: type[Plan]) -> Plan | None:
@@ -117,14 +119,16 @@ def _plan_in(content: str, schema: type[Plan]) -> Plan | None:
         return None
 
 
-def call_turn(plan: Plan, turn: int) -> tuple[Message, list[str]]:
+def call_turn(plan: Plan, turn: int, offered: Sequence[Tool]) -> tuple[Message, list[str]]:
     """The assistant's turn that made ``plan``'s calls, as the chat API has it, and the
     calls' ids: search calls first, then the tools, with ids made from the turn's number
-    and the call's place (the same on every retry of the run)."""
+    and the call's place (the same on every retry of the run). A call to a tool that
+    needs approval carries its reason, as the model gave it."""
+    needs_reason = _needing_reason(offered)
     calls = [(SEARCH_TOOL, {"query": query}) for query in plan.search_queries]
     for call in plan.tool_calls:
         arguments = dict(call.arguments)
-        if call.reason:
+        if call.reason and call.name in needs_reason:
             arguments.setdefault("reason", call.reason)
         calls.append((call.name, arguments))
     ids = [f"call_{turn}_{index}" for index in range(len(calls))]
@@ -146,6 +150,7 @@ def call_turn(plan: Plan, turn: int) -> tuple[Message, list[str]]:
 def follow_up(
     plan: Plan,
     turn: int,
+    offered: Sequence[Tool],
     *,
     made: Sequence[ToolCall],
     results: Sequence[ToolResult],
@@ -155,7 +160,7 @@ def follow_up(
     """``plan``'s call turn and a ``role: tool`` result for every call in it: a search
     gets the passages found so far, a call that was made gets its result (cut to
     ``max_output_chars``), one repeated from an earlier turn is told it was not made."""
-    message, ids = call_turn(plan, turn)
+    message, ids = call_turn(plan, turn, offered)
     searches = len(plan.search_queries)
     found = sources_block(passages)[:max_output_chars]
     outputs = [found] * searches
@@ -176,11 +181,13 @@ def follow_up(
     ]
 
 
-def rejected_calls(plan: Plan, problems: dict[int, str], turn: int) -> list[Message]:
+def rejected_calls(
+    plan: Plan, problems: dict[int, str], turn: int, offered: Sequence[Tool]
+) -> list[Message]:
     """A plan whose calls' arguments do not fit their tools, sent back the native way:
     its call turn, then for each call why it was not made, and that all its calls are to
     be made again with those arguments corrected."""
-    message, ids = call_turn(plan, turn)
+    message, ids = call_turn(plan, turn, offered)
     searches = len(plan.search_queries)
     again = "Not made yet: call it again together with the corrected calls."
     outputs = [again] * searches

@@ -20,13 +20,20 @@ from pydantic import BaseModel, ValidationError
 from bot.llm.errors import MalformedOutput
 from bot.llm.formats import JsonSchema, json_candidates
 from bot.llm.providers import CallRecord, Completion, ProviderChain, TextSink, UsageSink
-from bot.llm.tokens import Count, TokenCounter
+from bot.llm.tokens import CHARS_PER_TOKEN, Count, TokenCounter
 from bot.llm.tools import ToolSpec, ToolTurn, check_calls, parse_json_turn
 
 # How the agent's Plan turns offer tools (LLM_TOOL_CALLING): "native" through the chat
 # API's tools / tool_calls, "json" as JSON-schema turns, "auto" native until the provider
 # shows it does not take them, then JSON for that base URL and model.
 ToolCalling = Literal["auto", "native", "json"]
+
+# A reply that is asked again is shown back to the model, cut to at most this many
+# characters, and to fewer when the prompt leaves less room in the context (a prompt
+# fitted close to it, `bot.agent.budget`); never fewer than the minimum.
+MAX_ECHO_CHARS = 2_000
+MIN_ECHO_CHARS = 200
+REASK_NOTE_TOKENS = 120  # the "that reply was not valid..." turn after it
 
 # The model's context window in tokens when none is configured (LLM_CONTEXT_TOKENS): what
 # small local models are usually served with.
@@ -94,6 +101,23 @@ class StructuredLLM:
     def prompt_room(self, purpose: str) -> int:
         """Tokens a prompt for ``purpose`` may take: the context less the reply's cap."""
         return self.context_tokens - self.chain.limits.tokens_for(purpose)
+
+    def _echo(
+        self,
+        reply: str,
+        messages: list[dict[str, Any]],
+        purpose: str,
+        schema: type[BaseModel] | None = None,
+    ) -> str:
+        """``reply`` as shown back when it is asked again: cut so the re-ask still fits."""
+        if len(reply) <= MIN_ECHO_CHARS:
+            return reply
+        spare = (
+            self.prompt_room(purpose)
+            - self.count_tokens(messages, schema=schema).tokens
+            - REASK_NOTE_TOKENS
+        )
+        return reply[: max(MIN_ECHO_CHARS, min(MAX_ECHO_CHARS, spare * CHARS_PER_TOKEN))]
 
     def count_tokens(
         self,
@@ -171,7 +195,10 @@ class StructuredLLM:
                 )
             conversation = [
                 *messages,
-                {"role": "assistant", "content": completion.content[:2000]},
+                {
+                    "role": "assistant",
+                    "content": self._echo(completion.content, messages, purpose, schema),
+                },
                 {
                     "role": "user",
                     "content": (
@@ -241,7 +268,7 @@ class StructuredLLM:
             )
             conversation = [
                 *messages,
-                {"role": "assistant", "content": said[:2000]},
+                {"role": "assistant", "content": self._echo(said, messages, purpose)},
                 {
                     "role": "user",
                     "content": (

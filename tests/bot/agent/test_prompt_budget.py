@@ -124,7 +124,12 @@ def threaded_request(db: DB, stack: Stack, tenant_id: int, question: str) -> tup
 
 
 def run_small_context(
-    stack: Stack, llm: OpenAIEmulator, embedder: LocalEmbedder, database_url: str, request_id: int
+    stack: Stack,
+    llm: OpenAIEmulator,
+    embedder: LocalEmbedder,
+    database_url: str,
+    request_id: int,
+    malformed_retries: int = 0,
 ) -> None:
     settings = load_settings(
         database_url=database_url, slack_signing_secret="test-secret", rag_rerank=False
@@ -138,7 +143,10 @@ def run_small_context(
         deps = replace(
             deps,
             llm=StructuredLLM(
-                deps.llm.chain, 0, context_tokens=CONTEXT_TOKENS, tool_calling="json"
+                deps.llm.chain,
+                malformed_retries,
+                context_tokens=CONTEXT_TOKENS,
+                tool_calling="json",
             ),
             retriever=retriever_from_settings(settings, pool, embedder),
         )
@@ -266,3 +274,35 @@ def test_the_servers_tokenizer_counts_the_prompt_when_it_has_one(
 def shown_passages_cited(stack: Stack, thread_ts: str) -> bool:
     reply = bot_replies(stack.slack, thread_ts)[-1]
     return "*Sources*\n[1] Refund policy" in reply.text
+
+
+def test_a_draft_asked_again_after_running_out_of_room_still_fits(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    database_url: str,
+    embedder: LocalEmbedder,
+    handbook: int,
+) -> None:
+    """A draft cut off at its token cap is shown back to the model, shortened so the
+    request that asks again still fits the context, and the second draft is posted."""
+    question = f"How long do customers have to return hardware? [case {uuid.uuid4().hex[:8]}]"
+    plan = {"intent": "answer", "search_queries": ["hardware refund"], "tool_calls": []}
+    answer = "Customers may return hardware within 45 days of delivery for a full refund [1]."
+    llm.script(
+        Reply(content=plan),
+        Reply(content='{"answer": "' + "Customers may return " * 400, finish_reason="length"),
+        Reply(content={"answer": answer, "citations": ["1"]}),
+        match=question,
+    )
+    request_id, thread_ts = threaded_request(db, stack, handbook, question)
+
+    run_small_context(stack, llm, embedder, database_url, request_id, malformed_retries=1)
+
+    _plan, draft, asked_again = llm.requests(match=question)
+    assert asked_again["messages"][-2]["role"] == "assistant"
+    assert "cut off at the length limit" in asked_again["messages"][-1]["content"]
+    assert estimated(asked_again) + DRAFT_MAX_TOKENS <= CONTEXT_TOKENS
+    assert estimated(draft) < estimated(asked_again)
+    reply = bot_replies(stack.slack, thread_ts)[-1]
+    assert "*Sources*\n[1] Refund policy" in reply.text
