@@ -108,13 +108,14 @@ class StructuredLLM:
         messages: list[dict[str, Any]],
         purpose: str,
         schema: type[BaseModel] | None = None,
+        tools: Sequence[ToolSpec] = (),
     ) -> str:
         """``reply`` as shown back when it is asked again: cut so the re-ask still fits."""
         if len(reply) <= MIN_ECHO_CHARS:
             return reply
         spare = (
             self.prompt_room(purpose)
-            - self.count_tokens(messages, schema=schema).tokens
+            - self.count_tokens(messages, schema=schema, tools=tools).tokens
             - REASK_NOTE_TOKENS
         )
         return reply[: max(MIN_ECHO_CHARS, min(MAX_ECHO_CHARS, spare * CHARS_PER_TOKEN))]
@@ -268,7 +269,7 @@ class StructuredLLM:
             )
             conversation = [
                 *messages,
-                {"role": "assistant", "content": self._echo(said, messages, purpose)},
+                {"role": "assistant", "content": self._echo(said, messages, purpose, tools=tools)},
                 {
                     "role": "user",
                     "content": (
