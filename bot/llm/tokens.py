@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -169,9 +170,10 @@ class TokenCounter:
             before = self._servers.get(base_url)
             self._servers[base_url] = state
         if before != state and (isinstance(state, bool) or not isinstance(before, float)):
+            parts = urlsplit(base_url)  # host and port only: a URL may carry credentials
             log.info(
                 "llm.tokenizer",
-                base_url=base_url,
+                server=f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname,
                 available=state is True,
                 why=why,
             )
