@@ -4,11 +4,13 @@ A prompt may take the context less the reply's cap for its purpose (LLM_MAX_TOKE
 What always goes: the system prompt and the message to reply to. Then, while there is
 room:
 
-1. the thread's turns, newest first, up to half the room left (an older turn is left out
-   before a newer one);
-2. the passages in rank order (a lower-ranked passage is left out before a higher one, so
-   the ones kept keep the numbers [1], [2]... the answer's Sources list them by);
-3. older turns again, with what room is left.
+1. the newest turn of the thread (if the top passage still fits beside it), then the
+   top-ranked passage;
+2. older turns, newest first, until the history takes half the room left after the
+   fixed parts (an older turn is left out before a newer one);
+3. the other passages in rank order (a lower-ranked passage is left out before a higher
+   one, so the ones kept keep the numbers [1], [2]... the answer's Sources list them by);
+4. older turns again, with what room is left.
 
 Tool results are always kept; their outputs are cut shorter (down to
 MIN_TOOL_OUTPUT_CHARS) only when the prompt does not fit without any history or passage.
@@ -83,25 +85,41 @@ def fit(
         return count([{"role": "user", "content": text}]).tokens
 
     free = room - base.tokens
-    kept_turns = kept_passages = 0
+    history_share = int(free * HISTORY_SHARE) if found else free
+    kept_turns = kept_passages = history_spent = 0
 
-    def take_turns(limit: int) -> None:
-        nonlocal free, kept_turns
-        spent = 0
-        while kept_turns < len(turns):
-            cost = size(turns[-1 - kept_turns]["content"])
-            if cost > free or spent + cost > limit:
+    def take_turns(most: int, limit: int) -> None:
+        """The next older turns, up to ``most`` of them, while history has spent at most
+        ``limit`` tokens; stops at the first that does not fit (older ones never jump
+        ahead of a newer one left out)."""
+        nonlocal free, kept_turns, history_spent
+        for _ in range(most):
+            if kept_turns >= len(turns):
                 return
-            free, spent, kept_turns = free - cost, spent + cost, kept_turns + 1
+            cost = size(turns[-1 - kept_turns]["content"])
+            if cost > free or history_spent + cost > limit:
+                return
+            free, history_spent, kept_turns = free - cost, history_spent + cost, kept_turns + 1
 
-    take_turns(int(free * HISTORY_SHARE) if found else free)
-    while kept_passages < len(found):
-        title, text = source_text(found[kept_passages])
-        cost = size(f"[{kept_passages + 1}] {title}\n{text}")
-        if cost > free:
-            break
-        free, kept_passages = free - cost, kept_passages + 1
-    take_turns(free)
+    def take_passages(most: int) -> None:
+        """The next lower-ranked passages, up to ``most``, while they fit."""
+        nonlocal free, kept_passages
+        for _ in range(most):
+            if kept_passages >= len(found):
+                return
+            cost = size(_numbered(kept_passages + 1, found[kept_passages]))
+            if cost > free:
+                return
+            free, kept_passages = free - cost, kept_passages + 1
+
+    # The newest turn and the top passage before anything else; the turn only if the
+    # passage still fits beside it.
+    top = size(_numbered(1, found[0])) if found else 0
+    take_turns(1, free - top if top <= free else free)
+    take_passages(1)
+    take_turns(len(turns), history_share)
+    take_passages(len(found))
+    take_turns(len(turns), room)
 
     while True:
         kept = turns[len(turns) - kept_turns :] if kept_turns else []
@@ -132,3 +150,9 @@ def fit(
         kept_passages,
         {name: value for name, value in trimmed.items() if value},
     )
+
+
+def _numbered(number: int, passage: Passage) -> str:
+    """About the passage's text in the numbered sources block (rag/citations.py)."""
+    title, text = source_text(passage)
+    return f"[{number}] {title}\n{text}"
