@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     llm_malformed_retries: int = Field(default=2, ge=0)  # re-asks when output fails its schema
     # Sent on every call: a low temperature keeps the same question getting the same plan.
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    # The model's context window in tokens (prompt and reply together). Each Plan and Draft
+    # prompt is fitted into it, less that call's max_tokens: older thread turns and the
+    # lowest-ranked passages are left out first (bot/agent/budget.py).
+    llm_context_tokens: int = Field(default=8_192, ge=1_024)
+    # How the Plan turn offers the agent's tools: "native" (the chat API's tools and
+    # tool_calls), "json" (JSON-schema turns), or "auto": native first, and JSON for a
+    # base URL and model that refuses tools or writes its calls as text (small models).
+    llm_tool_calling: Literal["auto", "native", "json"] = "auto"
     # max_tokens sent with each call, by what the call is for.
     llm_max_tokens_plan: int = Field(default=768, ge=16)
     llm_max_tokens_draft: int = Field(default=1_024, ge=16)

@@ -271,9 +271,12 @@ class BudgetedLLM(StructuredLLM):
         *,
         on_call: UsageSink,
         purpose: str = "tool_turn",
+        check_arguments: bool = True,
     ) -> ToolTurn:
         self._check_budget()
-        return super().tool_turn(messages, tools, on_call=on_call, purpose=purpose)
+        return super().tool_turn(
+            messages, tools, on_call=on_call, purpose=purpose, check_arguments=check_arguments
+        )
 
     def _check_budget(self) -> None:
         check = self.guard.check(self.tenant_id)

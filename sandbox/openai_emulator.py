@@ -8,6 +8,10 @@ Requests that end in no reply are loud: an unmatched request gets HTTP 500 "no s
 reply for this request" unless a default reply or a responder is set. A responder is a
 function from the request body to a reply, for an emulator that answers by rules instead
 of scripts (the sandbox's demo model, `sandbox/demo_model.py`).
+
+``POST /tokenize`` (on the root, as llama.cpp's llama-server has it) answers only once a
+test turns it on (`OpenAIEmulator.serve_tokenize`); until then it is 404, as on servers
+without it. Its tokens are words and punctuation marks (`emulated_tokens`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +55,8 @@ from sandbox.openai_wire import (
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
 MODELS_PATH = "/v1/models"
+TOKENIZE_PATH = "/tokenize"
+_TOKEN = re.compile(r"\w+|[^\w\s]")
 NO_SCRIPT_MESSAGE = "no scripted reply for this request"
 _POLL = 0.05  # seconds between checks for a vanished client during a pause
 
@@ -73,6 +80,7 @@ class EmulatorState:
     log: RequestLog = field(default_factory=RequestLog)
     responder: Responder | None = None
     refusals: RefusalStore = field(default_factory=RefusalStore)
+    tokenize: bool = False  # whether POST /tokenize answers (llama-server) or is 404
 
 
 STATE_KEY = web.AppKey("openai_emulator_state", EmulatorState)
@@ -87,6 +95,7 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
     app.router.add_post(CHAT_PATH, _chat_completions)
     app.router.add_post(EMBEDDINGS_PATH, _embeddings)
     app.router.add_get(MODELS_PATH, _models)
+    app.router.add_post(TOKENIZE_PATH, _tokenize)
     app.on_response_prepare.append(_add_request_id)
     app.on_shutdown.append(_signal_closing)
     return app
@@ -243,6 +252,24 @@ async def _embeddings(request: web.Request) -> web.StreamResponse:
     )
 
 
+def emulated_tokens(text: str) -> list[str]:
+    """The emulator's tokenizer: each word and each punctuation mark is a token."""
+    return _TOKEN.findall(text)
+
+
+async def _tokenize(request: web.Request) -> web.StreamResponse:
+    """llama-server's ``POST /tokenize``: ``{"content": text}`` -> ``{"tokens": [ids]}``."""
+    state = request.app[STATE_KEY]
+    body = await _read_body(request)
+    state.log.record(TOKENIZE_PATH, body or {})
+    if not state.tokenize:
+        raise web.HTTPNotFound()
+    if body is None or not isinstance(body.get("content"), str):
+        return _error(400, "'content' must be a string", param="content")
+    tokens = [len(piece) for piece in emulated_tokens(body["content"])]
+    return web.json_response({"tokens": tokens})
+
+
 async def _models(request: web.Request) -> web.StreamResponse:
     return web.json_response(models_body(request.app[STATE_KEY].config.models, int(time.time())))
 
@@ -321,8 +348,14 @@ class OpenAIEmulator:
         """Block until ``count`` matching requests have arrived, e.g. one that is hanging."""
         return self.state.log.wait_for(count, match, path, timeout)
 
+    def serve_tokenize(self, enabled: bool = True) -> None:
+        """Answer ``POST /tokenize`` as llama-server does (until `reset`), or 404."""
+        self.state.tokenize = enabled
+
     def reset(self) -> None:
-        """Forget all scripts, refusals, the default reply and the request log."""
+        """Forget all scripts, refusals, the default reply and the request log, and stop
+        answering /tokenize."""
+        self.state.tokenize = False
         self.state.scripts.clear()
         self.state.refusals.clear()
         self.state.log.clear()

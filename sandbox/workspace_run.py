@@ -300,6 +300,8 @@ def _model(options: SandboxOptions, env: Mapping[str, str], running: ExitStack) 
         "OPENAI_API_KEY": api_key,
         "LLM_MODEL": DEMO_MODEL_NAME,
         "LLM_MODEL_NOTE": DEMO_MODEL_NOTE,
+        # Its rules read the Plan's JSON schema; it has no native tool calling.
+        "LLM_TOOL_CALLING": "json",
     }
 
 

@@ -56,6 +56,9 @@ def product_env(
             "OPENAI_BASE_URL": llm_primary.base_url,
             "OPENAI_API_KEY": "test-key",
             "LLM_MODEL": "gpt-4o-mini",
+            # The scripts of these tests answer JSON-schema Plan turns; native tool calls
+            # are tested with workers of their own (tests/bot/agent/test_native_tools.py).
+            "LLM_TOOL_CALLING": "json",
         }
     if llm_fallback is not None:
         env["LLM_FALLBACK_PROVIDERS"] = json.dumps(

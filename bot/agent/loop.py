@@ -6,6 +6,10 @@ attributed to the sources that support it, its [n] markers are added or repaired
 that, and sentences nothing supports are dropped (or flagged). A draft with no supported
 fact left ends in "I couldn't find this in the knowledge base" instead of a guess.
 
+The Plan turn offers the tools as JSON-schema turns or through the chat API's native
+tool calling (`bot.agent.native_tools`, LLM_TOOL_CALLING); either way it yields the same
+`Plan`, and every prompt is fitted into the model's context (`bot.agent.budget`).
+
 It returns the text to post; posting is the caller's job (see `bot.agent.run_request`).
 Every step goes through a `StepLog`, which persists it and enforces the step limit.
 """
@@ -13,6 +17,7 @@ Every step goes through a `StepLog`, which persists it and enforces the step lim
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -20,9 +25,10 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from bot.agent import prompts
+from bot.agent import budget, native_tools, prompts
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
+from bot.agent.prompts import Message
 from bot.agent.schemas import Draft, Plan, ToolCall, plan_for
 from bot.agent.steps import Output, StepLimitReached, StepLog
 from bot.agent.tools import Effect, Tool, ToolArgumentsError
@@ -137,20 +143,35 @@ def _answer(
     plan, passages, tool_results = _plan_and_act(request, llm, retriever, tools, steps, on_call)
 
     def write_draft(problems: list[str], rejected: str | None) -> Output:
-        messages = prompts.draft_messages(
+        def build(turns: list[prompts.Turn], shown: list[Passage], cap: int) -> list[Message]:
+            return prompts.draft_messages(
+                turns,
+                question,
+                plan,
+                shown,
+                tool_results,
+                problems,
+                request.corrections,
+                request.instructions,
+                rejected=rejected,
+                max_output_chars=cap,
+            )
+
+        fitted = budget.fit(
+            build,
             history,
-            question,
-            plan,
             passages,
-            tool_results,
-            problems,
-            request.corrections,
-            request.instructions,
-            rejected=rejected,
+            room=llm.prompt_room("draft"),
+            count=partial(llm.count_tokens, schema=Draft),
         )
-        on_text = preview.for_sources(passages) if preview is not None else None
-        draft = llm.ask(Draft, messages, on_call=on_call, on_text=on_text, purpose="draft")
-        return {**draft.model_dump(), "prompt_tokens": prompts.estimated_tokens(messages)}
+        shown = passages[: fitted.passages]
+        on_text = preview.for_sources(shown) if preview is not None else None
+        draft = llm.ask(Draft, fitted.messages, on_call=on_call, on_text=on_text, purpose="draft")
+        return {
+            **draft.model_dump(),
+            **fitted.step_fields(),
+            "passages_shown": fitted.passages,
+        }
 
     problems: list[str] = []
     rejected: str | None = None
@@ -158,9 +179,12 @@ def _answer(
     while True:
         output = steps.step("draft", partial(write_draft, problems, rejected))
         draft = Draft.model_validate(_fields(Draft, output))
+        # The passages this draft was shown, numbered as it saw them: those left out to fit
+        # the context were the lowest-ranked, so the numbers of the rest are unchanged.
+        shown = passages[: output.get("passages_shown", len(passages))]
         rejected = draft.model_dump_json()
         verdict = steps.step(
-            "verify", partial(_verdict, draft, passages, tool_results, request, grounding)
+            "verify", partial(_verdict, draft, shown, tool_results, request, grounding)
         )
         problems = verdict["problems"]
         if not problems:
@@ -171,7 +195,7 @@ def _answer(
                 answer=verdict.get("answer", draft.answer),
                 citations=verdict.get("citations", draft.citations),
             )
-            return Outcome(text=format_answer(grounded, passages), status="answered")
+            return Outcome(text=format_answer(grounded, shown), status="answered")
         if verdict.get("citations_failed"):
             ungrounded += 1
             if ungrounded >= MAX_UNGROUNDED_DRAFTS:
@@ -192,10 +216,39 @@ def _plan_and_act(
     to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft."""
     offered = tools.offered()
     reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
-    messages = prompts.plan_messages(
-        request.history, request.question, offered, request.corrections, request.instructions
-    )
-    plan = _plan(steps, llm, messages, offered, on_call, "plan")
+    # Each earlier turn of this run: its plan, the calls made and what they returned; the
+    # next Plan prompt shows them all after the question.
+    exchanges: list[_Exchange] = []
+
+    def plan_prompt(how: native_tools.How) -> budget.Build:
+        def build(turns: list[prompts.Turn], _passages: list[Passage], cap: int) -> list[Message]:
+            if how == "native":
+                messages = prompts.native_plan_messages(
+                    turns, request.question, request.corrections, request.instructions
+                )
+                for number, done in enumerate(exchanges):
+                    messages += native_tools.follow_up(
+                        done.plan,
+                        number,
+                        offered,
+                        made=done.made,
+                        results=done.results,
+                        passages=done.passages,
+                        max_output_chars=cap,
+                    )
+                return messages
+            messages = prompts.plan_messages(
+                turns, request.question, offered, request.corrections, request.instructions
+            )
+            for done in exchanges:
+                messages += prompts.plan_follow_up(
+                    done.plan, done.results, note=done.note, max_output_chars=cap
+                )
+            return messages
+
+        return build
+
+    plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan", turn=0)
     searched = plan.search_queries or [request.question]
     passages = _retrieve(request, searched, retriever, steps)
     tool_results: list[ToolResult] = []
@@ -214,22 +267,27 @@ def _plan_and_act(
         tool_results += results
         if not any(call.name in reads for call in fresh):
             break  # nothing read that the model has not seen: on to the draft
-        follow_up = [*messages, *prompts.plan_follow_up(plan, results)]
         repeated = len(plan.tool_calls) - len(fresh)
-        if repeated:
-            note = (
-                f"\n{repeated} of these calls repeated earlier ones and were not made again; "
-                "do not call them again."
-            )
-            follow_up[-1] = {**follow_up[-1], "content": follow_up[-1]["content"] + note}
+        note = (
+            f"\n{repeated} of these calls repeated earlier ones and were not made again; "
+            "do not call them again."
+            if repeated
+            else ""
+        )
+        exchanges.append(_Exchange(plan, fresh, results, note, passages))
         if not steps.has_room(PLAN_TURN_STEPS + DRAFT_STEPS):
             log.info("agent.tool_turns_stopped", reason="steps")
             break
-        if prompts.estimated_tokens(follow_up) > MAX_PLAN_PROMPT_TOKENS:
+        # Estimated by characters, so a retried job decides the same as the first did.
+        whole = plan_prompt("json")(request.history, [], prompts.MAX_TOOL_OUTPUT_CHARS)
+        if prompts.estimated_tokens(whole) > min(
+            MAX_PLAN_PROMPT_TOKENS, llm.prompt_room("tool_turn")
+        ):
             log.info("agent.tool_turns_stopped", reason="prompt size")
             break
-        messages = follow_up
-        plan = _plan(steps, llm, messages, offered, on_call, "tool_turn")
+        plan = _plan(
+            steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
+        )
         new_queries = [q for q in plan.search_queries if q not in searched]
         if new_queries:
             searched += new_queries
@@ -246,17 +304,54 @@ def _call_key(call: ToolCall, reads: set[str]) -> str:
     return call.name
 
 
+@dataclass(frozen=True)
+class _Exchange:
+    """One Plan turn's part in the turns after it."""
+
+    plan: Plan
+    made: list[ToolCall]  # its calls that were made (not repeats of earlier ones)
+    results: list[ToolResult]  # theirs, in the same order
+    note: str  # told after the results (JSON turns): that repeated calls were not made
+    passages: list[Passage]  # found so far, what its searches are answered with
+
+
 def _plan(
     steps: StepLog,
     llm: StructuredLLM,
-    messages: list[dict[str, Any]],
+    request: AgentInput,
+    build_for: Callable[[native_tools.How], budget.Build],
     offered: list[Tool],
     on_call: UsageSink,
     purpose: str,
+    *,
+    turn: int,
 ) -> Plan:
     """``purpose`` sizes the reply's token cap: "plan" for the first turn, "tool_turn"
-    for those that follow tool results (LLM_MAX_TOKENS_PLAN / _TOOL_TURN)."""
-    output = steps.step("plan", partial(_plan_turn, llm, messages, offered, on_call, purpose))
+    for those that follow tool results (LLM_MAX_TOKENS_PLAN / _TOOL_TURN). The tools are
+    offered natively or in a JSON-schema turn (`StructuredLLM.tool_mode`), and the prompt
+    is fitted into the context with the thread's history (`bot.agent.budget`)."""
+
+    def plan_turn() -> Output:
+        how = llm.tool_mode()
+        schema = plan_for(offered)
+        specs = native_tools.specs(offered) if how == "native" else []
+        fitted = budget.fit(
+            build_for(how),
+            request.history,
+            [],
+            room=llm.prompt_room(purpose),
+            count=partial(llm.count_tokens, schema=None if specs else schema, tools=specs),
+        )
+        if how == "native":
+            output = _native_plan_turn(llm, fitted.messages, offered, on_call, purpose, turn)
+        else:
+            output = {
+                **_plan_turn(llm, fitted.messages, offered, on_call, purpose),
+                "tool_calling": "json",
+            }
+        return {**output, **fitted.step_fields()}
+
+    output = steps.step("plan", plan_turn)
     return Plan.model_validate(_fields(Plan, output))
 
 
@@ -299,36 +394,77 @@ def _plan_turn(
     conversation = list(messages)
     for attempt in range(ARGUMENT_RETRIES + 1):
         plan = llm.ask(schema, conversation, on_call=on_call, purpose=purpose)
-        problems = _argument_problems(plan, by_name)
+        problems = _call_problems(plan, by_name)
         if not problems:
             break
         log.info("plan.invalid_arguments", attempt=attempt + 1, problems=len(problems))
-        conversation = [
-            *messages,
-            {"role": "assistant", "content": plan.model_dump_json()},
-            {
-                "role": "user",
-                "content": "Some tool calls had arguments their tool does not accept: "
-                + "; ".join(problems)
-                + ". Reply again with the whole plan, with those arguments corrected.",
-            },
-        ]
-    # The prompt's size as first sent, so a run's steps show what each turn cost.
-    return {**plan.model_dump(mode="json"), "prompt_tokens": prompts.estimated_tokens(messages)}
+        conversation = [*messages, *_rejected_plan(plan, problems)]
+    return plan.model_dump(mode="json")
 
 
-def _argument_problems(plan: Plan, tools: dict[str, Tool]) -> list[str]:
-    """Why each call to an offered tool has arguments that tool rejects; calls to tools
-    not offered are refused when they run, not asked again."""
-    problems = []
-    for index, call in enumerate(plan.tool_calls, start=1):
+def _native_plan_turn(
+    llm: StructuredLLM,
+    messages: list[dict[str, Any]],
+    offered: list[Tool],
+    on_call: UsageSink,
+    purpose: str,
+    turn: int,
+) -> Output:
+    """One Plan through native tool calling (`bot.agent.native_tools`), its calls'
+    arguments checked as in a JSON turn and sent back the native way (a tool result
+    saying what was wrong) up to ARGUMENT_RETRIES times. A model that answers with a
+    JSON plan or call in its text instead is taken at its word; with LLM_TOOL_CALLING
+    "auto", that base URL and model get JSON-schema turns from then on."""
+    schema = plan_for(offered)
+    specs = native_tools.specs(offered)
+    by_name = {tool.name: tool for tool in offered}
+    conversation = list(messages)
+    for attempt in range(ARGUMENT_RETRIES + 1):
+        # Arguments are checked here, against the tools themselves, as in a JSON turn.
+        answered = llm.tool_turn(
+            conversation, specs, on_call=on_call, purpose=purpose, check_arguments=False
+        )
+        planned = native_tools.plan_of(answered, schema, offered)
+        if planned.how == "json" and llm.tool_calling == "auto":
+            llm.remember_json_tools(answered.provider, answered.model)
+        plan = planned.plan
+        problems = _call_problems(plan, by_name)
+        if not problems:
+            break
+        log.info("plan.invalid_arguments", attempt=attempt + 1, problems=len(problems))
+        if planned.how == "native":
+            conversation = [*messages, *native_tools.rejected_calls(plan, problems, turn, offered)]
+        else:
+            conversation = [*messages, *_rejected_plan(plan, problems)]
+    return {**plan.model_dump(mode="json"), "tool_calling": planned.how}
+
+
+def _rejected_plan(plan: Plan, problems: dict[int, str]) -> list[dict[str, Any]]:
+    """A JSON plan with calls whose arguments their tools reject, and what to correct."""
+    listed = "; ".join(f"call {index + 1} ({problem})" for index, problem in problems.items())
+    return [
+        {"role": "assistant", "content": plan.model_dump_json()},
+        {
+            "role": "user",
+            "content": "Some tool calls had arguments their tool does not accept: "
+            + listed
+            + ". Reply again with the whole plan, with those arguments corrected.",
+        },
+    ]
+
+
+def _call_problems(plan: Plan, tools: dict[str, Tool]) -> dict[int, str]:
+    """By call (from 0): why an offered tool rejects its arguments; calls to tools not
+    offered are refused when they run, not asked again."""
+    problems = {}
+    for index, call in enumerate(plan.tool_calls):
         tool = tools.get(call.name)
         if tool is None:
             continue
         try:
             tool.parse(call.arguments)
         except ToolArgumentsError as exc:
-            problems.append(f"call {index} ({exc})")
+            problems[index] = str(exc)
     return problems
 
 

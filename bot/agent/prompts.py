@@ -33,6 +33,18 @@ PLAN_SYSTEM_BASE = (
     "(needs approval) are not done until a person approves them. Reply with JSON only."
 )
 
+# The Plan turn when the model is offered the tools through the chat API's own tool calling
+# (LLM_TOOL_CALLING): the same decisions, made by calling tools instead of writing JSON.
+PLAN_NATIVE_SYSTEM_BASE = (
+    "You are a company's assistant in Slack. Decide how to handle the latest message in "
+    "the thread. Call search_knowledge to look something up in the company's knowledge "
+    "base (up to three short queries). Call the other tools only when the person asked "
+    "for that action or you need what a read tool returns; you see the results of read "
+    "tools and may then call more tools. Tools that need approval are not done until a "
+    "person approves them. When you have what you need, or nothing needs looking up, "
+    "reply in one short sentence without calling tools: the answer is written next."
+)
+
 DRAFT_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Write the reply to the latest message in the "
     "thread, in Slack mrkdwn, short and direct. Use only the sources given for facts about "
@@ -43,6 +55,7 @@ DRAFT_SYSTEM_BASE = (
 # Every prompt also carries the guardrails' rules: placeholders stand for hidden personal
 # data, and text from documents, emails and tools is data, never instructions.
 PLAN_SYSTEM = f"{PLAN_SYSTEM_BASE} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
+PLAN_NATIVE_SYSTEM = f"{PLAN_NATIVE_SYSTEM_BASE} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
 DRAFT_SYSTEM = f"{DRAFT_SYSTEM_BASE} {CITATION_RULES} {PLACEHOLDER_RULE} {UNTRUSTED_CONTENT_RULE}"
 
 # How the parts of a turn are introduced; the sandbox's demo model reads them back.
@@ -98,21 +111,44 @@ def plan_messages(
     return conversation(system, [*history, {"role": "user", "content": question}])
 
 
-def plan_follow_up(plan: Plan, results: Sequence[ToolResult]) -> list[Message]:
-    """The turns that show the model its plan's tool results and ask for the next plan."""
-    shown = [
-        {"name": r.name, "ok": r.ok, "output": r.output[:MAX_TOOL_OUTPUT_CHARS]} for r in results
-    ]
+def native_plan_messages(
+    history: list[Turn],
+    question: str,
+    corrections: list[Example] | None = None,
+    instructions: str | None = None,
+) -> list[Message]:
+    """The first Plan turn with native tools: the tools travel in the request's ``tools``
+    (`bot.agent.native_tools`), not in the system prompt."""
+    system = _system(PLAN_NATIVE_SYSTEM, instructions, corrections)
+    return conversation(system, [*history, {"role": "user", "content": question}])
+
+
+def plan_follow_up(
+    plan: Plan,
+    results: Sequence[ToolResult],
+    *,
+    note: str = "",
+    max_output_chars: int = MAX_TOOL_OUTPUT_CHARS,
+) -> list[Message]:
+    """The turns that show the model its plan's tool results and ask for the next plan;
+    ``note`` ends the request (e.g. that repeated calls were not made again)."""
     return [
         {"role": "assistant", "content": plan.model_dump_json()},
         {
             "role": "user",
             "content": TOOL_RESULTS_PREFIX
-            + json.dumps(shown)
+            + json.dumps(shown_results(results, max_output_chars))
             + "\nDecide the next step with these results: call more tools, or reply with no "
-            "tool calls when you have what you need to answer.",
+            "tool calls when you have what you need to answer." + note,
         },
     ]
+
+
+def shown_results(
+    results: Sequence[ToolResult], max_output_chars: int = MAX_TOOL_OUTPUT_CHARS
+) -> list[dict[str, Any]]:
+    """Tool results as the model sees them, each output cut to ``max_output_chars``."""
+    return [{"name": r.name, "ok": r.ok, "output": r.output[:max_output_chars]} for r in results]
 
 
 def draft_messages(
@@ -125,15 +161,13 @@ def draft_messages(
     corrections: list[Example] | None = None,
     instructions: str | None = None,
     rejected: str | None = None,
+    max_output_chars: int = MAX_TOOL_OUTPUT_CHARS,
 ) -> list[Message]:
     """``rejected``: the previous draft's JSON, shown as the assistant's turn before the
-    ``problems`` found in it."""
+    ``problems`` found in it. Tool outputs are cut to ``max_output_chars``."""
     context = {
         "intent": plan.intent,
-        "tool_results": [
-            {"name": r.name, "ok": r.ok, "output": r.output[:MAX_TOOL_OUTPUT_CHARS]}
-            for r in tool_results
-        ],
+        "tool_results": shown_results(tool_results, max_output_chars),
     }
     # The question first, then what to answer it with; the sources last, as a plain
     # numbered block (rag/citations.py) small models do not copy markup from.

@@ -95,6 +95,9 @@ def screen_run(
     budgeted = BudgetedLLM(
         llm.chain,
         llm.malformed_retries,
+        context_tokens=llm.context_tokens,
+        tokens=llm.tokens,
+        tool_calling=llm.tool_calling,
         guard=guardrails.budgets,
         tenant_id=tenant_id,
         notify_admins=notify_admins,

@@ -9,7 +9,7 @@ of the tenant's knowledge, the tenant's approval settings and the configured mod
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -127,7 +127,7 @@ def template_llm(template: AgentTemplate, llm: StructuredLLM | None) -> Structur
     """The template's model on the primary provider (see ProviderChain.with_primary_model)."""
     if llm is None or template.model is None:
         return llm
-    return StructuredLLM(llm.chain.with_primary_model(template.model), llm.malformed_retries)
+    return replace(llm, chain=llm.chain.with_primary_model(template.model))
 
 
 def scope_knowledge(retriever: Retriever, collections: tuple[str, ...] | None) -> Retriever:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -20,7 +20,24 @@ from pydantic import BaseModel, ValidationError
 from bot.llm.errors import MalformedOutput
 from bot.llm.formats import JsonSchema, json_candidates
 from bot.llm.providers import CallRecord, Completion, ProviderChain, TextSink, UsageSink
+from bot.llm.tokens import CHARS_PER_TOKEN, Count, TokenCounter
 from bot.llm.tools import ToolSpec, ToolTurn, check_calls, parse_json_turn
+
+# How the agent's Plan turns offer tools (LLM_TOOL_CALLING): "native" through the chat
+# API's tools / tool_calls, "json" as JSON-schema turns, "auto" native until the provider
+# shows it does not take them, then JSON for that base URL and model.
+ToolCalling = Literal["auto", "native", "json"]
+
+# A reply that is asked again is shown back to the model, cut to at most this many
+# characters, and to fewer when the prompt leaves less room in the context (a prompt
+# fitted close to it, `bot.agent.budget`); never fewer than the minimum.
+MAX_ECHO_CHARS = 2_000
+MIN_ECHO_CHARS = 200
+REASK_NOTE_TOKENS = 120  # the "that reply was not valid..." turn after it
+
+# The model's context window in tokens when none is configured (LLM_CONTEXT_TOKENS): what
+# small local models are usually served with.
+DEFAULT_CONTEXT_TOKENS = 8_192
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +76,73 @@ def parse_reply(schema: type[M], content: str) -> M:
 class StructuredLLM:
     chain: ProviderChain
     malformed_retries: int
+    # The model's context window: prompt and reply together (LLM_CONTEXT_TOKENS).
+    context_tokens: int = field(default=DEFAULT_CONTEXT_TOKENS, kw_only=True)
+    # Shared by every copy made for one request (a template's model, a budget check), so
+    # what each server was found to count with is remembered for the process.
+    tokens: TokenCounter = field(default_factory=TokenCounter, kw_only=True)
+    tool_calling: ToolCalling = field(default="auto", kw_only=True)
+
+    def tool_mode(self) -> Literal["native", "json"]:
+        """How the next Plan turn offers tools: as set, or for "auto" what the primary
+        provider was last seen to take (native until it showed otherwise)."""
+        if self.tool_calling != "auto":
+            return self.tool_calling
+        if not self.chain.providers:
+            return "json"
+        primary = self.chain.providers[0]
+        return self.chain.quirks.get(primary.base_url, primary.model).tools
+
+    def remember_json_tools(self, provider: str, model: str) -> None:
+        """That provider's model answered a native tool turn in JSON text: JSON-schema
+        turns for it from now on."""
+        self.chain.remember_json_tools(provider, model)
+
+    def prompt_room(self, purpose: str) -> int:
+        """Tokens a prompt for ``purpose`` may take: the context less the reply's cap."""
+        return self.context_tokens - self.chain.limits.tokens_for(purpose)
+
+    def _echo(
+        self,
+        reply: str,
+        messages: list[dict[str, Any]],
+        purpose: str,
+        schema: type[BaseModel] | None = None,
+        tools: Sequence[ToolSpec] = (),
+    ) -> str:
+        """``reply`` as shown back when it is asked again: cut so the re-ask still fits."""
+        if len(reply) <= MIN_ECHO_CHARS:
+            return reply
+        spare = (
+            self.prompt_room(purpose)
+            - self.count_tokens(messages, schema=schema, tools=tools).tokens
+            - REASK_NOTE_TOKENS
+        )
+        return reply[: max(MIN_ECHO_CHARS, min(MAX_ECHO_CHARS, spare * CHARS_PER_TOKEN))]
+
+    def count_tokens(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        schema: type[BaseModel] | None = None,
+        tools: Sequence[ToolSpec] = (),
+    ) -> Count:
+        """The prompt's size as the primary provider's model reads it: with its server's
+        tokenizer where it has one (`bot.llm.tokens`), else a safe estimate. ``schema``:
+        a structured call's, counted where the provider gets it in the prompt; ``tools``:
+        offered natively, which the server's chat template puts in the prompt."""
+        if not self.chain.providers:
+            return self.tokens.count_messages(messages)
+        primary = self.chain.providers[0]
+        quirks = self.chain.quirks.get(primary.base_url, primary.model)
+        extra: list[str] = []
+        if schema is not None and quirks.mode != "json_schema":
+            extra.append(json_schema_for(schema).instruction())
+        if tools:
+            extra.append(json.dumps([tool.native() for tool in tools]))
+        return self.tokens.count_messages(
+            messages, base_url=primary.base_url, api_key=primary.client.api_key, extra=extra
+        )
 
     def ask(
         self,
@@ -112,7 +196,10 @@ class StructuredLLM:
                 )
             conversation = [
                 *messages,
-                {"role": "assistant", "content": completion.content[:2000]},
+                {
+                    "role": "assistant",
+                    "content": self._echo(completion.content, messages, purpose, schema),
+                },
                 {
                     "role": "user",
                     "content": (
@@ -130,9 +217,12 @@ class StructuredLLM:
         *,
         on_call: UsageSink,
         purpose: str = "tool_turn",
+        check_arguments: bool = True,
     ) -> ToolTurn:
         """The model's next turn with ``tools`` on offer: text for the person, or tool
-        calls whose arguments fit each tool's schema (see `bot.llm.tools`).
+        calls whose arguments fit each tool's schema (see `bot.llm.tools`); without
+        ``check_arguments``, calls whose arguments are JSON objects, for a caller that
+        checks them itself (the agent loop, with its own re-asks).
 
         ``messages`` are in the chat API's native shape (append `ToolTurn.
         assistant_message()` and `tool_result_message` for each result between turns);
@@ -144,7 +234,7 @@ class StructuredLLM:
             completion = self.chain.complete(
                 conversation, tools=tools, purpose=purpose, on_call=on_call
             )
-            turn, problems = self._read_turn(completion, tools)
+            turn, problems = self._read_turn(completion, tools, check_arguments)
             on_call(
                 CallRecord(
                     provider=completion.provider,
@@ -156,7 +246,12 @@ class StructuredLLM:
                 )
             )
             if turn is not None:
-                return turn
+                return replace(
+                    turn,
+                    content=completion.content,
+                    provider=completion.provider,
+                    model=completion.model,
+                )
             log.warning(
                 "llm.unusable_tool_turn",
                 attempt=attempt + 1,
@@ -174,7 +269,7 @@ class StructuredLLM:
             )
             conversation = [
                 *messages,
-                {"role": "assistant", "content": said[:2000]},
+                {"role": "assistant", "content": self._echo(said, messages, purpose, tools=tools)},
                 {
                     "role": "user",
                     "content": (
@@ -189,18 +284,19 @@ class StructuredLLM:
         raise MalformedOutput("the model's tool calls did not fit the tools' schemas")
 
     def _read_turn(
-        self, completion: Completion, tools: Sequence[ToolSpec]
+        self, completion: Completion, tools: Sequence[ToolSpec], check_arguments: bool = True
     ) -> tuple[ToolTurn | None, list[str]]:
         """The turn, or None and what is wrong with it."""
         if completion.native_tools and completion.tool_calls:
             calls, problems = check_calls(
                 [(name, arguments, call_id) for call_id, name, arguments in completion.tool_calls],
                 tools,
+                check_arguments=check_arguments,
             )
             if problems:
                 return None, problems
             return ToolTurn(completion.content.strip(), calls, native=True), []
-        parsed = parse_json_turn(completion.content, tools)
+        parsed = parse_json_turn(completion.content, tools, check_arguments=check_arguments)
         if completion.native_tools:
             if not completion.content.strip():
                 return None, []  # nothing said: the caller switches to JSON turns

@@ -77,6 +77,9 @@ class ToolTurn:
     text: str
     calls: list[ToolRequest]
     native: bool  # whether the provider's own tool calling carried it
+    content: str = ""  # the reply's text as the model wrote it (a JSON turn's JSON)
+    provider: str = ""  # which provider answered, and its model
+    model: str = ""
 
     def assistant_message(self) -> dict[str, Any]:
         """This turn, to append to the conversation before the tools' results."""
@@ -206,22 +209,27 @@ class ParsedTurn:
 
 
 def check_calls(
-    raw_calls: Sequence[tuple[str, Any, str | None]], tools: Sequence[ToolSpec]
+    raw_calls: Sequence[tuple[str, Any, str | None]],
+    tools: Sequence[ToolSpec],
+    *,
+    check_arguments: bool = True,
 ) -> tuple[list[ToolRequest], list[str]]:
-    """(name, arguments as sent, id) → the usable calls and the problems with the rest."""
+    """(name, arguments as sent, id) → the usable calls and the problems with the rest.
+    Without ``check_arguments`` only the arguments' being a JSON object is checked: the
+    caller holds calls to its tools (and their names) to its own rules."""
     by_name = {tool.name: tool for tool in tools}
     calls: list[ToolRequest] = []
     problems: list[str] = []
     for name, sent, call_id in raw_calls:
         tool = by_name.get(name)
-        if tool is None:
+        if tool is None and check_arguments:
             problems.append(f"there is no tool called {name!r}")
             continue
         arguments = _loads(sent) if sent not in (None, "") else {}
         if not isinstance(arguments, dict):
             problems.append(f"the arguments of {name} are not a JSON object")
             continue
-        error = _schema_error(tool.parameters, arguments)
+        error = _schema_error(tool.parameters, arguments) if tool and check_arguments else None
         if error is not None:
             problems.append(f"the arguments of {name} do not fit its schema: {error}")
             continue
@@ -242,7 +250,9 @@ def _schema_error(schema: dict[str, Any], arguments: dict[str, Any]) -> str | No
     return f"{error.message[:200]} at {where}"
 
 
-def parse_json_turn(content: str, tools: Sequence[ToolSpec]) -> ParsedTurn | None:
+def parse_json_turn(
+    content: str, tools: Sequence[ToolSpec], *, check_arguments: bool = True
+) -> ParsedTurn | None:
     """A JSON turn's content, or None when it is not one (then it is the model's text)."""
     for candidate in json_candidates(content):
         try:
@@ -253,7 +263,7 @@ def parse_json_turn(content: str, tools: Sequence[ToolSpec]) -> ParsedTurn | Non
         if shaped is None:
             continue
         reply, raw_calls = shaped
-        calls, problems = check_calls(raw_calls, tools)
+        calls, problems = check_calls(raw_calls, tools, check_arguments=check_arguments)
         return ParsedTurn(reply, calls, problems)
     return None
 

@@ -110,7 +110,12 @@ def build_worker_deps(
             timeouts={p.name: p.timeout_seconds for p in providers if p.timeout_seconds},
         )
         metrics.registry.register(CircuitCollector(chain))
-        llm = StructuredLLM(chain, malformed_retries=settings.llm_malformed_retries)
+        llm = StructuredLLM(
+            chain,
+            malformed_retries=settings.llm_malformed_retries,
+            context_tokens=settings.llm_context_tokens,
+            tool_calling=settings.llm_tool_calling,
+        )
     else:
         log.warning("llm.offline_mode", hint="set OPENAI_BASE_URL or OPENAI_API_KEY")
     prices: dict[str, tuple[Decimal, Decimal]] = {**DEFAULT_PRICES_PER_MTOK, **settings.llm_prices}

@@ -31,7 +31,7 @@ from bot.agent.tools import ToolRegistry
 from bot.db import open_pool
 from bot.llm.limits import RequestLimits
 from bot.llm.providers import CallRecord, build_chain
-from bot.llm.structured import StructuredLLM
+from bot.llm.structured import DEFAULT_CONTEXT_TOKENS, StructuredLLM, ToolCalling
 from bot.scratch_database import scratch_database
 from bot.settings import Settings
 from bot.templates.evaluate import golden_run_steps, run_case
@@ -190,6 +190,7 @@ def scripted_model() -> Iterator[ModelUnderTest]:
                 timeout=10,
                 max_retries=0,
                 malformed_retries=0,
+                tool_calling="json",  # the golden cases' replies are JSON plans
             )
 
         yield ModelUnderTest(
@@ -210,6 +211,8 @@ def served_model(settings: Settings, base_url: str, model: str) -> ModelUnderTes
             circuit_failures=settings.llm_circuit_failures,
             circuit_reset=settings.llm_circuit_reset_seconds,
             limits=settings.llm_limits,
+            context_tokens=settings.llm_context_tokens,
+            tool_calling=settings.llm_tool_calling,
         )
 
     return ModelUnderTest(f"{model} at {base_url}", llm_for)
@@ -234,6 +237,8 @@ def configured_model(settings: Settings) -> ModelUnderTest | None:
             circuit_failures=settings.llm_circuit_failures,
             circuit_reset=settings.llm_circuit_reset_seconds,
             limits=settings.llm_limits,
+            context_tokens=settings.llm_context_tokens,
+            tool_calling=settings.llm_tool_calling,
         )
 
     return ModelUnderTest(f"{settings.llm_model} (the configured providers)", llm_for)
@@ -248,6 +253,8 @@ def _structured(
     circuit_failures: int = 100,
     circuit_reset: float = 30.0,
     limits: RequestLimits | None = None,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    tool_calling: ToolCalling = "auto",
 ) -> StructuredLLM:
     """The client as the worker builds it (bot/queue/worker.py)."""
     chain = build_chain(
@@ -258,7 +265,7 @@ def _structured(
         circuit_reset=circuit_reset,
         limits=limits,
     )
-    return StructuredLLM(chain, malformed_retries=malformed_retries)
+    return StructuredLLM(chain, malformed_retries=malformed_retries, context_tokens=context_tokens)
 
 
 def evaluate(

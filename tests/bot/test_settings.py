@@ -46,6 +46,26 @@ def test_invalid_setting_is_named() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_unknown_tool_calling_and_a_tiny_context_are_named() -> None:
+    """LLM_TOOL_CALLING takes auto, native or json; LLM_CONTEXT_TOKENS at least 1,024: the
+    worker says which setting is wrong instead of starting with it."""
+    result = run_cli(
+        "worker",
+        env={
+            "SLACK_SIGNING_SECRET": "s",
+            "DATABASE_URL": "postgresql://nowhere/db",
+            "LLM_TOOL_CALLING": "sometimes",
+            "LLM_CONTEXT_TOKENS": "512",
+        },
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "LLM_TOOL_CALLING" in lines[0] and "'auto', 'native' or 'json'" in lines[0]
+    assert "LLM_CONTEXT_TOKENS" in lines[0] and "1024" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
 def test_unmigrated_database_is_reported(database_url: str, postgres_server_url: str) -> None:
     """Starting against a database without the schema says to run `chatops migrate`."""
     from tests.conftest import create_database, drop_database

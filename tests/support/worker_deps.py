@@ -18,7 +18,7 @@ def in_process_deps(
     stack: Stack, llm: OpenAIEmulator, pool: Pool, guardrails: Guardrails, max_steps: int = 6
 ) -> WorkerDeps:
     """No knowledge and no tools; the model is the emulator, with no retries, so a test's
-    script is followed exactly."""
+    script is followed exactly, and JSON-schema Plan turns, which the scripts answer."""
     chain = build_chain(
         [("primary", llm.base_url, "k", "m")],
         timeout=5,
@@ -28,7 +28,7 @@ def in_process_deps(
     )
     return WorkerDeps(
         pool=pool,
-        llm=StructuredLLM(chain, malformed_retries=0),
+        llm=StructuredLLM(chain, malformed_retries=0, tool_calling="json"),
         retriever=EmptyKnowledge(),
         tools=NoTools(),
         slack_client=lambda token: make_web_client(token, stack.slack.api_url),
