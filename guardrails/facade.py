@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 
 from bot.db import Pool
 from bot.settings import Settings
+from bot.warmup import Warming
 from guardrails.budgets import BudgetCheck, BudgetGuard
 from guardrails.classifier import ClassifierStatus
 from guardrails.flags import Flag, FlagLog
@@ -27,6 +28,9 @@ from guardrails.redaction import Redacted, Redactor, partial, placeholders_in, r
 from guardrails.tool_policy import Decision, check_tool_call
 from guardrails.toxicity import ToxicityCheck
 from guardrails.vault import PlaceholderVault
+
+if TYPE_CHECKING:
+    from guardrails.pii import PiiDetector
 
 log = structlog.get_logger(__name__)
 
@@ -343,9 +347,27 @@ def _restore_deep(value: Any, values: Mapping[str, str]) -> Any:
     return value
 
 
-def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
+def pii_detector() -> Warming[PiiDetector]:
+    """The personal-data detector, not yet built: `start()` it to load it in the
+    background (the worker does, once it is ready for jobs), or the first text screened
+    builds it. Either way every redaction waits for it."""
+
+    def build() -> PiiDetector:
+        # Imported here: presidio imports spaCy, transformers and torch (seconds).
+        from guardrails.pii import build_detector
+
+        return build_detector()
+
+    return Warming("the personal-data detector", build)
+
+
+def build_guardrails(
+    settings: Settings, pool: Pool, detector: Warming[PiiDetector] | None = None
+) -> Guardrails:
     """Everything from settings, once per process. Raises bot.errors.StartupError when a
-    configured model cannot be loaded, so a wrong path stops the process at start."""
+    configured model cannot be loaded, so a wrong path stops the process at start.
+    `detector` is pii_detector(), perhaps started already; without it, one is made that
+    loads when the first text is screened."""
     from bot.errors import StartupError
     from guardrails.at_rest import default_masker
     from guardrails.classifier import (
@@ -354,7 +376,6 @@ def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
         load_classifier,
         set_inference_threads,
     )
-    from guardrails.pii import build_detector
     from guardrails.toxicity import DEFAULT_TOXIC_LABELS
     from guardrails.vault import VaultKeys
 
@@ -382,7 +403,7 @@ def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
         _labels(settings.guardrails_injection_labels),
     )
     flags = FlagLog(pool)
-    detector = build_detector()
+    detector = detector or pii_detector()
     default_masker().adopt(detector)  # what is stored is masked with the same detector
     return Guardrails(
         policies=policies,
