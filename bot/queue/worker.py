@@ -49,6 +49,7 @@ from bot.queue.jobs import (
     AGENT_QUEUE,
     APOLOGY_OPTIONS,
     EXECUTE_ACTION,
+    KNOWLEDGE_QUEUE,
     REQUEST_FAILED,
     REVIEW_EVENT,
     REVIEW_OPTIONS,
@@ -76,7 +77,7 @@ from connectors.slack.web_client import make_web_client
 from guardrails.facade import build_guardrails, pii_detector
 from rag.attribution import Grounding
 from rag.embeddings import Embedder, LoadedOnFirstUse, embedder_from_settings
-from rag.jobs import KNOWLEDGE_QUEUE, declare_ingest_actors
+from rag.jobs import declare_ingest_actors
 from rag.wiring import ingest_deps_from_settings, retriever_from_settings
 from review.events import handle_review_request
 from review.execute import execute_action
