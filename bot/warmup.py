@@ -33,8 +33,9 @@ class Warming(Generic[T]):
         self.what = what  # for people: "the personal-data detector"
         self._build = build
         self._claimed = False
-        self._claim_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._done = threading.Event()
+        self._on_done: list[Callable[[Warming[T]], None]] = []
         self._value: T | None = None
         self._error: BaseException | None = None
         self._seconds: float | None = None
@@ -47,18 +48,20 @@ class Warming(Generic[T]):
         return warming
 
     def start(self, on_done: Callable[[Warming[T]], None] | None = None) -> Warming[T]:
-        """Begin the build in a background thread, unless it has begun already.
-        `on_done` runs in that thread once the build has finished or failed."""
-        if self._claim():
-            threading.Thread(
-                target=self._run, args=(on_done,), name=f"warmup: {self.what}", daemon=True
-            ).start()
+        """Begin the build in a background thread, unless it has begun already (a `get()`
+        may have begun it). `on_done` runs once the build has finished or failed, in the
+        thread that built it, or here if that was already so."""
+        claimed = self._claim()
+        if on_done is not None:
+            self._when_done(on_done)
+        if claimed:
+            threading.Thread(target=self._run, name=f"warmup: {self.what}", daemon=True).start()
         return self
 
     def get(self) -> T:
         """The value: built here if nobody has started it, else waited for."""
         if self._claim():
-            self._run(None)
+            self._run()
         self._done.wait()
         if self._error is not None:
             raise WarmupFailed(f"{self.what} could not be loaded: {self._error}") from self._error
@@ -79,13 +82,20 @@ class Warming(Generic[T]):
         return self._seconds
 
     def _claim(self) -> bool:
-        with self._claim_lock:
+        with self._lock:
             if self._claimed:
                 return False
             self._claimed = True
             return True
 
-    def _run(self, on_done: Callable[[Warming[T]], None] | None) -> None:
+    def _when_done(self, on_done: Callable[[Warming[T]], None]) -> None:
+        with self._lock:
+            if not self._done.is_set():
+                self._on_done.append(on_done)
+                return
+        on_done(self)
+
+    def _run(self) -> None:
         started = time.monotonic()
         try:
             self._value = self._build()
@@ -93,6 +103,8 @@ class Warming(Generic[T]):
             self._error = exc
         finally:
             self._seconds = time.monotonic() - started
-            self._done.set()
-        if on_done is not None:
+            with self._lock:
+                self._done.set()
+                callbacks, self._on_done = self._on_done, []
+        for on_done in callbacks:
             on_done(self)
