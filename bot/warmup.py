@@ -67,6 +67,12 @@ class Warming(Generic[T]):
             raise WarmupFailed(f"{self.what} could not be loaded: {self._error}") from self._error
         return self._value  # type: ignore[return-value]  # set whenever _error is not
 
+    def wait(self) -> None:
+        """Until it is built or has failed (starting the build in the background if nobody
+        has); unlike `get()`, a failure is not raised here."""
+        self.start()
+        self._done.wait()
+
     @property
     def ready(self) -> bool:
         """Built (or failed): `get()` will not wait."""

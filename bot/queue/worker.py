@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import structlog
-from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
+from dramatiq.middleware import CurrentMessage, TimeLimit, TimeLimitExceeded
 from slack_sdk import WebClient
 
 from bot.agent.run_request import fail_request, run_request
@@ -60,7 +60,7 @@ from bot.queue.jobs import (
     enqueue_execution,
     enqueue_request,
 )
-from bot.queue.middleware import JobObservability
+from bot.queue.middleware import AfterWarmUp, JobObservability
 from bot.queue.periodic import periodic_tasks
 from bot.queue.retrying import current_retries, retry_when
 from bot.queue.scheduler import Scheduler
@@ -323,6 +323,7 @@ def run_worker(settings: Settings) -> None:
     # The MCP servers' sessions live as long as the worker (one bridge per process).
     mcp = load_mcp_tools(settings)
     deps = build_worker_deps(settings, embedder, metrics, tracing, mcp.tools, detector)
+    start_jobs_after(broker, detector)
     with deps.pool.connection() as conn:
         seal_plaintext_tokens(conn)  # installations written before tokens were sealed
     declare_actors(broker, deps, time_limit_seconds=settings.agent_time_limit_seconds)
@@ -381,6 +382,12 @@ def run_worker(settings: Settings) -> None:
     deps.pool.close()
     if warmup.failed is not None:
         raise StartupError(warmup.failed)
+
+
+def start_jobs_after(broker: dramatiq.Broker, detector: Warming[PiiDetector]) -> None:
+    """Each job starts, and its time limit with it, once `detector` has loaded: a person
+    whose question arrives as the worker starts is not told it took too long."""
+    broker.add_middleware(AfterWarmUp(detector), before=TimeLimit)
 
 
 class WarmUp:

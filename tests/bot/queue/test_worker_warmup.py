@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from bot.db import open_pool
 from bot.queue.jobs import AGENT_QUEUE, enqueue_request
-from bot.queue.worker import WarmUp, declare_actors
+from bot.queue.worker import WarmUp, declare_actors, start_jobs_after
 from bot.settings import load_settings
 from bot.warmup import Warming, WarmupFailed
 from guardrails.at_rest import AtRestMasker
@@ -155,3 +155,35 @@ def test_a_worker_whose_detector_failed_stops_and_says_why() -> None:
     assert warmup.failed == (
         "the personal-data detector could not be loaded: the name tagger's model file is missing"
     )
+
+
+def test_a_job_held_for_the_detector_does_not_spend_its_time_limit_waiting() -> None:
+    """A job whose time limit (1 s) is shorter than the wait for the detector still runs,
+    and runs once, instead of being stopped for taking too long."""
+    release = threading.Event()
+    detector = Warming("the personal-data detector", lambda: release.wait(timeout=30))
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    start_jobs_after(broker, detector)
+    ran: list[float] = []
+    quick = dramatiq.Actor(
+        lambda: ran.append(time.monotonic()),
+        broker=broker,
+        actor_name="quick",
+        queue_name="quick",
+        priority=0,
+        options={"time_limit": 1_000, "max_retries": 0},
+    )
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        quick.send()
+        time.sleep(2.0)
+        assert ran == []
+        release.set()
+        broker.join("quick", fail_fast=True)
+        worker.join()
+        assert len(ran) == 1
+    finally:
+        release.set()
+        worker.stop()
