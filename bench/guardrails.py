@@ -39,6 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bot.warmup import Warming  # noqa: E402
 from guardrails.corpora import load_pii_corpus, pii_halves  # noqa: E402
 from guardrails.entities import PERSON  # noqa: E402
 from guardrails.evaluation import pii_table, score_pii  # noqa: E402
@@ -179,7 +180,7 @@ def measure(jobs: list[Job], rounds: int) -> list[Throughput]:
 def cpu_screen(
     detector: PiiDetector, injection: InjectionScreen, toxicity: ToxicityCheck | None
 ) -> Callable[[str], object]:
-    redactor = Redactor(detector)
+    redactor = Redactor(Warming.loaded("the detector", detector))
 
     def screen(text: str) -> object:
         if toxicity is not None:

@@ -27,6 +27,7 @@ from guardrails.policy import POLICY_SQL, PiiPolicy, TenantPolicy, parse_policy
 from guardrails.prefilter import worth_running
 
 if TYPE_CHECKING:
+    from bot.warmup import Warming
     from guardrails.pii import PiiDetector
 
 T = TypeVar("T")
@@ -78,6 +79,7 @@ class AtRestMasker:
     def __init__(self, detector: Callable[[bool], PiiDetector] | None = None) -> None:
         self._make = detector or _build_detector
         self._detectors: dict[bool, PiiDetector] = {}
+        self._adopted: Warming[PiiDetector] | None = None
         self._lock = threading.Lock()
 
     def needs_detector(self, text: str, entities: Collection[str]) -> bool:
@@ -133,10 +135,11 @@ class AtRestMasker:
         the detector: the listeners then mask in a thread, not on their event loop."""
         return any(self.needs_detector(text, entities) for text in _strings(value, skip))
 
-    def adopt(self, detector: PiiDetector) -> None:
-        """Use `detector` (one that finds names too) rather than building another."""
+    def adopt(self, detector: Warming[PiiDetector]) -> None:
+        """Use `detector` (one that finds names too) rather than building another; while
+        it is still loading, masking waits for it."""
         with self._lock:
-            self._detectors[True] = self._detectors[False] = detector
+            self._adopted = detector
 
     def warm(self) -> None:
         """Load the detector now (seconds: it imports presidio), so the first text that
@@ -145,6 +148,9 @@ class AtRestMasker:
         self._detector(False)
 
     def _detector(self, names: bool) -> PiiDetector:
+        adopted = self._adopted
+        if adopted is not None:
+            return adopted.get()  # outside the lock: waiting for it must not block adopt
         with self._lock:
             detector = self._detectors.get(names)
             if detector is None:

@@ -12,21 +12,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import structlog
-from pydantic import BaseModel
 
 from bot.db import Pool
-from bot.llm.providers import TextSink, UsageSink
-from bot.llm.structured import StructuredLLM
-from bot.llm.tools import ToolSpec, ToolTurn
 from guardrails.policy import BudgetPolicy, PolicyStore
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_WARN_RATIO = 0.8
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -241,46 +236,3 @@ def _state(uses: Sequence[LimitUse], warn_ratio: float) -> State:
     if "blocked" in levels:
         return "blocked"
     return "warn" if "warn" in levels else "ok"
-
-
-@dataclass
-class BudgetedLLM(StructuredLLM):
-    """A StructuredLLM that checks the tenant's budget before every call, so the loop
-    needs no change beyond catching BudgetExceeded. Build one per request."""
-
-    guard: BudgetGuard
-    tenant_id: int
-    notify_admins: Callable[[str], None]
-
-    def ask(
-        self,
-        schema: type[M],
-        messages: list[dict[str, Any]],
-        *,
-        on_call: UsageSink,
-        on_text: TextSink | None = None,
-        purpose: str = "default",
-    ) -> M:
-        self._check_budget()
-        return super().ask(schema, messages, on_call=on_call, on_text=on_text, purpose=purpose)
-
-    def tool_turn(
-        self,
-        messages: list[dict[str, Any]],
-        tools: Sequence[ToolSpec],
-        *,
-        on_call: UsageSink,
-        purpose: str = "tool_turn",
-        check_arguments: bool = True,
-    ) -> ToolTurn:
-        self._check_budget()
-        return super().tool_turn(
-            messages, tools, on_call=on_call, purpose=purpose, check_arguments=check_arguments
-        )
-
-    def _check_budget(self) -> None:
-        check = self.guard.check(self.tenant_id)
-        if check.admin_notice:
-            self.notify_admins(check.admin_notice)
-        if check.state == "blocked":
-            raise BudgetExceeded(check)

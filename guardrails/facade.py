@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 
 from bot.db import Pool
 from bot.settings import Settings
+from bot.warmup import Warming
 from guardrails.at_rest import ALWAYS_MASKED
 from guardrails.budgets import BudgetCheck, BudgetGuard
 from guardrails.classifier import ClassifierStatus
@@ -30,6 +31,9 @@ from guardrails.redaction import Redacted, Redactor, partial, placeholders_in, r
 from guardrails.tool_policy import Decision, check_tool_call
 from guardrails.toxicity import ToxicityCheck
 from guardrails.vault import PLACEHOLDER, PlaceholderVault
+
+if TYPE_CHECKING:
+    from guardrails.pii import PiiDetector
 
 log = structlog.get_logger(__name__)
 
@@ -340,7 +344,7 @@ class Guardrails:
         taken = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
         spans = [
             s
-            for s in self.redactor.detector.detect(text, entities)
+            for s in self.redactor.detector.get().detect(text, entities)
             if not any(s.start < end and start < s.end for start, end in taken)
         ]
         if not spans:
@@ -412,9 +416,27 @@ def _restore_deep(value: Any, values: Mapping[str, str]) -> Any:
     return value
 
 
-def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
+def pii_detector() -> Warming[PiiDetector]:
+    """The personal-data detector, not yet built: `start()` it to load it in the
+    background (the worker does, once it is ready for jobs), or the first text screened
+    builds it. Either way every redaction waits for it."""
+
+    def build() -> PiiDetector:
+        # Imported here: presidio imports spaCy, transformers and torch (seconds).
+        from guardrails.pii import build_detector
+
+        return build_detector()
+
+    return Warming("the personal-data detector", build)
+
+
+def build_guardrails(
+    settings: Settings, pool: Pool, detector: Warming[PiiDetector] | None = None
+) -> Guardrails:
     """Everything from settings, once per process. Raises bot.errors.StartupError when a
-    configured model cannot be loaded, so a wrong path stops the process at start."""
+    configured model cannot be loaded, so a wrong path stops the process at start.
+    `detector` is pii_detector(), perhaps started already; without it, one is made that
+    loads when the first text is screened."""
     from bot.errors import StartupError
     from guardrails.at_rest import default_masker
     from guardrails.classifier import (
@@ -423,7 +445,6 @@ def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
         load_classifier,
         set_inference_threads,
     )
-    from guardrails.pii import build_detector
     from guardrails.toxicity import DEFAULT_TOXIC_LABELS
     from guardrails.vault import VaultKeys
 
@@ -451,7 +472,7 @@ def build_guardrails(settings: Settings, pool: Pool) -> Guardrails:
         _labels(settings.guardrails_injection_labels),
     )
     flags = FlagLog(pool)
-    detector = build_detector()
+    detector = detector or pii_detector()
     default_masker().adopt(detector)  # what is stored is masked with the same detector
     return Guardrails(
         policies=policies,

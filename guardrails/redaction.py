@@ -2,6 +2,9 @@
 
 Each found value becomes either a numbered placeholder of its conversation (<EMAIL_1>,
 the same value always the same number) or a plain mask (<EMAIL>) that nothing can undo.
+
+The detector may still be loading when the first text arrives (the worker loads it in
+the background after it starts): `redact` waits for it, so no text leaves unscreened.
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ import re
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from presidio_anonymizer import AnonymizerEngine
-from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
-
+from bot.warmup import Warming
 from guardrails.entities import EMAIL, ENTITY_OF_LABEL, IP, LABELS, PERSON, SECRET
-from guardrails.pii import PiiDetector
 from guardrails.vault import PLACEHOLDER
+
+if TYPE_CHECKING:
+    from presidio_anonymizer import AnonymizerEngine
+
+    from guardrails.pii import PiiDetector
 
 # (entity, value) pairs -> their placeholders; PlaceholderVault.placeholders_for, bound
 # to one tenant and conversation.
@@ -42,8 +48,9 @@ def mask_label(entity: str) -> str:
 
 @dataclass
 class Redactor:
-    detector: PiiDetector
-    anonymizer: AnonymizerEngine = field(default_factory=AnonymizerEngine)
+    # Every redaction waits for it: see the module's docstring.
+    detector: Warming[PiiDetector]
+    _anonymizer: AnonymizerEngine | None = field(default=None, init=False, repr=False)
 
     def redact(
         self,
@@ -57,7 +64,7 @@ class Redactor:
         placeholders `assign` gives them, the others by a mask."""
         if entities is not None and not entities:
             return Redacted(text, {})
-        spans = self.detector.detect(text, entities)
+        spans = self.detector.get().detect(text, entities)
         if not spans:
             return Redacted(text, {})
         placeholders: dict[tuple[str, str], str] = {}
@@ -68,8 +75,10 @@ class Redactor:
         def replacer(entity: str) -> Callable[[str], str]:
             return lambda value: placeholders.get((entity, value), mask_label(entity))
 
+        from presidio_anonymizer.entities import OperatorConfig, RecognizerResult  # see _engine
+
         kinds = {s.entity for s in spans}
-        result = self.anonymizer.anonymize(
+        result = self._engine().anonymize(
             text=text,
             analyzer_results=[RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans],
             operators={e: OperatorConfig("custom", {"lambda": replacer(e)}) for e in kinds},
@@ -77,6 +86,17 @@ class Redactor:
             merge_entities_with_spaces=False,
         )
         return Redacted(result.text, dict(Counter(s.entity for s in spans)))
+
+    def _engine(self) -> AnonymizerEngine:
+        # Imported on first use, not with this module: presidio-anonymizer imports
+        # presidio-analyzer, and that spaCy, transformers and torch (seconds), which the
+        # detector has loaded by the time there is anything to replace. Two threads may
+        # both build one here; the engine holds no state, so either will do.
+        if self._anonymizer is None:
+            from presidio_anonymizer import AnonymizerEngine
+
+            self._anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]  # untyped __init__
+        return self._anonymizer
 
     def mask(self, text: str, entities: Sequence[str] | None = None) -> str:
         return self.redact(text, entities=entities).text

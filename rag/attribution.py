@@ -28,11 +28,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from rag.embeddings import Embedder
+    from rag.embeddings import Embedder
 
 Unsupported = Literal["drop", "flag"]
 Kind = Literal["fact", "chatter", "not_found"]
@@ -499,6 +500,10 @@ class _Scorer:
         pieces, owner = pieces[:MAX_EVIDENCE_PIECES], owner[:MAX_EVIDENCE_PIECES]
         if not pieces:
             return None
+        # Imported here: the listeners use this module's evidence and "not found" checks
+        # only, and need not import numpy (a tenth of a second) for them.
+        import numpy as np
+
         vectors = embedder.embed([*self.sentences, *pieces])
         similarity = vectors[: len(self.sentences)] @ vectors[len(self.sentences) :].T
         best = np.full((len(self.sentences), len(self.evidence)), -1.0, dtype=np.float32)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from threading import Lock
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from bot.llm.limits import timeout_seconds
+from bot.warmup import Warming
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -198,15 +198,15 @@ class OpenAIEmbedder:
 
 class LoadedOnFirstUse:
     """An embedder built the first time a text is embedded, so a process that never
-    searches (or has no knowledge yet) does not spend seconds and memory loading a model.
+    searches (or has no knowledge yet) does not spend seconds and memory loading a model;
+    the worker starts loading it in the background once it is ready for jobs (`warm`).
     Its name and dimension are known without loading it, for collection checks."""
 
     def __init__(self, build: Callable[[], Embedder], model_name: str, dimensions: int) -> None:
-        self._build = build
         self._model_name = model_name
         self._dimensions = dimensions
-        self._embedder: Embedder | None = None
-        self._lock = Lock()
+        # One load, even when several jobs search at once: the others wait for it.
+        self._embedder = Warming(f"the embedding model {model_name}", build)
 
     @property
     def model_name(self) -> str:
@@ -216,11 +216,12 @@ class LoadedOnFirstUse:
     def dimensions(self) -> int:
         return self._dimensions
 
+    def warm(self, on_done: Callable[[Warming[Embedder]], None] | None = None) -> None:
+        """Start loading the model in a background thread; texts embedded meanwhile wait."""
+        self._embedder.start(on_done)
+
     def embed(self, texts: Sequence[str]) -> Vectors:
-        with self._lock:  # one load, even when several jobs search at once
-            if self._embedder is None:
-                self._embedder = self._build()
-        return self._embedder.embed(texts)
+        return self._embedder.get().embed(texts)
 
 
 def embedder_from_settings(settings: Settings, *, torch_threads: int | None = None) -> Embedder:

@@ -16,6 +16,7 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.db import Pool
+from bot.queue.jobs import KNOWLEDGE_QUEUE
 from rag.chunking import ChunkingConfig
 from rag.embeddings import Embedder
 from rag.ingest import Ingestor
@@ -24,7 +25,6 @@ from rag.tenancy import VectorTypes
 
 log = structlog.get_logger(__name__)
 
-KNOWLEDGE_QUEUE = "knowledge"
 INGEST_SOURCE = "ingest_source"
 PRUNE_DOCUMENTS = "prune_documents"
 

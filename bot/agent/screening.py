@@ -17,7 +17,7 @@ from bot.agent.knowledge import Retriever, Toolbox
 from bot.agent.prompts import Example, Turn
 from bot.llm.structured import StructuredLLM
 from guardrails.adapters import ScreenedRetriever, ScreenedToolbox
-from guardrails.budgets import BudgetedLLM
+from guardrails.budgeted_llm import BudgetedLLM
 from guardrails.facade import Guardrails
 from guardrails.injection import wrap_untrusted
 

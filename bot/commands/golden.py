@@ -42,6 +42,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: the PII detector loads presidio, seconds `chatops --help` need not spend.
     from bot.commands.checks import require_current_schema
     from bot.db import open_pool
+    from bot.warmup import Warming
     from guardrails.pii import build_detector
     from guardrails.redaction import Redactor
     from rag.sources import SourceError, resolve_tenant
@@ -51,7 +52,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
     require_current_schema(settings)
-    redactor = Redactor(build_detector())
+    redactor = Redactor(Warming.loaded("the personal-data detector", build_detector()))
     since = datetime.combine(args.since or date.min, datetime.min.time(), tzinfo=UTC)
     origins: Counter[str] = Counter()
     pool = open_pool(settings.database_url, max_size=1)

@@ -40,10 +40,9 @@ from bot.observability.metrics import Metrics
 from bot.observability.stored_state import StoredStateCollector, read_database, read_queues
 from bot.observability.tracing import Tracing, build_tracing
 from bot.queue.broker import build_broker
-from bot.queue.jobs import AGENT_QUEUE, REVIEW_QUEUE, enqueue_request
+from bot.queue.jobs import AGENT_QUEUE, KNOWLEDGE_QUEUE, REVIEW_QUEUE, enqueue_request
 from bot.settings import Settings
 from guardrails.at_rest import AtRest
-from rag.jobs import KNOWLEDGE_QUEUE
 
 log = structlog.get_logger(__name__)
 

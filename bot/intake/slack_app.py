@@ -104,6 +104,10 @@ def build_slack_app(
             state_store=PostgresOAuthStateStore(pool),
         )
     app = AsyncApp(
+        # Named, because without a name Bolt takes its caller's file name from
+        # inspect.stack(), which reads the source of every frame: a tenth to a third of a
+        # second of `chatops serve`'s start.
+        name="chatops-agent",
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         client=AsyncWebClient(base_url=settings.slack_api_url),
         authorize=TenantAuthorize(installations),  # type: ignore[arg-type]  # Bolt takes an AsyncAuthorize; its hint omits it

@@ -20,10 +20,11 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import openai
+if TYPE_CHECKING:
+    import openai
 
 # What a call is for; it decides the reply's token cap. Unknown purposes use "default".
 Purpose = Literal["plan", "draft", "tool_turn", "summary", "default"]
@@ -81,6 +82,11 @@ def timeout_seconds(base_url: str | None, configured: float | None) -> float:
 def http_timeout(seconds: float) -> openai.Timeout:
     """``seconds`` as the wait for each read (between streamed chunks), each write and a
     pooled connection; connecting gets at most CONNECT_TIMEOUT_CAP."""
+    # Imported here, not with the module: bot.settings reads RequestLimits from it, and
+    # processes that never call a model (`chatops migrate`, the listeners) need not spend
+    # a third of a second importing the OpenAI client.
+    import openai
+
     return openai.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_CAP))
 
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import NoOpTracer, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACE_OPTION = "trace_context"  # key in a Dramatiq message's options
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -43,6 +44,13 @@ def build_tracing(
     """A no-op tracer unless OTEL_TRACES_ENABLED (or a test passes its own exporter)."""
     if exporter is None and not settings.otel_traces_enabled:
         return Tracing()
+    # Imported here: the SDK and the OTLP exporter (protobuf) are a fifth of a second of
+    # every process's start, for nothing while tracing is off (the default).
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter is None:
         # OTLP over HTTP; the endpoint (and OTEL_EXPORTER_OTLP_HEADERS etc.) follow the

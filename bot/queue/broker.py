@@ -4,46 +4,20 @@ RabbitMQ with BROKER=rabbitmq. Everything else in the product is the same on eit
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 
 from bot.settings import Settings
 
 
-class NamespacedRabbitmqBroker(RabbitmqBroker):
-    """RabbitMQ with QUEUE_NAMESPACE prefixed to every queue name ("chatops.agent"), as it
-    prefixes every Redis key, so deployments (or test runs) can share one RabbitMQ vhost.
-
-    Producers and actors keep using the plain names from `bot.queue.jobs`; the prefix is
-    added where messages and declarations reach the broker, and is idempotent because
-    Dramatiq passes already-prefixed names back in (retries, delayed messages).
-    """
-
-    def __init__(self, *, namespace: str, **kwargs: Any) -> None:
-        self.namespace = namespace
-        super().__init__(**kwargs)
-
-    def queue_name(self, name: str) -> str:
-        prefix = f"{self.namespace}."
-        return name if name.startswith(prefix) else prefix + name
-
-    def declare_queue(self, queue_name: str, *, ensure: bool = False) -> None:
-        super().declare_queue(self.queue_name(queue_name), ensure=ensure)
-
-    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> Any:
-        named = message.copy(queue_name=self.queue_name(message.queue_name))
-        return super().enqueue(named, delay=delay)
-
-    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
-        return super().consume(self.queue_name(queue_name), prefetch, timeout)
-
-
 def build_broker(settings: Settings) -> dramatiq.Broker:
     broker: dramatiq.Broker
     if settings.broker == "rabbitmq":
+        # Imported here: pika (RabbitMQ's client) is a tenth of a second of every
+        # process's start, spent for nothing on the default Redis broker.
+        from bot.queue.rabbitmq import NamespacedRabbitmqBroker
+
         broker = NamespacedRabbitmqBroker(
             namespace=settings.queue_namespace,
             url=settings.rabbitmq_url,
@@ -68,6 +42,10 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
 
 def consumed_queues(broker: dramatiq.Broker, names: Iterable[str]) -> set[str]:
     """The names a Worker must be given to consume these queues on this broker."""
+    if isinstance(broker, RedisBroker):
+        return set(names)
+    from bot.queue.rabbitmq import NamespacedRabbitmqBroker  # see build_broker
+
     if isinstance(broker, NamespacedRabbitmqBroker):
         return {broker.queue_name(name) for name in names}
     return set(names)

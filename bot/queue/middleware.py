@@ -25,6 +25,7 @@ from opentelemetry.trace import NoOpTracer, Span, SpanKind, StatusCode, Tracer
 from bot.observability.correlation import LOG_KEY, MESSAGE_OPTION
 from bot.observability.metrics import Metrics
 from bot.observability.tracing import TRACE_OPTION, context_from_carrier
+from bot.warmup import Warming
 
 log = structlog.get_logger(__name__)
 
@@ -104,3 +105,17 @@ def _queue(message: Any) -> str:
     # Retried messages come back through the delay queue ("agent.DQ"); count them as "agent".
     name: str = message.queue_name
     return name.removesuffix(".DQ")
+
+
+class AfterWarmUp(Middleware):
+    """Holds each job until `loading` (the worker's PII detector, loading in the background
+    after the worker is ready) has finished, before the job's time limit and timers start:
+    a job's time limit is for its own work, not for the worker's start. Added ahead of
+    Dramatiq's TimeLimit. The screens wait for the detector themselves too (the scheduler's
+    work does not pass through here); a detector that failed to load is raised there."""
+
+    def __init__(self, loading: Warming[Any]) -> None:
+        self.loading = loading
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self.loading.wait()

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import structlog
-from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
+from dramatiq.middleware import CurrentMessage, TimeLimit, TimeLimitExceeded
 from slack_sdk import WebClient
 
 from bot.agent.resume import resume_run, stop_resumed_run
@@ -24,6 +24,7 @@ from bot.agent.run_request import fail_request, run_request
 from bot.agent.runs import WorkerDeps, passes_by_itself
 from bot.agent.tools import Tool, ToolRegistry
 from bot.db import open_pool
+from bot.errors import StartupError
 from bot.intake.bot_tokens import seal_plaintext_tokens
 from bot.intake.email_store import RawMailCipher
 from bot.llm.limits import job_deadline
@@ -50,6 +51,7 @@ from bot.queue.jobs import (
     AGENT_QUEUE,
     APOLOGY_OPTIONS,
     EXECUTE_ACTION,
+    KNOWLEDGE_QUEUE,
     REQUEST_FAILED,
     RESUME_FAILED,
     RESUME_OPTIONS,
@@ -64,12 +66,13 @@ from bot.queue.jobs import (
     enqueue_request,
     enqueue_resume,
 )
-from bot.queue.middleware import JobObservability
+from bot.queue.middleware import AfterWarmUp, JobObservability
 from bot.queue.periodic import periodic_tasks
 from bot.queue.retrying import current_retries, retry_when
 from bot.queue.scheduler import Scheduler
 from bot.settings import Settings
 from bot.templates.spec import load_templates
+from bot.warmup import Warming
 from connectors.email.flood_gate import FloodLimits
 from connectors.email.tools import reply_email_tool, send_email_tool
 from connectors.mcp.toolset import load_mcp_tools
@@ -77,14 +80,17 @@ from connectors.registry import connector_tools
 from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.tools import post_to_channel_tool, reply_in_thread_tool
 from connectors.slack.web_client import make_web_client
-from guardrails.facade import build_guardrails
+from guardrails.facade import build_guardrails, pii_detector
 from rag.attribution import Grounding
-from rag.embeddings import Embedder, embedder_from_settings
-from rag.jobs import KNOWLEDGE_QUEUE, declare_ingest_actors
+from rag.embeddings import Embedder, LoadedOnFirstUse, embedder_from_settings
+from rag.jobs import declare_ingest_actors
 from rag.wiring import ingest_deps_from_settings, retriever_from_settings
 from review.events import handle_review_request
 from review.execute import execute_action
 from review.sweep import sweep
+
+if TYPE_CHECKING:
+    from guardrails.pii import PiiDetector
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +101,10 @@ def build_worker_deps(
     metrics: Metrics,
     tracing: Tracing,
     mcp_tools: Sequence[Tool] = (),
+    detector: Warming[PiiDetector] | None = None,
 ) -> WorkerDeps:
+    """`detector`: guardrails.facade.pii_detector(), which run_worker starts loading once
+    the worker is ready; every screen waits for it (guardrails/redaction.py)."""
     providers = settings.llm_providers
     llm = None
     if providers:
@@ -130,7 +139,7 @@ def build_worker_deps(
         max_size=settings.worker_threads + 4,
         timeout=settings.database_checkout_timeout_seconds,
     )
-    guardrails = build_guardrails(settings, pool)
+    guardrails = build_guardrails(settings, pool, detector)
     for line in guardrails.status().lines():
         log.info("guardrails.status", status=line)
     return WorkerDeps(
@@ -367,9 +376,13 @@ def run_worker(settings: Settings) -> None:
     broker.add_middleware(CurrentMessage())  # how many tries a job had (bot/queue/retrying.py)
     # One embedder per process, shared by searches and ingestion jobs.
     embedder = embedder_from_settings(settings, torch_threads=1)
+    # Loaded in the background once the worker is ready (seconds: presidio imports spaCy,
+    # transformers and torch); until then a job that screens text waits for it.
+    detector = pii_detector()
     # The MCP servers' sessions live as long as the worker (one bridge per process).
     mcp = load_mcp_tools(settings)
-    deps = build_worker_deps(settings, embedder, metrics, tracing, mcp.tools)
+    deps = build_worker_deps(settings, embedder, metrics, tracing, mcp.tools, detector)
+    start_jobs_after(broker, detector)
     with deps.pool.connection() as conn:
         seal_plaintext_tokens(conn)  # installations written before tokens were sealed
     declare_actors(broker, deps, time_limit_seconds=settings.agent_time_limit_seconds)
@@ -414,6 +427,8 @@ def run_worker(settings: Settings) -> None:
         namespace=settings.queue_namespace,
         broker=settings.broker,
     )
+    warmup = WarmUp(stop, embedder)
+    detector.start(warmup.detector_done)
     stop.wait()
     log.info("worker.stopping")
     scheduler.stop()
@@ -424,3 +439,43 @@ def run_worker(settings: Settings) -> None:
     broker.close()
     mcp.close()
     deps.pool.close()
+    if warmup.failed is not None:
+        raise StartupError(warmup.failed)
+
+
+def start_jobs_after(broker: dramatiq.Broker, detector: Warming[PiiDetector]) -> None:
+    """Each job starts, and its time limit with it, once `detector` has loaded: a person
+    whose question arrives as the worker starts is not told it took too long."""
+    broker.add_middleware(AfterWarmUp(detector), before=TimeLimit)
+
+
+class WarmUp:
+    """After the worker has started: the detector loads, then the embedder. Without the
+    detector the worker can screen nothing, so it stops; jobs that were waiting for it
+    fail and are retried by a worker that has one. Without the local embedder, searches
+    fail as they would have on first use, and the rest goes on."""
+
+    def __init__(self, stop: threading.Event, embedder: Embedder) -> None:
+        self.stop = stop
+        self.embedder = embedder
+        self.failed: str | None = None
+
+    def detector_done(self, detector: Warming[PiiDetector]) -> None:
+        if detector.failure is not None:
+            self.failed = f"{detector.what} could not be loaded: {detector.failure}"
+            log.error("worker.warmup_failed", what=detector.what, error=str(detector.failure))
+            self.stop.set()
+            return
+        self._loaded(detector)
+        if isinstance(self.embedder, LoadedOnFirstUse):
+            self.embedder.warm(self._embedder_done)
+
+    def _embedder_done(self, embedder: Warming[Embedder]) -> None:
+        if embedder.failure is not None:
+            log.error("worker.warmup_failed", what=embedder.what, error=str(embedder.failure))
+        else:
+            self._loaded(embedder)
+
+    @staticmethod
+    def _loaded(warming: Warming[Any]) -> None:
+        log.info("worker.warm", what=warming.what, seconds=round(warming.seconds or 0.0, 2))

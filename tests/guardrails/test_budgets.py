@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from bot.db import Pool
 from bot.llm.providers import build_chain
 from bot.llm.tools import ToolSpec
-from guardrails.budgets import BudgetedLLM, BudgetExceeded, BudgetGuard
+from guardrails.budgeted_llm import BudgetedLLM
+from guardrails.budgets import BudgetExceeded, BudgetGuard
 from guardrails.policy import BudgetPolicy, PolicyStore, TenantPolicy
 from guardrails.status import budget_line, configured_lines
 from sandbox.openai_emulator import OpenAIEmulator

@@ -14,10 +14,11 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from bot.db import Pool
+from bot.queue.jobs import KNOWLEDGE_QUEUE
 from connectors.slack.web_client import make_web_client
 from rag.chunking import ChunkingConfig
 from rag.embeddings import LocalEmbedder
-from rag.jobs import KNOWLEDGE_QUEUE, build_ingest_deps, declare_ingest_actors
+from rag.jobs import build_ingest_deps, declare_ingest_actors
 from rag.tenancy import VectorTypes, tenant_scope
 from sandbox.openai_emulator import OpenAIEmulator
 from tests.rag.files import write_mixed_folder
