@@ -58,6 +58,8 @@ POSSESSIVE = re.compile(r"^(her|his|their|its|my|our)\b", re.IGNORECASE)
 UNTRUSTED_TAGS = re.compile(rf"</?{UNTRUSTED_TAG}\b[^>]*>")
 CITATION_MARK = re.compile(r"\[\d{1,3}\]")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A line that starts a list item: "- ", "* ", "• " or "1. ".
+LIST_ITEM = re.compile(r"^(?:[-*•]|\d{1,2}[.)])\s+")
 MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*•>]|\d+[.)])\s*")
 WORD = re.compile(r"[a-z0-9]+")
 # Words too common to tell which sentence answers a question.
@@ -331,14 +333,30 @@ def _stem(word: str) -> str:
 
 def _sentences(text: str) -> list[str]:
     sentences = []
-    for line in UNTRUSTED_TAGS.sub("\n", text).splitlines():
-        if line.lstrip().startswith("#"):
-            continue  # a heading names a topic; it answers nothing
-        for piece in SENTENCE_END.split(line):
+    for paragraph in _paragraphs(UNTRUSTED_TAGS.sub("\n", text)):
+        for piece in SENTENCE_END.split(paragraph):
             sentence = CITATION_MARK.sub("", MARKDOWN_LEAD.sub("", piece)).strip()
             if len(sentence.split()) >= 3:
                 sentences.append(_shorten(sentence))
     return sentences
+
+
+def _paragraphs(text: str) -> list[str]:
+    """The text's paragraphs and list items, each on one line: documents wrap sentences
+    over several lines, and a line is not a sentence. Headings name a topic and answer
+    nothing, so they are left out."""
+    paragraphs: list[str] = []
+    block: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if block and (not stripped or stripped.startswith("#") or LIST_ITEM.match(stripped)):
+            paragraphs.append(" ".join(block))
+            block = []
+        if stripped and not stripped.startswith("#"):
+            block.append(stripped)
+    if block:
+        paragraphs.append(" ".join(block))
+    return paragraphs
 
 
 def _shorten(sentence: str) -> str:

@@ -11,6 +11,9 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
 from testbed.processes import ChatopsProcess
 
+# What a worker logs once its personal-data detector has loaded (bot/queue/worker.py).
+WORKER_WARM = "worker.warm"
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -92,7 +95,10 @@ class Stack:
         return f"http://127.0.0.1:{self.env['WORKER_METRICS_PORT']}/metrics"
 
     def start_worker(self) -> ChatopsProcess:
-        self.worker.start(ready_line="worker.started")
+        # Taking jobs ("worker.started") comes before the personal-data detector has loaded
+        # in the background, and jobs wait for it; tests time their waits from when the
+        # worker answers, so they start once it has ("worker.warm").
+        self.worker.start(ready_line=WORKER_WARM)
         return self.worker
 
     def stop(self) -> None:

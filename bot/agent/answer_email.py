@@ -271,8 +271,8 @@ def _for_approvers(
         "requested_by": proposal["requested_by"],
         "text": arguments["text"],
         "original_sender": arguments["original_sender"],
+        # From is the tenant's own inbox, not a customer's data: shown as it is, below.
         "headers": {
-            "from": rendered.from_,
             "to": rendered.to,
             "cc": rendered.cc,
             "subject": rendered.subject,
@@ -282,10 +282,8 @@ def _for_approvers(
     if hidden == clear:
         # Approvers see real values: the email as built, read from the view rather than
         # from the message, which is sealed.
-        return ReplyProposal(
-            proposal,
-            {"payload": {"text": clear["text"], "headers": clear["headers"]}},
-        )
+        headers = {"from": rendered.from_, **clear["headers"]}
+        return ReplyProposal(proposal, {"payload": {"text": clear["text"], "headers": headers}})
     stored = {
         "summary": hidden["summary"],
         "reason": hidden["reason"],
@@ -303,7 +301,10 @@ def _for_approvers(
             "reason": shown["reason"],
             "requested_by": shown["requested_by"],
             # What the card shows of the email: its headers and body, never the message.
-            "payload": {"text": shown["text"], "headers": shown["headers"]},
+            "payload": {
+                "text": shown["text"],
+                "headers": {"from": rendered.from_, **shown["headers"]},
+            },
         },
     )
 

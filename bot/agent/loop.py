@@ -332,7 +332,7 @@ def _plan(
     is fitted into the context with the thread's history (`bot.agent.budget`)."""
 
     def plan_turn() -> Output:
-        how = llm.tool_mode()
+        how = llm.tool_mode(on_call)
         schema = plan_for(offered)
         specs = native_tools.specs(offered) if how == "native" else []
         fitted = budget.fit(

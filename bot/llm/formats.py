@@ -109,7 +109,22 @@ class QuirkMemory:
     from the same configuration (a template's model is a provider of its own)."""
 
     _known: dict[tuple[str, str], Quirks] = field(default_factory=dict)
+    # Those whose native tool calling was (or is being) probed (LLM_TOOL_CALLING auto).
+    _probed: set[tuple[str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def claim_probe(self, base_url: str | None, model: str) -> bool:
+        """True once per (base URL, model): the caller probes it."""
+        key = (base_url or "", model)
+        with self._lock:
+            if key in self._probed or self._known.get(key, Quirks()).tools == "json":
+                return False
+            self._probed.add(key)
+            return True
+
+    def forget_probe(self, base_url: str | None, model: str) -> None:
+        with self._lock:
+            self._probed.discard((base_url or "", model))
 
     def get(self, base_url: str | None, model: str) -> Quirks:
         with self._lock:

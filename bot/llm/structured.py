@@ -28,6 +28,22 @@ from bot.llm.tools import ToolSpec, ToolTurn, check_calls, parse_json_turn
 # shows it does not take them, then JSON for that base URL and model.
 ToolCalling = Literal["auto", "native", "json"]
 
+# The request that tells whether a model calls tools through the chat API (LLM_TOOL_CALLING
+# auto): a tool it cannot mistake, and a plain order to call it.
+PROBE_TOOL = ToolSpec(
+    name="record_number",
+    description="Records a number.",
+    parameters={
+        "type": "object",
+        "properties": {"number": {"type": "integer"}},
+        "required": ["number"],
+    },
+)
+PROBE_MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are an assistant that uses the tools it is given."},
+    {"role": "user", "content": "Record the number 7 with the record_number tool."},
+]
+
 # A reply that is asked again is shown back to the model, cut to at most this many
 # characters, and to fewer when the prompt leaves less room in the context (a prompt
 # fitted close to it, `bot.agent.budget`); never fewer than the minimum.
@@ -83,15 +99,50 @@ class StructuredLLM:
     tokens: TokenCounter = field(default_factory=TokenCounter, kw_only=True)
     tool_calling: ToolCalling = field(default="auto", kw_only=True)
 
-    def tool_mode(self) -> Literal["native", "json"]:
+    def tool_mode(self, on_call: UsageSink | None = None) -> Literal["native", "json"]:
         """How the next Plan turn offers tools: as set, or for "auto" what the primary
-        provider was last seen to take (native until it showed otherwise)."""
+        provider takes. The first time in a process, "auto" asks the model once to call a
+        tool it cannot mistake (`probe_native_tools`): a model that answers in prose or
+        writes the call as text gets JSON-schema turns from then on, instead of Plan turns
+        that silently call nothing."""
         if self.tool_calling != "auto":
             return self.tool_calling
         if not self.chain.providers:
             return "json"
         primary = self.chain.providers[0]
+        if self.chain.quirks.claim_probe(primary.base_url, primary.model):
+            self.probe_native_tools(on_call or (lambda record: None))
         return self.chain.quirks.get(primary.base_url, primary.model).tools
+
+    def probe_native_tools(self, on_call: UsageSink) -> bool:
+        """Whether the primary provider's model calls a tool through the chat API when
+        told plainly to; if not, JSON-schema turns are remembered for it. A failed probe
+        (the server down) is not remembered: the next Plan turn probes again."""
+        primary = self.chain.providers[0]
+        try:
+            completion = self.chain.complete(
+                PROBE_MESSAGES, tools=[PROBE_TOOL], purpose="tool_turn", on_call=on_call
+            )
+        except Exception:
+            self.chain.quirks.forget_probe(primary.base_url, primary.model)
+            raise
+        on_call(
+            CallRecord(
+                provider=completion.provider,
+                model=completion.model,
+                outcome="ok",
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                latency_ms=completion.latency_ms,
+            )
+        )
+        native = completion.native_tools and any(
+            name == PROBE_TOOL.name for _id, name, _arguments in completion.tool_calls
+        )
+        if not native:
+            self.chain.remember_json_tools(completion.provider, completion.model)
+        log.info("llm.tools_probed", model=completion.model, native=native)
+        return native
 
     def remember_json_tools(self, provider: str, model: str) -> None:
         """That provider's model answered a native tool turn in JSON text: JSON-schema

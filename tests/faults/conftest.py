@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from bot.migrate import apply_migrations
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
+from testbed.stack import WORKER_WARM
 from tests.conftest import REPO, create_database
 from tests.faults.services import OwnRedis, RestartablePostgres
 from tests.support.processes import ChatopsProcess, wait_for
@@ -66,7 +67,7 @@ class FaultStack:
     log_dir: Path
 
     def start_worker(self) -> None:
-        self.worker.start(ready_line="worker.started")
+        self.worker.start(ready_line=WORKER_WARM)
 
     def start_serve(self) -> None:
         self.serve.start(ready_url=self.events_url.replace("/slack/events", "/healthz"))

@@ -238,7 +238,7 @@ def test_a_reply_email_card_shows_the_plain_text_email_the_customer_will_get(
     card = stack.slack.workspace.message(APPROVALS, action["approval_ts"])
     shown = readable(card.blocks) + card.text
     assert_nothing_internal(shown)
-    assert f"*From:* {address[0]}***@acme.example" in shown
+    assert f"*From:* {address}" in shown  # the tenant's own inbox: not personal data
     assert f"*To:* A. E. &lt;{MASKED}&gt;" in shown
     assert "*Subject:* Re: Where is my order?" in shown
     assert f"*Requested by* {MASKED}" in shown  # an email sender, not a dead @mention

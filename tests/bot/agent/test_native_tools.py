@@ -20,7 +20,7 @@ from bot.agent.native_tools import NOT_MADE_AGAIN, SEARCH_TOOL
 from bot.agent.run_request import WorkerDeps, run_request
 from bot.agent.tools import ToolRegistry
 from bot.db import Pool, open_pool
-from bot.llm.structured import StructuredLLM, ToolCalling
+from bot.llm.structured import PROBE_TOOL, StructuredLLM, ToolCalling
 from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.tools import post_to_channel_tool
 from sandbox.openai_emulator import OpenAIEmulator
@@ -246,7 +246,7 @@ def test_native_arguments_a_tool_rejects_are_sent_back_as_tool_results(
 PLAN_AS_TEXT = "```json\n{}\n```"
 
 
-def test_auto_takes_a_plan_written_as_text_and_remembers_json_turns(
+def test_auto_asks_the_model_once_and_gives_json_turns_to_one_that_writes_calls_as_text(
     stack: Stack,
     llm: OpenAIEmulator,
     db: DB,
@@ -254,17 +254,18 @@ def test_auto_takes_a_plan_written_as_text_and_remembers_json_turns(
     database_url: str,
     tenant: int,  # noqa: F811
 ) -> None:
-    """A model offered native tools that writes its plan as a fenced JSON block (Qwen2.5
-    1.5B on llama-server does): the plan is used, and that model's next Plan turns are
-    JSON-schema turns without tools."""
+    """Before its first Plan turn, "auto" tells the model plainly to call a tool. One
+    that writes the call as a fenced JSON block instead (Qwen2.5 1.5B on llama-server
+    does; asked a question with tools on offer it answers in prose, calling nothing) gets
+    JSON-schema turns: every Plan turn of the process is one, and it is asked once."""
     marker = uuid.uuid4().hex[:8]
     question = f"What is our refund window? {marker}"
     later = f"And for software? {marker}"
     plan = {"intent": "answer", "search_queries": [f"refund window {marker}"], "tool_calls": []}
     nothing = {"answer": "I couldn't find this in the knowledge base.", "citations": []}
-    llm.script(
-        Reply(content=PLAN_AS_TEXT.format(json.dumps(plan))), Reply(content=nothing), match=question
-    )
+    call_as_text = PLAN_AS_TEXT.format(json.dumps({"name": "record_number", "arguments": {}}))
+    llm.script(Reply(content=call_as_text), match=PROBE_TOOL.name)
+    llm.script(Reply(content=plan), Reply(content=nothing), match=question)
     llm.script(Reply(content=plan), Reply(content=nothing), match=later)
     deps = worker(stack, llm, pool, database_url, "auto")
 
@@ -273,18 +274,43 @@ def test_auto_takes_a_plan_written_as_text_and_remembers_json_turns(
     later_id, later_ts = ask(db, stack, tenant, later)
     run_request(deps, later_id)
 
-    (offered_natively, _draft) = llm.requests(match=question)
-    assert offered_natively["tools"] and "response_format" not in offered_natively
-    first_plan = steps_of(db, first_id)[0]["output"]
-    assert first_plan["search_queries"] == [f"refund window {marker}"]
-    assert first_plan["tool_calling"] == "json"
-    assert bot_replies(stack.slack, first_ts)[-1].text.startswith("I couldn't find")
-    # The next question's Plan is a JSON-schema turn, with no tools offered natively
-    (as_json, _draft) = llm.requests(match=later)
-    assert "tools" not in as_json
-    assert as_json["response_format"]["json_schema"]["name"] == "Plan"
-    assert steps_of(db, later_id)[0]["output"]["tool_calling"] == "json"
-    assert bot_replies(stack.slack, later_ts)[-1].text.startswith("I couldn't find")
+    (probe,) = llm.requests(match=PROBE_TOOL.name)
+    assert [t["function"]["name"] for t in probe["tools"]] == [PROBE_TOOL.name]
+    for asked, request_id, ts in ((question, first_id, first_ts), (later, later_id, later_ts)):
+        (as_json, _draft) = llm.requests(match=asked)
+        assert "tools" not in as_json
+        assert as_json["response_format"]["json_schema"]["name"] == "Plan"
+        first_plan = steps_of(db, request_id)[0]["output"]
+        assert first_plan["tool_calling"] == "json"
+        assert first_plan["search_queries"] == [f"refund window {marker}"]
+        assert bot_replies(stack.slack, ts)[-1].text.startswith("I couldn't find")
+
+
+def test_auto_keeps_native_turns_for_a_model_that_calls_the_tool(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    pool: Pool,
+    database_url: str,
+    tenant: int,  # noqa: F811
+) -> None:
+    """A model that calls the tool it is told to call keeps native tool turns."""
+    marker = uuid.uuid4().hex[:8]
+    question = f"What is our refund window? {marker}"
+    nothing = {"answer": "I couldn't find this in the knowledge base.", "citations": []}
+    llm.script(
+        Reply(tool_calls=[ToolCall(PROBE_TOOL.name, {"number": 7})]),
+        match=PROBE_TOOL.name,
+    )
+    llm.script(Reply(content="I will look this up."), Reply(content=nothing), match=question)
+    request_id, ts = ask(db, stack, tenant, question)
+
+    run_request(worker(stack, llm, pool, database_url, "auto"), request_id)
+
+    (native, _draft) = llm.requests(match=question)
+    assert native["tools"] and "response_format" not in native
+    assert steps_of(db, request_id)[0]["output"]["tool_calling"] == "native"
+    assert bot_replies(stack.slack, ts)[-1].text.startswith("I couldn't find")
 
 
 def test_auto_steps_down_when_the_server_refuses_tools(
@@ -295,15 +321,17 @@ def test_auto_steps_down_when_the_server_refuses_tools(
     database_url: str,
     tenant: int,  # noqa: F811
 ) -> None:
-    """A server that answers 400 to a request with tools: the same turn is asked again
-    as a JSON turn at once, its call is made, and later turns are JSON-schema turns."""
+    """A server that answers 400 to a request with tools: the first time "auto" offers
+    tools (its one-off check of the model) it asks again at once without them, and every
+    Plan turn after is a JSON-schema turn, whose calls are made."""
     word = f"quokka{uuid.uuid4().hex[:6]}"
     stack.slack.workspace.post_message(SUPPORT, user=APPROVER, text=f"The {word} deal closed")
     question = f"What happened to the {word} deal?"
     llm.refuse(Refusal("m", "tools", None, Failure(400, "tools are not supported by this model")))
-    search = {"name": "slack_search_messages", "arguments": {"query": word}}
+    llm.script(Reply(content="I recorded 7."), match=PROBE_TOOL.name)
+    search = {"name": "slack_search_messages", "arguments": {"query": word}, "reason": "Find it"}
     llm.script(
-        Reply(content={"reply": "", "tool_calls": [search]}),
+        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [search]}),
         Reply(content={"intent": "answer", "search_queries": [], "tool_calls": []}),
         Reply(content={"answer": f"The {word} deal closed.", "citations": []}),
         match=question,
@@ -313,11 +341,12 @@ def test_auto_steps_down_when_the_server_refuses_tools(
     run_request(worker(stack, llm, pool, database_url, "auto"), request_id)
 
     assert bot_replies(stack.slack, ts)[-1].text == f"The {word} deal closed."
-    refused, as_json_turn, next_plan, _draft = llm.requests(match=question)
-    assert refused["tools"]
-    assert "tools" not in as_json_turn
-    assert as_json_turn["response_format"]["json_schema"]["name"] == "ToolTurn"
-    assert next_plan["response_format"]["json_schema"]["name"] == "Plan"
-    assert "moved" not in json.dumps(next_plan) and "deal closed" in json.dumps(next_plan)
+    refused, asked_again = llm.requests(match=PROBE_TOOL.name)
+    assert refused["tools"] and "tools" not in asked_again
+    first_plan, next_plan, _draft = llm.requests(match=question)
+    for plan in (first_plan, next_plan):
+        assert "tools" not in plan
+        assert plan["response_format"]["json_schema"]["name"] == "Plan"
+    assert "deal closed" in json.dumps(next_plan)
     kinds = [s["kind"] for s in steps_of(db, request_id)]
     assert kinds == ["plan", "retrieve", "act", "plan", "draft", "verify"]
