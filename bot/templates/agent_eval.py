@@ -201,21 +201,20 @@ def scripted_model() -> Iterator[ModelUnderTest]:
 def served_model(settings: Settings, base_url: str, model: str) -> ModelUnderTest:
     """An OpenAI-compatible server, with the deployment's timeouts and retries."""
     api_key = os.environ.get("OPENAI_API_KEY") or "not-needed"
-
-    def llm_for(template: AgentTemplate) -> StructuredLLM:
-        return _structured(
-            [("evaluated", base_url, api_key, model)],
-            timeout=settings.llm_timeout_seconds,
-            max_retries=settings.llm_max_retries,
-            malformed_retries=settings.llm_malformed_retries,
-            circuit_failures=settings.llm_circuit_failures,
-            circuit_reset=settings.llm_circuit_reset_seconds,
-            limits=settings.llm_limits,
-            context_tokens=settings.llm_context_tokens,
-            tool_calling=settings.llm_tool_calling,
-        )
-
-    return ModelUnderTest(f"{model} at {base_url}", llm_for)
+    # One client for every case, as a worker process has: what it learns of the server
+    # (its response formats, whether the model calls tools natively) is learnt once.
+    llm = _structured(
+        [("evaluated", base_url, api_key, model)],
+        timeout=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+        malformed_retries=settings.llm_malformed_retries,
+        circuit_failures=settings.llm_circuit_failures,
+        circuit_reset=settings.llm_circuit_reset_seconds,
+        limits=settings.llm_limits,
+        context_tokens=settings.llm_context_tokens,
+        tool_calling=settings.llm_tool_calling,
+    )
+    return ModelUnderTest(f"{model} at {base_url}", lambda template: llm)
 
 
 def configured_model(settings: Settings) -> ModelUnderTest | None:
@@ -265,7 +264,12 @@ def _structured(
         circuit_reset=circuit_reset,
         limits=limits,
     )
-    return StructuredLLM(chain, malformed_retries=malformed_retries, context_tokens=context_tokens)
+    return StructuredLLM(
+        chain,
+        malformed_retries=malformed_retries,
+        context_tokens=context_tokens,
+        tool_calling=tool_calling,
+    )
 
 
 def evaluate(

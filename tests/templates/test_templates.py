@@ -180,6 +180,7 @@ def test_each_golden_case_passes_against_the_scripted_model(
             circuit_reset=30,
         ),
         malformed_retries=0,
+        tool_calling="json",  # the golden cases' replies are JSON plans
     )
     steps = golden_run_steps(conn, case.id, max_steps=16)  # AGENT_MAX_STEPS default
 
