@@ -30,7 +30,11 @@ log = structlog.get_logger(__name__)
 
 Outcome = Literal["added", "updated", "unchanged"]
 ADVISORY_NAMESPACE = 0x6B  # "k": keeps knowledge document locks apart from other locks
-DOCUMENTS_PER_BATCH = 32
+# Chunks embedded in one call. The model sorts a call's texts by length, so a bigger call
+# pads less: 32 documents (~60 chunks) a call cost 15-25% more CPU than the same chunks
+# in one call (150 PubMedQA abstracts, 2 cores).
+CHUNKS_PER_BATCH = 256
+DOCUMENTS_PER_BATCH = 256  # and at most this many documents in one transaction
 
 
 @dataclass
@@ -68,11 +72,14 @@ class Ingestor:
         embedder: Embedder,
         chunking: ChunkingConfig,
         vectors: VectorTypes | None = None,
+        *,
+        chunks_per_batch: int = CHUNKS_PER_BATCH,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._chunking = chunking
         self._vectors = vectors or VectorTypes()
+        self._chunks_per_batch = chunks_per_batch
 
     def collection(self, tenant_id: int, name: str) -> Collection:
         """The collection, created for the configured model if new (EmbeddingMismatch if it
@@ -93,7 +100,7 @@ class Ingestor:
         stats = IngestStats()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-store") as storer:
             storing: Future[IngestStats] | None = None
-            for batch in _batches(documents, DOCUMENTS_PER_BATCH):
+            for batch in self._batches(documents):
                 embedded = self._embed_batch(tenant_id, collection, batch)
                 if storing is not None:
                     stats.merge(storing.result())
@@ -102,19 +109,35 @@ class Ingestor:
                 stats.merge(storing.result())
         return stats
 
+    def _batches(self, documents: Iterable[Document]) -> Iterator[list[_Prepared]]:
+        """The documents chunked, in batches of about `chunks_per_batch` chunks."""
+        model = self._embedder.model_name
+        batch: list[_Prepared] = []
+        chunks = 0
+        for document in documents:
+            batch.append(_Prepared.of(document, self._chunking, model))
+            chunks += len(batch[-1].chunks)
+            if chunks >= self._chunks_per_batch or len(batch) >= DOCUMENTS_PER_BATCH:
+                yield batch
+                batch, chunks = [], 0
+        if batch:
+            yield batch
+
     def _ingest_batch(
         self, tenant_id: int, collection: Collection, documents: list[Document]
     ) -> IngestStats:
-        embedded = self._embed_batch(tenant_id, collection, documents)
-        return self._store_batch(tenant_id, collection, embedded)
+        total = IngestStats()
+        for batch in self._batches(documents):
+            embedded = self._embed_batch(tenant_id, collection, batch)
+            total.merge(self._store_batch(tenant_id, collection, embedded))
+        return total
 
     def _embed_batch(
-        self, tenant_id: int, collection: Collection, documents: list[Document]
+        self, tenant_id: int, collection: Collection, prepared: list[_Prepared]
     ) -> _Embedded:
-        """Chunk the documents and embed the chunks not stored yet. A document may be
-        stored by another run (or the previous batch) meanwhile: `_store` checks again."""
-        model = self._embedder.model_name
-        prepared = [_Prepared.of(d, self._chunking, model) for d in documents]
+        """Embed the chunks of changed documents not stored yet. A document may be
+        stored by another run (or the previous batch) meanwhile: `_store_batch` checks
+        again."""
         keys = [p.document.source_key for p in prepared]
         with tenant_scope(self._pool, tenant_id, self._vectors) as conn:
             stored_prints = {
@@ -233,17 +256,6 @@ class Ingestor:
                 "knowledge.document_removed", collection=collection.name, source=row["source_key"]
             )
         return len(rows)
-
-
-def _batches(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    batch: list[Document] = []
-    for document in documents:
-        batch.append(document)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @dataclass(frozen=True)
