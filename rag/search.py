@@ -9,7 +9,9 @@ it: for a tenant with 1% of the chunks, the walk passes about a hundred other ch
 each one it keeps. So a search first counts the tenant's chunks in the searched
 collections, stopping at EXACT_SCAN_MAX_CHUNKS: up to there it compares the question with
 every one of them (exact, through the tenant index); beyond, it walks the graph with an
-iterative scan. bench/retrieval.py times both for a tenant with 1% of 100,000 chunks.
+iterative scan, which is then the only plan the planner may choose (`_choose_scan`).
+bench/retrieval.py times both for a tenant with 1% of 100,000 chunks, and the walk for
+one with 50%.
 """
 
 from __future__ import annotations
@@ -173,22 +175,26 @@ def hybrid_search(
     # sort them, 0.37 s through the graph with a cold cache).
     metadata_filter = sql.SQL("AND metadata @> %(metadata)s" if metadata else "")
     statement = sql.SQL(_SEARCH).format(vector=column, metadata_filter=metadata_filter)
-    rows = conn.execute(
-        statement,
-        {
-            "text": text,
-            "match": match_lexemes or [],
-            "vector": vector.astype(np.float32),
-            "dims": dims,
-            "collections": collection_ids,
-            "metadata": Jsonb(metadata or {}),
-            "text_k": candidates if mode != "vector" else 0,
-            "vector_k": candidates if mode != "fulltext" else 0,
-            "rrf_k": RRF_K,
-            "limit": limit,
-        },
-        binary=True,  # vectors come back as packed floats, not decimal text
-    ).fetchall()
+    params = {
+        "text": text,
+        "match": match_lexemes or [],
+        "vector": vector.astype(np.float32),
+        "dims": dims,
+        "collections": collection_ids,
+        "metadata": Jsonb(metadata or {}),
+        "text_k": candidates if mode != "vector" else 0,
+        "vector_k": candidates if mode != "fulltext" else 0,
+        "rrf_k": RRF_K,
+        "limit": limit,
+    }
+    with conn.pipeline():  # one round trip for the search and the restored setting
+        # Binary: vectors come back as packed floats, not decimal text.
+        cursor = conn.execute(statement, params, binary=True)
+        if not exact and not metadata:
+            # Sorting was off for the walk only; later statements of the transaction
+            # plan as usual.
+            conn.execute("SELECT set_config('enable_sort', 'on', true)")
+    rows = cursor.fetchall()
     return [
         Hit(
             chunk_id=row["id"],
