@@ -9,3 +9,9 @@
 -- page; a longer one still goes out of line. Rows written before keep their layout until
 -- they are written again (re-ingesting the document, or VACUUM FULL).
 ALTER TABLE knowledge_chunks SET (toast_tuple_target = 4080);
+
+-- The full-text half's statement is planned for each call. PL/pgSQL keeps a plan per
+-- connection and, after five calls, may keep a generic one for every tenant after: a
+-- plan that suits a tenant with 1,000 chunks reads all of one with 50,000.
+ALTER FUNCTION knowledge_fulltext(text, text[], bigint[], jsonb, integer)
+    SET plan_cache_mode = force_custom_plan;

@@ -188,8 +188,11 @@ def hybrid_search(
         "limit": limit,
     }
     with conn.pipeline():  # one round trip for the search and the restored setting
-        # Binary: vectors come back as packed floats, not decimal text.
-        cursor = conn.execute(statement, params, binary=True)
+        # Binary: vectors come back as packed floats, not decimal text. Never prepared:
+        # a plan cached on the connection is kept for every tenant after it, and one
+        # made while a tenant with 1% of the chunks was searched took 170 ms (p50)
+        # for a tenant with 50%, against 25 ms planned afresh (planning: about 1 ms).
+        cursor = conn.execute(statement, params, binary=True, prepare=False)
         if not exact and not metadata:
             # Sorting was off for the walk only; later statements of the transaction
             # plan as usual.
