@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class RetrievalOptions:
     candidates: int = 40  # from each half of hybrid search, per query
-    ef_search: int = 200
+    ef_search: int = 400  # RAG_HNSW_EF_SEARCH
     rerank: bool = True
     mmr_lambda: float = 0.7
 

@@ -9,11 +9,14 @@ it: for a tenant with 1% of the chunks, the walk passes about a hundred other ch
 each one it keeps. So a search first counts the tenant's chunks in the searched
 collections, stopping at EXACT_SCAN_MAX_CHUNKS: up to there it compares the question with
 every one of them (exact, through the tenant index); beyond, it walks the graph with an
-iterative scan. bench/retrieval.py times both for a tenant with 1% of 100,000 chunks.
+iterative scan, which is then the only plan the planner may choose (`_choose_scan`).
+bench/retrieval.py times both for a tenant with 1% of 100,000 chunks, and the walk for
+one with 50%.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,12 +68,9 @@ fused AS (
 )
 SELECT c.id, c.document_id, c.collection_id, c.title, c.heading_path, c.text, c.url,
        c.metadata, c.embedding, f.score, f.vector_rank, f.text_rank,
-       -- For the reranker: how often each of the query's lexemes occurs, and the length.
-       (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)),
-                        '{{}}'::jsonb)
-        FROM unnest(c.tsv) u WHERE u.lexeme = ANY (text_query.lexemes)) AS term_counts,
-       (SELECT coalesce(sum(coalesce(array_length(u.positions, 1), 1)), 0)::integer
-        FROM unnest(c.tsv) u) AS term_total
+       -- For the reranker, counted here in Python (term_stats): unnest() of each
+       -- candidate's tsvector in SQL cost 0.5 ms a chunk, a third of a large tenant's search.
+       c.tsv::text AS tsv, text_query.lexemes AS query_lexemes
 FROM fused f
 JOIN knowledge_chunks c ON c.id = f.chunk_id
 CROSS JOIN text_query
@@ -97,15 +97,38 @@ class Hit:
     term_total: int  # lexeme occurrences in the chunk: its length for BM25
 
 
-def is_small(conn: Conn, collection_ids: list[int], most: int = EXACT_SCAN_MAX_CHUNKS) -> bool:
-    """Whether the scoped tenant has at most `most` chunks in these collections; counts
-    no further than that (an index-only scan of the tenant index)."""
+def _choose_scan(
+    conn: Conn,
+    collection_ids: list[int],
+    *,
+    most: int | None,
+    ef_search: int,
+    filtered: bool,
+) -> bool:
+    """Whether the scoped tenant has at most `most` chunks in these collections (counted
+    no further, an index-only scan of the tenant index; None: not counted, the graph is
+    walked), with the settings of the HNSW walk, in one round trip.
+
+    Iterative scans keep walking the graph when row-level security or the filters drop
+    rows, so a tenant's share of a big table still yields the candidates. Without a
+    metadata filter the walk is also the only plan left: the planner's estimate of the
+    tenant's share of the rows is a guess, and with some statistics it chose to read
+    and sort all the chunks of a tenant with 50,000 of 100,000 (0.76 s, against 20-30 ms
+    through the graph, load average 7). A metadata filter may keep very few rows, for
+    which sorting is right, so then the planner decides."""
     row = conn.execute(
-        "SELECT count(*) AS chunks FROM (SELECT 1 FROM knowledge_chunks"
-        " WHERE collection_id = ANY (%s) LIMIT %s) scoped",
-        (collection_ids, most + 1),
-    ).fetchone()
-    return row is not None and int(row["chunks"]) <= most
+        """SELECT small,
+                  set_config('hnsw.iterative_scan', 'relaxed_order', true),
+                  set_config('hnsw.ef_search', %(ef)s, true),
+                  set_config('enable_sort',
+                             CASE WHEN small OR %(filtered)s THEN 'on' ELSE 'off' END, true)
+           FROM (SELECT count(*) <= %(most)s AS small
+                 FROM (SELECT 1 FROM knowledge_chunks WHERE collection_id = ANY (%(ids)s)
+                       LIMIT %(most)s + 1) scoped) counted""",
+        {"ids": collection_ids, "most": -1 if most is None else most, "ef": str(ef_search),
+         "filtered": filtered},
+    ).fetchone()  # fmt: skip
+    return row is not None and bool(row["small"])
 
 
 def hybrid_search(
@@ -119,7 +142,7 @@ def hybrid_search(
     candidates: int,
     limit: int,
     mode: Mode = "hybrid",
-    ef_search: int = 200,
+    ef_search: int = 400,
     exact: bool | None = None,
     exact_scan_max_chunks: int = EXACT_SCAN_MAX_CHUNKS,
 ) -> list[Hit]:
@@ -128,43 +151,53 @@ def hybrid_search(
     there are none. `exact`: None chooses by the collections' size (see the module's
     doc); True or False forces an exact scan or the HNSW walk (to measure either)."""
     dims = int(vector.shape[0])
-    if exact is None:
-        exact = mode == "fulltext" or is_small(conn, collection_ids, exact_scan_max_chunks)
-    if exact or dims > MAX_INDEXED_DIMENSIONS:
-        # Not the partial index's expression, so the planner cannot walk the graph: it
-        # reads the tenant's chunks through the tenant index and sorts them by distance.
-        column: sql.Composable = sql.SQL("embedding")
-    else:
-        # The cast must match the partial index expression, literally, for it to be used.
-        column = sql.SQL("(embedding::vector({}))").format(sql.Literal(dims))
-        # Iterative scans keep walking the graph when row-level security or the filters
-        # drop rows, so a tenant's share of a big table still yields `candidates`.
-        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        conn.execute(
-            sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, candidates)))
+    if mode == "fulltext" or dims > MAX_INDEXED_DIMENSIONS:
+        exact = True
+    elif exact is not True:
+        exact = _choose_scan(
+            conn,
+            collection_ids,
+            most=exact_scan_max_chunks if exact is None else None,
+            ef_search=max(ef_search, candidates),
+            filtered=bool(metadata),
         )
+    # An exact scan does not use the partial index's expression, so the planner cannot
+    # walk the graph: it reads the tenant's chunks through the tenant index and sorts
+    # them by distance. The graph walk's cast must match the index, literally.
+    column: sql.Composable = (
+        sql.SQL("embedding")
+        if exact
+        else sql.SQL("(embedding::vector({}))").format(sql.Literal(dims))
+    )
     # Only when there is one: the planner guesses that `metadata @> '{}'` keeps 1% of the
     # rows, and for so few it sorts the tenant's chunks instead of walking the graph
     # (measured for a tenant with 50,000 of 100,000 chunks, load average 11: 1.1 s to
     # sort them, 0.37 s through the graph with a cold cache).
     metadata_filter = sql.SQL("AND metadata @> %(metadata)s" if metadata else "")
     statement = sql.SQL(_SEARCH).format(vector=column, metadata_filter=metadata_filter)
-    rows = conn.execute(
-        statement,
-        {
-            "text": text,
-            "match": match_lexemes or [],
-            "vector": vector.astype(np.float32),
-            "dims": dims,
-            "collections": collection_ids,
-            "metadata": Jsonb(metadata or {}),
-            "text_k": candidates if mode != "vector" else 0,
-            "vector_k": candidates if mode != "fulltext" else 0,
-            "rrf_k": RRF_K,
-            "limit": limit,
-        },
-        binary=True,  # vectors come back as packed floats, not decimal text
-    ).fetchall()
+    params = {
+        "text": text,
+        "match": match_lexemes or [],
+        "vector": vector.astype(np.float32),
+        "dims": dims,
+        "collections": collection_ids,
+        "metadata": Jsonb(metadata or {}),
+        "text_k": candidates if mode != "vector" else 0,
+        "vector_k": candidates if mode != "fulltext" else 0,
+        "rrf_k": RRF_K,
+        "limit": limit,
+    }
+    with conn.pipeline():  # one round trip for the search and the restored setting
+        # Binary: vectors come back as packed floats, not decimal text. Never prepared:
+        # a plan cached on the connection is kept for every tenant after it, and one
+        # made while a tenant with 1% of the chunks was searched took 170 ms (p50)
+        # for a tenant with 50%, against 25 ms planned afresh (planning: about 1 ms).
+        cursor = conn.execute(statement, params, binary=True, prepare=False)
+        if not exact and not metadata:
+            # Sorting was off for the walk only; later statements of the transaction
+            # plan as usual.
+            conn.execute("SELECT set_config('enable_sort', 'on', true)")
+    rows = cursor.fetchall()
     return [
         Hit(
             chunk_id=row["id"],
@@ -179,8 +212,28 @@ def hybrid_search(
             score=float(row["score"]),
             vector_rank=row["vector_rank"],
             text_rank=row["text_rank"],
-            term_counts=row["term_counts"],
-            term_total=row["term_total"],
+            **term_stats(row["tsv"], set(row["query_lexemes"])),
         )
         for row in rows
     ]
+
+
+# One lexeme of a tsvector's text form: 'lexeme':1A,5,9B, quotes and backslashes doubled
+# inside the quotes; no positions after a strip() (then it counts once).
+_TSV_ENTRY = re.compile(r"'((?:[^'\\]|''|\\.)*)'(?::([0-9A-D,]+))?")
+_TSV_ESCAPE = re.compile(r"''|\\.")
+
+
+def term_stats(tsv: str, query_lexemes: set[str]) -> dict[str, Any]:
+    """From a tsvector's text form: the occurrences of each of the query's lexemes it
+    contains (`term_counts`) and of all its lexemes (`term_total`), for BM25."""
+    counts: dict[str, int] = {}
+    total = 0
+    for lexeme, positions in _TSV_ENTRY.findall(tsv):
+        occurrences = positions.count(",") + 1 if positions else 1
+        total += occurrences
+        if "'" in lexeme or "\\" in lexeme:
+            lexeme = _TSV_ESCAPE.sub(lambda m: m.group()[-1], lexeme)
+        if lexeme in query_lexemes:
+            counts[lexeme] = occurrences
+    return {"term_counts": counts, "term_total": total}

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.db import Pool
+from rag.chunking import ChunkingConfig
 from rag.collections import EmbeddingMismatch
+from rag.embeddings import LocalEmbedder
 from rag.ingest import Ingestor, IngestStats
 from rag.sources import expand, ingest_unit, prune_folders
 from rag.tenancy import VectorTypes, tenant_scope
@@ -193,15 +195,16 @@ def test_a_collection_refuses_another_embedding_model(
 
 
 def test_documents_of_several_batches_are_all_stored_once(
-    ingestor: Ingestor, pool: Pool, vectors: VectorTypes, tenant: int
+    embedder: LocalEmbedder, pool: Pool, vectors: VectorTypes, tenant: int
 ) -> None:
     """Ingesting more documents than one embedding batch (one batch is stored while the
     next is embedded) stores every document and chunk once, and a second run finds them
     all unchanged."""
     from rag.documents import Block, Document
-    from rag.ingest import DOCUMENTS_PER_BATCH
 
-    count = 2 * DOCUMENTS_PER_BATCH + 5
+    per_batch = 16  # chunks: small batches, so that a few documents make several
+    ingestor = Ingestor(pool, embedder, ChunkingConfig(), vectors, chunks_per_batch=per_batch)
+    count = 2 * per_batch + 5
     documents = [
         Document(f"note:{n}", "file", f"Note {n}", (Block((), f"Room {n} is booked by team {n}."),))
         for n in range(count)

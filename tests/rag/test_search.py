@@ -311,3 +311,50 @@ def test_a_small_tenant_beside_a_large_one_gets_its_exact_neighbours(
     through_graph = neighbours(large, None, 1)  # above the threshold: the HNSW walk
     assert through_graph == neighbours(large, True, 1)
     assert not set(through_graph) & set(neighbours(small, True, 10_000))
+
+
+def test_a_large_tenant_searched_through_the_graph_finds_the_right_passage(
+    ingestor: Ingestor,
+    pool: Pool,
+    vectors: VectorTypes,
+    embedder: object,
+    new_tenant: Callable[[], int],
+) -> None:
+    """A tenant too large for an exact scan is searched by walking the shared HNSW graph
+    (sorting switched off for that statement): hybrid search with reranking still puts
+    the passage with the question's rare term first, finds a paraphrase by its meaning,
+    shows nothing of another tenant that holds the same documents, and leaves the
+    transaction's later statements planned as usual."""
+    from rag.embeddings import LocalEmbedder
+    from rag.rerank import FeatureReranker
+
+    assert isinstance(embedder, LocalEmbedder)
+    large, other = new_tenant(), new_tenant()
+    ingest_corpus(ingestor, large)
+    ingest_corpus(ingestor, other)
+    with tenant_scope(pool, other, vectors) as conn:
+        others = {r["id"] for r in conn.execute("SELECT id FROM knowledge_chunks")}
+
+    def best(question: str) -> list[str]:
+        (vector,) = embedder.embed([question])
+        with tenant_scope(pool, large, vectors) as conn:
+            ids = [c["id"] for c in conn.execute("SELECT id FROM knowledge_collections")]
+            hits = hybrid_search(
+                conn,
+                text=question,
+                vector=vector,
+                collection_ids=ids,
+                match_lexemes=uncommon_lexemes(conn, ids, question),
+                candidates=8,
+                limit=8,
+                exact_scan_max_chunks=1,  # as if the tenant had more than the threshold
+            )
+            after = conn.execute("SELECT current_setting('enable_sort') AS sort").fetchone()
+        assert after == {"sort": "on"}
+        assert hits and not {h.chunk_id for h in hits} & others
+        scores = FeatureReranker().score(question, vector, hits)
+        ranked = sorted(zip(scores, hits, strict=True), key=lambda p: -p[0])
+        return [hit.title for _, hit in ranked]
+
+    assert best("Which build ships the ZK-88412 gateway change?")[0] == "Gateway release"
+    assert best("How can I get my money back for a purchase?")[0] == "Refund policy"
