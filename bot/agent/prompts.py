@@ -28,8 +28,8 @@ PLAN_SYSTEM_BASE = (
     "first, 'decline' if it is not something you should do. search_queries: up to three "
     "short queries for the company's knowledge base, or none. tool_calls: only listed "
     "tools, only when the person asked for that action or you need what a read tool "
-    "returns; each call gives the tool's name, its arguments as a JSON object and a "
-    "reason. You see the results of read tools and may then call more tools. Tools marked "
+    "returns; a message that asks for several actions gets a call for each; each call "
+    "gives the tool's name, its arguments as a JSON object and a reason. You see the results of read tools and may then call more tools. Tools marked "
     "(needs approval) are not done until a person approves them. Reply with JSON only."
 )
 
@@ -138,8 +138,9 @@ def plan_follow_up(
             "role": "user",
             "content": TOOL_RESULTS_PREFIX
             + json.dumps(shown_results(results, max_output_chars))
-            + "\nDecide the next step with these results: call more tools, or reply with no "
-            "tool calls when you have what you need to answer." + note,
+            + "\nDecide the next step with these results. If the message asks for an action "
+            "that none of your calls has done or sent for approval yet, call its tool now. "
+            "If you need more facts, call a read tool. Otherwise reply with no tool calls." + note,
         },
     ]
 
