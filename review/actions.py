@@ -12,7 +12,9 @@ summary as approvers see it, as the log cannot be erased later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -55,6 +57,7 @@ def propose(
     payload = _masked(payload)
     if shown is not None:
         shown = for_storage(conn, tenant_id, shown, policy)
+    fingerprint = shown_hash({"tool": tool, "payload": payload, "shown": shown})
     audited = {"tool": tool, "summary": (shown or {}).get("summary", summary)}
     audited = as_approvers_see(conn, tenant_id, audited, policy)
     with conn.transaction():
@@ -62,8 +65,8 @@ def propose(
             """INSERT INTO pending_actions
                  (tenant_id, conversation_id, run_id, tool, summary, payload, original_payload,
                   requested_by, reason, citations, flags, idempotency_key, expires_at, shown,
-                  recipient_domains)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s, %s, %s)
+                  recipient_domains, shown_hash)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s, %s, %s, %s)
                ON CONFLICT (idempotency_key) DO NOTHING
                RETURNING *""",
             (
@@ -82,6 +85,7 @@ def propose(
                 ttl,
                 Jsonb(shown) if shown is not None else None,
                 recipient_domains,
+                fingerprint,
             ),
         ).fetchone()
         if row is None:
@@ -121,16 +125,38 @@ def transition(
     audit_action: str,
     changes: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
+    version: int | None = None,
 ) -> Row | None:
-    """Move the action to `to` if it is still in one of `allowed_from`; None if it was not."""
+    """Move the action to `to` if it is still in one of `allowed_from` (and, given
+    `version`, still at that version); None if it was not.
+
+    An approval binds to the version it approves: the row's version and the hash of what
+    it shows are recorded with it, in the same UPDATE (execution runs only that). A new
+    payload (an edit) is a new version, with the hash of what the card will show now."""
     changes = {k: _masked(v) for k, v in (changes or {}).items()}
-    assignments = [sql.SQL("status = {}").format(sql.Literal(to))]
+    if "payload" in changes:
+        after = {**action, **changes}
+        if isinstance(after.get("shown"), sql.Composable):  # cleared
+            after["shown"] = None
+        changes |= {
+            "version": NEXT_VERSION,
+            "shown_hash": shown_hash(after),
+            "versioned_at": NOW,
+        }
+    assignments: list[sql.Composable] = [sql.SQL("status = {}").format(sql.Literal(to))]
     for column, value in changes.items():
         assignments.append(sql.SQL("{} = {}").format(sql.Identifier(column), _value(value)))
+    if to == "approved":
+        assignments.append(sql.SQL("approved_version = version, approved_hash = shown_hash"))
+    guard = (
+        sql.SQL(" AND version = {}").format(sql.Literal(version))
+        if version is not None
+        else sql.SQL("")
+    )
     query = sql.SQL(
-        "UPDATE pending_actions SET {} WHERE id = %s AND tenant_id = %s AND status = ANY(%s)"
+        "UPDATE pending_actions SET {} WHERE id = %s AND tenant_id = %s AND status = ANY(%s){}"
         " RETURNING *"
-    ).format(sql.SQL(", ").join(assignments))
+    ).format(sql.SQL(", ").join(assignments), guard)
     with conn.transaction():
         row = conn.execute(
             query, (action["id"], action["tenant_id"], list(allowed_from))
@@ -153,6 +179,24 @@ def set_fields(conn: Conn, action: Row, **fields: Any) -> None:
     )
 
 
+def shown_hash(action: Mapping[str, Any]) -> str:
+    """The hash an approval binds to: the tool, the arguments as the card shows them (the
+    approver view, when there is one) and as they are stored to run, as canonical JSON."""
+    canonical = json.dumps(
+        {
+            "tool": action["tool"],
+            "shown": (action.get("shown") or {}).get("payload"),
+            "payload": action["payload"],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+NEXT_VERSION = sql.SQL("version + 1")  # pass as `version` in the changes of an edit
 NOW = sql.SQL("now()")  # pass as a value to use the database's clock
 NULL = sql.SQL("NULL")  # pass as a value to clear a column
 
