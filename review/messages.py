@@ -27,6 +27,7 @@ EDIT_VIEW = "review_edit_view"
 EDIT_BLOCK, EDIT_INPUT = "edited_text", "text"
 REJECT_VIEW = "review_reject_view"
 REASON_BLOCK, REASON_INPUT = "reject_reason", "text"
+NO_CONTENT = "(no content)"
 QUOTE_LIMIT = 2_500  # characters of the action's text shown before eliding
 EMAIL_TOOLS = ("reply_email", "send_email")
 # Arguments that only the product uses: never shown on a card.
@@ -168,7 +169,12 @@ def approval_message(
     if action["tool"] in EMAIL_TOOLS:
         blocks.extend(_email_blocks(action["tool"], payload, context.sender))
     else:
-        blocks.append(_section(_quote(payload)))
+        # What the effect above already says (a deal's id, the stage's internal name) is
+        # not repeated; only what it does not (a note's text).
+        covered = frozenset(_readable_preview(action).get("covers") or ())
+        quoted = _quote({k: v for k, v in payload.items() if k not in covered})
+        if not (covered and quoted == NO_CONTENT):
+            blocks.append(_section(quoted))
     if action.get("edited_by"):
         original = shown(action, "original_payload")
         version = f" (version {action['version']})" if action.get("version", 1) > 1 else ""
@@ -228,6 +234,11 @@ def effect_blocks(preview: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     lines = [bold(mrkdwn_safe(str(preview.get("subject") or "")))]
     lines += [mrkdwn_safe(str(change)) for change in preview.get("changes") or ()]
     return [_section("\n".join(line for line in lines if line))]
+
+
+def _readable_preview(action: Mapping[str, Any]) -> Mapping[str, Any]:
+    preview = action.get("preview") or {}
+    return {} if preview.get("error") else preview
 
 
 def stopped_as_stale(action: Mapping[str, Any]) -> bool:
@@ -469,7 +480,7 @@ def _quote(payload: dict[str, Any]) -> str:
     }
     quoted = "\n".join("> " + line for line in text[:QUOTE_LIMIT].splitlines()) if text else ""
     details = "\n".join(f"*{_label(k)}:* {_value(v)}" for k, v in others.items())
-    return "\n".join(part for part in (details, quoted) if part) or "(no content)"
+    return "\n".join(part for part in (details, quoted) if part) or NO_CONTENT
 
 
 def _label(key: str) -> str:

@@ -51,11 +51,14 @@ class Preview:
     subject: str  # the record, as people know it: "Deal: Acme renewal"
     changes: tuple[str, ...] = ()  # "Stage: Contract sent → Closed won"
     watched: tuple[Watched, ...] = ()
+    # The arguments the preview says better (a deal's id and stage id): not repeated raw.
+    covers: tuple[str, ...] = ()
 
     def stored(self) -> dict[str, Any]:
         return {
             "subject": self.subject,
             "changes": list(self.changes),
+            "covers": list(self.covers),
             "watched": [{"what": w.what, "value": w.value, "shown": w.shown} for w in self.watched],
         }
 

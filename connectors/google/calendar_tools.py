@@ -175,6 +175,7 @@ def _create_invite(session: GoogleSession) -> Tool:
         return Preview(
             subject=f"Meeting: {arguments.summary}, {slot(arguments.start, arguments.end)}",
             changes=tuple(f"{email}: {state}" for email, state in states.items()),
+            covers=("summary", "start", "end", "attendees", "calendar_id"),
         )
 
     return Tool(

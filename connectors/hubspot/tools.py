@@ -130,7 +130,9 @@ def _add_contact_note(session: Session) -> Tool:
 
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, AddContactNote)
-        return f"Add a note to HubSpot contact {arguments.contact_id}"
+        # The card names the contact (its preview), as approvers may see names; HubSpot's
+        # record id means nothing to people.
+        return "Add a note to a HubSpot contact"
 
     def preview(context: ActionContext, arguments: BaseModel) -> Preview:
         # Who the note goes on, as HubSpot has them now. Nothing is watched: the note goes
@@ -143,6 +145,7 @@ def _add_contact_note(session: Session) -> Tool:
         return Preview(
             subject=f"Contact: {shown}",
             changes=("Adds a note to their timeline",),
+            covers=("contact_id",),
         )
 
     return Tool(
@@ -183,7 +186,7 @@ def _update_deal_stage(session: Session) -> Tool:
 
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, UpdateDealStage)
-        return f"Move HubSpot deal {arguments.deal_id} to stage {stage_label(arguments.stage)}"
+        return f"Move a HubSpot deal to {stage_label(arguments.stage)}"  # the card names it
 
     def preview(context: ActionContext, arguments: BaseModel) -> Preview:
         assert isinstance(arguments, UpdateDealStage)
@@ -195,6 +198,7 @@ def _update_deal_stage(session: Session) -> Tool:
             subject=f"Deal: {name}",
             changes=(f"Stage: {before} → {stage_label(arguments.stage)}",),
             watched=(Watched("the deal's stage", stage, before),),
+            covers=("deal_id", "stage"),
         )
 
     return Tool(

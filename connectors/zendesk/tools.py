@@ -171,6 +171,7 @@ def _set_status(session: Session) -> Tool:
             subject=f"Ticket #{arguments.ticket_id}: {subject}",
             changes=(f"Status: {before} → {arguments.status}",),
             watched=(Watched("the ticket's status", status, before),),
+            covers=("ticket_id", "status"),
         )
 
     return Tool(
