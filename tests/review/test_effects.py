@@ -103,7 +103,8 @@ def test_a_deal_stage_card_shows_the_stage_before_and_after(
     """The card of a stage change names the deal and reads "Stage: Contract sent → Closed
     won", read from HubSpot before the card was posted; no record ids, no hashes."""
     deal = hubspot.crm.add(
-        "deals", {"dealname": f"Initech renewal {uuid.uuid4().hex[:4]}", "dealstage": "contractsent"}
+        "deals",
+        {"dealname": f"Initech renewal {uuid.uuid4().hex[:4]}", "dealstage": "contractsent"},
     )
 
     action, card, _ = propose_stage(stack, llm, db, deal.id, "closedwon")
@@ -139,9 +140,11 @@ def test_a_stage_changed_before_approval_stops_execution(
     assert hubspot.crm.get("deals", deal.id).properties["dealstage"] == "decisionmakerboughtin"
     assert "PATCH" not in {r.method for r in hubspot.requests}
     updated = wait_for(
-        lambda: (m := stack.slack.workspace.message(APPROVALS, card.ts))
-        and "stopped" in read_by_people(m)
-        and m,
+        lambda: (
+            (m := stack.slack.workspace.message(APPROVALS, card.ts))
+            and "stopped" in read_by_people(m)
+            and m
+        ),
         message="the card to say it was stopped",
     )
     assert reason in read_by_people(updated)
@@ -168,9 +171,11 @@ def test_an_approval_counts_only_for_the_version_its_card_showed(
     stack.slack.submit_view(APPROVER, view.id, {"edited_text": {"text": edited}})
     row = wait_for(lambda: (r := action_row(db, proposal.action["id"]))["version"] == 2 and r)
     card = wait_for(
-        lambda: (m := stack.slack.workspace.message(APPROVALS, proposal.approval.ts))
-        and "(version 2)" in read_by_people(m)
-        and m,
+        lambda: (
+            (m := stack.slack.workspace.message(APPROVALS, proposal.approval.ts))
+            and "(version 2)" in read_by_people(m)
+            and m
+        ),
         message="the card to show the edited version",
     )
     assert row["shown_hash"] != proposal.action["shown_hash"]
