@@ -18,6 +18,9 @@ import pytest
 from bot.db import open_pool
 from bot.settings import load_settings
 from connectors.credentials import Credential, CredentialStore, cipher_from_settings
+from connectors.slack.web_client import make_web_client
+from review import tenant_settings
+from review.decisions import Decision, apply_decision
 from sandbox.hubspot_api import HubSpotEmulator
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
@@ -208,3 +211,30 @@ def test_an_approval_counts_only_for_the_version_its_card_showed(
     ).fetchall()
     assert [a["details"]["version"] for a in approved] == [2]
     assert approved[0]["details"]["hash"] == row["shown_hash"]
+
+
+def test_a_check_mark_added_before_an_edit_does_not_approve_it(
+    stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int, worker_conn: DB
+) -> None:
+    """A ✅ the listener received before the last edit was saved (its job ran after the
+    edit) approves nothing: its author is told to add it again for the edited version."""
+    proposal = propose_post(stack.slack, llm, db, f"Draft ({uuid.uuid4().hex[:6]})")
+    reacted_at = db.execute("SELECT now() AS at").fetchone()
+    assert reacted_at is not None
+    stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_edit")
+    view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the edit modal")
+    stack.slack.submit_view(APPROVER, view.id, {"edited_text": {"text": "Edited words"}})
+    edited = wait_for(lambda: (r := action_row(db, proposal.action["id"]))["version"] == 2 and r)
+
+    # When the worker handles the ✅ that arrived before the edit
+    apply_decision(
+        worker_conn,
+        make_web_client(stack.slack.bot_token, stack.slack.api_url),
+        tenant_settings.load(worker_conn, tenant),
+        Decision(APPROVER, "approve", edited, channel=APPROVALS, received_at=reacted_at["at"]),
+        lambda action_id: pytest.fail("nothing should run"),
+    )
+
+    assert action_row(db, proposal.action["id"])["status"] == "pending"
+    told = [m.text for m in stack.slack.workspace.ephemeral_messages(APPROVER)]
+    assert any("before the last edit" in t for t in told)
