@@ -159,8 +159,8 @@ def _create_invite(session: GoogleSession) -> Tool:
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, CreateInvite)
         return (
-            f"Invite {', '.join(arguments.attendees)} to {arguments.summary!r} "
-            f"({arguments.start.isoformat()} to {arguments.end.isoformat()})"
+            f"Invite {', '.join(arguments.attendees)} to “{arguments.summary}”, "
+            f"{slot(arguments.start, arguments.end)}"
         )
 
     def preview(context: ActionContext, arguments: BaseModel) -> Preview:
@@ -200,10 +200,10 @@ def _availability(calendar_state: dict[str, Any] | None) -> str:
 
 
 def slot(start: datetime, end: datetime) -> str:
-    """A meeting's time as people read it: Tue 4 Mar 2025, 09:00 to 09:30 (UTC+00:00)."""
+    """A meeting's time as people read it: Tue 4 Mar 2025, 09:00 to 09:30 (UTC+01:00)."""
     day = f"{start:%a} {start.day} {start:%b %Y}, {start:%H:%M}"
     offset = start.strftime("%z")
-    zone = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
+    zone = f"UTC{offset[:3]}:{offset[3:]}" if offset not in ("", "+0000") else "UTC"
     until = (
         f"{end:%H:%M}"
         if end.date() == start.date()
