@@ -57,7 +57,6 @@ def propose(
     payload = _masked(payload)
     if shown is not None:
         shown = for_storage(conn, tenant_id, shown, policy)
-    fingerprint = shown_hash({"tool": tool, "payload": payload, "shown": shown})
     audited = {"tool": tool, "summary": (shown or {}).get("summary", summary)}
     audited = as_approvers_see(conn, tenant_id, audited, policy)
     with conn.transaction():
@@ -65,8 +64,8 @@ def propose(
             """INSERT INTO pending_actions
                  (tenant_id, conversation_id, run_id, tool, summary, payload, original_payload,
                   requested_by, reason, citations, flags, idempotency_key, expires_at, shown,
-                  recipient_domains, shown_hash)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s, %s, %s, %s)
+                  recipient_domains)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s, %s, %s)
                ON CONFLICT (idempotency_key) DO NOTHING
                RETURNING *""",
             (
@@ -85,7 +84,6 @@ def propose(
                 ttl,
                 Jsonb(shown) if shown is not None else None,
                 recipient_domains,
-                fingerprint,
             ),
         ).fetchone()
         if row is None:
@@ -95,6 +93,7 @@ def propose(
             ).fetchone()
             assert existing is not None
             return existing
+        row = _with_hash(conn, row)
         # Whoever asked, as approvers may see them too (an email sender, partly masked).
         actor = str((shown or {}).get("requested_by", requested_by))
         audit(conn, row, actor, "action.requested", audited)
@@ -132,17 +131,12 @@ def transition(
 
     An approval binds to the version it approves: the row's version and the hash of what
     it shows are recorded with it, in the same UPDATE (execution runs only that). A new
-    payload (an edit) is a new version, with the hash of what the card will show now."""
+    payload (an edit) is a new version, with the hash of what the card will show now,
+    stored in the same transaction."""
     changes = {k: _masked(v) for k, v in (changes or {}).items()}
-    if "payload" in changes:
-        after = {**action, **changes}
-        if isinstance(after.get("shown"), sql.Composable):  # cleared
-            after["shown"] = None
-        changes |= {
-            "version": NEXT_VERSION,
-            "shown_hash": shown_hash(after),
-            "versioned_at": NOW,
-        }
+    edited = "payload" in changes
+    if edited:
+        changes |= {"version": NEXT_VERSION, "versioned_at": NOW}
     assignments: list[sql.Composable] = [sql.SQL("status = {}").format(sql.Literal(to))]
     for column, value in changes.items():
         assignments.append(sql.SQL("{} = {}").format(sql.Identifier(column), _value(value)))
@@ -161,6 +155,8 @@ def transition(
         row = conn.execute(
             query, (action["id"], action["tenant_id"], list(allowed_from))
         ).fetchone()
+        if row is not None and edited:
+            row = _with_hash(conn, row)
         if row is not None:
             audit(conn, row, actor, audit_action, details or {})
     return row
@@ -194,6 +190,17 @@ def shown_hash(action: Mapping[str, Any]) -> str:
         default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _with_hash(conn: Conn, row: Row) -> Row:
+    """`row` with the hash of what it now shows stored: computed from the row as the
+    database returned it, as execution will read it (jsonb's own form of the values)."""
+    fingerprint = shown_hash(row)
+    conn.execute(
+        "UPDATE pending_actions SET shown_hash = %s WHERE id = %s AND tenant_id = %s",
+        (fingerprint, row["id"], row["tenant_id"]),
+    )
+    return {**row, "shown_hash": fingerprint}
 
 
 NEXT_VERSION = sql.SQL("version + 1")  # pass as `version` in the changes of an edit

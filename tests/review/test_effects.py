@@ -218,7 +218,7 @@ def test_a_check_mark_added_before_an_edit_does_not_approve_it(
 ) -> None:
     """A ✅ the listener received before the last edit was saved (its job ran after the
     edit) approves nothing: its author is told to add it again for the edited version."""
-    proposal = propose_post(stack.slack, llm, db, f"Draft ({uuid.uuid4().hex[:6]})")
+    proposal = propose_post(stack.slack, llm, db, f"Draft from the agent ({uuid.uuid4().hex[:6]})")
     reacted_at = db.execute("SELECT now() AS at").fetchone()
     assert reacted_at is not None
     stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_edit")
