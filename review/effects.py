@@ -53,8 +53,9 @@ def read_for_card(
         return _seen(
             conn, context, {"error": f"could not read {tool.preview.reads}: {exc.message}"}
         )
-    except Exception:
-        log.warning("action.preview_failed", tool=tool.name, exc_info=True)
+    except Exception as exc:  # a bug or an odd answer must not stop the card being posted
+        # The error's type only: its message could quote the record's data.
+        log.warning("action.preview_failed", tool=tool.name, error=type(exc).__name__)
         return {"error": f"could not read {tool.preview.reads}: the service's answer made no sense"}
     stored = preview.stored()
     watched = [{**w, "value": _digest(w["value"])} for w in stored["watched"]]
