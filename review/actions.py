@@ -12,7 +12,9 @@ summary as approvers see it, as the log cannot be erased later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -91,6 +93,7 @@ def propose(
             ).fetchone()
             assert existing is not None
             return existing
+        row = _with_hash(conn, row)
         # Whoever asked, as approvers may see them too (an email sender, partly masked).
         actor = str((shown or {}).get("requested_by", requested_by))
         audit(conn, row, actor, "action.requested", audited)
@@ -121,20 +124,39 @@ def transition(
     audit_action: str,
     changes: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
+    version: int | None = None,
 ) -> Row | None:
-    """Move the action to `to` if it is still in one of `allowed_from`; None if it was not."""
+    """Move the action to `to` if it is still in one of `allowed_from` (and, given
+    `version`, still at that version); None if it was not.
+
+    An approval binds to the version it approves: the row's version and the hash of what
+    it shows are recorded with it, in the same UPDATE (execution runs only that). A new
+    payload (an edit) is a new version, with the hash of what the card will show now,
+    stored in the same transaction."""
     changes = {k: _masked(v) for k, v in (changes or {}).items()}
-    assignments = [sql.SQL("status = {}").format(sql.Literal(to))]
+    edited = "payload" in changes
+    if edited:
+        changes |= {"version": NEXT_VERSION, "versioned_at": NOW}
+    assignments: list[sql.Composable] = [sql.SQL("status = {}").format(sql.Literal(to))]
     for column, value in changes.items():
         assignments.append(sql.SQL("{} = {}").format(sql.Identifier(column), _value(value)))
+    if to == "approved":
+        assignments.append(sql.SQL("approved_version = version, approved_hash = shown_hash"))
+    guard = (
+        sql.SQL(" AND version = {}").format(sql.Literal(version))
+        if version is not None
+        else sql.SQL("")
+    )
     query = sql.SQL(
-        "UPDATE pending_actions SET {} WHERE id = %s AND tenant_id = %s AND status = ANY(%s)"
+        "UPDATE pending_actions SET {} WHERE id = %s AND tenant_id = %s AND status = ANY(%s){}"
         " RETURNING *"
-    ).format(sql.SQL(", ").join(assignments))
+    ).format(sql.SQL(", ").join(assignments), guard)
     with conn.transaction():
         row = conn.execute(
             query, (action["id"], action["tenant_id"], list(allowed_from))
         ).fetchone()
+        if row is not None and edited:
+            row = _with_hash(conn, row)
         if row is not None:
             audit(conn, row, actor, audit_action, details or {})
     return row
@@ -153,6 +175,35 @@ def set_fields(conn: Conn, action: Row, **fields: Any) -> None:
     )
 
 
+def shown_hash(action: Mapping[str, Any]) -> str:
+    """The hash an approval binds to: the tool, the arguments as the card shows them (the
+    approver view, when there is one) and as they are stored to run, as canonical JSON."""
+    canonical = json.dumps(
+        {
+            "tool": action["tool"],
+            "shown": (action.get("shown") or {}).get("payload"),
+            "payload": action["payload"],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _with_hash(conn: Conn, row: Row) -> Row:
+    """`row` with the hash of what it now shows stored: computed from the row as the
+    database returned it, as execution will read it (jsonb's own form of the values)."""
+    fingerprint = shown_hash(row)
+    conn.execute(
+        "UPDATE pending_actions SET shown_hash = %s WHERE id = %s AND tenant_id = %s",
+        (fingerprint, row["id"], row["tenant_id"]),
+    )
+    return {**row, "shown_hash": fingerprint}
+
+
+NEXT_VERSION = sql.SQL("version + 1")  # pass as `version` in the changes of an edit
 NOW = sql.SQL("now()")  # pass as a value to use the database's clock
 NULL = sql.SQL("NULL")  # pass as a value to clear a column
 

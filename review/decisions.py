@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -32,6 +33,7 @@ from review.messages import (
     REASON_INPUT,
     REJECT,
     REJECT_VIEW,
+    clicked_value,
     people_summary,
     readable,
     rejected_note,
@@ -74,10 +76,21 @@ class Decision:
     # The person's team as the signed request names it (buttons, modals, Slack Connect
     # messages); None for reactions, whose team Slack is asked for (review/authority.py).
     user_team: str | None = None
+    # The version the person saw: a button names it (and the start of its hash), as does
+    # the Edit modal; None for reactions and thread replies, which apply to the latest.
+    version: int | None = None
+    hash_prefix: str = ""
+    # When the listener stored the request: a ✅ added before the latest edit was made
+    # was added to what the card showed then, so it does not approve the edit.
+    received_at: datetime | None = None
 
 
 def decision_from_request(
-    conn: actions.Conn, tenant_id: int, kind: str, payload: dict[str, Any]
+    conn: actions.Conn,
+    tenant_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    received_at: datetime | None = None,
 ) -> Decision | None:
     """What the stored Slack request means for which action; None when it is not about one."""
     if kind in ("reaction_added", "reaction_removed"):
@@ -93,21 +106,30 @@ def decision_from_request(
         action = actions.by_approval_message(conn, tenant_id, item["channel"], item["ts"])
         if action is None:
             return None
-        return Decision(event["user"], verb, action, channel=item["channel"])
+        return Decision(
+            event["user"], verb, action, channel=item["channel"], received_at=received_at
+        )
     if kind == "review_button":
         clicked = payload["actions"][0]
-        action = actions.load(conn, tenant_id, int(clicked["value"]))
+        value = clicked_value(str(clicked["value"]))
+        action = actions.load(conn, tenant_id, value.action_id)
         verb = BUTTON_DECISIONS[clicked["action_id"]]
         channel = (payload.get("channel") or {}).get("id")
         if action is None:
             return None
         return Decision(
-            payload["user"]["id"], verb, action, channel=channel, user_team=_team(payload)
+            payload["user"]["id"],
+            verb,
+            action,
+            channel=channel,
+            user_team=_team(payload),
+            version=value.version,
+            hash_prefix=value.hash_prefix,
         )
     if kind in ("review_edit", "review_reject"):
         view = payload["view"]
-        action_id = json.loads(view["private_metadata"])["action_id"]
-        action = actions.load(conn, tenant_id, action_id)
+        metadata = json.loads(view["private_metadata"])
+        action = actions.load(conn, tenant_id, metadata["action_id"])
         if action is None:
             return None
         values = (view.get("state") or {}).get("values") or {}
@@ -128,6 +150,7 @@ def decision_from_request(
             text=text,
             channel=action["approval_channel_id"],
             user_team=_team(payload),
+            version=metadata.get("version") if verb == "edited" else None,
         )
     if kind == "approval_reply":
         event = payload["event"]
@@ -207,6 +230,12 @@ def apply_decision(
 def _approve(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
 ) -> None:
+    if d.action["status"] == "pending":
+        refusal = _not_the_latest(d)
+        if refusal is not None:
+            _refuse_stale(conn, client, d, refusal)
+            return
+    version = d.action["version"]
     row = actions.transition(
         conn,
         d.action,
@@ -215,6 +244,10 @@ def _approve(
         actor=d.user,
         audit_action="action.approved",
         changes={"decided_by": d.user, "decided_at": actions.NOW},
+        # What was approved: this version, and the hash of what its card showed. Guarded,
+        # so an edit saved a moment before leaves this approval unmade.
+        details={"version": version, "hash": d.action["shown_hash"]},
+        version=version,
     )
     if row is None:
         current = d.action
@@ -237,6 +270,41 @@ def _approve(
         refresh_approval_message(conn, client, after)
 
 
+def _not_the_latest(d: Decision) -> str | None:
+    """Why this approval is not of the version the card shows now; None when it is."""
+    latest = d.action["version"]
+    if d.version is not None:
+        same_hash = str(d.action["shown_hash"] or "").startswith(d.hash_prefix)
+        if d.version != latest or not same_hash:
+            return (
+                f"the card you clicked showed an earlier version; it was edited since "
+                f"(it is now version {latest}). Nothing was approved: look at the card "
+                "again and approve it there if the edited version is right"
+            )
+        return None
+    versioned_at = d.action.get("versioned_at")
+    if d.received_at is not None and versioned_at is not None and d.received_at < versioned_at:
+        return (
+            "your ✅ was added before the last edit, so it does not approve the edited "
+            "version. Nothing was approved: remove your ✅ and add it again (or press "
+            "Approve) if the edited version is right"
+        )
+    return None
+
+
+def _refuse_stale(conn: actions.Conn, client: WebClient, d: Decision, refusal: str) -> None:
+    log.info("review.stale_approval_refused", action_id=d.action["id"])
+    actions.audit(
+        conn,
+        d.action,
+        d.user,
+        "action.approval_refused",
+        {"version_seen": d.version, "version_now": d.action["version"]},
+    )
+    if d.channel:
+        tell_privately(client, d.channel, d.user, f"Not approved: {refusal}.")
+
+
 def _withdraw(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
 ) -> None:
@@ -249,7 +317,13 @@ def _withdraw(
         allowed_from=["approved"],
         actor=d.user,
         audit_action="action.approval_withdrawn",
-        changes={"decided_by": None, "decided_at": None, "queued_at": None},
+        changes={
+            "decided_by": None,
+            "decided_at": None,
+            "queued_at": None,
+            "approved_version": None,
+            "approved_hash": None,
+        },
     )
     if row is not None:
         refresh_approval_message(conn, client, row)
@@ -345,6 +419,17 @@ def _edited(
     typed = (d.text or "").strip()
     if not typed:
         return
+    if d.version is not None and d.version != d.action["version"]:
+        # Opened on a version someone else has edited since: saving it would undo theirs.
+        if d.channel:
+            tell_privately(
+                client,
+                d.channel,
+                d.user,
+                "Your edit was not saved: someone edited this action while you were "
+                "editing it. Press Edit again to start from the latest version.",
+            )
+        return
     # The approver edited what the card showed: values shown masked (or real) go back to
     # the placeholders the stored payload keeps, so the approved call restores them.
     new_text = _to_placeholders(d.action, typed)
@@ -366,7 +451,12 @@ def _edited(
                 "edited_at": actions.NOW,
                 "edit_requested_by": None,
             },
-            details={"original": d.action["payload"], "edited": payload},
+            details={
+                "original": d.action["payload"],
+                "edited": payload,
+                "version": d.action["version"] + 1,
+            },
+            version=d.action["version"],
         )
         if row is None:
             return
@@ -380,7 +470,10 @@ def _edited(
         )
     refresh_approval_message(conn, client, row)
     note_in_approval_thread(
-        client, row, "Edited. React ✅ (again) or press Approve to run the edited version."
+        client,
+        row,
+        f"Edited (version {row['version']}). React ✅ (again) or press Approve to run the "
+        "edited version; approvals of the earlier version no longer count.",
     )
 
 
@@ -452,6 +545,9 @@ def _approve_always(
     """Approve & always allow: a rule for actions like this one (review/rules.py), made by
     someone apply_decision found may approve it, then the approval itself. A retried job
     finds the rule (or the approval) its earlier attempt made, and does not make another."""
+    if d.action["status"] == "pending" and _not_the_latest(d) is not None:
+        _approve(conn, client, d, enqueue)  # refused, and told why; no rule either
+        return
     if d.action["status"] == "pending" and rules.made_from(conn, d.action) is None:
         _make_rule(conn, client, d)
     _approve(conn, client, d, enqueue)

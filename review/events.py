@@ -41,7 +41,9 @@ def handle_review_request(
         _release(conn, client_for(request["bot_token"]), request, enqueue_request, flood)
         _finish(conn, request_id, "done")
         return
-    decision = decision_from_request(conn, tenant_id, request["kind"], request["payload"])
+    decision = decision_from_request(
+        conn, tenant_id, request["kind"], request["payload"], request["received_at"]
+    )
     if decision is None:
         _finish(conn, request_id, "ignored")
         return

@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
 from bot.intake.bot_tokens import with_bot_token
 from guardrails.facade import Guardrails
-from review import actions, resumes, rules, tenant_settings
+from review import actions, effects, resumes, rules, tenant_settings
 from review.messages import mrkdwn_safe, people_summary
 from review.slack_posts import refresh_approval_message, tell_requester
 
@@ -108,6 +108,17 @@ def _run(
     if tool is None:
         _fail(conn, client, row, f"the tool {row['tool']!r} is no longer available")
         return
+    if row["shown_hash"] is not None and actions.shown_hash(row) != row["approved_hash"]:
+        # Only the version an approver saw runs (an action proposed before approvals were
+        # bound to versions has no hash, and none to compare).
+        _fail(
+            conn,
+            client,
+            row,
+            "what would run is not the version that was approved, so it did not run; "
+            "nothing was changed",
+        )
+        return
     # The stored payload holds placeholders for personal data; the real values come back
     # only now, for the approved call, after the tenant's tool policy says yes again.
     checked = guardrails.check_tool(
@@ -123,6 +134,18 @@ def _run(
     if refusal is not None:
         _fail(conn, client, row, refusal)
         return
+    if not resuming:
+        # What the card showed (the deal's stage...) is read again: if it changed, the
+        # approver decided on something that is no longer so. A resumed run has already
+        # called the tool, possibly changing it itself: it reconciles instead.
+        try:
+            effects.check_still_so(conn, tool, context, arguments, row["preview"])
+        except effects.Stale as exc:
+            _fail(conn, client, row, str(exc), stale=True)
+            return
+        except ActionRefused as exc:
+            _fail(conn, client, row, str(exc))
+            return
     result = None
     if resuming:
         if tool.reconcile is None:
@@ -172,7 +195,13 @@ def _run(
     )
 
 
-def _fail(conn: actions.Conn, client: WebClient, row: dict[str, Any], error: str) -> None:
+def _fail(
+    conn: actions.Conn, client: WebClient, row: dict[str, Any], error: str, *, stale: bool = False
+) -> None:
+    changes: dict[str, Any] = {"error": error, **resumes.due_on_decision(conn, row)}
+    if stale:
+        # The card says it was stopped because things changed, not that it broke.
+        changes["preview"] = {**(row["preview"] or {}), "stale": True}
     failed = actions.transition(
         conn,
         row,
@@ -180,20 +209,19 @@ def _fail(conn: actions.Conn, client: WebClient, row: dict[str, Any], error: str
         allowed_from=["executing"],
         actor="agent",
         audit_action="action.failed",
-        changes={"error": error, **resumes.due_on_decision(conn, row)},
+        changes=changes,
         details={"error": error},
     )
     if failed is None:
         return
     log.error("action.failed", action_id=row["id"], error=error)
     refresh_approval_message(conn, client, failed)
-    tell_requester(
-        conn,
-        client,
-        failed,
-        "failed",
-        f":warning: {people_summary(failed)} failed: {mrkdwn_safe(error)}.",
+    told = (
+        f":octagonal_sign: {people_summary(failed)} was stopped before it ran: {mrkdwn_safe(error)}"
+        if stale
+        else f":warning: {people_summary(failed)} failed: {mrkdwn_safe(error)}."
     )
+    tell_requester(conn, client, failed, "failed", told)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ EDIT_VIEW = "review_edit_view"
 EDIT_BLOCK, EDIT_INPUT = "edited_text", "text"
 REJECT_VIEW = "review_reject_view"
 REASON_BLOCK, REASON_INPUT = "reject_reason", "text"
+NO_CONTENT = "(no content)"
 QUOTE_LIMIT = 2_500  # characters of the action's text shown before eliding
 EMAIL_TOOLS = ("reply_email", "send_email")
 # Arguments that only the product uses: never shown on a card.
@@ -146,6 +147,8 @@ def approval_message(
         context = CardContext(thread_link=context)
     status = action["status"]
     headline = HEADLINES[status]
+    if status == "failed" and stopped_as_stale(action):
+        headline = STOPPED_HEADLINE
     if status == "pending" and action.get("edited_by"):
         headline = ":pencil2: *Edited: needs a final ✅*"
     elif status == "pending" and action.get("edit_requested_by"):
@@ -162,14 +165,23 @@ def approval_message(
         f"*Why:* {reason}",
     ]
     blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
+    blocks.extend(effect_blocks(action.get("preview")))
     if action["tool"] in EMAIL_TOOLS:
         blocks.extend(_email_blocks(action["tool"], payload, context.sender))
     else:
-        blocks.append(_section(_quote(payload)))
+        # What the effect above already says (a deal's id, the stage's internal name) is
+        # not repeated; only what it does not (a note's text).
+        covered = frozenset(_readable_preview(action).get("covers") or ())
+        quoted = _quote({k: v for k, v in payload.items() if k not in covered})
+        if not (covered and quoted == NO_CONTENT):
+            blocks.append(_section(quoted))
     if action.get("edited_by"):
         original = shown(action, "original_payload")
+        version = f" (version {action['version']})" if action.get("version", 1) > 1 else ""
         blocks.append(
-            _context(f"Edited by <@{action['edited_by']}>. Original: {_one_line(original)}")
+            _context(
+                f"Edited by <@{action['edited_by']}>{version}. Original: {_one_line(original)}"
+            )
         )
     if action.get("citations"):
         blocks.append(
@@ -184,8 +196,11 @@ def approval_message(
     blocks.extend(_context(note) for note in context.notes)
     blocks.append(_context(_outcome(action, context.decided_by)))
     if status == "pending":
+        # The buttons name the version the card shows: a click on an older copy of the
+        # card (before an edit) is refused rather than approving what its clicker never saw.
+        value = button_value(action)
         always = (
-            [_button("Approve & always allow", BUTTON_APPROVE_ALWAYS, action["id"])]
+            [_button("Approve & always allow", BUTTON_APPROVE_ALWAYS, value)]
             if context.offer_rule
             else []
         )
@@ -194,14 +209,62 @@ def approval_message(
                 "type": "actions",
                 "block_id": f"review_{action['id']}",
                 "elements": [
-                    _button("Approve", BUTTON_APPROVE, action["id"], "primary"),
+                    _button("Approve", BUTTON_APPROVE, value, "primary"),
                     *always,
-                    _button("Edit", BUTTON_EDIT, action["id"]),
-                    _button("Reject", BUTTON_REJECT, action["id"], "danger"),
+                    _button("Edit", BUTTON_EDIT, value),
+                    _button("Reject", BUTTON_REJECT, value, "danger"),
                 ],
             }
         )
     return text, blocks
+
+
+STOPPED_HEADLINE = ":octagonal_sign: *Approved, but stopped: it changed since the card was posted*"
+
+
+def effect_blocks(preview: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """What the action will change, as the system said just before the card was posted
+    (review/effects.py): the record and each change before → after, or why it could not
+    be read (which blocks nothing)."""
+    if not preview:
+        return []
+    if preview.get("error"):
+        error = mrkdwn_safe(str(preview["error"]))
+        return [_context(f":warning: {error[:1].upper()}{error[1:]}")]
+    lines = [bold(mrkdwn_safe(str(preview.get("subject") or "")))]
+    lines += [mrkdwn_safe(str(change)) for change in preview.get("changes") or ()]
+    return [_section("\n".join(line for line in lines if line))]
+
+
+def _readable_preview(action: Mapping[str, Any]) -> Mapping[str, Any]:
+    preview = action.get("preview") or {}
+    return {} if preview.get("error") else preview
+
+
+def stopped_as_stale(action: Mapping[str, Any]) -> bool:
+    """Whether execution stopped it because what its card showed had changed."""
+    return bool((action.get("preview") or {}).get("stale"))
+
+
+def button_value(action: Mapping[str, Any]) -> str:
+    """What a card's decision buttons carry: the action, the version shown and the start
+    of its hash (never shown to people)."""
+    return f"{action['id']}:{action.get('version') or 1}:{str(action.get('shown_hash') or '')[:16]}"
+
+
+@dataclass(frozen=True)
+class Clicked:
+    action_id: int
+    version: int | None = None  # None: a card posted before versions (the latest applies)
+    hash_prefix: str = ""
+
+
+def clicked_value(value: str) -> Clicked:
+    """A decision button's value, as `button_value` wrote it (or a bare action id)."""
+    parts = value.split(":")
+    if len(parts) == 3 and parts[1].isdigit():
+        return Clicked(int(parts[0]), int(parts[1]), parts[2])
+    return Clicked(int(parts[0]))
 
 
 def edit_view(action: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +275,11 @@ def edit_view(action: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": EDIT_VIEW,
-        "private_metadata": json.dumps({"action_id": action["id"]}),
+        # The version being edited: saving an edit of a version someone else edited
+        # meanwhile is refused (review/decisions.py).
+        "private_metadata": json.dumps(
+            {"action_id": action["id"], "version": action.get("version") or 1}
+        ),
         "title": {
             "type": "plain_text",
             "text": "Edit the email" if is_email else "Edit the action",
@@ -282,7 +349,7 @@ def rejected_note(action: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         {
             "type": "section",
             "text": {"type": "mrkdwn", "text": text[:2900]},
-            "accessory": _button("Add a reason", BUTTON_REASON, action["id"]),
+            "accessory": _button("Add a reason", BUTTON_REASON, str(action["id"])),
         }
     ]
 
@@ -401,6 +468,8 @@ def _outcome(action: dict[str, Any], decided_by: str | None = None) -> str:
     if status == "expired":
         return "Nobody decided before it expired, so it was not done."
     error = mrkdwn_safe(str(action.get("error") or "unknown error"))
+    if stopped_as_stale(action):
+        return f"Approved by {who}, but it was stopped before running: {error}"
     return f"Approved by {who}, but it failed: {error}"
 
 
@@ -411,7 +480,7 @@ def _quote(payload: dict[str, Any]) -> str:
     }
     quoted = "\n".join("> " + line for line in text[:QUOTE_LIMIT].splitlines()) if text else ""
     details = "\n".join(f"*{_label(k)}:* {_value(v)}" for k, v in others.items())
-    return "\n".join(part for part in (details, quoted) if part) or "(no content)"
+    return "\n".join(part for part in (details, quoted) if part) or NO_CONTENT
 
 
 def _label(key: str) -> str:
@@ -446,14 +515,12 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:2900]}]}
 
 
-def _button(
-    label: str, action_id: str, pending_id: int, style: str | None = None
-) -> dict[str, Any]:
+def _button(label: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
     button: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": label},
         "action_id": action_id,
-        "value": str(pending_id),
+        "value": value,
     }
     if style:
         button["style"] = style

@@ -14,7 +14,7 @@ from bot.agent.schemas import ToolCall
 from bot.agent.tools import ActionContext, Effect, Tool, ToolArgumentsError, ToolRegistry
 from guardrails.policy import EmailRules
 from guardrails.tool_policy import recipient_domains
-from review import actions
+from review import actions, effects
 
 log = structlog.get_logger(__name__)
 
@@ -67,8 +67,10 @@ class ReviewedToolbox:
             return ToolResult(call.name, ok=False, output=str(exc))
         refusal = None
         restored = self.restore(arguments.model_dump())
-        if tool.check is not None:
+        real = arguments
+        if tool.check is not None or tool.preview is not None:
             real = tool.arguments.model_validate(restored)
+        if tool.check is not None:
             refusal = tool.check(self.context, real)
         if refusal is not None:
             log.info("tool.refused", tool=tool.name)
@@ -102,6 +104,12 @@ class ReviewedToolbox:
             # Of the real recipients, only their domains: what rules are judged by.
             recipient_domains=recipient_domains(self.email_rules, restored),
         )
+        if action["preview"] is None and action["status"] == "pending":
+            # Its effect as the system says it is now, just before the card is posted (at
+            # the end of the run): read with the real arguments, stored as approvers see it.
+            preview = effects.read_for_card(self.conn, tool, self.context, real)
+            if preview is not None:
+                actions.set_fields(self.conn, action, preview=preview)
         if self.four_eyes:
             # Before the action is announced for approval (end of the run), so no decision
             # can be judged without it.

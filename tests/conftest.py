@@ -28,6 +28,7 @@ from bot.migrate import apply_migrations
 from connectors.credentials import CredentialCipher
 from rag.embeddings import LocalEmbedder
 from sandbox.embedded_postgres import start_embedded_postgres
+from sandbox.hubspot_api import HubSpotEmulator
 from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
@@ -224,6 +225,16 @@ def mail_outbox() -> Iterator[MailSink]:
     sink.stop()
 
 
+HUBSPOT_TOKEN = "pat-na1-stack-0000-1111-2222-333333333333"  # the emulator's
+
+
+@pytest.fixture(scope="session")
+def hubspot_for_stack() -> Iterator[HubSpotEmulator]:
+    """The HubSpot the stack's worker calls (approval cards read deals from it)."""
+    with HubSpotEmulator(token=HUBSPOT_TOKEN) as emulator:
+        yield emulator
+
+
 @pytest.fixture(scope="session")
 def stack(
     database_url: str,
@@ -233,6 +244,7 @@ def stack(
     llm_primary: OpenAIEmulator,
     llm_fallback: OpenAIEmulator,
     mail_outbox: MailSink,
+    hubspot_for_stack: HubSpotEmulator,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """`chatops serve` and `chatops worker` as child processes, wired to the emulators."""
@@ -248,6 +260,7 @@ def stack(
         "SMTP_RELAY_HOST": "127.0.0.1",
         "SMTP_RELAY_PORT": str(mail_outbox.port),
         "SMTP_RELAY_SECURITY": "none",
+        "HUBSPOT_API_URL": hubspot_for_stack.api_url,
     }
     running = start_stack(slack, env, tmp_path_factory.mktemp("logs"))
     yield running

@@ -34,6 +34,45 @@ class ActionContext:
 
 
 @dataclass(frozen=True)
+class Watched:
+    """A value a card showed that the action depends on; execution reads it again and
+    stops if it changed (the deal is no longer in the stage the card said)."""
+
+    what: str  # as people say it: "the deal's stage"
+    value: Any  # as the system stores it ("contractsent"), JSON
+    shown: str  # as people read it ("Contract sent")
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What an external action will change, read from the system just before its card is
+    posted: the record it acts on and each change as before -> after."""
+
+    subject: str  # the record, as people know it: "Deal: Acme renewal"
+    changes: tuple[str, ...] = ()  # "Stage: Contract sent → Closed won"
+    watched: tuple[Watched, ...] = ()
+    # The arguments the preview says better (a deal's id and stage id): not repeated raw.
+    covers: tuple[str, ...] = ()
+
+    def stored(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "changes": list(self.changes),
+            "covers": list(self.covers),
+            "watched": [{"what": w.what, "value": w.value, "shown": w.shown} for w in self.watched],
+        }
+
+
+@dataclass(frozen=True)
+class Previewer:
+    """How a tool reads its effect (`Preview`) for a card; `reads` names what it reads,
+    for "could not read the current stage: …". `read` raises the connector's error."""
+
+    reads: str
+    read: Callable[[ActionContext, BaseModel], Preview]
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     description: str
@@ -54,6 +93,9 @@ class Tool:
     # The connector a tenant must have connected (`/agent connect NAME`) for the model to
     # be offered this tool; None for tools that need no connector (Slack, email, MCP).
     connector: str | None = None
+    # External tools that change a record: its state before -> after, for the card, and
+    # the values execution checks again (review/effects.py).
+    preview: Previewer | None = None
 
     def parse(self, arguments: dict[str, Any]) -> BaseModel:
         """The call's arguments, validated; raises ToolArgumentsError with a readable reason.

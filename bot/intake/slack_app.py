@@ -56,6 +56,7 @@ from review.messages import (
     BUTTON_REJECT,
     EDIT_VIEW,
     REJECT_VIEW,
+    clicked_value,
     edit_view,
     reject_view,
 )
@@ -230,7 +231,9 @@ def build_slack_app(
             return  # the submitted edit would be refused anyway: no modal for outsiders
         # The modal must open within Slack's 3-second trigger window, so it opens here;
         # whether the edit counts is decided when it is submitted.
-        action = await load_action(pool, context["tenant_id"], int(body["actions"][0]["value"]))
+        action = await load_action(
+            pool, context["tenant_id"], clicked_value(body["actions"][0]["value"]).action_id
+        )
         if action is not None and action["status"] == "pending":
             await client.views_open(trigger_id=body["trigger_id"], view=edit_view(action))
 
@@ -243,7 +246,9 @@ def build_slack_app(
             return
         # Reject asks for an optional reason first (a modal, opened within the trigger
         # window); submitting it is the rejection. "Add a reason" (after a ❌) opens it too.
-        action = await load_action(pool, context["tenant_id"], int(body["actions"][0]["value"]))
+        action = await load_action(
+            pool, context["tenant_id"], clicked_value(body["actions"][0]["value"]).action_id
+        )
         wanted = "pending" if body["actions"][0]["action_id"] == BUTTON_REJECT else "rejected"
         if action is not None and action["status"] == wanted:
             await client.views_open(trigger_id=body["trigger_id"], view=reject_view(action))

@@ -9,7 +9,14 @@ from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from bot.agent.tools import ActionContext, Effect, Tool, read_only_tool
+from bot.agent.tools import (
+    ActionContext,
+    Effect,
+    Preview,
+    Previewer,
+    Tool,
+    read_only_tool,
+)
 from connectors.google import calendar
 from connectors.google.client import GoogleSession
 from connectors.tool_errors import read_result, write_result
@@ -152,8 +159,23 @@ def _create_invite(session: GoogleSession) -> Tool:
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, CreateInvite)
         return (
-            f"Invite {', '.join(arguments.attendees)} to {arguments.summary!r} "
-            f"({arguments.start.isoformat()} to {arguments.end.isoformat()})"
+            f"Invite {', '.join(arguments.attendees)} to “{arguments.summary}”, "
+            f"{slot(arguments.start, arguments.end)}"
+        )
+
+    def preview(context: ActionContext, arguments: BaseModel) -> Preview:
+        # Each attendee's free/busy for the slot, for the approver to judge. Not checked
+        # again at execution: an attendee busy by then can still decline or move it.
+        assert isinstance(arguments, CreateInvite)
+        found = calendar.free_busy(
+            session(context.tenant_id), arguments.attendees, arguments.start, arguments.end
+        )
+        calendars = found.get("calendars") or {}
+        states = {email: _availability(calendars.get(email)) for email in arguments.attendees}
+        return Preview(
+            subject=f"Meeting: {arguments.summary}, {slot(arguments.start, arguments.end)}",
+            changes=tuple(f"{email}: {state}" for email, state in states.items()),
+            covers=("summary", "start", "end", "attendees", "calendar_id"),
         )
 
     return Tool(
@@ -167,4 +189,24 @@ def _create_invite(session: GoogleSession) -> Tool:
         run=run,
         summarize=summarize,
         reconcile=reconcile,
+        preview=Previewer("the attendees' calendars", preview),
     )
+
+
+def _availability(calendar_state: dict[str, Any] | None) -> str:
+    if not calendar_state or "error" in calendar_state:
+        return "calendar not shared"
+    return "busy" if calendar_state.get("busy") else "free"
+
+
+def slot(start: datetime, end: datetime) -> str:
+    """A meeting's time as people read it: Tue 4 Mar 2025, 09:00 to 09:30 (UTC+01:00)."""
+    day = f"{start:%a} {start.day} {start:%b %Y}, {start:%H:%M}"
+    offset = start.strftime("%z")
+    zone = f"UTC{offset[:3]}:{offset[3:]}" if offset not in ("", "+0000") else "UTC"
+    until = (
+        f"{end:%H:%M}"
+        if end.date() == start.date()
+        else f"{end:%a} {end.day} {end:%b}, {end:%H:%M}"
+    )
+    return f"{day} to {until} ({zone})"

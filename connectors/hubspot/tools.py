@@ -7,13 +7,32 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import ActionContext, Effect, Tool, read_only_tool
+from bot.agent.tools import (
+    ActionContext,
+    Effect,
+    Preview,
+    Previewer,
+    Tool,
+    Watched,
+    read_only_tool,
+)
 from connectors.hubspot import api
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
 
 RECORD_ID = r"^\d{1,20}$"
 OBJECT_TYPES = {"contact": "contacts", "company": "companies", "deal": "deals"}
+# The default sales pipeline's stages as HubSpot shows them; a stage of a pipeline of the
+# tenant's own shows as its internal id.
+STAGE_LABELS = {
+    "appointmentscheduled": "Appointment scheduled",
+    "qualifiedtobuy": "Qualified to buy",
+    "presentationscheduled": "Presentation scheduled",
+    "decisionmakerboughtin": "Decision maker bought-in",
+    "contractsent": "Contract sent",
+    "closedwon": "Closed won",
+    "closedlost": "Closed lost",
+}
 
 
 class SearchContacts(BaseModel):
@@ -111,7 +130,23 @@ def _add_contact_note(session: Session) -> Tool:
 
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, AddContactNote)
-        return f"Add a note to HubSpot contact {arguments.contact_id}"
+        # The card names the contact (its preview), as approvers may see names; HubSpot's
+        # record id means nothing to people.
+        return "Add a note to a HubSpot contact"
+
+    def preview(context: ActionContext, arguments: BaseModel) -> Preview:
+        # Who the note goes on, as HubSpot has them now. Nothing is watched: the note goes
+        # on that record whatever its name is by then (a renamed contact is the same one).
+        assert isinstance(arguments, AddContactNote)
+        found = api.read_record(session(context.tenant_id), "contacts", arguments.contact_id)
+        who = contact_name(found["properties"]) or f"contact {arguments.contact_id}"
+        company = str(found["properties"].get("company") or "")
+        shown = f"{who} ({company})" if company else who
+        return Preview(
+            subject=f"Contact: {shown}",
+            changes=("Adds a note to their timeline",),
+            covers=("contact_id",),
+        )
 
     return Tool(
         name="hubspot_add_contact_note",
@@ -124,6 +159,7 @@ def _add_contact_note(session: Session) -> Tool:
         run=run,
         summarize=summarize,
         reconcile=reconcile,
+        preview=Previewer("the contact", preview),
     )
 
 
@@ -150,7 +186,20 @@ def _update_deal_stage(session: Session) -> Tool:
 
     def summarize(arguments: BaseModel) -> str:
         assert isinstance(arguments, UpdateDealStage)
-        return f"Move HubSpot deal {arguments.deal_id} to stage {arguments.stage}"
+        return f"Move a HubSpot deal to {stage_label(arguments.stage)}"  # the card names it
+
+    def preview(context: ActionContext, arguments: BaseModel) -> Preview:
+        assert isinstance(arguments, UpdateDealStage)
+        found = api.read_record(session(context.tenant_id), "deals", arguments.deal_id)
+        name = str(found["properties"].get("dealname") or f"deal {arguments.deal_id}")
+        stage = found["properties"].get("dealstage")
+        before = stage_label(str(stage)) if stage else "no stage"
+        return Preview(
+            subject=f"Deal: {name}",
+            changes=(f"Stage: {before} → {stage_label(arguments.stage)}",),
+            watched=(Watched("the deal's stage", stage, before),),
+            covers=("deal_id", "stage"),
+        )
 
     return Tool(
         name="hubspot_update_deal_stage",
@@ -163,4 +212,16 @@ def _update_deal_stage(session: Session) -> Tool:
         run=run,
         summarize=summarize,
         reconcile=reconcile,
+        preview=Previewer("the current stage", preview),
     )
+
+
+def stage_label(stage: str) -> str:
+    return STAGE_LABELS.get(stage, stage)
+
+
+def contact_name(properties: dict[str, Any]) -> str:
+    name = " ".join(
+        str(properties[p]).strip() for p in ("firstname", "lastname") if properties.get(p)
+    )
+    return name or str(properties.get("email") or "")

@@ -112,6 +112,12 @@ def ticket_status(api: RestClient, ticket_id: int) -> str | None:
     return str(status) if status is not None else None
 
 
+def ticket_summary(api: RestClient, ticket_id: int) -> dict[str, Any]:
+    """The ticket's subject and status, without its comments (what a card shows)."""
+    ticket = api.get(f"/api/v2/tickets/{ticket_id}.json").get("ticket") or {}
+    return _pick(ticket, ("id", "subject", "status"))
+
+
 def _update(
     api: RestClient, ticket_id: int, changes: dict[str, Any], key: str, *, retry_safe: bool
 ) -> dict[str, Any]:

@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import ActionContext, Effect, Tool, read_only_tool
+from bot.agent.tools import (
+    ActionContext,
+    Effect,
+    Preview,
+    Previewer,
+    Tool,
+    Watched,
+    read_only_tool,
+)
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
 from connectors.zendesk import api
@@ -153,6 +161,19 @@ def _set_status(session: Session) -> Tool:
         assert isinstance(arguments, SetTicketStatus)
         return f"Set Zendesk ticket #{arguments.ticket_id} to {arguments.status}"
 
+    def preview(context: ActionContext, arguments: BaseModel) -> Preview:
+        assert isinstance(arguments, SetTicketStatus)
+        ticket = api.ticket_summary(session(context.tenant_id), arguments.ticket_id)
+        subject = str(ticket.get("subject") or "(no subject)")
+        status = ticket.get("status")
+        before = str(status) if status else "no status"
+        return Preview(
+            subject=f"Ticket #{arguments.ticket_id}: {subject}",
+            changes=(f"Status: {before} → {arguments.status}",),
+            watched=(Watched("the ticket's status", status, before),),
+            covers=("ticket_id", "status"),
+        )
+
     return Tool(
         name="zendesk_set_status",
         description=(
@@ -164,4 +185,5 @@ def _set_status(session: Session) -> Tool:
         run=run,
         summarize=summarize,
         reconcile=reconcile,
+        preview=Previewer("the ticket's current status", preview),
     )

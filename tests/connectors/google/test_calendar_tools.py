@@ -4,6 +4,7 @@ approved, is created (and its attendees invited) exactly once."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -209,13 +210,28 @@ def test_a_window_that_ends_before_it_starts_is_refused(workspace: Workspace) ->
 def test_an_invite_becomes_a_pending_action(
     workspace: Workspace, calendar: CalendarEmulator
 ) -> None:
-    """An invite never reaches Google from the Act step: it waits for approval."""
-    told, action = workspace.propose("calendar_create_invite", _invite(new_address("kim")))
+    """An invite creates nothing from the Act step: it waits for approval, and its card
+    shows each attendee's free/busy for the slot (read from Google just before)."""
+    kim, lee = new_address("kim"), new_address("lee")
+    for person in (kim, lee):
+        calendar.calendars.add_calendar(person)
+    calendar.calendars.add_event(kim, "Dentist", _at(15, 15), _at(16))
+    invite = {**_invite(kim), "attendees": [kim, lee, new_address("outsider")]}
+
+    told, action = workspace.propose("calendar_create_invite", invite)
 
     assert told.startswith("Not done yet: sent for approval")
     assert action is not None and action["status"] == "pending"
     assert action["tool"] == "calendar_create_invite"
-    assert calendar.requests == []
+    assert [r.method for r in calendar.requests] == ["POST"]  # the free/busy query
+    assert not [i for i in calendar.calendars.invitations if i.attendee in (kim, lee)]
+    preview = action["preview"]
+    assert preview["subject"].startswith("Meeting: Renewal call, ")
+    assert "15:00 to 15:30" in preview["subject"]
+    states = [change.rsplit(": ", 1)[1] for change in preview["changes"]]
+    assert states == ["busy", "free", "calendar not shared"]
+    # Addresses as approvers may see them (partly, by default).
+    assert kim not in json.dumps(preview)
 
 
 def test_an_approved_invite_is_created_once_even_when_retried(

@@ -3,6 +3,7 @@ their failures; writes wait for approval and, once approved, happen exactly once
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -10,6 +11,7 @@ import pytest
 
 from connectors.hubspot import api
 from connectors.rest import ConnectorError, RestClient, new_http_client
+from review.messages import approval_message
 from sandbox.hubspot_api import HubSpotEmulator
 from tests.connectors.hubspot.conftest import TOKEN
 from tests.connectors.workspace import Workspace
@@ -161,12 +163,13 @@ def test_a_tenant_without_hubspot_is_told_how_to_connect(
 def test_a_write_becomes_a_pending_action(
     workspace: Workspace, hubspot: HubSpotEmulator, tool: str, arguments: dict[str, str]
 ) -> None:
-    """A write tool never calls HubSpot from the Act step: it waits for approval."""
+    """A write tool changes nothing in HubSpot from the Act step: it only reads what its
+    card will show, and waits for approval."""
     told, action = workspace.propose(tool, arguments)
 
     assert told.startswith("Not done yet: sent for approval")
     assert action is not None and action["status"] == "pending" and action["tool"] == tool
-    assert hubspot.requests == []
+    assert [r.method for r in hubspot.requests] == ["GET"]
 
 
 def test_an_approved_note_is_added_once_even_when_retried(
@@ -227,3 +230,82 @@ def test_an_invalid_stage_fails_with_hubspots_reason(
     assert failed["error"].startswith("HubSpot refused the request: Property values were not valid")
     assert "won_maybe was not one of the allowed options" in failed["error"]
     assert hubspot.crm.get("deals", deal.id).properties["dealstage"] == "contractsent"
+
+
+def test_a_deal_stage_card_shows_the_stage_before_and_after(
+    workspace: Workspace, hubspot: HubSpotEmulator
+) -> None:
+    """The card of a stage change names the deal and reads "Stage: Contract sent → Closed
+    won", as HubSpot had it when the action was proposed; no ids or hashes on it."""
+    deal = hubspot.crm.add("deals", {"dealname": "Initech renewal", "dealstage": "contractsent"})
+
+    _, action = workspace.propose(
+        "hubspot_update_deal_stage", {"deal_id": deal.id, "stage": "closedwon"}
+    )
+
+    assert action is not None
+    _, blocks = approval_message(action)
+    card = json.dumps([b for b in blocks if b["type"] != "actions"], ensure_ascii=False)
+    assert "*Deal: Initech renewal*\\nStage: Contract sent → Closed won" in card
+    assert action["shown_hash"] and action["shown_hash"][:16] not in card
+
+
+def test_a_note_card_names_the_contact_and_their_company(
+    workspace: Workspace, hubspot: HubSpotEmulator
+) -> None:
+    """The card of a note says whose timeline it goes on: their name (as the tenant lets
+    approvers see names: by default their initials) and company."""
+    contact = hubspot.crm.add(
+        "contacts", {"firstname": "Dana", "lastname": "Ito", "company": "Globex"}
+    )
+
+    _, action = workspace.propose(
+        "hubspot_add_contact_note", {"contact_id": contact.id, "text": "Called about renewal"}
+    )
+
+    assert action is not None
+    assert action["preview"]["subject"] == "Contact: D. I. (Globex)"
+    assert "Dana" not in json.dumps(action["preview"])
+
+
+def test_a_preview_that_cannot_be_read_says_so_without_blocking_the_card(
+    workspace: Workspace, hubspot: HubSpotEmulator
+) -> None:
+    """A deal HubSpot cannot find still gets its card, which says what could not be read."""
+    _, action = workspace.propose(
+        "hubspot_update_deal_stage", {"deal_id": "424242", "stage": "closedwon"}
+    )
+
+    assert action is not None and action["status"] == "pending"
+    _, blocks = approval_message(action)
+    assert ":warning: Could not read the current stage: HubSpot: not found" in json.dumps(
+        blocks, ensure_ascii=False
+    )
+
+
+def test_a_stage_changed_after_the_card_stops_execution(
+    workspace: Workspace, hubspot: HubSpotEmulator
+) -> None:
+    """If someone moves the deal after the card was posted, the approved change is not
+    made: the action fails saying what changed, and the deal keeps the newer stage."""
+    deal = hubspot.crm.add("deals", {"dealname": "Hooli", "dealstage": "contractsent"})
+    _, action = workspace.propose(
+        "hubspot_update_deal_stage", {"deal_id": deal.id, "stage": "closedwon"}
+    )
+    assert action is not None
+    hubspot.crm.update("deals", deal.id, {"dealstage": "decisionmakerboughtin"})
+    workspace.approve(action)
+    hubspot.reset()
+
+    failed = workspace.execute(action["id"])
+
+    assert failed["status"] == "failed"
+    assert failed["error"] == (
+        "The deal's stage changed from Contract sent to Decision maker bought-in after this "
+        "card was posted; nothing was changed. Ask again if it is still wanted."
+    )
+    assert hubspot.crm.get("deals", deal.id).properties["dealstage"] == "decisionmakerboughtin"
+    assert [r.method for r in hubspot.requests] == ["GET"]
+    _, blocks = approval_message(failed)
+    card = json.dumps(blocks, ensure_ascii=False)
+    assert "stopped" in card and "changed from Contract sent to Decision maker bought-in" in card

@@ -139,12 +139,13 @@ def test_a_missing_ticket_is_not_found(workspace: Workspace) -> None:
 def test_a_write_becomes_a_pending_action(
     workspace: Workspace, zendesk: ZendeskEmulator, tool: str, arguments: dict[str, object]
 ) -> None:
-    """A write tool never calls Zendesk from the Act step: it waits for approval."""
+    """A write tool changes nothing in Zendesk from the Act step (a status change only
+    reads the ticket its card shows): it waits for approval."""
     told, action = workspace.propose(tool, arguments)
 
     assert told.startswith("Not done yet: sent for approval")
     assert action is not None and action["status"] == "pending" and action["tool"] == tool
-    assert zendesk.requests == []
+    assert {r.method for r in zendesk.requests} <= {"GET"}
 
 
 def test_an_approved_comment_is_added_once_even_when_retried(
@@ -218,3 +219,42 @@ def test_a_closed_ticket_refuses_changes_with_zendesks_reason(
         "Zendesk refused the request: Record validation errors; "
         "Status: closed prevents ticket update"
     )
+
+
+def test_a_status_card_shows_the_subject_and_status_before_and_after(
+    workspace: Workspace, zendesk: ZendeskEmulator
+) -> None:
+    """The card of a status change names the ticket by its subject and reads
+    "Status: open → solved", as Zendesk had it when the card was made."""
+    ticket = zendesk.helpdesk.add_ticket("Refund for order 1042", "Where is my refund?")
+
+    _, action = workspace.propose(
+        "zendesk_set_status", {"ticket_id": ticket.id, "status": "solved"}
+    )
+
+    assert action is not None
+    assert action["preview"]["subject"] == f"Ticket #{ticket.id}: Refund for order 1042"
+    assert action["preview"]["changes"] == ["Status: open → solved"]
+
+
+def test_a_status_changed_after_the_card_stops_execution(
+    workspace: Workspace, zendesk: ZendeskEmulator
+) -> None:
+    """A ticket someone put on hold after the card was posted is not solved by the
+    approval: the action fails saying what changed, and the ticket stays on hold."""
+    ticket = zendesk.helpdesk.add_ticket("Cancel my plan", "Please cancel")
+    _, action = workspace.propose(
+        "zendesk_set_status", {"ticket_id": ticket.id, "status": "solved"}
+    )
+    assert action is not None
+    zendesk.helpdesk.ticket(ticket.id).status = "hold"
+    workspace.approve(action)
+
+    failed = workspace.execute(action["id"])
+
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith(
+        "The ticket's status changed from open to hold after this card was posted; "
+        "nothing was changed."
+    )
+    assert zendesk.helpdesk.ticket(ticket.id).status == "hold"
