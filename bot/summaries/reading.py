@@ -1,0 +1,226 @@
+"""Reading what a summary is made of, as the asker may see it.
+
+- Visibility: a channel is summarised only when the bot is in it and so is the asker,
+  and a private channel's content is never summarised where people outside it could
+  read the answer (`refusal`).
+- A thread is read whole (conversations.replies). A channel is read from the since-date
+  (conversations.history, oldest=…), incrementally: the messages read are stored, masked
+  as all stored text is (guardrails/at_rest.py), with the span read without a gap, so the
+  next summary of that channel asks Slack only for newer messages. Slack rate-limits
+  history reads hard; the Web client waits out a 429 for its Retry-After a bounded
+  number of times (connectors/slack/web_client.py), and one summary reads a bounded
+  number of pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from psycopg import Connection
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from guardrails.at_rest import for_storage
+
+log = structlog.get_logger(__name__)
+
+PAGE_SIZE = 200
+MAX_PAGES = 10  # per read: 2,000 messages, at most ten history calls for one summary
+# Messages that are not something a person said.
+SKIPPED_SUBTYPES = frozenset(
+    {"channel_join", "channel_leave", "channel_topic", "channel_purpose", "channel_name"}
+)
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    ts: str
+    user: str  # a Slack user id, "" when unknown
+    text: str  # masked for good as stored text is
+    reply_count: int = 0
+
+
+def refusal(client: WebClient, *, channel: str, asker: str, reply_channel: str) -> str | None:
+    """Why ``channel`` may not be summarised for ``asker`` in ``reply_channel``, in words
+    for the asker; None when it may. The channel is named as a Slack reference, which each
+    reader's Slack shows only as far as they may see it."""
+    ref = f"<#{channel}>"
+    try:
+        info = client.conversations_info(channel=channel)["channel"]
+    except SlackApiError as exc:
+        if exc.response.get("error") in ("channel_not_found", "not_in_channel"):
+            return f"I can't see {ref}, so I can't summarise it."
+        raise
+    if not info.get("is_member"):
+        return (
+            f"I'm not a member of {ref}, so I can't read it. Invite me there "
+            "(`/invite @chatops`) and ask again."
+        )
+    if not is_member(client, channel, asker):
+        return f"You're not a member of {ref}, so I won't summarise it for you."
+    private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+    if private and channel != reply_channel and not _only_for(client, reply_channel, asker):
+        return (
+            f"{ref} is private, so I won't summarise it here where people outside it could "
+            "read it. Ask me in a direct message or in my assistant panel instead."
+        )
+    return None
+
+
+def is_member(client: WebClient, channel: str, user: str) -> bool:
+    cursor: str | None = None
+    for _ in range(50):  # 5,000 members at most; a larger channel is public in practice
+        response = client.conversations_members(channel=channel, limit=100, cursor=cursor)
+        if user in (response.get("members") or []):
+            return True
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return False
+    return False
+
+
+def _only_for(client: WebClient, reply_channel: str, asker: str) -> bool:
+    """Whether an answer in ``reply_channel`` is read by the asker alone (their direct
+    messages with the app, where the assistant panel's threads are too)."""
+    try:
+        info = client.conversations_info(channel=reply_channel)["channel"]
+    except SlackApiError:
+        return False
+    return bool(info.get("is_im")) and info.get("user") in (asker, None)
+
+
+def thread_messages(
+    conn: Connection[dict[str, Any]],
+    client: WebClient,
+    tenant_id: int,
+    *,
+    channel: str,
+    thread_ts: str,
+    skip_ts: frozenset[str] = frozenset(),
+    bot_id: str | None = None,
+) -> list[ChannelMessage]:
+    """A thread's messages, oldest first, but for the app's own and those in ``skip_ts``
+    (the request itself)."""
+    raw: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        response = client.conversations_replies(
+            channel=channel, ts=thread_ts, limit=PAGE_SIZE, cursor=cursor
+        )
+        raw.extend(response.get("messages") or [])
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    kept = [m for m in raw if _said(m, bot_id) and m["ts"] not in skip_ts]
+    return _masked(conn, tenant_id, kept)
+
+
+def channel_messages(
+    conn: Connection[dict[str, Any]],
+    client: WebClient,
+    tenant_id: int,
+    *,
+    channel: str,
+    since: datetime,
+    bot_id: str | None = None,
+) -> list[ChannelMessage]:
+    """The channel's top-level messages since ``since``, oldest first: from what the app
+    stored when the span it read covers ``since``, and from Slack for anything newer."""
+    oldest = Decimal(str(since.timestamp()))
+    span = conn.execute(
+        """SELECT oldest_ts, newest_ts FROM slack_read_spans
+           WHERE tenant_id = %s AND channel_id = %s""",
+        (tenant_id, channel),
+    ).fetchone()
+    covered = span is not None and span["oldest_ts"] <= oldest
+    read_from = span["newest_ts"] if covered and span is not None else oldest
+    fetched, complete = _history(client, channel, read_from)
+    kept = [m for m in fetched if _said(m, bot_id)]
+    fresh = _masked(conn, tenant_id, kept)
+    newest = max([read_from, *(Decimal(m["ts"]) for m in fetched)])
+    with conn.transaction():
+        for message in fresh:
+            conn.execute(
+                """INSERT INTO slack_read_messages
+                     (tenant_id, channel_id, ts, ts_num, user_id, text, reply_count)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (tenant_id, channel_id, ts) DO UPDATE
+                     SET text = EXCLUDED.text, reply_count = EXCLUDED.reply_count,
+                         read_at = now()""",
+                (
+                    tenant_id,
+                    channel,
+                    message.ts,
+                    Decimal(message.ts),
+                    message.user,
+                    message.text,
+                    message.reply_count,
+                ),
+            )
+        span_oldest = span["oldest_ts"] if covered and span is not None else oldest
+        if not complete:
+            # Only the newest pages were read: the span starts at the oldest of them.
+            span_oldest = min(Decimal(m["ts"]) for m in fetched)
+        conn.execute(
+            """INSERT INTO slack_read_spans (tenant_id, channel_id, oldest_ts, newest_ts)
+               VALUES (%s, %s, %s, %s)
+               ON CONFLICT (tenant_id, channel_id) DO UPDATE
+                 SET oldest_ts = EXCLUDED.oldest_ts, newest_ts = EXCLUDED.newest_ts,
+                     updated_at = now()""",
+            (tenant_id, channel, span_oldest, newest),
+        )
+    log.info("summary.history_read", fetched=len(fetched), from_store=covered)
+    rows = conn.execute(
+        """SELECT ts, user_id, text, reply_count FROM slack_read_messages
+           WHERE tenant_id = %s AND channel_id = %s AND ts_num > %s
+           ORDER BY ts_num""",
+        (tenant_id, channel, oldest),
+    ).fetchall()
+    return [ChannelMessage(r["ts"], r["user_id"], r["text"], r["reply_count"]) for r in rows]
+
+
+def _history(client: WebClient, channel: str, oldest: Decimal) -> tuple[list[dict[str, Any]], bool]:
+    """The messages after ``oldest``, and whether that is all of them (False: the page
+    limit was reached, and only the newest were read)."""
+    messages: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        response = client.conversations_history(
+            channel=channel, oldest=str(oldest), limit=PAGE_SIZE, cursor=cursor
+        )
+        messages.extend(response.get("messages") or [])
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return messages, True
+    log.warning("summary.history_capped", pages=MAX_PAGES)
+    return messages, False
+
+
+def _said(message: dict[str, Any], bot_id: str | None) -> bool:
+    if message.get("subtype") in SKIPPED_SUBTYPES:
+        return False
+    if bot_id is not None and message.get("bot_id") == bot_id:
+        return False  # the app's own replies and notices
+    return bool((message.get("text") or "").strip())
+
+
+def _masked(
+    conn: Connection[dict[str, Any]], tenant_id: int, messages: list[dict[str, Any]]
+) -> list[ChannelMessage]:
+    texts = for_storage(conn, tenant_id, [m.get("text") or "" for m in messages])
+    return sorted(
+        (
+            ChannelMessage(
+                ts=m["ts"],
+                user=m.get("user") or "",
+                text=text,
+                reply_count=int(m.get("reply_count") or 0),
+            )
+            for m, text in zip(messages, texts, strict=True)
+        ),
+        key=lambda m: Decimal(m.ts),
+    )
