@@ -24,7 +24,8 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Channel
 from tests.support.channels import ADMIN, new_channel
-from tests.support.conversation import GENERAL, REQUESTER, bot_replies
+from tests.support.conversation import GENERAL, REQUESTER, bot_replies, wait_for_answer
+from tests.support.processes import wait_for
 from tests.support.stack import Stack
 from tests.support.worker_deps import in_process_deps
 
@@ -330,3 +331,37 @@ def test_a_rate_limited_history_read_waits_and_goes_on(
         c for c in stack.slack.calls("conversations.history") if c.params.get("channel") == channel
     ]
     assert [c.status for c in reads] == [429, 200]
+
+
+def test_what_did_i_miss_in_the_assistant_panel_means_the_channel_being_viewed(
+    stack: Stack, db: DB, llm: OpenAIEmulator
+) -> None:
+    """In the side panel, "this channel" is the one the person has open beside it: the
+    running stack (listener, queue, worker) answers with that channel's summary."""
+    marker = uuid.uuid4().hex[:8]
+    channel = new_channel(stack.slack)
+    stack.slack.workspace.post_message(channel, user=ADMIN, text=f"PANEL-{marker} we moved standup")
+    llm.script(
+        Reply(content=summary("Standup.", decisions=[("Standup moved to 10:00.", [1])])),
+        match=f"PANEL-{marker}",
+    )
+    dm = stack.slack.workspace.channel(REQUESTER).id
+    root = stack.slack.open_assistant_thread(REQUESTER, context_channel=channel).message
+    wait_for(
+        lambda: (
+            (
+                row := db.execute(
+                    "SELECT assistant_context FROM conversations WHERE external_key = %s",
+                    (f"{dm}:{root.ts}",),
+                ).fetchone()
+            )
+            and row["assistant_context"]["channel_id"] == channel
+        ),
+        message="the panel's context stored",
+    )
+    stack.slack.post_as_user(REQUESTER, dm, "what did I miss in this channel?", root.ts)
+    reply = wait_for_answer(stack.slack, root.ts, channel=dm)
+    assert f"What happened in <#{channel}>" in reply.text
+    assert "Standup moved to 10:00." in reply.text
+    link = permalink(stack, channel, stack.slack.workspace.history(channel)[-1].ts)
+    assert link in reply.text
