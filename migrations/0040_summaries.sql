@@ -28,3 +28,23 @@ CREATE TABLE slack_read_spans (
     updated_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, channel_id)
 );
+
+-- Scheduled summaries: `/agent digest #channel daily 09:00 [to #other|me]`. The periodic
+-- work (bot/summaries/digests.py) posts each once per due time across all workers: it
+-- claims a digest by moving next_due_at forward in one conditional UPDATE first.
+CREATE TABLE summary_digests (
+    id            bigserial PRIMARY KEY,
+    tenant_id     bigint NOT NULL REFERENCES tenants(id),
+    channel_id    text NOT NULL,        -- the channel summarised
+    deliver_to    text NOT NULL,        -- a channel id, or a user id for "me" (their DM)
+    personal      boolean NOT NULL,     -- deliver_to is the person who set it up
+    cadence       text NOT NULL CHECK (cadence IN ('daily', 'weekdays')),
+    at_time       time NOT NULL,        -- in the workspace's time zone
+    created_by    text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    next_due_at   timestamptz NOT NULL,
+    last_sent_at  timestamptz,
+    last_error    text                  -- why the last due time posted nothing, for people
+);
+CREATE INDEX summary_digests_due ON summary_digests (next_due_at);
+CREATE INDEX summary_digests_tenant ON summary_digests (tenant_id, id);

@@ -6,6 +6,9 @@
   lost), decided actions' resumes relayed, actions announced once an approval channel
   exists, reminders, expiry (review/sweep.py).
 - `vault_purge`: personal data behind placeholders older than the retention is deleted.
+- `summary_digests`: scheduled channel summaries whose time has come in their
+  workspace's time zone are written and posted, each due time once
+  (bot/summaries/digests.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from bot.queue.jobs import enqueue_resume
 from bot.queue.scheduler import PeriodicTask, every
 from bot.queue.stranded import requeue_stranded
 from bot.settings import Settings
+from bot.summaries.digests import send_due_digests
 from review.sweep import LostJobs, sweep
 
 log = structlog.get_logger(__name__)
@@ -61,9 +65,15 @@ def periodic_tasks(
         if forgotten:
             log.info("guardrails.vault_purged", placeholders=forgotten)
 
+    def summary_digests() -> None:
+        with deps.pool.connection() as conn:
+            send_due_digests(conn, deps)
+
     return [
         PeriodicTask("stranded_requests", stranded_requests, sweep_every),
         PeriodicTask("pending_actions", pending_actions, sweep_every),
         # One indexed DELETE, so as often as the sweeps.
         PeriodicTask("vault_purge", vault_purge, sweep_every),
+        # Due at a minute of the day: looked for as often as the sweeps run.
+        PeriodicTask("summary_digests", summary_digests, sweep_every),
     ]

@@ -128,26 +128,63 @@ def for_request(
         messages = reading.channel_messages(
             conn, client, asked.tenant_id, channel=channel, since=since, bot_id=asked.bot_id
         )
+    written = write_summary(
+        conn,
+        client,
+        llm,
+        guardrails,
+        tenant_id=asked.tenant_id,
+        channel=channel,
+        messages=messages,
+        heading=heading,
+        conversation_key=conversation_key,
+        on_call=on_call,
+    )
+    if written.withheld:
+        return Outcome(written.text, "failed", "summary withheld by guardrails")
+    return Outcome(written.text, "answered", None if messages else "summary: empty")
+
+
+@dataclass(frozen=True)
+class Written:
+    text: str  # for people: the summary, or why there is none
+    withheld: bool = False  # the draft screen stopped it
+
+
+def write_summary(
+    conn: Connection[dict[str, Any]],
+    client: WebClient,
+    llm: StructuredLLM,
+    guardrails: Guardrails,
+    *,
+    tenant_id: int,
+    channel: str,
+    messages: list[reading.ChannelMessage],
+    heading: str,
+    conversation_key: str,
+    on_call: Callable[[CallRecord], None],
+) -> Written:
+    """The rendered summary of ``messages`` (read from ``channel``), screened as every
+    draft is before people see it."""
+    zone = time_zone(conn, tenant_id)
     if not messages:
-        return Outcome(
-            f"{heading}\n\nNothing was posted there in that time.", "answered", "summary: empty"
-        )
+        return Written(f"{heading}\n\nNothing was posted there in that time.")
     summary = summarise(
         llm,
         messages,
         zone=zone,
-        redact=lambda text: guardrails.redact_for_llm(asked.tenant_id, conversation_key, text),
+        redact=lambda text: guardrails.redact_for_llm(tenant_id, conversation_key, text),
         on_call=on_call,
     )
     count = f"_{len(messages)} message{'s' if len(messages) != 1 else ''} read._"
     text = render(client, channel, summary, messages, heading=heading, zone=zone)
-    screened = guardrails.screen_draft(asked.tenant_id, conversation_key, f"{text}\n\n{count}")
+    screened = guardrails.screen_draft(tenant_id, conversation_key, f"{text}\n\n{count}")
     if screened.action != "allow":
         log.warning("summary.withheld", action=screened.action)
         notice = screened.notice_for_people or "I wrote a summary, but it did not pass my checks."
-        return Outcome(notice, "failed", f"summary {screened.action}ed by guardrails")
-    log.info("summary.answered", messages=len(messages))
-    return Outcome(screened.text_for_people, "answered")
+        return Written(notice, withheld=True)
+    log.info("summary.written", messages=len(messages))
+    return Written(screened.text_for_people)
 
 
 def _since_words(request: SummaryRequest, zone: ZoneInfo) -> str:
