@@ -33,6 +33,10 @@ NO_MODEL = (
     "I can't write summaries right now: no language model is configured for this "
     'workspace. An admin can set one up (see the README\'s "Choosing a model").'
 )
+NOT_IN_A_THREAD = (
+    "To summarise a thread, ask me with a reply inside that thread. To catch up on this "
+    'channel, ask "what did I miss here since Monday?".'
+)
 WHICH_CHANNEL = (
     "Which channel should I summarise? Name it with Slack's # list (so it shows as a "
     "link), or open that channel and ask me here again."
@@ -97,6 +101,8 @@ def for_request(
             "summary: unknown channel",
         )
     in_panel = asked.viewing_channel is not None
+    if request.target == "thread" and not in_panel and not asked.in_thread:
+        return Outcome(NOT_IN_A_THREAD, "answered", "summary: no thread")
     if request.target == "thread" and not in_panel:
         channel, thread_ts = asked.channel, asked.thread_ts
         heading = "*Summary of this thread*"
@@ -168,7 +174,7 @@ def write_summary(
     draft is before people see it."""
     zone = time_zone(conn, tenant_id)
     if not messages:
-        return Written(f"{heading}\n\nNothing was posted there in that time.")
+        return Written(f"{heading}\n\nNobody wrote anything there in that time.")
     summary = summarise(
         llm,
         messages,

@@ -365,3 +365,37 @@ def test_what_did_i_miss_in_the_assistant_panel_means_the_channel_being_viewed(
     assert "Standup moved to 10:00." in reply.text
     link = permalink(stack, channel, stack.slack.workspace.history(channel)[-1].ts)
     assert link in reply.text
+
+
+def test_stored_history_is_masked_and_the_model_never_sees_a_card_number(
+    stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    channel = new_channel(stack.slack)
+    stack.slack.workspace.post_message(
+        channel, user=ADMIN, text=f"CARD-{marker} refund went to card 4111 1111 1111 1111"
+    )
+    llm.script(
+        Reply(content=summary("Refunds.", decisions=[("The refund was sent.", [1])])),
+        match=f"CARD-{marker}",
+    )
+    request_id, thread_ts = ask(db, stack, GENERAL, f"catch me up on <#{channel}> today")
+    run_request(deps, request_id)
+    assert "The refund was sent." in answer(stack, thread_ts, GENERAL)
+    (prompt,) = prompts(llm, f"CARD-{marker}")
+    assert "4111 1111 1111 1111" not in prompt
+    stored = db.execute(
+        "SELECT text FROM slack_read_messages WHERE channel_id = %s", (channel,)
+    ).fetchone()
+    assert stored is not None
+    assert "4111 1111 1111 1111" not in stored["text"] and "1111" in stored["text"]
+
+
+def test_a_thread_summary_asked_outside_a_thread_says_where_to_ask(
+    stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
+) -> None:
+    channel = new_channel(stack.slack)
+    request_id, thread_ts = ask(db, stack, channel, "summarise this thread")
+    run_request(deps, request_id)
+    assert "reply inside that thread" in answer(stack, thread_ts, channel)
+    assert llm.requests() == []
