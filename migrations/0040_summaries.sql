@@ -13,13 +13,17 @@ CREATE TABLE slack_read_messages (
     user_id     text NOT NULL DEFAULT '',
     text        text NOT NULL,
     reply_count integer NOT NULL DEFAULT 0,
+    thread_ts   text,  -- a reply: its thread's parent; NULL for a top-level message
     read_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, channel_id, ts)
 );
 CREATE INDEX slack_read_messages_range ON slack_read_messages (tenant_id, channel_id, ts_num);
+CREATE INDEX slack_read_messages_thread ON slack_read_messages (tenant_id, channel_id, thread_ts)
+    WHERE thread_ts IS NOT NULL;
 
--- The span of a channel's history read without a gap: every message from oldest_ts to
--- newest_ts is in slack_read_messages.
+-- The span of a channel's history read without a gap: every top-level message from
+-- oldest_ts to newest_ts is in slack_read_messages. Replies are read per thread, from the
+-- newest one stored.
 CREATE TABLE slack_read_spans (
     tenant_id   bigint NOT NULL REFERENCES tenants(id),
     channel_id  text NOT NULL,

@@ -129,7 +129,10 @@ def draft(
     return {"answer": "\n".join(lines), "citations": cited}
 
 
-SUMMARY_LINE = re.compile(r"^\[(?P<n>\d+)\] (?P<who>\S+) \([^)]*\)(?: \([^)]*\))?: (?P<text>.*)$")
+SUMMARY_LINE = re.compile(
+    r"^\[(?P<n>\d+)\] (?:\s*↳ in the thread above, )?(?P<who>\S+) \([^)]*\)(?: \([^)]*\))?: "
+    r"(?P<text>.*)$"
+)
 DECISION_WORDS = re.compile(
     r"\b(agreed|agree|decided|decision|let's|we will|we'll|approved|going with|settled)\b",
     re.IGNORECASE,

@@ -6,7 +6,9 @@
 - A thread is read whole (conversations.replies). A channel is read from the since-date
   (conversations.history, oldest=…), incrementally: the messages read are stored, masked
   as all stored text is (guardrails/at_rest.py), with the span read without a gap, so the
-  next summary of that channel asks Slack only for newer messages. Slack rate-limits
+  next summary of that channel asks Slack only for newer messages. The replies of its
+  latest threads in that window are read the same way, each thread from its newest
+  stored reply on. Slack rate-limits
   history reads hard; the Web client waits out a 429 for its Retry-After a bounded
   number of times (connectors/slack/web_client.py), and one summary reads a bounded
   number of pages.
@@ -30,6 +32,7 @@ log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 200
 MAX_PAGES = 10  # per read: 2,000 messages, at most ten history calls for one summary
+MAX_THREADS = 10  # threads of a channel whose new replies one summary reads, latest first
 # Messages that are not something a person said.
 SKIPPED_SUBTYPES = frozenset(
     {"channel_join", "channel_leave", "channel_topic", "channel_purpose", "channel_name"}
@@ -42,6 +45,7 @@ class ChannelMessage:
     user: str  # a Slack user id, "" when unknown
     text: str  # masked for good as stored text is
     reply_count: int = 0
+    thread_ts: str | None = None  # a reply in a channel's thread: its parent's ts
 
 
 def refusal(client: WebClient, *, channel: str, asker: str, reply_channel: str) -> str | None:
@@ -143,24 +147,7 @@ def channel_messages(
     fresh = _masked(conn, tenant_id, kept)
     newest = max([read_from, *(Decimal(m["ts"]) for m in fetched)])
     with conn.transaction():
-        for message in fresh:
-            conn.execute(
-                """INSERT INTO slack_read_messages
-                     (tenant_id, channel_id, ts, ts_num, user_id, text, reply_count)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (tenant_id, channel_id, ts) DO UPDATE
-                     SET text = EXCLUDED.text, reply_count = EXCLUDED.reply_count,
-                         read_at = now()""",
-                (
-                    tenant_id,
-                    channel,
-                    message.ts,
-                    Decimal(message.ts),
-                    message.user,
-                    message.text,
-                    message.reply_count,
-                ),
-            )
+        _store(conn, tenant_id, channel, fresh)
         span_oldest = span["oldest_ts"] if covered and span is not None else oldest
         if not complete:
             # Only the newest pages were read: the span starts at the oldest of them.
@@ -174,13 +161,85 @@ def channel_messages(
             (tenant_id, channel, span_oldest, newest),
         )
     log.info("summary.history_read", fetched=len(fetched), from_store=covered)
-    rows = conn.execute(
-        """SELECT ts, user_id, text, reply_count FROM slack_read_messages
-           WHERE tenant_id = %s AND channel_id = %s AND ts_num > %s
-           ORDER BY ts_num""",
-        (tenant_id, channel, oldest),
+    parents = conn.execute(
+        """SELECT ts FROM slack_read_messages
+           WHERE tenant_id = %s AND channel_id = %s AND thread_ts IS NULL AND ts_num > %s
+             AND reply_count > 0
+           ORDER BY ts_num DESC LIMIT %s""",
+        (tenant_id, channel, oldest, MAX_THREADS),
     ).fetchall()
-    return [ChannelMessage(r["ts"], r["user_id"], r["text"], r["reply_count"]) for r in rows]
+    for parent in parents:
+        _read_replies(conn, client, tenant_id, channel, parent["ts"], bot_id)
+    rows = conn.execute(
+        """SELECT ts, user_id, text, reply_count, thread_ts FROM slack_read_messages
+           WHERE tenant_id = %s AND channel_id = %s AND ts_num > %s
+             AND (thread_ts IS NULL OR thread_ts = ANY(%s))
+           ORDER BY coalesce(thread_ts, ts)::numeric, ts_num""",
+        (tenant_id, channel, oldest, [p["ts"] for p in parents]),
+    ).fetchall()
+    return [
+        ChannelMessage(r["ts"], r["user_id"], r["text"], r["reply_count"], r["thread_ts"])
+        for r in rows
+    ]
+
+
+def _read_replies(
+    conn: Connection[dict[str, Any]],
+    client: WebClient,
+    tenant_id: int,
+    channel: str,
+    parent_ts: str,
+    bot_id: str | None,
+) -> None:
+    """Store the thread's replies newer than those stored already."""
+    row = conn.execute(
+        """SELECT max(ts_num) AS newest FROM slack_read_messages
+           WHERE tenant_id = %s AND channel_id = %s AND thread_ts = %s""",
+        (tenant_id, channel, parent_ts),
+    ).fetchone()
+    newest = row["newest"] if row and row["newest"] is not None else Decimal(parent_ts)
+    replies: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        response = client.conversations_replies(
+            channel=channel, ts=parent_ts, oldest=str(newest), limit=PAGE_SIZE, cursor=cursor
+        )
+        # The parent always leads the first page, whatever the oldest asked for.
+        replies.extend(m for m in response.get("messages") or [] if m["ts"] != parent_ts)
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    fresh = [m for m in replies if _said(m, bot_id) and Decimal(m["ts"]) > newest]
+    with conn.transaction():
+        _store(conn, tenant_id, channel, _masked(conn, tenant_id, fresh), thread_ts=parent_ts)
+
+
+def _store(
+    conn: Connection[dict[str, Any]],
+    tenant_id: int,
+    channel: str,
+    messages: list[ChannelMessage],
+    thread_ts: str | None = None,
+) -> None:
+    for message in messages:
+        conn.execute(
+            """INSERT INTO slack_read_messages
+                 (tenant_id, channel_id, ts, ts_num, user_id, text, reply_count, thread_ts)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (tenant_id, channel_id, ts) DO UPDATE
+                 SET text = EXCLUDED.text, reply_count = EXCLUDED.reply_count,
+                     read_at = now()""",
+            (
+                tenant_id,
+                channel,
+                message.ts,
+                Decimal(message.ts),
+                message.user,
+                message.text,
+                message.reply_count,
+                thread_ts,
+            ),
+        )
 
 
 def _history(client: WebClient, channel: str, oldest: Decimal) -> tuple[list[dict[str, Any]], bool]:

@@ -132,7 +132,8 @@ def _line(index: int, message: ChannelMessage, zone: ZoneInfo, redact: Redact) -
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[:MAX_MESSAGE_CHARS] + "…"
     replies = f" ({message.reply_count} replies in its thread)" if message.reply_count else ""
-    return f"[{index}] {author} ({when:%a %d %b %H:%M}){replies}: {text}"
+    reply = "  ↳ in the thread above, " if message.thread_ts else ""
+    return f"[{index}] {reply}{author} ({when:%a %d %b %H:%M}){replies}: {text}"
 
 
 def _turns(system: str, heading: str, body: str) -> list[dict[str, str]]:

@@ -399,3 +399,41 @@ def test_a_thread_summary_asked_outside_a_thread_says_where_to_ask(
     run_request(deps, request_id)
     assert "reply inside that thread" in answer(stack, thread_ts, channel)
     assert llm.requests() == []
+
+
+def test_a_channel_summary_reads_its_threads_and_later_only_their_new_replies(
+    stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    channel = new_channel(stack.slack)
+    ws = stack.slack.workspace
+    parent = ws.post_message(channel, user=ADMIN, text=f"THREAD-{marker} pricing change?")
+    ws.post_message(channel, user=APPROVER, text="Yes, from January.", thread_ts=parent.ts)
+    llm.script(
+        Reply(content=summary("Pricing.", decisions=[("Prices change in January.", [2])])),
+        Reply(content=summary("Pricing.", decisions=[("Prices change on 1 January.", [3])])),
+        match=f"THREAD-{marker}",
+    )
+    request_id, thread_ts = ask(db, stack, GENERAL, f"what did I miss in <#{channel}> today")
+    run_request(deps, request_id)
+    text = answer(stack, thread_ts, GENERAL)
+    reply_ts = ws.thread(channel, parent.ts)[1].ts
+    assert "Prices change in January." in text and permalink(stack, channel, reply_ts) in text
+    (prompt,) = prompts(llm, f"THREAD-{marker}")
+    assert "↳ in the thread above" in prompt and "Yes, from January." in prompt
+
+    later = ws.post_message(channel, user=ADMIN, text="On the 1st.", thread_ts=parent.ts)
+    request_id, thread_ts = ask(db, stack, GENERAL, f"what did I miss in <#{channel}> today")
+    run_request(deps, request_id)
+    assert "Prices change on 1 January." in answer(stack, thread_ts, GENERAL)
+    reads = [
+        c
+        for c in stack.slack.calls("conversations.replies")
+        if c.params.get("channel") == channel and c.params.get("ts") == parent.ts
+    ]
+    assert len(reads) == 2
+    # The second read asked only for replies after the one stored.
+    assert Decimal(str(reads[1].params["oldest"])) == Decimal(reply_ts)
+    assert [m["ts"] for m in reads[1].response["messages"]] == [parent.ts, later.ts]
+    second = prompts(llm, f"THREAD-{marker}")[1]
+    assert "Yes, from January." in second and "On the 1st." in second
