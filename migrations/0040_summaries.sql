@@ -34,8 +34,9 @@ CREATE TABLE slack_read_spans (
 );
 
 -- Scheduled summaries: `/agent digest #channel daily 09:00 [to #other|me]`. The periodic
--- work (bot/summaries/digests.py) posts each once per due time across all workers: it
--- claims a digest by moving next_due_at forward in one conditional UPDATE first.
+-- work (bot/summaries/digests.py) claims a due digest by moving next_due_at forward in one
+-- conditional UPDATE, so each due time is claimed once across all workers, then queues
+-- the job that writes and posts it.
 CREATE TABLE summary_digests (
     id            bigserial PRIMARY KEY,
     tenant_id     bigint NOT NULL REFERENCES tenants(id),
@@ -48,6 +49,7 @@ CREATE TABLE summary_digests (
     created_at    timestamptz NOT NULL DEFAULT now(),
     next_due_at   timestamptz NOT NULL,
     last_sent_at  timestamptz,
+    sent_for      timestamptz,          -- the due time last posted, so a job retried skips it
     last_error    text                  -- why the last due time posted nothing, for people
 );
 CREATE INDEX summary_digests_due ON summary_digests (next_due_at);

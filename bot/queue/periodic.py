@@ -7,8 +7,8 @@
   exists, reminders, expiry (review/sweep.py).
 - `vault_purge`: personal data behind placeholders older than the retention is deleted.
 - `summary_digests`: scheduled channel summaries whose time has come in their
-  workspace's time zone are written and posted, each due time once
-  (bot/summaries/digests.py).
+  workspace's time zone are claimed, each due time once, and queued to be written and
+  posted (bot/summaries/digests.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import structlog
 
 from bot.agent.runs import WorkerDeps
 from bot.queue.census import queued_jobs
-from bot.queue.jobs import enqueue_resume
+from bot.queue.jobs import enqueue_digest, enqueue_resume
 from bot.queue.scheduler import PeriodicTask, every
 from bot.queue.stranded import requeue_stranded
 from bot.settings import Settings
-from bot.summaries.digests import send_due_digests
+from bot.summaries.digests import claim_due_digests
 from review.sweep import LostJobs, sweep
 
 log = structlog.get_logger(__name__)
@@ -66,8 +66,9 @@ def periodic_tasks(
             log.info("guardrails.vault_purged", placeholders=forgotten)
 
     def summary_digests() -> None:
+        # Claimed here, written by a job: the model calls never hold up the sweeps.
         with deps.pool.connection() as conn:
-            send_due_digests(conn, deps)
+            claim_due_digests(conn, lambda digest_id, due: enqueue_digest(broker, digest_id, due))
 
     return [
         PeriodicTask("stranded_requests", stranded_requests, sweep_every),

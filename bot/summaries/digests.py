@@ -2,10 +2,12 @@
 in the workspace's time zone, to a channel or to the person who asked for it.
 
 One periodic task (bot/queue/periodic.py, `summary_digests`) looks for digests whose
-due time has come. Each is claimed before it is written: one conditional UPDATE moves its
-``next_due_at`` to the next due time only if it still holds the due time that was read,
-so with any number of workers, and sweeps racing, a due time is posted once. A worker
-that dies after the claim loses that one digest rather than posting it twice.
+due time has come and claims each: one conditional UPDATE moves its ``next_due_at`` to
+the next due time only if it still holds the due time that was read, so with any number
+of workers, and sweeps racing, a due time is claimed once. The claim queues a job
+(`send_digest`), so the model calls of a long channel never hold up the other periodic
+work; the job records the due time it posted (``sent_for``), so a retried or redelivered
+job does not post it again. (A worker killed between posting and recording it would.)
 
 Visibility is checked again at every due time, as for a summary on request: the bot and
 the person who set the digest up must still be in the channel, and a private channel's
@@ -14,6 +16,7 @@ digest goes only to that channel or to that person.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -68,40 +71,60 @@ class Sent:
     reason: str | None = None
 
 
-def send_due_digests(conn: Connection[dict[str, Any]], deps: WorkerDeps) -> list[Sent]:
-    """Write and post every digest that is due and that no other worker claimed first."""
-    sent: list[Sent] = []
+def claim_due_digests(
+    conn: Connection[dict[str, Any]], enqueue: Callable[[int, int], None]
+) -> list[int]:
+    """Claim every digest that is due and that no other worker claimed first, and queue
+    each (``enqueue(digest_id, due in Unix microseconds)``); the ids claimed."""
+    claimed_ids: list[int] = []
     for row in conn.execute(DUE, (BATCH,)).fetchall():
         zone = time_zone(conn, row["tenant_id"])
-        now = _db_now(conn)
         claimed = conn.execute(
             CLAIM,
             {
                 "id": row["id"],
                 "due": row["next_due_at"],
-                "next": next_due(now, row["at_time"], zone, row["cadence"]),
+                "next": next_due(_db_now(conn), row["at_time"], zone, row["cadence"]),
             },
         ).fetchone()
         if claimed is None:
             continue  # another worker has this due time
-        structlog.contextvars.bind_contextvars(tenant_id=row["tenant_id"], digest_id=row["id"])
-        unsealed = with_bot_token(row)
-        assert unsealed is not None  # given a row, a row
-        try:
-            sent.append(_send(conn, deps, unsealed, now))
-        except Exception as exc:
-            log.exception("digest.failed")
-            _record(
-                conn, row["id"], sent_at=None, error=f"could not be written ({type(exc).__name__})"
-            )
-            sent.append(Sent(row["id"], False, type(exc).__name__))
-        finally:
-            structlog.contextvars.unbind_contextvars("tenant_id", "digest_id")
-    return sent
+        enqueue(row["id"], int(row["next_due_at"].timestamp() * 1_000_000))
+        claimed_ids.append(row["id"])
+    return claimed_ids
+
+
+def send_digest(
+    conn: Connection[dict[str, Any]], deps: WorkerDeps, digest_id: int, due_micros: int
+) -> Sent:
+    """Write and post digest ``digest_id`` for the due time claimed, unless it was posted
+    already (a retried job) or removed since."""
+    due = datetime.fromtimestamp(due_micros / 1_000_000, UTC)
+    row = conn.execute(
+        """SELECT d.*, i.bot_token, i.bot_token_sealed, i.bot_id
+           FROM summary_digests d JOIN slack_installations i ON i.tenant_id = d.tenant_id
+           WHERE d.id = %s""",
+        (digest_id,),
+    ).fetchone()
+    if row is None:
+        return Sent(digest_id, False, "removed")
+    if row["sent_for"] is not None and abs((row["sent_for"] - due).total_seconds()) < 1:
+        return Sent(digest_id, False, "already posted")
+    unsealed = with_bot_token(row)
+    assert unsealed is not None  # given a row, a row
+    structlog.contextvars.bind_contextvars(tenant_id=row["tenant_id"], digest_id=digest_id)
+    try:
+        return _send(conn, deps, unsealed, _db_now(conn), due)
+    finally:
+        structlog.contextvars.unbind_contextvars("tenant_id", "digest_id")
 
 
 def _send(
-    conn: Connection[dict[str, Any]], deps: WorkerDeps, row: dict[str, Any], now: datetime
+    conn: Connection[dict[str, Any]],
+    deps: WorkerDeps,
+    row: dict[str, Any],
+    now: datetime,
+    due: datetime,
 ) -> Sent:
     tenant_id, channel = row["tenant_id"], row["channel_id"]
     client = deps.slack_client(row["bot_token"])
@@ -112,7 +135,7 @@ def _send(
     )
     if refused is not None:
         log.warning("digest.refused")
-        _record(conn, row["id"], sent_at=None, error=refused)
+        _record(conn, row["id"], sent_at=None, error=refused, due=due)
         return Sent(row["id"], False, "not visible")
     since = row["last_sent_at"] or now - FIRST_WINDOW
     zone = time_zone(conn, tenant_id)
@@ -142,18 +165,24 @@ def _send(
         ).text
     # A user id as the channel posts in the person's direct messages with the app.
     client.chat_postMessage(channel=row["deliver_to"], text=text, unfurl_links=False)
-    _record(conn, row["id"], sent_at=now, error=None)
+    _record(conn, row["id"], sent_at=now, error=None, due=due)
     log.info("digest.posted")
     return Sent(row["id"], True)
 
 
 def _record(
-    conn: Connection[dict[str, Any]], digest_id: int, *, sent_at: datetime | None, error: str | None
+    conn: Connection[dict[str, Any]],
+    digest_id: int,
+    *,
+    sent_at: datetime | None,
+    error: str | None,
+    due: datetime,
 ) -> None:
     conn.execute(
         """UPDATE summary_digests
-           SET last_sent_at = coalesce(%s, last_sent_at), last_error = %s WHERE id = %s""",
-        (sent_at, error, digest_id),
+           SET last_sent_at = coalesce(%s, last_sent_at), last_error = %s, sent_for = %s
+           WHERE id = %s""",
+        (sent_at, error, due, digest_id),
     )
 
 
