@@ -66,11 +66,21 @@ def refusal(client: WebClient, *, channel: str, asker: str, reply_channel: str) 
         )
     if not is_member(client, channel, asker):
         return f"You're not a member of {ref}, so I won't summarise it for you."
+    if channel == reply_channel:
+        return None  # everyone who reads the answer can read the channel
     private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
-    if private and channel != reply_channel and not _only_for(client, reply_channel, asker):
+    where = _info(client, reply_channel)
+    if where is not None and where.get("is_im") and where.get("user") in (asker, None):
+        return None  # the asker's direct messages with the app, the panel's threads too
+    if private:
         return (
             f"{ref} is private, so I won't summarise it here where people outside it could "
             "read it. Ask me in a direct message or in my assistant panel instead."
+        )
+    if where is None or (where.get("is_ext_shared") and not info.get("is_ext_shared")):
+        return (
+            "This channel is shared with people outside your organisation, so I won't "
+            f"summarise {ref} here. Ask me in a direct message or in my assistant panel."
         )
     return None
 
@@ -87,14 +97,13 @@ def is_member(client: WebClient, channel: str, user: str) -> bool:
     return False
 
 
-def _only_for(client: WebClient, reply_channel: str, asker: str) -> bool:
-    """Whether an answer in ``reply_channel`` is read by the asker alone (their direct
-    messages with the app, where the assistant panel's threads are too)."""
+def _info(client: WebClient, channel: str) -> dict[str, Any] | None:
+    """conversations.info's channel, or None when Slack would not say."""
     try:
-        info = client.conversations_info(channel=reply_channel)["channel"]
+        info: dict[str, Any] = client.conversations_info(channel=channel)["channel"]
     except SlackApiError:
-        return False
-    return bool(info.get("is_im")) and info.get("user") in (asker, None)
+        return None
+    return info
 
 
 def thread_messages(

@@ -437,3 +437,24 @@ def test_a_channel_summary_reads_its_threads_and_later_only_their_new_replies(
     assert [m["ts"] for m in reads[1].response["messages"]] == [parent.ts, later.ts]
     second = prompts(llm, f"THREAD-{marker}")[1]
     assert "Yes, from January." in second and "On the 1st." in second
+
+
+def test_an_internal_channel_is_not_summarised_into_a_slack_connect_channel(
+    stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
+) -> None:
+    """People of another organisation read a Slack Connect channel: an internal channel's
+    summary is refused there."""
+    marker = uuid.uuid4().hex[:8]
+    internal = new_channel(stack.slack)
+    shared = new_channel(stack.slack, shared=True)
+    stack.slack.workspace.post_message(internal, user=ADMIN, text=f"INTERNAL-{marker} margins")
+    request_id, thread_ts = ask(db, stack, shared, f"what did I miss in <#{internal}>?")
+    run_request(deps, request_id)
+    # Answers in a Slack Connect channel are shown to the asker alone by default.
+    (shown,) = [
+        m for m in stack.slack.workspace.ephemeral_messages(REQUESTER) if m.channel == shared
+    ]
+    text = str(shown.blocks)
+    assert "outside your organisation" in text and "margins" not in text
+    assert not [m for m in bot_replies(stack.slack, thread_ts, shared) if "margins" in m.text]
+    assert llm.requests(f"INTERNAL-{marker}") == []
