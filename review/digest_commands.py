@@ -125,6 +125,11 @@ async def _refusal(
             return f"I can't post in <#{deliver_to}>."
         if not target.get("is_member"):
             return f"I'm not a member of <#{deliver_to}>, so I can't post the digest there."
+        if target.get("is_ext_shared") and not info.get("is_ext_shared"):
+            return (
+                f"<#{deliver_to}> is shared with people outside your organisation, so "
+                f"{ref}'s digest can't go there."
+            )
     return None
 
 
