@@ -134,6 +134,7 @@ def for_request(
         messages = reading.channel_messages(
             conn, client, asked.tenant_id, channel=channel, since=since, bot_id=asked.bot_id
         )
+        messages = [m for m in messages if m.ts != asked.request_ts]  # the question itself
     written = write_summary(
         conn,
         client,
@@ -194,9 +195,11 @@ def write_summary(
 
 
 def _since_words(request: SummaryRequest, zone: ZoneInfo) -> str:
+    """How the heading says the window: "since Monday 7 December", "in the last 3 days"."""
     if request.since is None:
         return "in the last 24 hours"
-    local = request.since.astimezone(zone)
-    if request.said_since and not request.said_since.lower().startswith(("in ", "last", "past")):
-        return f"since {local:%A %-d %B}" + (f" {local:%H:%M}" if local.time().hour else "")
-    return f"{request.said_since or 'recently'} (since {local:%a %-d %b %H:%M})"
+    said = (request.said_since or "").strip()
+    if said.lower().startswith(("in ", "over ", "last", "past")):
+        words = said if said.lower().startswith(("in ", "over ")) else f"in the {said}"
+        return words.lower()
+    return f"since {request.since.astimezone(zone):%A %-d %B}"

@@ -100,3 +100,13 @@ def test_questions_are_not_summary_requests(text: str) -> None:
 def test_a_channel_typed_as_text_is_named_back() -> None:
     wanted = parse("what did I miss in #suport since Monday")
     assert wanted is not None and wanted.unknown_channel == "suport"
+
+
+def test_the_heading_says_the_window_as_people_do() -> None:
+    from bot.summaries.job import _since_words
+
+    monday = parse("what did I miss since Monday")
+    last = parse("catch me up: past 2 days")
+    assert monday is not None and last is not None
+    assert _since_words(monday, PARIS) == "since Monday 7 December"
+    assert _since_words(last, PARIS) == "in the past 2 days"
