@@ -33,7 +33,9 @@ PLAIN_CHANNEL = re.compile(r"(?<![<\w|])#(?P<name>[a-z0-9][a-z0-9_-]*)", re.IGNO
 THIS_THREAD = re.compile(
     r"\b(?:this|the|that)\s+(?:thread|conversation|discussion)\b", re.IGNORECASE
 )
-THIS_CHANNEL = re.compile(r"\b(?:this|the)\s+channel\b|\b(?:in\s+)?here\b", re.IGNORECASE)
+# "here" alone is too common ("summarise what the doc says here") to name the channel; it
+# counts as filler in a bare request ("summary here please") instead.
+THIS_CHANNEL = re.compile(r"\b(?:this|the)\s+channel\b|\bin\s+here\b", re.IGNORECASE)
 # What may surround the words of a bare request ("could you give me a quick summary?").
 FILLER = frozenset(
     [
@@ -59,6 +61,7 @@ FILLER = frozenset(
         "do",
         "make",
         "write",
+        "here",
     ]
 )
 SLACK_MARKUP = re.compile(r"<[@!][^>]*>")

@@ -110,3 +110,11 @@ def test_the_heading_says_the_window_as_people_do() -> None:
     assert monday is not None and last is not None
     assert _since_words(monday, PARIS) == "since Monday 7 December"
     assert _since_words(last, PARIS) == "in the past 2 days"
+
+
+def test_here_names_the_channel_only_in_a_bare_request_or_a_catch_up() -> None:
+    assert parse("summarise what the doc says here", in_thread=True) is None
+    bare = parse("summary here please")
+    missed = parse("what did I miss here?")
+    assert bare is not None and bare.target == "channel"
+    assert missed is not None and missed.target == "channel"
