@@ -9,6 +9,8 @@
 - `summary_digests`: scheduled channel summaries whose time has come in their
   workspace's time zone are claimed, each due time once, and queued to be written and
   posted (bot/summaries/digests.py).
+- `read_history_purge`: channel messages stored for summaries (bot/summaries/reading.py)
+  are deleted once older than 30 days.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bot.queue.scheduler import PeriodicTask, every
 from bot.queue.stranded import requeue_stranded
 from bot.settings import Settings
 from bot.summaries.digests import claim_due_digests
+from bot.summaries.reading import forget_old_reads
 from review.sweep import LostJobs, sweep
 
 log = structlog.get_logger(__name__)
@@ -65,6 +68,13 @@ def periodic_tasks(
         if forgotten:
             log.info("guardrails.vault_purged", placeholders=forgotten)
 
+    def read_history_purge() -> None:
+        # Channel messages stored for summaries are kept no longer than they are useful.
+        with deps.pool.connection() as conn:
+            forgotten = forget_old_reads(conn)
+        if forgotten:
+            log.info("summary.reads_forgotten", messages=forgotten)
+
     def summary_digests() -> None:
         # Claimed here, written by a job: the model calls never hold up the sweeps.
         with deps.pool.connection() as conn:
@@ -77,4 +87,5 @@ def periodic_tasks(
         PeriodicTask("vault_purge", vault_purge, sweep_every),
         # Due at a minute of the day: looked for as often as the sweeps run.
         PeriodicTask("summary_digests", summary_digests, sweep_every),
+        PeriodicTask("read_history_purge", read_history_purge, every(timedelta(hours=1))),
     ]

@@ -31,7 +31,7 @@ log = structlog.get_logger(__name__)
 DEFAULT_WINDOW = timedelta(hours=24)  # "what did I miss in #support?" with no date
 NO_MODEL = (
     "I can't write summaries right now: no language model is configured for this "
-    'workspace. An admin can set one up (see the README\'s "Choosing a model").'
+    "workspace. Ask an admin to set one up."
 )
 NOT_IN_A_THREAD = (
     "To summarise a thread, ask me with a reply inside that thread. To catch up on this "

@@ -292,3 +292,27 @@ def _masked(
         ),
         key=lambda m: Decimal(m.ts),
     )
+
+
+READ_RETENTION_DAYS = 30  # channel messages read for summaries are kept this long
+
+
+def forget_old_reads(conn: Connection[dict[str, Any]], days: int = READ_RETENTION_DAYS) -> int:
+    """Delete stored channel messages posted more than ``days`` ago (every tenant), and
+    start each span read where what is kept starts; the number of messages deleted."""
+    cutoff = conn.execute(
+        "SELECT extract(epoch FROM now() - make_interval(days => %s))::numeric AS cutoff",
+        (days,),
+    ).fetchone()
+    assert cutoff is not None
+    with conn.transaction():
+        deleted = conn.execute(
+            "DELETE FROM slack_read_messages WHERE ts_num < %s", (cutoff["cutoff"],)
+        ).rowcount
+        conn.execute(
+            "UPDATE slack_read_spans SET oldest_ts = %s WHERE oldest_ts < %s",
+            (cutoff["cutoff"], cutoff["cutoff"]),
+        )
+        # A span that ended before the cutoff covers nothing kept: read afresh next time.
+        conn.execute("DELETE FROM slack_read_spans WHERE newest_ts < oldest_ts")
+    return deleted

@@ -458,3 +458,61 @@ def test_an_internal_channel_is_not_summarised_into_a_slack_connect_channel(
     assert "outside your organisation" in text and "margins" not in text
     assert not [m for m in bot_replies(stack.slack, thread_ts, shared) if "margins" in m.text]
     assert llm.requests(f"INTERNAL-{marker}") == []
+
+
+def test_messages_read_for_summaries_are_forgotten_after_the_retention(
+    stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
+) -> None:
+    from bot.summaries.reading import channel_messages, forget_old_reads
+
+    channel = new_channel(stack.slack)
+    ws = stack.slack.workspace
+    old = ws.post_message(
+        channel, user=ADMIN, text="from long ago", posted_at=time.time() - 40 * 86_400
+    )
+    ws.post_message(channel, user=ADMIN, text="from today")
+    tenant = db.execute(
+        "SELECT tenant_id FROM slack_installations WHERE team_id = %s",
+        (ws.team.id,),
+    ).fetchone()
+    assert tenant is not None
+    client = make_web_client(stack.slack.bot_token, stack.slack.api_url)
+    with deps.pool.connection() as conn:
+        read = channel_messages(
+            conn,
+            client,
+            tenant["tenant_id"],
+            channel=channel,
+            since=datetime.now(UTC) - timedelta(days=45),
+        )
+        assert [m.text for m in read] == ["from long ago", "from today"]
+        assert forget_old_reads(conn) >= 1
+    kept = db.execute(
+        "SELECT ts FROM slack_read_messages WHERE channel_id = %s", (channel,)
+    ).fetchall()
+    assert old.ts not in [k["ts"] for k in kept] and len(kept) == 1
+
+
+def test_without_a_model_a_summary_request_says_so(stack: Stack, database_url: str, db: DB) -> None:
+    from bot.agent.knowledge import EmptyKnowledge, NoTools
+
+    pool = open_pool(database_url, max_size=2)
+    settings = load_settings(database_url=database_url, slack_signing_secret="test-secret")
+    offline = WorkerDeps(
+        pool=pool,
+        llm=None,
+        retriever=EmptyKnowledge(),
+        tools=NoTools(),
+        slack_client=lambda token: make_web_client(token, stack.slack.api_url),
+        max_steps=6,
+        prices={},
+        guardrails=build_guardrails(settings, pool),
+    )
+    try:
+        channel = new_channel(stack.slack)
+        parent = stack.slack.workspace.post_message(channel, user=ADMIN, text="A topic")
+        request_id, thread_ts = ask(db, stack, channel, "tl;dr", thread_ts=parent.ts)
+        run_request(offline, request_id)
+    finally:
+        pool.close()
+    assert "no language model is configured" in answer(stack, thread_ts, channel)
