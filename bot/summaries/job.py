@@ -108,6 +108,8 @@ def for_request(
         heading = "*Summary of this thread*"
     else:
         target = request.channel_id or asked.viewing_channel or asked.channel
+        if target.startswith("D"):  # a direct message with the app names no channel
+            return Outcome(WHICH_CHANNEL, "answered", "summary: which channel")
         if target != asked.channel or in_panel:
             refused = reading.refusal(
                 client, channel=target, asker=asked.asker, reply_channel=asked.channel

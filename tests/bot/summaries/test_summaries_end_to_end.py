@@ -516,3 +516,13 @@ def test_without_a_model_a_summary_request_says_so(stack: Stack, database_url: s
     finally:
         pool.close()
     assert "no language model is configured" in answer(stack, thread_ts, channel)
+
+
+def test_in_a_direct_message_a_catch_up_without_a_channel_asks_which(
+    stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
+) -> None:
+    dm = stack.slack.workspace.channel(REQUESTER).id
+    request_id, thread_ts = ask(db, stack, dm, "what did I miss since yesterday?")
+    run_request(deps, request_id)
+    assert "Which channel should I summarise?" in answer(stack, thread_ts, dm)
+    assert llm.requests() == []
