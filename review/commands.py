@@ -26,6 +26,7 @@ from guardrails.status import budget_line
 from review.answer_feedback import feedback_summary
 from review.authority import OUTSIDER, Verdict, check_admin, check_member
 from review.channel_commands import channel_command, template_command
+from review.digest_commands import digest_command, timezone_command
 from review.handoff import parse_target
 from review.inbox_commands import inbox_command
 from review.messages import people_summary, person, shown
@@ -47,6 +48,8 @@ HELP = """*`/agent` commands*
 • `four-eyes on|off`: whether requesters may approve their own actions _(admins)_
 • `escalate [@person|@group … after 2h | off]`: who undecided actions go to next _(admins)_
 • `rules`: the always-allow rules approvers made; `rules revoke N`, `rules days N` _(admins)_
+• `digest #channel daily|weekdays 09:00 [to #other|me]`, `digest list`, `digest remove N`: scheduled summaries of a channel _(to a channel: admins; `to me`: anyone in it)_
+• `timezone [ZONE]`: the workspace's time zone for digests and "since Monday", e.g. Europe/Paris _(admins to change)_
 • `email-threads sender|domain`: who may join an email conversation by replying to it _(admins)_
 • `tools allow|deny NAME`: which tools the assistant may use here _(admins)_
 • `policy` / `policy set SETTING VALUE`: personal data, toxicity and injection rules _(admins)_
@@ -98,6 +101,14 @@ async def run_agent_command(
         return Reply(_refusal(member, name))
     if name == "status":
         return await _status(pool, tenant_id, guardrails, model)
+    if name == "digest":  # `to me` is for anyone in the channel; the rest checks admins
+        return Reply(await digest_command(pool, client, tenant_id, user, args))
+    if name == "timezone" and args:
+        admin = await check_admin(pool, client, tenant_id, user)
+        if not admin.allowed:
+            return Reply(_refusal(admin, name))
+    if name == "timezone":
+        return Reply(await timezone_command(pool, tenant_id, user, args))
     if name in READING and not (name == "rules" and args):
         return await READING[name](pool, tenant_id, user, args)
     if name in CHANGING or name in ("connect", "template", "channel", "inbox"):

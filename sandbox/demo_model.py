@@ -14,6 +14,10 @@ request asks for (`bot/agent/schemas.py`):
 - Draft: quote the sentences of the numbered sources that share the most words with the
   question, each cited as [n]; with no sources, say it could not find it. After an action,
   say it waits for approval.
+- ChannelSummary (a catch-up summary, bot/summaries/): sort the numbered messages by
+  their words: "agreed", "decided", "let's" make a decision; "I'll", "can you",
+  "please", "todo" an action item; else a question mark an open question. Summaries of
+  parts are merged by putting their lists together.
 
 Every draft, and every email it writes, says it comes from this demo model. It does not
 understand anything: it matches words.
@@ -79,6 +83,8 @@ def respond(body: Mapping[str, Any]) -> ScriptedReply:
     if step == "Draft":
         question, context = _draft_turn(messages)
         return Reply(content=draft(question, _sources(messages), context.get("tool_results")))
+    if step == "ChannelSummary":
+        return Reply(content=channel_summary("\n".join(_user_texts(messages))))
     return Failure(
         400,
         f"{DEMO_MODEL_NAME} only answers the agent's Plan and Draft steps "
@@ -123,6 +129,60 @@ def draft(
     lines += [f"> {sentence} [{number}]" for number, sentence in quotes]
     cited = list(dict.fromkeys(str(number) for number, _ in quotes))
     return {"answer": "\n".join(lines), "citations": cited}
+
+
+SUMMARY_LINE = re.compile(
+    r"^\[(?P<n>\d+)\] (?:\s*↳ in the thread above, )?(?P<who>\S+) \([^)]*\)(?: \([^)]*\))?: "
+    r"(?P<text>.*)$"
+)
+DECISION_WORDS = re.compile(
+    r"\b(agreed|agree|decided|decision|let's|we will|we'll|approved|going with|settled)\b",
+    re.IGNORECASE,
+)
+ACTION_WORDS = re.compile(
+    r"\b(i'll|i will|will do|can you|could you|please|todo|to do|action|assign)\b", re.IGNORECASE
+)
+MAX_SUMMARY_ITEMS = 5  # per section
+
+
+def channel_summary(prompt: str) -> dict[str, Any]:
+    """A summary of the numbered messages in ``prompt`` by fixed rules (or, for a merge
+    turn, the parts' summaries put together)."""
+    parts = [json.loads(line) for line in prompt.splitlines() if line.startswith('{"overview"')]
+    if parts:
+        return {
+            "overview": f"From {LABEL}: {len(parts)} parts merged.",
+            **{
+                key: [item for part in parts for item in part.get(key, [])][:MAX_SUMMARY_ITEMS]
+                for key in ("decisions", "open_questions", "action_items")
+            },
+        }
+    found: dict[str, list[dict[str, Any]]] = {
+        "decisions": [],
+        "open_questions": [],
+        "action_items": [],
+    }
+    people: set[str] = set()
+    count = 0
+    for line in prompt.splitlines():
+        match = SUMMARY_LINE.match(line.strip())
+        if match is None:
+            continue
+        count += 1
+        who, text = match.group("who"), _shorten(match.group("text").strip())
+        people.add(who)
+        item = {"text": f"{who}: {text}", "messages": [int(match.group("n"))]}
+        if DECISION_WORDS.search(text):
+            found["decisions"].append(item)
+        elif ACTION_WORDS.search(text):  # "Can you update the changelog?" is a task
+            found["action_items"].append(item)
+        elif text.rstrip().endswith("?"):
+            found["open_questions"].append(item)
+    return {
+        "overview": f"From {LABEL}: {count} messages by {len(people)} people, sorted by their "
+        "words.",
+        **{key: items[:MAX_SUMMARY_ITEMS] for key, items in found.items()},
+    }
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ class SlackMethods:
             "conversations.replies": self.conversations_replies,
             "conversations.info": self.conversations_info,
             "conversations.join": self.conversations_join,
+            "conversations.members": self.conversations_members,
             "reactions.add": self.reactions_add,
             "reactions.remove": self.reactions_remove,
             "reactions.get": self.reactions_get,
@@ -362,6 +363,25 @@ class SlackMethods:
         if request.flag("include_num_members"):
             info["num_members"] = len(channel.members)
         return {"channel": info}
+
+    def conversations_members(self, request: ApiRequest) -> JsonDict:
+        """A conversation's members, sorted, paged by an offset cursor. A private channel
+        answers only callers in it, as Slack does (channel_not_found otherwise)."""
+        channel = self.workspace.channel(request.require("channel", "channel_not_found"))
+        if (channel.is_private or channel.is_im) and request.caller.user_id not in channel.members:
+            raise SlackError("channel_not_found")
+        members = sorted(channel.members)
+        try:
+            start = max(0, int(request.get("cursor") or 0))
+        except ValueError:
+            raise SlackError("invalid_cursor") from None
+        limit = request.limit(100)
+        page = members[start : start + limit]
+        more = start + limit < len(members)
+        return {
+            "members": page,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def conversations_join(self, request: ApiRequest) -> JsonDict:
         channel = self.workspace.channel(request.require("channel", "channel_not_found"))

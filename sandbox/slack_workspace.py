@@ -643,14 +643,24 @@ class SlackWorkspace:
         reply_broadcast: bool = False,
         username: str | None = None,
         icons: JsonDict | None = None,
+        posted_at: float | None = None,
     ) -> Message:
-        """Store a message by ``user`` (a person, or the bot user for the app's posts)."""
+        """Store a message by ``user`` (a person, or the bot user for the app's posts).
+
+        ``posted_at``: a Unix time in the past, for history seeded before a scenario (a
+        message from last week); its ts is that time, not the clock's."""
         if len(text) > MAX_TEXT_LENGTH:
             raise SlackError("msg_too_long")
         with self._lock:
             conversation = self._resolve(channel)
             messages = self._messages[conversation.id]
-            ts = self.next_ts()
+            if posted_at is None:
+                ts = self.next_ts()
+            else:
+                micros = int(posted_at * 1_000_000)
+                while format_ts(micros) in messages:
+                    micros += 1
+                ts = format_ts(micros)
             is_bot = user == self.app.bot_user_id
             message = Message(
                 channel=conversation.id,

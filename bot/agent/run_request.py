@@ -41,9 +41,11 @@ from bot.agent.runs import (
     passes_by_itself,
     record_failure,
     start_run,
+    usage_recorder,
 )
 from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
 from bot.intake.bot_tokens import with_bot_token
+from bot.summaries import job as summaries
 from connectors.slack.threads import SlackThread
 from guardrails.at_rest import for_storage
 from review import tenant_settings
@@ -269,6 +271,9 @@ def _answer_in_thread(
     preview: DraftPreview | None = None,
 ) -> Outcome:
     tenant_id, event = request["tenant_id"], request["payload"]["event"]
+    summary = _summary_answer(conn, deps, request, thread, run_id, conversation_id, question)
+    if summary is not None:
+        return summary
     history = thread_history.earlier_turns(
         conn,
         tenant_id,
@@ -347,6 +352,50 @@ def _answer_in_thread(
     if note:
         outcome = Outcome(f"{outcome.text}\n\n{note}", outcome.status, outcome.reason)
     return outcome
+
+
+def _summary_answer(
+    conn: Connection[dict[str, Any]],
+    deps: WorkerDeps,
+    request: dict[str, Any],
+    thread: SlackThread,
+    run_id: int,
+    conversation_id: int,
+    question: str,
+) -> Outcome | None:
+    """The answer when the question asks for a summary ("summarise this thread", "what
+    did I miss in #support since Monday?"), which a summary job answers instead of the
+    agent loop; None for any other question."""
+    tenant_id, event = request["tenant_id"], request["payload"]["event"]
+    context = conn.execute(
+        "SELECT assistant_context FROM conversations WHERE id = %s AND tenant_id = %s",
+        (conversation_id, tenant_id),
+    ).fetchone()
+    panel = (context or {}).get("assistant_context")
+    asked = summaries.Asked(
+        tenant_id=tenant_id,
+        asker=event.get("user", ""),
+        channel=thread.channel,
+        thread_ts=thread.thread_ts,
+        request_ts=event["ts"],
+        bot_id=request["bot_id"],
+        in_thread=bool(event.get("thread_ts")) and event.get("thread_ts") != event["ts"],
+        viewing_channel=(panel or {}).get("channel_id") if panel is not None else None,
+    )
+    wanted = summaries.recognise(conn, asked, question)
+    if wanted is None:
+        return None
+    log.info("request.summary", target=wanted.target)
+    return summaries.for_request(
+        conn,
+        thread.client,
+        deps.llm,
+        deps.guardrails,
+        asked,
+        wanted,
+        conversation_key=str(conversation_id),
+        on_call=usage_recorder(conn, tenant_id, run_id, deps.prices, deps.metrics),
+    )
 
 
 def _refused(

@@ -159,23 +159,26 @@ def start_resumed_run(
 def usage_recorder(
     conn: Connection[dict[str, Any]],
     tenant_id: int,
-    run_id: int,
+    run_id: int | None,
     prices: dict[str, tuple[Decimal, Decimal]],
     metrics: Metrics | None = None,
+    purpose: str = "agent",
 ) -> Callable[[CallRecord], None]:
-    """Every model call of a run, into `llm_usage` and, when given, the worker's metrics."""
+    """Every model call of a run (None: of work that is no run, a digest), into
+    `llm_usage` and, when given, the worker's metrics."""
 
     def record(call: CallRecord) -> None:
         cost = cost_usd(call.model, call.prompt_tokens, call.completion_tokens, prices)
         conn.execute(
             """INSERT INTO llm_usage (tenant_id, run_id, provider, model, purpose, outcome,
                  prompt_tokens, completion_tokens, cost_usd, latency_ms)
-               VALUES (%s, %s, %s, %s, 'agent', %s, %s, %s, %s, %s)""",
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
             (
                 tenant_id,
                 run_id,
                 call.provider,
                 call.model,
+                purpose,
                 call.outcome,
                 call.prompt_tokens,
                 call.completion_tokens,

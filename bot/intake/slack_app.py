@@ -72,7 +72,9 @@ BOT_SCOPES = [
     "reactions:write",
     "users:read",
     "usergroups:read",  # approvers may be given as a user group
-    "channels:read",  # conversations.info: whether a channel is shared (Slack Connect)
+    # conversations.info: whether a channel is shared (Slack Connect); conversations.members:
+    # whether the person asking for a channel's summary is in it
+    "channels:read",
     "groups:read",  # the same for private channels
     "im:history",  # direct messages to the app, and its assistant panel threads
     "assistant:write",  # the panel's status, suggested prompts and titles

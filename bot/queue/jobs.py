@@ -28,6 +28,7 @@ EXECUTE_ACTION = "execute_action"
 RESUME_RUN = "resume_run"  # a decided action's run continues (bot/agent/resume.py)
 RESUME_FAILED = "resume_failed"
 SWEEP_ACTIONS = "sweep_actions"  # sent by listeners of earlier releases only
+SEND_DIGEST = "send_digest"  # a scheduled summary whose time has come (bot/summaries/digests.py)
 
 # Stored request kinds that are decisions on pending actions rather than questions.
 REVIEW_KINDS = frozenset(
@@ -61,6 +62,14 @@ APOLOGY_OPTIONS: dict[str, Any] = {
 # A resumed run is retried as a run is; when its retries run out the person already has
 # the action's outcome in the thread, so there is no apology: the run is marked failed.
 RESUME_OPTIONS: dict[str, Any] = {**RUN_REQUEST_OPTIONS, "on_retry_exhausted": RESUME_FAILED}
+# A digest is written like an answer; a few quick retries, then that due time is skipped
+# (the next one reads from the last digest sent, so nothing said is left out).
+DIGEST_OPTIONS: dict[str, Any] = {
+    "max_retries": 3,
+    "min_backoff": 5_000,  # ms
+    "max_backoff": 60_000,  # ms
+    "time_limit": 300_000,  # ms: a long channel is several model calls
+}
 REVIEW_OPTIONS: dict[str, Any] = {
     "max_retries": 5,
     "min_backoff": 500,  # ms
@@ -90,6 +99,11 @@ def enqueue_execution(broker: dramatiq.Broker, action_id: int, correlation_id: s
 def enqueue_resume(broker: dramatiq.Broker, action_id: int, correlation_id: str | None) -> None:
     """Queue the run that continues after ``action_id`` was decided (review/resumes.py)."""
     _send(broker, AGENT_QUEUE, RESUME_RUN, correlation_id, action_id)
+
+
+def enqueue_digest(broker: dramatiq.Broker, digest_id: int, due_micros: int) -> None:
+    """Queue the writing of digest ``digest_id`` for its due time (Unix microseconds)."""
+    _send(broker, AGENT_QUEUE, SEND_DIGEST, None, digest_id, due_micros)
 
 
 def _send(

@@ -6,6 +6,11 @@
   lost), decided actions' resumes relayed, actions announced once an approval channel
   exists, reminders, expiry (review/sweep.py).
 - `vault_purge`: personal data behind placeholders older than the retention is deleted.
+- `summary_digests`: scheduled channel summaries whose time has come in their
+  workspace's time zone are claimed, each due time once, and queued to be written and
+  posted (bot/summaries/digests.py).
+- `read_history_purge`: channel messages stored for summaries (bot/summaries/reading.py)
+  are deleted once older than 30 days.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import structlog
 
 from bot.agent.runs import WorkerDeps
 from bot.queue.census import queued_jobs
-from bot.queue.jobs import enqueue_resume
+from bot.queue.jobs import enqueue_digest, enqueue_resume
 from bot.queue.scheduler import PeriodicTask, every
 from bot.queue.stranded import requeue_stranded
 from bot.settings import Settings
+from bot.summaries.digests import claim_due_digests
+from bot.summaries.reading import forget_old_reads
 from review.sweep import LostJobs, sweep
 
 log = structlog.get_logger(__name__)
@@ -61,9 +68,24 @@ def periodic_tasks(
         if forgotten:
             log.info("guardrails.vault_purged", placeholders=forgotten)
 
+    def read_history_purge() -> None:
+        # Channel messages stored for summaries are kept no longer than they are useful.
+        with deps.pool.connection() as conn:
+            forgotten = forget_old_reads(conn)
+        if forgotten:
+            log.info("summary.reads_forgotten", messages=forgotten)
+
+    def summary_digests() -> None:
+        # Claimed here, written by a job: the model calls never hold up the sweeps.
+        with deps.pool.connection() as conn:
+            claim_due_digests(conn, lambda digest_id, due: enqueue_digest(broker, digest_id, due))
+
     return [
         PeriodicTask("stranded_requests", stranded_requests, sweep_every),
         PeriodicTask("pending_actions", pending_actions, sweep_every),
         # One indexed DELETE, so as often as the sweeps.
         PeriodicTask("vault_purge", vault_purge, sweep_every),
+        # Due at a minute of the day: looked for as often as the sweeps run.
+        PeriodicTask("summary_digests", summary_digests, sweep_every),
+        PeriodicTask("read_history_purge", read_history_purge, every(timedelta(hours=1))),
     ]

@@ -50,6 +50,7 @@ from bot.queue.broker import build_broker, consumed_queues
 from bot.queue.jobs import (
     AGENT_QUEUE,
     APOLOGY_OPTIONS,
+    DIGEST_OPTIONS,
     EXECUTE_ACTION,
     KNOWLEDGE_QUEUE,
     REQUEST_FAILED,
@@ -61,6 +62,7 @@ from bot.queue.jobs import (
     REVIEW_QUEUE,
     RUN_REQUEST,
     RUN_REQUEST_OPTIONS,
+    SEND_DIGEST,
     SWEEP_ACTIONS,
     enqueue_execution,
     enqueue_request,
@@ -71,6 +73,7 @@ from bot.queue.periodic import periodic_tasks
 from bot.queue.retrying import current_retries, retry_when
 from bot.queue.scheduler import Scheduler
 from bot.settings import Settings
+from bot.summaries.digests import send_digest
 from bot.templates.spec import load_templates
 from bot.warmup import Warming
 from connectors.email.flood_gate import FloodLimits
@@ -269,6 +272,23 @@ def declare_actors(
         queue_name=AGENT_QUEUE,
         priority=0,
         options=APOLOGY_OPTIONS,
+    )
+
+    def digest(digest_id: int, due_micros: int) -> None:
+        with (
+            job_deadline(DIGEST_OPTIONS["time_limit"] / 1000),
+            retry_when(passes_by_itself, DIGEST_OPTIONS),
+            deps.pool.connection() as conn,
+        ):
+            send_digest(conn, deps, digest_id, due_micros)
+
+    dramatiq.Actor(
+        digest,
+        broker=broker,
+        actor_name=SEND_DIGEST,
+        queue_name=AGENT_QUEUE,
+        priority=10,  # behind people's questions
+        options=DIGEST_OPTIONS,
     )
 
     def resume_later(action_id: int) -> None:

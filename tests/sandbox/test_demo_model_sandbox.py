@@ -163,3 +163,56 @@ def test_a_question_on_the_sample_knowledge_is_answered_with_a_cited_quote(
     assert "not AI" in answer
     assert "Reset token" in answer and re.search(r"\[\d\]", answer)
     assert "Sources" in answer and "vpn" in answer.lower()
+
+
+def test_a_thread_and_a_channel_are_summarised_by_the_demo_model(
+    demo_sandbox: RunningSandbox,
+) -> None:
+    """Step 7 with no model: "summarise this thread" groups what was said, each item
+    linking to its message; "what did I miss in #support since Monday?" in #general
+    summarises the channel."""
+    post(
+        demo_sandbox,
+        "/api/messages",
+        {"user": REQUESTER, "channel": SUPPORT, "text": "Release plan for v2?"},
+    )
+    parent = next(m for m in messages(demo_sandbox, SUPPORT) if m["text"] == "Release plan for v2?")
+    for user, text in (
+        (APPROVER, "Let's ship on Tuesday."),
+        (REQUESTER, "Agreed, Tuesday it is."),
+        (APPROVER, "Who writes the release notes?"),
+        (REQUESTER, "I'll write them tomorrow."),
+        (REQUESTER, "@chatops summarise this thread"),
+    ):
+        post(
+            demo_sandbox,
+            "/api/messages",
+            {"user": user, "channel": SUPPORT, "text": text, "thread_ts": parent["ts"]},
+        )
+
+    summary = wait_for(
+        lambda: thread_once(demo_sandbox, SUPPORT, "Release plan for v2?", "Action items"),
+        timeout=AGENT_WORK,
+        message="the thread's summary",
+    )
+    assert "Summary of this thread" in summary and "not AI" in summary
+    assert "Decisions" in summary and "ship on Tuesday" in summary
+    assert "Open questions" in summary and "release notes" in summary
+    assert "/archives/C0SUPPORT/p" in summary  # links to the messages
+
+    post(
+        demo_sandbox,
+        "/api/messages",
+        {
+            "user": REQUESTER,
+            "channel": "C0GENERAL",
+            "text": "@chatops what did I miss in #support since Monday?",
+        },
+    )
+    caught_up = wait_for(
+        lambda: thread_once(demo_sandbox, "C0GENERAL", "what did I miss in", "messages read"),
+        timeout=AGENT_WORK,
+        message="the channel's summary",
+    )
+    assert "What happened in <#C0SUPPORT" in caught_up
+    assert "ship on Tuesday" in caught_up  # said in a thread of the channel

@@ -633,3 +633,26 @@ def test_bolt_app_answers_a_mention_in_thread(slack: SlackEmulator) -> None:
     assert own and all(d.status == 200 for d in own)  # acknowledged, not answered again
     assert len(slack.thread(SUPPORT, post.message.ts)) == 2
     assert forged[0] == 401
+
+
+def test_conversations_members_pages_and_hides_private_channels_from_outsiders(
+    client: WebClient, slack: SlackEmulator
+) -> None:
+    """conversations.members lists a channel's members a page at a time; a private channel
+    answers channel_not_found to a caller outside it, as Slack does."""
+    from sandbox.slack_workspace import Channel
+
+    first = client.conversations_members(channel=SUPPORT, limit=2)
+    rest = client.conversations_members(
+        channel=SUPPORT, limit=100, cursor=first["response_metadata"]["next_cursor"]
+    )
+    assert len(first["members"]) == 2 and first["response_metadata"]["next_cursor"]
+    everyone = first["members"] + rest["members"]
+    assert REQUESTER in everyone and len(set(everyone)) == len(everyone)
+    assert rest["response_metadata"]["next_cursor"] == ""
+    slack.workspace.add_channel(
+        Channel("G0HIDDEN", "hidden", int(time.time()), REQUESTER, {REQUESTER}, is_private=True)
+    )
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_members(channel="G0HIDDEN")
+    assert refused.value.response["error"] == "channel_not_found"

@@ -99,7 +99,8 @@ def test_the_panel_says_which_channel_is_open_inside_the_user_turn(
     stack: Stack, llm: OpenAIEmulator
 ) -> None:
     opened = stack.slack.open_assistant_thread(REQUESTER, context_channel=GENERAL)
-    question = unique_question("Summarise this channel")
+    # (Not "summarise this channel": that is a summary request, answered without the loop.)
+    question = unique_question("What is this channel for?")
     llm.script(
         Reply(content=PLAN),
         Reply(content={"answer": "Nothing much happened.", "citations": []}),

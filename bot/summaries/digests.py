@@ -1,0 +1,193 @@
+"""Scheduled summaries: a channel's digest posted daily (or on weekdays) at a time of day
+in the workspace's time zone, to a channel or to the person who asked for it.
+
+One periodic task (bot/queue/periodic.py, `summary_digests`) looks for digests whose
+due time has come and claims each: one conditional UPDATE moves its ``next_due_at`` to
+the next due time only if it still holds the due time that was read, so with any number
+of workers, and sweeps racing, a due time is claimed once. The claim queues a job
+(`send_digest`), so the model calls of a long channel never hold up the other periodic
+work; the job records the due time it posted (``sent_for``), so a retried or redelivered
+job does not post it again. (A worker killed between posting and recording it would.)
+
+Visibility is checked again at every due time, as for a summary on request: the bot and
+the person who set the digest up must still be in the channel, and a private channel's
+digest goes only to that channel or to that person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import structlog
+from psycopg import Connection
+
+from bot.agent.runs import WorkerDeps, usage_recorder
+from bot.intake.bot_tokens import with_bot_token
+from bot.summaries import reading
+from bot.summaries.job import NO_MODEL, time_zone, write_summary
+
+log = structlog.get_logger(__name__)
+
+Cadence = Literal["daily", "weekdays"]
+CADENCES: tuple[Cadence, ...] = ("daily", "weekdays")
+BATCH = 20  # digests written per sweep at most; the rest are next
+FIRST_WINDOW = timedelta(hours=24)  # a digest's first read, with nothing sent before
+
+DUE = """
+    SELECT d.*, i.bot_token, i.bot_token_sealed, i.bot_id
+    FROM summary_digests d JOIN slack_installations i ON i.tenant_id = d.tenant_id
+    WHERE d.next_due_at <= now()
+    ORDER BY d.next_due_at
+    LIMIT %s
+"""
+CLAIM = """
+    UPDATE summary_digests SET next_due_at = %(next)s
+    WHERE id = %(id)s AND next_due_at = %(due)s
+    RETURNING id
+"""
+
+
+def next_due(now: datetime, at: time, zone: ZoneInfo, cadence: str) -> datetime:
+    """The first time after ``now`` that is ``at`` o'clock in ``zone`` on a day the
+    cadence covers (every day, or Monday to Friday)."""
+    local = now.astimezone(zone)
+    day: date = local.date()
+    for _ in range(8):
+        due = datetime.combine(day, at, tzinfo=zone)
+        if due > local and (cadence == "daily" or day.weekday() < 5):
+            return due
+        day += timedelta(days=1)
+    raise ValueError(f"no due time for cadence {cadence!r}")
+
+
+@dataclass(frozen=True)
+class Sent:
+    digest_id: int
+    posted: bool
+    reason: str | None = None
+
+
+def claim_due_digests(
+    conn: Connection[dict[str, Any]], enqueue: Callable[[int, int], None]
+) -> list[int]:
+    """Claim every digest that is due and that no other worker claimed first, and queue
+    each (``enqueue(digest_id, due in Unix microseconds)``); the ids claimed."""
+    claimed_ids: list[int] = []
+    for row in conn.execute(DUE, (BATCH,)).fetchall():
+        zone = time_zone(conn, row["tenant_id"])
+        claimed = conn.execute(
+            CLAIM,
+            {
+                "id": row["id"],
+                "due": row["next_due_at"],
+                "next": next_due(_db_now(conn), row["at_time"], zone, row["cadence"]),
+            },
+        ).fetchone()
+        if claimed is None:
+            continue  # another worker has this due time
+        enqueue(row["id"], int(row["next_due_at"].timestamp() * 1_000_000))
+        claimed_ids.append(row["id"])
+    return claimed_ids
+
+
+def send_digest(
+    conn: Connection[dict[str, Any]], deps: WorkerDeps, digest_id: int, due_micros: int
+) -> Sent:
+    """Write and post digest ``digest_id`` for the due time claimed, unless it was posted
+    already (a retried job) or removed since."""
+    due = datetime.fromtimestamp(due_micros / 1_000_000, UTC)
+    row = conn.execute(
+        """SELECT d.*, i.bot_token, i.bot_token_sealed, i.bot_id
+           FROM summary_digests d JOIN slack_installations i ON i.tenant_id = d.tenant_id
+           WHERE d.id = %s""",
+        (digest_id,),
+    ).fetchone()
+    if row is None:
+        return Sent(digest_id, False, "removed")
+    if row["sent_for"] is not None and abs((row["sent_for"] - due).total_seconds()) < 1:
+        return Sent(digest_id, False, "already posted")
+    unsealed = with_bot_token(row)
+    assert unsealed is not None  # given a row, a row
+    structlog.contextvars.bind_contextvars(tenant_id=row["tenant_id"], digest_id=digest_id)
+    try:
+        return _send(conn, deps, unsealed, _db_now(conn), due)
+    finally:
+        structlog.contextvars.unbind_contextvars("tenant_id", "digest_id")
+
+
+def _send(
+    conn: Connection[dict[str, Any]],
+    deps: WorkerDeps,
+    row: dict[str, Any],
+    now: datetime,
+    due: datetime,
+) -> Sent:
+    tenant_id, channel = row["tenant_id"], row["channel_id"]
+    client = deps.slack_client(row["bot_token"])
+    # A personal digest is read by its owner alone; any other goes where others read it.
+    reply_channel = channel if row["personal"] else row["deliver_to"]
+    refused = reading.refusal(
+        client, channel=channel, asker=row["created_by"], reply_channel=reply_channel
+    )
+    if refused is not None:
+        log.warning("digest.refused")
+        _record(conn, row["id"], sent_at=None, error=refused, due=due)
+        return Sent(row["id"], False, "not visible")
+    since = row["last_sent_at"] or now - FIRST_WINDOW
+    zone = time_zone(conn, tenant_id)
+    heading = (
+        f"*{'Daily' if row['cadence'] == 'daily' else 'Weekday'} digest of <#{channel}>* "
+        f"since {since.astimezone(zone):%a %-d %b %H:%M}"
+    )
+    if deps.llm is None:
+        text = f"{heading}\n\n{NO_MODEL}"
+    else:
+        messages = reading.channel_messages(
+            conn, client, tenant_id, channel=channel, since=since, bot_id=row["bot_id"]
+        )
+        text = write_summary(
+            conn,
+            client,
+            deps.llm,
+            deps.guardrails,
+            tenant_id=tenant_id,
+            channel=channel,
+            messages=messages,
+            heading=heading,
+            conversation_key=f"digest:{row['id']}",
+            on_call=usage_recorder(
+                conn, tenant_id, None, deps.prices, deps.metrics, purpose="digest"
+            ),
+        ).text
+    # A user id as the channel posts in the person's direct messages with the app.
+    client.chat_postMessage(channel=row["deliver_to"], text=text, unfurl_links=False)
+    _record(conn, row["id"], sent_at=now, error=None, due=due)
+    log.info("digest.posted")
+    return Sent(row["id"], True)
+
+
+def _record(
+    conn: Connection[dict[str, Any]],
+    digest_id: int,
+    *,
+    sent_at: datetime | None,
+    error: str | None,
+    due: datetime,
+) -> None:
+    conn.execute(
+        """UPDATE summary_digests
+           SET last_sent_at = coalesce(%s, last_sent_at), last_error = %s, sent_for = %s
+           WHERE id = %s""",
+        (sent_at, error, due, digest_id),
+    )
+
+
+def _db_now(conn: Connection[dict[str, Any]]) -> datetime:
+    row = conn.execute("SELECT now() AS now").fetchone()
+    assert row is not None
+    now: datetime = row["now"]
+    return now.astimezone(UTC)
