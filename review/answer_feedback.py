@@ -8,6 +8,7 @@ sources are in rag/source_flags.py.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.db import AsyncPool
@@ -21,24 +22,43 @@ SUMMARY_DAYS = 30
 SUMMARY_FLAGS = 10  # flagged documents listed by `/agent feedback`
 
 
-async def rate(pool: AsyncPool, *, tenant_id: int, run_id: int, user: str, rating: Rating) -> bool:
+@dataclass(frozen=True)
+class Rated:
+    """A stored rating: the template of the rated run (None: no template), and whether
+    this click gave a new rating (not the same one again)."""
+
+    template: str | None
+    new: bool
+
+
+async def rate(
+    pool: AsyncPool, *, tenant_id: int, run_id: int, user: str, rating: Rating
+) -> Rated | None:
     """Record `user`'s rating of the tenant's run `run_id`; clicking again changes it.
-    False when the tenant has no such run. A 👍 clears an earlier 👎's reason."""
+    None when the tenant has no such run. A 👍 clears an earlier 👎's reason."""
     async with pool.connection() as conn:
         row = await (
             await conn.execute(
-                """INSERT INTO answer_ratings (tenant_id, run_id, slack_user_id, rating)
-                   SELECT tenant_id, id, %s, %s FROM agent_runs
-                   WHERE id = %s AND tenant_id = %s
+                """WITH before AS (
+                     SELECT rating FROM answer_ratings
+                     WHERE tenant_id = %(tenant)s AND run_id = %(run)s
+                       AND slack_user_id = %(user)s)
+                   INSERT INTO answer_ratings (tenant_id, run_id, slack_user_id, rating)
+                   SELECT tenant_id, id, %(user)s, %(rating)s FROM agent_runs
+                   WHERE id = %(run)s AND tenant_id = %(tenant)s
                    ON CONFLICT (run_id, slack_user_id) DO UPDATE
                      SET rating = EXCLUDED.rating, updated_at = now(),
                          reason = CASE WHEN EXCLUDED.rating = 'up' THEN NULL
                                        ELSE answer_ratings.reason END
-                   RETURNING id""",
-                (user, rating, run_id, tenant_id),
+                   RETURNING (SELECT rating FROM before) AS before,
+                             (SELECT template_name FROM agent_runs
+                              WHERE id = %(run)s AND tenant_id = %(tenant)s) AS template""",
+                {"tenant": tenant_id, "run": run_id, "user": user, "rating": rating},
             )
         ).fetchone()
-    return row is not None
+    if row is None:
+        return None
+    return Rated(template=row["template"], new=row["before"] != rating)
 
 
 async def add_reason(

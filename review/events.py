@@ -9,8 +9,9 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.intake.bot_tokens import with_bot_token
+from bot.observability.metrics import Metrics
 from connectors.email.flood_gate import FloodLimits
-from review import actions, resumes, tenant_settings
+from review import actions, feedback, resumes, tenant_settings
 from review.decisions import apply_decision, decision_from_request
 from review.email_digest import RELEASE_KIND, release_digest
 
@@ -25,9 +26,11 @@ def handle_review_request(
     enqueue_request: Callable[[int], None] = lambda request_id: None,
     flood: FloodLimits | None = None,
     enqueue_resume: resumes.Send | None = None,
+    metrics: Metrics | None = None,
 ) -> None:
     """``enqueue_resume`` sends the job that continues the run whose action this decision
-    rejected (or ran, when approval executes it in this job): review/resumes.py."""
+    rejected (or ran, when approval executes it in this job): review/resumes.py.
+    ``metrics`` counts approvals, rejections and edits by template."""
     request = conn.execute(
         """SELECT r.*, i.bot_token, i.bot_token_sealed FROM inbound_requests r
            JOIN slack_installations i ON i.tenant_id = r.tenant_id WHERE r.id = %s""",
@@ -46,8 +49,13 @@ def handle_review_request(
         _finish(conn, request_id, "ignored")
         return
     settings = tenant_settings.load(conn, tenant_id)
-    apply_decision(conn, client_for(request["bot_token"]), settings, decision, enqueue_execution)
+    outcome = apply_decision(
+        conn, client_for(request["bot_token"]), settings, decision, enqueue_execution
+    )
     log.info("review.decided", action_id=decision.action["id"], verb=decision.verb)
+    if outcome is not None and metrics is not None:
+        template = feedback.template_of(conn, tenant_id, decision.action["id"])
+        metrics.count_decision(template, outcome)
     if enqueue_resume is not None:
         resumes.send_if_due(conn, tenant_id, decision.action["id"], enqueue_resume)
     _finish(conn, request_id, "done")

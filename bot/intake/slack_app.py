@@ -33,6 +33,7 @@ from bot.intake.installations import (
 from bot.intake.record import answer_unhandled_error, record_request
 from bot.intake.request_queuer import RequestQueuer
 from bot.observability.correlation import LOG_KEY, new_correlation_id
+from bot.observability.metrics import Metrics
 from bot.settings import Settings
 from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
@@ -91,7 +92,11 @@ PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
 def build_slack_app(
-    settings: Settings, pool: AsyncPool, queuer: RequestQueuer, at_rest: AtRest | None = None
+    settings: Settings,
+    pool: AsyncPool,
+    queuer: RequestQueuer,
+    at_rest: AtRest | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncApp:
     installations = InstallationCache(pool)
     oauth_settings = None
@@ -261,7 +266,7 @@ def build_slack_app(
         await ack()
 
     register_channel_listeners(app, pool)
-    register_feedback_listeners(app, pool)
+    register_feedback_listeners(app, pool, metrics)
     templates = load_templates(Path(settings.agent_templates_dir))
 
     @app.command("/agent")

@@ -298,6 +298,7 @@ def declare_actors(
                 ),
                 flood=deps.email_flood,
                 enqueue_resume=resume_later,
+                metrics=deps.metrics,
             )
 
     def execute(action_id: int) -> None:
