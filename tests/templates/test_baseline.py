@@ -3,6 +3,7 @@ case their baseline passed, and a broken template is caught with the cases it br
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -10,6 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bot.templates.agent_eval import run_agent_eval
+from bot.templates.golden import load_golden
+from rag.citations import NOT_FOUND_ANSWER
+from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.openai_script import Reply
+from tests.connectors.workspace import connector_settings
 from tests.support.processes import REPO
 
 TEMPLATES = REPO / "templates"
@@ -101,3 +110,47 @@ def test_an_unreadable_baseline_is_a_usage_error(database_url: str, tmp_path: Pa
     assert gone.returncode == 2 and f"There is no baseline file at {missing}." in gone.stdout
     assert wrong.returncode == 2
     assert "is not a baseline written by `chatops eval agent --json`" in wrong.stdout
+
+
+def test_a_served_model_is_compared_with_the_baseline_too(
+    llm: OpenAIEmulator, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --base-url (how the benchmark runs a real model), a model that always says
+    "not found" fails the knowledge answers the baseline passed, each named; the
+    not-found cases it still gets right are no regression, and the report says the
+    baseline was made against another model."""
+    knowledge = load_golden(TEMPLATES / "golden" / "knowledge.jsonl")
+    plan = {"intent": "answer", "search_queries": [], "tool_calls": []}
+    for _ in knowledge:
+        llm.script(
+            Reply(content=plan), Reply(content={"answer": NOT_FOUND_ANSWER, "citations": []})
+        )
+    settings = connector_settings(database_url, llm_max_retries=0, llm_malformed_retries=0)
+
+    code = run_agent_eval(
+        settings,
+        argparse.Namespace(
+            data=TEMPLATES,
+            base_url=llm.base_url,
+            model="emulator-chat",
+            template="knowledge",
+            limit=None,
+            json=None,
+            against=BASELINE,
+        ),
+    )
+
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert (
+        "Note: the baseline was made against scripted emulator (each case's own script); "
+        f"this run is against emulator-chat at {llm.base_url}."
+    ) in printed
+    regressions = printed.split("fail now:")[1]
+    answers = [c.id for c in knowledge if c.kind == "answer"]
+    for case_id in answers:
+        assert f"knowledge / {case_id} (answer" in regressions
+    assert "knowledge / knowledge-vpn-reset-cited (answer)\n    now fails: " in regressions
+    assert 'states "Reset token"' in regressions
+    right = [c.id for c in knowledge if c.kind == "not_found" and not c.expect.tools_refused]
+    assert right and all(f"knowledge / {case_id} (" not in regressions for case_id in right)
