@@ -23,7 +23,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.db import AsyncPool, Conn
 from guardrails.at_rest import default_masker
-from review.golden_candidates import MENTION, Mask, one_candidate
+from review.golden_candidates import Mask, one_candidate
 from review.messages import mrkdwn_safe, people_summary
 
 log = structlog.get_logger(__name__)
@@ -36,7 +36,7 @@ EXCERPT_CHARS = 120
 NO_TEMPLATE = "default"  # review/feedback.py's name for runs under no agent template
 
 _THUMBS_DOWN = """
-    SELECT r.id AS run_id, r.template_name AS template, q.payload,
+    SELECT r.id AS run_id, r.template_name AS template, r.reply_ts, q.payload,
            max(f.updated_at) AS at, count(*) AS people,
            (array_agg(f.reason ORDER BY f.updated_at DESC))[1] AS reason,
            g.created_by AS added_by
@@ -46,7 +46,7 @@ _THUMBS_DOWN = """
     LEFT JOIN golden_candidates g ON g.tenant_id = f.tenant_id AND g.source = 'run:' || r.id
     WHERE f.tenant_id = %(tenant)s AND f.rating = 'down' AND f.reason IS NOT NULL
       AND f.updated_at > now() - make_interval(days => %(days)s)
-    GROUP BY r.id, q.payload, g.created_by
+    GROUP BY r.id, r.reply_ts, q.payload, g.created_by
     ORDER BY max(f.updated_at) DESC LIMIT %(limit)s
 """
 
@@ -102,10 +102,14 @@ def _items(down: Sequence[dict[str, Any]], reviews: Sequence[dict[str, Any]]) ->
             Item(
                 source=f"run:{row['run_id']}",
                 text=(
-                    f"*👎 with a reason* · {_template_words(row['template'])}\n"
-                    f"{_question(row['payload'])}\n"
+                    f"*👎 with a reason* on {_answer_link(row['payload'], row['reply_ts'])} · "
+                    f"{_template_words(row['template'])}\n"
                     f"_What was wrong:_ “{_excerpt(row['reason'])}”"
-                    + (f" ({row['people']} people gave a 👎)" if row["people"] > 1 else "")
+                    + (
+                        f" ({row['people']} people said what was wrong)"
+                        if row["people"] > 1
+                        else ""
+                    )
                 ),
                 template=row["template"] or NO_TEMPLATE,
                 added_by=row["added_by"],
@@ -141,11 +145,19 @@ def _template_words(template: str | None) -> str:
     return f"{template} template"
 
 
-def _question(payload: dict[str, Any] | None) -> str:
+def _answer_link(payload: dict[str, Any] | None, reply_ts: str | None) -> str:
+    """A link to the answer in its thread, never its question's text: the question may
+    come from a channel the admin is not in, and Slack shows the linked message only to
+    its members."""
     event = (payload or {}).get("event") or {}
-    text = str(event.get("text") or "")
-    question = MENTION.sub("", text).strip()
-    return f"“{_excerpt(question)}”" if question else "_(the question is not stored)_"
+    channel = str(event.get("channel") or "")
+    if not channel or not reply_ts:
+        return "a private answer" if channel else "an answer"
+    thread = str(event.get("thread_ts") or event.get("ts") or reply_ts)
+    return (
+        f"<https://slack.com/archives/{channel}/p{reply_ts.replace('.', '')}"
+        f"?thread_ts={thread}&cid={channel}|an answer>"
+    )
 
 
 def _excerpt(text: str | None) -> str:
@@ -284,8 +296,7 @@ def make_golden_case(conn: Conn, *, tenant_id: int, source: str, user: str, mask
             (
                 tenant_id,
                 user,
-                f"{ORIGIN_WORDS.get(note['origin'], note['origin'])}, for the "
-                f"{_template_words(template)}",
+                f"{ORIGIN_WORDS.get(note['origin'], note['origin'])} ({_template_words(template)})",
                 Jsonb({"via": "/agent feedback", "source": source, "origin": note["origin"]}),
             ),
         )

@@ -13,7 +13,14 @@ from review.golden_cases import GOLDEN_BUTTON
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_workspace import EphemeralMessage
 from tests.bot.intake.test_feedback_listeners import ADMIN, answered, click_rating, run_of
-from tests.review.conftest import APPROVALS, APPROVER, DB, propose_post, wait_for_status
+from tests.review.conftest import (
+    APPROVALS,
+    APPROVER,
+    DB,
+    action_row,
+    propose_post,
+    wait_for_status,
+)
 from tests.support.channels import admin_command
 from tests.support.conversation import GENERAL, REQUESTER
 from tests.support.golden import golden_candidates_cli, golden_saved_cli
@@ -83,8 +90,12 @@ def test_an_admin_makes_a_golden_case_from_a_thumbs_down_in_one_click(
     view = _feedback_view(stack, ADMIN)
     item = _item(view, marker)
     words = _words(view)
-    assert "👎 with a reason" in item["text"]["text"]
-    assert "How do I fix the printer?" in item["text"]["text"]
+    assert item["text"]["text"].startswith(
+        f"*👎 with a reason* on <https://slack.com/archives/{GENERAL}/p"
+    )
+    # The question is not repeated: it may come from a channel the admin is not in, and
+    # Slack shows the linked answer only to the channel's members.
+    assert "How do I fix the printer?" not in words
     assert item["accessory"]["text"]["text"] == "Make a golden case"
     assert item["accessory"]["action_id"] == GOLDEN_BUTTON
     # No internal ids, placeholders or reprs in what the admin reads.
@@ -116,7 +127,7 @@ def test_an_admin_makes_a_golden_case_from_a_thumbs_down_in_one_click(
              AND action = 'golden.candidate_added' ORDER BY id DESC LIMIT 1""",
         (tenant, ADMIN),
     ).fetchone()
-    assert audit is not None and audit["subject"].startswith("a 👎 answer, for the ")
+    assert audit is not None and audit["subject"].startswith("a 👎 answer (")
 
     # The same candidate the CLI makes from all feedback, personal data masked.
     (saved,) = [c for c in golden_saved_cli(stack.env, team) if c["id"] == f"feedback-run-{run_id}"]
@@ -153,6 +164,14 @@ def test_a_rejection_becomes_a_candidate_and_a_former_admin_is_refused(
         message="the rejection and its reason to be stored",
     )
 
+    # An approver's edit of another proposal is offered as well.
+    edited_text = f"Standup moves to 10:30am ({uuid.uuid4().hex[:6]})"
+    edited = propose_post(stack.slack, llm, db, f"Standup moves ({uuid.uuid4().hex[:6]})")
+    stack.slack.react_as_user(APPROVER, APPROVALS, edited.approval.ts, "pencil2")
+    wait_for(lambda: action_row(db, edited.action["id"])["edit_requested_by"] == APPROVER)
+    stack.slack.post_as_user(APPROVER, APPROVALS, edited_text, thread_ts=edited.approval.ts)
+    wait_for(lambda: action_row(db, edited.action["id"])["edited_by"] == APPROVER)
+
     admin_command(stack.slack, GENERAL, f"admins add <@{APPROVER}>")
     try:
         view = _feedback_view(stack, APPROVER)
@@ -160,6 +179,14 @@ def test_a_rejection_becomes_a_candidate_and_a_former_admin_is_refused(
         admin_command(stack.slack, GENERAL, f"admins remove <@{APPROVER}>")
     item = _item(view, reason)
     assert item["text"]["text"].startswith(f"*Rejected* by <@{APPROVER}>")
+    # Newest first: the first edit listed is this one (other tests' edits may follow).
+    edit_item = next(
+        b
+        for b in view.blocks or []
+        if b["type"] == "section" and "Edited before approval" in b["text"]["text"]
+    )
+    assert edit_item["text"]["text"].startswith(f"*Edited before approval* by <@{APPROVER}>")
+    assert edit_item["accessory"]["text"]["text"] == "Make a golden case"
 
     refused = stack.slack.click_button(
         APPROVER, GENERAL, view.ts, GOLDEN_BUTTON, value=item["accessory"]["value"]
