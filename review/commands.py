@@ -27,6 +27,7 @@ from review.answer_feedback import feedback_summary
 from review.authority import OUTSIDER, Verdict, check_admin, check_member
 from review.channel_commands import channel_command, template_command
 from review.digest_commands import digest_command, timezone_command
+from review.golden_cases import feedback_blocks, items_async
 from review.handoff import parse_target
 from review.inbox_commands import inbox_command
 from review.messages import people_summary, person, shown
@@ -59,7 +60,7 @@ HELP = """*`/agent` commands*
 • `channel [#channel] [template=… reply=mention|all visibility=public|private collections=a,b ask=@group]`: how I behave in a channel _(admins)_
 • `inbox [ADDRESS template=… collections=a,b]`: what the agent inbox answers emails with _(admins)_
 • `handoff @person|@group`: who "Ask a human" under an answer hands the thread to _(admins)_
-• `feedback`: 👍 / 👎 counts, sources marked wrong or outdated, the handoff target _(admins)_
+• `feedback`: 👍 / 👎 counts, sources marked wrong or outdated, the handoff target, and the latest 👎, edits and rejections to make golden cases from _(admins)_
 • `audit [N]`: the last N audit entries _(admins)_"""
 
 
@@ -67,6 +68,7 @@ HELP = """*`/agent` commands*
 class Reply:
     text: str
     response_type: str = "ephemeral"
+    blocks: list[dict[str, Any]] | None = None  # when given, `text` is the fallback
 
 
 Handler = Callable[[AsyncPool, int, str, list[str]], Awaitable[Reply]]
@@ -549,7 +551,10 @@ async def _handoff(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) 
 
 
 async def _feedback(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:
-    return Reply(await feedback_summary(pool, tenant_id))
+    """The summary, then the latest feedback, each with "Make a golden case"."""
+    summary = await feedback_summary(pool, tenant_id)
+    found, team = await items_async(pool, tenant_id)
+    return Reply(summary, blocks=feedback_blocks(summary, found, team))
 
 
 async def _escalate(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> Reply:

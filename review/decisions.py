@@ -66,6 +66,12 @@ BUTTON_DECISIONS = {BUTTON_APPROVE: "approve", BUTTON_EDIT: "edit", BUTTON_REJEC
 BUTTON_DECISIONS[BUTTON_APPROVE_ALWAYS] = "approve_always"  # review/rules.py
 
 
+# What a decision did, when it was this call that did it: "approved", "rejected" or
+# "edited" (counted per template for the dashboard's quality row); None for anything else
+# (a withdrawal, a reason, an edit asked for, an action already decided).
+Outcome = str | None
+
+
 @dataclass(frozen=True)
 class Decision:
     user: str
@@ -191,7 +197,8 @@ def apply_decision(
     settings: ReviewSettings,
     decision: Decision,
     enqueue_execution: Callable[[int], None],
-) -> None:
+) -> Outcome:
+    """Apply a decision the person may make; what it did (`Outcome`)."""
     action, user = decision.action, decision.user
     verdict = may_approve(
         conn,
@@ -222,19 +229,19 @@ def apply_decision(
         ):
             # The ✅ they added shows under the card: the card says it was not counted.
             refresh_approval_message(conn, client, action)
-        return
+        return None
     handler = HANDLERS[decision.verb]
-    handler(conn, client, decision, enqueue_execution)
+    return handler(conn, client, decision, enqueue_execution)
 
 
 def _approve(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
-) -> None:
+) -> Outcome:
     if d.action["status"] == "pending":
         refusal = _not_the_latest(d)
         if refusal is not None:
             _refuse_stale(conn, client, d, refusal)
-            return
+            return None
     version = d.action["version"]
     row = actions.transition(
         conn,
@@ -256,7 +263,7 @@ def _approve(
             # the hand-over finished; hand it over again (execution runs at most once).
             show_prompts(client, current, present=False)
             enqueue(current["id"])
-        return  # otherwise already decided: a second approver, or a retried event
+        return None  # otherwise already decided: a second approver, or a retried event
     # The approved state is the outbox: marked handed over first, because the hand-over
     # may run the action at once and a held action (tenant paused) clears the mark for
     # the sweeper to relay later; a hand-over lost in a crash is redone by the retry above.
@@ -268,6 +275,7 @@ def _approve(
         # Queued or held rather than run here: show who approved it meanwhile. An action
         # run here already shows its outcome.
         refresh_approval_message(conn, client, after)
+    return "approved"
 
 
 def _not_the_latest(d: Decision) -> str | None:
@@ -307,9 +315,9 @@ def _refuse_stale(conn: actions.Conn, client: WebClient, d: Decision, refusal: s
 
 def _withdraw(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
-) -> None:
+) -> Outcome:
     if d.action["decided_by"] != d.user:
-        return
+        return None
     row = actions.transition(
         conn,
         d.action,
@@ -332,11 +340,12 @@ def _withdraw(
         tell_privately(
             client, d.channel, d.user, "Too late to withdraw: the action has already run."
         )
+    return None
 
 
 def _reject(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
-) -> None:
+) -> Outcome:
     reason = (d.text or "").strip()
     changes: dict[str, Any] = {
         "decided_by": d.user,
@@ -356,7 +365,7 @@ def _reject(
         details={"reason": reason} if reason else None,
     )
     if row is None:
-        return
+        return None
     feedback.record(
         conn,
         tenant_id=row["tenant_id"],
@@ -380,11 +389,12 @@ def _reject(
         # A ❌ reaction cannot open a form: offer the reason privately instead.
         text, blocks = rejected_note(row)
         client.chat_postEphemeral(channel=d.channel, user=d.user, text=text, blocks=blocks)
+    return "rejected"
 
 
 def _reason(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
-) -> None:
+) -> Outcome:
     reason = (d.text or "").strip()
     actions.set_fields(conn, d.action, reject_reason=reason)
     actions.audit(conn, d.action, d.user, "action.rejection_reason", {"reason": reason})
@@ -393,13 +403,14 @@ def _reason(
     assert row is not None
     refresh_approval_message(conn, client, row)
     tell_requester(conn, client, row, "reason", f"The reason given for rejecting it: {reason}")
+    return None
 
 
 def _request_edit(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
-) -> None:
+) -> Outcome:
     if d.action["status"] != "pending":
-        return
+        return None
     actions.set_fields(conn, d.action, edit_requested_by=d.user)
     actions.audit(conn, d.action, d.user, "action.edit_requested", {})
     row = actions.load(conn, d.action["tenant_id"], d.action["id"])
@@ -411,14 +422,15 @@ def _request_edit(
         f"<@{d.user}>, reply in this thread with the new text (or press Edit); "
         "it will need a final ✅.",
     )
+    return None
 
 
 def _edited(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
-) -> None:
+) -> Outcome:
     typed = (d.text or "").strip()
     if not typed:
-        return
+        return None
     if d.version is not None and d.version != d.action["version"]:
         # Opened on a version someone else has edited since: saving it would undo theirs.
         if d.channel:
@@ -429,7 +441,7 @@ def _edited(
                 "Your edit was not saved: someone edited this action while you were "
                 "editing it. Press Edit again to start from the latest version.",
             )
-        return
+        return None
     # The approver edited what the card showed: values shown masked (or real) go back to
     # the placeholders the stored payload keeps, so the approved call restores them.
     new_text = _to_placeholders(d.action, typed)
@@ -459,7 +471,7 @@ def _edited(
             version=d.action["version"],
         )
         if row is None:
-            return
+            return None
         feedback.record(
             conn,
             tenant_id=row["tenant_id"],
@@ -475,6 +487,7 @@ def _edited(
         f"Edited (version {row['version']}). React ✅ (again) or press Approve to run the "
         "edited version; approvals of the earlier version no longer count.",
     )
+    return "edited"
 
 
 def _shown_after_edit(action: dict[str, Any], new_text: str) -> Any:
@@ -541,16 +554,15 @@ def _text(payload: dict[str, Any]) -> str:
 
 def _approve_always(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
-) -> None:
+) -> Outcome:
     """Approve & always allow: a rule for actions like this one (review/rules.py), made by
     someone apply_decision found may approve it, then the approval itself. A retried job
     finds the rule (or the approval) its earlier attempt made, and does not make another."""
     if d.action["status"] == "pending" and _not_the_latest(d) is not None:
-        _approve(conn, client, d, enqueue)  # refused, and told why; no rule either
-        return
+        return _approve(conn, client, d, enqueue)  # refused, and told why; no rule either
     if d.action["status"] == "pending" and rules.made_from(conn, d.action) is None:
         _make_rule(conn, client, d)
-    _approve(conn, client, d, enqueue)
+    return _approve(conn, client, d, enqueue)
 
 
 def _make_rule(conn: actions.Conn, client: WebClient, d: Decision) -> None:
@@ -574,7 +586,9 @@ def _make_rule(conn: actions.Conn, client: WebClient, d: Decision) -> None:
         )
 
 
-HANDLERS: dict[str, Callable[[actions.Conn, WebClient, Decision, Callable[[int], None]], None]] = {
+HANDLERS: dict[
+    str, Callable[[actions.Conn, WebClient, Decision, Callable[[int], None]], Outcome]
+] = {
     "approve": _approve,
     "approve_always": _approve_always,
     "withdraw": _withdraw,

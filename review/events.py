@@ -9,10 +9,14 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.intake.bot_tokens import with_bot_token
+from bot.observability.metrics import Metrics
 from connectors.email.flood_gate import FloodLimits
-from review import actions, resumes, tenant_settings
+from review import actions, feedback, resumes, tenant_settings
+from review.answer_feedback import feedback_summary_now
 from review.decisions import apply_decision, decision_from_request
 from review.email_digest import RELEASE_KIND, release_digest
+from review.golden_candidates import Mask
+from review.golden_cases import GOLDEN_KIND, handle_click
 
 log = structlog.get_logger(__name__)
 
@@ -25,9 +29,13 @@ def handle_review_request(
     enqueue_request: Callable[[int], None] = lambda request_id: None,
     flood: FloodLimits | None = None,
     enqueue_resume: resumes.Send | None = None,
+    metrics: Metrics | None = None,
+    mask: Mask | None = None,
 ) -> None:
     """``enqueue_resume`` sends the job that continues the run whose action this decision
-    rejected (or ran, when approval executes it in this job): review/resumes.py."""
+    rejected (or ran, when approval executes it in this job): review/resumes.py.
+    ``metrics`` counts approvals, rejections and edits by template. ``mask`` hides personal
+    data in a golden-set candidate (default: the guardrails' PII redactor, loaded here)."""
     request = conn.execute(
         """SELECT r.*, i.bot_token, i.bot_token_sealed FROM inbound_requests r
            JOIN slack_installations i ON i.tenant_id = r.tenant_id WHERE r.id = %s""",
@@ -37,6 +45,10 @@ def handle_review_request(
     if request is None or request["status"] in ("done", "ignored", "failed"):
         return
     tenant_id = request["tenant_id"]
+    if request["kind"] == GOLDEN_KIND:
+        handle_click(conn, request, mask=mask or _pii_mask(), summary=feedback_summary_now)
+        _finish(conn, request_id, "done")
+        return
     if request["kind"] == RELEASE_KIND:
         _release(conn, client_for(request["bot_token"]), request, enqueue_request, flood)
         _finish(conn, request_id, "done")
@@ -48,11 +60,26 @@ def handle_review_request(
         _finish(conn, request_id, "ignored")
         return
     settings = tenant_settings.load(conn, tenant_id)
-    apply_decision(conn, client_for(request["bot_token"]), settings, decision, enqueue_execution)
+    outcome = apply_decision(
+        conn, client_for(request["bot_token"]), settings, decision, enqueue_execution
+    )
     log.info("review.decided", action_id=decision.action["id"], verb=decision.verb)
+    if outcome is not None and metrics is not None:
+        template = feedback.template_of(conn, tenant_id, decision.action["id"])
+        metrics.count_decision(template, outcome)
     if enqueue_resume is not None:
         resumes.send_if_due(conn, tenant_id, decision.action["id"], enqueue_resume)
     _finish(conn, request_id, "done")
+
+
+def _pii_mask() -> Mask:
+    """What `chatops golden from-feedback` masks with, for a caller that has no redactor."""
+    from bot.warmup import Warming
+    from guardrails.pii import build_detector
+    from guardrails.redaction import Redactor
+
+    redactor = Redactor(Warming.loaded("the personal-data detector", build_detector()))
+    return lambda text: redactor.redact(text).text
 
 
 def _release(

@@ -65,6 +65,17 @@ def record(
     )
 
 
+def template_of(conn: Connection[dict[str, Any]], tenant_id: int, action_id: int) -> str:
+    """The agent template of the run that proposed the action; NO_TEMPLATE for none."""
+    row = conn.execute(
+        """SELECT r.template_name FROM pending_actions a
+           LEFT JOIN agent_runs r ON r.id = a.run_id AND r.tenant_id = a.tenant_id
+           WHERE a.id = %s AND a.tenant_id = %s""",
+        (action_id, tenant_id),
+    ).fetchone()
+    return (row["template_name"] if row else None) or NO_TEMPLATE
+
+
 def add_reason(
     conn: Connection[dict[str, Any]], tenant_id: int, action_id: int, reason: str
 ) -> None:

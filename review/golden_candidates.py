@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.db import Conn
@@ -56,6 +56,7 @@ _RATED_RUNS = """
                         AND m.external_id = r.reply_ts AND m.tenant_id = r.tenant_id
     WHERE f.tenant_id = %(tenant)s AND f.updated_at >= %(since)s
       AND (%(template)s::text IS NULL OR r.template_name = %(template)s)
+      AND (%(run)s::bigint IS NULL OR r.id = %(run)s)
     GROUP BY r.id, q.payload, m.text
     ORDER BY max(f.updated_at), r.id
 """
@@ -69,6 +70,7 @@ _REVIEWS = """
     LEFT JOIN inbound_requests q ON q.id = r.request_id AND q.tenant_id = f.tenant_id
     WHERE f.tenant_id = %(tenant)s AND f.created_at >= %(since)s
       AND (%(template)s::text IS NULL OR f.template = %(template)s)
+      AND (%(review)s::bigint IS NULL OR f.id = %(review)s)
     ORDER BY f.created_at, f.id
 """
 
@@ -77,11 +79,43 @@ def golden_candidates(
     conn: Conn, *, tenant_id: int, since: datetime, template: str | None, mask: Mask
 ) -> Iterator[Candidate]:
     """Every candidate of the tenant since `since` (ratings first, then reviews), masked."""
-    params = {"tenant": tenant_id, "since": since, "template": template}
+    params = {
+        "tenant": tenant_id,
+        "since": since,
+        "template": template,
+        "run": None,
+        "review": None,
+    }
     for row in conn.execute(_RATED_RUNS, params).fetchall():
         yield _masked(_from_rating(conn, tenant_id, row, template), mask)
     for row in conn.execute(_REVIEWS, params).fetchall():
         yield _masked(_from_review(conn, tenant_id, row), mask)
+
+
+def one_candidate(
+    conn: Conn,
+    *,
+    tenant_id: int,
+    run_id: int | None = None,
+    review_id: int | None = None,
+    mask: Mask,
+) -> Candidate | None:
+    """The candidate `golden_candidates` makes of one rated run or one reviewer's edit or
+    rejection of the tenant, masked; None when the tenant has no such feedback."""
+    params = {
+        "tenant": tenant_id,
+        "since": datetime.min.replace(tzinfo=UTC),
+        "template": None,
+        "run": run_id,
+        "review": review_id,
+    }
+    if run_id is not None:
+        row = conn.execute(_RATED_RUNS, params).fetchone()
+        return _masked(_from_rating(conn, tenant_id, row, None), mask) if row else None
+    if review_id is not None:
+        row = conn.execute(_REVIEWS, params).fetchone()
+        return _masked(_from_review(conn, tenant_id, row), mask) if row else None
+    return None
 
 
 def _from_rating(

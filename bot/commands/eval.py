@@ -94,7 +94,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run this many cases, taken in turn from each kind (answers, not found, "
         "actions, chains, planted instructions)",
     )
-    agent.add_argument("--json", type=Path, help="also write every case's result to this file")
+    agent.add_argument(
+        "--json",
+        type=Path,
+        help="also write every case's result to this file (the format --against reads)",
+    )
+    agent.add_argument(
+        "--against",
+        type=Path,
+        help="a baseline written by --json (e.g. templates/golden/baseline.json): exit 1 only "
+        "when a case that passed in it fails now, naming the checks that newly fail",
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

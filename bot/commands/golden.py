@@ -2,6 +2,10 @@
 golden-set entries from rated answers, approval edits and rejections, as JSONL on stdout
 (`> candidates.jsonl`), a count per origin on stderr.
 
+`chatops golden saved --tenant T [--template NAME]`: the candidates admins made with
+"Make a golden case" on the `/agent feedback` view (review/golden_cases.py), the same
+JSONL, oldest first.
+
 A person confirms each candidate (review/golden_candidates.py says how) before it joins
 a template's golden set in templates/golden/.
 """
@@ -23,7 +27,11 @@ HELP = "candidate golden-set entries from people's feedback, for a person to con
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["from-feedback"], help="what to produce")
+    parser.add_argument(
+        "action",
+        choices=["from-feedback", "saved"],
+        help="from-feedback: candidates from all feedback; saved: those admins made in Slack",
+    )
     parser.add_argument(
         "--tenant", required=True, help="the tenant: its Slack team id (T0123...) or numeric id"
     )
@@ -34,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--since",
         type=date.fromisoformat,
-        help="only feedback from this day on, YYYY-MM-DD (default: all of it)",
+        help="from-feedback: only feedback from this day on, YYYY-MM-DD (default: all of it)",
     )
 
 
@@ -52,6 +60,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
     require_current_schema(settings)
+    if args.action == "saved":
+        return _saved(settings, args)
     redactor = Redactor(Warming.loaded("the personal-data detector", build_detector()))
     since = datetime.combine(args.since or date.min, datetime.min.time(), tzinfo=UTC)
     origins: Counter[str] = Counter()
@@ -76,4 +86,30 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         pool.close()
     counts = ", ".join(f"{n} {origin}" for origin, n in sorted(origins.items())) or "none"
     print(f"{sum(origins.values())} candidates ({counts})", file=sys.stderr)
+    return 0
+
+
+def _saved(settings: Settings, args: argparse.Namespace) -> int:
+    """Already masked when they were made: printed as stored."""
+    from bot.db import open_pool
+    from rag.sources import SourceError, resolve_tenant
+    from review.golden_cases import saved_candidates
+
+    pool = open_pool(settings.database_url, max_size=1)
+    try:
+        try:
+            tenant_id = resolve_tenant(pool, args.tenant)
+        except SourceError as exc:
+            print(f"chatops golden: {exc}", file=sys.stderr)
+            return 2
+        with pool.connection() as conn:
+            candidates = saved_candidates(conn, tenant_id, args.template)
+    finally:
+        pool.close()
+    for candidate in candidates:
+        print(json.dumps(candidate, ensure_ascii=False))
+    print(
+        f"{len(candidates)} {'candidate' if len(candidates) == 1 else 'candidates'} made in Slack",
+        file=sys.stderr,
+    )
     return 0

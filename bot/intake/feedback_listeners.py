@@ -28,6 +28,7 @@ from bot.agent.answer_blocks import (
     parse_rating_value,
 )
 from bot.db import AsyncPool
+from bot.observability.metrics import Metrics
 from rag.source_flags import flag_document
 from review.answer_feedback import (
     REASON_VIEW,
@@ -46,7 +47,11 @@ THANKS_UP = "Thanks! Your 👍 is noted."
 GONE = "That answer is no longer there to rate."
 
 
-def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
+def register_feedback_listeners(
+    app: AsyncApp, pool: AsyncPool, metrics: Metrics | None = None
+) -> None:
+    """`metrics`: where a new 👍 / 👎 is counted by template (the dashboard's quality row)."""
+
     async def on_rating(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -55,7 +60,7 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
         respond: AsyncRespond,
     ) -> None:
         rating, run_id = _rating(body)
-        stored = await rate(
+        rated = await rate(
             pool,
             tenant_id=context["tenant_id"],
             run_id=run_id,
@@ -63,7 +68,9 @@ def register_feedback_listeners(app: AsyncApp, pool: AsyncPool) -> None:
             rating=rating,
         )
         await ack()
-        if not stored:
+        if rated is not None and rated.new and metrics is not None:
+            metrics.count_rating(rated.template, rating)
+        if rated is None:
             await respond(
                 GONE, response_type="ephemeral", replace_original=False, thread_ts=_thread_of(body)
             )

@@ -102,7 +102,7 @@ def _lifecycle(
         # Periodic work (requests stored while Redis was down, approvals' upkeep) is the
         # workers' (bot/queue/periodic.py), so it runs whichever listeners are deployed.
         at_rest = AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
-        app[BOLT] = build_slack_app(settings, pool, queuer, at_rest)
+        app[BOLT] = build_slack_app(settings, pool, queuer, at_rest, app[METRICS])
         app[GUARD] = RequestGuard(
             settings.slack_signing_secret.get_secret_value(),
             pool,

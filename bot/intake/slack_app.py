@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -33,12 +33,13 @@ from bot.intake.installations import (
 from bot.intake.record import answer_unhandled_error, record_request
 from bot.intake.request_queuer import RequestQueuer
 from bot.observability.correlation import LOG_KEY, new_correlation_id
+from bot.observability.metrics import Metrics
 from bot.settings import Settings
 from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
 from guardrails.at_rest import AtRest
 from guardrails.status import configured_lines
-from review.authority import Organisation
+from review.authority import Organisation, check_admin
 from review.commands import (
     GuardrailStatus,
     load_action,
@@ -47,6 +48,7 @@ from review.commands import (
 )
 from review.decisions import EMOJI_DECISIONS
 from review.email_digest import BUTTON_RELEASE, RELEASE_KIND
+from review.golden_cases import GOLDEN_BUTTON, GOLDEN_KIND
 from review.handoff import is_handed_off
 from review.messages import (
     BUTTON_APPROVE,
@@ -94,7 +96,11 @@ PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
 def build_slack_app(
-    settings: Settings, pool: AsyncPool, queuer: RequestQueuer, at_rest: AtRest | None = None
+    settings: Settings,
+    pool: AsyncPool,
+    queuer: RequestQueuer,
+    at_rest: AtRest | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncApp:
     installations = InstallationCache(pool)
     oauth_settings = None
@@ -224,6 +230,37 @@ def build_slack_app(
         await record(body, context, request, RELEASE_KIND, external_id)
         await ack()
 
+    @app.action(GOLDEN_BUTTON)
+    async def on_golden_case(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        # Admins only, checked now as `/agent feedback` itself is; the worker makes the
+        # candidate and shows the view again (review/golden_cases.py).
+        user = body["user"]["id"]
+        admin = (
+            await check_admin(pool, client, context["tenant_id"], user)
+            if _same_organisation(body, context)
+            else None
+        )
+        if admin is None or not admin.allowed:
+            await ack()
+            reason = (
+                admin.reason
+                if admin is not None and admin.slack_unavailable
+                else "Only workspace admins and this app's admins can make golden cases."
+            )
+            await respond(reason, response_type="ephemeral", replace_original=False)
+            return
+        clicked = body["actions"][0]
+        external_id = f"button:{clicked['action_ts']}:{user}"
+        await record(body, context, request, GOLDEN_KIND, external_id)
+        await ack()
+
     @app.action(BUTTON_EDIT)
     async def on_edit_button(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
@@ -272,7 +309,7 @@ def build_slack_app(
         await ack()
 
     register_channel_listeners(app, pool)
-    register_feedback_listeners(app, pool)
+    register_feedback_listeners(app, pool, metrics)
     templates = load_templates(Path(settings.agent_templates_dir))
 
     @app.command("/agent")
@@ -289,7 +326,10 @@ def build_slack_app(
             templates=templates,
             model=model_line(settings),
         )
-        await ack(response_type=reply.response_type, text=reply.text)
+        if reply.blocks is not None:
+            await ack(response_type=reply.response_type, text=reply.text, blocks=reply.blocks)
+        else:
+            await ack(response_type=reply.response_type, text=reply.text)
 
     return app
 

@@ -60,15 +60,15 @@ async def _run(settings: Settings) -> None:
         )
         queuer.start()
         at_rest = AtRest(policy_seconds=settings.guardrails_policy_cache_seconds)
-        app = build_slack_app(settings, pool, queuer, at_rest)
-        # As the HTTP listener does: the PII detector loads in the background, not on the
-        # first event that needs masking (bot/intake/http_server.py).
-        threading.Thread(target=at_rest.masker.warm, name="warm-pii", daemon=True).start()
         metrics = None
         if settings.metrics_enabled:
             # No HTTP listener in this mode: /metrics is served on PORT instead.
             metrics = Metrics.create()
             metrics_server = serve_metrics(metrics.registry, settings.metrics_host, settings.port)
+        app = build_slack_app(settings, pool, queuer, at_rest, metrics)
+        # As the HTTP listener does: the PII detector loads in the background, not on the
+        # first event that needs masking (bot/intake/http_server.py).
+        threading.Thread(target=at_rest.masker.warm, name="warm-pii", daemon=True).start()
         handler = CountingSocketModeHandler(
             app, settings.slack_app_token.get_secret_value(), metrics=metrics
         )

@@ -1,5 +1,6 @@
 """How long a request waited for its draft: the measure behind the draft SLO ("95% of
-drafts within 10 s of the mention, not counting model time beyond 8 s")."""
+drafts within 10 s of the mention, not counting model time beyond 8 s"), and what the
+answer was (one of its template's answers, or a "not found") for the quality row."""
 
 from __future__ import annotations
 
@@ -36,3 +37,23 @@ def observe_draft(
     metrics.draft_seconds_without_slow_llm.labels(row["source"]).observe(
         max(0.0, seconds - beyond_allowance)
     )
+
+    count_answer(conn, metrics, request_id)
+
+
+def count_answer(conn: Connection[dict[str, Any]], metrics: Metrics, request_id: int) -> None:
+    """Count the request's answered run under its template, "not found" when its last
+    Verify step said so. Runs with no Verify step (nothing drafted) are not answers."""
+    row = conn.execute(
+        """SELECT r.template_name,
+                  (SELECT (s.output ->> 'not_found')::boolean FROM agent_steps s
+                   WHERE s.run_id = r.id AND s.tenant_id = r.tenant_id AND s.kind = 'verify'
+                   ORDER BY s.position DESC LIMIT 1) AS not_found
+           FROM agent_runs r
+           WHERE r.request_id = %s AND r.status = 'answered'
+           ORDER BY r.id DESC LIMIT 1""",
+        (request_id,),
+    ).fetchone()
+    if row is None or row["not_found"] is None:
+        return
+    metrics.count_answer(row["template_name"], not_found=bool(row["not_found"]))

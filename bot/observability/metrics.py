@@ -4,17 +4,26 @@ Nothing is registered on prometheus_client's global registry: each process entry
 creates a `Metrics` and hands it to what it instruments, so tests can read their own
 registry and several workers never share state. Which process fills which series:
 
-- `chatops serve`: Slack events, ack latency, and (at each scrape, see `stored_state`) the
-  queues, approvals and guardrail flags, which live in Redis and Postgres.
-- `chatops worker`: jobs, drafts, agent steps, model calls, tokens, cost, circuit
-  breakers (see `circuits`), emails sent.
+- `chatops serve`: Slack events, ack latency, 👍 / 👎 on answers, and (at each scrape, see
+  `stored_state`) the queues, approvals and guardrail flags, which live in Redis and
+  Postgres.
+- `chatops worker`: jobs, drafts, answers (and how many said "not found"), approval
+  decisions and edits, agent steps, model calls, tokens, cost, circuit breakers (see
+  `circuits`), emails sent.
 - `chatops smtp`: emails received.
 
-Labels stay bounded: event types are mapped onto a fixed set, tenants are ids.
+Labels stay bounded: event types are mapped onto a fixed set, tenants are ids, templates
+are the agent templates the deployment ships (templates/*.yaml), "default" for runs under
+none and "other" for a name that does not look like one (`template_label`).
+
+The quality row of the Grafana dashboard reads the per-template series: 👍 share
+(answer_ratings), "not found" share (answers), rejection and edit rates (approval_decisions,
+approval_edits). Each counts an event once, in the process where it happens.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -24,6 +33,16 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0)
 # Seconds, for jobs, drafts and model calls: the draft SLO is 10 s.
 WORK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 8.0, 10.0, 15.0, 30.0, 60.0, 180.0)
+
+NO_TEMPLATE = "default"  # as review/feedback.py names runs under no agent template
+TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def template_label(name: str | None) -> str:
+    """The `template` label for a run's agent template name (None: no template)."""
+    if not name:
+        return NO_TEMPLATE
+    return name if TEMPLATE_NAME.fullmatch(name) else "other"
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,10 @@ class Metrics:
     llm_cost_usd: Counter  # tenant, model
     emails_received: Counter  # outcome (received, ignored, failed, duplicate, deferred)
     emails_sent: Counter  # transport, outcome (sent, already_sent, unknown, failed)
+    answers: Counter  # template, outcome (answered, not_found)
+    answer_ratings: Counter  # template, rating (up, down)
+    approval_decisions: Counter  # template, decision (approved, rejected)
+    approval_edits: Counter  # template
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -123,6 +146,27 @@ class Metrics:
                 "Approved emails handed to a transport.",
                 ("transport", "outcome"),
             ),
+            answers=counter(
+                "chatops_answers",
+                'Answers posted, by agent template; outcome "not_found" when the answer '
+                "said it could not find it.",
+                ("template", "outcome"),
+            ),
+            answer_ratings=counter(
+                "chatops_answer_ratings",
+                "👍 / 👎 given to answers, by agent template (a changed rating counts as the new one).",
+                ("template", "rating"),
+            ),
+            approval_decisions=counter(
+                "chatops_approval_decisions",
+                "Actions a person approved or rejected, by the agent template that proposed them.",
+                ("template", "decision"),
+            ),
+            approval_edits=counter(
+                "chatops_approval_edits",
+                "Edits approvers made to proposed actions, by the agent template that proposed them.",
+                ("template",),
+            ),
         )
 
     def count_step(self, kind: str) -> None:
@@ -150,3 +194,18 @@ class Metrics:
             self.llm_tokens.labels(tenant, model, "completion").inc(completion_tokens)
         if cost_usd:
             self.llm_cost_usd.labels(tenant, model).inc(float(cost_usd))
+
+    def count_answer(self, template: str | None, *, not_found: bool) -> None:
+        self.answers.labels(
+            template_label(template), "not_found" if not_found else "answered"
+        ).inc()
+
+    def count_rating(self, template: str | None, rating: str) -> None:
+        self.answer_ratings.labels(template_label(template), rating).inc()
+
+    def count_decision(self, template: str | None, outcome: str) -> None:
+        """`outcome`: approved, rejected or edited (an edit leaves the action pending)."""
+        if outcome == "edited":
+            self.approval_edits.labels(template_label(template)).inc()
+        else:
+            self.approval_decisions.labels(template_label(template), outcome).inc()

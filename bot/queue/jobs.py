@@ -40,6 +40,7 @@ REVIEW_KINDS = frozenset(
         "review_reject",
         "approval_reply",
         "digest_release",  # the flood digest card's button (review/email_digest.py)
+        "golden_case",  # `/agent feedback`'s "Make a golden case" (review/golden_cases.py)
     }
 )
 

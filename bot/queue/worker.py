@@ -327,6 +327,8 @@ def declare_actors(
                 ),
                 flood=deps.email_flood,
                 enqueue_resume=resume_later,
+                metrics=deps.metrics,
+                mask=lambda text: deps.guardrails.redactor.redact(text).text,
             )
 
     def execute(action_id: int) -> None:

@@ -2,6 +2,7 @@
 any OpenAI-compatible server or the scripted emulator, scored per template and overall.
 
     chatops eval agent [--base-url URL --model NAME] [--template T] [--limit N] [--json OUT]
+                       [--against BASELINE.json]
 
 Without --base-url each case runs against the scripted emulator with the case's own
 script (what the tests do); with it, against that server (a local llama-server or
@@ -11,6 +12,12 @@ read-only tools, and external tools are recorded as proposed actions (evaluate.p
 What is counted is defined in golden.py (`judge`). The guardrails' screens that wrap a
 production run (bot/agent/screening.py) are not applied: planted instructions reach the
 model as plain text, a harder test than production.
+
+`--json` writes the baseline format; `--against` compares this run with such a file and
+exits 1 only when a case that passed in the baseline fails now (a regression), listing
+the checks that newly fail. Cases new since the baseline, or that already failed in it,
+are reported and do not fail the run. templates/golden/baseline.json is the shipped
+templates' baseline against the scripted emulator.
 """
 
 from __future__ import annotations
@@ -101,8 +108,17 @@ class ModelUnderTest:
 
 
 def run_agent_eval(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit code 0 when every case passes every check, 1 otherwise, 2 on a usage error."""
+    """Exit code 0 when every case passes every check, 1 otherwise, 2 on a usage error.
+    With --against: 0 unless a case that passed in the baseline fails now."""
     folder = getattr(args, "data", None) or DEFAULT_FOLDER
+    baseline: Baseline | None = None
+    against = getattr(args, "against", None)
+    if against is not None:
+        try:
+            baseline = load_baseline(Path(against))
+        except BaselineError as exc:
+            print(exc)
+            return 2
     chosen = select_cases(
         load_templates(folder),
         folder,
@@ -127,6 +143,10 @@ def run_agent_eval(settings: Settings, args: argparse.Namespace) -> int:
     if out:
         Path(out).write_text(json.dumps(as_json(evaluation), indent=2) + "\n")
         print(f"\nEvery case's result is in {out}.")
+    if baseline is not None:
+        comparison = compare(baseline, evaluation)
+        print("\n" + comparison_report(comparison))
+        return 1 if comparison.regressions else 0
     return 0 if all(r.passed for r in evaluation.results) else 1
 
 
@@ -467,3 +487,154 @@ def as_json(evaluation: Evaluation) -> dict[str, Any]:
         "overall": asdict(overall),
         "cases": [asdict(r) for r in evaluation.results],
     }
+
+
+# --against: this run beside a baseline written by --json.
+
+
+class BaselineError(Exception):
+    """The baseline file cannot be read; the message is for the person who named it."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    model: str
+    cases: dict[tuple[str, str], dict[str, Any]]  # (template, case id) -> its result
+
+
+@dataclass(frozen=True)
+class Regression:
+    result: CaseResult
+    newly_failing: list[str]  # the checks that passed in the baseline and fail now
+    proposed_before: list[str]  # the actions the baseline's run proposed
+
+
+@dataclass(frozen=True)
+class Comparison:
+    baseline_model: str
+    model: str
+    regressions: list[Regression]
+    fixed: list[CaseResult]  # failed in the baseline, pass now
+    still_failing: list[CaseResult]
+    new_cases: list[CaseResult]  # not in the baseline: reported, never a regression
+    gone: list[tuple[str, str]]  # in the baseline, not among the cases run
+
+
+def load_baseline(path: Path) -> Baseline:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BaselineError(f"There is no baseline file at {path}.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(
+            f"{path} is not a baseline written by `chatops eval agent --json` ({exc})."
+        ) from None
+    cases = data.get("cases") if isinstance(data, dict) else None
+    if not isinstance(cases, list) or not all(
+        isinstance(c, dict) and {"template", "case_id", "passed"} <= c.keys() for c in cases
+    ):
+        raise BaselineError(
+            f"{path} is not a baseline written by `chatops eval agent --json`: "
+            "it has no list of cases with their template, name and result."
+        )
+    return Baseline(
+        model=str(data.get("model") or "an unnamed model"),
+        cases={(str(c["template"]), str(c["case_id"])): c for c in cases},
+    )
+
+
+def compare(baseline: Baseline, evaluation: Evaluation) -> Comparison:
+    regressions: list[Regression] = []
+    fixed: list[CaseResult] = []
+    still_failing: list[CaseResult] = []
+    new_cases: list[CaseResult] = []
+    seen: set[tuple[str, str]] = set()
+    for result in evaluation.results:
+        key = (result.template, result.case_id)
+        seen.add(key)
+        before = baseline.cases.get(key)
+        if before is None:
+            new_cases.append(result)
+        elif bool(before["passed"]) and not result.passed:
+            was_missed = set(before.get("missed") or [])
+            newly = [name for name in result.missed if name not in was_missed]
+            regressions.append(
+                Regression(
+                    result,
+                    newly or list(result.missed),
+                    [str(name) for name in before.get("proposed") or []],
+                )
+            )
+        elif not before["passed"] and result.passed:
+            fixed.append(result)
+        elif not result.passed:
+            still_failing.append(result)
+    # With --template or --limit only part of the baseline runs: the rest is not "gone".
+    templates_run = {r.template for r in evaluation.results}
+    gone = sorted(
+        key
+        for key in baseline.cases
+        if key not in seen and key[0] in templates_run and not evaluation.sample
+    )
+    return Comparison(
+        baseline_model=baseline.model,
+        model=evaluation.model,
+        regressions=regressions,
+        fixed=fixed,
+        still_failing=still_failing,
+        new_cases=new_cases,
+        gone=gone,
+    )
+
+
+def comparison_report(comparison: Comparison) -> str:
+    lines = []
+    if comparison.baseline_model != comparison.model:
+        lines.append(
+            f"Note: the baseline was made against {comparison.baseline_model}; "
+            f"this run is against {comparison.model}."
+        )
+    if comparison.regressions:
+        count = len(comparison.regressions)
+        lines.append(
+            f"{count} {'case' if count == 1 else 'cases'} passed in the baseline and "
+            f"{'fails' if count == 1 else 'fail'} now:"
+        )
+        for regression in comparison.regressions:
+            r = regression.result
+            lines.append(f"  {r.template} / {r.case_id} ({_kind_label(r)})")
+            lines.append(f"    now fails: {'; '.join(regression.newly_failing)}")
+            if r.proposed != regression.proposed_before:
+                lines.append(
+                    f"    it proposed {_actions(r.proposed)}; in the baseline, "
+                    f"{_actions(regression.proposed_before)}"
+                )
+            if r.error:
+                lines.append(f"    it stopped with {r.error}")
+    else:
+        lines.append("No regressions: every case that passed in the baseline passes now.")
+    if comparison.new_cases:
+        lines.append(
+            f"New since the baseline ({len(comparison.new_cases)}, not counted as regressions):"
+        )
+        lines.extend(
+            f"  {r.template} / {r.case_id}: "
+            + ("passes" if r.passed else f"fails: {'; '.join(r.missed)}")
+            for r in comparison.new_cases
+        )
+    if comparison.fixed:
+        lines.append("Failed in the baseline and pass now:")
+        lines.extend(f"  {r.template} / {r.case_id}" for r in comparison.fixed)
+    if comparison.still_failing:
+        lines.append("Failed in the baseline and still fail (not regressions):")
+        lines.extend(
+            f"  {r.template} / {r.case_id}: {'; '.join(r.missed)}" for r in comparison.still_failing
+        )
+    if comparison.gone:
+        lines.append("In the baseline but no longer in the golden sets:")
+        lines.extend(f"  {template} / {case_id}" for template, case_id in comparison.gone)
+    return "\n".join(lines)
+
+
+def _actions(names: Sequence[str]) -> str:
+    return ", then ".join(names) if names else "no action"
