@@ -84,6 +84,7 @@ def sandbox_workspace(
             "LLM_TIMEOUT_SECONDS": "5",
             "LLM_MAX_RETRIES": "1",
             "GUARDRAILS_POLICY_CACHE_SECONDS": "0",
+            "LLM_TOOL_CALLING": "json",  # the tests script JSON plans
         },
         "--no-sample-knowledge",
     ) as running:

@@ -283,7 +283,11 @@ def test_chatops_eval_templates_uses_the_configured_model(
     for _, case in _cases():
         llm.script(*(Reply(content=reply) for reply in model_replies(case)), match=case.request)
     settings = connector_settings(
-        database_url, openai_base_url=llm.base_url, openai_api_key="test-key", llm_max_retries=0
+        database_url,
+        openai_base_url=llm.base_url,
+        openai_api_key="test-key",
+        llm_max_retries=0,
+        llm_tool_calling="json",  # the golden cases' replies are JSON plans
     )
 
     code = run_templates_eval(settings, argparse.Namespace(data=TEMPLATES))
