@@ -50,9 +50,42 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
+def discover_contiguous(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The files, numbered 1, 2, 3 … with no gap, so the numbers say the order every
+    database applies them in."""
+    migrations = discover(directory)
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise MigrationError(
+                f"{migration.name}: migrations are numbered without gaps; "
+                f"the next one is {expected:04d}"
+            )
+    return migrations
+
+
+def check_prefix(migrations: list[Migration], applied: dict[int, str]) -> None:
+    """Refuse a database whose applied migrations are not the first files here, in order
+    and by name: it was migrated by another version of the product (a later one, or one
+    from before the files were renumbered), and applying the rest would guess."""
+    expected = {m.version: m.name for m in migrations[: len(applied)]}
+    if applied == expected:
+        return
+
+    def listed(versions: dict[int, str]) -> str:
+        return ", ".join(versions[v] for v in sorted(versions)) or "none"
+
+    raise MigrationError(
+        "this database's applied migrations are not the first files in migrations/: "
+        f"it has {listed(applied)}; the first {len(applied)} files are {listed(expected)}. "
+        "It was migrated by another version of chatops-agent. Migrate it with that "
+        "version's files, or start from an empty database (for the sandbox: a new "
+        "--data-dir, or delete the old one)."
+    )
+
+
 def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations; return the names of those applied by this call."""
-    migrations = discover(directory)
+    migrations = discover_contiguous(directory)
     applied_now: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
@@ -66,6 +99,7 @@ def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> lis
             )
             rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
             recorded = {version: (name, checksum) for version, name, checksum in rows}
+            check_prefix(migrations, {version: name for version, (name, _) in recorded.items()})
             for migration in migrations:
                 if migration.version in recorded:
                     _, checksum = recorded[migration.version]

@@ -12,7 +12,7 @@ from bot.db import Conn, Pool
 
 MAX_INDEXED_DIMENSIONS = 2_000  # pgvector's HNSW limit for the `vector` type
 # A denser graph than pgvector's default (16, 64): recall@10 0.93 -> 0.97 at 100k chunks
-# (ef_search 100 -> 200), as in migrations/0006_knowledge.sql.
+# (ef_search 100 -> 200), as in migrations/0005_knowledge.sql.
 HNSW_M = 24
 HNSW_EF_CONSTRUCTION = 128
 

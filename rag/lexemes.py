@@ -1,7 +1,7 @@
 """Which words of a question are common in a tenant's collections.
 
 Full-text search matches chunks containing any of the question's uncommon words (see
-knowledge_fulltext in migrations/0006_knowledge.sql); common words only weigh in the
+knowledge_fulltext in migrations/0005_knowledge.sql); common words only weigh in the
 rank. Ingestion keeps each collection's document frequencies in knowledge_lexemes, in the
 same transaction as the chunks, so looking words up is a few index probes.
 """

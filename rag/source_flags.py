@@ -1,6 +1,6 @@
 """Documents people marked as wrong or outdated, and how much that lowers them in search.
 
-A flag is per tenant, document and person (migrations/0013_answer_feedback.sql). It
+A flag is per tenant, document and person (migrations/0010_answer_feedback.sql). It
 holds the document's content hash when it was flagged, so re-ingesting the document with
 new content lifts the demotion: the source was fixed.
 

@@ -3,7 +3,7 @@ role row-level security restricts, with the tenant set for that transaction only
 
 Why a role: the product connects as the tables' owner (a superuser in the embedded
 server), and owners and superusers are exempt from row-level security. `SET LOCAL ROLE
-chatops_knowledge` makes the policies of migrations/0006_knowledge.sql apply, and both
+chatops_knowledge` makes the policies of migrations/0005_knowledge.sql apply, and both
 settings end with the transaction, so a pooled connection never carries a tenant over.
 """
 

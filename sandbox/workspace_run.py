@@ -33,7 +33,7 @@ import structlog
 from dotenv import dotenv_values
 
 from bot.errors import StartupError
-from bot.migrate import apply_migrations
+from bot.migrate import MigrationError, apply_migrations
 from sandbox.background import BackgroundServer
 from sandbox.data_folder import INGESTED_MARKER, POSTGRES_DIR, database_identity, reset
 from sandbox.demo_model import DEMO_MODEL_NAME, LABEL, demo_model_server
@@ -153,6 +153,16 @@ def run_sandbox(
             _run(options, config, logs, stopping, started, running, configure_logs)
     except StoppedDuringStart:
         pass
+    except MigrationError as exc:
+        # A data folder from another version of the product (or from before the
+        # migrations were renumbered): say how to start afresh instead of a traceback.
+        print(
+            f"The sandbox's database in {options.data_dir} cannot be migrated: {exc}\n"
+            "To start afresh (its knowledge, conversations and settings are deleted): "
+            "make run ARGS=--reset",
+            flush=True,
+        )
+        return 1
     print("Stopped.", flush=True)
     return 0
 

@@ -18,10 +18,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     from bot.intake.bot_tokens import seal_plaintext_tokens
     from bot.intake.email_store import RawMailCipher, seal_stored_raw
-    from bot.migrate import apply_migrations
+    from bot.migrate import MigrationError, apply_migrations
     from connectors.email.tools import seal_stored_replies
 
-    applied = apply_migrations(settings.database_url)
+    try:
+        applied = apply_migrations(settings.database_url)
+    except MigrationError as exc:
+        print(f"chatops migrate: nothing was applied: {exc}")
+        return 1
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         sealed = seal_plaintext_tokens(conn)

@@ -79,3 +79,42 @@ def test_audit_log_is_append_only(db: psycopg.Connection[dict[str, object]]) -> 
         db.execute("UPDATE audit_log SET actor = 'someone else' WHERE action = 'test.append_only'")
     with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
         db.execute("DELETE FROM audit_log WHERE action = 'test.append_only'")
+
+
+def test_a_database_migrated_under_other_numbers_is_refused_by_name(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migrated when the files had gaps (0001, 0003), then given renumbered files (0001,
+    0002, 0003): nothing is applied, and the message names what it has and what is here."""
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE first_table (id int);")
+    (tmp_path / "0002_third.sql").write_text("CREATE TABLE third_table (id int);")
+    apply_migrations(empty_database, tmp_path)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET version = 3 WHERE name = '0002_third.sql'")
+        conn.execute(
+            "UPDATE schema_migrations SET name = '0003_third.sql' WHERE name = '0002_third.sql'"
+        )
+    (tmp_path / "0003_fourth.sql").write_text("CREATE TABLE fourth_table (id int);")
+
+    with pytest.raises(MigrationError) as refused:
+        apply_migrations(empty_database, tmp_path)
+
+    message = str(refused.value)
+    assert "it has 0001_first.sql, 0003_third.sql" in message
+    assert "the first 2 files are 0001_first.sql, 0002_third.sql" in message
+    with psycopg.connect(empty_database) as conn:
+        fourth = conn.execute("SELECT to_regclass('fourth_table') IS NULL").fetchone()
+    assert fourth == (True,)
+
+
+def test_migration_files_with_a_gap_are_refused(empty_database: str, tmp_path: Path) -> None:
+    """Files numbered 0001, 0003: the number must say the order, so the gap is refused
+    before anything runs."""
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE first_table (id int);")
+    (tmp_path / "0003_third.sql").write_text("CREATE TABLE third_table (id int);")
+
+    with pytest.raises(MigrationError, match="the next one is 0002"):
+        apply_migrations(empty_database, tmp_path)
+    with psycopg.connect(empty_database) as conn:
+        first = conn.execute("SELECT to_regclass('first_table') IS NULL").fetchone()
+    assert first == (True,)

@@ -27,18 +27,18 @@ from tests.connectors.email.support import (
     start_listener,
 )
 
-# 0009: the request id every stored request keeps (bot/observability/correlation.py).
-# 0002 and 0032: who may join a thread is a tenant setting (connectors/email/threads.py).
-# 0004 and 0035: what a tenant masks for good is masked before storing, and raw bytes are
+# 0008: the request id every stored request keeps (bot/observability/correlation.py).
+# 0002 and 0018: who may join a thread is a tenant setting (connectors/email/threads.py).
+# 0003 and 0021: what a tenant masks for good is masked before storing, and raw bytes are
 # stored sealed (guardrails/at_rest.py, bot/intake/email_store.py).
 EMAIL_MIGRATIONS = (
     "0001_foundation.sql",
     "0002_review.sql",
-    "0004_guardrails.sql",
-    "0005_email.sql",
-    "0009_correlation_ids.sql",
-    "0032_email_intake_security.sql",
-    "0035_sealed_raw_email.sql",
+    "0003_guardrails.sql",
+    "0004_email.sql",
+    "0008_correlation_ids.sql",
+    "0018_email_intake_security.sql",
+    "0021_sealed_raw_email.sql",
 )
 
 
