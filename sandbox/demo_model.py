@@ -179,8 +179,8 @@ def channel_summary(prompt: str) -> dict[str, Any]:
         elif text.rstrip().endswith("?"):
             found["open_questions"].append(item)
     return {
-        "overview": f"From {LABEL}: {count} messages by {len(people)} people, sorted by their "
-        "words.",
+        "overview": f"From {LABEL}: {_counted(count, 'message')} by "
+        f"{_counted(len(people), 'person', 'people')}, sorted by their words.",
         **{key: items[:MAX_SUMMARY_ITEMS] for key, items in found.items()},
     }
 
@@ -399,6 +399,11 @@ def _sentences(text: str) -> list[str]:
             if len(sentence.split()) >= 3:
                 sentences.append(_shorten(sentence))
     return sentences
+
+
+def _counted(count: int, one: str, many: str | None = None) -> str:
+    """ "1 message", "4 messages", "1 person", "2 people"."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 def _paragraphs(text: str) -> list[str]:

@@ -12,8 +12,8 @@ answers are labelled as such.
 `--more` also saves what people read around those steps, to look at before a change to
 cards lands (the README does not show them): requester-thread.png (the requester's
 thread while the email waits), decided.png (the card once approved), reply-card.png (the
-card of a reply to mail sent to the agent inbox) and rejected.png (that card rejected
-with a reason, from Reject's modal).
+card of a reply to mail sent to the agent inbox), rejected.png (that card rejected
+with a reason, from Reject's modal) and summary.png (a thread summarised on request).
 """
 
 from __future__ import annotations
@@ -159,7 +159,29 @@ def _walk_through(url: str, out: Path, *, more: bool = False) -> None:
         if more:
             page.click("#close-assistant")
             _reply_card(page, out)
+            _summary(page, out)
         browser.close()
+
+
+def _summary(page: Any, out: Path) -> None:
+    """A thread in #support, then "summarise this thread" in it: summary.png."""
+    _act_as(page, REQUESTER)
+    _open_channel(page, SUPPORT)
+    _write(page, "The Acme order 1042 arrived damaged; we agreed to reship it on Monday.")
+    started = page.locator("#messages .message", has_text="arrived damaged").last
+    started.locator(".open-thread").first.click()
+    for text in (
+        "Decision: reship 1042 by express at no cost.",
+        "Who tells Acme the new tracking link?",
+        "I'll email Acme the tracking link once it ships.",
+    ):
+        page.fill("#thread-input", text)
+        page.press("#thread-input", "Enter")
+    page.fill("#thread-input", "@chatops summarise this thread")
+    page.press("#thread-input", "Enter")
+    expect(page.locator("#thread-messages")).to_contain_text("Summary", ignore_case=True)
+    page.wait_for_timeout(1_000)  # the answer is edited in place once it is complete
+    page.screenshot(path=str(out / "summary.png"))
 
 
 def _reply_card(page: Any, out: Path) -> None:
