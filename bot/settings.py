@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     llm_malformed_retries: int = Field(default=2, ge=0)  # re-asks when output fails its schema
     # Sent on every call: a low temperature keeps the same question getting the same plan.
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    # Discourages a small model from repeating itself until its token cap; 0: not sent.
+    llm_frequency_penalty: float = Field(default=0.3, ge=0, le=2)
     # The model's context window in tokens (prompt and reply together). Each Plan and Draft
     # prompt is fitted into it, less that call's max_tokens: older thread turns and the
     # lowest-ranked passages are left out first (bot/agent/budget.py).
@@ -368,9 +370,11 @@ class Settings(BaseSettings):
 
     @property
     def llm_limits(self) -> RequestLimits:
-        """The temperature and the per-purpose token caps every call is sent with."""
+        """The temperature, frequency penalty and per-purpose token caps every call is
+        sent with."""
         return RequestLimits(
             temperature=self.llm_temperature,
+            frequency_penalty=self.llm_frequency_penalty,
             max_tokens={
                 "plan": self.llm_max_tokens_plan,
                 "draft": self.llm_max_tokens_draft,

@@ -189,7 +189,7 @@ def adapt(
     if status in _STATUS_REJECTED:
         if "max_completion_tokens" in lowered and quirks.length_param == "max_tokens":
             return replace(quirks, length_param="max_completion_tokens")
-        if "temperature" in lowered and quirks.temperature:
+        if ("temperature" in lowered or "frequency_penalty" in lowered) and quirks.temperature:
             return replace(quirks, temperature=False)
         if "stream_options" in lowered and quirks.stream_options:
             return replace(quirks, stream_options=False)

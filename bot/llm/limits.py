@@ -31,6 +31,10 @@ Purpose = Literal["plan", "draft", "tool_turn", "summary", "default"]
 PURPOSES: tuple[Purpose, ...] = ("plan", "draft", "tool_turn", "summary", "default")
 
 DEFAULT_TEMPERATURE = 0.2
+# Sent with the temperature: a small model that starts repeating a sentence otherwise
+# goes on until its token cap (seen with Qwen2.5-Coder-1.5B: one sentence 40 times, a
+# 1,024-token draft cut off twice, three minutes each on CPU).
+DEFAULT_FREQUENCY_PENALTY = 0.3
 DEFAULT_MAX_TOKENS: Mapping[Purpose, int] = {
     "plan": 768,  # search queries and a few tool calls, an email body at most
     "draft": 1_024,  # an answer of up to ~3,000 characters with its citations
@@ -48,6 +52,7 @@ DEADLINE_SLACK_SECONDS = 2.0  # past a job's deadline, a request still gets this
 @dataclass(frozen=True)
 class RequestLimits:
     temperature: float | None = DEFAULT_TEMPERATURE  # None: not sent
+    frequency_penalty: float | None = DEFAULT_FREQUENCY_PENALTY  # None or 0: not sent
     max_tokens: Mapping[Purpose, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TOKENS))
 
     def tokens_for(self, purpose: str) -> int:

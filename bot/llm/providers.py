@@ -311,6 +311,10 @@ def _request(
     body[quirks.length_param] = limits.tokens_for(request.purpose)
     if quirks.temperature and limits.temperature is not None:
         body["temperature"] = limits.temperature
+    # A sampling setting like the temperature: a provider that takes no temperature
+    # (reasoning models) takes no penalty either, so one quirk drops both.
+    if quirks.temperature and limits.frequency_penalty:
+        body["frequency_penalty"] = limits.frequency_penalty
     if quirks.stream_options:
         body["stream_options"] = {"include_usage": True}
     stream = create(

@@ -102,6 +102,32 @@ def test_defaults_cap_every_call_too(llm: OpenAIEmulator) -> None:
     (body,) = llm.requests(MARKER)
     assert body["max_tokens"] == 768
     assert body["temperature"] == 0.2
+    assert body["frequency_penalty"] == 0.3  # so a small model does not loop on a sentence
+
+
+def test_a_server_refusing_the_frequency_penalty_is_asked_again_without_sampling_settings(
+    llm: OpenAIEmulator,
+) -> None:
+    """A model that takes no sampling settings (as reasoning models refuse temperature)
+    gets the same call again at once without them, and from then on."""
+    llm.refuse(
+        Refusal(
+            "no-penalty",
+            "frequency_penalty",
+            None,
+            Failure(400, "Unsupported parameter: 'frequency_penalty' is not supported"),
+        )
+    )
+    llm.script(Reply(content={"answer": "a"}, repeat=True), match=MARKER)
+    model = make_llm(llm, "no-penalty")
+
+    assert model.ask(Answer, MESSAGES, on_call=lambda _c: None).answer == "a"
+    model.ask(Answer, MESSAGES, on_call=lambda _c: None)
+
+    refused, *answered = llm.requests(MARKER)
+    assert refused["frequency_penalty"] == 0.3
+    assert len(answered) == 2
+    assert all("frequency_penalty" not in b and "temperature" not in b for b in answered)
 
 
 def test_a_server_refusing_json_schema_with_500_gets_json_object_at_once_and_from_then_on(
