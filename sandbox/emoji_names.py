@@ -12,6 +12,8 @@ import re
 
 # Slack's shortcodes: lower case, digits, "_", "+" and "-" (":+1:", ":e-mail:").
 SLACK_NAME = re.compile(r"[a-z0-9_+-]+")
+# Slack names a few emoji unlike GitHub and CLDR do (CLDR: ":stop_sign:").
+SLACK_ONLY = {"octagonal_sign": "\U0001f6d1"}
 
 
 @functools.cache
@@ -21,7 +23,7 @@ def shortcodes() -> dict[str, str]:
         import emoji
     except ImportError:  # installed with the `embedded` extra; the page has a short fallback
         return {}
-    names: dict[str, str] = {}
+    names: dict[str, str] = dict(SLACK_ONLY)
     for character, data in emoji.EMOJI_DATA.items():
         # GitHub's (Slack's) aliases first, then the CLDR name for the rest.
         for name in (*data.get("alias", ()), data["en"]):

@@ -58,7 +58,10 @@ def handle_assistant_event(
               history_loaded_at, assistant_context)
            VALUES (%s, 'slack', %s, %s, %s, now(), %s)
            ON CONFLICT (tenant_id, channel_kind, external_key)
-             DO UPDATE SET assistant_context = EXCLUDED.assistant_context""",
+             DO UPDATE SET assistant_context = EXCLUDED.assistant_context,
+               -- The app sees every message of a panel thread from its start, whichever
+               -- job recorded the conversation first: its history is never read back.
+               history_loaded_at = coalesce(conversations.history_loaded_at, now())""",
         (tenant_id, f"{channel}:{thread_ts}", channel, thread_ts, Jsonb(context)),
     )
     if event["type"] == THREAD_STARTED:

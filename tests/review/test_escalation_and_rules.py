@@ -28,6 +28,7 @@ from tests.support.channels import ADMIN, admin_command
 from tests.support.conversation import (
     GENERAL,
     REQUESTER,
+    bot_replies,
     mention,
     unique_question,
     wait_for_answer,
@@ -212,7 +213,7 @@ def test_a_rule_made_from_a_card_runs_the_next_matching_action_until_revoked(
     # The thread names the rule: "Allowed by …" in the answer, which the outcome notice
     # ("Approved by … and done") may follow or replace a moment later.
     wait_for(
-        lambda: any(words in m.text for m in stack.slack.thread(SUPPORT, asked)),
+        lambda: any(words in m.text for m in bot_replies(stack.slack, asked)),
         message="the thread naming the rule",
     )
     shown = wait_for(

@@ -266,10 +266,13 @@ def test_an_email_to_the_agent_inbox_is_answered_in_the_outbox_after_approval(
     card = channel_message(page, f"Re: Where is order {marker}?")
     expect(card).to_contain_text("Approval needed", timeout=AGENT_WORK)
     # The email the customer will get: its headers, then a plain-text body with a
-    # greeting and a sign-off; no MIME, no ids.
-    for shown in (f"To: Alice Example <{CUSTOMER}>", f"Subject: Re: Where is order {marker}?"):
+    # greeting and a sign-off; no MIME, no ids. The customer's name and address as
+    # approvers see them by default: partly masked.
+    masked = f"{CUSTOMER[0]}***@{CUSTOMER.split('@')[1]}"
+    for shown in (f"To: A. E. <{masked}>", f"Subject: Re: Where is order {marker}?"):
         expect(card).to_contain_text(shown)
-    expect(card).to_contain_text("Hello Alice,")
+    expect(card).to_contain_text("Hello A.,")
+    expect(card).not_to_contain_text(CUSTOMER)
     expect(card).to_contain_text("Best regards,")
     assert_reads_as_people_read(card.inner_text())
     card.locator(".reaction[data-name=white_check_mark]").click()
@@ -278,7 +281,8 @@ def test_an_email_to_the_agent_inbox_is_answered_in_the_outbox_after_approval(
     page.click("#mailbox-link")
     reply = page.locator("#outbox .mail", has_text=f"Re: Where is order {marker}?")
     expect(reply).to_contain_text(f"Order {marker} ships tomorrow", timeout=AGENT_WORK)
-    expect(reply).to_contain_text(CUSTOMER)
+    expect(reply).to_contain_text(CUSTOMER)  # sent to the real address, greeting the real name
+    expect(reply).to_contain_text("Hello Alice,")
 
 
 def test_the_side_panel_offers_prompts_shows_thinking_and_answers_under_a_title(
