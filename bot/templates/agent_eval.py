@@ -53,6 +53,7 @@ from bot.templates.golden import (
 from bot.templates.spec import AgentTemplate, load_templates
 from connectors.email.tools import send_email_tool
 from connectors.registry import connector_tools
+from rag.attribution import Grounding
 
 DEFAULT_FOLDER = Path("templates")  # relative to the working directory: the repository
 SCRIPTED_MODEL = "scripted emulator (each case's own script)"
@@ -105,6 +106,9 @@ class ModelUnderTest:
     llm_for: Callable[[AgentTemplate], StructuredLLM]
     before: Callable[[GoldenCase], None] = lambda case: None
     leftover: Callable[[], int] = lambda: 0
+    # How Verify grounds drafts; None: word overlap alone (the scripted cases' answers
+    # need no more). A real model is judged as the worker judges it, with the embedder.
+    grounding: Grounding | None = None
 
 
 def run_agent_eval(settings: Settings, args: argparse.Namespace) -> int:
@@ -234,7 +238,19 @@ def served_model(settings: Settings, base_url: str, model: str) -> ModelUnderTes
         context_tokens=settings.llm_context_tokens,
         tool_calling=settings.llm_tool_calling,
     )
-    return ModelUnderTest(f"{model} at {base_url}", lambda template: llm)
+    return ModelUnderTest(
+        f"{model} at {base_url}", lambda template: llm, grounding=worker_grounding(settings)
+    )
+
+
+def worker_grounding(settings: Settings) -> Grounding:
+    """Verify's grounding as `chatops worker` sets it up: the configured embedder
+    (loaded on first use) judges what each sentence means."""
+    from rag.embeddings import embedder_from_settings
+
+    return Grounding(
+        embedder_from_settings(settings, torch_threads=1), settings.agent_unsupported_sentences
+    )
 
 
 def configured_model(settings: Settings) -> ModelUnderTest | None:
@@ -260,7 +276,11 @@ def configured_model(settings: Settings) -> ModelUnderTest | None:
             tool_calling=settings.llm_tool_calling,
         )
 
-    return ModelUnderTest(f"{settings.llm_model} (the configured providers)", llm_for)
+    return ModelUnderTest(
+        f"{settings.llm_model} (the configured providers)",
+        llm_for,
+        grounding=worker_grounding(settings),
+    )
 
 
 def _structured(
@@ -341,7 +361,13 @@ def _run_one(
     steps = golden_run_steps(conn, case.id, max_steps)
     try:
         transcript = run_case(
-            template, case, llm=llm, registry=registry, steps=steps, on_call=calls.append
+            template,
+            case,
+            llm=llm,
+            registry=registry,
+            steps=steps,
+            on_call=calls.append,
+            grounding=model.grounding,
         )
     except Exception as exc:  # one broken case must not lose a run of many minutes
         transcript = Transcript()

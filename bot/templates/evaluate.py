@@ -22,6 +22,7 @@ from bot.llm.providers import CallRecord, UsageSink
 from bot.llm.structured import StructuredLLM
 from bot.templates.golden import SOURCES_HEADING, GoldenCase, Transcript
 from bot.templates.spec import AgentTemplate
+from rag.attribution import Grounding
 
 
 @dataclass
@@ -107,8 +108,11 @@ def run_case(
     registry: ToolRegistry,
     steps: StepLog,
     on_call: UsageSink | None = None,
+    grounding: Grounding | None = None,
 ) -> Transcript:
-    """`on_call` hears every model call of the run (a golden run is billed to no tenant)."""
+    """`on_call` hears every model call of the run (a golden run is billed to no tenant);
+    `grounding` is how Verify judges drafts (the worker's: with the embedder), by default
+    word overlap alone."""
     transcript = Transcript()
     passages = [Passage(p.id, p.title, p.text, p.url) for p in case.passages]
 
@@ -125,6 +129,7 @@ def run_case(
         tools=FixtureToolbox(template, registry, case, transcript),
         steps=steps,
         on_call=on_call or _ignore_usage,
+        grounding=grounding,
     )
     transcript.answer = outcome.text
     sources = outcome.text.partition(SOURCES_HEADING)[2]
