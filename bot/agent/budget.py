@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from bot.agent.knowledge import Passage
-from bot.agent.prompts import MAX_TOOL_OUTPUT_CHARS, Message, Turn
+from bot.agent.prompts import MAX_TOOL_OUTPUT_CHARS, Message, Turn, only_rules_in_use
 from bot.llm.tokens import Count
 from rag.citations import source_text
 
@@ -136,6 +136,9 @@ def fit(
             kept_turns -= 1
         else:
             kept_passages -= 1
+    unused_rules_dropped = only_rules_in_use(messages)
+    if unused_rules_dropped != messages:
+        messages, total = unused_rules_dropped, count(unused_rules_dropped)
     if total.tokens > room:
         log.warning("prompt.over_budget", tokens=total.tokens, room=room)
     trimmed = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,8 @@ from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.schemas import Plan
 from bot.agent.tools import Effect, Tool
 from guardrails.facade import PLACEHOLDER_RULE
-from guardrails.injection import UNTRUSTED_CONTENT_RULE
-from rag.citations import CITATION_RULES, sources_block
+from guardrails.injection import UNTRUSTED_CONTENT_RULE, UNTRUSTED_TAG
+from rag.citations import CITATION_RULES, SOURCES_HEADING, sources_block
 
 PLAN_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Decide how to handle the latest message in "
@@ -188,6 +189,42 @@ def draft_messages(
             },
         ]
     return conversation(_system(DRAFT_SYSTEM, instructions, corrections), turns)
+
+
+# What the two guardrail rules are about: a placeholder for hidden personal data, and
+# text marked as coming from someone else.
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*(?:_\d+)?>")
+UNTRUSTED_MARK = f"<{UNTRUSTED_TAG}"
+
+
+def only_rules_in_use(messages: list[Message]) -> list[Message]:
+    """``messages`` without the placeholder rule when no turn holds a placeholder, and
+    without the untrusted-content rule when no turn holds anyone else's words (marked
+    text, sources, tool results). A small model
+    copies what a rule shows: with nothing of the kind in the conversation, Qwen2.5 1.5B
+    wrote "<EMAIL>" as a recipient and "<untrusted_content>" into an email body, taken
+    from the rules' own wording."""
+    if not messages or messages[0].get("role") != "system":
+        return messages
+    rest = " ".join(str(m.get("content") or "") for m in messages[1:])
+    system = str(messages[0].get("content") or "")
+    if not PLACEHOLDER.search(rest):
+        system = system.replace(f" {PLACEHOLDER_RULE}", "")
+    # Documents and tool results are others' words even when not marked: the rule stays.
+    others = (
+        UNTRUSTED_MARK,
+        SOURCES_HEADING,
+        TOOL_RESULTS_PREFIX,
+        VIEWING_PREFIX,
+        '"tool_results": [{',
+    )
+    if not any(mark in rest for mark in others) and not _has_tool_turns(messages):
+        system = system.replace(f" {UNTRUSTED_CONTENT_RULE}", "")
+    return [{**messages[0], "content": system}, *messages[1:]]
+
+
+def _has_tool_turns(messages: list[Message]) -> bool:
+    return any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
 
 
 def conversation(system: str, turns: Sequence[Turn]) -> list[Message]:
