@@ -47,8 +47,9 @@ def email_database_url(
     postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("email-migrations")
-    for name in EMAIL_MIGRATIONS:
-        shutil.copy(MIGRATIONS_DIR / name, directory / name)
+    # Numbered 0001, 0002 … here too: the migrator takes files without gaps only.
+    for number, name in enumerate(EMAIL_MIGRATIONS, start=1):
+        shutil.copy(MIGRATIONS_DIR / name, directory / f"{number:04d}_{name[5:]}")
     url = create_database(postgres_server_url, prefix="chatops_email")
     apply_migrations(url, directory)
     try:
