@@ -149,11 +149,13 @@ def script_instant_answers(llm: OpenAIEmulator, delay: float = 0.0) -> None:
     each answered after `delay` seconds (0: at once)."""
     # Imported here: the prompts module pulls in the screen (presidio, seconds of import)
     # that the benchmarks with no LLM in them need not pay.
-    from bot.agent.prompts import DRAFT_SYSTEM, PLAN_SYSTEM
+    from bot.agent.prompts import DRAFT_SYSTEM_BASE, PLAN_SYSTEM_BASE
 
     draft = {"answer": BENCH_ANSWER, "citations": []}
-    llm.script(Reply(content=PLAN, repeat=True, delay=delay), match=PLAN_SYSTEM)
-    llm.script(Reply(content=draft, repeat=True, delay=delay), match=DRAFT_SYSTEM)
+    # By the part of each system prompt every request has (the guardrail rules come only
+    # with what needs them).
+    llm.script(Reply(content=PLAN, repeat=True, delay=delay), match=PLAN_SYSTEM_BASE)
+    llm.script(Reply(content=draft, repeat=True, delay=delay), match=DRAFT_SYSTEM_BASE)
     # No default: a prompt we did not expect fails loudly (HTTP 500) instead of being
     # answered with the wrong schema.
     llm.set_default(None)

@@ -83,6 +83,11 @@ class LocalEmbedder:
         if not (path / "model.safetensors").exists():
             raise EmbeddingError(f"the offline embedding model's weights are missing in {path}")
         self._torch = torch
+        # A progress bar for weights read from disk is noise in what people read (the
+        # eval's report, a CLI's output); transformers' switch for it is process-wide.
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._model.max_seq_length = LOCAL_MAX_TOKENS
         self._batch_size = batch_size
