@@ -63,13 +63,22 @@ def start_http_server(port: int, log: CallLog) -> subprocess.Popen[bytes]:
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.1)
+        if _answers_http(port):
+            return process
+        time.sleep(0.1)
     process.kill()
-    raise RuntimeError("the MCP test server did not start listening")
+    raise RuntimeError("the MCP test server did not start answering")
+
+
+def _answers_http(port: int) -> bool:
+    """Whether the server answers HTTP on /mcp (any status): accepting the connection
+    alone can come before the app serves, and a call made then fails as unreachable."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
+            connection.sendall(b"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return connection.recv(12).startswith(b"HTTP/1.")
+    except OSError:
+        return False
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -176,7 +176,7 @@ def test_an_http_server_that_restarted_gets_a_new_session_and_the_call(
 
         executed = space.execute(action["id"])
 
-        assert executed["status"] == "executed"
+        assert executed["status"] == "executed", executed["error"]
         assert len(log.calls()) == 1
     finally:
         loaded.close()
