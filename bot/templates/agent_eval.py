@@ -227,17 +227,7 @@ def served_model(settings: Settings, base_url: str, model: str) -> ModelUnderTes
     api_key = os.environ.get("OPENAI_API_KEY") or "not-needed"
     # One client for every case, as a worker process has: what it learns of the server
     # (its response formats, whether the model calls tools natively) is learnt once.
-    llm = _structured(
-        [("evaluated", base_url, api_key, model)],
-        timeout=settings.llm_timeout_seconds,
-        max_retries=settings.llm_max_retries,
-        malformed_retries=settings.llm_malformed_retries,
-        circuit_failures=settings.llm_circuit_failures,
-        circuit_reset=settings.llm_circuit_reset_seconds,
-        limits=settings.llm_limits,
-        context_tokens=settings.llm_context_tokens,
-        tool_calling=settings.llm_tool_calling,
-    )
+    llm = _deployed([("evaluated", base_url, api_key, model)], settings)
     return ModelUnderTest(
         f"{model} at {base_url}", lambda template: llm, grounding=worker_grounding(settings)
     )
@@ -261,25 +251,36 @@ def configured_model(settings: Settings) -> ModelUnderTest | None:
         return None
 
     def llm_for(template: AgentTemplate) -> StructuredLLM:
-        return _structured(
+        return _deployed(
             [
                 (p.name, p.base_url, p.api_key.get_secret_value(), template.model or p.model)
                 for p in providers
             ],
-            timeout=settings.llm_timeout_seconds,
-            max_retries=settings.llm_max_retries,
-            malformed_retries=settings.llm_malformed_retries,
-            circuit_failures=settings.llm_circuit_failures,
-            circuit_reset=settings.llm_circuit_reset_seconds,
-            limits=settings.llm_limits,
-            context_tokens=settings.llm_context_tokens,
-            tool_calling=settings.llm_tool_calling,
+            settings,
         )
 
     return ModelUnderTest(
         f"{settings.llm_model} (the configured providers)",
         llm_for,
         grounding=worker_grounding(settings),
+    )
+
+
+def _deployed(
+    providers: list[tuple[str, str | None, str, str]], settings: Settings
+) -> StructuredLLM:
+    """The client for ``providers`` with the deployment's timeouts, retries, limits and
+    tool calling, as the worker builds it."""
+    return _structured(
+        providers,
+        timeout=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+        malformed_retries=settings.llm_malformed_retries,
+        circuit_failures=settings.llm_circuit_failures,
+        circuit_reset=settings.llm_circuit_reset_seconds,
+        limits=settings.llm_limits,
+        context_tokens=settings.llm_context_tokens,
+        tool_calling=settings.llm_tool_calling,
     )
 
 
