@@ -100,7 +100,10 @@ class Workspace:
             allowed_from=["pending"],
             actor=APPROVER,
             audit_action="action.approved",
-            changes={"decided_by": APPROVER, "decided_at": actions.NOW},
+            # Handed over (queued_at), as the approval job marks it before it enqueues the
+            # execution: this test runs it in-process, so the review sweep of a session
+            # worker must not relay it to a worker whose registry lacks this test's tools.
+            changes={"decided_by": APPROVER, "decided_at": actions.NOW, "queued_at": actions.NOW},
         )
         assert approved is not None
 
