@@ -2,6 +2,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core core
 COPY bot bot
 COPY connectors connectors
 COPY rag rag

@@ -36,7 +36,6 @@ sys.path.insert(0, str(REPO))
 from bench.environment import postgres_server, temporary_directory  # noqa: E402
 from bench.script import Report, parser  # noqa: E402
 from bot.logs import configure_logging  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
 from bot.templates.agent_eval import (  # noqa: E402
     AIMS,
     CaseResult,
@@ -49,7 +48,8 @@ from bot.templates.agent_eval import (  # noqa: E402
     served_model,
     summarize,
 )
-from bot.templates.spec import load_templates  # noqa: E402
+from core.agent_template import load_templates  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8090/v1"
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"

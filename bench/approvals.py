@@ -32,8 +32,8 @@ from psycopg.rows import dict_row  # noqa: E402
 from bench.environment import bench_services  # noqa: E402
 from bench.report import percentile  # noqa: E402
 from bench.script import Report, load_average, parser  # noqa: E402
-from bot.settings import Settings  # noqa: E402
 from connectors.slack.web_client import make_web_client  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from review import actions, tenant_settings  # noqa: E402
 from review.slack_posts import post_approval_request  # noqa: E402
 from sandbox.slack_emulator import SlackEmulator  # noqa: E402

@@ -28,7 +28,7 @@ import psycopg
 import redis
 from psycopg.conninfo import make_conninfo
 
-from bot.migrate import apply_migrations
+from core.migrate import apply_migrations
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply

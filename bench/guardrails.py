@@ -39,7 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.warmup import Warming  # noqa: E402
+from core.warmup import Warming  # noqa: E402
 from guardrails.corpora import load_pii_corpus, pii_halves  # noqa: E402
 from guardrails.entities import PERSON  # noqa: E402
 from guardrails.evaluation import pii_table, score_pii  # noqa: E402
@@ -195,7 +195,7 @@ def cpu_screen(
 def database() -> Iterator[str]:
     """BENCH_DATABASE_URL, or an embedded Postgres in a temporary directory; a fresh,
     migrated database either way, dropped at the end."""
-    from bot.scratch_database import scratch_database
+    from core.scratch_database import scratch_database
     from sandbox.embedded_postgres import start_embedded_postgres
 
     server_url = os.environ.get("BENCH_DATABASE_URL")
@@ -212,8 +212,8 @@ def database() -> Iterator[str]:
 
 
 def measure_with_postgres(name: str, messages: list[str]) -> Throughput:
-    from bot.db import open_pool
-    from bot.settings import load_settings
+    from core.db import open_pool
+    from core.settings import load_settings
     from guardrails.facade import build_guardrails
 
     with database() as url:

@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO))
 from slack_sdk.signature import SignatureVerifier  # noqa: E402
 
 from bench.script import parser as script_parser  # noqa: E402
-from bot.db import AsyncPool, open_async_pool  # noqa: E402
 from bot.intake.request_guard import RequestGuard  # noqa: E402
+from core.db import AsyncPool, open_async_pool  # noqa: E402
 
 SECRET = "bench-signing-secret"  # noqa: S105
 BODY_BYTES = 1_500  # a slash command's form is about this long
@@ -78,7 +78,7 @@ def _summary(latencies: list[float]) -> str:
 
 @asynccontextmanager
 async def _database() -> AsyncIterator[str]:
-    from bot.scratch_database import scratch_database
+    from core.scratch_database import scratch_database
     from sandbox.embedded_postgres import start_embedded_postgres
 
     server_url = os.environ.get("BENCH_DATABASE_URL")

@@ -49,9 +49,9 @@ import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.report import percentile  # noqa: E402
-from bot.db import Pool, open_pool  # noqa: E402
 from bot.logs import configure_logging  # noqa: E402
-from bot.scratch_database import create_tenant, scratch_database  # noqa: E402
+from core.db import Pool, open_pool  # noqa: E402
+from core.scratch_database import create_tenant, scratch_database  # noqa: E402
 from rag.chunking import ChunkingConfig, chunk_document  # noqa: E402
 from rag.collections import Collection, vector_index_statement  # noqa: E402
 from rag.documents import Document  # noqa: E402

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import structlog
 
-from bot.errors import StartupError
-from bot.settings import ConfigError, load_settings
+from core.errors import StartupError
+from core.settings import ConfigError, load_settings
 
 COMMANDS = {
     "migrate": "bot.commands.migrate",
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.logs import configure_logging
 
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    from bot.intake.bot_tokens import use_token_key
+    from connectors.slack.bot_tokens import use_token_key
 
     use_token_key(settings)  # every process that reads an installation opens its token
     try:

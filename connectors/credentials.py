@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from psycopg.types.json import Jsonb
 
-from bot.db import AsyncPool, Pool
-from bot.settings import Settings
+from core.db import AsyncPool, Pool
+from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

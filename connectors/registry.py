@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from bot.agent.tools import Tool, needing
-from bot.db import Pool
-from bot.settings import Settings
 from connectors.credentials import CredentialStore, cipher_from_settings
 from connectors.google.tools import google_tools
 from connectors.hubspot.api import hubspot_service
@@ -13,6 +10,9 @@ from connectors.rest import RetryPolicy, new_http_client
 from connectors.sessions import session_for
 from connectors.zendesk.api import zendesk_service
 from connectors.zendesk.tools import zendesk_tools
+from core.db import Pool
+from core.settings import Settings
+from core.tools import Tool, needing
 
 
 def connector_tools(settings: Settings, pool: Pool) -> list[Tool]:

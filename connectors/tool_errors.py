@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from bot.agent.tools import ActionRefused
 from connectors.rest import ConnectorError
+from core.tools import ActionRefused
 
 log = structlog.get_logger(__name__)
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
-from bot.agent.schemas import ToolCall
-from bot.agent.tools import Tool
+from core.knowledge import Passage, Retriever, Toolbox, ToolResult
+from core.schemas import ToolCall
+from core.tools import Tool
 from guardrails.facade import Guardrails, Screened
 from guardrails.tool_policy import check_tool_call
 

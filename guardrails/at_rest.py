@@ -27,7 +27,7 @@ from guardrails.policy import POLICY_SQL, PiiPolicy, TenantPolicy, parse_policy
 from guardrails.prefilter import worth_running
 
 if TYPE_CHECKING:
-    from bot.warmup import Warming
+    from core.warmup import Warming
     from guardrails.pii import PiiDetector
 
 T = TypeVar("T")

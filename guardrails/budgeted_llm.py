@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from bot.llm.providers import TextSink, UsageSink
-from bot.llm.structured import StructuredLLM
-from bot.llm.tools import ToolSpec, ToolTurn
+from core.llm.providers import TextSink, UsageSink
+from core.llm.structured import StructuredLLM
+from core.llm.tools import ToolSpec, ToolTurn
 from guardrails.budgets import BudgetExceeded, BudgetGuard
 
 M = TypeVar("M", bound=BaseModel)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import structlog
 
-from bot.db import Pool
+from core.db import Pool
 from guardrails.policy import BudgetPolicy, PolicyStore
 
 log = structlog.get_logger(__name__)

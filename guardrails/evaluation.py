@@ -164,7 +164,7 @@ def run_pii(settings: object, args: argparse.Namespace) -> int:
 
 def run_injection(settings: object, args: argparse.Namespace) -> int:
     """`chatops eval injection [--data FOLDER]`: FOLDER holds injection/ and email/."""
-    from bot.settings import Settings
+    from core.settings import Settings
     from guardrails.classifier import load_classifier
     from guardrails.injection import InjectionScreen
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 
-from bot.db import Pool
-from bot.settings import Settings
-from bot.warmup import Warming
+from core.db import Pool
+from core.settings import Settings
+from core.warmup import Warming
 from guardrails.at_rest import ALWAYS_MASKED
 from guardrails.budgets import BudgetCheck, BudgetGuard
 from guardrails.classifier import ClassifierStatus
@@ -433,11 +433,11 @@ def pii_detector() -> Warming[PiiDetector]:
 def build_guardrails(
     settings: Settings, pool: Pool, detector: Warming[PiiDetector] | None = None
 ) -> Guardrails:
-    """Everything from settings, once per process. Raises bot.errors.StartupError when a
+    """Everything from settings, once per process. Raises core.errors.StartupError when a
     configured model cannot be loaded, so a wrong path stops the process at start.
     `detector` is pii_detector(), perhaps started already; without it, one is made that
     loads when the first text is screened."""
-    from bot.errors import StartupError
+    from core.errors import StartupError
     from guardrails.at_rest import default_masker
     from guardrails.classifier import (
         ClassifierUnavailable,

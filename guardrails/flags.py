@@ -8,7 +8,7 @@ from typing import Literal
 
 from psycopg.types.json import Jsonb
 
-from bot.db import Pool
+from core.db import Pool
 
 FlagKind = Literal["injection", "toxicity", "tool_denied", "budget"]
 

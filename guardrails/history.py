@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from psycopg.types.json import Jsonb
 
-from bot.db import Pool
+from core.db import Pool
 from guardrails.flags import Flag, FlagLog
 from guardrails.injection import InjectionScreen
 

@@ -16,7 +16,7 @@ import structlog
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.db import Pool
+from core.db import Pool
 from guardrails.entities import ALL_ENTITIES, EMAIL, IP, PERSON, PHONE
 
 log = structlog.get_logger(__name__)

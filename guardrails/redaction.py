@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.warmup import Warming
+from core.warmup import Warming
 from guardrails.entities import EMAIL, ENTITY_OF_LABEL, IP, LABELS, PERSON, SECRET
 from guardrails.vault import PLACEHOLDER
 

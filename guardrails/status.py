@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from bot.settings import Settings
+from core.settings import Settings
 from guardrails.budgets import (
     SPEND_SQL,
     BudgetCheck,

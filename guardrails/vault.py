@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bot.db import Pool
+from core.db import Pool
 from guardrails.entities import CARD, EMAIL, IBAN, LABELS, PHONE, SSN
 
 log = structlog.get_logger(__name__)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.agent.knowledge import Passage
+from core.knowledge import Passage
 from guardrails.injection import unwrap_untrusted
 from rag import attribution
 

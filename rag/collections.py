@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from bot.db import Conn, Pool
+from core.db import Conn, Pool
 
 MAX_INDEXED_DIMENSIONS = 2_000  # pgvector's HNSW limit for the `vector` type
 # A denser graph than pgvector's default (16, 64): recall@10 0.93 -> 0.97 at 100k chunks

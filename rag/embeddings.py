@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bot.llm.limits import timeout_seconds
-from bot.warmup import Warming
+from core.llm.limits import timeout_seconds
+from core.warmup import Warming
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from core.settings import Settings
 
 Vectors = npt.NDArray[np.float32]
 

@@ -12,9 +12,9 @@ from typing import Never
 import psycopg
 from tqdm import tqdm
 
-from bot.db import open_pool
-from bot.scratch_database import create_tenant, scratch_database
-from bot.settings import Settings
+from core.db import open_pool
+from core.scratch_database import create_tenant, scratch_database
+from core.settings import Settings
 from rag.chunking import ChunkingConfig
 from rag.embeddings import embedder_from_settings
 from rag.evaluation import METHODS, evaluate, format_table, load_question_set

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import structlog
 from psycopg.types.json import Jsonb
 
-from bot.db import Conn, Pool
+from core.db import Conn, Pool
 from rag.chunking import Chunk, ChunkingConfig, chunk_document
 from rag.collections import Collection, ensure_collection, ensure_vector_index
 from rag.documents import Document

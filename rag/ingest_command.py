@@ -6,9 +6,9 @@ import sys
 
 from tqdm import tqdm
 
-from bot.db import open_pool
-from bot.settings import Settings
 from connectors.slack.web_client import make_web_client
+from core.db import open_pool
+from core.settings import Settings
 from rag.chunking import ChunkingConfig
 from rag.collections import EmbeddingMismatch
 from rag.ingest import Ingestor, IngestStats
@@ -74,7 +74,7 @@ def _enqueue(
     scopes: list[tuple[str, list[str]]],
     pool: object,
 ) -> int:
-    from bot.queue.broker import build_broker
+    from core.broker import build_broker
     from rag.jobs import enqueue_ingest, enqueue_prune
 
     broker = build_broker(settings)

@@ -15,8 +15,8 @@ import dramatiq
 import structlog
 from slack_sdk import WebClient
 
-from bot.db import Pool
-from bot.queue.jobs import KNOWLEDGE_QUEUE
+from core.db import Pool
+from core.queues import KNOWLEDGE_QUEUE
 from rag.chunking import ChunkingConfig
 from rag.embeddings import Embedder
 from rag.ingest import Ingestor

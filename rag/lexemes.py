@@ -8,7 +8,7 @@ same transaction as the chunks, so looking words up is a few index probes.
 
 from __future__ import annotations
 
-from bot.db import Conn
+from core.db import Conn
 
 COMMON_CHUNKS = 300  # a word in at least this many chunks of the collections is common
 

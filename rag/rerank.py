@@ -29,7 +29,7 @@ from rag.embeddings import Vectors
 from rag.search import Hit
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from core.settings import Settings
 
 SEMANTIC_WEIGHT = 0.6
 BM25_K1 = 1.2  # term-frequency saturation, the usual default

@@ -1,7 +1,7 @@
 """The loop's Retrieve step: hybrid search per query, candidates merged across the
 planner's queries, reranked, then diversified with MMR.
 
-`HybridRetriever` implements `bot.agent.knowledge.Retriever`.
+`HybridRetriever` implements `core.knowledge.Retriever`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import structlog
 
-from bot.agent.knowledge import Passage
-from bot.db import Pool
+from core.db import Pool
+from core.knowledge import Passage
 from rag.collections import Collection, EmbeddingMismatch, check_model, find_collections
 from rag.diversify import mmr_order
 from rag.embeddings import Embedder, Vectors

@@ -24,7 +24,7 @@ import numpy as np
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from bot.db import Conn
+from core.db import Conn
 from rag.collections import MAX_INDEXED_DIMENSIONS
 from rag.embeddings import Vectors
 

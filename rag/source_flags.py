@@ -15,7 +15,7 @@ the candidates, so equal candidates all score 0, which no factor can move.
 
 from __future__ import annotations
 
-from bot.db import AsyncPool, Conn
+from core.db import AsyncPool, Conn
 
 PENALTY_PER_PERSON = 0.8
 MIN_FACTOR = 0.5

@@ -10,8 +10,8 @@ from pathlib import Path
 import structlog
 from slack_sdk import WebClient
 
-from bot.db import Pool
-from bot.intake.bot_tokens import bot_token_of
+from connectors.slack.bot_tokens import bot_token_of
+from core.db import Pool
 from rag.collections import Collection
 from rag.documents import LoadError
 from rag.ingest import Ingestor, IngestStats

@@ -16,7 +16,7 @@ from threading import Lock
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
 
-from bot.db import Conn, Pool
+from core.db import Conn, Pool
 
 KNOWLEDGE_ROLE = "chatops_knowledge"
 

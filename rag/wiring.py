@@ -3,9 +3,9 @@ embedder once per process (loading the local model takes seconds) and pass it to
 
 from __future__ import annotations
 
-from bot.db import Pool
-from bot.settings import Settings
 from connectors.slack.web_client import make_web_client
+from core.db import Pool
+from core.settings import Settings
 from rag.chunking import ChunkingConfig
 from rag.embeddings import Embedder
 from rag.jobs import IngestDeps, build_ingest_deps

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.db import AsyncPool, Conn
+from core.db import AsyncPool, Conn
 
 Rating = Literal["up", "down"]
 

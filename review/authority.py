@@ -32,7 +32,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.db import AsyncPool
+from core.db import AsyncPool
 from review.tenant_settings import ReviewSettings
 
 log = structlog.get_logger(__name__)

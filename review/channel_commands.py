@@ -1,7 +1,7 @@
 """`/agent template` and `/agent channel`: which agent template a tenant or channel uses,
 and how the agent behaves in a channel. Admin-only (review/commands.py checks before
 calling); every change is audited. New threads pick the settings up; threads already
-under way keep the ones they pinned (bot/agent/conversation_settings.py).
+under way keep the ones they pinned (review/conversation_settings.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.agent.conversation_settings import (
+from core.agent_template import AgentTemplate
+from core.db import AsyncPool
+from review.conversation_settings import (
     SELECT_CHANNEL,
     SELECT_TENANT_TEMPLATE,
     SHARED_STATUS_MAX_AGE,
@@ -23,8 +25,6 @@ from bot.agent.conversation_settings import (
     ChannelSettings,
     effective,
 )
-from bot.db import AsyncPool
-from bot.templates.spec import AgentTemplate
 
 CHANNEL_REF = re.compile(r"^<#(?P<id>[CG][A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>[CG][A-Z0-9]+)$")
 USERGROUP_REF = re.compile(r"^<!subteam\^(?P<id>S[A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>S[A-Z0-9]+)$")

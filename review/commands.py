@@ -17,10 +17,10 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.db import AsyncPool
-from bot.templates.spec import AgentTemplate
 from connectors.catalog import CONNECTORS, connect_usage
 from connectors.credentials import CredentialCipher, store_async
+from core.agent_template import AgentTemplate
+from core.db import AsyncPool
 from guardrails.policy import TenantPolicy
 from guardrails.status import budget_line
 from review.answer_feedback import feedback_summary

@@ -23,8 +23,8 @@ from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.db import AsyncPool
-from bot.summaries.digests import CADENCES, next_due
+from core.db import AsyncPool
+from core.digest_schedule import CADENCES, next_due
 from review.authority import check_admin
 
 USAGE = (

@@ -21,8 +21,8 @@ from typing import Any
 import structlog
 from pydantic import BaseModel
 
-from bot.agent.tools import ActionContext, ActionRefused, Tool
 from connectors.rest import ConnectorError
+from core.tools import ActionContext, ActionRefused, Tool
 from guardrails.at_rest import as_approvers_see
 from review import actions
 

@@ -8,9 +8,9 @@ from typing import Any
 import structlog
 from slack_sdk import WebClient
 
-from bot.intake.bot_tokens import with_bot_token
-from bot.observability.metrics import Metrics
 from connectors.email.flood_gate import FloodLimits
+from connectors.slack.bot_tokens import with_bot_token
+from core.metrics import Metrics
 from review import actions, feedback, resumes, tenant_settings
 from review.answer_feedback import feedback_summary_now
 from review.decisions import apply_decision, decision_from_request
@@ -74,7 +74,7 @@ def handle_review_request(
 
 def _pii_mask() -> Mask:
     """What `chatops golden from-feedback` masks with, for a caller that has no redactor."""
-    from bot.warmup import Warming
+    from core.warmup import Warming
     from guardrails.pii import build_detector
     from guardrails.redaction import Redactor
 

@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 from slack_sdk import WebClient
 
-from bot.agent.tools import ActionContext, ActionRefused, ToolRegistry
-from bot.intake.bot_tokens import with_bot_token
+from connectors.slack.bot_tokens import with_bot_token
+from core.tools import ActionContext, ActionRefused, ToolRegistry
 from guardrails.facade import Guardrails
 from review import actions, effects, resumes, rules, tenant_settings
 from review.messages import mrkdwn_safe, people_summary

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.db import Conn
 from connectors.slack.tools import REPLY_IN_THREAD
+from core.db import Conn
 from rag.citations import cited_numbers
 
 Mask = Callable[[str], str]

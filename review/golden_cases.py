@@ -21,7 +21,7 @@ import structlog
 from psycopg.types.json import Jsonb
 from slack_sdk.webhook import WebhookClient
 
-from bot.db import AsyncPool, Conn
+from core.db import AsyncPool, Conn
 from guardrails.at_rest import default_masker
 from review.golden_candidates import Mask, one_candidate
 from review.messages import mrkdwn_safe, people_summary

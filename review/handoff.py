@@ -22,7 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.db import AsyncPool
+from core.db import AsyncPool
 
 # `/agent handoff` takes a person (<@U…>, as Slack sends a mention) or a user group
 # (<!subteam^S…> or <!subteam^S…|@name>); stored in the form Slack renders as a mention.

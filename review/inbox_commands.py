@@ -14,11 +14,11 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from bot.agent.conversation_settings import PUBLIC_COLLECTION
-from bot.db import AsyncPool
-from bot.templates.spec import AgentTemplate
 from connectors.email.inboxes import list_inboxes, normalize_address, set_inbox_agent
+from core.agent_template import AgentTemplate
+from core.db import AsyncPool
 from review.channel_commands import COLLECTION_NAME, RESET
+from review.conversation_settings import PUBLIC_COLLECTION
 
 INBOX_USAGE = (
     "Usage: `/agent inbox` lists the agent's inboxes; `/agent inbox ADDRESS template=NAME "

@@ -7,7 +7,7 @@ model is configured and how to configure one. Names only: endpoints and keys sta
 
 from __future__ import annotations
 
-from bot.settings import Settings
+from core.settings import Settings
 
 OFFLINE_LINE = (
     "Model: none, offline mode: answers only show what the knowledge search found, and "

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from bot.db import AsyncPool
+from core.db import AsyncPool
 from review.escalation import duration, mentions
 from review.handoff import parse_target
 from review.messages import person

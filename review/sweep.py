@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from slack_sdk import WebClient
 
-from bot.intake.bot_tokens import TokenUnreadable, bot_token_of
+from connectors.slack.bot_tokens import TokenUnreadable, bot_token_of
 from review import actions, escalation, resumes, tenant_settings
 from review.execute import LOCK_NAMESPACE
 from review.messages import people_summary

@@ -9,9 +9,9 @@ from typing import Any
 
 import structlog
 
-from bot.agent.knowledge import ToolResult
-from bot.agent.schemas import ToolCall
-from bot.agent.tools import ActionContext, Effect, Tool, ToolArgumentsError, ToolRegistry
+from core.knowledge import ToolResult
+from core.schemas import ToolCall
+from core.tools import ActionContext, Effect, Tool, ToolArgumentsError, ToolRegistry
 from guardrails.policy import EmailRules
 from guardrails.tool_policy import recipient_domains
 from review import actions, effects

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bot.errors import StartupError
+from core.errors import StartupError
 from sandbox.workspace_store import STATE_FILE
 
 POSTGRES_DIR = "postgres"

@@ -6,7 +6,7 @@ OPENAI_BASE_URL, and validates what it says like any model's output; nothing in 
 product knows it is a demo.
 
 It answers the agent loop's two structured steps, told apart by the JSON schema the
-request asks for (`bot/agent/schemas.py`):
+request asks for (`core/schemas.py`):
 
 - Plan: search the knowledge with the question; if the question asks to email an address
   ("email alice@customer.example about her renewal"), call the offered tool that sends

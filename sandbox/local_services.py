@@ -20,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bot.errors import StartupError
+from core.errors import StartupError
 from sandbox.embedded_postgres import EmbeddedPostgresUnavailable, start_embedded_postgres
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"

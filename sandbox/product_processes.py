@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.errors import StartupError
+from core.errors import StartupError
 
 CHILD_START_TIMEOUT = 120.0  # seconds; the worker imports torch, slow on a busy machine
 CHILD_STOP_TIMEOUT = 10.0  # seconds before a child that ignores SIGTERM is killed

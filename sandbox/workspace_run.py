@@ -32,8 +32,8 @@ from types import FrameType
 import structlog
 from dotenv import dotenv_values
 
-from bot.errors import StartupError
-from bot.migrate import MigrationError, apply_migrations
+from core.errors import StartupError
+from core.migrate import MigrationError, apply_migrations
 from sandbox.background import BackgroundServer
 from sandbox.data_folder import INGESTED_MARKER, POSTGRES_DIR, database_identity, reset
 from sandbox.demo_model import DEMO_MODEL_NAME, LABEL, demo_model_server

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bot.errors import StartupError
 from connectors.email.inboxes import add_inbox
+from core.errors import StartupError
 
 TENANT_WAIT = 30.0  # seconds for `chatops serve` to record the workspace
 

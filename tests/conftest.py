@@ -23,9 +23,9 @@ import pytest
 import redis
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot.intake.bot_tokens import use_token_cipher
-from bot.migrate import apply_migrations
 from connectors.credentials import CredentialCipher
+from connectors.slack.bot_tokens import use_token_cipher
+from core.migrate import apply_migrations
 from rag.embeddings import LocalEmbedder
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.hubspot_api import HubSpotEmulator

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.db import Conn
+from core.db import Conn
 from rag.citations import cited_numbers, is_not_found
 from review.answer_feedback import Rating
 

@@ -14,7 +14,6 @@ from typing import Any
 import structlog
 from psycopg import Connection
 
-from bot.agent.conversation_settings import ChannelSettings, effective
 from bot.agent.run_service import RunRequest, run_for_channel
 from bot.agent.runs import WorkerDeps, mark_failed, start_run
 from bot.agent.templates_in_use import apply_template, record_on_run
@@ -28,6 +27,7 @@ from connectors.email.reply_text import email_body, greeted_name, plain_text
 from connectors.email.tools import REPLY_EMAIL, seal_reply
 from guardrails.entities import EMAIL, PERSON
 from review import actions, tenant_settings
+from review.conversation_settings import ChannelSettings, effective
 from review.email_digest import show_digest
 from review.execute import execute_action
 from review.pending import announce_pending_actions, run_allowed

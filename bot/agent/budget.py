@@ -19,7 +19,7 @@ and more is left out until it fits. A prompt whose system prompt and question al
 not fit is sent as it is: the server's refusal then says so.
 
 Sizes are counted by `StructuredLLM.count_tokens`: the server's tokenizer where it has
-one, else a deliberate over-estimate (`bot.llm.tokens`).
+one, else a deliberate over-estimate (`core.llm.tokens`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Any
 
 import structlog
 
-from bot.agent.knowledge import Passage
 from bot.agent.prompts import MAX_TOOL_OUTPUT_CHARS, Message, Turn, only_rules_in_use
-from bot.llm.tokens import Count
+from core.knowledge import Passage
+from core.llm.tokens import Count
 from rag.citations import source_text
 
 log = structlog.get_logger(__name__)

@@ -27,7 +27,7 @@ from functools import lru_cache, partial
 import structlog
 from pydantic_core import from_json
 
-from bot.agent.knowledge import Passage
+from core.knowledge import Passage
 from rag.attribution import attribute, states_not_found
 from rag.citations import MARKER, evidence
 

@@ -27,14 +27,14 @@ from pydantic import BaseModel
 
 from bot.agent import budget, native_tools, prompts
 from bot.agent.draft_preview import DraftPreview
-from bot.agent.knowledge import Passage, Retriever, Toolbox, ToolResult
 from bot.agent.prompts import Message
-from bot.agent.schemas import Draft, Plan, ToolCall, plan_for
 from bot.agent.steps import Output, StepLimitReached, StepLog
-from bot.agent.tools import Effect, Tool, ToolArgumentsError
-from bot.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
-from bot.llm.providers import UsageSink
-from bot.llm.structured import StructuredLLM
+from core.knowledge import Passage, Retriever, Toolbox, ToolResult
+from core.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
+from core.llm.providers import UsageSink
+from core.llm.structured import StructuredLLM
+from core.schemas import Draft, Plan, ToolCall, plan_for
+from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
 from rag.attribution import Grounding, attribute
 from rag.citations import NOT_FOUND_ANSWER, evidence, format_sources, is_not_found

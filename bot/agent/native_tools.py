@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from bot.agent.knowledge import Passage, ToolResult
-from bot.agent.schemas import REASON, Plan, ToolCall
-from bot.agent.tools import Effect, Tool
-from bot.llm.structured import parse_reply
-from bot.llm.tools import ToolSpec, ToolTurn
+from core.knowledge import Passage, ToolResult
+from core.llm.structured import parse_reply
+from core.llm.tools import ToolSpec, ToolTurn
+from core.schemas import REASON, Plan, ToolCall
+from core.tools import Effect, Tool
 from rag.citations import sources_block
 
 SEARCH_TOOL = "search_knowledge"

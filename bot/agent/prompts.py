@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.knowledge import Passage, ToolResult
-from bot.agent.schemas import Plan
-from bot.agent.tools import Effect, Tool
+from core.knowledge import Passage, ToolResult
+from core.schemas import Plan
+from core.tools import Effect, Tool
 from guardrails.facade import PLACEHOLDER_RULE
 from guardrails.injection import UNTRUSTED_CONTENT_RULE, UNTRUSTED_TAG
 from rag.citations import CITATION_RULES, SOURCES_HEADING, sources_block

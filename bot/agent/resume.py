@@ -39,7 +39,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 
-from bot.agent import conversation_settings, private_answers, thread_history
+from bot.agent import private_answers, thread_history
 from bot.agent.answer_blocks import blocks_for_answer
 from bot.agent.prompts import Turn
 from bot.agent.run_request import (
@@ -53,10 +53,10 @@ from bot.agent.run_request import (
 from bot.agent.run_service import RunRequest, RunResult, run_for_channel
 from bot.agent.runs import WorkerDeps, start_resumed_run
 from bot.agent.templates_in_use import apply_template, record_on_run
-from bot.intake.bot_tokens import with_bot_token
+from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
 from guardrails.at_rest import for_storage
-from review import resumes, tenant_settings
+from review import conversation_settings, resumes, tenant_settings
 from review.pending import announce_pending_actions
 
 log = structlog.get_logger(__name__)

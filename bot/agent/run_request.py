@@ -18,13 +18,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 
-from bot.agent import (
-    conversation_settings,
-    live_reply,
-    private_answers,
-    thread_history,
-    who_may_ask,
-)
+from bot.agent import live_reply, private_answers, thread_history, who_may_ask
 from bot.agent.answer_blocks import blocks_for_answer
 from bot.agent.answer_email import answer_email
 from bot.agent.assistant_panel import (
@@ -44,11 +38,11 @@ from bot.agent.runs import (
     usage_recorder,
 )
 from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
-from bot.intake.bot_tokens import with_bot_token
 from bot.summaries import job as summaries
+from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
 from guardrails.at_rest import for_storage
-from review import tenant_settings
+from review import conversation_settings, tenant_settings
 from review.execute import execute_action
 from review.held_answers import HELD_NOTICE, hold_for_review
 from review.pending import announce_pending_actions, run_allowed

@@ -22,7 +22,7 @@ from bot.agent.runs import WorkerDeps, usage_recorder
 from bot.agent.screening import screen_run
 from bot.agent.steps import StepLog
 from bot.agent.templates_in_use import TemplateRun
-from bot.agent.tools import ActionContext
+from core.tools import ActionContext
 from guardrails.facade import ScreenedDraft
 from review import feedback
 from review.toolbox import ReviewedToolbox

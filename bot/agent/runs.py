@@ -15,18 +15,18 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
 
-from bot.agent.knowledge import Retriever
-from bot.agent.tools import ToolRegistry
-from bot.db import Pool, is_unavailable
-from bot.intake.email_store import RawMailCipher
-from bot.llm.pricing import cost_usd
-from bot.llm.providers import CallRecord
-from bot.llm.structured import StructuredLLM
 from bot.observability.agent_steps import StepObserver
-from bot.observability.metrics import Metrics
-from bot.templates.spec import AgentTemplate
 from connectors.email.flood_gate import FloodLimits
+from connectors.email.raw_mail import RawMailCipher
 from connectors.slack.web_client import is_transient
+from core.agent_template import AgentTemplate
+from core.db import Pool, is_unavailable
+from core.knowledge import Retriever
+from core.llm.pricing import cost_usd
+from core.llm.providers import CallRecord
+from core.llm.structured import StructuredLLM
+from core.metrics import Metrics
+from core.tools import ToolRegistry
 from guardrails.facade import Guardrails
 from rag.attribution import Grounding
 

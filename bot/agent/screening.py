@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.agent.knowledge import Retriever, Toolbox
 from bot.agent.prompts import Example, Turn
-from bot.llm.structured import StructuredLLM
+from core.knowledge import Retriever, Toolbox
+from core.llm.structured import StructuredLLM
 from guardrails.adapters import ScreenedRetriever, ScreenedToolbox
 from guardrails.budgeted_llm import BudgetedLLM
 from guardrails.facade import Guardrails

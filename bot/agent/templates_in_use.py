@@ -16,14 +16,14 @@ from typing import Any, Protocol
 import structlog
 from psycopg import Connection
 
-from bot.agent.conversation_settings import EffectiveSettings
-from bot.agent.knowledge import EmptyKnowledge, Passage, Retriever
-from bot.agent.tools import ToolRegistry
-from bot.llm.structured import StructuredLLM
-from bot.templates.spec import AgentTemplate
+from core.agent_template import AgentTemplate
+from core.knowledge import EmptyKnowledge, Passage, Retriever
+from core.llm.structured import StructuredLLM
+from core.tools import ToolRegistry
 from guardrails.policy import ToolPolicy
 from guardrails.tool_policy import check_tool_call
 from rag.retriever import HybridRetriever
+from review.conversation_settings import EffectiveSettings
 
 log = structlog.get_logger(__name__)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bot.errors import StartupError
-from bot.settings import Settings
+from core.errors import StartupError
+from core.settings import Settings
 
 
 def require_current_schema(settings: Settings) -> None:
     import psycopg
 
-    from bot.migrate import pending_migrations
+    from core.migrate import pending_migrations
 
     try:
         pending = pending_migrations(settings.database_url)

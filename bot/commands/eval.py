@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.settings import Settings
+from core.settings import Settings
 
 HELP = "measure retrieval, the agent, agent templates, PII detection and injection screening"
 

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 
 import structlog
 
-from bot.settings import Settings
+from core.settings import Settings
 
 HELP = "candidate golden-set entries from people's feedback, for a person to confirm"
 
@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: the PII detector loads presidio, seconds `chatops --help` need not spend.
     from bot.commands.checks import require_current_schema
-    from bot.db import open_pool
-    from bot.warmup import Warming
+    from core.db import open_pool
+    from core.warmup import Warming
     from guardrails.pii import build_detector
     from guardrails.redaction import Redactor
     from rag.sources import SourceError, resolve_tenant
@@ -91,7 +91,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _saved(settings: Settings, args: argparse.Namespace) -> int:
     """Already masked when they were made: printed as stored."""
-    from bot.db import open_pool
+    from core.db import open_pool
     from rag.sources import SourceError, resolve_tenant
     from review.golden_cases import saved_candidates
 

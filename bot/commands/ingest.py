@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.settings import Settings
+from core.settings import Settings
 
 HELP = "ingest files, folders and Slack channels into a knowledge collection"
 

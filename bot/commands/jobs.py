@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bot.settings import Settings
+from core.settings import Settings
 
 HELP = "list dead-lettered jobs, or queue them again"
 QUEUES = ("agent", "review", "knowledge")  # bot.queue.jobs and rag.jobs; kept light here
@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from bot.queue.broker import build_broker
     from bot.queue.dead_letters import list_dead, retry_dead
+    from core.broker import build_broker
 
     if settings.broker != "redis":
         print(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.settings import Settings
+from core.settings import Settings
 
 HELP = "list the tools the configured MCP servers offer, with their effects"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.settings import Settings
+from core.settings import Settings
 
 HELP = "apply database migrations"
 
@@ -16,10 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     import psycopg
 
-    from bot.intake.bot_tokens import seal_plaintext_tokens
-    from bot.intake.email_store import RawMailCipher, seal_stored_raw
-    from bot.migrate import MigrationError, apply_migrations
+    from bot.intake.email_store import seal_stored_raw
+    from connectors.email.raw_mail import RawMailCipher
     from connectors.email.tools import seal_stored_replies
+    from connectors.slack.bot_tokens import seal_plaintext_tokens
+    from core.migrate import MigrationError, apply_migrations
 
     try:
         applied = apply_migrations(settings.database_url)

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_without_settings(args: argparse.Namespace) -> int:
-    from bot.errors import StartupError
+    from core.errors import StartupError
     from sandbox.workspace_run import SandboxOptions, run_sandbox
 
     def configure_logs() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bot.commands.checks import require_current_schema
-from bot.settings import Settings
+from core.settings import Settings
 
 HELP = "HTTP listener for Slack events"
 

@@ -16,7 +16,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.agent.private_answers import SHARE_ACTION
-from bot.db import AsyncPool
+from core.db import AsyncPool
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.db import AsyncPool
+from core.db import AsyncPool
 
 QUESTION_WORDS = frozenset(
     [

@@ -19,23 +19,18 @@ import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
-from bot.db import AsyncPool
 from bot.intake.email_limits import ClientLimits
 from bot.intake.email_routes import RouteCache
-from bot.intake.email_store import (
-    EmailToStore,
-    GroupCommit,
-    RawMailCipher,
-    StoredEmail,
-    email_to_store,
-)
+from bot.intake.email_store import EmailToStore, GroupCommit, StoredEmail, email_to_store
 from bot.intake.request_queuer import RequestQueuer
-from bot.observability.correlation import LOG_KEY, new_correlation_id
-from bot.observability.metrics import Metrics
 from bot.queue.jobs import Enqueue
 from connectors.email.inboxes import InboxRoute
 from connectors.email.loops import never_answer
 from connectors.email.parse import ParsedEmail, ParseLimits, parse_email, unparseable
+from connectors.email.raw_mail import RawMailCipher
+from core.correlation import LOG_KEY, new_correlation_id
+from core.db import AsyncPool
+from core.metrics import Metrics
 from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)

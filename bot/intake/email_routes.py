@@ -12,8 +12,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bot.db import AsyncPool
 from connectors.email.inboxes import InboxRoute, normalize_address, route_recipient
+from core.db import AsyncPool
 
 ROUTE_CACHE_SECONDS = 30.0
 MAX_CACHED = 10_000  # addresses; beyond this the cache starts afresh

@@ -22,27 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import structlog
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
-from bot.db import AsyncPool
-from bot.settings import Settings
 from connectors.email.loops import Verdict
 from connectors.email.parse import ParsedEmail
 from connectors.email.payload import request_payload, storable
+from connectors.email.raw_mail import RawMailCipher
 from connectors.email.threads import CONVERSATION_CTE, conversation_params
+from core.db import AsyncPool
 from guardrails.at_rest import ALWAYS_MASKED, AtRestMasker
 
 STORE_SQL = (
@@ -130,36 +126,6 @@ STRUCTURAL_KEYS = frozenset(
         "parse_error",
     }
 )
-NONCE_BYTES = 12
-RAW_KDF_INFO = b"chatops raw email v1"
-
-
-@dataclass(frozen=True)
-class RawMailCipher:
-    """Seals a message's raw bytes for storage, under a key derived (HKDF) from the key
-    connector credentials use; the tenant and Message-ID are the associated data."""
-
-    key: bytes = field(repr=False)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RawMailCipher:
-        secret = settings.connector_credentials_key or settings.slack_signing_secret
-        return cls.derive(secret.get_secret_value())
-
-    @classmethod
-    def derive(cls, secret: str) -> RawMailCipher:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=RAW_KDF_INFO).derive(
-            secret.encode()
-        )
-        return cls(key)
-
-    def seal(self, tenant_id: int, message_id: str, raw: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + AESGCM(self.key).encrypt(nonce, raw, _raw_aad(tenant_id, message_id))
-
-    def open(self, tenant_id: int, message_id: str, sealed: bytes) -> bytes:
-        nonce, body = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
-        return AESGCM(self.key).decrypt(nonce, body, _raw_aad(tenant_id, message_id))
 
 
 def seal_stored_raw(conn: psycopg.Connection[Any], cipher: RawMailCipher, batch: int = 200) -> int:
@@ -187,10 +153,6 @@ def _fields(row: Any) -> tuple[int, int, str, bytes]:
     if isinstance(row, dict):
         return row["id"], row["tenant_id"], row["message_id"], row["raw"]
     return row[0], row[1], row[2], row[3]
-
-
-def _raw_aad(tenant_id: int, message_id: str) -> bytes:
-    return f"{tenant_id}\x00{message_id}".encode()
 
 
 @dataclass(frozen=True)

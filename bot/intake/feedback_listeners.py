@@ -27,8 +27,8 @@ from bot.agent.answer_blocks import (
     ACTION_RATE_UP,
     parse_rating_value,
 )
-from bot.db import AsyncPool
-from bot.observability.metrics import Metrics
+from core.db import AsyncPool
+from core.metrics import Metrics
 from rag.source_flags import flag_document
 from review.answer_feedback import (
     REASON_VIEW,

@@ -26,22 +26,23 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.db import AsyncPool, is_unavailable, open_async_pool
-from bot.errors import StartupError
 from bot.intake.installations import record_installation
 from bot.intake.record import STORE_TIMEOUT
 from bot.intake.request_guard import RequestGuard
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
 from bot.intake.request_queuer import RequestQueuer
 from bot.intake.slack_app import build_slack_app
-from bot.observability.correlation import LOG_KEY, new_correlation_id
 from bot.observability.exposition import metrics_response
-from bot.observability.metrics import Metrics
 from bot.observability.stored_state import StoredStateCollector, read_database, read_queues
 from bot.observability.tracing import Tracing, build_tracing
-from bot.queue.broker import build_broker
-from bot.queue.jobs import AGENT_QUEUE, KNOWLEDGE_QUEUE, REVIEW_QUEUE, enqueue_request
-from bot.settings import Settings
+from bot.queue.jobs import enqueue_request
+from core.broker import build_broker
+from core.correlation import LOG_KEY, new_correlation_id
+from core.db import AsyncPool, is_unavailable, open_async_pool
+from core.errors import StartupError
+from core.metrics import Metrics
+from core.queues import AGENT_QUEUE, KNOWLEDGE_QUEUE, REVIEW_QUEUE
+from core.settings import Settings
 from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)

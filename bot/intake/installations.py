@@ -10,7 +10,7 @@ question many times a second, before every ack. A tenant suspended, or a workspa
 installed or removed by another process, takes effect within that time; an install
 through this process, at once.
 
-Bot tokens are stored sealed (bot/intake/bot_tokens.py), never in clear.
+Bot tokens are stored sealed (connectors/slack/bot_tokens.py), never in clear.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
-from bot.db import AsyncPool
-from bot.intake.bot_tokens import seal_bot_token, with_bot_token
+from connectors.slack.bot_tokens import seal_bot_token, with_bot_token
+from core.db import AsyncPool
 
 log = structlog.get_logger(__name__)
 

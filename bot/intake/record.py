@@ -16,8 +16,8 @@ import structlog
 from psycopg.types.json import Jsonb
 from slack_bolt.response import BoltResponse
 
-from bot.db import AsyncPool, is_unavailable
 from bot.intake.request_queuer import RequestQueuer
+from core.db import AsyncPool, is_unavailable
 from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)

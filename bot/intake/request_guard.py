@@ -29,7 +29,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from bot.db import AsyncPool
+from core.db import AsyncPool
 
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from bot.intake.slack_app import SUBSCRIBED_EVENTS
-from bot.observability.metrics import Metrics
+from core.metrics import Metrics
 
 # Request types counted by name; anything else (a forged or new type) counts as "other",
 # so a sender cannot grow the label set.

@@ -16,9 +16,9 @@ import contextlib
 import structlog
 from opentelemetry import context as otel_context
 
-from bot.db import AsyncPool
 from bot.observability.tracing import context_from_carrier, current_trace_carrier
 from bot.queue.jobs import Enqueue
+from core.db import AsyncPool
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,6 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.db import AsyncPool
 from bot.intake.assistant_listeners import ASSISTANT_EVENTS, register_assistant_listeners
 from bot.intake.channel_listeners import register_channel_listeners
 from bot.intake.channel_questions import is_channel_question
@@ -32,11 +31,12 @@ from bot.intake.installations import (
 )
 from bot.intake.record import answer_unhandled_error, record_request
 from bot.intake.request_queuer import RequestQueuer
-from bot.observability.correlation import LOG_KEY, new_correlation_id
-from bot.observability.metrics import Metrics
-from bot.settings import Settings
-from bot.templates.spec import load_templates
 from connectors.credentials import cipher_from_settings
+from core.agent_template import load_templates
+from core.correlation import LOG_KEY, new_correlation_id
+from core.db import AsyncPool
+from core.metrics import Metrics
+from core.settings import Settings
 from guardrails.at_rest import AtRest
 from guardrails.status import configured_lines
 from review.authority import Organisation, check_admin

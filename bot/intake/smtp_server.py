@@ -20,19 +20,19 @@ import structlog
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from opentelemetry.trace import Tracer
 
-from bot.db import open_async_pool
-from bot.errors import StartupError
 from bot.intake.email_handler import EmailIntake, IntakeConfig, RoutedEnvelope
 from bot.intake.email_limits import ClientLimitConfig, ClientLimits
-from bot.intake.email_store import RawMailCipher
 from bot.observability.exposition import serve_metrics
-from bot.observability.metrics import Metrics
 from bot.observability.tracing import build_tracing
-from bot.queue.broker import build_broker
 from bot.queue.jobs import Enqueue, enqueue_request
-from bot.settings import Settings
 from connectors.email.attachments import ExtractLimits
 from connectors.email.parse import ParseLimits
+from connectors.email.raw_mail import RawMailCipher
+from core.broker import build_broker
+from core.db import open_async_pool
+from core.errors import StartupError
+from core.metrics import Metrics
+from core.settings import Settings
 from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)

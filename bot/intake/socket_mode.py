@@ -17,17 +17,17 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bot.db import open_async_pool
 from bot.intake.http_server import register_single_workspace
 from bot.intake.record import STORE_TIMEOUT
 from bot.intake.request_metrics import count_acked, count_received, slack_request_type
 from bot.intake.request_queuer import RequestQueuer
 from bot.intake.slack_app import build_slack_app
 from bot.observability.exposition import serve_metrics
-from bot.observability.metrics import Metrics
-from bot.queue.broker import build_broker
 from bot.queue.jobs import enqueue_request
-from bot.settings import Settings
+from core.broker import build_broker
+from core.db import open_async_pool
+from core.metrics import Metrics
+from core.settings import Settings
 from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)

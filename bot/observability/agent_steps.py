@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from opentelemetry.trace import Tracer
 
-from bot.observability.metrics import Metrics
+from core.metrics import Metrics
 
 
 @dataclass(frozen=True)

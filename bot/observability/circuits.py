@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.llm.providers import ProviderChain
+from core.llm.providers import ProviderChain
 
 STATES = ("closed", "half_open", "open")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import Connection
 
-from bot.observability.metrics import Metrics
+from core.metrics import Metrics
 
 LLM_ALLOWANCE = 8.0  # seconds of model time the SLO counts; anything beyond is the model's
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client import start_http_server as _start_http_server
 
-from bot.errors import StartupError
+from core.errors import StartupError
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.db import AsyncPool
+from core.db import AsyncPool
 
 # Seconds from an action being proposed to a person deciding it; approvals expire at 24 h.
 DECISION_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)

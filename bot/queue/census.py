@@ -18,14 +18,8 @@ import dramatiq
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 
-from bot.queue.jobs import (
-    AGENT_QUEUE,
-    EXECUTE_ACTION,
-    REQUEST_FAILED,
-    REVIEW_EVENT,
-    REVIEW_QUEUE,
-    RUN_REQUEST,
-)
+from bot.queue.jobs import EXECUTE_ACTION, REQUEST_FAILED, REVIEW_EVENT, RUN_REQUEST
+from core.queues import AGENT_QUEUE, REVIEW_QUEUE
 
 log = structlog.get_logger(__name__)
 

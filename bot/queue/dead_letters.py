@@ -17,7 +17,7 @@ from typing import Any, cast
 import dramatiq
 import redis
 
-from bot.observability.correlation import MESSAGE_OPTION
+from core.correlation import MESSAGE_OPTION
 
 # Options Dramatiq adds while a message fails; a replayed job starts without them.
 FAILURE_OPTIONS = frozenset(

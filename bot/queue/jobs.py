@@ -12,14 +12,9 @@ from typing import Any
 
 import dramatiq
 
-from bot.observability.correlation import MESSAGE_OPTION
 from bot.observability.tracing import TRACE_OPTION, current_trace_carrier
-
-AGENT_QUEUE = "agent"
-REVIEW_QUEUE = "review"
-# rag/jobs.py's ingestion jobs. Named here with the others so the listeners can report its
-# depth without importing the ingestion code (numpy, pgvector).
-KNOWLEDGE_QUEUE = "knowledge"
+from core.correlation import MESSAGE_OPTION
+from core.queues import AGENT_QUEUE, REVIEW_QUEUE
 
 RUN_REQUEST = "run_request"
 REQUEST_FAILED = "request_failed"

@@ -22,10 +22,10 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NoOpTracer, Span, SpanKind, StatusCode, Tracer
 
-from bot.observability.correlation import LOG_KEY, MESSAGE_OPTION
-from bot.observability.metrics import Metrics
 from bot.observability.tracing import TRACE_OPTION, context_from_carrier
-from bot.warmup import Warming
+from core.correlation import LOG_KEY, MESSAGE_OPTION
+from core.metrics import Metrics
+from core.warmup import Warming
 
 log = structlog.get_logger(__name__)
 

@@ -26,9 +26,9 @@ from bot.queue.census import queued_jobs
 from bot.queue.jobs import enqueue_digest, enqueue_resume
 from bot.queue.scheduler import PeriodicTask, every
 from bot.queue.stranded import requeue_stranded
-from bot.settings import Settings
 from bot.summaries.digests import claim_due_digests
 from bot.summaries.reading import forget_old_reads
+from core.settings import Settings
 from review.sweep import LostJobs, sweep
 
 log = structlog.get_logger(__name__)

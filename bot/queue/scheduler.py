@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.db import Conn, Pool
+from core.db import Conn, Pool
 
 log = structlog.get_logger(__name__)
 

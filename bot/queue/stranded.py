@@ -19,9 +19,9 @@ from datetime import timedelta
 import dramatiq
 import structlog
 
-from bot.db import Conn
 from bot.queue.census import queued_jobs, readable
 from bot.queue.jobs import enqueue_request
+from core.db import Conn
 
 log = structlog.get_logger(__name__)
 

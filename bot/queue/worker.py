@@ -22,44 +22,25 @@ from slack_sdk import WebClient
 from bot.agent.resume import resume_run, stop_resumed_run
 from bot.agent.run_request import fail_request, run_request
 from bot.agent.runs import WorkerDeps, passes_by_itself
-from bot.agent.tools import Tool, ToolRegistry
-from bot.db import open_pool
-from bot.errors import StartupError
-from bot.intake.bot_tokens import seal_plaintext_tokens
-from bot.intake.email_store import RawMailCipher
-from bot.llm.limits import job_deadline
-from bot.llm.pricing import DEFAULT_PRICES_PER_MTOK
-from bot.llm.providers import build_chain
-from bot.llm.structured import StructuredLLM
 from bot.observability.circuits import CircuitCollector
-from bot.observability.correlation import (
-    MESSAGE_OPTION,
-    correlation_headers,
-    current_correlation_id,
-)
 from bot.observability.drafts import observe_draft
 from bot.observability.exposition import serve_metrics
-from bot.observability.metrics import Metrics
 from bot.observability.tracing import (
     TRACE_OPTION,
     Tracing,
     build_tracing,
     current_trace_carrier,
 )
-from bot.queue.broker import build_broker, consumed_queues
 from bot.queue.jobs import (
-    AGENT_QUEUE,
     APOLOGY_OPTIONS,
     DIGEST_OPTIONS,
     EXECUTE_ACTION,
-    KNOWLEDGE_QUEUE,
     REQUEST_FAILED,
     RESUME_FAILED,
     RESUME_OPTIONS,
     RESUME_RUN,
     REVIEW_EVENT,
     REVIEW_OPTIONS,
-    REVIEW_QUEUE,
     RUN_REQUEST,
     RUN_REQUEST_OPTIONS,
     SEND_DIGEST,
@@ -72,17 +53,30 @@ from bot.queue.middleware import AfterWarmUp, JobObservability
 from bot.queue.periodic import periodic_tasks
 from bot.queue.retrying import current_retries, retry_when
 from bot.queue.scheduler import Scheduler
-from bot.settings import Settings
 from bot.summaries.digests import send_digest
-from bot.templates.spec import load_templates
-from bot.warmup import Warming
 from connectors.email.flood_gate import FloodLimits
+from connectors.email.raw_mail import RawMailCipher
 from connectors.email.tools import reply_email_tool, send_email_tool
 from connectors.mcp.toolset import load_mcp_tools
 from connectors.registry import connector_tools
+from connectors.slack.bot_tokens import seal_plaintext_tokens
 from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.tools import post_to_channel_tool, reply_in_thread_tool
 from connectors.slack.web_client import make_web_client
+from core.agent_template import load_templates
+from core.broker import build_broker, consumed_queues
+from core.correlation import MESSAGE_OPTION, correlation_headers, current_correlation_id
+from core.db import open_pool
+from core.errors import StartupError
+from core.llm.limits import job_deadline
+from core.llm.pricing import DEFAULT_PRICES_PER_MTOK
+from core.llm.providers import build_chain
+from core.llm.structured import StructuredLLM
+from core.metrics import Metrics
+from core.queues import AGENT_QUEUE, KNOWLEDGE_QUEUE, REVIEW_QUEUE
+from core.settings import Settings
+from core.tools import Tool, ToolRegistry
+from core.warmup import Warming
 from guardrails.facade import build_guardrails, pii_detector
 from rag.attribution import Grounding
 from rag.embeddings import Embedder, LoadedOnFirstUse, embedder_from_settings

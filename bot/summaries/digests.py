@@ -18,22 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from psycopg import Connection
 
 from bot.agent.runs import WorkerDeps, usage_recorder
-from bot.intake.bot_tokens import with_bot_token
 from bot.summaries import reading
 from bot.summaries.job import NO_MODEL, time_zone, write_summary
+from connectors.slack.bot_tokens import with_bot_token
+from core.digest_schedule import next_due
 
 log = structlog.get_logger(__name__)
 
-Cadence = Literal["daily", "weekdays"]
-CADENCES: tuple[Cadence, ...] = ("daily", "weekdays")
 BATCH = 20  # digests written per sweep at most; the rest are next
 FIRST_WINDOW = timedelta(hours=24)  # a digest's first read, with nothing sent before
 
@@ -49,19 +47,6 @@ CLAIM = """
     WHERE id = %(id)s AND next_due_at = %(due)s
     RETURNING id
 """
-
-
-def next_due(now: datetime, at: time, zone: ZoneInfo, cadence: str) -> datetime:
-    """The first time after ``now`` that is ``at`` o'clock in ``zone`` on a day the
-    cadence covers (every day, or Monday to Friday)."""
-    local = now.astimezone(zone)
-    day: date = local.date()
-    for _ in range(8):
-        due = datetime.combine(day, at, tzinfo=zone)
-        if due > local and (cadence == "daily" or day.weekday() < 5):
-            return due
-        day += timedelta(days=1)
-    raise ValueError(f"no due time for cadence {cadence!r}")
 
 
 @dataclass(frozen=True)

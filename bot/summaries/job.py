@@ -18,12 +18,12 @@ from psycopg import Connection
 from slack_sdk import WebClient
 
 from bot.agent.loop import Outcome
-from bot.llm.providers import CallRecord
-from bot.llm.structured import StructuredLLM
 from bot.summaries import reading
 from bot.summaries.render import render
 from bot.summaries.request import SummaryRequest, parse_summary_request
 from bot.summaries.summarise import summarise
+from core.llm.providers import CallRecord
+from core.llm.structured import StructuredLLM
 from guardrails.facade import Guardrails
 
 log = structlog.get_logger(__name__)

@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.llm.providers import CallRecord
-from bot.llm.structured import StructuredLLM
-from bot.llm.tokens import CHARS_PER_TOKEN
 from bot.summaries.reading import ChannelMessage
+from core.llm.providers import CallRecord
+from core.llm.structured import StructuredLLM
+from core.llm.tokens import CHARS_PER_TOKEN
 from guardrails.facade import PLACEHOLDER_RULE
 from guardrails.injection import UNTRUSTED_CONTENT_RULE, wrap_untrusted
 

@@ -34,13 +34,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.agent.tools import ToolRegistry
-from bot.db import open_pool
-from bot.llm.limits import RequestLimits
-from bot.llm.providers import CallRecord, build_chain
-from bot.llm.structured import DEFAULT_CONTEXT_TOKENS, StructuredLLM, ToolCalling
-from bot.scratch_database import scratch_database
-from bot.settings import Settings
 from bot.templates.evaluate import golden_run_steps, run_case
 from bot.templates.golden import (
     KINDS,
@@ -50,9 +43,16 @@ from bot.templates.golden import (
     load_golden,
     model_replies,
 )
-from bot.templates.spec import AgentTemplate, load_templates
 from connectors.email.tools import send_email_tool
 from connectors.registry import connector_tools
+from core.agent_template import AgentTemplate, load_templates
+from core.db import open_pool
+from core.llm.limits import RequestLimits
+from core.llm.providers import CallRecord, build_chain
+from core.llm.structured import DEFAULT_CONTEXT_TOKENS, StructuredLLM, ToolCalling
+from core.scratch_database import scratch_database
+from core.settings import Settings
+from core.tools import ToolRegistry
 from rag.attribution import Grounding
 
 DEFAULT_FOLDER = Path("templates")  # relative to the working directory: the repository

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.settings import Settings
 from bot.templates.agent_eval import configured_model, evaluate, report, select_cases
-from bot.templates.spec import load_templates
+from core.agent_template import load_templates
+from core.settings import Settings
 
 DEFAULT_FOLDER = Path("templates")  # relative to the working directory: the repository
 

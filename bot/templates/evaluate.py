@@ -12,16 +12,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import AgentInput, run_agent
-from bot.agent.schemas import ToolCall
 from bot.agent.steps import StepLog
-from bot.agent.tools import Effect, Tool, ToolArgumentsError, ToolRegistry
-from bot.db import Conn
-from bot.llm.providers import CallRecord, UsageSink
-from bot.llm.structured import StructuredLLM
 from bot.templates.golden import SOURCES_HEADING, GoldenCase, Transcript
-from bot.templates.spec import AgentTemplate
+from core.agent_template import AgentTemplate
+from core.db import Conn
+from core.knowledge import Passage, ToolResult
+from core.llm.providers import CallRecord, UsageSink
+from core.llm.structured import StructuredLLM
+from core.schemas import ToolCall
+from core.tools import Effect, Tool, ToolArgumentsError, ToolRegistry
 from rag.attribution import Grounding
 
 
@@ -74,7 +74,7 @@ class FixtureKnowledge:
 
 def golden_run_steps(conn: Conn, case_id: str, max_steps: int) -> StepLog:
     """A fresh tenant, conversation and run for one golden case, and its step log. Meant
-    for a scratch database (bot/scratch_database.py): the rows are kept."""
+    for a scratch database (core/scratch_database.py): the rows are kept."""
     tenant = conn.execute(
         "INSERT INTO tenants (name) VALUES (%s) RETURNING id", (f"golden {case_id}",)
     ).fetchone()

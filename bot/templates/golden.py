@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.templates.spec import TemplateError
+from core.agent_template import TemplateError
 from rag.citations import NOT_FOUND_ANSWER
 
 Kind = Literal["answer", "not_found", "action", "chain"]

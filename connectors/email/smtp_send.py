@@ -22,7 +22,6 @@ import aiosmtplib
 import structlog
 from psycopg import Connection
 
-from bot.settings import Settings
 from connectors.email.outbound import (
     Outbound,
     PermanentSendError,
@@ -33,6 +32,7 @@ from connectors.email.outbound import (
     record_outbound,
     sending_lock,
 )
+from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

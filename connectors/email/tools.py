@@ -20,11 +20,6 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import ActionContext, ActionRefused, Effect, Tool
-from bot.db import Pool
-from bot.intake.email_store import RawMailCipher
-from bot.observability.metrics import Metrics
-from bot.settings import Settings
 from connectors.email.compose import build_new_email, from_storable, render
 from connectors.email.gmail_send import delegated_credentials, gmail_service, send_via_gmail
 from connectors.email.inboxes import (
@@ -34,9 +29,14 @@ from connectors.email.inboxes import (
     reply_route,
 )
 from connectors.email.outbound import PermanentSendError, SendResult, envelope_of, load_outbound
+from connectors.email.raw_mail import RawMailCipher
 from connectors.email.reply_policy import refused_recipients
 from connectors.email.smtp_send import SmtpRelay, send_reply_smtp
 from connectors.email.threads import start_conversation
+from core.db import Pool
+from core.metrics import Metrics
+from core.settings import Settings
+from core.tools import ActionContext, ActionRefused, Effect, Tool
 from guardrails.vault import PLACEHOLDER
 
 REPLY_EMAIL = "reply_email"

@@ -9,17 +9,10 @@ from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from bot.agent.tools import (
-    ActionContext,
-    Effect,
-    Preview,
-    Previewer,
-    Tool,
-    read_only_tool,
-)
 from connectors.google import calendar
 from connectors.google.client import GoogleSession
 from connectors.tool_errors import read_result, write_result
+from core.tools import ActionContext, Effect, Preview, Previewer, Tool, read_only_tool
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CALENDAR_ID = r"^(primary|[^@\s]+@[^@\s]+)$"

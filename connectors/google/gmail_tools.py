@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import Tool, read_only_tool
 from connectors.google import gmail
 from connectors.google.client import GoogleSession
 from connectors.tool_errors import read_result
+from core.tools import Tool, read_only_tool
 
 
 class SearchThreads(BaseModel):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import httplib2  # no stubs shipped
 
-from bot.agent.tools import Tool, needing
-from bot.settings import Settings
 from connectors.credentials import CredentialStore
 from connectors.google.calendar import calendar_service
 from connectors.google.calendar_tools import calendar_tools
@@ -13,6 +11,8 @@ from connectors.google.client import GoogleService, GoogleSession, google_sessio
 from connectors.google.gmail import gmail_read_service
 from connectors.google.gmail_tools import gmail_tools
 from connectors.rest import RetryPolicy
+from core.settings import Settings
+from core.tools import Tool, needing
 
 
 def google_tools(settings: Settings, store: CredentialStore, retry: RetryPolicy) -> list[Tool]:

@@ -7,18 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import (
-    ActionContext,
-    Effect,
-    Preview,
-    Previewer,
-    Tool,
-    Watched,
-    read_only_tool,
-)
 from connectors.hubspot import api
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
+from core.tools import ActionContext, Effect, Preview, Previewer, Tool, Watched, read_only_tool
 
 RECORD_ID = r"^\d{1,20}$"
 OBJECT_TYPES = {"contact": "contacts", "company": "companies", "deal": "deals"}

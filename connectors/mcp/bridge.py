@@ -26,7 +26,6 @@ import structlog
 from mcp import types
 from mcp.shared.exceptions import McpError
 
-from connectors.mcp.config import McpServerConfig
 from connectors.mcp.connection import (
     CLOSE_TIMEOUT_SECONDS,
     McpConnection,
@@ -35,6 +34,7 @@ from connectors.mcp.connection import (
 )
 from connectors.mcp.errors import McpOutcomeUnknown, McpRefused, McpUnavailable
 from connectors.mcp.failures import describe_failure
+from core.mcp_config import McpServerConfig
 
 log = structlog.get_logger(__name__)
 

@@ -22,7 +22,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
-from connectors.mcp.config import McpServerConfig
+from core.mcp_config import McpServerConfig
 
 log = structlog.get_logger(__name__)
 

@@ -19,12 +19,12 @@ import structlog
 from mcp import types
 from pydantic import BaseModel
 
-from bot.agent.tools import ActionContext, ActionRefused, Effect, Tool
 from connectors.mcp.arguments import SchemaError, arguments_model
 from connectors.mcp.bridge import Discovered, McpBridge
-from connectors.mcp.config import McpServerConfig
 from connectors.mcp.errors import McpCallError, McpOutcomeUnknown
 from connectors.mcp.results import as_tool_result, error_message
+from core.mcp_config import McpServerConfig
+from core.tools import ActionContext, ActionRefused, Effect, Tool
 
 log = structlog.get_logger(__name__)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.agent.tools import Tool
-from bot.settings import Settings
+from core.settings import Settings
+from core.tools import Tool
 from guardrails.injection import InjectionScreen
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.agent.tools import Tool, read_only_tool
 from connectors.slack.threads import SlackThread
 from connectors.slack.tools import CHANNEL_MENTION
+from core.tools import Tool, read_only_tool
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.agent.tools import ActionContext, ActionRefused, Effect, Tool
+from core.tools import ActionContext, ActionRefused, Effect, Tool
 
 ACTION_EVENT_TYPE = "chatops_action"  # message metadata marking what an action posted
 HISTORY_SCAN = 200  # recent messages searched when reconciling a retried post

@@ -28,7 +28,7 @@ def make_web_client(token: str, base_url: str, headers: dict[str, str] | None = 
         base_url=base_url,
         timeout=WEB_API_TIMEOUT,
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
-        headers=headers,  # e.g. the job's X-Request-Id (bot/observability/correlation.py)
+        headers=headers,  # e.g. the job's X-Request-Id (core/correlation.py)
     )
 
 

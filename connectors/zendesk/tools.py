@@ -7,18 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent.tools import (
-    ActionContext,
-    Effect,
-    Preview,
-    Previewer,
-    Tool,
-    Watched,
-    read_only_tool,
-)
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
 from connectors.zendesk import api
+from core.tools import ActionContext, Effect, Preview, Previewer, Tool, Watched, read_only_tool
 
 COMMENTS_READ = 50  # comments shown with a ticket, oldest first
 Status = Literal["open", "pending", "hold", "solved"]  # "closed" is Zendesk's, not ours to set

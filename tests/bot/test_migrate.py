@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.migrate import MigrationError, apply_migrations, discover, pending_migrations
+from core.migrate import MigrationError, apply_migrations, discover, pending_migrations
 from tests.conftest import create_database, drop_database
 
 

@@ -1,4 +1,4 @@
-"""bot/warmup.py: built once, waited for by everyone who needs it, failures raised to
+"""core/warmup.py: built once, waited for by everyone who needs it, failures raised to
 every one of them, and whoever asked to hear of the end hears of it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.warmup import Warming, WarmupFailed
+from core.warmup import Warming, WarmupFailed
 
 
 def test_every_caller_waits_for_the_one_build() -> None:

@@ -11,8 +11,8 @@ import pytest
 from psycopg.rows import dict_row
 from structlog.testing import capture_logs
 
-from bot.db import Pool
 from connectors.credentials import Credential, CredentialCipher, CredentialStore
+from core.db import Pool
 from sandbox.hubspot_api import HubSpotEmulator
 from tests.connectors.workspace import DB, Workspace, make_workspace, pool
 from tests.support.stack import Stack

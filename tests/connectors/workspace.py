@@ -13,12 +13,12 @@ import psycopg
 import pytest
 from slack_sdk import WebClient
 
-from bot.agent.schemas import ToolCall
-from bot.agent.tools import ActionContext, ToolRegistry
-from bot.db import Pool, open_pool
-from bot.settings import Settings, load_settings
 from connectors.credentials import Credential, CredentialStore, cipher_from_settings
 from connectors.registry import connector_tools
+from core.db import Pool, open_pool
+from core.schemas import ToolCall
+from core.settings import Settings, load_settings
+from core.tools import ActionContext, ToolRegistry
 from guardrails.facade import Guardrails, build_guardrails
 from review import actions
 from review.execute import execute_action

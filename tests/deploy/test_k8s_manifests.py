@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.queue.jobs import AGENT_QUEUE
+from core.queues import AGENT_QUEUE
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 

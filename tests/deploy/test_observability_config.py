@@ -10,12 +10,12 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-from bot.observability.metrics import Metrics
 from bot.observability.stored_state import (
     QueueState,
     StoredState,
     StoredStateCollector,
 )
+from core.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 SERIES = re.compile(r"\bchatops_[a-z_]+")

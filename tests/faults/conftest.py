@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from bot.migrate import apply_migrations
+from core.migrate import apply_migrations
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
 from testbed.stack import WORKER_WARM

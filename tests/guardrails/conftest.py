@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.db import Pool, open_pool
-from bot.settings import Settings, load_settings
+from core.db import Pool, open_pool
+from core.settings import Settings, load_settings
 from guardrails.facade import Guardrails, build_guardrails
 from guardrails.policy import TenantPolicy
 from tests.guardrails.tiny_model import build_tiny_classifier

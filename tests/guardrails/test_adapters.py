@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.agent.knowledge import Passage, ToolResult
-from bot.agent.schemas import ToolCall
+from core.knowledge import Passage, ToolResult
+from core.schemas import ToolCall
 from guardrails.adapters import ScreenedRetriever, ScreenedToolbox
 from guardrails.facade import Guardrails
 from guardrails.injection import UNTRUSTED_TAG

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from pydantic import BaseModel
 
-from bot.db import Pool
-from bot.llm.providers import build_chain
-from bot.llm.tools import ToolSpec
+from core.db import Pool
+from core.llm.providers import build_chain
+from core.llm.tools import ToolSpec
 from guardrails.budgeted_llm import BudgetedLLM
 from guardrails.budgets import BudgetExceeded, BudgetGuard
 from guardrails.policy import BudgetPolicy, PolicyStore, TenantPolicy

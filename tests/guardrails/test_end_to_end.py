@@ -16,8 +16,8 @@ from aiosmtpd.controller import Controller
 from pydantic import BaseModel, ConfigDict
 from structlog.testing import LogCapture, capture_logs
 
-from bot.llm.providers import build_chain
-from bot.llm.structured import StructuredLLM
+from core.llm.providers import build_chain
+from core.llm.structured import StructuredLLM
 from guardrails.facade import PLACEHOLDER_RULE, Guardrails
 from guardrails.log_redaction import redact_pii
 from sandbox.openai_emulator import OpenAIEmulator

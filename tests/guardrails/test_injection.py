@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.db import Pool
+from core.db import Pool
 from guardrails.classifier import load_classifier
 from guardrails.facade import Guardrails, build_guardrails
 from guardrails.injection import UNTRUSTED_TAG, InjectionScreen, unwrap_untrusted, wrap_untrusted

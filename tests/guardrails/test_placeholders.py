@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import psycopg
 
-from bot.db import Pool
+from core.db import Pool
 from guardrails.facade import Guardrails, build_guardrails
 from guardrails.policy import PiiPolicy, TenantPolicy
 from tests.guardrails.conftest import make_tenant, set_policy, settings_for

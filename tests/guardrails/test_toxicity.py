@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import Pool
-from bot.errors import StartupError
+from core.db import Pool
+from core.errors import StartupError
 from guardrails.classifier import ClassifierUnavailable, load_classifier
 from guardrails.facade import TOXIC_DRAFT_NOTICE, TOXIC_INBOUND_NOTICE, Guardrails, build_guardrails
 from guardrails.policy import TenantPolicy, ToxicityPolicy

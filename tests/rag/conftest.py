@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from bot.db import Pool, open_pool
+from core.db import Pool, open_pool
 from rag.chunking import ChunkingConfig
 from rag.embeddings import LocalEmbedder
 from rag.ingest import Ingestor

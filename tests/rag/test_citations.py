@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.agent.knowledge import Passage
+from core.knowledge import Passage
 from guardrails.injection import UNTRUSTED_TAG, wrap_untrusted
 from rag.citations import (
     CITATION_RULES,

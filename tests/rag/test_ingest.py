@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import Pool
+from core.db import Pool
 from rag.chunking import ChunkingConfig
 from rag.collections import EmbeddingMismatch
 from rag.embeddings import LocalEmbedder

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from dramatiq.brokers.redis import RedisBroker
 
-from bot.db import Pool
-from bot.queue.jobs import KNOWLEDGE_QUEUE
 from connectors.slack.web_client import make_web_client
+from core.db import Pool
+from core.queues import KNOWLEDGE_QUEUE
 from rag.chunking import ChunkingConfig
 from rag.embeddings import LocalEmbedder
 from rag.jobs import build_ingest_deps, declare_ingest_actors

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from slack_sdk import WebClient
 
-from bot.db import Pool
+from core.db import Pool
 from rag.ingest import Ingestor
 from rag.loaders.files import load_file
 from rag.loaders.slack import load_channel

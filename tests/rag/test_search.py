@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.db import Pool
+from core.db import Pool
 from rag.documents import Block, Document
 from rag.ingest import Ingestor
 from rag.lexemes import uncommon_lexemes

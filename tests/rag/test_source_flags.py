@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from bot.db import open_async_pool
+from core.db import open_async_pool
 from rag.documents import Block, Document
 from rag.ingest import Ingestor
 from rag.retriever import HybridRetriever

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.db import open_pool
 from connectors.email.inboxes import add_inbox
+from core.db import open_pool
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.templates.spec import load_templates
+from core.agent_template import load_templates
 from tests.review.conftest import DB, REQUESTER
 from tests.support.channels import ADMIN, new_channel
 from tests.support.stack import Stack

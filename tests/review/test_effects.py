@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bot.db import open_pool
-from bot.settings import load_settings
 from connectors.credentials import Credential, CredentialStore, cipher_from_settings
 from connectors.slack.web_client import make_web_client
+from core.db import open_pool
+from core.settings import load_settings
 from review import tenant_settings
 from review.decisions import Decision, apply_decision
 from sandbox.hubspot_api import HubSpotEmulator

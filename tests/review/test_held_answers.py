@@ -11,7 +11,7 @@ import pytest
 
 from bot.agent.run_request import run_request
 from bot.agent.runs import WorkerDeps
-from bot.db import open_pool
+from core.db import open_pool
 from guardrails.facade import build_guardrails
 from guardrails.policy import TenantPolicy, ToxicityPolicy
 from review.held_answers import HELD_NOTICE

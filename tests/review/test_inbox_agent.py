@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.templates.spec import load_templates
+from core.agent_template import load_templates
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.settings import load_settings
+from core.settings import load_settings
 from review.model_status import model_line
 
 SECRET = "sandbox-signing-secret"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from bot.observability.metrics import template_label
+from core.metrics import template_label
 from rag.citations import NOT_FOUND_ANSWER
 from sandbox.openai_emulator import OpenAIEmulator
 from tests.bot.intake.test_feedback_listeners import answered, click_rating, run_of

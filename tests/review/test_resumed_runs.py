@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.agent.resume import resume_run
-from bot.db import open_pool
+from core.db import open_pool
 from guardrails.facade import build_guardrails
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply

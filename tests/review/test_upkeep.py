@@ -9,8 +9,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from bot.db import open_pool
 from connectors.slack.web_client import make_web_client
+from core.db import open_pool
 from review.sweep import sweep
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
@@ -166,7 +166,7 @@ def test_the_sweep_forgets_personal_data_older_than_the_retention(
 ) -> None:
     """A placeholder's real value older than GUARDRAILS_VAULT_RETENTION_DAYS (30) is
     deleted by the worker's periodic sweep; a recent one is kept."""
-    from bot.settings import load_settings
+    from core.settings import load_settings
     from guardrails.facade import build_guardrails
 
     pool = open_pool(database_url, max_size=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import StartupError
+from core.errors import StartupError
 from sandbox.data_folder import reset
 
 

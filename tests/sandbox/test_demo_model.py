@@ -13,16 +13,16 @@ import openai
 import pytest
 
 from bot.agent import prompts
-from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import verify
-from bot.agent.schemas import Draft, Plan, plan_for
-from bot.agent.tools import ToolRegistry
-from bot.db import Pool
-from bot.llm.errors import LLMUnavailable
-from bot.llm.providers import CallRecord, build_chain
-from bot.llm.structured import StructuredLLM, response_format_for
 from connectors.email.tools import SEND_EMAIL, SendEmail, send_email_tool
 from connectors.registry import connector_tools
+from core.db import Pool
+from core.knowledge import Passage, ToolResult
+from core.llm.errors import LLMUnavailable
+from core.llm.providers import CallRecord, build_chain
+from core.llm.structured import StructuredLLM, response_format_for
+from core.schemas import Draft, Plan, plan_for
+from core.tools import ToolRegistry
 from guardrails.injection import wrap_untrusted
 from rag.citations import NOT_FOUND_ANSWER, verify_citations
 from sandbox.demo_model import DEMO_MODEL_NAME, demo_model_server, respond

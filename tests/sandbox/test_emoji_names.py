@@ -8,7 +8,7 @@ from pathlib import Path
 from sandbox.emoji_names import shortcodes
 
 REPO = Path(__file__).resolve().parents[2]
-PRODUCT = ("bot", "review", "connectors", "guardrails", "rag", "templates")
+PRODUCT = ("core", "bot", "review", "connectors", "guardrails", "rag", "templates")
 # `:name:` in a string; not "::" (slices, IPv6) nor ids such as f"run:{id}:call:{n}".
 SHORTCODE = re.compile(r"(?<![\w:}]):([a-z][a-z0-9_+-]*[a-z0-9+]):(?![\w:{])")
 NOT_EMOJI = {"emoji"}  # a comment's placeholder (":emoji:") in bot/intake/channel_questions.py

@@ -13,10 +13,10 @@ import uuid
 import pytest
 from psycopg.types.json import Jsonb
 
-from bot.intake.bot_tokens import TokenUnreadable, bot_token_of
-from bot.intake.email_store import RawMailCipher
 from connectors.email.compose import build_new_email, to_storable
+from connectors.email.raw_mail import RawMailCipher
 from connectors.email.tools import ReplyEmail, reply_message
+from connectors.slack.bot_tokens import TokenUnreadable, bot_token_of
 from sandbox.openai_emulator import OpenAIEmulator
 from testbed.processes import REPO
 from tests.security.conftest import DB

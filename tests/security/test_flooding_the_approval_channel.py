@@ -12,8 +12,8 @@ from email.message import EmailMessage
 
 from psycopg.types.json import Jsonb
 
-from bot.db import open_pool
 from connectors.email.flood_gate import FloodLimits, admit
+from core.db import open_pool
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from tests.security.conftest import APPROVALS, DB

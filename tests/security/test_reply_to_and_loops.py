@@ -84,8 +84,8 @@ def _reply_action(db: DB, marker: str) -> dict[str, Any]:
 
 def _recipients(stack: Stack, action: dict[str, Any]) -> list[str]:
     """Where the drafted reply goes: its message, opened (it is stored sealed)."""
-    from bot.intake.email_store import RawMailCipher
     from connectors.email.outbound import envelope_of
+    from connectors.email.raw_mail import RawMailCipher
     from connectors.email.tools import ReplyEmail, reply_message
 
     assert action["payload"]["sealed"] is True

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from bot.db import open_pool
+from core.db import open_pool
 from rag.chunking import ChunkingConfig
 from rag.embeddings import Embedder
 from rag.ingest import Ingestor

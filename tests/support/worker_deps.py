@@ -3,12 +3,12 @@ against the session's stack (its Slack emulator, database and LLM emulator)."""
 
 from __future__ import annotations
 
-from bot.agent.knowledge import EmptyKnowledge, NoTools
 from bot.agent.runs import WorkerDeps
-from bot.db import Pool
-from bot.llm.providers import build_chain
-from bot.llm.structured import StructuredLLM
 from connectors.slack.web_client import make_web_client
+from core.db import Pool
+from core.knowledge import EmptyKnowledge, NoTools
+from core.llm.providers import build_chain
+from core.llm.structured import StructuredLLM
 from guardrails.facade import Guardrails
 from sandbox.openai_emulator import OpenAIEmulator
 from tests.support.stack import Stack

@@ -18,10 +18,6 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from bot.agent.tools import ToolRegistry
-from bot.db import Pool
-from bot.llm.providers import build_chain
-from bot.llm.structured import StructuredLLM
 from bot.templates.agent_eval import run_agent_eval
 from bot.templates.eval_command import run_templates_eval
 from bot.templates.evaluate import golden_run_steps, run_case
@@ -33,9 +29,13 @@ from bot.templates.golden import (
     load_golden,
     model_replies,
 )
-from bot.templates.spec import AgentTemplate, TemplateError, load_template, load_templates
 from connectors.email.tools import send_email_tool
 from connectors.registry import connector_tools
+from core.agent_template import AgentTemplate, TemplateError, load_template, load_templates
+from core.db import Pool
+from core.llm.providers import build_chain
+from core.llm.structured import StructuredLLM
+from core.tools import ToolRegistry
 from rag.citations import NOT_FOUND_ANSWER
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply

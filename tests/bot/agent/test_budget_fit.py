@@ -4,9 +4,9 @@ estimate the product uses when the server has no tokenizer."""
 from __future__ import annotations
 
 from bot.agent import budget, prompts
-from bot.agent.knowledge import Passage
-from bot.agent.schemas import Plan
-from bot.llm.tokens import TokenCounter
+from core.knowledge import Passage
+from core.llm.tokens import TokenCounter
+from core.schemas import Plan
 
 ROOM = 1_900  # tokens: a 3,000-token context less a draft's 1,024-token reply, about
 PLAN = Plan(intent="answer", search_queries=[], tool_calls=[])

@@ -16,9 +16,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.agent.answer_blocks import ACTION_ASK_HUMAN
 from bot.agent.private_answers import SHARE_ACTION
 from bot.agent.run_request import THINKING_TEXT
-from bot.db import open_async_pool
 from bot.intake.channel_listeners import share
-from bot.templates.spec import load_templates
+from core.agent_template import load_templates
+from core.db import open_async_pool
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import EphemeralMessage, Message, UserGroup

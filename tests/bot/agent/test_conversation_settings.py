@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.agent.conversation_settings import (
+from core.agent_template import load_templates
+from review.conversation_settings import (
     PUBLIC_COLLECTION,
     ChannelSettings,
     EffectiveSettings,
     effective,
 )
-from bot.templates.spec import load_templates
 
 TEMPLATES = load_templates(Path(__file__).resolve().parents[3] / "templates")
 

@@ -4,7 +4,7 @@ only what already passes the citation checks."""
 from __future__ import annotations
 
 from bot.agent.draft_preview import DraftPreview, grounded_prefix, partial_answer
-from bot.agent.knowledge import Passage
+from core.knowledge import Passage
 
 SOURCES = [
     Passage(id="vpn.md#1", title="VPN", text="Reset tokens in the portal."),

@@ -18,11 +18,11 @@ from psycopg.types.json import Jsonb
 
 from bot.agent.native_tools import NOT_MADE_AGAIN, SEARCH_TOOL
 from bot.agent.run_request import WorkerDeps, run_request
-from bot.agent.tools import ToolRegistry
-from bot.db import Pool, open_pool
-from bot.llm.structured import PROBE_TOOL, StructuredLLM, ToolCalling
 from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.tools import post_to_channel_tool
+from core.db import Pool, open_pool
+from core.llm.structured import PROBE_TOOL, StructuredLLM, ToolCalling
+from core.tools import ToolRegistry
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Failure, Refusal, Reply, ToolCall
 from sandbox.slack_search import issue_action_token

@@ -20,9 +20,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from bot.agent.run_request import WorkerDeps, run_request
-from bot.db import open_pool
-from bot.llm.structured import StructuredLLM
-from bot.settings import load_settings
+from core.db import open_pool
+from core.llm.structured import StructuredLLM
+from core.settings import load_settings
 from rag.citations import SOURCES_HEADING, parse_sources_block
 from rag.embeddings import LocalEmbedder
 from rag.wiring import retriever_from_settings

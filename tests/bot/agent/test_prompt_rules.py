@@ -4,9 +4,9 @@ there, but a placeholder or anyone else's words always bring their rule."""
 
 from __future__ import annotations
 
-from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.prompts import draft_messages, only_rules_in_use, plan_messages
-from bot.agent.schemas import Plan
+from core.knowledge import Passage, ToolResult
+from core.schemas import Plan
 from guardrails.facade import PLACEHOLDER_RULE
 from guardrails.injection import UNTRUSTED_CONTENT_RULE, wrap_untrusted
 

@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from bot.agent.knowledge import EmptyKnowledge, NoTools
 from bot.agent.run_request import REPLY_EVENT_TYPE, WorkerDeps, run_request
-from bot.db import Pool, open_pool
-from bot.settings import load_settings
 from connectors.slack.web_client import make_web_client
+from core.db import Pool, open_pool
+from core.knowledge import EmptyKnowledge, NoTools
+from core.settings import load_settings
 from guardrails.facade import Guardrails, build_guardrails
 from tests.support.conversation import GENERAL, bot_replies
 from tests.support.stack import Stack

@@ -14,15 +14,15 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from bot.agent.conversation_settings import EffectiveSettings
-from bot.agent.knowledge import EmptyKnowledge
 from bot.agent.run_request import run_request
 from bot.agent.templates_in_use import ScopedKnowledge, apply_template, template_tools
-from bot.agent.tools import Effect, Tool, ToolRegistry
-from bot.db import Pool, open_pool
-from bot.llm.providers import build_chain
-from bot.templates.spec import load_templates
+from core.agent_template import load_templates
+from core.db import Pool, open_pool
+from core.knowledge import EmptyKnowledge
+from core.llm.providers import build_chain
+from core.tools import Effect, Tool, ToolRegistry
 from guardrails.policy import ToolPolicy, ToolRules
+from review.conversation_settings import EffectiveSettings
 from review.tenant_settings import ReviewSettings, for_action
 from sandbox.openai_emulator import OpenAIEmulator
 from tests.bot.agent.test_run_request import guardrails_for

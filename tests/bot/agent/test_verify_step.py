@@ -4,9 +4,9 @@ could help."""
 
 from __future__ import annotations
 
-from bot.agent.knowledge import Passage, ToolResult
 from bot.agent.loop import AgentInput, _verdict, format_answer
-from bot.agent.schemas import Draft
+from core.knowledge import Passage, ToolResult
+from core.schemas import Draft
 from guardrails.injection import wrap_untrusted
 from rag.attribution import FLAG_NOTE, Grounding
 from rag.citations import NOT_FOUND_ANSWER

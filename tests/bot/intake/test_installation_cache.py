@@ -8,8 +8,8 @@ import uuid
 
 from slack_sdk.oauth.installation_store import Installation
 
-from bot.db import open_async_pool
 from bot.intake.installations import InstallationCache, PostgresInstallationStore
+from core.db import open_async_pool
 
 
 def test_answers_are_kept_until_they_expire_or_an_install_here_clears_them(

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from bot.migrate import apply_migrations
+from core.migrate import apply_migrations
 from sandbox.slack_emulator import SlackEmulator
 from tests.conftest import create_database, drop_database
 from tests.support.conversation import mention

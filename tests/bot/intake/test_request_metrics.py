@@ -16,12 +16,12 @@ import psycopg
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.db import open_async_pool
 from bot.intake.request_queuer import RequestQueuer
 from bot.intake.slack_app import build_slack_app
 from bot.intake.socket_mode import CountingSocketModeHandler
-from bot.observability.metrics import Metrics
-from bot.settings import load_settings
+from core.db import open_async_pool
+from core.metrics import Metrics
+from core.settings import load_settings
 from tests.support.conversation import GENERAL, REQUESTER
 from tests.support.stack import Stack
 

@@ -11,7 +11,7 @@ import aiosmtplib
 import pytest
 import redis
 
-from bot.intake.email_store import RawMailCipher
+from connectors.email.raw_mail import RawMailCipher
 from tests.connectors.email.support import (
     DB,
     RunningListener,

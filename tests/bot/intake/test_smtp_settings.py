@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import StartupError
 from bot.intake.smtp_server import listener_options
-from bot.settings import Settings, load_settings
+from core.errors import StartupError
+from core.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[3]
 EMAIL_PREFIXES = ("smtp_", "email_", "gmail_")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.llm.circuit import CircuitBreaker
+from core.llm.circuit import CircuitBreaker
 
 
 class FakeClock:

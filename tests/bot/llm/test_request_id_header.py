@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import structlog
 
-from bot.llm.providers import CallRecord, build_chain
+from core.llm.providers import CallRecord, build_chain
 
 COMPLETION = {
     "id": "chatcmpl-1",

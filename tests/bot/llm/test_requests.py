@@ -16,11 +16,11 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 from structlog.testing import capture_logs
 
-from bot.llm.errors import LLMRequestRejected, LLMUnavailable
-from bot.llm.limits import RequestLimits, is_local, job_deadline, timeout_seconds
-from bot.llm.providers import CallRecord, build_chain
-from bot.llm.structured import StructuredLLM
-from bot.settings import load_settings
+from core.llm.errors import LLMRequestRejected, LLMUnavailable
+from core.llm.limits import RequestLimits, is_local, job_deadline, timeout_seconds
+from core.llm.providers import CallRecord, build_chain
+from core.llm.structured import StructuredLLM
+from core.settings import load_settings
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import (
     Failure,

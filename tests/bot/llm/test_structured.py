@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from bot.llm.errors import LLMUnavailable, MalformedOutput
-from bot.llm.providers import CallRecord, build_chain
-from bot.llm.structured import StructuredLLM
+from core.llm.errors import LLMUnavailable, MalformedOutput
+from core.llm.providers import CallRecord, build_chain
+from core.llm.structured import StructuredLLM
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Failure, Garbage, Hang, Reply
 

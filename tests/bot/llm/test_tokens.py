@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from bot.llm.tokens import MESSAGE_OVERHEAD_TOKENS, TokenCounter, estimate_text
+from core.llm.tokens import MESSAGE_OVERHEAD_TOKENS, TokenCounter, estimate_text
 from sandbox.openai_emulator import TOKENIZE_PATH, OpenAIEmulator, emulated_tokens
 
 MESSAGES = [

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot.llm.errors import MalformedOutput
-from bot.llm.providers import CallRecord, build_chain
-from bot.llm.structured import StructuredLLM
-from bot.llm.tools import ToolSpec, tool_result_message
+from core.llm.errors import MalformedOutput
+from core.llm.providers import CallRecord, build_chain
+from core.llm.structured import StructuredLLM
+from core.llm.tools import ToolSpec, tool_result_message
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Failure, Refusal, Reply, ToolCall
 

@@ -19,15 +19,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from psycopg.types.json import Jsonb
 
 from bot.agent.run_request import run_request
-from bot.agent.tools import ToolRegistry
-from bot.db import open_pool
-from bot.observability.metrics import Metrics
 from bot.observability.tracing import build_tracing
-from bot.queue.jobs import AGENT_QUEUE, RUN_REQUEST, enqueue_request
+from bot.queue.jobs import RUN_REQUEST, enqueue_request
 from bot.queue.middleware import JobObservability
-from bot.settings import load_settings
 from connectors.slack.tools import post_to_channel_tool
 from connectors.slack.web_client import make_web_client
+from core.db import open_pool
+from core.metrics import Metrics
+from core.queues import AGENT_QUEUE
+from core.settings import load_settings
+from core.tools import ToolRegistry
 from guardrails.facade import build_guardrails
 from sandbox.openai_script import Reply
 from tests.support.conversation import GENERAL, REQUESTER, script_answer, unique_question

@@ -8,8 +8,8 @@ import structlog
 from dramatiq.brokers.stub import StubBroker
 from structlog.testing import capture_logs
 
-from bot.observability.metrics import Metrics
 from bot.queue.middleware import JobObservability
+from core.metrics import Metrics
 
 
 @pytest.fixture

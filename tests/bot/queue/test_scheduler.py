@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from bot.db import Pool, open_pool
 from bot.queue.scheduler import PeriodicTask, Scheduler, daily_at, every
+from core.db import Pool, open_pool
 
 DB = psycopg.Connection[dict[str, Any]]
 

@@ -21,11 +21,12 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from psycopg.types.json import Jsonb
 
-from bot.db import open_pool
-from bot.queue.jobs import AGENT_QUEUE, enqueue_request
+from bot.queue.jobs import enqueue_request
 from bot.queue.worker import WarmUp, declare_actors, start_jobs_after
-from bot.settings import load_settings
-from bot.warmup import Warming, WarmupFailed
+from core.db import open_pool
+from core.queues import AGENT_QUEUE
+from core.settings import load_settings
+from core.warmup import Warming, WarmupFailed
 from guardrails.at_rest import AtRestMasker
 from guardrails.facade import build_guardrails
 from guardrails.pii import PiiDetector, build_detector

@@ -15,9 +15,10 @@ import psycopg
 import pytest
 
 from bot.agent.runs import WorkerDeps
-from bot.db import open_pool
-from bot.settings import load_settings
-from bot.summaries.digests import claim_due_digests, next_due, send_digest
+from bot.summaries.digests import claim_due_digests, send_digest
+from core.db import open_pool
+from core.digest_schedule import next_due
+from core.settings import load_settings
 from guardrails.facade import build_guardrails
 from review.digest_commands import parse_time
 from sandbox.openai_emulator import OpenAIEmulator

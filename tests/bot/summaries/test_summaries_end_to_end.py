@@ -16,9 +16,9 @@ from psycopg.types.json import Jsonb
 
 from bot.agent.run_request import run_request
 from bot.agent.runs import WorkerDeps
-from bot.db import open_pool
-from bot.settings import load_settings
 from connectors.slack.web_client import make_web_client
+from core.db import open_pool
+from core.settings import load_settings
 from guardrails.facade import build_guardrails
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
@@ -494,7 +494,7 @@ def test_messages_read_for_summaries_are_forgotten_after_the_retention(
 
 
 def test_without_a_model_a_summary_request_says_so(stack: Stack, database_url: str, db: DB) -> None:
-    from bot.agent.knowledge import EmptyKnowledge, NoTools
+    from core.knowledge import EmptyKnowledge, NoTools
 
     pool = open_pool(database_url, max_size=2)
     settings = load_settings(database_url=database_url, slack_signing_secret="test-secret")

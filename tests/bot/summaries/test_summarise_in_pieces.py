@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.llm.providers import CallRecord, build_chain
-from bot.llm.structured import StructuredLLM
 from bot.summaries.reading import ChannelMessage
 from bot.summaries.summarise import MESSAGES_HEADING, PARTIALS_HEADING, summarise
+from core.llm.providers import CallRecord, build_chain
+from core.llm.structured import StructuredLLM
 from sandbox.demo_model import DEMO_MODEL_NAME, demo_model_server
 from sandbox.openai_emulator import OpenAIEmulator
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from bot.migrate import MIGRATIONS_DIR, apply_migrations
+from core.migrate import MIGRATIONS_DIR, apply_migrations
 from tests.conftest import create_database, drop_database
 from tests.connectors.email.support import (
     DB,
@@ -27,7 +27,7 @@ from tests.connectors.email.support import (
     start_listener,
 )
 
-# 0008: the request id every stored request keeps (bot/observability/correlation.py).
+# 0008: the request id every stored request keeps (core/correlation.py).
 # 0002 and 0018: who may join a thread is a tenant setting (connectors/email/threads.py).
 # 0003 and 0021: what a tenant masks for good is masked before storing, and raw bytes are
 # stored sealed (guardrails/at_rest.py, bot/intake/email_store.py).

@@ -14,10 +14,10 @@ import psycopg
 from opentelemetry.trace import Tracer
 
 from bot.intake.smtp_server import serve_smtp
-from bot.queue.broker import build_broker
 from bot.queue.jobs import enqueue_request
-from bot.settings import Settings, load_settings
 from connectors.email.inboxes import add_inbox
+from core.broker import build_broker
+from core.settings import Settings, load_settings
 
 DB = psycopg.Connection[dict[str, Any]]
 REPO = Path(__file__).resolve().parents[3]
@@ -134,7 +134,7 @@ def request_rows(db: DB, tenant_id: int) -> list[dict[str, Any]]:
 
 def raw_bytes(settings: Settings, row: dict[str, Any]) -> bytes:
     """A stored message's raw bytes as they arrived (they are stored sealed)."""
-    from bot.intake.email_store import RawMailCipher
+    from connectors.email.raw_mail import RawMailCipher
 
     sealed = bytes(row["raw"])
     if not row["raw_sealed"]:

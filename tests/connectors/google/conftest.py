@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from bot.db import Pool
 from connectors.google.client import google_credential
+from core.db import Pool
 from sandbox.gmail_api import GmailEmulator
 from sandbox.google_calendar_api import CalendarEmulator
 from sandbox.google_oauth import GoogleOAuthEmulator, Grant

@@ -13,12 +13,12 @@ import httplib2
 import pytest
 from structlog.testing import capture_logs
 
-from bot.agent.tools import ToolArgumentsError
 from connectors.credentials import CredentialStore, cipher_from_settings
 from connectors.google import calendar as calendar_api
 from connectors.google.calendar import calendar_service
 from connectors.google.client import GoogleClient, google_session
 from connectors.rest import ConnectorError, RetryPolicy
+from core.tools import ToolArgumentsError
 from sandbox.google_calendar_api import CalendarEmulator
 from sandbox.google_oauth import GoogleOAuthEmulator, Grant
 from tests.connectors.google.conftest import (

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from bot.db import Pool
+from core.db import Pool
 from sandbox.hubspot_api import HubSpotEmulator
 from tests.connectors.workspace import Workspace, make_workspace, pool
 

@@ -17,10 +17,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from bot.agent.tools import ToolRegistry
-from bot.db import Pool
-from bot.settings import Settings
 from connectors.mcp.toolset import McpToolset, load_mcp_tools
+from core.db import Pool
+from core.settings import Settings
+from core.tools import ToolRegistry
 from tests.connectors.workspace import Workspace, connector_settings, make_workspace, pool
 
 __all__ = ["pool"]  # the module-scoped pool fixture these tests share

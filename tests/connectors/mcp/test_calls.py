@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bot.agent.schemas import ToolCall
+from core.schemas import ToolCall
 from tests.connectors.mcp.conftest import CallLog, servers_recording_to
 from tests.connectors.workspace import Workspace
 

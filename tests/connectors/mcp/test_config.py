@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bot.agent.tools import Effect
-from bot.settings import ConfigError, Settings, load_settings
+from core.settings import ConfigError, Settings, load_settings
+from core.tools import Effect
 
 
 def _load(servers: list[dict[str, object]]) -> Settings:

@@ -11,8 +11,8 @@ import time
 
 from structlog.testing import capture_logs
 
-from bot.agent.tools import Effect
 from connectors.mcp.toolset import McpToolset, load_mcp_tools
+from core.tools import Effect
 from tests.connectors.mcp.conftest import (
     CallLog,
     HttpServer,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.agent.schemas import ToolCall
-from bot.agent.tools import ToolRegistry
 from connectors.mcp.errors import McpOutcomeUnknown
 from connectors.mcp.toolset import load_mcp_tools
+from core.schemas import ToolCall
+from core.tools import ToolRegistry
 from guardrails.adapters import ScreenedToolbox
 from guardrails.policy import TenantPolicy, ToolPolicy
 from tests.connectors.mcp.conftest import (

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot.agent.tools import ActionContext, Tool, ToolRegistry
 from connectors.slack.read_tools import slack_read_tools
 from connectors.slack.web_client import make_web_client
+from core.tools import ActionContext, Tool, ToolRegistry
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator

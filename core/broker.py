@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from bot.settings import Settings
+from core.settings import Settings
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -16,7 +16,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     if settings.broker == "rabbitmq":
         # Imported here: pika (RabbitMQ's client) is a tenth of a second of every
         # process's start, spent for nothing on the default Redis broker.
-        from bot.queue.rabbitmq import NamespacedRabbitmqBroker
+        from core.rabbitmq import NamespacedRabbitmqBroker
 
         broker = NamespacedRabbitmqBroker(
             namespace=settings.queue_namespace,
@@ -44,7 +44,7 @@ def consumed_queues(broker: dramatiq.Broker, names: Iterable[str]) -> set[str]:
     """The names a Worker must be given to consume these queues on this broker."""
     if isinstance(broker, RedisBroker):
         return set(names)
-    from bot.queue.rabbitmq import NamespacedRabbitmqBroker  # see build_broker
+    from core.rabbitmq import NamespacedRabbitmqBroker  # see build_broker
 
     if isinstance(broker, NamespacedRabbitmqBroker):
         return {broker.queue_name(name) for name in names}

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from bot.llm.limits import is_local
+from core.llm.limits import is_local
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +80,7 @@ class Count:
 @dataclass
 class TokenCounter:
     """Counts for every server of the process; shared by the chains built from one
-    configuration, like the quirks they learnt (`bot.llm.formats.QuirkMemory`)."""
+    configuration, like the quirks they learnt (`core.llm.formats.QuirkMemory`)."""
 
     timeout: float = TOKENIZE_TIMEOUT_SECONDS
     # base URL -> True (it tokenizes), False (it cannot), or when to ask it again.

@@ -19,8 +19,8 @@ import structlog
 from cryptography.exceptions import InvalidTag
 from psycopg import Connection
 
-from bot.settings import Settings
 from connectors.credentials import Credential, CredentialCipher, cipher_from_settings
+from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -87,7 +87,7 @@ def timeout_seconds(base_url: str | None, configured: float | None) -> float:
 def http_timeout(seconds: float) -> openai.Timeout:
     """``seconds`` as the wait for each read (between streamed chunks), each write and a
     pooled connection; connecting gets at most CONNECT_TIMEOUT_CAP."""
-    # Imported here, not with the module: bot.settings reads RequestLimits from it, and
+    # Imported here, not with the module: core.settings reads RequestLimits from it, and
     # processes that never call a model (`chatops migrate`, the listeners) need not spend
     # a third of a second importing the OpenAI client.
     import openai

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.agent.schemas import ToolCall
-from bot.agent.tools import Tool
+from core.schemas import ToolCall
+from core.tools import Tool
 
 
 @dataclass(frozen=True)

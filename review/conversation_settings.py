@@ -25,8 +25,8 @@ from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.templates.spec import AgentTemplate
 from connectors.slack.web_client import is_transient
+from core.agent_template import AgentTemplate
 
 log = structlog.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every LLM boundary in the loop goes through `StructuredLLM.ask`: the schema is asked for
 in the way the provider takes (a JSON-schema response format where it can, see
-`bot.llm.formats`), the reply is parsed into the model, and a reply that does not fit is
+`core.llm.formats`), the reply is parsed into the model, and a reply that does not fit is
 re-asked a bounded number of times with the validation error shown to it. The caller
 says what the call is for (``purpose``), which sizes the reply's token cap.
 """
@@ -17,11 +17,11 @@ from typing import Any, Literal, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from bot.llm.errors import MalformedOutput
-from bot.llm.formats import JsonSchema, json_candidates
-from bot.llm.providers import CallRecord, Completion, ProviderChain, TextSink, UsageSink
-from bot.llm.tokens import CHARS_PER_TOKEN, Count, TokenCounter
-from bot.llm.tools import ToolSpec, ToolTurn, check_calls, parse_json_turn
+from core.llm.errors import MalformedOutput
+from core.llm.formats import JsonSchema, json_candidates
+from core.llm.providers import CallRecord, Completion, ProviderChain, TextSink, UsageSink
+from core.llm.tokens import CHARS_PER_TOKEN, Count, TokenCounter
+from core.llm.tools import ToolSpec, ToolTurn, check_calls, parse_json_turn
 
 # How the agent's Plan turns offer tools (LLM_TOOL_CALLING): "native" through the chat
 # API's tools / tool_calls, "json" as JSON-schema turns, "auto" native until the provider
@@ -179,7 +179,7 @@ class StructuredLLM:
         tools: Sequence[ToolSpec] = (),
     ) -> Count:
         """The prompt's size as the primary provider's model reads it: with its server's
-        tokenizer where it has one (`bot.llm.tokens`), else a safe estimate. ``schema``:
+        tokenizer where it has one (`core.llm.tokens`), else a safe estimate. ``schema``:
         a structured call's, counted where the provider gets it in the prompt; ``tools``:
         offered natively, which the server's chat template puts in the prompt."""
         if not self.chain.providers:
@@ -271,7 +271,7 @@ class StructuredLLM:
         check_arguments: bool = True,
     ) -> ToolTurn:
         """The model's next turn with ``tools`` on offer: text for the person, or tool
-        calls whose arguments fit each tool's schema (see `bot.llm.tools`); without
+        calls whose arguments fit each tool's schema (see `core.llm.tools`); without
         ``check_arguments``, calls whose arguments are JSON objects, for a caller that
         checks them itself (the agent loop, with its own re-asks).
 

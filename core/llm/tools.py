@@ -28,7 +28,7 @@ from typing import Any
 
 import jsonschema
 
-from bot.llm.formats import JsonSchema, json_candidates
+from core.llm.formats import JsonSchema, json_candidates
 
 JSON_TURN_NAME = "ToolTurn"
 
@@ -43,7 +43,7 @@ class ToolSpec:
 
     @classmethod
     def from_description(cls, described: Mapping[str, Any]) -> ToolSpec:
-        """From `bot.agent.tools.Tool.describe()`'s shape (name, description, arguments)."""
+        """From `core.tools.Tool.describe()`'s shape (name, description, arguments)."""
         return cls(
             name=str(described["name"]),
             description=str(described.get("description", "")),

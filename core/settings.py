@@ -21,8 +21,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.llm.limits import RequestLimits
-from connectors.mcp.config import McpServers
+from core.llm.limits import RequestLimits
+from core.mcp_config import McpServers
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 

@@ -1,4 +1,4 @@
-"""How an admin declares an MCP server (`MCP_SERVERS`, a JSON list in bot/settings.py).
+"""How an admin declares an MCP server (`MCP_SERVERS`, a JSON list in core/settings.py).
 
 Secrets a server needs (an HTTP bearer token, an API key in a stdio server's environment)
 are SecretStr: they reach the transport and nowhere else, never a log line.
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import NoDecode
 
-from bot.agent.tools import Effect
+from core.tools import Effect
 
 # Tool names become `<server>__<tool>`; the server part must stay within the model
 # providers' function-name charset ([a-zA-Z0-9_-]) and leave room for the tool's name.

@@ -6,10 +6,10 @@ anything else, or running out of retries, moves on to the next provider. A provi
 keeps failing has its circuit opened and is skipped until it cools down.
 
 Every request carries a token cap for its purpose and a low temperature
-(`bot.llm.limits`), and is streamed, so the timeout is the longest silence between two
+(`core.llm.limits`), and is streamed, so the timeout is the longest silence between two
 pieces of the reply, never the length of the whole reply. A server that refuses part of
 a request (the JSON response format, ``max_tokens``...) is asked again without it at once
-(`bot.llm.formats`), and what it takes is remembered. A request refused as a whole (400,
+(`core.llm.formats`), and what it takes is remembered. A request refused as a whole (400,
 422, 401, 404...) is not retried; if no provider answers, that is `LLMRequestRejected`.
 Failures are logged with their status and a shortened body, never the key or the prompt.
 """
@@ -27,9 +27,10 @@ import structlog
 from openai.types import CompletionUsage
 from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
-from bot.llm.circuit import CircuitBreaker
-from bot.llm.errors import LLMRequestRejected, LLMUnavailable
-from bot.llm.formats import (
+from core.correlation import correlation_headers
+from core.llm.circuit import CircuitBreaker
+from core.llm.errors import LLMRequestRejected, LLMUnavailable
+from core.llm.formats import (
     JsonSchema,
     Mode,
     QuirkMemory,
@@ -38,15 +39,9 @@ from bot.llm.formats import (
     status_of,
     with_system_note,
 )
-from bot.llm.limits import (
-    RequestLimits,
-    capped_by_deadline,
-    http_timeout,
-    timeout_seconds,
-)
-from bot.llm.redaction import loggable_body
-from bot.llm.tools import ToolSpec, describe_tools, json_turn_schema, plain_turns
-from bot.observability.correlation import correlation_headers
+from core.llm.limits import RequestLimits, capped_by_deadline, http_timeout, timeout_seconds
+from core.llm.redaction import loggable_body
+from core.llm.tools import ToolSpec, describe_tools, json_turn_schema, plain_turns
 
 log = structlog.get_logger(__name__)
 
@@ -140,8 +135,8 @@ class ProviderChain:
         it grows (restarting with each attempt).
 
         With ``schema``, JSON is asked for in the way each provider takes (see
-        `bot.llm.formats`); ``response_format`` is sent as given otherwise. With
-        ``tools``, a tool turn: native tool calling, or a JSON turn (`bot.llm.tools`).
+        `core.llm.formats`); ``response_format`` is sent as given otherwise. With
+        ``tools``, a tool turn: native tool calling, or a JSON turn (`core.llm.tools`).
         """
         rejected = False
         for provider in self.providers:
@@ -418,7 +413,7 @@ def build_chain(
     """Providers as (name, base_url, api_key, model), in fallback order.
 
     ``timeout`` applies to every provider; None gives each the default for where it runs
-    (`bot.llm.limits.timeout_seconds`). ``timeouts`` overrides it by provider name.
+    (`core.llm.limits.timeout_seconds`). ``timeouts`` overrides it by provider name.
     """
     built = []
     for name, base_url, api_key, model in providers:

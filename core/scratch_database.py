@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot.migrate import apply_migrations
+from core.migrate import apply_migrations
 
 
 @contextmanager

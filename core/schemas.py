@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from bot.agent.tools import Tool
+    from core.tools import Tool
 
 REASON = "Why this call helps the person, for the approver to read"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.agent.tools import ToolRegistry
+from core.tools import ToolRegistry
 
 NAME = r"^[a-z][a-z0-9_-]{0,39}$"
 

@@ -101,7 +101,7 @@ class Tool:
         """The call's arguments, validated; raises ToolArgumentsError with a readable reason.
 
         A null for an argument the tool does not require means "not given" (strict JSON
-        schema makes the model write every property; see `bot.agent.schemas`)."""
+        schema makes the model write every property; see `core.schemas`)."""
         schema = self.arguments.model_json_schema()
         given = _without_nulls(arguments, schema, schema.get("$defs", {}))
         try:
