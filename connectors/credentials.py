@@ -19,10 +19,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from psycopg.types.json import Jsonb
 
 from bot.db import AsyncPool, Pool
 from bot.settings import Settings
+from core.store import audit
 
 log = structlog.get_logger(__name__)
 
@@ -35,8 +35,7 @@ UPSERT = """INSERT INTO connector_credentials
             VALUES (%s, %s, %s, %s, %s)
             ON CONFLICT (tenant_id, connector) DO UPDATE SET ciphertext = EXCLUDED.ciphertext,
               updated_by = EXCLUDED.updated_by, updated_at = now()"""
-AUDIT = """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-           VALUES (%s, %s, 'connector.connected', %s, %s)"""
+CONNECTED = "connector.connected"  # the audit log's action for a stored credential
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,14 @@ class CredentialStore:
         sealed = self.cipher.seal(tenant_id, connector, credential)
         with self.pool.connection() as conn, conn.transaction():
             conn.execute(UPSERT, (tenant_id, connector, sealed, actor, actor))
-            conn.execute(AUDIT, (tenant_id, actor, connector, Jsonb(_audit_details(credential))))
+            audit.append(
+                conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action=CONNECTED,
+                subject=connector,
+                details=_audit_details(credential),
+            )
         log.info("connector.connected", connector=connector)
 
 
@@ -119,7 +125,14 @@ async def store_async(
     sealed = cipher.seal(tenant_id, connector, credential)
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(UPSERT, (tenant_id, connector, sealed, actor, actor))
-        await conn.execute(AUDIT, (tenant_id, actor, connector, Jsonb(_audit_details(credential))))
+        await audit.append_async(
+            conn,
+            tenant_id=tenant_id,
+            actor=actor,
+            action=CONNECTED,
+            subject=connector,
+            details=_audit_details(credential),
+        )
     log.info("connector.connected", connector=connector)
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from bot.agent.conversation_settings import PUBLIC_COLLECTION
 from bot.db import AsyncPool
 from bot.templates.spec import AgentTemplate
 from connectors.email.inboxes import list_inboxes, normalize_address, set_inbox_agent
+from core.store import audit
 from review.channel_commands import COLLECTION_NAME, RESET
 
 INBOX_USAGE = (
@@ -78,15 +77,13 @@ async def inbox_command(
             return f"I don't know the setting `{key}`. " + INBOX_USAGE
     async with pool.connection() as conn, conn.transaction():
         await set_inbox_agent(conn, tenant_id, address, template=template, collections=collections)
-        await conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, %s, 'inbox.settings', %s, %s)""",
-            (
-                tenant_id,
-                user,
-                address,
-                Jsonb({"via": "/agent", "template": template, "collections": collections}),
-            ),
+        await audit.append_async(
+            conn,
+            tenant_id=tenant_id,
+            actor=user,
+            action="inbox.settings",
+            subject=address,
+            details={"via": "/agent", "template": template, "collections": collections},
         )
     return "New emails to " + _describe(
         {"address": address, "agent_template": template, "collections": collections}

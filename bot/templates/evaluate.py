@@ -22,6 +22,7 @@ from bot.llm.providers import CallRecord, UsageSink
 from bot.llm.structured import StructuredLLM
 from bot.templates.golden import SOURCES_HEADING, GoldenCase, Transcript
 from bot.templates.spec import AgentTemplate
+from core.store import requests
 from rag.attribution import Grounding
 
 
@@ -85,16 +86,19 @@ def golden_run_steps(conn: Conn, case_id: str, max_steps: int) -> StepLog:
         (tenant["id"], f"<golden-{uuid.uuid4().hex}@eval>"),
     ).fetchone()
     assert conversation is not None
-    request = conn.execute(
-        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload)
-           VALUES (%s, 'email', %s, 'golden', '{}') RETURNING id""",
-        (tenant["id"], uuid.uuid4().hex),
-    ).fetchone()
-    assert request is not None
+    request_id = requests.add(
+        conn,
+        tenant_id=tenant["id"],
+        source="email",
+        external_id=uuid.uuid4().hex,
+        kind="golden",
+        payload={},
+    )
+    assert request_id is not None
     run = conn.execute(
         """INSERT INTO agent_runs (tenant_id, conversation_id, request_id)
            VALUES (%s, %s, %s) RETURNING id""",
-        (tenant["id"], conversation["id"], request["id"]),
+        (tenant["id"], conversation["id"], request_id),
     ).fetchone()
     assert run is not None
     return StepLog.load(conn, run["id"], tenant["id"], max_steps)

@@ -1,0 +1,1 @@
+"""The kernel: what every other package builds on, importing none of them."""
