@@ -2,12 +2,12 @@
 transitions written down here once.
 
 A listener stores a request 'received' and hands it to the broker ('queued'); a worker
-takes it ('running', Slack questions only: an email or a panel event is answered while
-still 'queued') and it ends 'done', 'failed' or 'ignored' (the asker may not ask there,
-the assistant is paused, an email was held...). Three ways lead back to 'queued': the
-sweep of stranded requests (bot/queue/stranded.py), which takes open ones only, and an
-approver releasing held emails from their digest (connectors/email/flood_gate.py), which
-reopens finished ones that were held.
+takes it ('running': Slack questions only; emails, panel events and review clicks are
+handled while still 'queued') and it ends 'done', 'failed' or 'ignored' (the asker may
+not ask there, the assistant is paused, an email was held...). Two ways lead back to
+'queued': the sweep of stranded requests (bot/queue/stranded.py), which takes open ones
+only, and an approver releasing held emails from their digest
+(connectors/email/flood_gate.py), which reopens finished ones that were held.
 
 A change a request's status does not allow is refused: the call changes nothing and
 returns False, so a request answered is never queued again and a finished one keeps
