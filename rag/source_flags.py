@@ -67,10 +67,12 @@ async def flag_document(
         )
         await audit.append_async(
             conn,
-            tenant_id=tenant_id,
-            actor=user,
-            action="knowledge.source_flagged",
-            subject=f"document:{document_id}",
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="knowledge.source_flagged",
+                subject=f"document:{document_id}",
+            ),
         )
     title: str = row["title"]
     return title

@@ -224,11 +224,13 @@ def audit(conn: Conn, action: Row, actor: str, what: str, details: dict[str, Any
         details = as_approvers_see(conn, action["tenant_id"], details)
     audit_log.append(
         conn,
-        tenant_id=action["tenant_id"],
-        actor=actor,
-        action=what,
-        subject=f"action:{action['id']}",
-        details=details,
+        audit_log.Entry(
+            tenant_id=action["tenant_id"],
+            actor=actor,
+            action=what,
+            subject=f"action:{action['id']}",
+            details=details,
+        ),
     )
 
 

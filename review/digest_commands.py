@@ -264,11 +264,5 @@ async def _audit(
     action: str,
     details: dict[str, Any],
 ) -> None:
-    await audit.append_async(
-        conn,
-        tenant_id=tenant_id,
-        actor=user,
-        action=action,
-        subject="summary_digests",
-        details=details,
-    )
+    entry = audit.Entry(tenant_id, user, action, subject="summary_digests", details=details)
+    await audit.append_async(conn, entry)

@@ -293,11 +293,13 @@ def make_golden_case(conn: Conn, *, tenant_id: int, source: str, user: str, mask
             return Made(False, template)
         audit.append(
             conn,
-            tenant_id=tenant_id,
-            actor=user,
-            action="golden.candidate_added",
-            subject=f"{ORIGIN_WORDS.get(note['origin'], note['origin'])} ({_template_words(template)})",
-            details={"via": "/agent feedback", "source": source, "origin": note["origin"]},
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="golden.candidate_added",
+                subject=f"{ORIGIN_WORDS.get(note['origin'], note['origin'])} ({_template_words(template)})",
+                details={"via": "/agent feedback", "source": source, "origin": note["origin"]},
+            ),
         )
     log.info("golden.candidate_added", origin=note["origin"], template=template)
     return Made(True, template)

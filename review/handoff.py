@@ -101,11 +101,13 @@ async def hand_over(
         )
         await audit.append_async(
             conn,
-            tenant_id=tenant_id,
-            actor=user,
-            action="thread.handed_off",
-            subject=f"{run['slack_channel_id']}:{run['slack_thread_ts']}",
-            details={"target": handoff["target"], "run_id": run_id},
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="thread.handed_off",
+                subject=f"{run['slack_channel_id']}:{run['slack_thread_ts']}",
+                details={"target": handoff["target"], "run_id": run_id},
+            ),
         )
     return Handoff(True, f"I asked {handoff['target']} to take over this thread.")
 

@@ -79,11 +79,13 @@ async def inbox_command(
         await set_inbox_agent(conn, tenant_id, address, template=template, collections=collections)
         await audit.append_async(
             conn,
-            tenant_id=tenant_id,
-            actor=user,
-            action="inbox.settings",
-            subject=address,
-            details={"via": "/agent", "template": template, "collections": collections},
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="inbox.settings",
+                subject=address,
+                details={"via": "/agent", "template": template, "collections": collections},
+            ),
         )
     return "New emails to " + _describe(
         {"address": address, "agent_template": template, "collections": collections}

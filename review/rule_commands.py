@@ -172,11 +172,5 @@ async def _audit(
     subject: str,
     details: dict[str, Any],
 ) -> None:
-    await audit.append_async(
-        conn,
-        tenant_id=tenant_id,
-        actor=user,
-        action=action,
-        subject=subject,
-        details={**details, "via": "/agent"},
-    )
+    entry = audit.Entry(tenant_id, user, action, subject, details={**details, "via": "/agent"})
+    await audit.append_async(conn, entry)

@@ -125,11 +125,13 @@ def create(conn: actions.Conn, action: actions.Row, user: str, days: int) -> act
             return made_from(conn, action)
         audit.append(
             conn,
-            tenant_id=tenant_id,
-            actor=user,
-            action="rule.created",
-            subject=f"rule:{rule['number']}",
-            details={**_audited(rule), "from": f"action:{action['id']}"},
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="rule.created",
+                subject=f"rule:{rule['number']}",
+                details={**_audited(rule), "from": f"action:{action['id']}"},
+            ),
         )
     log.info("rule.created", tenant_id=tenant_id, rule=rule["number"], tool=scope.tool)
     return rule

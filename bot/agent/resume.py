@@ -334,15 +334,17 @@ def _finish(
         )
         audit.append(
             conn,
-            tenant_id=tenant_id,
-            actor="agent",
-            action="run.resumed" if reply is not None else "run.resumed_silently",
-            subject=f"run:{run['id']}",
-            details={
-                "action_id": run["resumes_action_id"],
-                "request_id": run["request_id"],
-                "status": status,
-            },
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor="agent",
+                action="run.resumed" if reply is not None else "run.resumed_silently",
+                subject=f"run:{run['id']}",
+                details={
+                    "action_id": run["resumes_action_id"],
+                    "request_id": run["request_id"],
+                    "status": status,
+                },
+            ),
         )
 
 

@@ -512,9 +512,11 @@ def _finish(
         )
         audit.append(
             conn,
-            tenant_id=tenant_id,
-            actor="agent",
-            action=f"reply.{outcome.status}",
-            subject=f"{event['channel']}:{reply_ts}",
-            details={"run_id": run_id, "request_id": request_id},
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor="agent",
+                action=f"reply.{outcome.status}",
+                subject=f"{event['channel']}:{reply_ts}",
+                details={"run_id": run_id, "request_id": request_id},
+            ),
         )

@@ -83,11 +83,13 @@ def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) 
     )
     audit.append(
         conn,
-        tenant_id=tenant_id,
-        actor="agent",
-        action="request.failed",
-        subject=str(request_id),
-        details={"reason": reason},
+        audit.Entry(
+            tenant_id=tenant_id,
+            actor="agent",
+            action="request.failed",
+            subject=str(request_id),
+            details={"reason": reason},
+        ),
     )
     return True
 

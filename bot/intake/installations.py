@@ -101,10 +101,12 @@ async def record_installation(
         )
         await audit.append_async(
             conn,
-            tenant_id=tenant_id,
-            actor=installation.user_id or "system",
-            action="slack.installed",
-            subject=team_id,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=installation.user_id or "system",
+                action="slack.installed",
+                subject=team_id,
+            ),
         )
     return tenant_id
 

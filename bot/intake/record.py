@@ -48,13 +48,15 @@ async def record_request(
         payload = await at_rest.mask_slack_payload(conn, tenant_id, payload)
         request_id = await requests.add_async(
             conn,
-            tenant_id=tenant_id,
-            source="slack",
-            external_id=external_id,
-            kind=kind,
-            payload=payload,
-            retry_count=retry_count,
-            correlation_id=correlation_id,
+            requests.NewRequest(
+                tenant_id=tenant_id,
+                source="slack",
+                external_id=external_id,
+                kind=kind,
+                payload=payload,
+                retry_count=retry_count,
+                correlation_id=correlation_id,
+            ),
         )
     if request_id is None:
         log.info("request.duplicate", external_id=external_id, retry_count=retry_count)

@@ -88,11 +88,13 @@ def golden_run_steps(conn: Conn, case_id: str, max_steps: int) -> StepLog:
     assert conversation is not None
     request_id = requests.add(
         conn,
-        tenant_id=tenant["id"],
-        source="email",
-        external_id=uuid.uuid4().hex,
-        kind="golden",
-        payload={},
+        requests.NewRequest(
+            tenant_id=tenant["id"],
+            source="email",
+            external_id=uuid.uuid4().hex,
+            kind="golden",
+            payload={},
+        ),
     )
     assert request_id is not None
     run = conn.execute(

@@ -195,11 +195,13 @@ def mark(
     if status in ("unknown", "failed"):
         audit.append(
             conn,
-            tenant_id=outbound.tenant_id,
-            actor="email",
-            action=f"email.{status}",
-            subject=outbound.message_id,
-            details={"transport": outbound.transport, "error": error},
+            audit.Entry(
+                tenant_id=outbound.tenant_id,
+                actor="email",
+                action=f"email.{status}",
+                subject=outbound.message_id,
+                details={"transport": outbound.transport, "error": error},
+            ),
         )
 
 

@@ -8,6 +8,7 @@ readers (approvers, admins) may see them (review/actions.py's `audit`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
@@ -19,41 +20,29 @@ APPEND = """
 """
 
 
-def _params(
-    tenant_id: int | None,
-    actor: str,
-    action: str,
-    subject: str | None,
-    details: Mapping[str, Any] | None,
-) -> tuple[Any, ...]:
-    # No details are stored as the column's default, an empty object.
-    return (tenant_id, actor, action, subject, Jsonb(dict(details or {})))
+@dataclass(frozen=True)
+class Entry:
+    """One line of the log: who (a Slack user, 'agent', 'email', 'system') did what
+    (`action`, as 'rule.created') to what (`subject`, as 'action:42'), and its details."""
+
+    tenant_id: int | None  # None: before a tenant is known
+    actor: str
+    action: str
+    subject: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def params(self) -> tuple[Any, ...]:
+        return (self.tenant_id, self.actor, self.action, self.subject, Jsonb(dict(self.details)))
 
 
-def append(
-    conn: Connection[Any],
-    *,
-    tenant_id: int | None,
-    actor: str,
-    action: str,
-    subject: str | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> None:
+def append(conn: Connection[Any], entry: Entry) -> None:
     """Add an entry, in the caller's transaction: it is kept only if what it records is."""
-    conn.execute(APPEND, _params(tenant_id, actor, action, subject, details))
+    conn.execute(APPEND, entry.params())
 
 
-async def append_async(
-    conn: AsyncConnection[Any],
-    *,
-    tenant_id: int | None,
-    actor: str,
-    action: str,
-    subject: str | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> None:
+async def append_async(conn: AsyncConnection[Any], entry: Entry) -> None:
     """`append`, for the listeners' and commands' event loop."""
-    await conn.execute(APPEND, _params(tenant_id, actor, action, subject, details))
+    await conn.execute(APPEND, entry.params())
 
 
 def entries_about(

@@ -17,6 +17,7 @@ its outcome.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal
 
@@ -64,54 +65,40 @@ INSERT = """
 """
 
 
-def _insert_params(
-    tenant_id: int,
-    source: str,
-    external_id: str,
-    kind: str,
-    payload: Mapping[str, Any],
-    retry_count: int,
-    correlation_id: str | None,
-) -> tuple[Any, ...]:
-    return (tenant_id, source, external_id, kind, Jsonb(payload), retry_count, correlation_id)
+@dataclass(frozen=True)
+class NewRequest:
+    """What a listener stores of a request it received."""
+
+    tenant_id: int
+    source: str  # 'slack', 'email'
+    external_id: str  # the source's own id: a retry of one delivery is stored once
+    kind: str
+    payload: Mapping[str, Any]
+    retry_count: int = 0
+    correlation_id: str | None = None
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.tenant_id,
+            self.source,
+            self.external_id,
+            self.kind,
+            Jsonb(self.payload),
+            self.retry_count,
+            self.correlation_id,
+        )
 
 
-def add(
-    conn: Connection[dict[str, Any]],
-    *,
-    tenant_id: int,
-    source: str,
-    external_id: str,
-    kind: str,
-    payload: Mapping[str, Any],
-    retry_count: int = 0,
-    correlation_id: str | None = None,
-) -> int | None:
-    """Store a request 'received'; its id, or None when this source already gave us this
+def add(conn: Connection[dict[str, Any]], request: NewRequest) -> int | None:
+    """Store a request 'received'; its id, or None when its source already gave us this
     external id (a retry)."""
-    params = _insert_params(
-        tenant_id, source, external_id, kind, payload, retry_count, correlation_id
-    )
-    row = conn.execute(INSERT, params).fetchone()
+    row = conn.execute(INSERT, request.params()).fetchone()
     return None if row is None else int(row["id"])
 
 
-async def add_async(
-    conn: AsyncConnection[dict[str, Any]],
-    *,
-    tenant_id: int,
-    source: str,
-    external_id: str,
-    kind: str,
-    payload: Mapping[str, Any],
-    retry_count: int = 0,
-    correlation_id: str | None = None,
-) -> int | None:
+async def add_async(conn: AsyncConnection[dict[str, Any]], request: NewRequest) -> int | None:
     """`add`, for the listeners' event loop."""
-    params = _insert_params(
-        tenant_id, source, external_id, kind, payload, retry_count, correlation_id
-    )
-    row = await (await conn.execute(INSERT, params)).fetchone()
+    row = await (await conn.execute(INSERT, request.params())).fetchone()
     return None if row is None else int(row["id"])
 
 

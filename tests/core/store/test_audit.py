@@ -42,16 +42,16 @@ def test_entries_are_stored_with_their_details_and_read_back_oldest_first(
     subject = f"action:{uuid.uuid4().int % 10**9}"
     audit.append(
         db,
-        tenant_id=tenant,
-        actor="U1",
-        action="action.decision_ignored",
-        subject=subject,
-        details={"verb": "approve", "reason": "not an approver"},
+        audit.Entry(
+            tenant_id=tenant,
+            actor="U1",
+            action="action.decision_ignored",
+            subject=subject,
+            details={"verb": "approve", "reason": "not an approver"},
+        ),
     )
-    audit.append(
-        db, tenant_id=tenant, actor="U2", action="action.decision_ignored", subject=subject
-    )
-    audit.append(db, tenant_id=tenant, actor="U3", action="action.approved", subject=subject)
+    audit.append(db, audit.Entry(tenant, "U2", "action.decision_ignored", subject))
+    audit.append(db, audit.Entry(tenant, "U3", "action.approved", subject))
 
     ignored = audit.entries_about(db, tenant, subject, "action.decision_ignored")
 
@@ -64,7 +64,7 @@ def test_entries_are_stored_with_their_details_and_read_back_oldest_first(
 def test_an_entry_is_kept_only_with_what_it_records(db: DB, tenant: int) -> None:
     subject = f"rule:{uuid.uuid4().hex}"
     with pytest.raises(RuntimeError), db.transaction():
-        audit.append(db, tenant_id=tenant, actor="U1", action="rule.created", subject=subject)
+        audit.append(db, audit.Entry(tenant, "U1", "rule.created", subject))
         raise RuntimeError("what the entry records failed")
 
     assert entries(db, tenant, subject) == []
@@ -77,9 +77,7 @@ def test_the_listeners_write_the_same_entries(database_url: str, db: DB, tenant:
         async with await psycopg.AsyncConnection.connect(
             database_url, autocommit=True, row_factory=dict_row
         ) as conn:
-            await audit.append_async(
-                conn, tenant_id=tenant, actor="U1", action="slack.installed", subject=subject
-            )
+            await audit.append_async(conn, audit.Entry(tenant, "U1", "slack.installed", subject))
 
     asyncio.run(install())
 

@@ -27,12 +27,7 @@ def tenant(db: DB) -> int:
 
 def stored(db: DB, tenant: int) -> int:
     request_id = requests.add(
-        db,
-        tenant_id=tenant,
-        source="slack",
-        external_id=f"test-{uuid.uuid4().hex}",
-        kind="app_mention",
-        payload={"event": {}},
+        db, requests.NewRequest(tenant, "slack", f"test-{uuid.uuid4().hex}", "app_mention", {})
     )
     assert request_id is not None
     return request_id
@@ -59,12 +54,9 @@ def row(db: DB, request_id: int) -> dict[str, Any]:
 
 def test_a_request_is_stored_once_per_external_id(db: DB, tenant: int) -> None:
     external_id = f"test-{uuid.uuid4().hex}"
-    first = requests.add(
-        db, tenant_id=tenant, source="slack", external_id=external_id, kind="k", payload={}
-    )
-    again = requests.add(
-        db, tenant_id=tenant, source="slack", external_id=external_id, kind="k", payload={}
-    )
+    request = requests.NewRequest(tenant, "slack", external_id, "app_mention", {})
+    first = requests.add(db, request)
+    again = requests.add(db, request)
     assert first is not None
     assert again is None
     assert row(db, first)["status"] == "received"
