@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from psycopg.types.json import Jsonb
 
 from core.db import AsyncPool, Pool
 from core.settings import Settings
+from core.store import audit
 
 log = structlog.get_logger(__name__)
 
@@ -35,8 +34,6 @@ UPSERT = """INSERT INTO connector_credentials
             VALUES (%s, %s, %s, %s, %s)
             ON CONFLICT (tenant_id, connector) DO UPDATE SET ciphertext = EXCLUDED.ciphertext,
               updated_by = EXCLUDED.updated_by, updated_at = now()"""
-AUDIT = """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-           VALUES (%s, %s, 'connector.connected', %s, %s)"""
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ class CredentialStore:
         sealed = self.cipher.seal(tenant_id, connector, credential)
         with self.pool.connection() as conn, conn.transaction():
             conn.execute(UPSERT, (tenant_id, connector, sealed, actor, actor))
-            conn.execute(AUDIT, (tenant_id, actor, connector, Jsonb(_audit_details(credential))))
+            audit.append(conn, _connected_entry(tenant_id, connector, credential, actor))
         log.info("connector.connected", connector=connector)
 
 
@@ -119,14 +116,22 @@ async def store_async(
     sealed = cipher.seal(tenant_id, connector, credential)
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(UPSERT, (tenant_id, connector, sealed, actor, actor))
-        await conn.execute(AUDIT, (tenant_id, actor, connector, Jsonb(_audit_details(credential))))
+        await audit.append_async(conn, _connected_entry(tenant_id, connector, credential, actor))
     log.info("connector.connected", connector=connector)
 
 
-def _audit_details(credential: Credential) -> dict[str, Any]:
+def _connected_entry(
+    tenant_id: int, connector: str, credential: Credential, actor: str
+) -> audit.Entry:
     # The account (a subdomain) is not secret and helps an admin read the log; the token
     # never leaves this module in clear.
-    return {"via": "/agent", "account": credential.account}
+    return audit.Entry(
+        tenant_id=tenant_id,
+        actor=actor,
+        action="connector.connected",
+        subject=connector,
+        details={"via": "/agent", "account": credential.account},
+    )
 
 
 def _associated_data(tenant_id: int, connector: str) -> bytes:

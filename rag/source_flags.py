@@ -16,6 +16,7 @@ the candidates, so equal candidates all score 0, which no factor can move.
 from __future__ import annotations
 
 from core.db import AsyncPool, Conn
+from core.store import audit
 
 PENALTY_PER_PERSON = 0.8
 MIN_FACTOR = 0.5
@@ -64,10 +65,14 @@ async def flag_document(
                      created_at = now()""",
             (tenant_id, document_id, user, run_id, row["content_hash"]),
         )
-        await conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject)
-               VALUES (%s, %s, 'knowledge.source_flagged', %s)""",
-            (tenant_id, user, f"document:{document_id}"),
+        await audit.append_async(
+            conn,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="knowledge.source_flagged",
+                subject=f"document:{document_id}",
+            ),
         )
     title: str = row["title"]
     return title

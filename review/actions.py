@@ -21,6 +21,7 @@ from typing import Any
 from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
+from core.store import audit as audit_log
 from guardrails.at_rest import as_approvers_see, default_masker, for_storage, policy_of
 
 Row = dict[str, Any]
@@ -221,10 +222,15 @@ def audit(conn: Conn, action: Row, actor: str, what: str, details: dict[str, Any
     and after, a result): the log cannot be erased later."""
     if details:
         details = as_approvers_see(conn, action["tenant_id"], details)
-    conn.execute(
-        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-           VALUES (%s, %s, %s, %s, %s)""",
-        (action["tenant_id"], actor, what, f"action:{action['id']}", Jsonb(details)),
+    audit_log.append(
+        conn,
+        audit_log.Entry(
+            tenant_id=action["tenant_id"],
+            actor=actor,
+            action=what,
+            subject=f"action:{action['id']}",
+            details=details,
+        ),
     )
 
 

@@ -19,12 +19,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.db import AsyncPool
 from core.digest_schedule import CADENCES, next_due
+from core.store import audit
 from review.authority import check_admin
 
 USAGE = (
@@ -258,10 +258,11 @@ async def _zone(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> ZoneIn
 
 
 async def _audit(
-    conn: AsyncConnection[dict[str, Any]], tenant_id: int, user: str, action: str, details: Any
+    conn: AsyncConnection[dict[str, Any]],
+    tenant_id: int,
+    user: str,
+    action: str,
+    details: dict[str, Any],
 ) -> None:
-    await conn.execute(
-        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-           VALUES (%s, %s, %s, %s, %s)""",
-        (tenant_id, user, action, "summary_digests", Jsonb(details)),
-    )
+    entry = audit.Entry(tenant_id, user, action, subject="summary_digests", details=details)
+    await audit.append_async(conn, entry)

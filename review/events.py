@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from slack_sdk import WebClient
@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from connectors.email.flood_gate import FloodLimits
 from connectors.slack.bot_tokens import with_bot_token
 from core.metrics import Metrics
+from core.store import requests
 from review import actions, feedback, resumes, tenant_settings
 from review.answer_feedback import feedback_summary_now
 from review.decisions import apply_decision, decision_from_request
@@ -42,7 +43,7 @@ def handle_review_request(
         (request_id,),
     ).fetchone()
     request = with_bot_token(request)
-    if request is None or request["status"] in ("done", "ignored", "failed"):
+    if request is None or requests.is_finished(request["status"]):
         return
     tenant_id = request["tenant_id"]
     if request["kind"] == GOLDEN_KIND:
@@ -104,8 +105,5 @@ def _release(
     )
 
 
-def _finish(conn: actions.Conn, request_id: int, status: str) -> None:
-    conn.execute(
-        "UPDATE inbound_requests SET status = %s, finished_at = now() WHERE id = %s",
-        (status, request_id),
-    )
+def _finish(conn: actions.Conn, request_id: int, status: Literal["done", "ignored"]) -> None:
+    requests.finish(conn, request_id, status)

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from slack_sdk.webhook import WebhookClient
 
 from core.db import AsyncPool, Conn
+from core.store import audit
 from guardrails.at_rest import default_masker
 from review.golden_candidates import Mask, one_candidate
 from review.messages import mrkdwn_safe, people_summary
@@ -290,14 +291,14 @@ def make_golden_case(conn: Conn, *, tenant_id: int, source: str, user: str, mask
         ).fetchone()
         if row is None:
             return Made(False, template)
-        conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, %s, 'golden.candidate_added', %s, %s)""",
-            (
-                tenant_id,
-                user,
-                f"{ORIGIN_WORDS.get(note['origin'], note['origin'])} ({_template_words(template)})",
-                Jsonb({"via": "/agent feedback", "source": source, "origin": note["origin"]}),
+        audit.append(
+            conn,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="golden.candidate_added",
+                subject=f"{ORIGIN_WORDS.get(note['origin'], note['origin'])} ({_template_words(template)})",
+                details={"via": "/agent feedback", "source": source, "origin": note["origin"]},
             ),
         )
     log.info("golden.candidate_added", origin=note["origin"], template=template)

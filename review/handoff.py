@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.db import AsyncPool
+from core.store import audit
 
 # `/agent handoff` takes a person (<@U…>, as Slack sends a mention) or a user group
 # (<!subteam^S…> or <!subteam^S…|@name>); stored in the form Slack renders as a mention.
@@ -99,14 +99,14 @@ async def hand_over(
             "UPDATE thread_handoffs SET notice_ts = %s WHERE id = %s AND tenant_id = %s",
             (response["ts"], handoff["id"], tenant_id),
         )
-        await conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, %s, 'thread.handed_off', %s, %s)""",
-            (
-                tenant_id,
-                user,
-                f"{run['slack_channel_id']}:{run['slack_thread_ts']}",
-                Jsonb({"target": handoff["target"], "run_id": run_id}),
+        await audit.append_async(
+            conn,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="thread.handed_off",
+                subject=f"{run['slack_channel_id']}:{run['slack_thread_ts']}",
+                details={"target": handoff["target"], "run_id": run_id},
             ),
         )
     return Handoff(True, f"I asked {handoff['target']} to take over this thread.")

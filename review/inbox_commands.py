@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from connectors.email.inboxes import list_inboxes, normalize_address, set_inbox_agent
 from core.agent_template import AgentTemplate
 from core.db import AsyncPool
+from core.store import audit
 from review.channel_commands import COLLECTION_NAME, RESET
 from review.conversation_settings import PUBLIC_COLLECTION
 
@@ -78,14 +77,14 @@ async def inbox_command(
             return f"I don't know the setting `{key}`. " + INBOX_USAGE
     async with pool.connection() as conn, conn.transaction():
         await set_inbox_agent(conn, tenant_id, address, template=template, collections=collections)
-        await conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, %s, 'inbox.settings', %s, %s)""",
-            (
-                tenant_id,
-                user,
-                address,
-                Jsonb({"via": "/agent", "template": template, "collections": collections}),
+        await audit.append_async(
+            conn,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="inbox.settings",
+                subject=address,
+                details={"via": "/agent", "template": template, "collections": collections},
             ),
         )
     return "New emails to " + _describe(

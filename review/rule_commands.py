@@ -13,9 +13,9 @@ from datetime import timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
 from core.db import AsyncPool
+from core.store import audit
 from review.escalation import duration, mentions
 from review.handoff import parse_target
 from review.messages import person
@@ -172,8 +172,5 @@ async def _audit(
     subject: str,
     details: dict[str, Any],
 ) -> None:
-    await conn.execute(
-        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-           VALUES (%s, %s, %s, %s, %s)""",
-        (tenant_id, user, action, subject, Jsonb({**details, "via": "/agent"})),
-    )
+    entry = audit.Entry(tenant_id, user, action, subject, details={**details, "via": "/agent"})
+    await audit.append_async(conn, entry)

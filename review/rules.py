@@ -25,8 +25,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import structlog
-from psycopg.types.json import Jsonb
 
+from core.store import audit
 from guardrails.at_rest import policy_of
 from guardrails.policy import TenantPolicy
 from review import actions
@@ -123,14 +123,14 @@ def create(conn: actions.Conn, action: actions.Row, user: str, days: int) -> act
         ).fetchone()
         if rule is None:
             return made_from(conn, action)
-        conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, %s, 'rule.created', %s, %s)""",
-            (
-                tenant_id,
-                user,
-                f"rule:{rule['number']}",
-                Jsonb({**_audited(rule), "from": f"action:{action['id']}"}),
+        audit.append(
+            conn,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=user,
+                action="rule.created",
+                subject=f"rule:{rule['number']}",
+                details={**_audited(rule), "from": f"action:{action['id']}"},
             ),
         )
     log.info("rule.created", tenant_id=tenant_id, rule=rule["number"], tool=scope.tool)

@@ -12,6 +12,7 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from core.store import audit
 from review import actions, rules
 from review.escalation import card_note
 from review.messages import PROMPT_REACTIONS, CardContext, Ignored, approval_message
@@ -105,12 +106,9 @@ def card_context(conn: actions.Conn, action: actions.Row, link: str | None) -> C
             (action["tenant_id"],),
         ).fetchone()
         sender = str(row["address"]) if row else None
-    ignored = conn.execute(
-        """SELECT actor, details FROM audit_log
-           WHERE tenant_id = %s AND subject = %s AND action = 'action.decision_ignored'
-           ORDER BY id""",
-        (action["tenant_id"], f"action:{action['id']}"),
-    ).fetchall()
+    ignored = audit.entries_about(
+        conn, action["tenant_id"], f"action:{action['id']}", "action.decision_ignored"
+    )
     escalated = card_note(action)
     return CardContext(
         thread_link=link,

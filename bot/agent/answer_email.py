@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from psycopg import Connection
@@ -25,6 +25,7 @@ from connectors.email.reply_limit import reply_allowed
 from connectors.email.reply_policy import ReplyAddressing, address_reply
 from connectors.email.reply_text import email_body, greeted_name, plain_text
 from connectors.email.tools import REPLY_EMAIL, seal_reply
+from core.store import requests
 from guardrails.entities import EMAIL, PERSON
 from review import actions, tenant_settings
 from review.conversation_settings import ChannelSettings, effective
@@ -431,9 +432,9 @@ def _sender(payload: dict[str, Any]) -> str:
 
 
 def _finish(
-    conn: Connection[dict[str, Any]], request_id: int, status: str, reason: str | None
+    conn: Connection[dict[str, Any]],
+    request_id: int,
+    status: Literal["done", "ignored"],
+    reason: str | None,
 ) -> None:
-    conn.execute(
-        "UPDATE inbound_requests SET status = %s, error = %s, finished_at = now() WHERE id = %s",
-        (status, reason, request_id),
-    )
+    requests.finish(conn, request_id, status, reason)

@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.agent.prompts import Turn, viewing_channel_turn
+from core.store import requests
 
 log = structlog.get_logger(__name__)
 
@@ -75,11 +76,7 @@ def handle_assistant_event(
         except SlackApiError as exc:
             # The thread still works without them; nothing a retry would change.
             log.warning("assistant.prompts_failed", error=exc.response.get("error"))
-    conn.execute(
-        """UPDATE inbound_requests SET status = 'done', finished_at = now()
-           WHERE id = %s AND tenant_id = %s""",
-        (request["id"], tenant_id),
-    )
+    requests.finish(conn, request["id"], "done", tenant_id=tenant_id)
     log.info("assistant.thread_event", kind=event["type"])
 
 

@@ -36,7 +36,6 @@ from typing import Any
 
 import structlog
 from psycopg import Connection
-from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 
 from bot.agent import private_answers, thread_history
@@ -55,6 +54,7 @@ from bot.agent.runs import WorkerDeps, start_resumed_run
 from bot.agent.templates_in_use import apply_template, record_on_run
 from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
+from core.store import audit
 from guardrails.at_rest import for_storage
 from review import conversation_settings, resumes, tenant_settings
 from review.pending import announce_pending_actions
@@ -332,20 +332,18 @@ def _finish(
                WHERE id = %s AND tenant_id = %s""",
             ("answered" if status == "answered" else "failed", reason, run["id"], tenant_id),
         )
-        conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, 'agent', %s, %s, %s)""",
-            (
-                tenant_id,
-                "run.resumed" if reply is not None else "run.resumed_silently",
-                f"run:{run['id']}",
-                Jsonb(
-                    {
-                        "action_id": run["resumes_action_id"],
-                        "request_id": run["request_id"],
-                        "status": status,
-                    }
-                ),
+        audit.append(
+            conn,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor="agent",
+                action="run.resumed" if reply is not None else "run.resumed_silently",
+                subject=f"run:{run['id']}",
+                details={
+                    "action_id": run["resumes_action_id"],
+                    "request_id": run["request_id"],
+                    "status": status,
+                },
             ),
         )
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 from psycopg import Connection
-from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 
 from bot.agent import live_reply, private_answers, thread_history, who_may_ask
@@ -41,6 +40,7 @@ from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_ru
 from bot.summaries import job as summaries
 from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
+from core.store import audit, requests
 from guardrails.at_rest import for_storage
 from review import conversation_settings, tenant_settings
 from review.execute import execute_action
@@ -127,7 +127,7 @@ def _run_locked(
     if request is None:
         log.error("request.not_found", request_id=request_id)
         return
-    if request["status"] in ("done", "failed", "ignored"):
+    if requests.is_finished(request["status"]):
         log.info("request.already_finished", request_id=request_id, status=request["status"])
         return
     if request["bot_token"] is None:
@@ -145,10 +145,7 @@ def _run_locked(
     event = request["payload"]["event"]
     structlog.contextvars.bind_contextvars(tenant_id=tenant_id, request_id=request_id)
     try:
-        conn.execute(
-            "UPDATE inbound_requests SET status = 'running' WHERE id = %s AND tenant_id = %s",
-            (request_id, tenant_id),
-        )
+        requests.mark_running(conn, tenant_id, request_id)
         thread = SlackThread(
             deps.slack_client(request["bot_token"]),
             channel=event["channel"],
@@ -409,10 +406,12 @@ def _refused(
     thread.client.chat_postEphemeral(
         channel=thread.channel, user=asker, thread_ts=thread.thread_ts, text=note
     )
-    conn.execute(
-        """UPDATE inbound_requests SET status = 'ignored', error = %s, finished_at = now()
-           WHERE id = %s AND tenant_id = %s""",
-        ("the asker is not in the channel's allowed user groups", request_id, tenant_id),
+    requests.finish(
+        conn,
+        request_id,
+        "ignored",
+        "the asker is not in the channel's allowed user groups",
+        tenant_id=tenant_id,
     )
     log.info("request.asker_not_allowed")
     return True
@@ -498,23 +497,20 @@ def _finish(
                WHERE id = %s AND tenant_id = %s""",
             (run_status, outcome.reason, run_id, tenant_id),
         )
-        conn.execute(
-            """UPDATE inbound_requests SET status = %s, error = %s, finished_at = now()
-               WHERE id = %s AND tenant_id = %s""",
-            (
-                "done" if outcome.status == "answered" else "failed",
-                outcome.reason,
-                request_id,
-                tenant_id,
-            ),
+        requests.finish(
+            conn,
+            request_id,
+            "done" if outcome.status == "answered" else "failed",
+            outcome.reason,
+            tenant_id=tenant_id,
         )
-        conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, 'agent', %s, %s, %s)""",
-            (
-                tenant_id,
-                f"reply.{outcome.status}",
-                f"{event['channel']}:{reply_ts}",
-                Jsonb({"run_id": run_id, "request_id": request_id}),
+        audit.append(
+            conn,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor="agent",
+                action=f"reply.{outcome.status}",
+                subject=f"{event['channel']}:{reply_ts}",
+                details={"run_id": run_id, "request_id": request_id},
             ),
         )

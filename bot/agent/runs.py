@@ -12,7 +12,6 @@ from typing import Any
 import structlog
 from opentelemetry.trace import NoOpTracer, Tracer
 from psycopg import Connection
-from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
 
 from bot.observability.agent_steps import StepObserver
@@ -26,6 +25,7 @@ from core.llm.pricing import cost_usd
 from core.llm.providers import CallRecord
 from core.llm.structured import StructuredLLM
 from core.metrics import Metrics
+from core.store import audit, requests
 from core.tools import ToolRegistry
 from guardrails.facade import Guardrails
 from rag.attribution import Grounding
@@ -70,25 +70,28 @@ class WorkerDeps:
         return StepObserver(self.metrics, self.tracer)
 
 
-def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> None:
-    """The request could not be answered; keep why, for admins and the audit trail."""
-    row = conn.execute(
-        """UPDATE inbound_requests SET status = 'failed', error = %s, finished_at = now()
-           WHERE id = %s RETURNING tenant_id""",
-        (reason, request_id),
-    ).fetchone()
-    if row is None:
-        return
+def mark_failed(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> bool:
+    """The request could not be answered; keep why, for admins and the audit trail.
+    False, and nothing recorded, if it may not fail (core/store/requests.py)."""
+    tenant_id = requests.fail(conn, request_id, reason)
+    if tenant_id is None:
+        return False
     conn.execute(
         "UPDATE agent_runs SET status = 'failed', error = %s, finished_at = now()"
         " WHERE request_id = %s AND tenant_id = %s AND status = 'running'",
-        (reason, request_id, row["tenant_id"]),
+        (reason, request_id, tenant_id),
     )
-    conn.execute(
-        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-           VALUES (%s, 'agent', 'request.failed', %s, %s)""",
-        (row["tenant_id"], str(request_id), Jsonb({"reason": reason})),
+    audit.append(
+        conn,
+        audit.Entry(
+            tenant_id=tenant_id,
+            actor="agent",
+            action="request.failed",
+            subject=str(request_id),
+            details={"reason": reason},
+        ),
     )
+    return True
 
 
 def passes_by_itself(exc: BaseException) -> bool:

@@ -39,25 +39,15 @@ from connectors.email.payload import request_payload, storable
 from connectors.email.raw_mail import RawMailCipher
 from connectors.email.threads import CONVERSATION_CTE, conversation_params
 from core.db import AsyncPool
+from core.store import requests
 from guardrails.at_rest import ALWAYS_MASKED, AtRestMasker
 
 STORE_SQL = (
     "WITH "
     + CONVERSATION_CTE
+    + ",\n"
+    + requests.EMAIL_REQUEST_CTE
     + """,
-request AS (
-    INSERT INTO inbound_requests
-        (tenant_id, source, external_id, kind, payload, status, error, finished_at,
-         correlation_id)
-    SELECT %(tenant_id)s, 'email', %(message_id)s, 'email',
-           %(payload)s::jsonb || jsonb_build_object('conversation_id', conversation.id),
-           %(status)s, %(error)s,
-           CASE WHEN %(status)s = 'received' THEN NULL ELSE now() END,
-           %(correlation_id)s
-      FROM conversation
-    ON CONFLICT (tenant_id, source, external_id) DO NOTHING
-    RETURNING id
-),
 stored AS (
     INSERT INTO email_messages
         (tenant_id, conversation_id, direction, message_id, in_reply_to, "references",

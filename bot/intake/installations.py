@@ -32,6 +32,7 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from connectors.slack.bot_tokens import seal_bot_token, with_bot_token
 from core.db import AsyncPool
+from core.store import audit
 
 log = structlog.get_logger(__name__)
 
@@ -98,10 +99,14 @@ async def record_installation(
                 json.dumps(_public_fields(installation)),
             ),
         )
-        await conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject)
-               VALUES (%s, %s, 'slack.installed', %s)""",
-            (tenant_id, installation.user_id or "system", team_id),
+        await audit.append_async(
+            conn,
+            audit.Entry(
+                tenant_id=tenant_id,
+                actor=installation.user_id or "system",
+                action="slack.installed",
+                subject=team_id,
+            ),
         )
     return tenant_id
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from psycopg.types.json import Jsonb
 from slack_bolt.response import BoltResponse
 
 from bot.intake.request_queuer import RequestQueuer
 from core.db import AsyncPool, is_unavailable
+from core.store import requests
 from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)
@@ -46,21 +46,21 @@ async def record_request(
     to the queuer; its id, or None for a retry of a request we already have."""
     async with pool.connection() as conn:
         payload = await at_rest.mask_slack_payload(conn, tenant_id, payload)
-        row = await (
-            await conn.execute(
-                """INSERT INTO inbound_requests
-                     (tenant_id, source, external_id, kind, payload, retry_count,
-                      correlation_id)
-                   VALUES (%s, 'slack', %s, %s, %s, %s, %s)
-                   ON CONFLICT (tenant_id, source, external_id) DO NOTHING
-                   RETURNING id""",
-                (tenant_id, external_id, kind, Jsonb(payload), retry_count, correlation_id),
-            )
-        ).fetchone()
-    if row is None:
+        request_id = await requests.add_async(
+            conn,
+            requests.NewRequest(
+                tenant_id=tenant_id,
+                source="slack",
+                external_id=external_id,
+                kind=kind,
+                payload=payload,
+                retry_count=retry_count,
+                correlation_id=correlation_id,
+            ),
+        )
+    if request_id is None:
         log.info("request.duplicate", external_id=external_id, retry_count=retry_count)
         return None
-    request_id: int = row["id"]
     queuer.submit(request_id, kind, correlation_id)
     log.info("request.recorded", request_id=request_id, kind=kind, tenant_id=tenant_id)
     return request_id

@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from bot.observability.tracing import context_from_carrier, current_trace_carrier
 from bot.queue.jobs import Enqueue
 from core.db import AsyncPool
+from core.store import requests
 
 log = structlog.get_logger(__name__)
 
@@ -85,8 +86,4 @@ class RequestQueuer:
         # The broker client is blocking; a thread keeps the event loop free.
         await asyncio.to_thread(send_all)
         async with self.pool.connection(timeout=self.timeout) as conn:
-            await conn.execute(
-                "UPDATE inbound_requests SET status = 'queued', queued_at = now()"
-                " WHERE id = ANY(%s) AND status = 'received'",
-                ([request_id for request_id, *_ in batch],),
-            )
+            await requests.mark_queued_async(conn, [request_id for request_id, *_ in batch])

@@ -37,6 +37,7 @@ from core.correlation import LOG_KEY, new_correlation_id
 from core.db import AsyncPool
 from core.metrics import Metrics
 from core.settings import Settings
+from core.store.conversations import bot_has_run_in_slack_thread
 from guardrails.at_rest import AtRest
 from guardrails.status import configured_lines
 from review.authority import Organisation, check_admin
@@ -374,12 +375,6 @@ async def _is_approval_thread(pool: AsyncPool, tenant_id: int, event: dict[str, 
 async def _bot_is_in_thread(pool: AsyncPool, tenant_id: int, event: dict[str, Any]) -> bool:
     """Whether the bot has answered in this thread before, so a follow-up is for it."""
     async with pool.connection() as conn:
-        row = await (
-            await conn.execute(
-                """SELECT 1 FROM conversations c JOIN agent_runs r ON r.conversation_id = c.id
-                   WHERE c.tenant_id = %s AND c.channel_kind = 'slack' AND c.external_key = %s
-                   LIMIT 1""",
-                (tenant_id, f"{event['channel']}:{event['thread_ts']}"),
-            )
-        ).fetchone()
-    return row is not None
+        return await bot_has_run_in_slack_thread(
+            conn, tenant_id, event["channel"], event["thread_ts"]
+        )

@@ -22,6 +22,7 @@ import structlog
 from bot.queue.census import queued_jobs, readable
 from bot.queue.jobs import enqueue_request
 from core.db import Conn
+from core.store import requests
 
 log = structlog.get_logger(__name__)
 
@@ -29,33 +30,17 @@ BATCH = 200  # requests queued again per sweep, at most
 # A run may take 4 attempts of up to 3 minutes with backoff between, then its apology.
 UNREADABLE_BROKER_BOUND = timedelta(minutes=30)
 
-OPEN_REQUESTS = """
-    SELECT id, kind, status, correlation_id FROM inbound_requests
-    WHERE status IN ('received', 'queued', 'running')
-      AND coalesce(queued_at, received_at) < now() - %(after)s  -- the index's range
-      AND coalesce(queued_at, received_at) < now() - CASE WHEN status = 'received'
-            THEN %(after)s ELSE %(after_queued)s END
-    ORDER BY coalesce(queued_at, received_at)
-    LIMIT %(batch)s
-"""
-REQUEUED = """
-    UPDATE inbound_requests SET status = 'queued', queued_at = now(), requeued = requeued + 1
-    WHERE id = %s AND status IN ('received', 'queued', 'running')
-"""
-
 
 def requeue_stranded(conn: Conn, broker: dramatiq.Broker, *, after: timedelta) -> int:
     """Queue the stranded requests again; returns how many."""
     can_tell = readable(broker)
-    rows = conn.execute(
-        OPEN_REQUESTS,
-        {
-            "after": after,
-            # Never shorter than `after`, which the query's first bound relies on.
-            "after_queued": after if can_tell else max(after, UNREADABLE_BROKER_BOUND),
-            "batch": BATCH,
-        },
-    ).fetchall()
+    rows = requests.stranded(
+        conn,
+        after=after,
+        # Never shorter than `after`, which the query's first bound relies on.
+        after_queued=after if can_tell else max(after, UNREADABLE_BROKER_BOUND),
+        batch=BATCH,
+    )
     if not rows:
         return 0  # the usual case: the broker is not read at all
     census = queued_jobs(broker)
@@ -65,7 +50,7 @@ def requeue_stranded(conn: Conn, broker: dramatiq.Broker, *, after: timedelta) -
         if row["id"] in queued:
             continue  # waiting its turn, in a worker's hands, or between retries
         enqueue_request(broker, row["id"], row["kind"], row["correlation_id"])
-        conn.execute(REQUEUED, (row["id"],))
+        requests.mark_requeued(conn, row["id"])
         log.warning("request.requeued", request_id=row["id"], was=row["status"])
         requeued += 1
     return requeued

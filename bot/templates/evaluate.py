@@ -21,6 +21,7 @@ from core.knowledge import Passage, ToolResult
 from core.llm.providers import CallRecord, UsageSink
 from core.llm.structured import StructuredLLM
 from core.schemas import ToolCall
+from core.store import requests
 from core.tools import Effect, Tool, ToolArgumentsError, ToolRegistry
 from rag.attribution import Grounding
 
@@ -85,16 +86,21 @@ def golden_run_steps(conn: Conn, case_id: str, max_steps: int) -> StepLog:
         (tenant["id"], f"<golden-{uuid.uuid4().hex}@eval>"),
     ).fetchone()
     assert conversation is not None
-    request = conn.execute(
-        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload)
-           VALUES (%s, 'email', %s, 'golden', '{}') RETURNING id""",
-        (tenant["id"], uuid.uuid4().hex),
-    ).fetchone()
-    assert request is not None
+    request_id = requests.add(
+        conn,
+        requests.NewRequest(
+            tenant_id=tenant["id"],
+            source="email",
+            external_id=uuid.uuid4().hex,
+            kind="golden",
+            payload={},
+        ),
+    )
+    assert request_id is not None
     run = conn.execute(
         """INSERT INTO agent_runs (tenant_id, conversation_id, request_id)
            VALUES (%s, %s, %s) RETURNING id""",
-        (tenant["id"], conversation["id"], request["id"]),
+        (tenant["id"], conversation["id"], request_id),
     ).fetchone()
     assert run is not None
     return StepLog.load(conn, run["id"], tenant["id"], max_steps)

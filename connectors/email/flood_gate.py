@@ -23,6 +23,7 @@ from typing import Any, Literal
 from psycopg import Connection
 
 from connectors.email.inboxes import normalize_address
+from core.store import requests
 
 WINDOW_SECONDS = 3600
 LOCK_NAMESPACE = 0x64  # high bits of the advisory lock keys taken here
@@ -171,13 +172,7 @@ def release_held(
         ).fetchall()
         ids = [r["request_id"] for r in rows]
         if ids:
-            conn.execute(
-                """UPDATE inbound_requests
-                      SET status = 'queued', queued_at = now(), error = NULL,
-                          finished_at = NULL
-                    WHERE id = ANY(%s) AND tenant_id = %s""",
-                (ids, tenant_id),
-            )
+            requests.mark_released(conn, tenant_id, ids)
             conn.execute(
                 """UPDATE email_digests SET released_by = %s, released_at = now()
                     WHERE id = %s AND tenant_id = %s""",

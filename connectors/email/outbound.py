@@ -30,9 +30,9 @@ from email.utils import getaddresses
 from typing import Any
 
 from psycopg import Connection
-from psycopg.types.json import Jsonb
 
 from connectors.email.parse import MSG_ID, parse_email
+from core.store import audit
 from guardrails.at_rest import for_storage
 
 ADVISORY_NAMESPACE = 0x6D  # high bits of the lock key: keeps send locks apart from others
@@ -193,14 +193,14 @@ def mark(
         (status, error, 1 if count_attempt else 0, outbound.id, outbound.tenant_id),
     )
     if status in ("unknown", "failed"):
-        conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, 'email', %s, %s, %s)""",
-            (
-                outbound.tenant_id,
-                f"email.{status}",
-                outbound.message_id,
-                Jsonb({"transport": outbound.transport, "error": error}),
+        audit.append(
+            conn,
+            audit.Entry(
+                tenant_id=outbound.tenant_id,
+                actor="email",
+                action=f"email.{status}",
+                subject=outbound.message_id,
+                details={"transport": outbound.transport, "error": error},
             ),
         )
 

@@ -1,0 +1,233 @@
+"""Inbound requests: storing them and every change of their status, through the
+transitions written down here once.
+
+A listener stores a request 'received' and hands it to the broker ('queued'); a worker
+takes it ('running': Slack questions only; emails, panel events and review clicks are
+handled while still 'queued') and it ends 'done', 'failed' or 'ignored' (the asker may
+not ask there, the assistant is paused, an email was held...). Two ways lead back to
+'queued': the sweep of stranded requests (bot/queue/stranded.py), which takes open ones
+only, and an approver releasing held emails from their digest
+(connectors/email/flood_gate.py), which reopens finished ones that were held.
+
+A change a request's status does not allow is refused: the call changes nothing and
+returns False, so a request answered is never queued again and a finished one keeps
+its outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, Literal
+
+from psycopg import AsyncConnection, Connection
+from psycopg.types.json import Jsonb
+
+Status = Literal["received", "queued", "running", "done", "failed", "ignored"]
+
+OPEN: Final[frozenset[Status]] = frozenset({"received", "queued", "running"})
+FINISHED: Final[frozenset[Status]] = frozenset({"done", "failed", "ignored"})
+
+# Each status and the statuses a request may move to from it.
+TRANSITIONS: Final[Mapping[Status, frozenset[Status]]] = {
+    "received": frozenset({"queued", "running", *FINISHED}),
+    # 'queued' to 'queued': a stranded request queued again; 'running' likewise, after
+    # the job that ran it vanished.
+    "queued": frozenset({"queued", "running", *FINISHED}),
+    "running": frozenset({"queued", "running", *FINISHED}),
+    # A permanent Slack refusal after the answer was stored (running what a rule
+    # allowed) records the request failed, where an admin sees it.
+    "done": frozenset({"failed"}),
+    # A held email's request, released by an approver from the inbox's digest: held
+    # ('ignored'), or failed when its digest card could not be posted in time.
+    "failed": frozenset({"queued"}),
+    "ignored": frozenset({"queued"}),
+}
+
+
+def may_become(target: Status) -> list[Status]:
+    """The statuses a request may move to ``target`` from (a list, as SQL's ANY wants)."""
+    return sorted(status for status, targets in TRANSITIONS.items() if target in targets)
+
+
+def is_finished(status: str) -> bool:
+    """Whether a request with this status has its outcome: nothing runs it again."""
+    return status in FINISHED
+
+
+INSERT = """
+    INSERT INTO inbound_requests
+      (tenant_id, source, external_id, kind, payload, retry_count, correlation_id)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (tenant_id, source, external_id) DO NOTHING
+    RETURNING id
+"""
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """What a listener stores of a request it received."""
+
+    tenant_id: int
+    source: str  # 'slack', 'email'
+    external_id: str  # the source's own id: a retry of one delivery is stored once
+    kind: str
+    payload: Mapping[str, Any]
+    retry_count: int = 0
+    correlation_id: str | None = None
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.tenant_id,
+            self.source,
+            self.external_id,
+            self.kind,
+            Jsonb(self.payload),
+            self.retry_count,
+            self.correlation_id,
+        )
+
+
+def add(conn: Connection[dict[str, Any]], request: NewRequest) -> int | None:
+    """Store a request 'received'; its id, or None when its source already gave us this
+    external id (a retry)."""
+    row = conn.execute(INSERT, request.params()).fetchone()
+    return None if row is None else int(row["id"])
+
+
+async def add_async(conn: AsyncConnection[dict[str, Any]], request: NewRequest) -> int | None:
+    """`add`, for the listeners' event loop."""
+    row = await (await conn.execute(INSERT, request.params())).fetchone()
+    return None if row is None else int(row["id"])
+
+
+# The email listener stores a request with the email and its conversation in one
+# statement (bot/intake/email_store.py), which composes this CTE: it reads the
+# `conversation` CTE before it and is read as `request` after it. An email stored
+# 'ignored' (a loop, an auto-reply) or 'failed' (unparseable) is finished at once.
+EMAIL_REQUEST_CTE = """request AS (
+    INSERT INTO inbound_requests
+        (tenant_id, source, external_id, kind, payload, status, error, finished_at,
+         correlation_id)
+    SELECT %(tenant_id)s, 'email', %(message_id)s, 'email',
+           %(payload)s::jsonb || jsonb_build_object('conversation_id', conversation.id),
+           %(status)s, %(error)s,
+           CASE WHEN %(status)s = 'received' THEN NULL ELSE now() END,
+           %(correlation_id)s
+      FROM conversation
+    ON CONFLICT (tenant_id, source, external_id) DO NOTHING
+    RETURNING id
+)"""
+
+
+# Only what no one queued yet: a request the sweep queued first keeps its queued_at.
+QUEUED_BY_LISTENER = """
+    UPDATE inbound_requests SET status = 'queued', queued_at = now()
+    WHERE id = ANY(%s) AND status = 'received'
+"""
+
+
+async def mark_queued_async(conn: AsyncConnection[dict[str, Any]], ids: Sequence[int]) -> None:
+    """The listener handed these stored requests to the broker."""
+    await conn.execute(QUEUED_BY_LISTENER, (list(ids),))
+
+
+STRANDED = """
+    SELECT id, kind, status, correlation_id FROM inbound_requests
+    WHERE status = ANY(%(open)s)
+      AND coalesce(queued_at, received_at) < now() - %(after)s  -- the index's range
+      AND coalesce(queued_at, received_at) < now() - CASE WHEN status = 'received'
+            THEN %(after)s ELSE %(after_queued)s END
+    ORDER BY coalesce(queued_at, received_at)
+    LIMIT %(batch)s
+"""
+
+
+def stranded(
+    conn: Connection[dict[str, Any]], *, after: timedelta, after_queued: timedelta, batch: int
+) -> list[dict[str, Any]]:
+    """Open requests last queued (or received) longer ago than ``after`` ('received'
+    ones) or ``after_queued`` (the others, never shorter than ``after``), oldest first:
+    id, kind, status and correlation_id."""
+    return conn.execute(
+        STRANDED,
+        {"open": sorted(OPEN), "after": after, "after_queued": after_queued, "batch": batch},
+    ).fetchall()
+
+
+REQUEUED = """
+    UPDATE inbound_requests SET status = 'queued', queued_at = now(), requeued = requeued + 1
+    WHERE id = %s AND status = ANY(%s)
+"""
+
+
+def mark_requeued(conn: Connection[dict[str, Any]], request_id: int) -> bool:
+    """The sweep queued this stranded request again; False if it finished meanwhile."""
+    return conn.execute(REQUEUED, (request_id, sorted(OPEN))).rowcount == 1
+
+
+RELEASED = """
+    UPDATE inbound_requests
+       SET status = 'queued', queued_at = now(), error = NULL, finished_at = NULL
+     WHERE id = ANY(%s) AND tenant_id = %s AND status = ANY(%s)
+"""
+
+
+def mark_released(conn: Connection[dict[str, Any]], tenant_id: int, ids: Sequence[int]) -> int:
+    """Held emails' requests an approver released: back in the queue's hands, their hold
+    forgotten. How many were reopened."""
+    return conn.execute(RELEASED, (list(ids), tenant_id, may_become("queued"))).rowcount
+
+
+RUNNING = """
+    UPDATE inbound_requests SET status = 'running'
+    WHERE id = %s AND tenant_id = %s AND status = ANY(%s)
+"""
+
+
+def mark_running(conn: Connection[dict[str, Any]], tenant_id: int, request_id: int) -> bool:
+    """A worker is answering the request; False if it is finished."""
+    return conn.execute(RUNNING, (request_id, tenant_id, may_become("running"))).rowcount == 1
+
+
+FINISH = """
+    UPDATE inbound_requests SET status = %s, error = %s, finished_at = now()
+    WHERE id = %s AND status = ANY(%s)
+"""
+FINISH_IN_TENANT = """
+    UPDATE inbound_requests SET status = %s, error = %s, finished_at = now()
+    WHERE id = %s AND tenant_id = %s AND status = ANY(%s)
+"""
+
+
+def finish(
+    conn: Connection[dict[str, Any]],
+    request_id: int,
+    status: Literal["done", "failed", "ignored"],
+    reason: str | None = None,
+    *,
+    tenant_id: int | None = None,
+) -> bool:
+    """The request has its outcome, with why when there is one to give; False if the
+    request may not take it (it had one already)."""
+    sources = may_become(status)
+    if tenant_id is None:
+        cursor = conn.execute(FINISH, (status, reason, request_id, sources))
+    else:
+        cursor = conn.execute(FINISH_IN_TENANT, (status, reason, request_id, tenant_id, sources))
+    return cursor.rowcount == 1
+
+
+FAIL = """
+    UPDATE inbound_requests SET status = 'failed', error = %s, finished_at = now()
+    WHERE id = %s AND status = ANY(%s)
+    RETURNING tenant_id
+"""
+
+
+def fail(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> int | None:
+    """The request could not be answered, and why; its tenant, or None when it is
+    unknown or may not fail (it failed already, or was ignored)."""
+    row = conn.execute(FAIL, (reason, request_id, may_become("failed"))).fetchone()
+    return None if row is None else int(row["tenant_id"])
