@@ -3,6 +3,9 @@
 Everything here is read by people: personal data shows as the tenant's approver view
 made it (masked like a***@customer.example, or real), never as a model's placeholder; an
 email reads as the email it will be; nothing internal (ids, encodings, Python reprs).
+
+The card and its modals are built with slack_sdk's typed Block Kit models and leave here
+as JSON (`to_dict()`, which also checks Slack's limits).
 """
 
 from __future__ import annotations
@@ -213,22 +216,25 @@ def approval_message(
         # The buttons name the version the card shows: a click on an older copy of the
         # card (before an edit) is refused rather than approving what its clicker never saw.
         value = button_value(action)
-        decisions = [
-            ("Approve", BUTTON_APPROVE, "primary"),
-            *(
-                [("Approve & always allow", BUTTON_APPROVE_ALWAYS, None)]
-                if context.offer_rule
-                else []
-            ),
-            ("Edit", BUTTON_EDIT, None),
-            ("Reject", BUTTON_REJECT, "danger"),
-        ]
-        buttons = [
-            ButtonElement(
-                text=PlainTextObject(text=label), action_id=action_id, value=value, style=style
-            )
-            for label, action_id, style in decisions
-        ]
+        approve = ButtonElement(
+            text=PlainTextObject(text="Approve"),
+            action_id=BUTTON_APPROVE,
+            value=value,
+            style="primary",
+        )
+        always = ButtonElement(
+            text=PlainTextObject(text="Approve & always allow"),
+            action_id=BUTTON_APPROVE_ALWAYS,
+            value=value,
+        )
+        edit = ButtonElement(text=PlainTextObject(text="Edit"), action_id=BUTTON_EDIT, value=value)
+        reject = ButtonElement(
+            text=PlainTextObject(text="Reject"),
+            action_id=BUTTON_REJECT,
+            value=value,
+            style="danger",
+        )
+        buttons = [approve, always, edit, reject] if context.offer_rule else [approve, edit, reject]
         blocks.append(ActionsBlock(block_id=f"review_{action['id']}", elements=buttons))
     return text, [block.to_dict() for block in blocks]
 
