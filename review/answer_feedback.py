@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, PlainTextObject
+from slack_sdk.models.views import View
+
 from core.db import AsyncPool, Conn
 
 Rating = Literal["up", "down"]
@@ -80,28 +83,24 @@ async def add_reason(
 
 def reason_view(run_id: int, channel: str) -> dict[str, Any]:
     """The 👎 modal: one optional field. private_metadata names the run it is about."""
-    return {
-        "type": "modal",
-        "callback_id": REASON_VIEW,
-        "private_metadata": json.dumps({"run": run_id, "channel": channel}),
-        "title": {"type": "plain_text", "text": "Thanks for the feedback"},
-        "submit": {"type": "plain_text", "text": "Send"},
-        "close": {"type": "plain_text", "text": "Skip"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": REASON_BLOCK,
-                "optional": True,
-                "label": {"type": "plain_text", "text": "What was wrong? (optional)"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": REASON_INPUT,
-                    "multiline": True,
-                    "max_length": REASON_MAX_CHARS,
-                },
-            }
+    return View(
+        type="modal",
+        callback_id=REASON_VIEW,
+        private_metadata=json.dumps({"run": run_id, "channel": channel}),
+        title=PlainTextObject(text="Thanks for the feedback"),
+        submit=PlainTextObject(text="Send"),
+        close=PlainTextObject(text="Skip"),
+        blocks=[
+            InputBlock(
+                block_id=REASON_BLOCK,
+                optional=True,
+                label=PlainTextObject(text="What was wrong? (optional)"),
+                element=PlainTextInputElement(
+                    action_id=REASON_INPUT, multiline=True, max_length=REASON_MAX_CHARS
+                ),
+            )
         ],
-    }
+    ).to_dict()
 
 
 def submitted_reason(view: dict[str, Any]) -> tuple[int, str]:

@@ -22,6 +22,16 @@ import structlog
 from psycopg import Connection
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
 from connectors.email.flood_gate import (
     Digest,
@@ -158,71 +168,57 @@ def digest_message(digest: Digest, limits: FloodLimits) -> tuple[str, list[dict[
     more = digest.held - len(digest.latest)
     if more > 0:
         lines.append(f"_…and {more} more._")
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{headline}\n{why}"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines) or "_none yet_"}},
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"{headline}\n{why}")),
+        SectionBlock(text=MarkdownTextObject(text="\n".join(lines) or "_none yet_")),
     ]
     if digest.released:
         blocks.append(_released_context(digest))
     if digest.held:
-        blocks.append(_release_button(digest))
-    return f"{waiting} without a draft", blocks
+        blocks.append(_release_actions(digest))
+    return f"{waiting} without a draft", [block.to_dict() for block in blocks]
 
 
-def _release_button(digest: Digest) -> dict[str, Any]:
+def _release_actions(digest: Digest) -> ActionsBlock:
     label = "Draft a reply" if digest.held == 1 else f"Draft a reply to each ({digest.held})"
-    return {
-        "type": "actions",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": BUTTON_RELEASE,
-                "text": {"type": "plain_text", "text": label},
-                "value": str(digest.id),
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "Draft these replies?"},
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": (
-                            f"Each of the {digest.held} emails gets a drafted reply and its "
-                            "own approval card in this channel. Nothing is sent until "
-                            "someone approves it."
-                            if digest.held > 1
-                            else "The email gets a drafted reply and its own approval card "
-                            "in this channel. Nothing is sent until someone approves it."
-                        ),
-                    },
-                    "confirm": {"type": "plain_text", "text": "Draft replies"},
-                    "deny": {"type": "plain_text", "text": "Cancel"},
-                },
-            }
-        ],
-    }
+    what_happens = (
+        f"Each of the {digest.held} emails gets a drafted reply and its own approval card in "
+        "this channel. Nothing is sent until someone approves it."
+        if digest.held > 1
+        else "The email gets a drafted reply and its own approval card in this channel. "
+        "Nothing is sent until someone approves it."
+    )
+    confirm = ConfirmObject(
+        title=PlainTextObject(text="Draft these replies?"),
+        text=MarkdownTextObject(text=what_happens),
+        confirm=PlainTextObject(text="Draft replies"),
+        deny=PlainTextObject(text="Cancel"),
+    )
+    release = ButtonElement(
+        action_id=BUTTON_RELEASE,
+        text=PlainTextObject(text=label),
+        value=str(digest.id),
+        confirm=confirm,
+    )
+    return ActionsBlock(elements=[release])
 
 
-def _released_context(digest: Digest) -> dict[str, Any]:
+def _released_context(digest: Digest) -> ContextBlock:
     emails = "1 email" if digest.released == 1 else f"{digest.released} emails"
     when = f" at {digest.released_at:%H:%M} UTC" if digest.released_at else ""
     who = f"<@{digest.released_by}>" if digest.released_by else "An approver"
-    return {
-        "type": "context",
-        "elements": [
-            {
-                "type": "mrkdwn",
-                "text": f"{who} released {emails}{when}: each has its own approval card.",
-            }
-        ],
-    }
+    released = f"{who} released {emails}{when}: each has its own approval card."
+    return ContextBlock(elements=[MarkdownTextObject(text=released)])
 
 
 def _released_message(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
     emails = "1 email" if digest.released == 1 else f"{digest.released} emails"
     text = f"{emails} to {digest.inbox} released for drafting"
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f":envelope: *{text}*"}},
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f":envelope: *{text}*")),
         _released_context(digest),
     ]
-    return text, blocks
+    return text, [block.to_dict() for block in blocks]
 
 
 def masked_address(address: str) -> str:

@@ -19,6 +19,15 @@ from typing import Any
 
 import structlog
 from psycopg.types.json import Jsonb
+from slack_sdk.models.blocks import (
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 from slack_sdk.webhook import WebhookClient
 
 from core.db import AsyncPool, Conn
@@ -188,65 +197,47 @@ def how_to_accept(template: str, team_id: str | None) -> str:
 def feedback_blocks(summary: str, found: list[Item], team_id: str | None) -> list[dict[str, Any]]:
     """The `/agent feedback` view: the summary, then each item with its button, or with
     who added it and how to accept it."""
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
-        {"type": "divider"},
-    ]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=summary)), DividerBlock()]
     if not found:
         blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": f"No 👎 with a reason, edits or rejections in the last "
-                        f"{ITEMS_DAYS} days to make golden cases from.",
-                    }
-                ],
-            }
+            _small_print(
+                f"No 👎 with a reason, edits or rejections in the last {ITEMS_DAYS} days to "
+                "make golden cases from."
+            )
         )
-        return blocks
+        return [block.to_dict() for block in blocks]
     blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": "Latest feedback worth keeping as a regression check. "
-                    "*Make a golden case* turns it into a golden-set candidate "
-                    "(personal data masked) for a person to finish and accept.",
-                }
-            ],
-        }
+        _small_print(
+            "Latest feedback worth keeping as a regression check. "
+            "*Make a golden case* turns it into a golden-set candidate "
+            "(personal data masked) for a person to finish and accept."
+        )
     )
     for item in found:
-        section: dict[str, Any] = {
-            "type": "section",
-            "block_id": f"golden:{item.source}",
-            "text": {"type": "mrkdwn", "text": item.text},
-        }
-        if item.added_by is None:
-            section["accessory"] = {
-                "type": "button",
-                "action_id": GOLDEN_BUTTON,
-                "value": item.source,
-                "text": {"type": "plain_text", "text": "Make a golden case"},
-            }
-        blocks.append(section)
+        make_case = ButtonElement(
+            action_id=GOLDEN_BUTTON,
+            value=item.source,
+            text=PlainTextObject(text="Make a golden case"),
+        )
+        blocks.append(
+            SectionBlock(
+                block_id=f"golden:{item.source}",
+                text=MarkdownTextObject(text=item.text),
+                accessory=make_case if item.added_by is None else None,
+            )
+        )
         if item.added_by is not None:
             blocks.append(
-                {
-                    "type": "context",
-                    "elements": [
-                        {
-                            "type": "mrkdwn",
-                            "text": f":white_check_mark: Added to the golden-set candidates "
-                            f"by <@{item.added_by}>. {how_to_accept(item.template, team_id)}",
-                        }
-                    ],
-                }
+                _small_print(
+                    f":white_check_mark: Added to the golden-set candidates by "
+                    f"<@{item.added_by}>. {how_to_accept(item.template, team_id)}"
+                )
             )
-    return blocks
+    return [block.to_dict() for block in blocks]
+
+
+def _small_print(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,9 @@
 Everything here is read by people: personal data shows as the tenant's approver view
 made it (masked like a***@customer.example, or real), never as a model's placeholder; an
 email reads as the email it will be; nothing internal (ids, encodings, Python reprs).
+
+The card and its modals are built with slack_sdk's typed Block Kit models and leave here
+as JSON (`to_dict()`, which also checks Slack's limits).
 """
 
 from __future__ import annotations
@@ -17,6 +20,20 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
 
 APPROVE, EDIT, REJECT = "white_check_mark", "pencil2", "x"
 PROMPT_REACTIONS = (APPROVE, EDIT, REJECT)
@@ -164,7 +181,7 @@ def approval_message(
         + (f" · <{link}|conversation>" if link else ""),
         f"*Why:* {reason}",
     ]
-    blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
+    blocks: list[Block] = [_section("\n".join(lines))]
     blocks.extend(effect_blocks(action.get("preview")))
     if action["tool"] in EMAIL_TOOLS:
         blocks.extend(_email_blocks(action["tool"], payload, context.sender))
@@ -199,30 +216,33 @@ def approval_message(
         # The buttons name the version the card shows: a click on an older copy of the
         # card (before an edit) is refused rather than approving what its clicker never saw.
         value = button_value(action)
-        always = (
-            [_button("Approve & always allow", BUTTON_APPROVE_ALWAYS, value)]
-            if context.offer_rule
-            else []
+        approve = ButtonElement(
+            text=PlainTextObject(text="Approve"),
+            action_id=BUTTON_APPROVE,
+            value=value,
+            style="primary",
         )
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"review_{action['id']}",
-                "elements": [
-                    _button("Approve", BUTTON_APPROVE, value, "primary"),
-                    *always,
-                    _button("Edit", BUTTON_EDIT, value),
-                    _button("Reject", BUTTON_REJECT, value, "danger"),
-                ],
-            }
+        always = ButtonElement(
+            text=PlainTextObject(text="Approve & always allow"),
+            action_id=BUTTON_APPROVE_ALWAYS,
+            value=value,
         )
-    return text, blocks
+        edit = ButtonElement(text=PlainTextObject(text="Edit"), action_id=BUTTON_EDIT, value=value)
+        reject = ButtonElement(
+            text=PlainTextObject(text="Reject"),
+            action_id=BUTTON_REJECT,
+            value=value,
+            style="danger",
+        )
+        buttons = [approve, always, edit, reject] if context.offer_rule else [approve, edit, reject]
+        blocks.append(ActionsBlock(block_id=f"review_{action['id']}", elements=buttons))
+    return text, [block.to_dict() for block in blocks]
 
 
 STOPPED_HEADLINE = ":octagonal_sign: *Approved, but stopped: it changed since the card was posted*"
 
 
-def effect_blocks(preview: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def effect_blocks(preview: Mapping[str, Any] | None) -> list[Block]:
     """What the action will change, as the system said just before the card was posted
     (review/effects.py): the record and each change before → after, or why it could not
     be read (which blocks nothing)."""
@@ -272,85 +292,64 @@ def edit_view(action: dict[str, Any]) -> dict[str, Any]:
     shows it (review/decisions.py maps shown values back to the stored placeholders)."""
     is_email = action["tool"] in EMAIL_TOOLS
     payload = shown(action, "payload")
-    return {
-        "type": "modal",
-        "callback_id": EDIT_VIEW,
+    return View(
+        type="modal",
+        callback_id=EDIT_VIEW,
         # The version being edited: saving an edit of a version someone else edited
         # meanwhile is refused (review/decisions.py).
-        "private_metadata": json.dumps(
+        private_metadata=json.dumps(
             {"action_id": action["id"], "version": action.get("version") or 1}
         ),
-        "title": {
-            "type": "plain_text",
-            "text": "Edit the email" if is_email else "Edit the action",
-        },
-        "submit": {"type": "plain_text", "text": "Save edit"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": people_summary(action)[:2900]}],
-            },
-            {
-                "type": "input",
-                "block_id": EDIT_BLOCK,
-                "label": {
-                    "type": "plain_text",
-                    "text": "The email's text" if is_email else "The text",
-                },
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": EDIT_INPUT,
-                    "multiline": True,
-                    "initial_value": readable(str(payload.get("text", "")))[:3000],
-                },
-            },
+        title=PlainTextObject(text="Edit the email" if is_email else "Edit the action"),
+        submit=PlainTextObject(text="Save edit"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            _context(people_summary(action)),
+            InputBlock(
+                block_id=EDIT_BLOCK,
+                label=PlainTextObject(text="The email's text" if is_email else "The text"),
+                element=PlainTextInputElement(
+                    action_id=EDIT_INPUT,
+                    multiline=True,
+                    initial_value=readable(str(payload.get("text", "")))[:3000],
+                ),
+            ),
         ],
-    }
+    ).to_dict()
 
 
 def reject_view(action: dict[str, Any]) -> dict[str, Any]:
     """The modal Reject opens: an optional reason, passed on to whoever asked."""
-    return {
-        "type": "modal",
-        "callback_id": REJECT_VIEW,
-        "private_metadata": json.dumps({"action_id": action["id"]}),
-        "title": {
-            "type": "plain_text",
-            "text": "Reject the email" if action["tool"] in EMAIL_TOOLS else "Reject the action",
-        },
-        "submit": {"type": "plain_text", "text": "Reject"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": bold(people_summary(action)[:2800])},
-            },
-            {
-                "type": "input",
-                "block_id": REASON_BLOCK,
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Why? (optional, shown to whoever asked)"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": REASON_INPUT,
-                    "multiline": True,
-                    "max_length": 1_000,
-                },
-            },
+    is_email = action["tool"] in EMAIL_TOOLS
+    return View(
+        type="modal",
+        callback_id=REJECT_VIEW,
+        private_metadata=json.dumps({"action_id": action["id"]}),
+        title=PlainTextObject(text="Reject the email" if is_email else "Reject the action"),
+        submit=PlainTextObject(text="Reject"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=bold(people_summary(action)[:2800]))),
+            InputBlock(
+                block_id=REASON_BLOCK,
+                optional=True,
+                label=PlainTextObject(text="Why? (optional, shown to whoever asked)"),
+                element=PlainTextInputElement(
+                    action_id=REASON_INPUT, multiline=True, max_length=1_000
+                ),
+            ),
         ],
-    }
+    ).to_dict()
 
 
 def rejected_note(action: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """The private note to whoever rejected with ❌ (no modal can open from a reaction)."""
     text = f"You rejected: {people_summary(action)}. Want to say why?"
+    add_reason = ButtonElement(
+        text=PlainTextObject(text="Add a reason"), action_id=BUTTON_REASON, value=str(action["id"])
+    )
     return text, [
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": text[:2900]},
-            "accessory": _button("Add a reason", BUTTON_REASON, str(action["id"])),
-        }
+        SectionBlock(text=MarkdownTextObject(text=text[:2900]), accessory=add_reason).to_dict()
     ]
 
 
@@ -397,9 +396,7 @@ def _stored_message(text: str) -> EmailMessage | None:
     return message if isinstance(message, EmailMessage) else None
 
 
-def _email_blocks(
-    tool: str, payload: Mapping[str, Any], sender: str | None
-) -> list[dict[str, Any]]:
+def _email_blocks(tool: str, payload: Mapping[str, Any], sender: str | None) -> list[Block]:
     email = email_of(tool, payload, sender)
     header = [
         ("From", email["from"]),
@@ -413,10 +410,10 @@ def _email_blocks(
         body = body[:QUOTE_LIMIT] + "…"
     # The body as plain text: exactly what the recipient reads, no Slack formatting.
     return [
-        {"type": "divider"},
+        DividerBlock(),
         _section("\n".join(lines)),
-        {"type": "section", "text": {"type": "plain_text", "text": body, "emoji": False}},
-        {"type": "divider"},
+        SectionBlock(text=PlainTextObject(text=body, emoji=False)),
+        DividerBlock(),
     ]
 
 
@@ -507,21 +504,9 @@ def _one_line(payload: dict[str, Any]) -> str:
     return (text[:200] + "…") if len(text) > 200 else text
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text[:2900]))
 
 
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:2900]}]}
-
-
-def _button(label: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": label},
-        "action_id": action_id,
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text[:2900])])

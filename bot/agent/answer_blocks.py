@@ -3,6 +3,8 @@
 source (an `actions` block of plain buttons, since the native block holds only feedback
 and icon buttons).
 
+The blocks are built with slack_sdk's typed Block Kit models, which check Slack's limits
+as they are written out; what callers get (and what is stored and sent) is their JSON.
 The message keeps its plain `text` too, for notifications and screen readers. The
 listeners for these controls are in bot/intake/feedback_listeners.py.
 """
@@ -10,14 +12,28 @@ listeners for these controls are in bot/intake/feedback_listeners.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextActionsBlock,
+    ContextBlock,
+    FeedbackButtonObject,
+    FeedbackButtonsElement,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
 from core.db import Conn
 from rag.citations import cited_numbers, is_not_found
 from review.answer_feedback import Rating
 
-Block = dict[str, Any]
+BlockJson = dict[str, Any]  # a block as Slack takes it, and the database stores it
 
 # The native feedback_buttons element: one action_id, the click's value says which side.
 ACTION_RATE = "answer_rate"
@@ -41,43 +57,67 @@ class CitedSource:
     title: str
 
 
-def answer_blocks(text: str, run_id: int, sources: list[CitedSource]) -> list[Block]:
+def answer_blocks(text: str, run_id: int, sources: list[CitedSource]) -> list[BlockJson]:
     """The whole message: `text` in sections, then the feedback controls."""
-    return [*_sections(text), *feedback_blocks(run_id, sources)]
+    return as_json([*_sections(text), *_controls(run_id, sources, offer_handoff=True)])
 
 
 def feedback_blocks(
     run_id: int, sources: list[CitedSource], *, offer_handoff: bool = True
-) -> list[Block]:
+) -> list[BlockJson]:
     """Only the controls, for a message whose text is already there (a streamed answer).
     Without `offer_handoff` there is no "Ask a human": a private answer has none, because
     the handoff's summary is posted in the thread, where everyone would read it."""
-    rating: Block = {
-        "type": "context_actions",
-        "block_id": RATING_BLOCK,
-        "elements": [
-            {
-                "type": "feedback_buttons",
-                "action_id": ACTION_RATE,
-                "positive_button": _feedback_button("👍", "Helpful", rating_value("up", run_id)),
-                "negative_button": _feedback_button(
-                    "👎", "Not helpful", rating_value("down", run_id)
+    return as_json(_controls(run_id, sources, offer_handoff=offer_handoff))
+
+
+def note_block(text: str) -> BlockJson:
+    """A line of small print (mrkdwn) under an answer's text: who shared it, for instance."""
+    return ContextBlock(elements=[MarkdownTextObject(text=text)]).to_dict()
+
+
+def as_json(blocks: Sequence[Block]) -> list[BlockJson]:
+    """`blocks` as the JSON Slack takes (and the database stores); slack_sdk checks
+    Slack's limits (lengths, counts) as it writes them."""
+    return [block.to_dict() for block in blocks]
+
+
+def _controls(run_id: int, sources: list[CitedSource], *, offer_handoff: bool) -> list[Block]:
+    rating = ContextActionsBlock(
+        block_id=RATING_BLOCK,
+        elements=[
+            FeedbackButtonsElement(
+                action_id=ACTION_RATE,
+                positive_button=FeedbackButtonObject(
+                    text=PlainTextObject(text="👍", emoji=True),
+                    accessibility_label="Helpful",  # read out instead of the bare emoji
+                    value=rating_value("up", run_id),
                 ),
-            }
+                negative_button=FeedbackButtonObject(
+                    text=PlainTextObject(text="👎", emoji=True),
+                    accessibility_label="Not helpful",
+                    value=rating_value("down", run_id),
+                ),
+            )
         ],
-    }
-    buttons = [_button(ACTION_ASK_HUMAN, "🙋 Ask a human", str(run_id))] if offer_handoff else []
+    )
+    ask_human = ButtonElement(
+        action_id=ACTION_ASK_HUMAN,
+        text=PlainTextObject(text="🙋 Ask a human", emoji=True),
+        value=str(run_id),
+    )
+    buttons = [ask_human] if offer_handoff else []
     buttons.extend(
-        _button(
-            f"{ACTION_FLAG_SOURCE}_{source.number}",
-            f"⚠️ [{source.number}] is wrong or outdated",
-            json.dumps({"run": run_id, "document": source.document_id}),
+        ButtonElement(
+            action_id=f"{ACTION_FLAG_SOURCE}_{source.number}",
+            text=PlainTextObject(text=f"⚠️ [{source.number}] is wrong or outdated", emoji=True),
+            value=json.dumps({"run": run_id, "document": source.document_id}),
         )
         for source in sources[:MAX_FLAGGED_SOURCES]
     )
     if not buttons:
         return [rating]  # Slack refuses an actions block without elements
-    return [rating, {"type": "actions", "block_id": FEEDBACK_BLOCK, "elements": buttons}]
+    return [rating, ActionsBlock(block_id=FEEDBACK_BLOCK, elements=buttons)]
 
 
 def rating_value(rating: Rating, run_id: int) -> str:
@@ -129,26 +169,9 @@ def cited_sources(conn: Conn, tenant_id: int, run_id: int, text: str) -> list[Ci
     return sources
 
 
-def blocks_for_answer(conn: Conn, tenant_id: int, run_id: int, text: str) -> list[Block]:
+def blocks_for_answer(conn: Conn, tenant_id: int, run_id: int, text: str) -> list[BlockJson]:
     """`answer_blocks` for a run's final answer, with its cited sources looked up."""
     return answer_blocks(text, run_id, cited_sources(conn, tenant_id, run_id, text))
-
-
-def _button(action_id: str, label: str, value: str) -> Block:
-    return {
-        "type": "button",
-        "action_id": action_id,
-        "text": {"type": "plain_text", "text": label, "emoji": True},
-        "value": value,
-    }
-
-
-def _feedback_button(emoji: str, meaning: str, value: str) -> Block:
-    return {
-        "text": {"type": "plain_text", "text": emoji, "emoji": True},
-        "accessibility_label": meaning,  # read out instead of the bare emoji
-        "value": value,
-    }
 
 
 def _sections(text: str) -> list[Block]:
@@ -169,7 +192,7 @@ def _sections(text: str) -> list[Block]:
     if current.strip():
         sections.append(current)
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": part.rstrip("\n") or " "}}
+        SectionBlock(text=MarkdownTextObject(text=part.rstrip("\n") or " "))
         for part in sections
         if part.strip()
     ]

@@ -13,7 +13,15 @@ from typing import Any, Literal
 
 import structlog
 from psycopg import Connection
+from slack_sdk.models.blocks import (
+    ContextBlock,
+    DividerBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
+from bot.agent.answer_blocks import as_json
 from bot.agent.run_service import RunRequest, run_for_channel
 from bot.agent.runs import WorkerDeps, mark_failed, start_run
 from bot.agent.templates_in_use import apply_template, record_on_run
@@ -374,14 +382,16 @@ def leave_for_a_person(client: Any, channel: str | None, payload: dict[str, Any]
     client.chat_postMessage(
         channel=channel,
         text=f"Internal note: an email for a person to answer: {_escape(subject)}",
-        blocks=[
-            {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
-            {"type": "divider"},
-            {"type": "section", "text": {"type": "mrkdwn", "text": fields}},
-            {"type": "section", "text": {"type": "plain_text", "text": body, "emoji": False}},
-            {"type": "divider"},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": OFFLINE_NOTE}]},
-        ],
+        blocks=as_json(
+            [
+                SectionBlock(text=MarkdownTextObject(text=headline)),
+                DividerBlock(),
+                SectionBlock(text=MarkdownTextObject(text=fields)),
+                SectionBlock(text=PlainTextObject(text=body, emoji=False)),
+                DividerBlock(),
+                ContextBlock(elements=[MarkdownTextObject(text=OFFLINE_NOTE)]),
+            ]
+        ),
         unfurl_links=False,
     )
 

@@ -17,9 +17,16 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
 from bot.agent.answer_blocks import answer_blocks as public_answer_blocks
-from bot.agent.answer_blocks import cited_sources, feedback_blocks
+from bot.agent.answer_blocks import cited_sources, feedback_blocks, note_block
 
 SHARE_ACTION = "share_private_answer"
 SHARE_BLOCK = "private_answer_share"
@@ -31,22 +38,16 @@ def answer_blocks(
 ) -> list[dict[str, Any]]:
     """The ephemeral answer: its text, its `feedback` controls if any (the 👍 / 👎 and
     source buttons of bot/agent/answer_blocks.py), the note, then "Share with channel"."""
+    share = ButtonElement(
+        action_id=SHARE_ACTION,
+        text=PlainTextObject(text="Share with channel"),
+        value=str(answer_id),
+    )
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+        SectionBlock(text=MarkdownTextObject(text=text[:3000])).to_dict(),
         *(feedback or []),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": PRIVATE_NOTE}]},
-        {
-            "type": "actions",
-            "block_id": SHARE_BLOCK,
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": SHARE_ACTION,
-                    "text": {"type": "plain_text", "text": "Share with channel"},
-                    "value": str(answer_id),
-                }
-            ],
-        },
+        note_block(PRIVATE_NOTE),
+        ActionsBlock(block_id=SHARE_BLOCK, elements=[share]).to_dict(),
     ]
 
 

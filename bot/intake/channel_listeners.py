@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.agent.answer_blocks import note_block
 from bot.agent.private_answers import SHARE_ACTION
 from core.db import AsyncPool
 
@@ -64,8 +65,7 @@ async def share(
             if blocks:
                 # The answer, the note, then the feedback controls any public answer has.
                 at = next((i for i, b in enumerate(blocks) if b["type"] != "section"), len(blocks))
-                note = {"type": "context", "elements": [{"type": "mrkdwn", "text": shared_by}]}
-                blocks = [*blocks[:at], note, *blocks[at:]]
+                blocks = [*blocks[:at], note_block(shared_by), *blocks[at:]]
             posted = await client.chat_postMessage(
                 channel=row["slack_channel_id"],
                 thread_ts=row["slack_thread_ts"],

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import structlog
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 
 from connectors.slack.threads import MAX_TEXT, SlackThread
 
@@ -193,6 +194,6 @@ class ReplyWriter:
 
 def _with_note(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`blocks` with the replacement note after the answer's text, before any buttons."""
-    note = {"type": "context", "elements": [{"type": "mrkdwn", "text": REPLACED_NOTE}]}
+    note = ContextBlock(elements=[MarkdownTextObject(text=REPLACED_NOTE)]).to_dict()
     at = next((i for i, block in enumerate(blocks) if block.get("type") == "actions"), len(blocks))
     return [*blocks[:at], note, *blocks[at:]]

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from core.tools import ActionContext, ActionRefused, Effect, Tool
 
@@ -49,21 +50,14 @@ def _post(
     arguments: PostToChannel | ReplyInThread,
     key: str,
 ) -> Any:
+    posted_for = f"Posted by the assistant for <@{context.requested_by}>"
     return client.chat_postMessage(
         channel=arguments.channel,
         thread_ts=getattr(arguments, "thread_ts", None),
         text=arguments.text,
         blocks=[
-            {"type": "section", "text": {"type": "mrkdwn", "text": arguments.text}},
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": f"Posted by the assistant for <@{context.requested_by}>",
-                    }
-                ],
-            },
+            SectionBlock(text=MarkdownTextObject(text=arguments.text)).to_dict(),
+            ContextBlock(elements=[MarkdownTextObject(text=posted_for)]).to_dict(),
         ],
         # The idempotency key travels with the message, so a retry can find it.
         metadata={"event_type": ACTION_EVENT_TYPE, "event_payload": {"key": key}},
