@@ -29,6 +29,7 @@ import redis
 from psycopg.conninfo import make_conninfo
 
 from core.migrate import apply_migrations
+from core.settings import Settings
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
@@ -45,10 +46,15 @@ STOP_TIMEOUT = 15.0  # s a child gets to exit after SIGTERM, as tests/support al
 # product_env is tuned for the failure tests; these put back the shipped defaults where
 # a test value would change the cost being measured. The tests run queue upkeep on every
 # Redis command (so a dead worker's job comes back within seconds); production does it
-# on one in ten.
+# on one in ten. The tests read each tenant's masking policy afresh on every request (a
+# policy a test changes applies at once); production keeps it for its cache's seconds,
+# where the tests' 0 cost each Slack ack one more query.
 PRODUCTION_DEFAULTS = {
     "QUEUE_MAINTENANCE_PER_MILLION": "100000",
     "WORKER_HEARTBEAT_TIMEOUT_SECONDS": "60",
+    "GUARDRAILS_POLICY_CACHE_SECONDS": str(
+        Settings.model_fields["guardrails_policy_cache_seconds"].default
+    ),
 }
 
 

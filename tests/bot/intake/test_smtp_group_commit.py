@@ -144,3 +144,39 @@ def deliver(port: int, tenant: Tenant, subject: str) -> tuple[str, int]:
         except smtplib.SMTPDataError as exc:
             return subject, exc.smtp_code
     return subject, 250
+
+
+def test_a_commit_that_fails_answers_4xx_to_every_session_waiting_on_it(
+    smtp_listener: RunningListener,
+    email_database_url: str,
+    tenant_row_locked: tuple[Tenant, threading.Event],
+) -> None:
+    """Postgres ends the committer's session while the group waits to commit (as a
+    restart would): every session in it is answered 451, none 250, and nothing of
+    theirs is stored, so each sender's retry is the only copy."""
+    tenant, release = tenant_row_locked
+    subjects = [f"Lost {i} [{uuid.uuid4().hex[:6]}]" for i in range(SESSIONS)]
+    with ThreadPoolExecutor(max_workers=len(subjects)) as pool:
+        sending = [pool.submit(deliver, smtp_listener.port, tenant, s) for s in subjects]
+        time.sleep(1.0)  # all of them wait at the end of DATA, behind the tenant's lock
+        deadline = time.monotonic() + 30
+        while not all(f.done() for f in sending) and time.monotonic() < deadline:
+            end_sessions_waiting_for_the_lock(email_database_url)
+            time.sleep(0.2)
+        outcomes = dict(f.result(timeout=5) for f in sending)
+    release.set()
+    assert outcomes == {s: 451 for s in subjects}
+    with psycopg.connect(email_database_url, row_factory=dict_row) as conn:
+        stored = conn.execute(
+            "SELECT count(*) AS n FROM inbound_requests WHERE tenant_id = %s", (tenant.id,)
+        ).fetchone()
+    assert stored is not None and stored["n"] == 0
+
+
+def end_sessions_waiting_for_the_lock(database_url: str) -> None:
+    """Terminate every backend of this database waiting for a lock: the committer's."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+        )
