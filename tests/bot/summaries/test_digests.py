@@ -19,7 +19,7 @@ from bot.db import open_pool
 from bot.settings import load_settings
 from bot.summaries.digests import claim_due_digests, next_due, send_digest
 from guardrails.facade import build_guardrails
-from review.digest_commands import parse_time
+from review.console.digests import parse_time
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Channel

@@ -4,7 +4,7 @@ An inbox (an address or a whole domain routed to the tenant, see
 connectors/email/inboxes.py) can be given an agent template and the knowledge collections
 its answers come from. Customers write to inboxes, so with no collections set only the
 collection for outside readers is searched, as in a Slack Connect channel. Admin-only
-(review/commands.py checks before calling); every change is audited.
+(review/console/dispatch.py checks before calling); every change is audited.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from bot.agent.conversation_settings import PUBLIC_COLLECTION
 from bot.db import AsyncPool
 from bot.templates.spec import AgentTemplate
 from connectors.email.inboxes import list_inboxes, normalize_address, set_inbox_agent
-from review.channel_commands import COLLECTION_NAME, RESET
+from review.console import audit_log
+from review.console.channels import COLLECTION_NAME, RESET
+from review.console.context import Invocation, Reply
 
 INBOX_USAGE = (
     "Usage: `/agent inbox` lists the agent's inboxes; `/agent inbox ADDRESS template=NAME "
@@ -27,7 +27,12 @@ INBOX_USAGE = (
 )
 
 
-async def inbox_command(
+async def inbox(invocation: Invocation, args: list[str]) -> Reply:
+    inv = invocation
+    return Reply(await _inbox(inv.pool, inv.tenant_id, inv.user, args, inv.templates))
+
+
+async def _inbox(
     pool: AsyncPool,
     tenant_id: int,
     user: str,
@@ -78,16 +83,8 @@ async def inbox_command(
             return f"I don't know the setting `{key}`. " + INBOX_USAGE
     async with pool.connection() as conn, conn.transaction():
         await set_inbox_agent(conn, tenant_id, address, template=template, collections=collections)
-        await conn.execute(
-            """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-               VALUES (%s, %s, 'inbox.settings', %s, %s)""",
-            (
-                tenant_id,
-                user,
-                address,
-                Jsonb({"via": "/agent", "template": template, "collections": collections}),
-            ),
-        )
+        details = {**audit_log.VIA_CONSOLE, "template": template, "collections": collections}
+        await audit_log.record(conn, tenant_id, user, "inbox.settings", address, details)
     return "New emails to " + _describe(
         {"address": address, "agent_template": template, "collections": collections}
     ).removeprefix("• ")
