@@ -48,11 +48,7 @@ CHANNEL_USAGE = (
 
 
 async def template(invocation: Invocation, args: list[str]) -> Reply:
-    return Reply(
-        await _template(
-            invocation.pool, invocation.tenant_id, invocation.user, args, invocation.templates
-        )
-    )
+    return Reply(await _template(invocation, args))
 
 
 async def channel(invocation: Invocation, args: list[str]) -> Reply:
@@ -64,13 +60,9 @@ async def channel(invocation: Invocation, args: list[str]) -> Reply:
     )
 
 
-async def _template(
-    pool: AsyncPool,
-    tenant_id: int,
-    user: str,
-    args: list[str],
-    templates: Mapping[str, AgentTemplate],
-) -> str:
+async def _template(invocation: Invocation, args: list[str]) -> str:
+    pool, tenant_id, user = invocation.pool, invocation.tenant_id, invocation.user
+    templates = invocation.templates
     available = ", ".join(f"`{name}`" for name in sorted(templates)) or "none installed"
     if not args:
         async with pool.connection() as conn:

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.agent.conversation_settings import PUBLIC_COLLECTION
-from bot.db import AsyncPool
-from bot.templates.spec import AgentTemplate
 from connectors.email.inboxes import list_inboxes, normalize_address, set_inbox_agent
 from review.console import audit_log
 from review.console.channels import COLLECTION_NAME, RESET
@@ -28,17 +26,12 @@ INBOX_USAGE = (
 
 
 async def inbox(invocation: Invocation, args: list[str]) -> Reply:
-    inv = invocation
-    return Reply(await _inbox(inv.pool, inv.tenant_id, inv.user, args, inv.templates))
+    return Reply(await _inbox(invocation, args))
 
 
-async def _inbox(
-    pool: AsyncPool,
-    tenant_id: int,
-    user: str,
-    args: list[str],
-    templates: Mapping[str, AgentTemplate],
-) -> str:
+async def _inbox(invocation: Invocation, args: list[str]) -> str:
+    pool, tenant_id, user = invocation.pool, invocation.tenant_id, invocation.user
+    templates = invocation.templates
     if not args:
         async with pool.connection() as conn:
             rows = await list_inboxes(conn, tenant_id)
