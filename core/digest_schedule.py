@@ -1,6 +1,6 @@
 """When a scheduled summary (bot/summaries/digests.py) is next due.
 
-In the kernel because the `/agent digest` console (review/digest_commands.py) computes
+In the kernel because the `/agent digest` console (review/console/digests.py) computes
 the first due time when a digest is set up, and review may not import the bot.
 """
 

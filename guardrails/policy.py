@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -130,14 +131,7 @@ class PolicyStore:
 
     def save(self, tenant_id: int, policy: TenantPolicy, *, updated_by: str) -> None:
         with self.pool.connection() as conn:
-            conn.execute(
-                """INSERT INTO guardrail_policies (tenant_id, policy, updated_by)
-                   VALUES (%s, %s, %s)
-                   ON CONFLICT (tenant_id) DO UPDATE
-                     SET policy = EXCLUDED.policy, updated_by = EXCLUDED.updated_by,
-                         updated_at = now()""",
-                (tenant_id, Jsonb(policy.model_dump(mode="json")), updated_by),
-            )
+            conn.execute(STORE_SQL, (tenant_id, Jsonb(policy.model_dump(mode="json")), updated_by))
         with self._lock:
             self._cache.pop(tenant_id, None)
 
@@ -148,6 +142,27 @@ class PolicyStore:
 
 
 POLICY_SQL = "SELECT policy FROM guardrail_policies WHERE tenant_id = %s"
+STORE_SQL = """
+    INSERT INTO guardrail_policies (tenant_id, policy, updated_by) VALUES (%s, %s, %s)
+    ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy,
+      updated_by = EXCLUDED.updated_by, updated_at = now()
+"""
+
+
+async def document_async(
+    conn: AsyncConnection[dict[str, Any]], tenant_id: int, *, for_update: bool = False
+) -> object | None:
+    """The tenant's stored policy document, unvalidated; None when it has none.
+    `for_update` locks it until the transaction ends, for a read-change-write."""
+    query = POLICY_SQL + (" FOR UPDATE" if for_update else "")
+    row = await (await conn.execute(query, (tenant_id,))).fetchone()
+    return row["policy"] if row else None
+
+
+async def store_async(
+    conn: AsyncConnection[dict[str, Any]], tenant_id: int, policy: TenantPolicy, updated_by: str
+) -> None:
+    await conn.execute(STORE_SQL, (tenant_id, Jsonb(policy.model_dump(mode="json")), updated_by))
 
 
 def parse_policy(tenant_id: int, document: object) -> TenantPolicy:

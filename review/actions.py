@@ -18,9 +18,10 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from psycopg import Connection, sql
+from psycopg import AsyncConnection, Connection, sql
 from psycopg.types.json import Jsonb
 
+from core.db import AsyncPool
 from core.store import audit as audit_log
 from guardrails.at_rest import as_approvers_see, default_masker, for_storage, policy_of
 
@@ -239,3 +240,35 @@ def _masked(value: Any) -> Any:
     if isinstance(value, sql.Composable):
         return value
     return default_masker().mask_deep(value)
+
+
+async def load_action(pool: AsyncPool, tenant_id: int, action_id: int) -> Row | None:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT * FROM pending_actions WHERE id = %s AND tenant_id = %s", (action_id, tenant_id)
+        )
+        return await cursor.fetchone()
+
+
+async def load_action_by_message(
+    pool: AsyncPool, tenant_id: int, channel: str, ts: str
+) -> Row | None:
+    """The action whose approval card is message `ts` in `channel`."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            """SELECT * FROM pending_actions
+               WHERE tenant_id = %s AND approval_channel_id = %s AND approval_ts = %s""",
+            (tenant_id, channel, ts),
+        )
+        return await cursor.fetchone()
+
+
+async def waiting_async(conn: AsyncConnection[Row], tenant_id: int, limit: int) -> list[Row]:
+    """The oldest `limit` actions waiting for a decision (what `/agent approvals` lists)."""
+    cursor = await conn.execute(
+        """SELECT id, summary, shown, requested_by, approval_channel_id, approval_ts, expires_at
+           FROM pending_actions WHERE tenant_id = %s AND status = 'pending'
+           ORDER BY created_at LIMIT %s""",
+        (tenant_id, limit),
+    )
+    return await cursor.fetchall()

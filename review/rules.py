@@ -2,7 +2,7 @@
 
 A rule covers one tool, for one requester's requests, or, for an email tool, for email
 to one recipient domain; it lasts a number of days and can be revoked with
-`/agent rules revoke N` (review/rule_commands.py). Only someone who may approve the
+`/agent rules revoke N` (review/console/rules.py). Only someone who may approve the
 action may create a rule from its card (review/decisions.py checks, as for Approve).
 
 No rule is offered or honoured for:
@@ -25,6 +25,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import structlog
+from psycopg import AsyncConnection
 
 from core.store import audit
 from guardrails.at_rest import policy_of
@@ -224,3 +225,28 @@ def _within(domain: str, patterns: list[str]) -> bool:
         fnmatchcase(domain, p.lower()) or domain == p.lower() or domain.endswith("." + p.lower())
         for p in patterns
     )
+
+
+async def in_force_async(
+    conn: AsyncConnection[actions.Row], tenant_id: int, limit: int
+) -> list[actions.Row]:
+    """The tenant's live rules, by number (what `/agent rules` lists)."""
+    cursor = await conn.execute(
+        f"""SELECT * FROM action_rules WHERE tenant_id = %s AND {LIVE}
+            ORDER BY number LIMIT %s""",
+        (tenant_id, limit),
+    )
+    return await cursor.fetchall()
+
+
+async def revoke_async(
+    conn: AsyncConnection[actions.Row], tenant_id: int, number: int, user: str
+) -> actions.Row | None:
+    """Revoke live rule `number`; the rule, or None when no such rule is in force."""
+    cursor = await conn.execute(
+        f"""UPDATE action_rules SET revoked_at = now(), revoked_by = %s
+            WHERE tenant_id = %s AND number = %s AND {LIVE}
+            RETURNING *""",
+        (user, tenant_id, number),
+    )
+    return await cursor.fetchone()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from psycopg import AsyncConnection, Connection
+from psycopg import AsyncConnection, Connection, sql
 
 SELECT = """
     SELECT t.id AS tenant_id, s.approval_channel_id, s.approver_group_id,
@@ -73,3 +73,30 @@ def for_action(settings: ReviewSettings, action: Mapping[str, Any]) -> ReviewSet
         # Escalated: the people it was shown to may decide it too.
         settings = replace(settings, escalated_to=tuple(action["escalated_to"]))
     return settings
+
+
+async def update_async(
+    conn: AsyncConnection[dict[str, Any]], tenant_id: int, values: Mapping[str, object]
+) -> None:
+    """Set these columns of the tenant's settings, creating its row if it has none. The
+    column names come from code, never from what someone typed."""
+    columns = [sql.Identifier(column) for column in values]
+    query = sql.SQL(
+        """INSERT INTO tenant_settings (tenant_id, {columns}) VALUES (%s, {values})
+           ON CONFLICT (tenant_id) DO UPDATE SET {updates}, updated_at = now()"""
+    ).format(
+        columns=sql.SQL(", ").join(columns),
+        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        updates=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in columns),
+    )
+    await conn.execute(query, (tenant_id, *values.values()))
+
+
+async def time_zone_async(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> str | None:
+    """The workspace's time zone as stored (a name Python may not know); None if unset."""
+    row = await (
+        await conn.execute(
+            "SELECT time_zone FROM tenant_settings WHERE tenant_id = %s", (tenant_id,)
+        )
+    ).fetchone()
+    return (row or {}).get("time_zone")

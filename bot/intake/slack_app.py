@@ -40,13 +40,10 @@ from core.settings import Settings
 from core.store.conversations import bot_has_run_in_slack_thread
 from guardrails.at_rest import AtRest
 from guardrails.status import configured_lines
+from review.actions import load_action, load_action_by_message
 from review.authority import Organisation, check_admin
-from review.commands import (
-    GuardrailStatus,
-    load_action,
-    load_action_by_message,
-    run_agent_command,
-)
+from review.console.context import GuardrailStatus
+from review.console.dispatch import run_agent_command
 from review.decisions import EMOJI_DECISIONS
 from review.email_digest import BUTTON_RELEASE, RELEASE_KIND
 from review.golden_cases import GOLDEN_BUTTON, GOLDEN_KIND

@@ -56,3 +56,15 @@ def entries_about(
            ORDER BY id""",
         (tenant_id, subject, action),
     ).fetchall()
+
+
+async def latest_async(
+    conn: AsyncConnection[dict[str, Any]], tenant_id: int, limit: int
+) -> list[dict[str, Any]]:
+    """The tenant's newest `limit` entries, newest first: when, who, what and about what."""
+    cursor = await conn.execute(
+        """SELECT created_at, actor, action, subject FROM audit_log
+           WHERE tenant_id = %s ORDER BY id DESC LIMIT %s""",
+        (tenant_id, limit),
+    )
+    return await cursor.fetchall()

@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from guardrails.policy import TenantPolicy, ToolPolicy
+from review.console.rules import _span
 from review.escalation import duration, mentions
-from review.rule_commands import _span
 from review.rules import Scope, scope_of
 
 

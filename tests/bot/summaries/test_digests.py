@@ -20,7 +20,7 @@ from core.db import open_pool
 from core.digest_schedule import next_due
 from core.settings import load_settings
 from guardrails.facade import build_guardrails
-from review.digest_commands import parse_time
+from review.console.digests import parse_time
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Channel

@@ -1,6 +1,6 @@
 """`/agent template` and `/agent channel`: which agent template a tenant or channel uses,
-and how the agent behaves in a channel. Admin-only (review/commands.py checks before
-calling); every change is audited. New threads pick the settings up; threads already
+and how the agent behaves in a channel. Admin-only (review/console/dispatch.py checks
+before calling); every change is audited. New threads pick the settings up; threads already
 under way keep the ones they pinned (review/conversation_settings.py).
 """
 
@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.agent_template import AgentTemplate
 from core.db import AsyncPool
+from review.console import audit_log
+from review.console.context import Invocation, Reply
+from review.console.mentions import channel_id, usergroup_id
 from review.conversation_settings import (
     SELECT_CHANNEL,
     SELECT_TENANT_TEMPLATE,
@@ -25,9 +27,8 @@ from review.conversation_settings import (
     ChannelSettings,
     effective,
 )
+from review.tenant_settings import update_async
 
-CHANNEL_REF = re.compile(r"^<#(?P<id>[CG][A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>[CG][A-Z0-9]+)$")
-USERGROUP_REF = re.compile(r"^<!subteam\^(?P<id>S[A-Z0-9]+)(\|[^>]*)?>$|^(?P<raw>S[A-Z0-9]+)$")
 COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 RESET = "default"  # any key=default returns the setting to its default
 REPLY_MODES = {"mention": "mention", "all": "every_question", "every_question": "every_question"}
@@ -46,13 +47,22 @@ CHANNEL_USAGE = (
 )
 
 
-async def template_command(
-    pool: AsyncPool,
-    tenant_id: int,
-    user: str,
-    args: list[str],
-    templates: Mapping[str, AgentTemplate],
-) -> str:
+async def template(invocation: Invocation, args: list[str]) -> Reply:
+    return Reply(await _template(invocation, args))
+
+
+async def channel(invocation: Invocation, args: list[str]) -> Reply:
+    inv = invocation
+    return Reply(
+        await _channel_settings(
+            inv.pool, inv.client, inv.tenant_id, inv.user, inv.channel, args, inv.templates
+        )
+    )
+
+
+async def _template(invocation: Invocation, args: list[str]) -> str:
+    pool, tenant_id, user = invocation.pool, invocation.tenant_id, invocation.user
+    templates = invocation.templates
     available = ", ".join(f"`{name}`" for name in sorted(templates)) or "none installed"
     if not args:
         async with pool.connection() as conn:
@@ -63,7 +73,7 @@ async def template_command(
             + TEMPLATE_USAGE
         )
     name = args[0].lower()
-    channel = _channel(args[1]) if len(args) == 2 else None
+    channel = channel_id(args[1]) if len(args) == 2 else None
     if len(args) > 2 or (len(args) == 2 and channel is None):
         return TEMPLATE_USAGE
     if name not in templates and name != "none":
@@ -73,13 +83,8 @@ async def template_command(
         await _store_channel(pool, tenant_id, user, channel, {"agent_template": value})
         return f"New threads in <#{channel}> will use the `{name}` template."
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            """INSERT INTO tenant_settings (tenant_id, agent_template) VALUES (%s, %s)
-               ON CONFLICT (tenant_id) DO UPDATE
-                 SET agent_template = EXCLUDED.agent_template, updated_at = now()""",
-            (tenant_id, value),
-        )
-        await _audit(conn, tenant_id, user, "settings.agent_template", name)
+        await update_async(conn, tenant_id, {"agent_template": value})
+        await audit_log.record(conn, tenant_id, user, "settings.agent_template", name)
     if value is None:
         return "No agent template: every tool, the default prompt and all knowledge."
     template = templates[name]
@@ -89,7 +94,7 @@ async def template_command(
     )
 
 
-async def channel_command(
+async def _channel_settings(
     pool: AsyncPool,
     client: AsyncWebClient,
     tenant_id: int,
@@ -99,7 +104,7 @@ async def channel_command(
     templates: Mapping[str, AgentTemplate],
 ) -> str:
     channel = here
-    if args and (named := _channel(args[0])) is not None:
+    if args and (named := channel_id(args[0])) is not None:
         channel, args = named, args[1:]
     if not args:
         return await _show(pool, client, tenant_id, channel, templates)
@@ -147,10 +152,9 @@ async def _parse(
             return None
         groups = []
         for ref in value.split(","):
-            match = USERGROUP_REF.match(ref.strip())
-            if match is None:
+            group = usergroup_id(ref.strip())
+            if group is None:
                 return "`ask` takes user groups (`ask=@support-team`) or `anyone`."
-            group = match.group("id") or match.group("raw")
             try:
                 await client.usergroups_users_list(usergroup=group)
             except SlackApiError:
@@ -210,11 +214,6 @@ async def _show(
     )
 
 
-def _channel(ref: str) -> str | None:
-    match = CHANNEL_REF.match(ref)
-    return (match.group("id") or match.group("raw")) if match else None
-
-
 async def _store_channel(
     pool: AsyncPool, tenant_id: int, user: str, channel: str, changes: dict[str, Any]
 ) -> None:
@@ -234,12 +233,4 @@ async def _store_channel(
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(query, (tenant_id, channel, user, *changes.values()))
         for column, value in changes.items():
-            await _audit(conn, tenant_id, user, f"channel.{column}", f"{channel}={value}")
-
-
-async def _audit(conn: Any, tenant_id: int, user: str, action: str, subject: str) -> None:
-    await conn.execute(
-        """INSERT INTO audit_log (tenant_id, actor, action, subject, details)
-           VALUES (%s, %s, %s, %s, %s)""",
-        (tenant_id, user, action, subject, Jsonb({"via": "/agent"})),
-    )
+            await audit_log.record(conn, tenant_id, user, f"channel.{column}", f"{channel}={value}")

@@ -24,8 +24,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from core.db import AsyncPool
 from core.digest_schedule import CADENCES, next_due
-from core.store import audit
-from review.authority import check_admin
+from review.console import audit_log
+from review.console.context import Invocation, Reply
+from review.tenant_settings import time_zone_async, update_async
 
 USAGE = (
     "Usage: `/agent digest #channel daily 09:00` posts a summary of the channel there "
@@ -38,21 +39,26 @@ AT = re.compile(r"^(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>am|pm)?$", re.IGN
 LIST_MAX = 30
 
 
-async def digest_command(
-    pool: AsyncPool, client: AsyncWebClient, tenant_id: int, user: str, args: list[str]
-) -> str:
+async def digest(invocation: Invocation, args: list[str]) -> Reply:
+    """Anyone of the workspace may run it; what needs an admin asks
+    `invocation.check_admin` (the dispatcher's check)."""
+    inv = invocation
     if not args:
-        return USAGE
+        return Reply(USAGE)
     if args[0].lower() == "list":
-        return await _list(pool, tenant_id, user)
+        return Reply(await _list(inv.pool, inv.tenant_id, inv.user))
     if args[0].lower() == "remove":
-        return await _remove(pool, client, tenant_id, user, args[1:])
-    return await _add(pool, client, tenant_id, user, args)
+        return Reply(await _remove(inv, args[1:]))
+    return Reply(await _add(inv, args))
 
 
-async def _add(
-    pool: AsyncPool, client: AsyncWebClient, tenant_id: int, user: str, args: list[str]
-) -> str:
+async def timezone(invocation: Invocation, args: list[str]) -> Reply:
+    return Reply(await _timezone(invocation.pool, invocation.tenant_id, invocation.user, args))
+
+
+async def _add(invocation: Invocation, args: list[str]) -> str:
+    pool, client = invocation.pool, invocation.client
+    tenant_id, user = invocation.tenant_id, invocation.user
     channel = CHANNEL.match(args[0])
     if channel is None or len(args) < 3 or args[1].lower() not in CADENCES:
         return USAGE
@@ -69,7 +75,7 @@ async def _add(
     elif rest:
         return USAGE
     if not personal:
-        admin = await check_admin(pool, client, tenant_id, user)
+        admin = await invocation.check_admin()
         if not admin.allowed:
             return (
                 "Only workspace admins and this app's admins can post a digest to a "
@@ -174,9 +180,8 @@ async def _list(pool: AsyncPool, tenant_id: int, user: str) -> str:
     return "\n".join(lines)
 
 
-async def _remove(
-    pool: AsyncPool, client: AsyncWebClient, tenant_id: int, user: str, args: list[str]
-) -> str:
+async def _remove(invocation: Invocation, args: list[str]) -> str:
+    pool, tenant_id, user = invocation.pool, invocation.tenant_id, invocation.user
     if len(args) != 1 or not args[0].isdigit():
         return USAGE
     digest_id = int(args[0])
@@ -190,7 +195,7 @@ async def _remove(
     if row is None:
         return f"There is no digest {digest_id}. `/agent digest list` shows them."
     if not (row["personal"] and row["created_by"] == user):
-        admin = await check_admin(pool, client, tenant_id, user)
+        admin = await invocation.check_admin()
         if not admin.allowed:
             return "Only workspace admins, this app's admins or its owner can remove that digest."
     async with pool.connection() as conn:
@@ -201,7 +206,7 @@ async def _remove(
     return f"Digest {digest_id} of <#{row['channel_id']}> is removed."
 
 
-async def timezone_command(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> str:
+async def _timezone(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> str:
     """`/agent timezone` shows the workspace's time zone; `/agent timezone ZONE` (admins,
     checked by the caller) sets it. Digests already set keep their next time until it
     has passed."""
@@ -220,12 +225,7 @@ async def timezone_command(pool: AsyncPool, tenant_id: int, user: str, args: lis
                 f"I don't know the time zone `{name}`. Use a name like Europe/Paris, "
                 "America/New_York or UTC."
             )
-        await conn.execute(
-            """INSERT INTO tenant_settings (tenant_id, time_zone) VALUES (%s, %s)
-               ON CONFLICT (tenant_id) DO UPDATE SET time_zone = EXCLUDED.time_zone,
-                 updated_at = now()""",
-            (tenant_id, name),
-        )
+        await update_async(conn, tenant_id, {"time_zone": name})
         await _audit(conn, tenant_id, user, "settings.time_zone", {"time_zone": name})
     return f"Done: this workspace's time zone is now {name}."
 
@@ -246,13 +246,8 @@ def parse_time(text: str) -> time | None:
 
 
 async def _zone(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> ZoneInfo:
-    row = await (
-        await conn.execute(
-            "SELECT time_zone FROM tenant_settings WHERE tenant_id = %s", (tenant_id,)
-        )
-    ).fetchone()
     try:
-        return ZoneInfo((row or {}).get("time_zone") or "UTC")
+        return ZoneInfo(await time_zone_async(conn, tenant_id) or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
 
@@ -264,5 +259,5 @@ async def _audit(
     action: str,
     details: dict[str, Any],
 ) -> None:
-    entry = audit.Entry(tenant_id, user, action, subject="summary_digests", details=details)
-    await audit.append_async(conn, entry)
+    """Digest changes name the table as their subject and say what changed in details."""
+    await audit_log.record(conn, tenant_id, user, action, "summary_digests", details)

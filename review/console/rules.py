@@ -1,8 +1,8 @@
 """`/agent escalate` and `/agent rules`: who undecided actions go to next, and the
 "always allow" rules approvers made from cards (review/rules.py).
 
-`/agent escalate` and changing `/agent rules` are for admins (review/commands.py checks
-before calling); listing the rules is for anyone of the workspace. Every change is
+`/agent escalate` and changing `/agent rules` are for admins (review/console/dispatch.py
+checks before calling); listing the rules is for anyone of the workspace. Every change is
 audited.
 """
 
@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
-
-from psycopg import AsyncConnection
 
 from core.db import AsyncPool
-from core.store import audit
+from review.console import audit_log
+from review.console.context import Invocation, Reply
 from review.escalation import duration, mentions
 from review.handoff import parse_target
 from review.messages import person
-from review.rules import MAX_DAYS, describe
-from review.tenant_settings import load_async
+from review.rules import MAX_DAYS, describe, in_force_async, revoke_async
+from review.tenant_settings import load_async, update_async
 
 ESCALATE_USAGE = (
     "Usage: `/agent escalate @person-or-@group [@more] after 2h` sends actions nobody "
@@ -38,7 +36,19 @@ UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days
 LIST_MAX = 30  # rules listed
 
 
-async def escalate_command(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> str:
+async def escalate(invocation: Invocation, args: list[str]) -> Reply:
+    inv = invocation
+    return Reply(await _escalate(inv.pool, inv.tenant_id, inv.user, args))
+
+
+async def rules(invocation: Invocation, args: list[str]) -> Reply:
+    """Without arguments the listing, for anyone; `revoke` and `days` are for admins."""
+    if not args:
+        return Reply(await _list_rules(invocation.pool, invocation.tenant_id))
+    return Reply(await _change_rules(invocation.pool, invocation.tenant_id, invocation.user, args))
+
+
+async def _escalate(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> str:
     async with pool.connection() as conn:
         settings = await load_async(conn, tenant_id)
     if not args:
@@ -73,16 +83,9 @@ async def escalate_command(pool: AsyncPool, tenant_id: int, user: str, args: lis
     )
 
 
-async def list_rules(pool: AsyncPool, tenant_id: int) -> str:
+async def _list_rules(pool: AsyncPool, tenant_id: int) -> str:
     async with pool.connection() as conn:
-        rows = await (
-            await conn.execute(
-                """SELECT * FROM action_rules
-                   WHERE tenant_id = %s AND revoked_at IS NULL AND expires_at > now()
-                   ORDER BY number LIMIT %s""",
-                (tenant_id, LIST_MAX),
-            )
-        ).fetchall()
+        rows = await in_force_async(conn, tenant_id, LIST_MAX)
         settings = await load_async(conn, tenant_id)
     lasts = f"New rules last {settings.rule_days} days."
     if not rows:
@@ -96,8 +99,8 @@ async def list_rules(pool: AsyncPool, tenant_id: int) -> str:
     return "\n".join([*lines, lasts, RULES_USAGE])
 
 
-async def rules_command(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> str:
-    """`rules revoke N` and `rules days N` (the listing is `list_rules`)."""
+async def _change_rules(pool: AsyncPool, tenant_id: int, user: str, args: list[str]) -> str:
+    """`rules revoke N` and `rules days N` (the listing is `_list_rules`)."""
     if len(args) != 2 or args[0] not in ("revoke", "days") or not args[1].isdigit():
         return RULES_USAGE
     number = int(args[1])
@@ -105,29 +108,15 @@ async def rules_command(pool: AsyncPool, tenant_id: int, user: str, args: list[s
         if not 1 <= number <= MAX_DAYS:
             return f"A rule can last from 1 to {MAX_DAYS} days."
         async with pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO tenant_settings (tenant_id, rule_days) VALUES (%s, %s)
-                   ON CONFLICT (tenant_id) DO UPDATE
-                     SET rule_days = EXCLUDED.rule_days, updated_at = now()""",
-                (tenant_id, number),
-            )
-            await _audit(conn, tenant_id, user, "settings.rule_days", str(number), {})
+            await update_async(conn, tenant_id, {"rule_days": number})
+            await audit_log.record(conn, tenant_id, user, "settings.rule_days", str(number))
         return f"New always-allow rules will last {number} days. Rules already made keep their end date."
     async with pool.connection() as conn, conn.transaction():
-        rule = await (
-            await conn.execute(
-                """UPDATE action_rules SET revoked_at = now(), revoked_by = %s
-                   WHERE tenant_id = %s AND number = %s AND revoked_at IS NULL
-                     AND expires_at > now()
-                   RETURNING *""",
-                (user, tenant_id, number),
-            )
-        ).fetchone()
+        rule = await revoke_async(conn, tenant_id, number, user)
         if rule is None:
             return f"There is no rule {number} in force. `/agent rules` lists them."
-        await _audit(
-            conn, tenant_id, user, "rule.revoked", f"rule:{number}", {"tool": rule["tool"]}
-        )
+        details = {"tool": rule["tool"], **audit_log.VIA_CONSOLE}
+        await audit_log.record(conn, tenant_id, user, "rule.revoked", f"rule:{number}", details)
     return f"Rule {number} ({describe(rule)}) is revoked: actions like it need an approval again."
 
 
@@ -146,31 +135,11 @@ async def _set_escalation(
     after: timedelta | None,
 ) -> None:
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            """INSERT INTO tenant_settings (tenant_id, escalate_to, escalate_after)
-               VALUES (%s, %s, %s)
-               ON CONFLICT (tenant_id) DO UPDATE
-                 SET escalate_to = EXCLUDED.escalate_to,
-                     escalate_after = EXCLUDED.escalate_after, updated_at = now()""",
-            (tenant_id, targets, after),
-        )
-        await _audit(
+        await update_async(conn, tenant_id, {"escalate_to": targets, "escalate_after": after})
+        await audit_log.record(
             conn,
             tenant_id,
             user,
             "settings.escalation",
             "off" if targets is None else f"{' '.join(targets)} after {after}",
-            {},
         )
-
-
-async def _audit(
-    conn: AsyncConnection[dict[str, Any]],
-    tenant_id: int,
-    user: str,
-    action: str,
-    subject: str,
-    details: dict[str, Any],
-) -> None:
-    entry = audit.Entry(tenant_id, user, action, subject, details={**details, "via": "/agent"})
-    await audit.append_async(conn, entry)

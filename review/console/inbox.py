@@ -4,7 +4,7 @@ An inbox (an address or a whole domain routed to the tenant, see
 connectors/email/inboxes.py) can be given an agent template and the knowledge collections
 its answers come from. Customers write to inboxes, so with no collections set only the
 collection for outside readers is searched, as in a Slack Connect channel. Admin-only
-(review/commands.py checks before calling); every change is audited.
+(review/console/dispatch.py checks before calling); every change is audited.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.email.inboxes import list_inboxes, normalize_address, set_inbox_agent
-from core.agent_template import AgentTemplate
-from core.db import AsyncPool
-from core.store import audit
-from review.channel_commands import COLLECTION_NAME, RESET
+from review.console import audit_log
+from review.console.channels import COLLECTION_NAME, RESET
+from review.console.context import Invocation, Reply
 from review.conversation_settings import PUBLIC_COLLECTION
 
 INBOX_USAGE = (
@@ -26,13 +25,13 @@ INBOX_USAGE = (
 )
 
 
-async def inbox_command(
-    pool: AsyncPool,
-    tenant_id: int,
-    user: str,
-    args: list[str],
-    templates: Mapping[str, AgentTemplate],
-) -> str:
+async def inbox(invocation: Invocation, args: list[str]) -> Reply:
+    return Reply(await _inbox(invocation, args))
+
+
+async def _inbox(invocation: Invocation, args: list[str]) -> str:
+    pool, tenant_id, user = invocation.pool, invocation.tenant_id, invocation.user
+    templates = invocation.templates
     if not args:
         async with pool.connection() as conn:
             rows = await list_inboxes(conn, tenant_id)
@@ -77,16 +76,8 @@ async def inbox_command(
             return f"I don't know the setting `{key}`. " + INBOX_USAGE
     async with pool.connection() as conn, conn.transaction():
         await set_inbox_agent(conn, tenant_id, address, template=template, collections=collections)
-        await audit.append_async(
-            conn,
-            audit.Entry(
-                tenant_id=tenant_id,
-                actor=user,
-                action="inbox.settings",
-                subject=address,
-                details={"via": "/agent", "template": template, "collections": collections},
-            ),
-        )
+        details = {**audit_log.VIA_CONSOLE, "template": template, "collections": collections}
+        await audit_log.record(conn, tenant_id, user, "inbox.settings", address, details)
     return "New emails to " + _describe(
         {"address": address, "agent_template": template, "collections": collections}
     ).removeprefix("• ")
