@@ -9,7 +9,6 @@ listener and the worker wrote, so a slow total can be pinned on one stage.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from bot.agent.run_request import THINKING_TEXT
 from connectors.slack.streaming import PREVIEW_SUFFIX
 from sandbox.slack_emulator import SlackEmulator
 from testbed.conversation import mention
+from testbed.markers import new_marker
 
 POLL_INTERVAL = 0.005  # s; only paces the next mention, the timing comes from the API log
 ANSWER_TIMEOUT = 30.0  # s
@@ -69,7 +69,7 @@ def warm_up(slack: SlackEmulator, count: int) -> None:
 
 
 def _post_and_wait(slack: SlackEmulator) -> Posted:
-    question = f"What is our refund window? [bench {uuid.uuid4().hex[:8]}]"
+    question = f"What is our refund window? [bench {new_marker(8)}]"
     posted_at = time.time()
     post = mention(slack, question)
     acked_at = time.time()

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from testbed.conversation import PLAN
+from testbed.markers import new_marker
 from testbed.stack import Stack, free_port, product_env, start_stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,7 +198,7 @@ def postgres_server(workdir: Path) -> Iterator[str]:
 @contextmanager
 def fresh_database(server_url: str, *, migrate: bool = True) -> Iterator[str]:
     """A new database on the server, migrated unless told not to; dropped at the end."""
-    name = f"chatops_bench_{uuid.uuid4().hex[:10]}"
+    name = f"chatops_bench_{new_marker(10)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_conninfo(server_url, dbname=name)
@@ -219,7 +219,7 @@ def redis_namespace(url: str, prefix: str = "chatops-bench") -> Iterator[str]:
         client.ping()
     except redis.RedisError as exc:
         raise RuntimeError(f"no Redis answers at {url} (set BENCH_REDIS_URL): {exc}") from None
-    namespace = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    namespace = f"{prefix}-{new_marker(10)}"
     try:
         yield namespace
     finally:

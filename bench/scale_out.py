@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from bench.report import percentile, versions  # noqa: E402
 from bench.script import Report, load_average, parser  # noqa: E402
 from sandbox.background import BackgroundServer  # noqa: E402
 from testbed.conversation import mention  # noqa: E402
+from testbed.markers import new_marker  # noqa: E402
 from testbed.processes import ChatopsProcess, wait_for  # noqa: E402
 from testbed.stack import free_port  # noqa: E402
 
@@ -136,7 +136,7 @@ def _throughput(services: Services, env: dict[str, str], workers: int, count: in
 
 
 def _post_and_drain(services: Services, count: int, workers: int = 0) -> Throughput:
-    tag = uuid.uuid4().hex[:10]
+    tag = new_marker(10)
     posted: dict[str, float] = {}
     first = time.time()
     for index in range(count):

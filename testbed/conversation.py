@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_events import UserPost
 from sandbox.slack_workspace import Message
+from testbed.markers import new_marker
 from testbed.processes import wait_for
 
 REQUESTER = "U0REQUESTER"
@@ -18,7 +17,7 @@ PLAN = {"intent": "answer", "search_queries": [], "tool_calls": []}
 
 def unique_question(topic: str) -> str:
     """A question carrying a marker, so the LLM emulator's script matches only this test."""
-    return f"{topic} [case {uuid.uuid4().hex[:8]}]"
+    return f"{topic} [case {new_marker(8)}]"
 
 
 def script_answer(llm: OpenAIEmulator, question: str, answer: str) -> None:

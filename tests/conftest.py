@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import SlackApp
+from testbed.markers import new_marker
 from tests.support.failure_logs import (  # noqa: F401  (pytest finds hooks by name)
     pytest_runtest_call,
     pytest_runtest_makereport,
@@ -71,7 +71,7 @@ def postgres_server_url() -> Iterator[str]:
 
 
 def create_database(server_url: str, prefix: str = "chatops_test") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{new_marker(10)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return database_url_for(server_url, name)
@@ -143,7 +143,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def queue_namespace(redis_url: str) -> Iterator[str]:
     """A Redis key prefix no other run shares; its keys are removed afterwards."""
-    namespace = f"chatops-test-{uuid.uuid4().hex[:10]}"
+    namespace = f"chatops-test-{new_marker(10)}"
     yield namespace
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(f"{namespace}*"))

@@ -23,6 +23,7 @@ from guardrails.facade import Guardrails, build_guardrails
 from review import actions
 from review.execute import execute_action
 from review.toolbox import ReviewedToolbox
+from testbed.markers import new_marker
 
 DB = psycopg.Connection[dict[str, Any]]
 SIGNING_SECRET = "connector-tests-signing-secret"
@@ -136,7 +137,7 @@ def make_workspace(db: DB, pool: Pool, database_url: str, **urls: str) -> Callab
 
 
 def _new_tenant(db: DB) -> int:
-    team = f"T{uuid.uuid4().hex[:10].upper()}"
+    team = f"T{new_marker(10).upper()}"
     row = db.execute(
         "INSERT INTO tenants (name, slack_team_id) VALUES ('Connector test', %s) RETURNING id",
         (team,),

@@ -8,7 +8,6 @@ A module may ask for a broken part to stay broken for all its tests (`no_listene
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from psycopg.rows import dict_row
 from core.migrate import apply_migrations
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
+from testbed.markers import new_marker
 from testbed.stack import WORKER_WARM
 from tests.conftest import REPO, create_database
 from tests.faults.services import OwnRedis, RestartablePostgres
@@ -95,7 +95,7 @@ class FaultStack:
 def fault_postgres() -> Iterator[RestartablePostgres]:
     # Not under pytest's temporary folder: pytest keeps its root private (0700), and the
     # server runs as an unprivileged user when the tests run as root.
-    data_dir = REPO / ".cache" / f"faults-postgres-{uuid.uuid4().hex[:8]}"
+    data_dir = REPO / ".cache" / f"faults-postgres-{new_marker(8)}"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = RestartablePostgres(data_dir)
     server.start()

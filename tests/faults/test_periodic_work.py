@@ -4,10 +4,9 @@ expire and requests stored while Redis was down are still answered."""
 
 from __future__ import annotations
 
-import uuid
-
 from psycopg.types.json import Jsonb
 
+from testbed.markers import new_marker
 from tests.faults.conftest import FaultStack
 from tests.review.conftest import propose_post, wait_for_status
 from tests.support.conversation import (
@@ -23,7 +22,7 @@ from tests.support.processes import wait_for
 def test_an_unanswered_approval_expires_with_no_listener_running(faults: FaultStack, llm) -> None:
     """The expiry sweep needs only a worker: past its deadline the action expires and the
     requester's thread is told."""
-    text = f"Nobody will approve this ({uuid.uuid4().hex[:6]})"
+    text = f"Nobody will approve this ({new_marker(6)})"
     with faults.connect() as db:
         proposal = propose_post(faults.slack, llm, db, text)
         faults.serve.stop()

@@ -4,8 +4,8 @@ queued again by the workers' sweep, and still ends in exactly one reply or one p
 from __future__ import annotations
 
 import time
-import uuid
 
+from testbed.markers import new_marker
 from tests.faults.conftest import APPROVALS, APPROVER, FaultStack
 from tests.review.conftest import posts_in_support, propose_post, wait_for_status
 from tests.support.conversation import (
@@ -64,7 +64,7 @@ def test_an_execution_lost_with_its_worker_and_redis_posts_exactly_once(
     """An approved post is executing (Slack has it, the worker has not heard back) when
     the worker is killed and Redis dies: nothing can redeliver the job, yet the sweep
     queues the execution again, which finds the post by its key instead of repeating it."""
-    text = f"Exactly one post after losing Redis ({uuid.uuid4().hex[:6]})"
+    text = f"Exactly one post after losing Redis ({new_marker(6)})"
     with faults.connect() as db:
         proposal = propose_post(faults.slack, llm, db, text)
         faults.slack.delay_response("chat.postMessage", 30)

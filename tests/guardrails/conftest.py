@@ -4,7 +4,6 @@ Guardrails built as production builds it, a tiny local classifier, and a socket 
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from core.db import Pool, open_pool
 from core.settings import Settings, load_settings
 from guardrails.facade import Guardrails, build_guardrails
 from guardrails.policy import TenantPolicy
+from testbed.markers import new_marker
 from tests.guardrails.tiny_model import build_tiny_classifier
 
 
@@ -29,7 +29,7 @@ def make_tenant(pool: Pool) -> int:
     with pool.connection() as conn:
         row = conn.execute(
             "INSERT INTO tenants (name, slack_team_id) VALUES (%s, %s) RETURNING id",
-            ("guardrails test", f"T{uuid.uuid4().hex[:10].upper()}"),
+            ("guardrails test", f"T{new_marker(10).upper()}"),
         ).fetchone()
     assert row is not None
     return int(row["id"])

@@ -3,7 +3,6 @@ the session's migrated database; each test gets tenants of its own."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -16,6 +15,7 @@ from rag.ingest import Ingestor
 from rag.rerank import FeatureReranker
 from rag.retriever import HybridRetriever
 from rag.tenancy import VectorTypes
+from testbed.markers import new_marker
 
 SMALL_CHUNKS = ChunkingConfig(max_chars=400, overlap_chars=60)
 
@@ -40,7 +40,7 @@ def new_tenant(database_url: str) -> Callable[[], int]:
         with psycopg.connect(database_url, autocommit=True) as conn:
             row = conn.execute(
                 "INSERT INTO tenants (name, slack_team_id) VALUES (%s, %s) RETURNING id",
-                (f"knowledge test {uuid.uuid4().hex[:6]}", f"T{uuid.uuid4().hex[:10].upper()}"),
+                (f"knowledge test {new_marker(6)}", f"T{new_marker(10).upper()}"),
             ).fetchone()
         assert row is not None
         return int(row[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import dramatiq
@@ -21,6 +20,7 @@ from rag.embeddings import LocalEmbedder
 from rag.jobs import build_ingest_deps, declare_ingest_actors
 from rag.tenancy import VectorTypes, tenant_scope
 from sandbox.openai_emulator import OpenAIEmulator
+from testbed.markers import new_marker
 from tests.rag.files import write_mixed_folder
 
 
@@ -119,7 +119,7 @@ def test_queued_ingestion_is_done_by_a_worker(
     # A namespace of its own: the session's `chatops worker` (the stack) consumes the
     # knowledge queue too and would ingest the files before this test looks. Under the
     # session's prefix, so the session's clean-up removes its keys.
-    namespace = f"{queue_namespace}-ingest-{uuid.uuid4().hex[:6]}"
+    namespace = f"{queue_namespace}-ingest-{new_marker(6)}"
     env = env | {"QUEUE_NAMESPACE": namespace}
     broker = RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
     deps = build_ingest_deps(

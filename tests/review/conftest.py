@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import Message
+from testbed.markers import new_marker
 from tests.support.conversation import mention, unique_question, wait_for_answer
 from tests.support.processes import ChatopsProcess, wait_for
 from tests.support.stack import Stack, free_port
@@ -87,7 +87,7 @@ def inbox(
     stack: Stack, db: DB, tenant: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, int]]:
     """`chatops smtp` for the sandbox tenant's inbox, queueing to the session's worker."""
-    address = f"support-{uuid.uuid4().hex[:6]}@acme.example"
+    address = f"support-{new_marker(6)}@acme.example"
     add_inbox(db, tenant, address)
     port = free_port()
     listener = ChatopsProcess(

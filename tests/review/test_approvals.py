@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 from sandbox.openai_emulator import OpenAIEmulator
+from testbed.markers import new_marker
 from tests.review.conftest import (
     APPROVALS,
     APPROVER,
@@ -30,7 +30,7 @@ QUIET = 2.0  # seconds we watch for something that must not happen
 
 
 def unique(text: str) -> str:
-    return f"{text} ({uuid.uuid4().hex[:6]})"
+    return f"{text} ({new_marker(6)})"
 
 
 def test_nothing_happens_before_approval_and_approval_runs_it_once(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from sandbox.openai_emulator import OpenAIEmulator
+from testbed.markers import new_marker
 from tests.review.conftest import (
     APPROVALS,
     APPROVER,
@@ -30,7 +30,7 @@ def test_approve_button_runs_the_action(
     stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
 ) -> None:
     """Pressing Approve runs the action once, like a ✅."""
-    text = f"Approved by button ({uuid.uuid4().hex[:6]})"
+    text = f"Approved by button ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     result = stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_approve")
     assert result.status == 200
@@ -44,8 +44,8 @@ def test_reject_button_asks_for_an_optional_reason_then_rejects(
     """Pressing Reject opens a modal asking why (optional); submitting it rejects the
     action, the requester's thread hears who rejected it and why, and the card reads as
     decided: who, the reason, no buttons, none of the bot's own prompt reactions."""
-    text = f"Rejected by button ({uuid.uuid4().hex[:6]})"
-    reason = f"Not before the release notes are out ({uuid.uuid4().hex[:6]})"
+    text = f"Rejected by button ({new_marker(6)})"
+    reason = f"Not before the release notes are out ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_reject")
     view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the reject modal")
@@ -80,8 +80,8 @@ def test_edit_button_opens_a_modal_whose_text_replaces_the_payload(
 ) -> None:
     """Edit opens a modal prefilled with the text; saving it replaces the text, which then
     needs a final approval and runs as edited."""
-    text = f"Draft from the agent ({uuid.uuid4().hex[:6]})"
-    edited = f"Better words from the approver ({uuid.uuid4().hex[:6]})"
+    text = f"Draft from the agent ({new_marker(6)})"
+    edited = f"Better words from the approver ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_edit")
     view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the edit modal")

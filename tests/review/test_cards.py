@@ -12,13 +12,13 @@ import json
 import re
 import smtplib
 import time
-import uuid
 from typing import Any
 
 from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Message
+from testbed.markers import new_marker
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import (
     APPROVALS,
@@ -86,7 +86,7 @@ def test_a_send_email_card_reads_as_the_email_and_personal_data_is_masked_everyw
         " ON CONFLICT DO NOTHING",
         (tenant,),
     )
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     call = {
         "name": "send_email",
         "arguments": {
@@ -211,7 +211,7 @@ def test_a_reply_email_card_shows_the_plain_text_email_the_customer_will_get(
     conversation id, with addresses and names as approvers see them by default (partly
     masked); what is sent is that same text with the customer's real name."""
     address, port = inbox
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     llm.script(
         Reply(content=PLAN),
         Reply(
@@ -263,8 +263,8 @@ def test_a_rejection_by_reaction_offers_the_rejecter_a_reason_form(
 ) -> None:
     """❌ cannot open a form, so whoever rejected is offered "Add a reason", privately;
     the reason given there reaches the requester's thread and the card."""
-    text = f"Free pizza for everyone ({uuid.uuid4().hex[:6]})"
-    reason = f"Only on Fridays ({uuid.uuid4().hex[:6]})"
+    text = f"Free pizza for everyone ({new_marker(6)})"
+    reason = f"Only on Fridays ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     stack.slack.react_as_user(APPROVER, APPROVALS, proposal.approval.ts, "x")
     wait_for_status(db, proposal.action["id"], "rejected")

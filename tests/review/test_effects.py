@@ -9,7 +9,6 @@ emulator the worker calls; the model is the scripted emulator.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from sandbox.hubspot_api import HubSpotEmulator
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Message
+from testbed.markers import new_marker
 from tests.conftest import HUBSPOT_TOKEN
 from tests.review.conftest import (
     APPROVALS,
@@ -107,7 +107,7 @@ def test_a_deal_stage_card_shows_the_stage_before_and_after(
     won", read from HubSpot before the card was posted; no record ids, no hashes."""
     deal = hubspot.crm.add(
         "deals",
-        {"dealname": f"Initech renewal {uuid.uuid4().hex[:4]}", "dealstage": "contractsent"},
+        {"dealname": f"Initech renewal {new_marker(4)}", "dealstage": "contractsent"},
     )
 
     action, card, _ = propose_stage(stack, llm, db, deal.id, "closedwon")
@@ -163,8 +163,8 @@ def test_an_approval_counts_only_for_the_version_its_card_showed(
     """An edit makes version 2; a click on a copy of the card from before the edit is
     refused with a reason, the latest version is approved and runs once as edited, and
     the audit log records which version was approved."""
-    text = f"Draft from the agent ({uuid.uuid4().hex[:6]})"
-    edited = f"Better words from the approver ({uuid.uuid4().hex[:6]})"
+    text = f"Draft from the agent ({new_marker(6)})"
+    edited = f"Better words from the approver ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     old_copy = approve_button_value(proposal.approval)
 
@@ -218,7 +218,7 @@ def test_a_check_mark_added_before_an_edit_does_not_approve_it(
 ) -> None:
     """A ✅ the listener received before the last edit was saved (its job ran after the
     edit) approves nothing: its author is told to add it again for the edited version."""
-    proposal = propose_post(stack.slack, llm, db, f"Draft from the agent ({uuid.uuid4().hex[:6]})")
+    proposal = propose_post(stack.slack, llm, db, f"Draft from the agent ({new_marker(6)})")
     reacted_at = db.execute("SELECT now() AS at").fetchone()
     assert reacted_at is not None
     stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_edit")

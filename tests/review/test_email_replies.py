@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import smtplib
 import time
-import uuid
 
 from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import APPROVALS, APPROVER, DB, action_row, wait_for_status
 from tests.support.conversation import PLAN
@@ -27,7 +27,7 @@ def test_email_reply_is_sent_once_after_approval_in_the_same_thread(
     """The drafted reply waits in #approvals; after ✅ it arrives once, threaded to the
     customer's message, from the inbox it was sent to."""
     address, port = inbox
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     body = f"Hello, my order #{marker} has not arrived yet."
     message_id = f"<{marker}@customer.example>"
     llm.script(
@@ -108,7 +108,7 @@ def test_send_email_to_an_allowed_domain_is_sent_once_after_approval(
         " ON CONFLICT DO NOTHING",
         (tenant,),
     )
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     _ask_to_send(stack, llm, CUSTOMER, marker)
     action = wait_for(
         lambda: db.execute(
@@ -143,7 +143,7 @@ def test_send_email_outside_the_allowlist_is_refused_before_approval(
 ) -> None:
     """A recipient in a domain the tenant does not allow is refused; nothing waits for approval,
     and the model is told why."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     question = _ask_to_send(stack, llm, "someone@elsewhere.example", marker)
     assert db.execute(
         "SELECT count(*) AS n FROM pending_actions WHERE tool = 'send_email' AND payload->>'subject' = %s",

@@ -12,7 +12,6 @@ import base64
 import json
 import smtplib
 import time
-import uuid
 from collections.abc import Iterator
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -24,6 +23,7 @@ from psycopg.types.json import Jsonb
 from sandbox.mail_sink import MailSink, SinkMessage
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.review.conftest import APPROVALS, APPROVER, DB, action_row, wait_for_status
 from tests.support.conversation import PLAN
 from tests.support.processes import wait_for
@@ -95,7 +95,7 @@ def test_reply_card_masks_the_customer_and_an_edit_keeps_the_real_name(
     customer's address or name, and nothing stored for the action holds them in clear (the
     email itself is sealed); an approver's edit that keeps the masked greeting is sent to the
     customer with the real name in it."""
-    marker = f"ord{uuid.uuid4().hex[:8]}"
+    marker = f"ord{new_marker(8)}"
     # Given: an email from Alice Example, answered by the agent
     action, customer = _email_in(llm, db, inbox, marker)
 
@@ -184,7 +184,7 @@ def test_an_approver_who_types_a_new_name_sends_it_as_typed(
 ) -> None:
     """Where the approver replaces the masked greeting with a name of their own, the
     customer reads that name; the recipient stays the customer whatever the edit says."""
-    marker = f"ord{uuid.uuid4().hex[:8]}"
+    marker = f"ord{new_marker(8)}"
     action, customer = _email_in(llm, db, inbox, marker)
     stack.slack.click_button(APPROVER, APPROVALS, action["approval_ts"], "review_edit")
     view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the edit modal")
@@ -217,7 +217,7 @@ def test_reply_card_shows_the_real_customer_when_approvers_see_real_values(
            ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy""",
         (tenant, Jsonb({"pii": {"approver_view": "real"}})),
     )
-    marker = f"ord{uuid.uuid4().hex[:8]}"
+    marker = f"ord{new_marker(8)}"
     action, customer = _email_in(llm, db, inbox, marker)
     card = _card(stack, action)
     assert customer in card and f"Hello {NAME}," in card

@@ -4,7 +4,6 @@ that lets the next action like it run without a card decision, until it is revok
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +12,7 @@ from review.sweep import sweep
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Message, UserGroup
+from testbed.markers import new_marker
 from tests.review.conftest import (
     APPROVALS,
     APPROVER,
@@ -99,7 +99,7 @@ def test_an_undecided_action_is_escalated_once_to_the_second_group(
     passes the hour gets one note under its card mentioning the group and how long it
     waited, the card says so, and from then on a member of the group (not an approver)
     may approve it; before, their approval was not counted."""
-    group = UserGroup(f"S0ESC{uuid.uuid4().hex[:6].upper()}", "oncall-leads", "On-call", [ADMIN])
+    group = UserGroup(f"S0ESC{new_marker(6).upper()}", "oncall-leads", "On-call", [ADMIN])
     stack.slack.workspace.add_usergroup(group)
 
     # Given escalation to the group after an hour, set by an admin
@@ -117,7 +117,7 @@ def test_an_undecided_action_is_escalated_once_to_the_second_group(
             (tenant, ADMIN),
         )
     ]
-    text = f"Escalated announcement ({uuid.uuid4().hex[:6]})"
+    text = f"Escalated announcement ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     action_id = proposal.action["id"]
 
@@ -164,7 +164,7 @@ def test_a_rule_made_from_a_card_runs_the_next_matching_action_until_revoked(
     """An approver's "Approve & always allow" runs the action and makes a rule; the next
     post the same requester asks for runs at once, its card saying which rule allowed it
     and who set it; once an admin revokes the rule, the next one waits for approval."""
-    first = f"Rule-making announcement ({uuid.uuid4().hex[:6]})"
+    first = f"Rule-making announcement ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, first)
     assert ALWAYS in buttons(proposal.approval)
 
@@ -198,7 +198,7 @@ def test_a_rule_made_from_a_card_runs_the_next_matching_action_until_revoked(
     assert f"`/agent rules revoke {rule['number']}`" in note[0]
 
     # When the same requester asks for another post
-    second = f"Allowed by the rule ({uuid.uuid4().hex[:6]})"
+    second = f"Allowed by the rule ({new_marker(6)})"
     _, asked = ask_for_post(stack, llm, second)
 
     # Then it runs without anyone deciding, once, and its card names the rule
@@ -239,7 +239,7 @@ def test_a_rule_made_from_a_card_runs_the_next_matching_action_until_revoked(
     )
 
     # Then the next such post waits for a person again
-    third = f"After the revocation ({uuid.uuid4().hex[:6]})"
+    third = f"After the revocation ({new_marker(6)})"
     again = propose_post(stack.slack, llm, db, third)
     assert action_row(db, again.action["id"])["status"] == "pending"
     assert posts_in_support(stack.slack, third) == []
@@ -268,7 +268,7 @@ def test_an_always_review_tool_gets_no_rule_button_and_no_rule_covers_it(
     reply = admin_command(stack.slack, GENERAL, "policy set tools.always_review post_to_channel")
     assert "`tools.always_review` is now `post_to_channel`" in reply
     try:
-        text = f"Always reviewed ({uuid.uuid4().hex[:6]})"
+        text = f"Always reviewed ({new_marker(6)})"
         proposal = propose_post(stack.slack, llm, db, text)
         assert ALWAYS not in buttons(proposal.approval)
         assert "review_approve" in buttons(proposal.approval)
@@ -283,7 +283,7 @@ def test_someone_who_may_not_approve_cannot_make_a_rule(
 ) -> None:
     """ "Approve & always allow" from someone who is not an approver is not counted: no
     rule, nothing runs, and the card says their click did not count."""
-    text = f"Not the requester's rule to make ({uuid.uuid4().hex[:6]})"
+    text = f"Not the requester's rule to make ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     stack.slack.click_button(REQUESTER, APPROVALS, proposal.approval.ts, ALWAYS)
     wait_for(lambda: "action.decision_ignored" in audit_actions(db, proposal.action["id"]))
@@ -310,7 +310,7 @@ def test_an_email_rule_covers_a_recipient_domain_not_a_requester(
     )
 
     def ask_to_email(address: str) -> tuple[str, dict[str, Any]]:
-        marker = uuid.uuid4().hex[:8]
+        marker = new_marker(8)
         call = {
             "name": "send_email",
             "arguments": {

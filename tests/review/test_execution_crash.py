@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from sandbox.openai_emulator import OpenAIEmulator
+from testbed.markers import new_marker
 from tests.review.conftest import (
     APPROVALS,
     APPROVER,
@@ -27,7 +27,7 @@ def test_killed_after_posting_the_action_is_not_posted_twice(
 ) -> None:
     """Given the post reached Slack but the worker died before hearing back, the retried job
     finds the message by its idempotency key and records it as done."""
-    text = f"Posted exactly once ({uuid.uuid4().hex[:6]})"
+    text = f"Posted exactly once ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     stack.slack.delay_response("chat.postMessage", HELD)
 

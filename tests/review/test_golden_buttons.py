@@ -5,13 +5,13 @@ longer an admin is refused."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from review.answer_feedback import REASON_BLOCK, REASON_INPUT
 from review.golden_cases import GOLDEN_BUTTON
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_workspace import EphemeralMessage
+from testbed.markers import new_marker
 from tests.bot.intake.test_feedback_listeners import ADMIN, answered, click_rating, run_of
 from tests.review.conftest import (
     APPROVALS,
@@ -83,7 +83,7 @@ def _words(view: EphemeralMessage) -> str:
 def test_an_admin_makes_a_golden_case_from_a_thumbs_down_in_one_click(
     stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
 ) -> None:
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     reason = f"It should say to call the helpdesk ({marker}); ask jane.doe@example.com"
     run_id = _thumbs_down(stack, llm, db, reason)
 
@@ -149,11 +149,11 @@ def test_a_rejection_becomes_a_candidate_and_a_former_admin_is_refused(
 ) -> None:
     """A rejected action (with its reason) is offered too. Someone who opened the view as
     an app admin but is no longer one is refused on click, and nothing is made."""
-    text = f"Everyone gets Friday off ({uuid.uuid4().hex[:6]})"
+    text = f"Everyone gets Friday off ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_reject")
     modal = wait_for(lambda: stack.slack.last_view(APPROVER), message="the reject modal")
-    reason = f"Not decided yet ({uuid.uuid4().hex[:6]})"
+    reason = f"Not decided yet ({new_marker(6)})"
     stack.slack.submit_view(APPROVER, modal.id, {"reject_reason": {"text": reason}})
     wait_for_status(db, proposal.action["id"], "rejected")
     review = wait_for(
@@ -165,8 +165,8 @@ def test_a_rejection_becomes_a_candidate_and_a_former_admin_is_refused(
     )
 
     # An approver's edit of another proposal is offered as well.
-    edited_text = f"Standup moves to 10:30am ({uuid.uuid4().hex[:6]})"
-    edited = propose_post(stack.slack, llm, db, f"Standup moves ({uuid.uuid4().hex[:6]})")
+    edited_text = f"Standup moves to 10:30am ({new_marker(6)})"
+    edited = propose_post(stack.slack, llm, db, f"Standup moves ({new_marker(6)})")
     stack.slack.react_as_user(APPROVER, APPROVALS, edited.approval.ts, "pencil2")
     wait_for(lambda: action_row(db, edited.action["id"])["edit_requested_by"] == APPROVER)
     stack.slack.post_as_user(APPROVER, APPROVALS, edited_text, thread_ts=edited.approval.ts)

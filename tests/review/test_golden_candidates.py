@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from psycopg.types.json import Jsonb
@@ -11,6 +10,7 @@ from psycopg.types.json import Jsonb
 from review import feedback
 from review.golden_candidates import golden_candidates
 from sandbox.openai_emulator import OpenAIEmulator
+from testbed.markers import new_marker
 from tests.review.conftest import APPROVALS, APPROVER, DB, propose_post, wait_for_status
 from tests.support.golden import golden_candidates_cli
 from tests.support.processes import wait_for
@@ -22,11 +22,11 @@ def test_a_rejected_action_with_its_reason_becomes_a_candidate(
 ) -> None:
     """A rejection, with the reason given in Reject's modal, becomes a candidate that
     expects no action for that request and carries the reason."""
-    text = f"Everyone gets a bonus ({uuid.uuid4().hex[:6]})"
+    text = f"Everyone gets a bonus ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_reject")
     view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the reject modal")
-    reason = f"We never announce bonuses in #support ({uuid.uuid4().hex[:6]})"
+    reason = f"We never announce bonuses in #support ({new_marker(6)})"
     stack.slack.submit_view(APPROVER, view.id, {"reject_reason": {"text": reason}})
     wait_for_status(db, proposal.action["id"], "rejected")
     wait_for(
@@ -64,7 +64,7 @@ def test_an_edited_held_answer_prefills_what_to_say_and_not_say(
 ) -> None:
     """A reviewer's edit of a held answer turns the lines they added into must_include and
     those they removed into must_not_include; every text passes through the mask."""
-    key = uuid.uuid4().hex[:8]
+    key = new_marker(8)
     conversation = db.execute(
         """INSERT INTO conversations (tenant_id, channel_kind, external_key)
            VALUES (%s, 'slack', %s) RETURNING id""",

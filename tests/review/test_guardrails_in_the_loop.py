@@ -4,7 +4,6 @@ instructions planted in the company's own documents."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from psycopg.types.json import Jsonb
 from rag.embeddings import LocalEmbedder
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.review.conftest import APPROVALS, DB, SUPPORT, posts_in_support
 from tests.support.conversation import mention, script_answer, unique_question, wait_for_answer
 from tests.support.knowledge import knowledge_base
@@ -54,7 +54,7 @@ def test_a_denied_tool_is_refused_with_a_reason(
 ) -> None:
     """A tool the admin denied is not attempted nor sent for approval; the model hears why."""
     stack.slack.run_slash_command("U0ADMIN", "C0GENERAL", "tools deny post_to_channel")
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     call = {
         "name": "post_to_channel",
         "arguments": {"channel": SUPPORT, "text": f"Denied post {marker}"},
@@ -97,7 +97,7 @@ def test_an_instruction_planted_in_a_document_cannot_act_without_approval(
 ) -> None:
     """A model taken in by an ingested document proposes the post it asks for: nothing is
     posted, and the approver sees the action flagged with where the injection came from."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     leaked = f"Customer list {marker}"
     call = {
         "name": "post_to_channel",

@@ -3,7 +3,6 @@ approves it in the approval channel."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from guardrails.policy import TenantPolicy, ToxicityPolicy
 from review.held_answers import HELD_NOTICE
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.bot.agent.test_run_request import stored_request
 from tests.guardrails.conftest import settings_for
 from tests.guardrails.tiny_model import build_tiny_classifier
@@ -54,7 +54,7 @@ def toxic_deps(
 def test_a_held_answer_is_posted_in_its_thread_only_after_approval(
     stack: Stack, llm: OpenAIEmulator, db: DB, toxic_deps: WorkerDeps
 ) -> None:
-    question = f"What did you think of my ticket? {uuid.uuid4().hex[:8]}"
+    question = f"What did you think of my ticket? {new_marker(8)}"
     llm.script(
         Reply(content=PLAN), Reply(content={"answer": RUDE_DRAFT, "citations": []}), match=question
     )

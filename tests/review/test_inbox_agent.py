@@ -18,6 +18,7 @@ import pytest
 from core.agent_template import load_templates
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import DB, REQUESTER
 from tests.support.channels import ADMIN
@@ -79,7 +80,7 @@ def test_an_inbox_with_a_template_drafts_email_with_its_prompt(
     prompt, as a plain-text email, and the run records the template it used."""
     address, port = inbox
     stack.slack.run_slash_command(ADMIN, "C0GENERAL", f"inbox {address} template=support")
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     llm.script(
         Reply(content=PLAN),
         Reply(content={"answer": f"Hello, ticket {marker} is open. Best regards", "citations": []}),
@@ -126,7 +127,7 @@ def test_customers_get_answers_only_from_knowledge_for_outside_readers(
     """With two documents on the same subject, one internal and one in the `public`
     collection, the model drafting a customer's reply is only shown the public one."""
     address, port = inbox
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     internal = ingested_here / "internal" / "discounts.md"
     public = ingested_here / "public" / "returns.md"
     internal.parent.mkdir()

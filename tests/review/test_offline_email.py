@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import smtplib
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from connectors.email.inboxes import add_inbox
 from sandbox.mail_sink import MailSink
+from testbed.markers import new_marker
 from tests.bot.agent.test_offline_mode import offline_stack  # noqa: F401 - a fixture
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import APPROVALS, DB
@@ -29,7 +29,7 @@ def offline_inbox(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, int]]:
     """`chatops smtp` queueing to the offline worker, for a new inbox of the tenant."""
-    address = f"offline-{uuid.uuid4().hex[:6]}@acme.example"
+    address = f"offline-{new_marker(6)}@acme.example"
     add_inbox(db, tenant, address)
     port = free_port()
     listener = ChatopsProcess(
@@ -51,7 +51,7 @@ def test_offline_an_email_becomes_an_internal_note_for_a_person(
     mail_outbox: MailSink,
 ) -> None:
     address, port = offline_inbox
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     subject = f"Refund for order {marker}"
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.sendmail(

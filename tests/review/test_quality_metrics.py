@@ -4,11 +4,10 @@ under the agent template of the run, as `/metrics` shows it."""
 
 from __future__ import annotations
 
-import uuid
-
 from core.metrics import template_label
 from rag.citations import NOT_FOUND_ANSWER
 from sandbox.openai_emulator import OpenAIEmulator
+from testbed.markers import new_marker
 from tests.bot.intake.test_feedback_listeners import answered, click_rating, run_of
 from tests.bot.observability.test_metrics_endpoints import Samples, scrape, value
 from tests.review.conftest import (
@@ -101,7 +100,7 @@ def test_a_rejection_and_an_edit_are_counted_under_the_template(
     """Rejecting with the card's button counts a rejection; an approver's edit counts an
     edit, and the approval that follows counts an approval."""
     before = scrape(stack.worker_metrics_url)
-    rejected = propose_post(stack.slack, llm, db, f"Free pizza for all ({uuid.uuid4().hex[:6]})")
+    rejected = propose_post(stack.slack, llm, db, f"Free pizza for all ({new_marker(6)})")
     template = _template(db, rejected.action["run_id"])
     stack.slack.click_button(APPROVER, APPROVALS, rejected.approval.ts, "review_reject")
     view = wait_for(lambda: stack.slack.last_view(APPROVER), message="the reject modal")
@@ -118,7 +117,7 @@ def test_a_rejection_and_an_edit_are_counted_under_the_template(
         after_reject, "chatops_approval_decisions_total", template=template, decision="approved"
     ) == value(before, "chatops_approval_decisions_total", template=template, decision="approved")
 
-    edited = propose_post(stack.slack, llm, db, f"Standup moves to 10am ({uuid.uuid4().hex[:6]})")
+    edited = propose_post(stack.slack, llm, db, f"Standup moves to 10am ({new_marker(6)})")
     stack.slack.react_as_user(APPROVER, APPROVALS, edited.approval.ts, "pencil2")
     wait_for(lambda: action_row(db, edited.action["id"])["edit_requested_by"] == APPROVER)
     stack.slack.post_as_user(

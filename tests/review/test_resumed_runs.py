@@ -8,7 +8,6 @@ button's form, and the thread reads as one conversation.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +18,7 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import Message
+from testbed.markers import new_marker
 from tests.guardrails.conftest import settings_for
 from tests.review.conftest import (
     APPROVALS,
@@ -40,7 +40,7 @@ WAITING = "Waiting for approval"
 
 
 def unique(text: str) -> str:
-    return f"{text} ({uuid.uuid4().hex[:6]})"
+    return f"{text} ({new_marker(6)})"
 
 
 def plan_posting(text: str, channel: str = SUPPORT) -> Reply:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 
 import psycopg
@@ -14,6 +13,7 @@ from core.db import open_pool
 from review.sweep import sweep
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.review.conftest import (
     APPROVALS,
     APPROVER,
@@ -41,7 +41,7 @@ def test_unanswered_action_gets_a_reminder_then_expires(
 ) -> None:  # type: ignore[no-untyped-def]
     """With the clock moved near the deadline a reminder appears; past it the action expires and
     the requester is told, and a late ✅ runs nothing."""
-    text = f"Expiring announcement ({uuid.uuid4().hex[:6]})"
+    text = f"Expiring announcement ({new_marker(6)})"
     proposal = propose_post(stack.slack, llm, db, text)
     expires_at = proposal.action["expires_at"]
     queued: list[int] = []
@@ -74,7 +74,7 @@ def test_an_edit_teaches_the_next_similar_draft(
 ) -> None:
     """After a reviewer edits an announcement, the prompts for the next similar request carry
     the correction, so the same fix is not needed twice."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     original = f"Zephyrgate outage is over {marker}"
     corrected = f"The Zephyrgate outage ended at 14:05 UTC; sorry for the trouble {marker}"
     proposal = propose_post(stack.slack, llm, db, original)
@@ -101,7 +101,7 @@ def test_corrections_stay_with_the_agent_template_they_were_made_for(
 ) -> None:
     """A correction of a draft the knowledge agent proposed teaches the knowledge agent's
     later drafts, and not the drafts of runs under another (or no) template."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     original = f"Quillbrook release is out {marker}"
     corrected = f"Quillbrook 2.4 shipped at 09:00 UTC to all regions {marker}"
     proposal = propose_post(stack.slack, llm, db, original)
@@ -173,7 +173,7 @@ def test_the_sweep_forgets_personal_data_older_than_the_retention(
     try:
         settings = load_settings(database_url=database_url, slack_signing_secret="test-secret")
         vault = build_guardrails(settings, pool).vault
-        old, recent = f"old-{uuid.uuid4().hex[:6]}", f"recent-{uuid.uuid4().hex[:6]}"
+        old, recent = f"old-{new_marker(6)}", f"recent-{new_marker(6)}"
         vault.placeholders_for(tenant, old, [("EMAIL_ADDRESS", "old@customer.example")])
         vault.placeholders_for(tenant, recent, [("EMAIL_ADDRESS", "new@customer.example")])
     finally:

@@ -8,13 +8,13 @@ scripted OpenAI emulator.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from playwright.sync_api import expect
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.support.conversation import script_answer, unique_question
 
 REQUESTER, APPROVER, ADMIN = "U0REQUESTER", "U0APPROVER", "U0ADMIN"
@@ -69,7 +69,7 @@ def script_email_request(llm: OpenAIEmulator, marker: str) -> None:
 
 def ask_for_an_email(page: Any, llm: OpenAIEmulator) -> str:
     """As the requester in #support, ask the bot to email the customer; returns the marker."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     script_email_request(llm, marker)
     act_as(page, REQUESTER)
     open_channel(page, SUPPORT)
@@ -251,7 +251,7 @@ def test_an_email_to_the_agent_inbox_is_answered_in_the_outbox_after_approval(
 ) -> None:
     """Mail composed in the mailbox reaches the agent over SMTP; its drafted reply waits in
     #approvals and, approved, lands in the outbox as a reply to the customer."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     script_answer(llm, marker, f"Sorry! Order {marker} ships tomorrow.")
     page.click("#mailbox-link")
     page.fill("#mail-from", f"Alice Example <{CUSTOMER}>")
@@ -321,7 +321,7 @@ def test_the_side_panel_offers_prompts_shows_thinking_and_answers_under_a_title(
 def test_emoji_shortcodes_mrkdwn_and_links_render_as_slack_shows_them(page: Any) -> None:
     """Shortcodes the product uses show as emoji; bold, italics, strike-through, code,
     lists and quotes are formatted; typed addresses and Slack's <url|text> are links."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     act_as(page, REQUESTER)
     open_channel(page, GENERAL)
 

@@ -4,7 +4,6 @@ the session's Slack workspace, and a second listener process with short timeouts
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import psycopg
 import pytest
 
 from sandbox.slack_workspace import User
+from testbed.markers import new_marker
 from tests.support.processes import ChatopsProcess
 from tests.support.stack import Stack, free_port
 
@@ -106,7 +106,7 @@ def email_inbox(
     worker: (the inbox address, its port, the listener process)."""
     from connectors.email.inboxes import add_inbox
 
-    address = f"help-{uuid.uuid4().hex[:6]}@acme.example"
+    address = f"help-{new_marker(6)}@acme.example"
     add_inbox(db, tenant, address)
     port = free_port()
     listener = ChatopsProcess(

@@ -18,6 +18,7 @@ from connectors.email.raw_mail import RawMailCipher
 from connectors.email.tools import ReplyEmail, reply_message
 from connectors.slack.bot_tokens import TokenUnreadable, bot_token_of
 from sandbox.openai_emulator import OpenAIEmulator
+from testbed.markers import new_marker
 from testbed.processes import REPO
 from tests.security.conftest import DB
 from tests.support.conversation import mention, script_answer, unique_question, wait_for_answer
@@ -64,7 +65,7 @@ def test_tokens_and_raw_email_stored_in_clear_before_are_sealed_by_migrate(
     `chatops migrate` and its plaintext emptied; the sealed token opens only for its
     own tenant. An email's raw bytes stored in clear are sealed too, and so is the message
     of a drafted reply waiting for approval, which still opens to the same email."""
-    team = f"T{uuid.uuid4().hex[:10].upper()}"
+    team = f"T{new_marker(10).upper()}"
     token = f"xoxb-legacy-{uuid.uuid4().hex}"
     tenant = db.execute(
         "INSERT INTO tenants (name, slack_team_id) VALUES ('Legacy', %s) RETURNING id", (team,)

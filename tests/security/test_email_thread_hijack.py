@@ -5,12 +5,12 @@ sees the customer's mail."""
 from __future__ import annotations
 
 import smtplib
-import uuid
 from email import policy
 from email.message import EmailMessage
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.security.conftest import DB
 from tests.support.channels import admin_command
 from tests.support.conversation import PLAN
@@ -19,9 +19,9 @@ from tests.support.stack import Stack
 
 # Senders of this module only: the flood gate counts drafts per sender in the session's
 # shared tenant.
-CUSTOMER = f"alice-{uuid.uuid4().hex[:6]}@customer.example"
-STRANGER = f"mallory-{uuid.uuid4().hex[:6]}@elsewhere.example"
-COLLEAGUE = f"bob-{uuid.uuid4().hex[:6]}@customer.example"
+CUSTOMER = f"alice-{new_marker(6)}@customer.example"
+STRANGER = f"mallory-{new_marker(6)}@elsewhere.example"
+COLLEAGUE = f"bob-{new_marker(6)}@customer.example"
 
 
 def _mail(
@@ -82,8 +82,8 @@ def test_a_stranger_replying_to_a_customers_message_id_starts_their_own_conversa
     Message-ID. The stranger's mail is a conversation of its own, and the model drafting
     the reply to it is given nothing of Alice's mail."""
     inbox, port, listener = email_inbox
-    secret = f"order {uuid.uuid4().hex[:8]} for Alice's flat 4B"
-    alice_marker, stranger_marker = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    secret = f"order {new_marker(8)} for Alice's flat 4B"
+    alice_marker, stranger_marker = new_marker(8), new_marker(8)
     _script(llm, alice_marker)
     _script(llm, stranger_marker)
     alice_id = f"<{alice_marker}@customer.example>"
@@ -113,7 +113,7 @@ def test_the_customer_and_with_the_domain_setting_a_colleague_still_join(
     a colleague at her domain joins only once the tenant sets `email_thread_scope` to
     `domain`."""
     inbox, port, _ = email_inbox
-    first, follow_up, colleague, later = (uuid.uuid4().hex[:8] for _ in range(4))
+    first, follow_up, colleague, later = (new_marker(8) for _ in range(4))
     for marker in (first, follow_up, colleague, later):
         _script(llm, marker)
     first_id = f"<{first}@customer.example>"

@@ -16,6 +16,7 @@ from connectors.email.flood_gate import FloodLimits, admit
 from core.db import open_pool
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.security.conftest import APPROVALS, DB
 from tests.support.conversation import PLAN
 from tests.support.processes import ChatopsProcess, wait_for
@@ -34,8 +35,8 @@ def test_a_flooding_sender_gets_a_few_cards_then_one_digest(
     approval card each; the other four are not drafted (no model call) and appear on a
     single digest card, with the sender partly masked."""
     inbox, port, _ = email_inbox
-    sender = f"flood-{uuid.uuid4().hex[:6]}@noisy.example"
-    markers = [uuid.uuid4().hex[:8] for _ in range(PER_SENDER + 4)]
+    sender = f"flood-{new_marker(6)}@noisy.example"
+    markers = [new_marker(8) for _ in range(PER_SENDER + 4)]
     for marker in markers:
         llm.script(
             Reply(content=PLAN),

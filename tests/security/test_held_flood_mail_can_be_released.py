@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-import uuid
 from email import policy
 from email.message import EmailMessage
 from typing import Any
@@ -15,6 +14,7 @@ from connectors.email.flood_gate import FloodLimits
 from review.email_digest import BUTTON_RELEASE
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.security.conftest import APPROVALS, APPROVER, DB
 from tests.support.conversation import PLAN
 from tests.support.processes import ChatopsProcess, wait_for
@@ -74,8 +74,8 @@ def test_an_approver_releases_held_emails_into_a_card_each(
     email_inbox: tuple[str, int, ChatopsProcess],
 ) -> None:
     inbox, port, _ = email_inbox
-    sender = f"busy-{uuid.uuid4().hex[:6]}@busy.example"
-    markers = [uuid.uuid4().hex[:8] for _ in range(PER_SENDER + HELD)]
+    sender = f"busy-{new_marker(6)}@busy.example"
+    markers = [new_marker(8) for _ in range(PER_SENDER + HELD)]
     for marker in markers:
         llm.script(
             Reply(content=PLAN),

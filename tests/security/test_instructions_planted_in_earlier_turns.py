@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import smtplib
-import uuid
 from email import policy
 from email.message import EmailMessage
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.security.conftest import APPROVALS, APPROVER, DB
 from tests.support.conversation import GENERAL, PLAN, mention, wait_for_answer
 from tests.support.processes import ChatopsProcess, wait_for
@@ -28,7 +28,7 @@ def test_a_planted_slack_message_flags_the_later_run_and_its_card(
     bot is asked in that thread. The action it proposes carries the injection flag, the
     approval card shows it, and the planted text reached the model only as data."""
     root = stack.slack.post_as_user(APPROVER, GENERAL, f"Quarterly numbers thread. {PLANTED}")
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     call = {
         "name": "post_to_channel",
         "arguments": {"channel": "C0SUPPORT", "text": f"Update {marker}"},
@@ -83,8 +83,8 @@ def test_a_planted_email_flags_every_later_reply_and_is_screened_once(
     each get a reply whose card carries the flag from the first email, which was screened
     as history only once."""
     inbox, port, _ = email_inbox
-    sender = f"carol-{uuid.uuid4().hex[:6]}@customer.example"
-    markers = [uuid.uuid4().hex[:8] for _ in range(3)]
+    sender = f"carol-{new_marker(6)}@customer.example"
+    markers = [new_marker(8) for _ in range(3)]
     for marker in markers:
         llm.script(
             Reply(content=PLAN),

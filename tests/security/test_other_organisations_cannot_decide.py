@@ -4,12 +4,12 @@ can type `/agent`, but only the tenant's own people approve, edit, reject or ste
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from sandbox.openai_emulator import OpenAIEmulator
+from testbed.markers import new_marker
 from tests.review.conftest import propose_post, wait_for_status
 from tests.security.conftest import ADMIN, APPROVALS, DB
 from tests.support.channels import new_channel
@@ -61,7 +61,7 @@ def test_another_organisations_admin_cannot_approve_by_reaction_or_button(
     """With admins deciding, the partner's admin reacts ✅ and presses Approve: neither
     counts, each is audited as ignored and the partner is told privately; then the
     tenant's own admin approves and the action runs once."""
-    proposal = propose_post(stack.slack, llm, db, f"Cross-org test {uuid.uuid4().hex[:6]}")
+    proposal = propose_post(stack.slack, llm, db, f"Cross-org test {new_marker(6)}")
     action_id = proposal.action["id"]
     since = time.time() - 1
     stack.slack.react_as_user(partner, APPROVALS, proposal.approval.ts, "white_check_mark")
@@ -94,7 +94,7 @@ def test_another_organisations_member_gets_no_edit_modal(
     stack: Stack, llm: OpenAIEmulator, db: DB, admins_decide: int, partner: str
 ) -> None:
     """Edit opens the modal for the tenant's people only; the partner's click opens none."""
-    proposal = propose_post(stack.slack, llm, db, f"Edit test {uuid.uuid4().hex[:6]}")
+    proposal = propose_post(stack.slack, llm, db, f"Edit test {new_marker(6)}")
     before = stack.slack.last_view(partner)
     result = stack.slack.click_button(partner, APPROVALS, proposal.approval.ts, "review_edit")
     assert result.status == 200

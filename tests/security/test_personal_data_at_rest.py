@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-import uuid
 from email import policy
 from email.message import EmailMessage
 
@@ -15,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.security.conftest import DB
 from tests.support.conversation import (
     PLAN,
@@ -105,7 +105,7 @@ def test_an_email_with_a_card_iban_ssn_and_key_stores_none_in_clear(
     email_inbox: tuple[str, int, ChatopsProcess],
 ) -> None:
     inbox, port, _ = email_inbox
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     sender = f"jane-{marker}@customer.example"
     llm.script(
         Reply(content=PLAN),

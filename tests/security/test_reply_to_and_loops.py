@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import smtplib
 import time
-import uuid
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
@@ -20,6 +19,7 @@ from connectors.email.reply_policy import NOT_THE_SENDER
 from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.security.conftest import APPROVALS, APPROVER, DB
 from tests.support.conversation import PLAN
 from tests.support.processes import ChatopsProcess, wait_for
@@ -27,7 +27,7 @@ from tests.support.stack import Stack
 
 # Each test writes as a sender of its own: the flood gate counts drafts per sender, and
 # the session's tenant is shared by every test.
-CUSTOMER = f"alice-{uuid.uuid4().hex[:6]}@customer.example"
+CUSTOMER = f"alice-{new_marker(6)}@customer.example"
 
 
 @pytest.fixture
@@ -118,16 +118,16 @@ def test_a_reply_to_our_own_inbox_is_never_proposed(
     and the card says so); mail whose sender is one of our inboxes gets no reply at all
     and costs no model call."""
     inbox, port, _ = email_inbox
-    other_inbox = f"sales-{uuid.uuid4().hex[:6]}@acme.example"
+    other_inbox = f"sales-{new_marker(6)}@acme.example"
     add_inbox(db, tenant, other_inbox)
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     _script(llm, marker)
     _send(port, inbox, marker, reply_to=other_inbox)
     action = _reply_action(db, marker)
     assert _recipients(stack, action) == [CUSTOMER]
     assert any("left out one address" in f and "own inboxes" in f for f in action["flags"])
 
-    looped = uuid.uuid4().hex[:8]
+    looped = new_marker(8)
     message_id = _send(port, inbox, looped, sender=other_inbox)
     assert _finished(db, message_id) == {
         "status": "ignored",
@@ -148,7 +148,7 @@ def test_an_outside_reply_to_goes_only_where_new_mail_may_and_the_approver_sees_
     flag. Reply-To in an allowed domain: the reply goes there, and the card's summary
     and flag say it is not the sender."""
     inbox, port, _ = email_inbox
-    refused, allowed = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    refused, allowed = new_marker(8), new_marker(8)
     _script(llm, refused)
     _script(llm, allowed)
     _send(port, inbox, refused, reply_to="collector@elsewhere.example")
@@ -179,7 +179,7 @@ def test_a_reply_is_checked_again_when_it_is_sent(
     """A reply proposed to an allowed outside domain, approved after the domain was taken
     off the allowlist, fails with the reason and is not delivered."""
     inbox, port, _ = email_inbox
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     _script(llm, marker)
     _send(port, inbox, marker, reply_to=f"billing@{partner_allowed}")
     action = _reply_action(db, marker)
@@ -222,7 +222,7 @@ def test_the_tenants_email_rules_apply_to_replies(
         (tenant, Jsonb({"tools": {"email": {"allowed_external_domains": ["customer.example"]}}})),
     )
     try:
-        outside = uuid.uuid4().hex[:8]
+        outside = new_marker(8)
         message_id = _send(port, inbox, outside, sender="dave@other.example")
         finished = _finished(db, message_id)
         assert finished["status"] == "ignored"

@@ -4,17 +4,17 @@ shared workspace is left as other tests expect it."""
 from __future__ import annotations
 
 import time
-import uuid
 
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import Channel
+from testbed.markers import new_marker
 
 ADMIN = "U0ADMIN"  # a workspace admin in the sandbox workspace
 
 
 def new_channel(slack: SlackEmulator, *, shared: bool = False) -> str:
     """A fresh channel with everyone (the bot too) in it; `shared`: a Slack Connect one."""
-    channel_id = "C0T" + uuid.uuid4().hex[:9].upper()
+    channel_id = "C0T" + new_marker(9).upper()
     everyone = {user.id for user in slack.workspace.users()}
     slack.workspace.add_channel(
         Channel(

@@ -3,7 +3,6 @@ would, and taking it away afterwards so later tests see a tenant without knowled
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from rag.chunking import ChunkingConfig
 from rag.embeddings import Embedder
 from rag.ingest import Ingestor
 from rag.sources import expand, ingest_unit
+from testbed.markers import new_marker
 
 
 @contextmanager
@@ -25,7 +25,7 @@ def knowledge_base(
     the collection's name, and delete the collection when the test is done."""
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
-    collection = f"test-{uuid.uuid4().hex[:8]}"
+    collection = f"test-{new_marker(8)}"
     pool = open_pool(database_url, max_size=2)
     try:
         ingestor = Ingestor(pool, embedder, ChunkingConfig(max_chars=600, overlap_chars=80))

@@ -4,7 +4,6 @@ Slack and OpenAI emulators: what a person in the channel sees, and what the mode
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from core.db import open_async_pool
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import EphemeralMessage, Message, UserGroup
+from testbed.markers import new_marker
 from tests.support.channels import ADMIN, admin_command, new_channel
 from tests.support.conversation import REQUESTER, script_answer, unique_question
 from tests.support.processes import wait_for
@@ -314,7 +314,7 @@ def test_person_outside_the_allowed_group_is_politely_refused(
     and no run starts."""
     # Given a channel where only the on-call group may ask, without the requester in it
     channel = new_channel(stack.slack)
-    group = "S0T" + uuid.uuid4().hex[:8].upper()
+    group = "S0T" + new_marker(8).upper()
     stack.slack.workspace.add_usergroup(
         UserGroup(group, f"oncall-{group.lower()}", "On call", [ADMIN])
     )

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import uuid
 from typing import Any
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.review.conftest import DB, SUPPORT, tenant  # noqa: F401  # the approvals tenant
 from tests.support.conversation import (
     GENERAL,
@@ -54,7 +54,7 @@ def test_a_run_with_history_a_tool_call_and_a_rejected_draft(
     wait_for_answer(stack.slack, post.message.ts)
 
     # When a follow-up asks for an action, and the first draft states what nothing supports
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     follow_up = unique_question(f"Tell #support about it {marker}")
     call = {
         "name": "post_to_channel",

@@ -8,7 +8,6 @@ answers with tool_calls where a test scripts them."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -26,6 +25,7 @@ from core.tools import ToolRegistry
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Failure, Refusal, Reply, ToolCall
 from sandbox.slack_search import issue_action_token
+from testbed.markers import new_marker
 from tests.bot.agent.test_run_request import guardrails_for
 from tests.review.conftest import APPROVER, DB, SUPPORT, tenant  # noqa: F401
 from tests.support.conversation import GENERAL, bot_replies
@@ -111,7 +111,7 @@ def test_native_tool_calls_read_then_propose_an_action_once(
     result as a tool message, proposes a post, and repeats it in its next turn with new
     wording beside a new search: the post waits for approval once, the repeat is told it
     was not made, and the run's steps are those of a JSON-schema run."""
-    word = f"zephyr{uuid.uuid4().hex[:6]}"
+    word = f"zephyr{new_marker(6)}"
     stack.slack.workspace.post_message(
         SUPPORT, user=APPROVER, text=f"The {word} rollout moved to Thursday"
     )
@@ -212,7 +212,7 @@ def test_native_arguments_a_tool_rejects_are_sent_back_as_tool_results(
 ) -> None:
     """A native call whose arguments its tool rejects is answered with a tool message
     saying what was wrong, and the corrected call is the one proposed."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     question = f"Tell #support the release moved {marker}"
     llm.script(
         # No text: post_to_channel requires one.
@@ -258,7 +258,7 @@ def test_auto_asks_the_model_once_and_gives_json_turns_to_one_that_writes_calls_
     that writes the call as a fenced JSON block instead (Qwen2.5 1.5B on llama-server
     does; asked a question with tools on offer it answers in prose, calling nothing) gets
     JSON-schema turns: every Plan turn of the process is one, and it is asked once."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     question = f"What is our refund window? {marker}"
     later = f"And for software? {marker}"
     plan = {"intent": "answer", "search_queries": [f"refund window {marker}"], "tool_calls": []}
@@ -295,7 +295,7 @@ def test_auto_keeps_native_turns_for_a_model_that_calls_the_tool(
     tenant: int,  # noqa: F811
 ) -> None:
     """A model that calls the tool it is told to call keeps native tool turns."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     question = f"What is our refund window? {marker}"
     nothing = {"answer": "I couldn't find this in the knowledge base.", "citations": []}
     llm.script(
@@ -324,7 +324,7 @@ def test_auto_steps_down_when_the_server_refuses_tools(
     """A server that answers 400 to a request with tools: the first time "auto" offers
     tools (its one-off check of the model) it asks again at once without them, and every
     Plan turn after is a JSON-schema turn, whose calls are made."""
-    word = f"quokka{uuid.uuid4().hex[:6]}"
+    word = f"quokka{new_marker(6)}"
     stack.slack.workspace.post_message(SUPPORT, user=APPROVER, text=f"The {word} deal closed")
     question = f"What happened to the {word} deal?"
     llm.refuse(Refusal("m", "tools", None, Failure(400, "tools are not supported by this model")))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from sandbox.slack_emulator import SlackEmulator
+from testbed.markers import new_marker
 from tests.support.conversation import mention, wait_for_answer
 from tests.support.stack import Stack, product_env, start_stack
 
@@ -40,7 +40,7 @@ def offline_stack(
 
 def test_offline_mode_answers_and_labels_itself(offline_stack: Stack) -> None:
     """The reply is clearly labelled offline and says what it found, rather than inventing."""
-    post = mention(offline_stack.slack, f"What is our refund policy? {uuid.uuid4().hex[:6]}")
+    post = mention(offline_stack.slack, f"What is our refund policy? {new_marker(6)}")
     answer = wait_for_answer(offline_stack.slack, post.message.ts)
     assert answer.text.startswith("_Offline mode")
     assert "I found nothing in the knowledge base" in answer.text

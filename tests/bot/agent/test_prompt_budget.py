@@ -10,7 +10,6 @@ emulator, the real retriever over ingested documents, and the LLM emulator."""
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from rag.embeddings import LocalEmbedder
 from rag.wiring import retriever_from_settings
 from sandbox.openai_emulator import TOKENIZE_PATH, OpenAIEmulator, emulated_tokens
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.bot.agent.test_run_request import DB, guardrails_for
 from tests.support.conversation import GENERAL, bot_replies
 from tests.support.knowledge import knowledge_base
@@ -198,7 +198,7 @@ def test_a_long_thread_and_many_passages_fit_a_small_context(
     """With a 3,000-token context, the Plan and Draft requests fit with room for their
     replies; the oldest turns and the lowest-ranked passages are left out, the newest turn
     and the top passage are kept, and the answer cites the refund policy as [1]."""
-    question = f"How long do customers have to return hardware? [case {uuid.uuid4().hex[:8]}]"
+    question = f"How long do customers have to return hardware? [case {new_marker(8)}]"
     script(llm, question)
     request_id, thread_ts = threaded_request(db, stack, handbook, question)
 
@@ -251,7 +251,7 @@ def test_the_servers_tokenizer_counts_the_prompt_when_it_has_one(
     so, the request fits by that count, and more of the thread fits than the estimate
     would allow."""
     llm.serve_tokenize()
-    question = f"How long do customers have to return hardware? [case {uuid.uuid4().hex[:8]}]"
+    question = f"How long do customers have to return hardware? [case {new_marker(8)}]"
     script(llm, question)
     request_id, thread_ts = threaded_request(db, stack, handbook, question)
 
@@ -286,7 +286,7 @@ def test_a_draft_asked_again_after_running_out_of_room_still_fits(
 ) -> None:
     """A draft cut off at its token cap is shown back to the model, shortened so the
     request that asks again still fits the context, and the second draft is posted."""
-    question = f"How long do customers have to return hardware? [case {uuid.uuid4().hex[:8]}]"
+    question = f"How long do customers have to return hardware? [case {new_marker(8)}]"
     plan = {"intent": "answer", "search_queries": ["hardware refund"], "tool_calls": []}
     answer = "Customers may return hardware within 45 days of delivery for a full refund [1]."
     llm.script(

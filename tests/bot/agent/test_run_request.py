@@ -5,7 +5,6 @@ These cover the moments between two writes that a crash test cannot reliably hit
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from core.db import Pool, open_pool
 from core.knowledge import EmptyKnowledge, NoTools
 from core.settings import load_settings
 from guardrails.facade import Guardrails, build_guardrails
+from testbed.markers import new_marker
 from tests.support.conversation import GENERAL, bot_replies
 from tests.support.stack import Stack
 from tests.support.worker_deps import in_process_deps
@@ -79,7 +79,7 @@ def test_reply_posted_but_not_recorded_is_found_again(
 ) -> None:
     """A run that died after posting its placeholder, before saving its ts, edits that message
     on retry instead of posting a second one."""
-    request_id, thread = stored_request(db, stack, f"crash window {uuid.uuid4().hex[:6]}")
+    request_id, thread = stored_request(db, stack, f"crash window {new_marker(6)}")
     # Given a run that had announced its intent to post and whose message reached Slack
     conversation = db.execute(
         """INSERT INTO conversations (tenant_id, channel_kind, external_key, slack_channel_id,
@@ -114,7 +114,7 @@ def test_finished_request_is_not_answered_again(
     stack: Stack, offline_deps: WorkerDeps, db: DB
 ) -> None:
     """A duplicate job for a request already answered changes nothing in Slack."""
-    request_id, thread = stored_request(db, stack, f"twice {uuid.uuid4().hex[:6]}")
+    request_id, thread = stored_request(db, stack, f"twice {new_marker(6)}")
     run_request(offline_deps, request_id)
     first = bot_replies(stack.slack, thread["ts"])
     calls_before = len(stack.slack.calls())
@@ -128,7 +128,7 @@ def test_step_limit_ends_in_an_apology(stack: Stack, llm, database_url: str, db:
     from sandbox.openai_script import Reply
     from tests.support.conversation import PLAN
 
-    text = f"cite something {uuid.uuid4().hex[:6]}"
+    text = f"cite something {new_marker(6)}"
     llm.script(
         Reply(content=PLAN),
         Reply(

@@ -5,10 +5,10 @@ model with the problem instead of ending the run."""
 from __future__ import annotations
 
 import json
-import uuid
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.markers import new_marker
 from tests.review.conftest import DB, SUPPORT, tenant  # noqa: F401  # the approvals tenant
 from tests.support.conversation import mention, unique_question, wait_for_answer
 from tests.support.stack import Stack
@@ -24,7 +24,7 @@ def test_invalid_arguments_are_sent_back_and_the_corrected_call_is_proposed(
     db: DB,
     tenant: int,  # noqa: F811
 ) -> None:
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     question = unique_question(f"Tell #support the release moved {marker}")
     reason = "The requester asked to tell the support team."
     llm.script(
@@ -70,7 +70,7 @@ def test_arguments_still_invalid_are_refused_and_the_run_still_answers(
     db: DB,
     tenant: int,  # noqa: F811
 ) -> None:
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     question = unique_question(f"Post in #support {marker}")
     broken = plan({"name": "post_to_channel", "arguments": {"channel": SUPPORT}, "reason": "asked"})
     llm.script(

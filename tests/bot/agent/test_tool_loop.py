@@ -5,11 +5,11 @@ step is persisted, and a job retried after a crash never calls a tool twice."""
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Hang, Reply
+from testbed.markers import new_marker
 from tests.review.conftest import APPROVER, DB, SUPPORT, tenant  # noqa: F401
 from tests.support.conversation import bot_replies, mention, unique_question, wait_for_answer
 from tests.support.stack import Stack
@@ -48,7 +48,7 @@ def test_an_action_the_model_repeats_in_later_turns_is_proposed_once(
     """A small model keeps a read in every turn and repeats its proposal with new wording
     each time: the post is proposed once, the new read still runs, and the model is told
     the repeated call was not made again."""
-    word = f"kestrel{uuid.uuid4().hex[:6]}"
+    word = f"kestrel{new_marker(6)}"
     question = unique_question(f"Find what we said about {word} and tell #support")
 
     def post(text: str) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def test_a_read_result_feeds_the_proposed_action(
 ) -> None:
     """Search Slack, then propose a post quoting what the search found: the second Plan
     turn sees the search result, and the action waits for approval."""
-    word = f"zephyr{uuid.uuid4().hex[:6]}"
+    word = f"zephyr{new_marker(6)}"
     stack.slack.workspace.post_message(
         SUPPORT, user=APPROVER, text=f"The {word} rollout moved to Thursday"
     )
@@ -147,7 +147,7 @@ def test_a_job_retried_after_a_crash_does_not_search_twice(
 ) -> None:
     """Killed while the model writes its second plan (after the search ran): the retried
     job replays the first plan and the search results from Postgres."""
-    word = f"quokka{uuid.uuid4().hex[:6]}"
+    word = f"quokka{new_marker(6)}"
     stack.slack.workspace.post_message(SUPPORT, user=APPROVER, text=f"The {word} deal closed")
     question = unique_question(f"What happened to the {word} deal?")
     llm.script(

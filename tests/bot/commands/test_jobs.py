@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 
 import dramatiq
@@ -13,13 +12,14 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from testbed.markers import new_marker
 from tests.support.processes import REPO
 
 
 @pytest.fixture
 def namespace(redis_url: str) -> Iterator[str]:
     """A namespace of this test's own, so no running worker takes its jobs."""
-    name = f"chatops-jobs-test-{uuid.uuid4().hex[:10]}"
+    name = f"chatops-jobs-test-{new_marker(10)}"
     yield name
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(f"{name}*"))

@@ -4,7 +4,6 @@ reason), "wrong or outdated" on a cited source, and "Ask a human"."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_interactivity import InteractionResult
 from sandbox.slack_workspace import EphemeralMessage, Message
+from testbed.markers import new_marker
 from tests.support.channels import admin_command, new_channel
 from tests.support.conversation import (
     GENERAL,
@@ -126,7 +126,7 @@ def test_thumbs_down_reason_is_stored_and_becomes_a_golden_candidate(
         message="the 'what was wrong' modal",
     )
     assert modal.callback_id == REASON_VIEW
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     reason = f"Restarting does not help ({marker}); ask jane.doe@example.com, she fixed it"
     submitted = stack.slack.submit_view(REQUESTER, modal.id, {REASON_BLOCK: {REASON_INPUT: reason}})
     assert submitted.status == 200

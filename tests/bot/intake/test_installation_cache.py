@@ -4,18 +4,18 @@ install, suspension or removal elsewhere shows within that time, an install here
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from slack_sdk.oauth.installation_store import Installation
 
 from bot.intake.installations import InstallationCache, PostgresInstallationStore
 from core.db import open_async_pool
+from testbed.markers import new_marker
 
 
 def test_answers_are_kept_until_they_expire_or_an_install_here_clears_them(
     database_url: str,
 ) -> None:
-    team = f"T{uuid.uuid4().hex[:10].upper()}"
+    team = f"T{new_marker(10).upper()}"
     now = [0.0]
 
     async def scenario() -> list[bool]:

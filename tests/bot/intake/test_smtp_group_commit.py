@@ -6,7 +6,6 @@ from __future__ import annotations
 import smtplib
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from testbed.markers import new_marker
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail, send
 from tests.connectors.email.support import DB, RunningListener, Tenant
 
@@ -64,7 +64,7 @@ def test_no_250_before_the_commit_and_waiting_messages_commit_together(
     """While Postgres cannot commit, no session hears 250 and nothing is visible; once it
     can, every message is stored, those that waited in one transaction, and all get 250."""
     tenant, release = tenant_row_locked
-    subjects = [f"Order {i} [{uuid.uuid4().hex[:6]}]" for i in range(SESSIONS)]
+    subjects = [f"Order {i} [{new_marker(6)}]" for i in range(SESSIONS)]
     with ThreadPoolExecutor(max_workers=1) as runner:
         sending = runner.submit(send_all, smtp_listener.port, tenant, subjects)
         time.sleep(1.0)  # every session has reached the end of DATA and waits
@@ -120,7 +120,7 @@ def test_a_message_postgres_refuses_costs_the_others_in_its_group_nothing(
     """The refused message is answered 451 (its sender retries) and stores nothing; the
     messages committed in the same group as it are stored and answered 250."""
     tenant, release = tenant_row_locked
-    subjects = [f"Fine {i} [{uuid.uuid4().hex[:6]}]" for i in range(SESSIONS - 1)] + [POISON]
+    subjects = [f"Fine {i} [{new_marker(6)}]" for i in range(SESSIONS - 1)] + [POISON]
     with ThreadPoolExecutor(max_workers=len(subjects)) as pool:
         sending = [pool.submit(deliver, smtp_listener.port, tenant, s) for s in subjects]
         time.sleep(1.0)  # all of them wait at the end of DATA, to be committed together
@@ -155,7 +155,7 @@ def test_a_commit_that_fails_answers_4xx_to_every_session_waiting_on_it(
     restart would): every session in it is answered 451, none 250, and nothing of
     theirs is stored, so each sender's retry is the only copy."""
     tenant, release = tenant_row_locked
-    subjects = [f"Lost {i} [{uuid.uuid4().hex[:6]}]" for i in range(SESSIONS)]
+    subjects = [f"Lost {i} [{new_marker(6)}]" for i in range(SESSIONS)]
     with ThreadPoolExecutor(max_workers=len(subjects)) as pool:
         sending = [pool.submit(deliver, smtp_listener.port, tenant, s) for s in subjects]
         time.sleep(1.0)  # all of them wait at the end of DATA, behind the tenant's lock

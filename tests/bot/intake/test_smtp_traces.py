@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import redis
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -11,6 +10,7 @@ from opentelemetry.trace import get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from bot.observability.tracing import TRACE_OPTION, build_tracing
+from testbed.markers import new_marker
 from tests.bot.intake.test_smtp_intake import mail, send
 from tests.connectors.email.support import (
     DB,
@@ -32,7 +32,7 @@ def test_the_job_an_email_queues_continues_the_listeners_trace(
     redis_url: str,
     queue_namespace: str,
 ) -> None:
-    namespace = f"{queue_namespace}-smtp-traces-{uuid.uuid4().hex[:6]}"
+    namespace = f"{queue_namespace}-smtp-traces-{new_marker(6)}"
     settings = email_settings(email_database_url, redis_url, namespace, **RELAXED_LIMITS)
     exporter = InMemorySpanExporter()
     listener = RunningListener(settings, tracer=build_tracing(settings, "t", exporter).tracer)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 
 import dramatiq
@@ -14,11 +13,12 @@ import redis.asyncio as aioredis
 from dramatiq.brokers.redis import RedisBroker
 
 from bot.observability.stored_state import QueueState, read_queues
+from testbed.markers import new_marker
 
 
 @pytest.fixture
 def namespace(redis_url: str) -> Iterator[str]:
-    name = f"chatops-depth-test-{uuid.uuid4().hex[:10]}"
+    name = f"chatops-depth-test-{new_marker(10)}"
     yield name
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(f"{name}*"))

@@ -7,7 +7,6 @@ except in CI. Queue names carry a namespace of this test's own and are deleted a
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pika
@@ -16,6 +15,7 @@ import redis
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
+from testbed.markers import new_marker
 from tests.support.conversation import mention, script_answer, unique_question, wait_for_answer
 from tests.support.stack import Stack, product_env, start_stack
 
@@ -77,7 +77,7 @@ def rabbitmq_stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Stack, str]]:
     rabbitmq_connection().close()
-    namespace = f"chatops-test-{uuid.uuid4().hex[:10]}"
+    namespace = f"chatops-test-{new_marker(10)}"
     env = product_env(
         database_url=database_url,
         # Pointed at the session's Redis, which RabbitMQ mode must not need for its queue.

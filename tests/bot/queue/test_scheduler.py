@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
@@ -17,6 +16,7 @@ import pytest
 
 from bot.queue.scheduler import PeriodicTask, Scheduler, daily_at, every
 from core.db import Pool, open_pool
+from testbed.markers import new_marker
 
 DB = psycopg.Connection[dict[str, Any]]
 
@@ -50,7 +50,7 @@ def test_a_due_task_runs_once_however_many_workers_look(pools: list[Pool], db: D
     next due time moves a period ahead."""
     runs: list[str] = []
     task = PeriodicTask(
-        f"test-once-{uuid.uuid4().hex[:8]}", lambda: runs.append("ran"), every(timedelta(hours=1))
+        f"test-once-{new_marker(8)}", lambda: runs.append("ran"), every(timedelta(hours=1))
     )
     schedulers = [Scheduler(pool, [task]) for pool in pools]
     for scheduler in schedulers:
@@ -84,7 +84,7 @@ def test_a_slow_task_never_runs_twice_at_once(pools: list[Pool]) -> None:
         with lock:
             running -= 1
 
-    task = PeriodicTask(f"test-slow-{uuid.uuid4().hex[:8]}", slow, every(timedelta(0)))
+    task = PeriodicTask(f"test-slow-{new_marker(8)}", slow, every(timedelta(0)))
     schedulers = [Scheduler(pool, [task]) for pool in pools]
 
     in_threads([lambda s=s: [s.run_due() for _ in range(4)] for s in schedulers])
@@ -101,7 +101,7 @@ def test_a_failing_task_is_recorded_and_runs_again_when_due(pools: list[Pool], d
         if len(attempts) == 1:
             raise RuntimeError("Slack said no")
 
-    task = PeriodicTask(f"test-flaky-{uuid.uuid4().hex[:8]}", flaky, every(timedelta(hours=1)))
+    task = PeriodicTask(f"test-flaky-{new_marker(8)}", flaky, every(timedelta(hours=1)))
     scheduler = Scheduler(pools[0], [task])
     scheduler.run_due()
     make_due(db, task.name)

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from bot.queue.census import queued_jobs
 from bot.queue.jobs import enqueue_request
 from bot.queue.stranded import requeue_stranded
+from testbed.markers import new_marker
 
 DB = psycopg.Connection[dict[str, Any]]
 
@@ -25,7 +26,7 @@ DB = psycopg.Connection[dict[str, Any]]
 @pytest.fixture
 def broker(redis_url: str) -> Iterator[RedisBroker]:
     """A broker under a namespace of its own, with no worker consuming it."""
-    namespace = f"chatops-test-stranded-{uuid.uuid4().hex[:8]}"
+    namespace = f"chatops-test-stranded-{new_marker(8)}"
     built = RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
     yield built
     client = redis.Redis.from_url(redis_url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from review.console.digests import parse_time
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Channel
+from testbed.markers import new_marker
 from tests.support.channels import ADMIN, admin_command, new_channel
 from tests.support.conversation import REQUESTER
 from tests.support.stack import Stack
@@ -87,7 +87,7 @@ def test_digest_commands_follow_the_channel_rules(stack: Stack, db: DB) -> None:
 
 
 def test_a_private_channels_digest_goes_only_to_itself_or_the_person(stack: Stack, db: DB) -> None:
-    marker = uuid.uuid4().hex[:8].upper()
+    marker = new_marker(8).upper()
     private = "G0D" + marker
     stack.slack.workspace.add_channel(
         Channel(
@@ -109,7 +109,7 @@ def test_a_private_channels_digest_goes_only_to_itself_or_the_person(stack: Stac
 def test_a_due_digest_is_posted_once_even_with_two_sweeps_racing(
     stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
 ) -> None:
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     channel = new_channel(stack.slack)
     stack.slack.workspace.post_message(
         channel, user=ADMIN, text=f"DIGEST-{marker} we agreed to move the demo to Friday"
@@ -195,7 +195,7 @@ def test_the_running_workers_post_a_due_digest_on_their_own(
 ) -> None:
     """Nothing but the stack: its workers' periodic work claims the digest and their queue
     job writes and posts it, to the person who asked for it in their direct messages."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     channel = new_channel(stack.slack)
     stack.slack.workspace.post_message(
         channel, user=ADMIN, text=f"SOLO-{marker} let's go with plan B"

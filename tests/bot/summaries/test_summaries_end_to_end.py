@@ -4,7 +4,6 @@ Slack emulator and the scripted model: what the person sees in the thread."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +22,7 @@ from guardrails.facade import build_guardrails
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Channel
+from testbed.markers import new_marker
 from tests.support.channels import ADMIN, new_channel
 from tests.support.conversation import GENERAL, REQUESTER, bot_replies, wait_for_answer
 from tests.support.processes import wait_for
@@ -112,7 +112,7 @@ def test_thread_summary_cites_the_messages_it_draws_on(
 ) -> None:
     """ "@chatops summarise this thread": decisions, open questions and action items in
     their own sections, each ending with links to the real messages, people mentioned."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     channel = new_channel(stack.slack)
     ws = stack.slack.workspace
     parent = ws.post_message(channel, user=ADMIN, text=f"Launch plan for v2 ({marker})?")
@@ -169,7 +169,7 @@ def test_since_monday_reads_only_from_monday_and_then_only_newer_messages(
 ) -> None:
     """ "What did I miss in #x since Monday?" asks Slack for the history from Monday
     midnight in the workspace's zone; asked again, only for what came after."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     channel = new_channel(stack.slack)
     ws = stack.slack.workspace
     monday = _last_monday_midnight_utc()
@@ -226,7 +226,7 @@ def test_a_private_channel_is_never_summarised_into_another_channel(
 ) -> None:
     """Asked in #general about a private channel both are in: a clear refusal, and
     nothing of the private channel reaches the model or the reply."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     private = "G0P" + marker.upper()
     ws = stack.slack.workspace
     ws.add_channel(
@@ -259,7 +259,7 @@ def test_a_private_channel_is_summarised_in_the_askers_direct_messages(
 ) -> None:
     """The same question in a direct message with the app, which only the asker reads,
     is answered."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     private = "G0Q" + marker.upper()
     ws = stack.slack.workspace
     ws.add_channel(
@@ -287,7 +287,7 @@ def test_channels_the_asker_or_the_bot_is_not_in_are_refused(
     stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
 ) -> None:
     ws = stack.slack.workspace
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     without_asker = "C0NA" + marker.upper()
     without_bot = "C0NB" + marker.upper()
     ws.add_channel(
@@ -314,7 +314,7 @@ def test_a_rate_limited_history_read_waits_and_goes_on(
     stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
 ) -> None:
     """Slack answers 429 with Retry-After: the read waits that long and is made again."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     channel = new_channel(stack.slack)
     stack.slack.workspace.post_message(channel, user=ADMIN, text=f"RL-{marker} deploy done")
     llm.script(
@@ -338,7 +338,7 @@ def test_what_did_i_miss_in_the_assistant_panel_means_the_channel_being_viewed(
 ) -> None:
     """In the side panel, "this channel" is the one the person has open beside it: the
     running stack (listener, queue, worker) answers with that channel's summary."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     channel = new_channel(stack.slack)
     stack.slack.workspace.post_message(channel, user=ADMIN, text=f"PANEL-{marker} we moved standup")
     llm.script(
@@ -370,7 +370,7 @@ def test_what_did_i_miss_in_the_assistant_panel_means_the_channel_being_viewed(
 def test_stored_history_is_masked_and_the_model_never_sees_a_card_number(
     stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
 ) -> None:
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     channel = new_channel(stack.slack)
     stack.slack.workspace.post_message(
         channel, user=ADMIN, text=f"CARD-{marker} refund went to card 4111 1111 1111 1111"
@@ -404,7 +404,7 @@ def test_a_thread_summary_asked_outside_a_thread_says_where_to_ask(
 def test_a_channel_summary_reads_its_threads_and_later_only_their_new_replies(
     stack: Stack, deps: WorkerDeps, db: DB, llm: OpenAIEmulator
 ) -> None:
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     channel = new_channel(stack.slack)
     ws = stack.slack.workspace
     parent = ws.post_message(channel, user=ADMIN, text=f"THREAD-{marker} pricing change?")
@@ -444,7 +444,7 @@ def test_an_internal_channel_is_not_summarised_into_a_slack_connect_channel(
 ) -> None:
     """People of another organisation read a Slack Connect channel: an internal channel's
     summary is refused there."""
-    marker = uuid.uuid4().hex[:8]
+    marker = new_marker(8)
     internal = new_channel(stack.slack)
     shared = new_channel(stack.slack, shared=True)
     stack.slack.workspace.post_message(internal, user=ADMIN, text=f"INTERNAL-{marker} margins")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from bot.queue.jobs import enqueue_request
 from connectors.email.inboxes import add_inbox
 from core.broker import build_broker
 from core.settings import Settings, load_settings
+from testbed.markers import new_marker
 
 DB = psycopg.Connection[dict[str, Any]]
 REPO = Path(__file__).resolve().parents[3]
@@ -40,7 +40,7 @@ class Tenant:
 
 def make_tenant(db: DB, *, domain_inbox: bool = False, transport: str = "smtp") -> Tenant:
     """A tenant with a unique domain and the inbox help@ that domain (or the whole domain)."""
-    domain = f"t{uuid.uuid4().hex[:10]}.example"
+    domain = f"t{new_marker(10)}.example"
     row = db.execute(
         "INSERT INTO tenants (name) VALUES (%s) RETURNING id", (f"tenant {domain}",)
     ).fetchone()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -14,6 +13,7 @@ from core.db import Pool
 from sandbox.gmail_api import GmailEmulator
 from sandbox.google_calendar_api import CalendarEmulator
 from sandbox.google_oauth import GoogleOAuthEmulator, Grant
+from testbed.markers import new_marker
 from tests.connectors.workspace import Workspace, make_workspace, pool
 
 __all__ = ["pool"]  # the module-scoped pool fixture these tests share
@@ -79,4 +79,4 @@ def workspace(new_workspace: Callable[[], Workspace], calendar: CalendarEmulator
 
 
 def new_address(name: str) -> str:
-    return f"{name}.{uuid.uuid4().hex[:6]}@acme.example"
+    return f"{name}.{new_marker(6)}@acme.example"

@@ -14,6 +14,7 @@ from connectors.google import gmail as gmail_api
 from connectors.google.client import google_session
 from connectors.rest import RetryPolicy
 from sandbox.gmail_api import GmailEmulator
+from testbed.markers import new_marker
 from tests.connectors.google.conftest import OWNER
 from tests.connectors.workspace import Workspace
 
@@ -36,7 +37,7 @@ def test_a_delivered_thread_is_found_and_read_as_text(
 ) -> None:
     """Search finds the thread with its subject, sender and size; reading it gives each
     message's plain text (HTML-only mail included) and lists attachments without content."""
-    word = f"invoice{uuid.uuid4().hex[:6]}"
+    word = f"invoice{new_marker(6)}"
     first_id = f"<{uuid.uuid4().hex}@customer.example>"
     gmail.deliver(_mail(f"Where is {word}?", first_id, f"Hi, {word} never arrived.").as_bytes())
     reply = _mail(
@@ -70,7 +71,7 @@ def test_a_delivered_thread_is_found_and_read_as_text(
 
 def test_a_search_follows_page_tokens(workspace: Workspace, gmail: GmailEmulator) -> None:
     """More threads than one page are gathered across pages, newest first."""
-    word = f"batch{uuid.uuid4().hex[:6]}"
+    word = f"batch{new_marker(6)}"
     for n in range(60):
         gmail.deliver(_mail(f"{word} #{n}", f"<{word}-{n}@customer.example>", word).as_bytes())
     session = google_session(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import pytest
 
@@ -13,6 +12,7 @@ from connectors.hubspot import api
 from connectors.rest import ConnectorError, RestClient, new_http_client
 from review.messages import approval_message
 from sandbox.hubspot_api import HubSpotEmulator
+from testbed.markers import new_marker
 from tests.connectors.hubspot.conftest import TOKEN
 from tests.connectors.workspace import Workspace
 
@@ -33,7 +33,7 @@ def _searches(hubspot: HubSpotEmulator) -> list[dict[str, object]]:
 
 def test_contact_search_follows_paging_cursors(hubspot: HubSpotEmulator) -> None:
     """A search larger than one page follows `paging.next.after` until it has enough."""
-    company = f"Acme-{uuid.uuid4().hex[:6]}"
+    company = f"Acme-{new_marker(6)}"
     for n in range(130):
         hubspot.crm.add("contacts", {"firstname": f"P{n}", "company": company})
     hubspot.reset()
@@ -47,7 +47,7 @@ def test_contact_search_follows_paging_cursors(hubspot: HubSpotEmulator) -> None
 
 def test_search_tool_finds_a_contact(workspace: Workspace, hubspot: HubSpotEmulator) -> None:
     """The search tool returns matching contacts with their ids and properties."""
-    email = f"dana.{uuid.uuid4().hex[:6]}@customer.example"
+    email = f"dana.{new_marker(6)}@customer.example"
     contact = hubspot.crm.add("contacts", {"firstname": "Dana", "lastname": "Ito", "email": email})
 
     result = workspace.call("hubspot_search_contacts", {"query": email})

@@ -4,9 +4,9 @@ even when one is down, and stops its stdio servers when it stops."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
+from testbed.markers import new_marker
 from tests.connectors.mcp.conftest import (
     CallLog,
     free_port,
@@ -30,7 +30,7 @@ def test_a_worker_offers_mcp_tools_and_starts_despite_a_down_server(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         # Its own queues: this worker must not take other tests' jobs.
-        "QUEUE_NAMESPACE": f"mcp-{uuid.uuid4().hex[:8]}",
+        "QUEUE_NAMESPACE": f"mcp-{new_marker(8)}",
         "SLACK_SIGNING_SECRET": "mcp-worker-test",
         "OPENAI_BASE_URL": "",
         "OPENAI_API_KEY": "",

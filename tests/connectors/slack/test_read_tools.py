@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_search import ACTION_TOKEN_LIFETIME, issue_action_token
 from sandbox.slack_workspace import Channel, SlackWorkspace
+from testbed.markers import new_marker
 from tests.support.conversation import mention, unique_question, wait_for_answer
 from tests.support.stack import Stack
 
@@ -135,7 +135,7 @@ def test_search_finds_messages_only_where_the_bot_may_look(
 ) -> None:
     """Search returns matches from public channels the bot is in (thread replies too), and
     none from a channel it is not in or a private one."""
-    word = f"gizmo{uuid.uuid4().hex[:6]}"
+    word = f"gizmo{new_marker(6)}"
     in_support = _post(own_slack, "C0SUPPORT", f"The {word} launch moved to May")
     parent = _post(own_slack, "C0GENERAL", "Roadmap questions here")
     reply = _post(own_slack, "C0GENERAL", f"Is {word} still on track?", parent)
@@ -156,7 +156,7 @@ def test_search_finds_messages_only_where_the_bot_may_look(
 
 def test_search_follows_cursors(tools: ToolRegistry, own_slack: SlackEmulator) -> None:
     """More matches than Slack's page of 20 are gathered across pages, up to the limit."""
-    word = f"batch{uuid.uuid4().hex[:6]}"
+    word = f"batch{new_marker(6)}"
     for n in range(30):
         _post(own_slack, "C0SUPPORT", f"{word} item {n}")
     before = len(own_slack.calls("assistant.search.context"))
@@ -174,7 +174,7 @@ def test_a_bot_search_without_a_valid_action_token_is_refused(
 ) -> None:
     """With no action_token, a made-up one or one that has expired, Slack refuses the bot's
     search with invalid_action_token; the agent gets words it can pass on, not a crash."""
-    word = f"sprocket{uuid.uuid4().hex[:6]}"
+    word = f"sprocket{new_marker(6)}"
     _post(own_slack, "C0SUPPORT", f"The {word} order shipped")
     stale = issue_action_token(own_slack.workspace)
     CLOCK_SKEW[0] = ACTION_TOKEN_LIFETIME + 60
@@ -204,7 +204,7 @@ def test_a_bot_search_without_a_valid_action_token_is_refused(
 
 def test_a_persons_own_token_searches_without_an_action_token(own_slack: SlackEmulator) -> None:
     """The action_token is asked of bot tokens only: a user token searches as that person."""
-    word = f"widget{uuid.uuid4().hex[:6]}"
+    word = f"widget{new_marker(6)}"
     posted = _post(own_slack, "C0SUPPORT", f"{word} pricing sheet is ready")
     person = WebClient(token=own_slack.workspace.user(REQUESTER).token, base_url=own_slack.api_url)
 
@@ -219,7 +219,7 @@ def test_a_mention_searches_slack_with_its_events_action_token(
     """End to end: the app_mention event carries an action_token, the worker's search sends
     it, Slack accepts it, and what the search found reaches the model's draft."""
     emulator = stack.slack
-    word = f"zephyr{uuid.uuid4().hex[:6]}"
+    word = f"zephyr{new_marker(6)}"
     emulator.workspace.post_message(
         "C0SUPPORT", user=APPROVER, text=f"The {word} rollout needs two more reviewers"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from connectors.rest import ConnectorError, RestClient, new_http_client
 from connectors.zendesk import api
 from sandbox.zendesk_api import ZendeskEmulator
+from testbed.markers import new_marker
 from tests.connectors.workspace import Workspace
 from tests.connectors.zendesk.conftest import EMAIL, TOKEN
 
@@ -30,7 +30,7 @@ def _client(zendesk: ZendeskEmulator) -> RestClient:
 
 def test_ticket_search_follows_next_page_links(zendesk: ZendeskEmulator) -> None:
     """A search larger than one page follows Zendesk's `next_page` links."""
-    word = f"printer{uuid.uuid4().hex[:6]}"
+    word = f"printer{new_marker(6)}"
     for n in range(130):
         zendesk.helpdesk.add_ticket(f"{word} jam {n}", "It jams")
     zendesk.reset()
@@ -59,7 +59,7 @@ def test_reading_a_ticket_follows_comment_cursors(zendesk: ZendeskEmulator) -> N
 
 def test_the_search_tool_finds_tickets(workspace: Workspace, zendesk: ZendeskEmulator) -> None:
     """The search tool passes Zendesk's search syntax and returns the tickets found."""
-    word = f"refund{uuid.uuid4().hex[:6]}"
+    word = f"refund{new_marker(6)}"
     open_one = zendesk.helpdesk.add_ticket(f"{word} please", "Order 1")
     zendesk.helpdesk.add_ticket(f"{word} again", "Order 2", status="solved")
 

@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 
 from core.store import audit
 from review import actions
+from testbed.markers import new_marker
 
 DB = psycopg.Connection[dict[str, Any]]
 
@@ -71,7 +72,7 @@ def test_an_entry_is_kept_only_with_what_it_records(db: DB, tenant: int) -> None
 
 
 def test_the_listeners_write_the_same_entries(database_url: str, db: DB, tenant: int) -> None:
-    subject = f"T{uuid.uuid4().hex[:8]}"
+    subject = f"T{new_marker(8)}"
 
     async def install() -> None:
         async with await psycopg.AsyncConnection.connect(
