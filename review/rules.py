@@ -177,13 +177,27 @@ def allow_by_rules(conn: actions.Conn, tenant_id: int, run_id: int) -> list[acti
     return allowed
 
 
+# What a tool does, as the admins who read rules say it; other tools read as their name
+# with spaces ("update deal stage"), never as the identifier the model calls.
+TOOL_WORDS = {
+    "post_to_channel": "posting in a channel",
+    "send_email": "sending email",
+    "reply_email": "replying to email",
+}
+
+
+def tool_words(tool: str) -> str:
+    return TOOL_WORDS.get(tool) or tool.replace("_", " ").replace(".", " ")
+
+
 def describe(rule: actions.Row) -> str:
-    """A rule as people read it: "post_to_channel for <@U…>'s requests, until 5 January
-    2027"."""
+    """A rule as people read it: "posting in a channel for <@U…>'s requests, until
+    5 January 2027"."""
+    what = tool_words(str(rule["tool"]))
     if rule["recipient_domain"]:
-        covers = f"{rule['tool']} to anyone at {mrkdwn_safe(rule['recipient_domain'])}"
+        covers = f"{what} to anyone at {mrkdwn_safe(rule['recipient_domain'])}"
     else:
-        covers = f"{rule['tool']} for {person(rule['requester'])}'s requests"
+        covers = f"{what} for {person(rule['requester'])}'s requests"
     return f"{covers}, until {readable_date(rule['expires_at'])}"
 
 

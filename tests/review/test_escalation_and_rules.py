@@ -194,7 +194,7 @@ def test_a_rule_made_from_a_card_runs_the_next_matching_action_until_revoked(
             if "from now on" in m.text
         ]
     )
-    assert f"rule {rule['number']}, post_to_channel for <@{REQUESTER}>'s requests" in note[0]
+    assert f"rule {rule['number']}, posting in a channel for <@{REQUESTER}>'s requests" in note[0]
     assert f"`/agent rules revoke {rule['number']}`" in note[0]
 
     # When the same requester asks for another post
@@ -207,7 +207,7 @@ def test_a_rule_made_from_a_card_runs_the_next_matching_action_until_revoked(
     assert row["decided_by"] is None and row["allowed_by_rule"] == rule["id"]
     assert len(posts_in_support(stack.slack, second)) == 1
     words = (
-        f"the rule 'post_to_channel for <@{REQUESTER}>'s requests, until {until}', "
+        f"the rule 'posting in a channel for <@{REQUESTER}>'s requests, until {until}', "
         f"set by <@{APPROVER}>"
     )
     # The thread names the rule: "Allowed by …" in the answer, which the outcome notice
@@ -226,7 +226,9 @@ def test_a_rule_made_from_a_card_runs_the_next_matching_action_until_revoked(
     # `/agent rules` lists it for anyone of the workspace, by its number
     listed = stack.slack.run_slash_command(REQUESTER, GENERAL, "rules").response
     assert listed is not None
-    assert f"*{rule['number']}*: post_to_channel for <@{REQUESTER}>'s requests" in listed["text"]
+    assert (
+        f"*{rule['number']}*: posting in a channel for <@{REQUESTER}>'s requests" in listed["text"]
+    )
     refused = stack.slack.run_slash_command(REQUESTER, GENERAL, f"rules revoke {rule['number']}")
     assert refused.response is not None and "Only workspace admins" in refused.response["text"]
 
@@ -362,6 +364,6 @@ def test_an_email_rule_covers_a_recipient_domain_not_a_requester(
     shown = wait_for(
         lambda: (t := card_text(card(stack, row["approval_ts"]))) and "and done" in t and t
     )
-    assert "Approved by the rule 'send_email to anyone at customer.example, until" in shown
+    assert "Approved by the rule 'sending email to anyone at customer.example, until" in shown
     listed = admin_command(stack.slack, GENERAL, "rules")
-    assert f"*{rule['number']}*: send_email to anyone at customer.example" in listed
+    assert f"*{rule['number']}*: sending email to anyone at customer.example" in listed
