@@ -93,6 +93,17 @@ def test_edit_button_opens_a_modal_whose_text_replaces_the_payload(
     row = wait_for(lambda: (r := action_row(db, proposal.action["id"]))["edited_by"] and r)
     assert row["status"] == "pending" and row["payload"]["text"] == edited
 
+    # The approver approves the card once it shows the edited text, as a person would: an
+    # Approve on the card still showing the earlier version is refused as stale.
+    wait_for(
+        lambda: (
+            edited
+            in card_text(
+                stack.slack.workspace.message(APPROVALS, proposal.approval.ts).blocks or []
+            )
+        ),
+        message="the card showing the edited text",
+    )
     stack.slack.click_button(APPROVER, APPROVALS, proposal.approval.ts, "review_approve")
     wait_for_status(db, proposal.action["id"], "executed")
     assert len(posts_in_support(stack.slack, edited)) == 1

@@ -12,19 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from testbed.stack import Stack
+from testbed.processes import ChatopsProcess
 
 LOG_OFFSETS = pytest.StashKey[dict[Path, int]]()
 MAX_LINES = 80  # per process: the end of what it wrote is where a failure shows
 
 
 def _logs(item: pytest.Item) -> list[Path]:
+    """The log files of the child processes the test's fixtures hold: a stack's serve and
+    worker, the fault tests' stack, and so on."""
     funcargs = getattr(item, "funcargs", {})
     return [
-        process.log_path
+        part.log_path
         for value in funcargs.values()
-        if isinstance(value, Stack)
-        for process in (value.serve, value.worker)
+        for part in getattr(value, "__dict__", {}).values()
+        if isinstance(part, ChatopsProcess)
     ]
 
 
