@@ -231,3 +231,26 @@ def fail(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> int 
     unknown or may not fail (it failed already, or was ignored)."""
     row = conn.execute(FAIL, (reason, request_id, may_become("failed"))).fetchone()
     return None if row is None else int(row["tenant_id"])
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A workspace's requests as `/agent status` shows them."""
+
+    open: int  # waiting or running
+    failed_last_day: int  # received in the last 24 hours and failed
+
+
+BACKLOG = """SELECT
+     count(*) FILTER (WHERE status = ANY(%(open)s)) AS open,
+     count(*) FILTER (WHERE status = 'failed' AND received_at > now() - interval '1 day')
+       AS failed_last_day
+   FROM inbound_requests WHERE tenant_id = %(tenant)s"""
+
+
+async def backlog_async(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> Backlog:
+    """How many of the workspace's requests are open, and how many failed lately."""
+    cursor = await conn.execute(BACKLOG, {"open": sorted(OPEN), "tenant": tenant_id})
+    row = await cursor.fetchone()
+    assert row is not None  # an aggregate returns one row
+    return Backlog(open=int(row["open"]), failed_last_day=int(row["failed_last_day"]))
