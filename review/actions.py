@@ -272,3 +272,14 @@ async def waiting_async(conn: AsyncConnection[Row], tenant_id: int, limit: int) 
         (tenant_id, limit),
     )
     return await cursor.fetchall()
+
+
+async def count_waiting_async(conn: AsyncConnection[Row], tenant_id: int) -> int:
+    """How many actions wait for a decision (what `/agent status` counts)."""
+    cursor = await conn.execute(
+        "SELECT count(*) AS n FROM pending_actions WHERE tenant_id = %s AND status = 'pending'",
+        (tenant_id,),
+    )
+    row = await cursor.fetchone()
+    assert row is not None  # an aggregate returns one row
+    return int(row["n"])

@@ -33,6 +33,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.db import AsyncPool
+from review import people
 from review.tenant_settings import ReviewSettings
 
 log = structlog.get_logger(__name__)
@@ -61,7 +62,6 @@ ORGANISATION_SQL = """
 SELECT team_id, enterprise_id, is_enterprise_install FROM slack_installations
  WHERE tenant_id = %s ORDER BY id LIMIT 1
 """
-CONFIGURED_ADMIN_SQL = "SELECT 1 FROM tenant_admins WHERE tenant_id = %s AND slack_user_id = %s"
 KNOWN_SQL = """
 SELECT team_id, enterprise_id, is_admin,
        extract(epoch FROM now() - checked_at)::float8 AS age_seconds
@@ -144,13 +144,7 @@ def may_approve(
         return Verdict(
             False, "you asked for this action, and this workspace needs someone else to approve it"
         )
-    approvers = {
-        r["slack_user_id"]
-        for r in conn.execute(
-            "SELECT slack_user_id FROM tenant_approvers WHERE tenant_id = %s",
-            (settings.tenant_id,),
-        )
-    }
+    approvers = people.approvers(conn, settings.tenant_id)
     named = (
         user_id in approvers
         or (
@@ -168,7 +162,7 @@ def may_approve(
     if approvers or settings.approver_group_id:
         return Verdict(False, NOT_APPROVER)
     # With no approvers configured yet, the organisation's admins decide.
-    if conn.execute(CONFIGURED_ADMIN_SQL, (settings.tenant_id, user_id)).fetchone():
+    if people.is_admin(conn, settings.tenant_id, user_id):
         return Verdict(True)
     person = _person(conn, client, settings.tenant_id, user_id, max_age=ADMIN_TTL)
     if not organisation.includes(person.team_id, person.enterprise_id):
@@ -234,7 +228,7 @@ async def check_member(
 ) -> Verdict:
     """Whether the person belongs to the tenant's organisation (any /agent command)."""
     async with pool.connection() as conn:
-        if await _configured_admin(conn, tenant_id, user_id):
+        if await people.is_admin_async(conn, tenant_id, user_id):
             return Verdict(True)
         organisation, known = await _organisation_and_known(conn, tenant_id, user_id)
         person = known
@@ -259,7 +253,7 @@ async def check_admin(
     or a workspace admin of the tenant's organisation. `emergency` (pause) accepts an
     older admin verdict when Slack cannot answer."""
     async with pool.connection() as conn:
-        if await _configured_admin(conn, tenant_id, user_id):
+        if await people.is_admin_async(conn, tenant_id, user_id):
             return Verdict(True)
         organisation, known = await _organisation_and_known(conn, tenant_id, user_id)
         person = known if known is not None and known.age_seconds < ADMIN_TTL else None
@@ -275,13 +269,6 @@ async def check_admin(
         if not person.is_admin:
             return Verdict(False, "only workspace admins and this app's admins can do that")
         return Verdict(True)
-
-
-async def _configured_admin(
-    conn: AsyncConnection[dict[str, Any]], tenant_id: int, user_id: str
-) -> bool:
-    cursor = await conn.execute(CONFIGURED_ADMIN_SQL, (tenant_id, user_id))
-    return await cursor.fetchone() is not None
 
 
 async def _organisation_and_known(

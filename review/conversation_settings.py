@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 import structlog
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection, sql
 from psycopg.types.json import Jsonb
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -216,3 +216,59 @@ def _pin_of(
     ).fetchone()
     pin: dict[str, Any] | None = row["pinned_settings"] if row else None
     return pin
+
+
+# The console (review/console/channels.py) reads and changes a channel's settings on the
+# listeners' event loop; these are its ways in.
+
+
+async def load_channel_async(
+    conn: AsyncConnection[dict[str, Any]], tenant_id: int, channel: str
+) -> ChannelSettings:
+    """`load_channel`, for the console."""
+    cursor = await conn.execute(
+        SELECT_CHANNEL,
+        {"tenant": tenant_id, "channel": channel, "max_age": SHARED_STATUS_MAX_AGE},
+    )
+    return ChannelSettings.from_row(await cursor.fetchone())
+
+
+async def tenant_template_async(
+    conn: AsyncConnection[dict[str, Any]], tenant_id: int
+) -> str | None:
+    """The workspace's own agent template, if it chose one."""
+    row = await (await conn.execute(SELECT_TENANT_TEMPLATE, (tenant_id,))).fetchone()
+    return row["agent_template"] if row else None
+
+
+async def remember_shared_async(
+    conn: AsyncConnection[dict[str, Any]], tenant_id: int, channel: str, shared: bool
+) -> None:
+    """What Slack just said of the channel being shared (Slack Connect), trusted for
+    SHARED_STATUS_MAX_AGE."""
+    await conn.execute(STORE_SHARED, (tenant_id, channel, shared))
+
+
+async def store_channel_async(
+    conn: AsyncConnection[dict[str, Any]],
+    tenant_id: int,
+    channel: str,
+    updated_by: str,
+    changes: Mapping[str, Any],
+) -> None:
+    """Set these columns of the channel's settings (creating its row if need be); the
+    others keep their values."""
+    columns = list(changes)
+    query = sql.SQL(
+        """INSERT INTO channel_settings (tenant_id, slack_channel_id, updated_by, {columns})
+           VALUES (%s, %s, %s, {values})
+           ON CONFLICT (tenant_id, slack_channel_id) DO UPDATE
+             SET updated_by = EXCLUDED.updated_by, updated_at = now(), {updates}"""
+    ).format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in columns
+        ),
+    )
+    await conn.execute(query, (tenant_id, channel, updated_by, *changes.values()))

@@ -37,12 +37,7 @@ def handle_review_request(
     rejected (or ran, when approval executes it in this job): review/resumes.py.
     ``metrics`` counts approvals, rejections and edits by template. ``mask`` hides personal
     data in a golden-set candidate (default: the guardrails' PII redactor, loaded here)."""
-    request = conn.execute(
-        """SELECT r.*, i.bot_token, i.bot_token_sealed FROM inbound_requests r
-           JOIN slack_installations i ON i.tenant_id = r.tenant_id WHERE r.id = %s""",
-        (request_id,),
-    ).fetchone()
-    request = with_bot_token(request)
+    request = with_bot_token(requests.in_installed_workspace(conn, request_id))
     if request is None or requests.is_finished(request["status"]):
         return
     tenant_id = request["tenant_id"]

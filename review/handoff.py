@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from core.db import AsyncPool
 from core.store import audit
+from review import people as people_lists
 
 # `/agent handoff` takes a person (<@U…>, as Slack sends a mention) or a user group
 # (<!subteam^S…> or <!subteam^S…|@name>); stored in the form Slack renders as a mention.
@@ -116,13 +117,8 @@ async def _nobody_set(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> 
     """What to tell someone who asked for a person when no hand-off target is set: that
     nobody was asked, and who can set one (the app's admins by name, else who installed
     it; any workspace admin can too)."""
-    admins = await (
-        await conn.execute(
-            "SELECT slack_user_id FROM tenant_admins WHERE tenant_id = %s ORDER BY added_at LIMIT 3",
-            (tenant_id,),
-        )
-    ).fetchall()
-    people = [f"<@{row['slack_user_id']}>" for row in admins]
+    admins = await people_lists.admins_async(conn, tenant_id, limit=3)
+    people = [f"<@{admin}>" for admin in admins]
     if not people:
         installer = await (
             await conn.execute(

@@ -116,14 +116,7 @@ def request_lock(conn: Connection[dict[str, Any]], request_id: int) -> Iterator[
 def _run_locked(
     conn: Connection[dict[str, Any]], deps: WorkerDeps, request_id: int, failed_reason: str | None
 ) -> None:
-    request = conn.execute(
-        """SELECT r.*, i.bot_token, i.bot_token_sealed, i.bot_user_id, i.bot_id
-           FROM inbound_requests r
-           LEFT JOIN slack_installations i ON i.tenant_id = r.tenant_id
-           WHERE r.id = %s""",
-        (request_id,),
-    ).fetchone()
-    request = with_bot_token(request)
+    request = with_bot_token(requests.with_installation(conn, request_id))
     if request is None:
         log.error("request.not_found", request_id=request_id)
         return

@@ -9,6 +9,7 @@ from typing import Any
 from psycopg import Connection
 
 from core.metrics import Metrics
+from core.store import requests
 
 LLM_ALLOWANCE = 8.0  # seconds of model time the SLO counts; anything beyond is the model's
 
@@ -18,23 +19,13 @@ def observe_draft(
 ) -> None:
     """Observe the request's draft time if it finished in the last `within` seconds (so a
     job that only found it already finished does not count it twice)."""
-    row = conn.execute(
-        """SELECT r.source,
-                  extract(epoch FROM r.finished_at - r.received_at)::float8 AS seconds,
-                  coalesce((SELECT sum(u.latency_ms) FROM llm_usage u
-                            JOIN agent_runs a ON a.id = u.run_id
-                            WHERE a.request_id = r.id AND u.tenant_id = r.tenant_id), 0)
-                    ::float8 / 1000 AS llm_seconds
-           FROM inbound_requests r
-           WHERE r.id = %s AND r.finished_at >= now() - make_interval(secs => %s)""",
-        (request_id, within),
-    ).fetchone()
-    if row is None:
+    timing = requests.draft_time(conn, request_id, finished_within=within)
+    if timing is None:
         return
-    seconds = max(0.0, row["seconds"])
-    metrics.draft_seconds.labels(row["source"]).observe(seconds)
-    beyond_allowance = max(0.0, row["llm_seconds"] - LLM_ALLOWANCE)
-    metrics.draft_seconds_without_slow_llm.labels(row["source"]).observe(
+    seconds = max(0.0, timing.seconds)
+    metrics.draft_seconds.labels(timing.source).observe(seconds)
+    beyond_allowance = max(0.0, timing.llm_seconds - LLM_ALLOWANCE)
+    metrics.draft_seconds_without_slow_llm.labels(timing.source).observe(
         max(0.0, seconds - beyond_allowance)
     )
 

@@ -29,24 +29,12 @@ from bot.summaries import reading
 from bot.summaries.job import NO_MODEL, time_zone, write_summary
 from connectors.slack.bot_tokens import with_bot_token
 from core.digest_schedule import next_due
+from core.store import digests
 
 log = structlog.get_logger(__name__)
 
 BATCH = 20  # digests written per sweep at most; the rest are next
 FIRST_WINDOW = timedelta(hours=24)  # a digest's first read, with nothing sent before
-
-DUE = """
-    SELECT d.*, i.bot_token, i.bot_token_sealed, i.bot_id
-    FROM summary_digests d JOIN slack_installations i ON i.tenant_id = d.tenant_id
-    WHERE d.next_due_at <= now()
-    ORDER BY d.next_due_at
-    LIMIT %s
-"""
-CLAIM = """
-    UPDATE summary_digests SET next_due_at = %(next)s
-    WHERE id = %(id)s AND next_due_at = %(due)s
-    RETURNING id
-"""
 
 
 @dataclass(frozen=True)
@@ -62,17 +50,10 @@ def claim_due_digests(
     """Claim every digest that is due and that no other worker claimed first, and queue
     each (``enqueue(digest_id, due in Unix microseconds)``); the ids claimed."""
     claimed_ids: list[int] = []
-    for row in conn.execute(DUE, (BATCH,)).fetchall():
+    for row in digests.due(conn, BATCH):
         zone = time_zone(conn, row["tenant_id"])
-        claimed = conn.execute(
-            CLAIM,
-            {
-                "id": row["id"],
-                "due": row["next_due_at"],
-                "next": next_due(_db_now(conn), row["at_time"], zone, row["cadence"]),
-            },
-        ).fetchone()
-        if claimed is None:
+        following = next_due(digests.database_now(conn), row["at_time"], zone, row["cadence"])
+        if not digests.claim(conn, row["id"], row["next_due_at"], following):
             continue  # another worker has this due time
         enqueue(row["id"], int(row["next_due_at"].timestamp() * 1_000_000))
         claimed_ids.append(row["id"])
@@ -85,12 +66,7 @@ def send_digest(
     """Write and post digest ``digest_id`` for the due time claimed, unless it was posted
     already (a retried job) or removed since."""
     due = datetime.fromtimestamp(due_micros / 1_000_000, UTC)
-    row = conn.execute(
-        """SELECT d.*, i.bot_token, i.bot_token_sealed, i.bot_id
-           FROM summary_digests d JOIN slack_installations i ON i.tenant_id = d.tenant_id
-           WHERE d.id = %s""",
-        (digest_id,),
-    ).fetchone()
+    row = digests.to_send(conn, digest_id)
     if row is None:
         return Sent(digest_id, False, "removed")
     if row["sent_for"] is not None and abs((row["sent_for"] - due).total_seconds()) < 1:
@@ -99,7 +75,7 @@ def send_digest(
     assert unsealed is not None  # given a row, a row
     structlog.contextvars.bind_contextvars(tenant_id=row["tenant_id"], digest_id=digest_id)
     try:
-        return _send(conn, deps, unsealed, _db_now(conn), due)
+        return _send(conn, deps, unsealed, digests.database_now(conn), due)
     finally:
         structlog.contextvars.unbind_contextvars("tenant_id", "digest_id")
 
@@ -120,7 +96,7 @@ def _send(
     )
     if refused is not None:
         log.warning("digest.refused")
-        _record(conn, row["id"], sent_at=None, error=refused, due=due)
+        digests.record_outcome(conn, row["id"], sent_at=None, error=refused, due_at=due)
         return Sent(row["id"], False, "not visible")
     since = row["last_sent_at"] or now - FIRST_WINDOW
     zone = time_zone(conn, tenant_id)
@@ -150,29 +126,6 @@ def _send(
         ).text
     # A user id as the channel posts in the person's direct messages with the app.
     client.chat_postMessage(channel=row["deliver_to"], text=text, unfurl_links=False)
-    _record(conn, row["id"], sent_at=now, error=None, due=due)
+    digests.record_outcome(conn, row["id"], sent_at=now, error=None, due_at=due)
     log.info("digest.posted")
     return Sent(row["id"], True)
-
-
-def _record(
-    conn: Connection[dict[str, Any]],
-    digest_id: int,
-    *,
-    sent_at: datetime | None,
-    error: str | None,
-    due: datetime,
-) -> None:
-    conn.execute(
-        """UPDATE summary_digests
-           SET last_sent_at = coalesce(%s, last_sent_at), last_error = %s, sent_for = %s
-           WHERE id = %s""",
-        (sent_at, error, due, digest_id),
-    )
-
-
-def _db_now(conn: Connection[dict[str, Any]]) -> datetime:
-    row = conn.execute("SELECT now() AS now").fetchone()
-    assert row is not None
-    now: datetime = row["now"]
-    return now.astimezone(UTC)

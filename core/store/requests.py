@@ -231,3 +231,88 @@ def fail(conn: Connection[dict[str, Any]], request_id: int, reason: str) -> int 
     unknown or may not fail (it failed already, or was ignored)."""
     row = conn.execute(FAIL, (reason, request_id, may_become("failed"))).fetchone()
     return None if row is None else int(row["tenant_id"])
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A workspace's requests as `/agent status` shows them."""
+
+    open: int  # waiting or running
+    failed_last_day: int  # received in the last 24 hours and failed
+
+
+BACKLOG = """SELECT
+     count(*) FILTER (WHERE status = ANY(%(open)s)) AS open,
+     count(*) FILTER (WHERE status = 'failed' AND received_at > now() - interval '1 day')
+       AS failed_last_day
+   FROM inbound_requests WHERE tenant_id = %(tenant)s"""
+
+
+async def backlog_async(conn: AsyncConnection[dict[str, Any]], tenant_id: int) -> Backlog:
+    """How many of the workspace's requests are open, and how many failed lately."""
+    cursor = await conn.execute(BACKLOG, {"open": sorted(OPEN), "tenant": tenant_id})
+    row = await cursor.fetchone()
+    assert row is not None  # an aggregate returns one row
+    return Backlog(open=int(row["open"]), failed_last_day=int(row["failed_last_day"]))
+
+
+# A request with what the worker answers it with: its workspace's bot token (sealed or
+# not; connectors/slack/bot_tokens.py opens it) and the bot's own ids. A request of a
+# tenant without a Slack workspace comes with those columns NULL.
+WITH_INSTALLATION = """
+    SELECT r.*, i.bot_token, i.bot_token_sealed, i.bot_user_id, i.bot_id
+    FROM inbound_requests r
+    LEFT JOIN slack_installations i ON i.tenant_id = r.tenant_id
+    WHERE r.id = %s
+"""
+# The same for a review event (a click, a release), which only a Slack workspace sends.
+IN_INSTALLED_WORKSPACE = """
+    SELECT r.*, i.bot_token, i.bot_token_sealed FROM inbound_requests r
+    JOIN slack_installations i ON i.tenant_id = r.tenant_id WHERE r.id = %s
+"""
+
+
+def with_installation(conn: Connection[dict[str, Any]], request_id: int) -> dict[str, Any] | None:
+    """The request with its workspace's bot token columns and bot ids (NULL when the
+    tenant has no Slack workspace); None when there is no such request."""
+    return conn.execute(WITH_INSTALLATION, (request_id,)).fetchone()
+
+
+def in_installed_workspace(
+    conn: Connection[dict[str, Any]], request_id: int
+) -> dict[str, Any] | None:
+    """The request with its workspace's bot token columns; None when there is no such
+    request or its tenant has no Slack workspace."""
+    return conn.execute(IN_INSTALLED_WORKSPACE, (request_id,)).fetchone()
+
+
+@dataclass(frozen=True)
+class DraftTime:
+    """How long a request took from received to finished, and how much of it the model
+    calls of its runs took."""
+
+    source: str
+    seconds: float
+    llm_seconds: float
+
+
+DRAFT_TIME = """
+    SELECT r.source,
+           extract(epoch FROM r.finished_at - r.received_at)::float8 AS seconds,
+           coalesce((SELECT sum(u.latency_ms) FROM llm_usage u
+                     JOIN agent_runs a ON a.id = u.run_id
+                     WHERE a.request_id = r.id AND u.tenant_id = r.tenant_id), 0)
+             ::float8 / 1000 AS llm_seconds
+    FROM inbound_requests r
+    WHERE r.id = %s AND r.finished_at >= now() - make_interval(secs => %s)
+"""
+
+
+def draft_time(
+    conn: Connection[dict[str, Any]], request_id: int, *, finished_within: float
+) -> DraftTime | None:
+    """The request's draft time, if it finished in the last ``finished_within`` seconds."""
+    row = conn.execute(DRAFT_TIME, (request_id, finished_within)).fetchone()
+    if row is None:
+        return None
+    return DraftTime(row["source"], row["seconds"], row["llm_seconds"])

@@ -10,7 +10,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg import sql
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -20,12 +19,11 @@ from review.console import audit_log
 from review.console.context import Invocation, Reply
 from review.console.mentions import channel_id, usergroup_id
 from review.conversation_settings import (
-    SELECT_CHANNEL,
-    SELECT_TENANT_TEMPLATE,
-    SHARED_STATUS_MAX_AGE,
-    STORE_SHARED,
-    ChannelSettings,
     effective,
+    load_channel_async,
+    remember_shared_async,
+    store_channel_async,
+    tenant_template_async,
 )
 from review.tenant_settings import update_async
 
@@ -66,8 +64,7 @@ async def _template(invocation: Invocation, args: list[str]) -> str:
     available = ", ".join(f"`{name}`" for name in sorted(templates)) or "none installed"
     if not args:
         async with pool.connection() as conn:
-            row = await (await conn.execute(SELECT_TENANT_TEMPLATE, (tenant_id,))).fetchone()
-        current = row["agent_template"] if row else None
+            current = await tenant_template_async(conn, tenant_id)
         return (
             f"This workspace's agent template: `{current or 'none'}`. Available: {available}.\n"
             + TEMPLATE_USAGE
@@ -174,23 +171,17 @@ async def _show(
     templates: Mapping[str, AgentTemplate],
 ) -> str:
     async with pool.connection() as conn:
-        row = await (
-            await conn.execute(
-                SELECT_CHANNEL,
-                {"tenant": tenant_id, "channel": channel, "max_age": SHARED_STATUS_MAX_AGE},
-            )
-        ).fetchone()
-        tenant = await (await conn.execute(SELECT_TENANT_TEMPLATE, (tenant_id,))).fetchone()
-        known = ChannelSettings.from_row(row)
+        known = await load_channel_async(conn, tenant_id, channel)
+        tenant_template = await tenant_template_async(conn, tenant_id)
         shared = known.is_ext_shared
         if shared is None or not known.shared_fresh:
             try:
                 info = (await client.conversations_info(channel=channel)).get("channel") or {}
                 shared = bool(info.get("is_ext_shared"))
-                await conn.execute(STORE_SHARED, (tenant_id, channel, shared))
+                await remember_shared_async(conn, tenant_id, channel, shared)
             except SlackApiError:
                 shared = True  # as the worker assumes when Slack cannot tell
-    settings = effective(known, tenant["agent_template"] if tenant else None, shared, templates)
+    settings = effective(known, tenant_template, shared, templates)
     collections = (
         ", ".join(f"`{c}`" for c in settings.collections) or "none"
         if settings.collections is not None
@@ -217,20 +208,7 @@ async def _show(
 async def _store_channel(
     pool: AsyncPool, tenant_id: int, user: str, channel: str, changes: dict[str, Any]
 ) -> None:
-    columns = list(changes)
-    query = sql.SQL(
-        """INSERT INTO channel_settings (tenant_id, slack_channel_id, updated_by, {columns})
-           VALUES (%s, %s, %s, {values})
-           ON CONFLICT (tenant_id, slack_channel_id) DO UPDATE
-             SET updated_by = EXCLUDED.updated_by, updated_at = now(), {updates}"""
-    ).format(
-        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-        updates=sql.SQL(", ").join(
-            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in columns
-        ),
-    )
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(query, (tenant_id, channel, user, *changes.values()))
+        await store_channel_async(conn, tenant_id, channel, user, changes)
         for column, value in changes.items():
             await audit_log.record(conn, tenant_id, user, f"channel.{column}", f"{channel}={value}")

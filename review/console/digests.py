@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from core.db import AsyncPool
 from core.digest_schedule import CADENCES, next_due
+from core.store import digests
 from review.console import audit_log
 from review.console.context import Invocation, Reply
 from review.tenant_settings import time_zone_async, update_async
@@ -88,16 +89,11 @@ async def _add(invocation: Invocation, args: list[str]) -> str:
     async with pool.connection() as conn:
         zone = await _zone(conn, tenant_id)
         due = next_due(datetime.now(UTC), at, zone, args[1].lower())
-        row = await (
-            await conn.execute(
-                """INSERT INTO summary_digests (tenant_id, channel_id, deliver_to, personal,
-                     cadence, at_time, created_by, next_due_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-                (tenant_id, source, deliver_to, personal, args[1].lower(), at, user, due),
-            )
-        ).fetchone()
-        assert row is not None
-        await _audit(conn, tenant_id, user, "digest.add", {"digest": row["id"]})
+        new = digests.NewDigest(
+            tenant_id, source, deliver_to, personal, args[1].lower(), at, user, due
+        )
+        digest_id = await digests.add_async(conn, new)
+        await _audit(conn, tenant_id, user, "digest.add", {"digest": digest_id})
     where = "your direct messages" if personal else f"<#{deliver_to}>"
     return (
         f"Done: a summary of <#{source}> will be posted to {where} "
@@ -154,12 +150,7 @@ async def _is_member(client: AsyncWebClient, channel: str, user: str) -> bool:
 async def _list(pool: AsyncPool, tenant_id: int, user: str) -> str:
     async with pool.connection() as conn:
         zone = await _zone(conn, tenant_id)
-        rows = await (
-            await conn.execute(
-                """SELECT * FROM summary_digests WHERE tenant_id = %s ORDER BY id LIMIT %s""",
-                (tenant_id, LIST_MAX),
-            )
-        ).fetchall()
+        rows = await digests.list_async(conn, tenant_id, LIST_MAX)
     if not rows:
         return "No digests are set up. " + USAGE
     lines = [f"*Digests* (times in {zone.key})"]
@@ -186,12 +177,7 @@ async def _remove(invocation: Invocation, args: list[str]) -> str:
         return USAGE
     digest_id = int(args[0])
     async with pool.connection() as conn:
-        row = await (
-            await conn.execute(
-                "SELECT * FROM summary_digests WHERE id = %s AND tenant_id = %s",
-                (digest_id, tenant_id),
-            )
-        ).fetchone()
+        row = await digests.get_async(conn, tenant_id, digest_id)
     if row is None:
         return f"There is no digest {digest_id}. `/agent digest list` shows them."
     if not (row["personal"] and row["created_by"] == user):
@@ -199,9 +185,7 @@ async def _remove(invocation: Invocation, args: list[str]) -> str:
         if not admin.allowed:
             return "Only workspace admins, this app's admins or its owner can remove that digest."
     async with pool.connection() as conn:
-        await conn.execute(
-            "DELETE FROM summary_digests WHERE id = %s AND tenant_id = %s", (digest_id, tenant_id)
-        )
+        await digests.remove_async(conn, tenant_id, digest_id)
         await _audit(conn, tenant_id, user, "digest.remove", {"digest": digest_id})
     return f"Digest {digest_id} of <#{row['channel_id']}> is removed."
 

@@ -3,8 +3,9 @@ who steers it, and what was changed."""
 
 from __future__ import annotations
 
+from core.store import llm_usage, requests
 from guardrails.status import budget_line
-from review import people
+from review import actions, people
 from review.console import audit_log
 from review.console.approvals import change_list, list_change
 from review.console.changes import change_setting
@@ -14,46 +15,29 @@ from review.tenant_settings import load_async
 
 AUDIT_DEFAULT, AUDIT_MAX = 10, 50
 
-# One look across the tables `status` sums up: requests, approvals and model spend.
-STATUS_COUNTS = """SELECT
-     (SELECT count(*) FROM inbound_requests WHERE tenant_id = %(t)s
-        AND status IN ('received', 'queued', 'running')) AS backlog,
-     (SELECT count(*) FROM inbound_requests WHERE tenant_id = %(t)s
-        AND status = 'failed' AND received_at > now() - interval '1 day')
-        AS failed_today,
-     (SELECT count(*) FROM pending_actions WHERE tenant_id = %(t)s
-        AND status = 'pending') AS pending,
-     (SELECT coalesce(sum(cost_usd), 0) FROM llm_usage WHERE tenant_id = %(t)s
-        AND created_at >= date_trunc('day', now())) AS spend_today,
-     (SELECT coalesce(sum(cost_usd), 0) FROM llm_usage WHERE tenant_id = %(t)s
-        AND created_at >= date_trunc('month', now())) AS spend_month"""
-PROVIDER_HEALTH = """SELECT provider, count(*) FILTER (WHERE outcome = 'ok') AS ok,
-          count(*) FILTER (WHERE outcome <> 'ok') AS failed
-   FROM llm_usage WHERE tenant_id = %s AND created_at > now() - interval '15 minutes'
-   GROUP BY provider ORDER BY provider"""
-
 
 async def status(invocation: Invocation, args: list[str]) -> Reply:
     tenant_id, guardrails = invocation.tenant_id, invocation.guardrails
     async with invocation.pool.connection() as conn:
         settings = await load_async(conn, tenant_id)
-        counts = await (await conn.execute(STATUS_COUNTS, {"t": tenant_id})).fetchone()
-        providers = await (await conn.execute(PROVIDER_HEALTH, (tenant_id,))).fetchall()
+        backlog = await requests.backlog_async(conn, tenant_id)
+        pending = await actions.count_waiting_async(conn, tenant_id)
+        spend = await llm_usage.spend_async(conn, tenant_id)
+        providers = await llm_usage.provider_health_async(conn, tenant_id)
         budget = await budget_line(conn, tenant_id, warn_ratio=guardrails.budget_warn_ratio)
-    assert counts is not None
     health = (
-        ", ".join(f"{p['provider']}: {p['ok']} ok / {p['failed']} failed" for p in providers)
+        ", ".join(f"{p.provider}: {p.ok} ok / {p.failed} failed" for p in providers)
         or "no calls in the last 15 minutes"
     )
     channel = f"<#{settings.approval_channel_id}>" if settings.approval_channel_id else "not set"
     model = invocation.model
     lines = [
         "*Assistant status*" + (" — :double_vertical_bar: *paused*" if settings.paused else ""),
-        f"• Requests waiting or running: {counts['backlog']}; failed in the last day: {counts['failed_today']}",
-        f"• Pending approvals: {counts['pending']} (approval channel: {channel})",
+        f"• Requests waiting or running: {backlog.open}; failed in the last day: {backlog.failed_last_day}",
+        f"• Pending approvals: {pending} (approval channel: {channel})",
         *([f"• {model}"] if model else []),
         f"• Model providers, last 15 minutes: {health}",
-        f"• Spend: ${counts['spend_today']:.4f} today, ${counts['spend_month']:.4f} this month",
+        f"• Spend: ${spend.today:.4f} today, ${spend.month:.4f} this month",
         f"• Budget: {budget}",
         *(f"• Guardrails, {line}" for line in guardrails.check_lines),
     ]
