@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -176,6 +176,22 @@ class ApiEmulator(ServedEmulator):
         self._faults.clear()
         with self._lock:
             self.requests.clear()
+
+    async def _answer_or_fault(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        error: Callable[[Fault], Exception],
+    ) -> web.StreamResponse:
+        """`handler`'s answer, unless a fault was injected: then its `error` is raised
+        instead, before the handler runs or, with `after_commit`, after it did its write."""
+        fault = self._faults.take()
+        if fault is not None and not fault.after_commit:
+            raise error(fault)
+        response = await handler(request)
+        if fault is not None:
+            raise error(fault)
+        return response
 
     async def _record(self, request: web.Request) -> None:
         logged = await logged_request(request)

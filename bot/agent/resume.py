@@ -51,7 +51,7 @@ from bot.agent.run_request import (
 )
 from bot.agent.run_service import RunRequest, RunResult, run_for_channel
 from bot.agent.runs import WorkerDeps, start_resumed_run
-from bot.agent.templates_in_use import apply_template, record_on_run
+from bot.agent.templates_in_use import apply_to_run
 from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
 from core.store import audit
@@ -196,17 +196,15 @@ def _continue(
     pinned = conversation_settings.resolve(
         conn, thread.client, tenant_id, thread.channel, conversation_id, deps.templates
     )
-    applied = apply_template(
+    applied = apply_to_run(
+        conn,
+        deps,
+        tenant_id,
+        run["id"],
         pinned,
-        deps.templates,
-        tools=deps.tools,
-        llm=deps.llm,
-        retriever=deps.retriever,
-        tool_policy=deps.guardrails.policy(tenant_id).tools,
         channel=thread.channel,
         approval_ttl=settings.approval_ttl,
     )
-    record_on_run(conn, tenant_id, run["id"], applied)
     # Everything said in the thread before this run started (the same on a retry).
     history = thread_history.earlier_turns(
         conn,

@@ -36,7 +36,7 @@ from bot.agent.runs import (
     start_run,
     usage_recorder,
 )
-from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
+from bot.agent.templates_in_use import TemplateRun, apply_to_run
 from bot.summaries import job as summaries
 from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
@@ -176,17 +176,15 @@ def _run_locked(
         )
 
         settings = tenant_settings.load(conn, tenant_id)
-        applied = apply_template(
+        applied = apply_to_run(
+            conn,
+            deps,
+            tenant_id,
+            run["id"],
             pinned,
-            deps.templates,
-            tools=deps.tools,
-            llm=deps.llm,
-            retriever=deps.retriever,
-            tool_policy=deps.guardrails.policy(tenant_id).tools,
             channel=thread.channel,
             approval_ttl=settings.approval_ttl,
         )
-        record_on_run(conn, tenant_id, run["id"], applied)
         if failed_reason is not None:
             outcome = couldnt_complete(failed_reason)
         elif settings.paused:
