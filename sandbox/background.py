@@ -70,7 +70,30 @@ class BackgroundServer:
         return port
 
 
-class ServedEmulator:
+class StartStop:
+    """A server run with `start()`/`stop()`, or as `with Server() as server:` (started on
+    entry, stopped on exit)."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ServedEmulator(StartStop):
     """An emulator served by a `BackgroundServer`: `start()`/`stop()`, or `with Emulator()`."""
 
     def __init__(self, app: web.Application) -> None:
@@ -82,17 +105,6 @@ class ServedEmulator:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)
