@@ -49,7 +49,7 @@ from bot.agent.run_request import (
     ensure_reply_message,
     request_lock,
 )
-from bot.agent.run_service import RunRequest, RunResult, run_for_channel
+from bot.agent.run_service import RunRequest, RunResult, admins_notifier, run_for_channel
 from bot.agent.runs import WorkerDeps, start_resumed_run
 from bot.agent.templates_in_use import apply_to_run
 from connectors.slack.bot_tokens import with_bot_token
@@ -216,10 +216,6 @@ def _continue(
         skip_texts={THINKING_TEXT},
     )
 
-    def notify_admins(text: str) -> None:
-        if settings.approval_channel_id:
-            thread.client.chat_postMessage(channel=settings.approval_channel_id, text=text)
-
     result = run_for_channel(
         conn,
         deps,
@@ -235,7 +231,7 @@ def _continue(
             source="requester",
         ),
         applied,
-        notify_admins=notify_admins,
+        notify_admins=admins_notifier(thread.client, settings.approval_channel_id),
     )
     note = announce_pending_actions(conn, thread.client, settings, run["id"])
     answer = _postable_answer(result)

@@ -27,7 +27,7 @@ from bot.agent.assistant_panel import (
 )
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.loop import Outcome, couldnt_complete
-from bot.agent.run_service import RunRequest, run_for_channel
+from bot.agent.run_service import RunRequest, admins_notifier, run_for_channel
 from bot.agent.runs import (
     WorkerDeps,
     mark_failed,
@@ -283,10 +283,6 @@ def _answer_in_thread(
         history=history,
     )
 
-    def notify_admins(text: str) -> None:
-        if settings.approval_channel_id:
-            thread.client.chat_postMessage(channel=settings.approval_channel_id, text=text)
-
     result = run_for_channel(
         conn,
         deps,
@@ -303,7 +299,7 @@ def _answer_in_thread(
             action_token=event.get("action_token"),
         ),
         applied,
-        notify_admins=notify_admins,
+        notify_admins=admins_notifier(thread.client, settings.approval_channel_id),
         preview=preview,
     )
     outcome, draft = result.outcome, result.draft
