@@ -30,8 +30,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -39,11 +38,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.scratch_db import bench_database  # noqa: E402
 from core.warmup import Warming  # noqa: E402
 from guardrails.corpora import load_pii_corpus, pii_halves  # noqa: E402
 from guardrails.entities import PERSON  # noqa: E402
 from guardrails.evaluation import pii_table, score_pii  # noqa: E402
 from guardrails.injection import InjectionScreen  # noqa: E402
+from guardrails.luhn import luhn_valid  # noqa: E402
 from guardrails.person_tagger import PersonTagger  # noqa: E402
 from guardrails.pii import PiiDetector, build_detector, build_presidio_default_detector  # noqa: E402
 from guardrails.redaction import Redactor  # noqa: E402
@@ -88,13 +89,7 @@ def _luhn_complete(prefix: str) -> str:
     """`prefix` plus the check digit that makes it pass the Luhn check."""
     for digit in "0123456789":
         candidate = prefix + digit
-        total = 0
-        for position, char in enumerate(reversed(candidate)):
-            value = int(char)
-            if position % 2:
-                value = value * 2 - 9 if value > 4 else value * 2
-            total += value
-        if total % 10 == 0:
+        if luhn_valid(candidate):
             return candidate
     raise AssertionError("unreachable")
 
@@ -191,32 +186,12 @@ def cpu_screen(
     return screen
 
 
-@contextmanager
-def database() -> Iterator[str]:
-    """BENCH_DATABASE_URL, or an embedded Postgres in a temporary directory; a fresh,
-    migrated database either way, dropped at the end."""
-    from core.scratch_database import scratch_database
-    from sandbox.embedded_postgres import start_embedded_postgres
-
-    server_url = os.environ.get("BENCH_DATABASE_URL")
-    server = None
-    with tempfile.TemporaryDirectory(prefix="bench-guardrails-") as workdir:
-        if not server_url:
-            server_url, server = start_embedded_postgres(Path(workdir) / "pg")
-        try:
-            with scratch_database(server_url, "bench_guardrails") as url:
-                yield url
-        finally:
-            if server is not None:
-                server.cleanup()
-
-
 def measure_with_postgres(name: str, messages: list[str]) -> Throughput:
     from core.db import open_pool
     from core.settings import load_settings
     from guardrails.facade import build_guardrails
 
-    with database() as url:
+    with bench_database("bench_guardrails") as url:
         pool = open_pool(url, max_size=2)
         try:
             with pool.connection() as conn:

@@ -20,10 +20,8 @@ import hmac
 import os
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from slack_sdk.signature import SignatureVerifier  # noqa: E402
 
+from bench.scratch_db import bench_database  # noqa: E402
 from bench.script import parser as script_parser  # noqa: E402
 from bot.intake.request_guard import RequestGuard  # noqa: E402
 from core.db import AsyncPool, open_async_pool  # noqa: E402
@@ -76,27 +75,10 @@ def _summary(latencies: list[float]) -> str:
     return f"p50 {statistics.median(ordered):.2f} ms, p95 {p95:.2f} ms"
 
 
-@asynccontextmanager
-async def _database() -> AsyncIterator[str]:
-    from core.scratch_database import scratch_database
-    from sandbox.embedded_postgres import start_embedded_postgres
-
-    server_url = os.environ.get("BENCH_DATABASE_URL")
-    server = None
-    with tempfile.TemporaryDirectory(prefix="bench-guard-") as workdir:
-        if not server_url:
-            server_url, server = start_embedded_postgres(Path(workdir) / "pg")
-        try:
-            with scratch_database(server_url, "bench_guard") as url:
-                yield url
-        finally:
-            if server is not None:
-                server.cleanup()
-
-
 async def _replay_figures(requests: int) -> list[str]:
     lines = []
-    async with _database() as url:
+    # Set up and dropped blocking, as nothing else runs yet.
+    with bench_database("bench_guard") as url:
         pool: AsyncPool = await open_async_pool(url, max_size=CONCURRENCY)
         guard = RequestGuard(SECRET, pool, body_timeout=10.0)
         now = str(int(time.time()))

@@ -40,15 +40,10 @@ def open_pool(database_url: str, *, max_size: int = 10, timeout: float = CHECKOU
     pool = Pool(
         database_url,
         connection_class=Connection[DictRow],
-        min_size=1,
-        max_size=max_size,
-        kwargs={"row_factory": dict_row, "autocommit": True},
-        open=False,
         name="chatops",
         check=checker.check,
-        timeout=timeout,
-        reconnect_timeout=RECONNECT_WINDOW,
         reconnect_failed=_keep_trying,
+        **_pool_options(max_size, timeout),
     )
     checker.pool = pool
     pool.open(wait=True, timeout=OPEN_TIMEOUT)
@@ -64,19 +59,27 @@ async def open_async_pool(
     pool = AsyncPool(
         database_url,
         connection_class=AsyncConnection[DictRow],
-        min_size=1,
-        max_size=max_size,
-        kwargs={"row_factory": dict_row, "autocommit": True},
-        open=False,
         name="chatops-async",
         check=checker.check,
-        timeout=timeout,
-        reconnect_timeout=RECONNECT_WINDOW,
         reconnect_failed=_keep_trying_async,
+        **_pool_options(max_size, timeout),
     )
     checker.pool = pool
     await pool.open(wait=True, timeout=OPEN_TIMEOUT)
     return pool
+
+
+def _pool_options(max_size: int, timeout: float) -> dict[str, Any]:
+    """What both pools share: opened by their caller, rows as dicts, autocommit, and
+    reconnecting within `RECONNECT_WINDOW`."""
+    return {
+        "min_size": 1,
+        "max_size": max_size,
+        "kwargs": {"row_factory": dict_row, "autocommit": True},
+        "open": False,
+        "timeout": timeout,
+        "reconnect_timeout": RECONNECT_WINDOW,
+    }
 
 
 class _Checker:

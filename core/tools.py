@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -188,6 +188,69 @@ def read_only_tool(
         return summary(given)
 
     return Tool(name, description, Effect.READ_ONLY, arguments, run, summarize)
+
+
+T = TypeVar("T")
+
+
+class Failures(Protocol):
+    """How a service's error in `call` reaches the agent (connectors/tool_errors.write_result:
+    refused for good, or raised again to be retried)."""
+
+    def __call__(self, tool: str, call: Callable[[], T], /) -> T: ...
+
+
+def _unguarded(tool: str, call: Callable[[], T], /) -> T:
+    return call()
+
+
+def external_tool(
+    name: str,
+    description: str,
+    arguments: type[A],
+    write: Callable[[ActionContext, A, str], dict[str, Any]],
+    find: Callable[[ActionContext, A, str], dict[str, Any] | None],
+    summary: Callable[[A], str],
+    *,
+    preview: tuple[str, Callable[[ActionContext, A], Preview]] | None = None,
+    failures: Failures = _unguarded,
+) -> Tool:
+    """An external tool from a typed `write` (what an approved action does with its
+    idempotency key), `find` (whether an earlier attempt with that key took effect: its
+    `reconcile`) and `summary`; `preview` is what it reads for the card and how. `failures`
+    guards `write` and `find` alike."""
+
+    def run(context: ActionContext, given: BaseModel, key: str) -> dict[str, Any]:
+        assert isinstance(given, arguments)
+        return failures(name, lambda: write(context, given, key))
+
+    def reconcile(context: ActionContext, given: BaseModel, key: str) -> dict[str, Any] | None:
+        assert isinstance(given, arguments)
+        return failures(name, lambda: find(context, given, key))
+
+    def summarize(given: BaseModel) -> str:
+        assert isinstance(given, arguments)
+        return summary(given)
+
+    previewer = None
+    if preview is not None:
+        reads, read = preview
+
+        def read_preview(context: ActionContext, given: BaseModel) -> Preview:
+            assert isinstance(given, arguments)
+            return read(context, given)
+
+        previewer = Previewer(reads, read_preview)
+    return Tool(
+        name,
+        description,
+        Effect.EXTERNAL,
+        arguments,
+        run,
+        summarize,
+        reconcile=reconcile,
+        preview=previewer,
+    )
 
 
 @dataclass(frozen=True)

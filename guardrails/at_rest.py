@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from guardrails.entities import CARD, EMAIL, IBAN, IP, PERSON, SECRET, SSN
+from guardrails.entities import CARD, IBAN, PERSON, SECRET, SSN
+from guardrails.partial_form import partial_form
 from guardrails.policy import POLICY_SQL, PiiPolicy, TenantPolicy, parse_policy
 from guardrails.prefilter import worth_running
 
@@ -37,7 +38,6 @@ ALWAYS_MASKED: tuple[str, ...] = (CARD, SSN, IBAN, SECRET)
 # A base64 blob (a reply's MIME message in an action's arguments): masking inside it
 # would only corrupt it, and it holds nothing that is not also in the text beside it.
 _ENCODED = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
-KEEP_LAST = 4  # characters of a number that survive: **** **** **** 1111
 SECRET_MASK = "[secret removed]"  # noqa: S105 - what is stored instead of a secret
 
 
@@ -56,21 +56,7 @@ def stored_form(entity: str, value: str) -> str:
     """What is stored instead of `value`: enough for a person to tell which one it was."""
     if entity == SECRET:
         return SECRET_MASK
-    if entity == EMAIL and "@" in value:
-        local, domain = value.rsplit("@", 1)
-        return f"{local[:1]}***@{domain}"
-    if entity == PERSON:
-        return " ".join(f"{word[:1]}." for word in value.split())
-    if entity == IP:
-        return re.sub(r"[^.:]+$", "*", value)
-    shown, out = 0, []
-    for char in reversed(value):  # numbers: cards, SSNs, IBANs, phones
-        if char.isalnum():
-            shown += 1
-            out.append(char if shown <= KEEP_LAST else "*")
-        else:
-            out.append(char)
-    return "".join(reversed(out))
+    return partial_form(entity, value)
 
 
 class AtRestMasker:

@@ -4,18 +4,11 @@ does not import the model clients (openai: a third of a second) to do so."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
-from pydantic import BaseModel
-
-from core.llm.providers import TextSink, UsageSink
 from core.llm.structured import StructuredLLM
-from core.llm.tools import ToolSpec, ToolTurn
 from guardrails.budgets import BudgetExceeded, BudgetGuard
-
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -27,33 +20,7 @@ class BudgetedLLM(StructuredLLM):
     tenant_id: int
     notify_admins: Callable[[str], None]
 
-    def ask(
-        self,
-        schema: type[M],
-        messages: list[dict[str, Any]],
-        *,
-        on_call: UsageSink,
-        on_text: TextSink | None = None,
-        purpose: str = "default",
-    ) -> M:
-        self._check_budget()
-        return super().ask(schema, messages, on_call=on_call, on_text=on_text, purpose=purpose)
-
-    def tool_turn(
-        self,
-        messages: list[dict[str, Any]],
-        tools: Sequence[ToolSpec],
-        *,
-        on_call: UsageSink,
-        purpose: str = "tool_turn",
-        check_arguments: bool = True,
-    ) -> ToolTurn:
-        self._check_budget()
-        return super().tool_turn(
-            messages, tools, on_call=on_call, purpose=purpose, check_arguments=check_arguments
-        )
-
-    def _check_budget(self) -> None:
+    def before_call(self) -> None:
         check = self.guard.check(self.tenant_id)
         if check.admin_notice:
             self.notify_admins(check.admin_notice)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from guardrails.entities import CARD, EMAIL, IBAN, IP, PHONE, SECRET, SSN, Span
+from guardrails.luhn import luhn_valid
 
 # API keys and tokens in the formats their issuers document, and PEM private keys.
 _SECRETS = re.compile(
@@ -79,16 +80,6 @@ class _Kind:
 
 def _any(_value: str) -> bool:
     return True
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
 
 
 def _card(value: str) -> bool:

@@ -18,6 +18,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, IpRecognizer
 
 from guardrails.entities import CARD, PERSON, PHONE, SECRET
+from guardrails.luhn import luhn_valid
 from guardrails.person_tagger import PersonTagger
 
 
@@ -170,16 +171,6 @@ _CARD_CONTEXT = re.compile(
 CARD_CONTEXT_CHARS = 40
 CARD_MIN_DIGITS_WITHOUT_CONTEXT = 13
 CARD_SCORE = 0.9  # below presidio's validated 1.0, above anything unvalidated
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
 
 
 class LuhnCardRecognizer(EntityRecognizer):

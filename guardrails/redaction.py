@@ -9,14 +9,14 @@ the background after it starts): `redact` waits for it, so no text leaves unscre
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.warmup import Warming
-from guardrails.entities import EMAIL, ENTITY_OF_LABEL, IP, LABELS, PERSON, SECRET
+from guardrails.entities import ENTITY_OF_LABEL, LABELS, SECRET
+from guardrails.partial_form import partial_form
 from guardrails.vault import PLACEHOLDER
 
 if TYPE_CHECKING:
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 # (entity, value) pairs -> their placeholders; PlaceholderVault.placeholders_for, bound
 # to one tenant and conversation.
 Assign = Callable[[list[tuple[str, str]]], dict[tuple[str, str], str]]
-
-PARTIAL_KEEP = 4  # trailing characters of a number an approver still sees: **** 1111
 
 
 @dataclass(frozen=True)
@@ -117,20 +115,4 @@ def partial(placeholder: str, value: str) -> str:
     entity = ENTITY_OF_LABEL.get(match.group(1), "") if match else ""
     if entity == SECRET:
         return mask_label(SECRET)
-    if entity == EMAIL and "@" in value:
-        local, domain = value.rsplit("@", 1)
-        return f"{local[:1]}***@{domain}"
-    if entity == PERSON:
-        return " ".join(f"{word[:1]}." for word in value.split())
-    if entity == IP:
-        return re.sub(r"[^.:]+$", "*", value)
-    # Numbers (phone, card, SSN, IBAN): only the last few characters survive.
-    shown = 0
-    out = []
-    for char in reversed(value):
-        if char.isalnum():
-            shown += 1
-            out.append(char if shown <= PARTIAL_KEEP else "*")
-        else:
-            out.append(char)
-    return "".join(reversed(out))
+    return partial_form(entity, value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -82,40 +83,44 @@ def _split_long(text: str, max_chars: int) -> list[str]:
     """A paragraph cut into pieces of at most max_chars, at sentence ends where possible."""
     if len(text) <= max_chars:
         return [text]
-    pieces: list[str] = []
-    current = ""
-    for sentence in SENTENCE_END.split(text):
-        for part in _split_words(sentence, max_chars):
-            if current and len(current) + 1 + len(part) > max_chars:
-                pieces.append(current)
-                current = part
-            else:
-                current = f"{current} {part}" if current else part
-    if current:
-        pieces.append(current)
-    return pieces
+    return _pack(
+        (
+            part
+            for sentence in SENTENCE_END.split(text)
+            for part in _split_words(sentence, max_chars)
+        ),
+        max_chars,
+    )
 
 
 def _split_words(sentence: str, max_chars: int) -> list[str]:
     if len(sentence) <= max_chars:
         return [sentence]
-    parts: list[str] = []
-    current = ""
-    for word in sentence.split():
-        while len(word) > max_chars:  # a URL or a run without spaces
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(word[:max_chars])
+    return _pack(_cut_words(sentence.split(), max_chars), max_chars)
+
+
+def _cut_words(words: Iterable[str], max_chars: int) -> Iterator[str]:
+    """The words, each longer than max_chars (a URL or a run without spaces) cut in pieces."""
+    for word in words:
+        while len(word) > max_chars:
+            yield word[:max_chars]
             word = word[max_chars:]
-        if current and len(current) + 1 + len(word) > max_chars:
-            parts.append(current)
-            current = word
+        yield word
+
+
+def _pack(parts: Iterable[str], max_chars: int) -> list[str]:
+    """The parts joined by spaces, a new piece started wherever one would pass max_chars."""
+    pieces: list[str] = []
+    current = ""
+    for part in parts:
+        if current and len(current) + 1 + len(part) > max_chars:
+            pieces.append(current)
+            current = part
         else:
-            current = f"{current} {word}" if current else word
+            current = f"{current} {part}" if current else part
     if current:
-        parts.append(current)
-    return parts
+        pieces.append(current)
+    return pieces
 
 
 def _tail(text: str, overlap_chars: int) -> str:

@@ -396,14 +396,29 @@ def _reason(
     conn: actions.Conn, client: WebClient, d: Decision, enqueue: Callable[[int], None]
 ) -> Outcome:
     reason = (d.text or "").strip()
-    actions.set_fields(conn, d.action, reject_reason=reason)
-    actions.audit(conn, d.action, d.user, "action.rejection_reason", {"reason": reason})
     feedback.add_reason(conn, d.action["tenant_id"], d.action["id"], reason)
+    row = _set_and_show(
+        conn, client, d, "action.rejection_reason", {"reason": reason}, reject_reason=reason
+    )
+    tell_requester(conn, client, row, "reason", f"The reason given for rejecting it: {reason}")
+    return None
+
+
+def _set_and_show(
+    conn: actions.Conn,
+    client: WebClient,
+    d: Decision,
+    audit_action: str,
+    details: dict[str, Any],
+    **fields: Any,
+) -> dict[str, Any]:
+    """Sets `fields` on the decided action (audited), and shows the card as it is now."""
+    actions.set_fields(conn, d.action, **fields)
+    actions.audit(conn, d.action, d.user, audit_action, details)
     row = actions.load(conn, d.action["tenant_id"], d.action["id"])
     assert row is not None
     refresh_approval_message(conn, client, row)
-    tell_requester(conn, client, row, "reason", f"The reason given for rejecting it: {reason}")
-    return None
+    return row
 
 
 def _request_edit(
@@ -411,11 +426,7 @@ def _request_edit(
 ) -> Outcome:
     if d.action["status"] != "pending":
         return None
-    actions.set_fields(conn, d.action, edit_requested_by=d.user)
-    actions.audit(conn, d.action, d.user, "action.edit_requested", {})
-    row = actions.load(conn, d.action["tenant_id"], d.action["id"])
-    assert row is not None
-    refresh_approval_message(conn, client, row)
+    row = _set_and_show(conn, client, d, "action.edit_requested", {}, edit_requested_by=d.user)
     note_in_approval_thread(
         client,
         row,

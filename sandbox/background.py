@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -70,7 +70,30 @@ class BackgroundServer:
         return port
 
 
-class ServedEmulator:
+class StartStop:
+    """A server run with `start()`/`stop()`, or as `with Server() as server:` (started on
+    entry, stopped on exit)."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ServedEmulator(StartStop):
     """An emulator served by a `BackgroundServer`: `start()`/`stop()`, or `with Emulator()`."""
 
     def __init__(self, app: web.Application) -> None:
@@ -82,17 +105,6 @@ class ServedEmulator:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)
@@ -176,6 +188,22 @@ class ApiEmulator(ServedEmulator):
         self._faults.clear()
         with self._lock:
             self.requests.clear()
+
+    async def _answer_or_fault(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        error: Callable[[Fault], Exception],
+    ) -> web.StreamResponse:
+        """`handler`'s answer, unless a fault was injected: then its `error` is raised
+        instead, before the handler runs or, with `after_commit`, after it did its write."""
+        fault = self._faults.take()
+        if fault is not None and not fault.after_commit:
+            raise error(fault)
+        response = await handler(request)
+        if fault is not None:
+            raise error(fault)
+        return response
 
     async def _record(self, request: web.Request) -> None:
         logged = await logged_request(request)

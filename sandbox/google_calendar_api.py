@@ -255,13 +255,7 @@ class CalendarEmulator(ApiEmulator):
                     "Request had invalid authentication credentials. Expected OAuth 2 "
                     "access token, login cookie or other valid authentication credential.",
                 )
-            fault = self._faults.take()
-            if fault is not None and not fault.after_commit:
-                raise _fault_error(fault)
-            response: web.StreamResponse = await handler(request)
-            if fault is not None:
-                raise _fault_error(fault)
-            return response
+            return await self._answer_or_fault(request, handler, _fault_error)
         except CalendarApiError as exc:
             return exc.response()
 

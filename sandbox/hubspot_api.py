@@ -203,13 +203,7 @@ class HubSpotEmulator(ApiEmulator):
                 )
             if request.match_info.get("type") not in OBJECT_TYPES:
                 raise HubSpotApiError(400, "VALIDATION_ERROR", "Unable to infer object type")
-            fault = self._faults.take()
-            if fault is not None and not fault.after_commit:
-                raise _fault_error(fault)
-            response: web.StreamResponse = await handler(request)
-            if fault is not None:
-                raise _fault_error(fault)
-            return response
+            return await self._answer_or_fault(request, handler, _fault_error)
         except HubSpotApiError as exc:
             return exc.response()
 

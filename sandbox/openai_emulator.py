@@ -24,13 +24,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeAlias
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sandbox.background import BackgroundServer
+from sandbox.background import BackgroundServer, StartStop
 from sandbox.openai_script import (
     Failure,
     Hang,
@@ -274,7 +273,7 @@ async def _models(request: web.Request) -> web.StreamResponse:
     return web.json_response(models_body(request.app[STATE_KEY].config.models, int(time.time())))
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(StartStop):
     """The emulator on a background thread, scripted and inspected from synchronous code."""
 
     def __init__(
@@ -302,18 +301,6 @@ class OpenAIEmulator:
         if self._started:  # BackgroundServer can't stop a thread it never started
             self._server.stop()
             self._started = False
-
-    def __enter__(self) -> OpenAIEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def script(self, *replies: ScriptedReply, match: str | None = None) -> None:
         """Queue replies for requests whose message text contains ``match`` (None: any)."""

@@ -15,12 +15,11 @@ workspace::
 from __future__ import annotations
 
 from collections.abc import Coroutine, Iterable, Mapping
-from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from sandbox.background import START_TIMEOUT, BackgroundServer
+from sandbox.background import START_TIMEOUT, BackgroundServer, StartStop
 from sandbox.slack_events import (
     RESPONSE_TIMEOUT,
     DeliveryAttempt,
@@ -39,7 +38,7 @@ from sandbox.slack_workspace import JsonDict, Message, SlackWorkspace
 T = TypeVar("T")
 
 
-class SlackEmulator:
+class SlackEmulator(StartStop):
     """Slack's Web API at `api_url` and Events API delivery to `events_url`."""
 
     def __init__(
@@ -86,18 +85,6 @@ class SlackEmulator:
         if self._running:
             self._running = False
             self._server.stop()
-
-    def __enter__(self) -> SlackEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def api_url(self) -> str:

@@ -210,13 +210,7 @@ class ZendeskEmulator(ApiEmulator):
         try:
             if not self._authorized(request.headers.get("Authorization", "")):
                 raise ZendeskApiError(401, "Couldn't authenticate you")
-            fault = self._faults.take()
-            if fault is not None and not fault.after_commit:
-                raise _fault_error(fault)
-            response: web.StreamResponse = await handler(request)
-            if fault is not None:
-                raise _fault_error(fault)
-            return response
+            return await self._answer_or_fault(request, handler, _fault_error)
         except ZendeskApiError as exc:
             return exc.response()
 

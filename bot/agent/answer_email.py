@@ -22,9 +22,9 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.agent.answer_blocks import as_json
-from bot.agent.run_service import RunRequest, run_for_channel
+from bot.agent.run_service import RunRequest, admins_notifier, run_for_channel
 from bot.agent.runs import WorkerDeps, mark_failed, start_run
-from bot.agent.templates_in_use import apply_template, record_on_run
+from bot.agent.templates_in_use import apply_to_run
 from connectors.email.compose import OriginalEmail, build_reply, render, to_storable
 from connectors.email.flood_gate import admit
 from connectors.email.history import thread_history
@@ -123,22 +123,20 @@ def answer_email(
         # The inbox's template and collections, as a channel's would be: customers are
         # outside readers, so by default only the outside readers' collection is searched.
         inbox = inbox_agent(conn, tenant_id, payload["inbox"])
-        applied = apply_template(
+        applied = apply_to_run(
+            conn,
+            deps,
+            tenant_id,
+            run["id"],
             effective(
                 ChannelSettings(template=inbox.template, collections=inbox.collections),
                 tenant_template=None,
                 shared=True,
                 templates=deps.templates,
             ),
-            deps.templates,
-            tools=deps.tools,
-            llm=deps.llm,
-            retriever=deps.retriever,
-            tool_policy=deps.guardrails.policy(tenant_id).tools,
             channel=None,
             approval_ttl=settings.approval_ttl,
         )
-        record_on_run(conn, tenant_id, run["id"], applied)
         result = run_for_channel(
             conn,
             deps,
@@ -155,7 +153,7 @@ def answer_email(
                 reply_format=EMAIL_REPLY_FORMAT,
             ),
             applied,
-            notify_admins=lambda text: _notify(client, settings.approval_channel_id, text),
+            notify_admins=admins_notifier(client, settings.approval_channel_id),
         )
         if result.blocked:
             _finish(conn, request_id, "ignored", "blocked by guardrails")
@@ -413,11 +411,6 @@ def _signature(conn: Connection[dict[str, Any]], tenant_id: int) -> str:
     row = conn.execute("SELECT name FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
     name = str(row["name"]).strip() if row and row["name"] else ""
     return f"The {name} team" if name else "The support team"
-
-
-def _notify(client: Any, channel: str | None, text: str) -> None:
-    if channel:
-        client.chat_postMessage(channel=channel, text=text)
 
 
 def _question(payload: dict[str, Any]) -> str:

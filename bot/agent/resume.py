@@ -49,9 +49,9 @@ from bot.agent.run_request import (
     ensure_reply_message,
     request_lock,
 )
-from bot.agent.run_service import RunRequest, RunResult, run_for_channel
+from bot.agent.run_service import RunRequest, RunResult, admins_notifier, run_for_channel
 from bot.agent.runs import WorkerDeps, start_resumed_run
-from bot.agent.templates_in_use import apply_template, record_on_run
+from bot.agent.templates_in_use import apply_to_run
 from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
 from core.store import audit
@@ -196,17 +196,15 @@ def _continue(
     pinned = conversation_settings.resolve(
         conn, thread.client, tenant_id, thread.channel, conversation_id, deps.templates
     )
-    applied = apply_template(
+    applied = apply_to_run(
+        conn,
+        deps,
+        tenant_id,
+        run["id"],
         pinned,
-        deps.templates,
-        tools=deps.tools,
-        llm=deps.llm,
-        retriever=deps.retriever,
-        tool_policy=deps.guardrails.policy(tenant_id).tools,
         channel=thread.channel,
         approval_ttl=settings.approval_ttl,
     )
-    record_on_run(conn, tenant_id, run["id"], applied)
     # Everything said in the thread before this run started (the same on a retry).
     history = thread_history.earlier_turns(
         conn,
@@ -217,10 +215,6 @@ def _continue(
         bot_ids={action["bot_id"]},
         skip_texts={THINKING_TEXT},
     )
-
-    def notify_admins(text: str) -> None:
-        if settings.approval_channel_id:
-            thread.client.chat_postMessage(channel=settings.approval_channel_id, text=text)
 
     result = run_for_channel(
         conn,
@@ -237,7 +231,7 @@ def _continue(
             source="requester",
         ),
         applied,
-        notify_admins=notify_admins,
+        notify_admins=admins_notifier(thread.client, settings.approval_channel_id),
     )
     note = announce_pending_actions(conn, thread.client, settings, run["id"])
     answer = _postable_answer(result)

@@ -27,7 +27,7 @@ from bot.agent.assistant_panel import (
 )
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.loop import Outcome, couldnt_complete
-from bot.agent.run_service import RunRequest, run_for_channel
+from bot.agent.run_service import RunRequest, admins_notifier, run_for_channel
 from bot.agent.runs import (
     WorkerDeps,
     mark_failed,
@@ -36,7 +36,7 @@ from bot.agent.runs import (
     start_run,
     usage_recorder,
 )
-from bot.agent.templates_in_use import TemplateRun, apply_template, record_on_run
+from bot.agent.templates_in_use import TemplateRun, apply_to_run
 from bot.summaries import job as summaries
 from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
@@ -169,17 +169,15 @@ def _run_locked(
         )
 
         settings = tenant_settings.load(conn, tenant_id)
-        applied = apply_template(
+        applied = apply_to_run(
+            conn,
+            deps,
+            tenant_id,
+            run["id"],
             pinned,
-            deps.templates,
-            tools=deps.tools,
-            llm=deps.llm,
-            retriever=deps.retriever,
-            tool_policy=deps.guardrails.policy(tenant_id).tools,
             channel=thread.channel,
             approval_ttl=settings.approval_ttl,
         )
-        record_on_run(conn, tenant_id, run["id"], applied)
         if failed_reason is not None:
             outcome = couldnt_complete(failed_reason)
         elif settings.paused:
@@ -278,10 +276,6 @@ def _answer_in_thread(
         history=history,
     )
 
-    def notify_admins(text: str) -> None:
-        if settings.approval_channel_id:
-            thread.client.chat_postMessage(channel=settings.approval_channel_id, text=text)
-
     result = run_for_channel(
         conn,
         deps,
@@ -298,7 +292,7 @@ def _answer_in_thread(
             action_token=event.get("action_token"),
         ),
         applied,
-        notify_admins=notify_admins,
+        notify_admins=admins_notifier(thread.client, settings.approval_channel_id),
         preview=preview,
     )
     outcome, draft = result.outcome, result.draft

@@ -10,10 +10,12 @@ panel) and `bot.agent.answer_email` (the agent inbox).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from psycopg import Connection
+from slack_sdk import WebClient
 
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.loop import AgentInput, Outcome, run_agent
@@ -30,6 +32,17 @@ from review.toolbox import ReviewedToolbox
 # Who wrote the question, for the injection screen: a colleague in Slack or anyone at all
 # by email.
 Source = Literal["requester", "email"]
+
+
+def admins_notifier(client: WebClient, approval_channel_id: str | None) -> Callable[[str], None]:
+    """How a run tells the tenant's admins something (a budget nearly spent): in the
+    approval channel; without one, nowhere."""
+
+    def notify(text: str) -> None:
+        if approval_channel_id:
+            client.chat_postMessage(channel=approval_channel_id, text=text)
+
+    return notify
 
 
 @dataclass(frozen=True)

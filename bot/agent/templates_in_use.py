@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from psycopg import Connection
@@ -24,6 +24,9 @@ from guardrails.policy import ToolPolicy
 from guardrails.tool_policy import check_tool_call
 from rag.retriever import HybridRetriever
 from review.conversation_settings import EffectiveSettings
+
+if TYPE_CHECKING:
+    from bot.agent.runs import WorkerDeps
 
 log = structlog.get_logger(__name__)
 
@@ -142,6 +145,32 @@ def scope_knowledge(retriever: Retriever, collections: tuple[str, ...] | None) -
 
 def _searches_collections(retriever: Retriever) -> bool:
     return isinstance(retriever, HybridRetriever)  # the one retriever with collections
+
+
+def apply_to_run(
+    conn: Connection[dict[str, Any]],
+    deps: WorkerDeps,
+    tenant_id: int,
+    run_id: int,
+    settings: EffectiveSettings,
+    *,
+    channel: str | None,
+    approval_ttl: timedelta,
+) -> TemplateRun:
+    """`apply_template` with the worker's tools, model, knowledge and the tenant's tool
+    policy, recorded on the run (`record_on_run`)."""
+    applied = apply_template(
+        settings,
+        deps.templates,
+        tools=deps.tools,
+        llm=deps.llm,
+        retriever=deps.retriever,
+        tool_policy=deps.guardrails.policy(tenant_id).tools,
+        channel=channel,
+        approval_ttl=approval_ttl,
+    )
+    record_on_run(conn, tenant_id, run_id, applied)
+    return applied
 
 
 def record_on_run(

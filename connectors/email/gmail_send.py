@@ -34,6 +34,7 @@ from connectors.email.outbound import (
     mark_sent,
     record_outbound,
     sending_lock,
+    settled_earlier,
 )
 from connectors.email.parse import MSG_ID
 
@@ -101,15 +102,9 @@ def send_via_gmail(
         transport="gmail",
     )
     with sending_lock(conn, recorded) as outbound:
-        if outbound.status == "sent":
-            return SendResult(
-                outbound.message_id,
-                "already_sent",
-                outbound.provider_message_id,
-                outbound.provider_thread_id,
-            )
-        if outbound.status == "failed":
-            raise PermanentSendError(outbound.error or "refused earlier")
+        earlier = settled_earlier(outbound)
+        if earlier is not None:
+            return earlier
         if outbound.status in ("committing", "unknown"):
             found = _find_sent(service, user_id, outbound)
             if found is not None:

@@ -11,19 +11,9 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from connectors.email.parse import ParsedEmail
+from connectors.email.parse import LIST_HEADERS, ParsedEmail
 
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
-LIST_HEADERS = (
-    "list-id",
-    "list-unsubscribe",
-    "list-post",
-    "list-help",
-    "list-subscribe",
-    "list-owner",
-    "list-archive",
-    "mailing-list",
-)
 # Microsoft's X-Auto-Response-Suppress values that ask responders to keep quiet.
 SUPPRESS_VALUES = frozenset({"all", "oof", "autoreply"})
 REPORT_TYPES = frozenset({"delivery-status", "disposition-notification", "feedback-report"})

@@ -205,6 +205,21 @@ def mark(
         )
 
 
+def settled_earlier(outbound: Outbound) -> SendResult | None:
+    """What an earlier attempt settled: sent (its result again) or refused for good
+    (raises PermanentSendError again); None while it is not settled."""
+    if outbound.status == "sent":
+        return SendResult(
+            outbound.message_id,
+            "already_sent",
+            outbound.provider_message_id,
+            outbound.provider_thread_id,
+        )
+    if outbound.status == "failed":
+        raise PermanentSendError(outbound.error or "refused earlier")
+    return None
+
+
 def mark_sent(
     conn: Connection[dict[str, Any]],
     outbound: Outbound,

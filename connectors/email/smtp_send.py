@@ -31,6 +31,7 @@ from connectors.email.outbound import (
     mark_sent,
     record_outbound,
     sending_lock,
+    settled_earlier,
 )
 from core.settings import Settings
 
@@ -94,10 +95,9 @@ def send_reply_smtp(
         transport="smtp",
     )
     with sending_lock(conn, recorded) as outbound:
-        if outbound.status == "sent":
-            return SendResult(outbound.message_id, "already_sent")
-        if outbound.status == "failed":
-            raise PermanentSendError(outbound.error or "refused earlier")
+        earlier = settled_earlier(outbound)
+        if earlier is not None:
+            return earlier
         if outbound.status in ("committing", "unknown"):
             if outbound.status == "committing":
                 mark(conn, outbound, "unknown", error="an attempt died during DATA; not resent")

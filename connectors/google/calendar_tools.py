@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerialize
 from connectors.google import calendar
 from connectors.google.client import GoogleSession
 from connectors.tool_errors import read_result, write_result
-from core.tools import ActionContext, Effect, Preview, Previewer, Tool, read_only_tool
+from core.tools import ActionContext, Preview, Tool, external_tool, read_only_tool
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CALENDAR_ID = r"^(primary|[^@\s]+@[^@\s]+)$"
@@ -131,35 +131,9 @@ def _list_events(session: GoogleSession) -> Tool:
 
 
 def _create_invite(session: GoogleSession) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, CreateInvite)
-        return write_result(
-            "calendar_create_invite",
-            lambda: calendar.create_invite(
-                session(context.tenant_id), arguments.calendar_id, arguments.event(), key
-            ),
-        )
-
-    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
-        assert isinstance(arguments, CreateInvite)
-        return write_result(
-            "calendar_create_invite",
-            lambda: calendar.find_event(
-                session(context.tenant_id), arguments.calendar_id, calendar.event_id_for(key)
-            ),
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, CreateInvite)
-        return (
-            f"Invite {', '.join(arguments.attendees)} to “{arguments.summary}”, "
-            f"{slot(arguments.start, arguments.end)}"
-        )
-
-    def preview(context: ActionContext, arguments: BaseModel) -> Preview:
+    def preview(context: ActionContext, arguments: CreateInvite) -> Preview:
         # Each attendee's free/busy for the slot, for the approver to judge. Not checked
         # again at execution: an attendee busy by then can still decline or move it.
-        assert isinstance(arguments, CreateInvite)
         found = calendar.free_busy(
             session(context.tenant_id), arguments.attendees, arguments.start, arguments.end
         )
@@ -171,18 +145,22 @@ def _create_invite(session: GoogleSession) -> Tool:
             covers=("summary", "start", "end", "attendees", "calendar_id"),
         )
 
-    return Tool(
-        name="calendar_create_invite",
-        description=(
+    return external_tool(
+        "calendar_create_invite",
+        (
             "Create a Google Calendar event and email an invitation to every attendee. "
             "Needs a person's approval before it happens."
         ),
-        effect=Effect.EXTERNAL,
-        arguments=CreateInvite,
-        run=run,
-        summarize=summarize,
-        reconcile=reconcile,
-        preview=Previewer("the attendees' calendars", preview),
+        CreateInvite,
+        lambda context, a, key: calendar.create_invite(
+            session(context.tenant_id), a.calendar_id, a.event(), key
+        ),
+        lambda context, a, key: calendar.find_event(
+            session(context.tenant_id), a.calendar_id, calendar.event_id_for(key)
+        ),
+        lambda a: f"Invite {', '.join(a.attendees)} to “{a.summary}”, {slot(a.start, a.end)}",
+        preview=("the attendees' calendars", preview),
+        failures=write_result,
     )
 
 

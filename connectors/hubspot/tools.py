@@ -10,7 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors.hubspot import api
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
-from core.tools import ActionContext, Effect, Preview, Previewer, Tool, Watched, read_only_tool
+from core.tools import (
+    ActionContext,
+    Preview,
+    Tool,
+    Watched,
+    external_tool,
+    read_only_tool,
+)
 
 RECORD_ID = r"^\d{1,20}$"
 OBJECT_TYPES = {"contact": "contacts", "company": "companies", "deal": "deals"}
@@ -104,32 +111,9 @@ def _read_record(session: Session) -> Tool:
 
 
 def _add_contact_note(session: Session) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, AddContactNote)
-        return write_result(
-            "hubspot_add_contact_note",
-            lambda: api.create_contact_note(
-                session(context.tenant_id), arguments.contact_id, arguments.text, key
-            ),
-        )
-
-    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
-        assert isinstance(arguments, AddContactNote)
-        return write_result(
-            "hubspot_add_contact_note",
-            lambda: api.find_contact_note(session(context.tenant_id), arguments.contact_id, key),
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, AddContactNote)
-        # The card names the contact (its preview), as approvers may see names; HubSpot's
-        # record id means nothing to people.
-        return "Add a note to a HubSpot contact"
-
-    def preview(context: ActionContext, arguments: BaseModel) -> Preview:
+    def preview(context: ActionContext, arguments: AddContactNote) -> Preview:
         # Who the note goes on, as HubSpot has them now. Nothing is watched: the note goes
         # on that record whatever its name is by then (a renamed contact is the same one).
-        assert isinstance(arguments, AddContactNote)
         found = api.read_record(session(context.tenant_id), "contacts", arguments.contact_id)
         who = contact_name(found["properties"]) or f"contact {arguments.contact_id}"
         company = str(found["properties"].get("company") or "")
@@ -140,48 +124,36 @@ def _add_contact_note(session: Session) -> Tool:
             covers=("contact_id",),
         )
 
-    return Tool(
-        name="hubspot_add_contact_note",
-        description=(
+    return external_tool(
+        "hubspot_add_contact_note",
+        (
             "Add a note to a HubSpot contact's timeline. Needs a person's approval before "
             "it happens."
         ),
-        effect=Effect.EXTERNAL,
-        arguments=AddContactNote,
-        run=run,
-        summarize=summarize,
-        reconcile=reconcile,
-        preview=Previewer("the contact", preview),
+        AddContactNote,
+        lambda context, a, key: api.create_contact_note(
+            session(context.tenant_id), a.contact_id, a.text, key
+        ),
+        lambda context, a, key: api.find_contact_note(
+            session(context.tenant_id), a.contact_id, key
+        ),
+        # The card names the contact (its preview), as approvers may see names; HubSpot's
+        # record id means nothing to people.
+        lambda a: "Add a note to a HubSpot contact",
+        preview=("the contact", preview),
+        failures=write_result,
     )
 
 
 def _update_deal_stage(session: Session) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, UpdateDealStage)
-        return write_result(
-            "hubspot_update_deal_stage",
-            lambda: api.set_deal_stage(
-                session(context.tenant_id), arguments.deal_id, arguments.stage
-            ),
-        )
-
-    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+    def find(context: ActionContext, arguments: UpdateDealStage, key: str) -> dict[str, Any] | None:
         # Setting a stage is idempotent: if the deal is already there, the action is done.
-        assert isinstance(arguments, UpdateDealStage)
-        stage = write_result(
-            "hubspot_update_deal_stage",
-            lambda: api.deal_stage(session(context.tenant_id), arguments.deal_id),
-        )
+        stage = api.deal_stage(session(context.tenant_id), arguments.deal_id)
         if stage != arguments.stage:
             return None
         return {"deal_id": arguments.deal_id, "dealstage": stage}
 
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, UpdateDealStage)
-        return f"Move a HubSpot deal to {stage_label(arguments.stage)}"  # the card names it
-
-    def preview(context: ActionContext, arguments: BaseModel) -> Preview:
-        assert isinstance(arguments, UpdateDealStage)
+    def preview(context: ActionContext, arguments: UpdateDealStage) -> Preview:
         found = api.read_record(session(context.tenant_id), "deals", arguments.deal_id)
         name = str(found["properties"].get("dealname") or f"deal {arguments.deal_id}")
         stage = found["properties"].get("dealstage")
@@ -193,18 +165,18 @@ def _update_deal_stage(session: Session) -> Tool:
             covers=("deal_id", "stage"),
         )
 
-    return Tool(
-        name="hubspot_update_deal_stage",
-        description=(
+    return external_tool(
+        "hubspot_update_deal_stage",
+        (
             "Move a HubSpot deal to another pipeline stage. Needs a person's approval "
             "before it happens."
         ),
-        effect=Effect.EXTERNAL,
-        arguments=UpdateDealStage,
-        run=run,
-        summarize=summarize,
-        reconcile=reconcile,
-        preview=Previewer("the current stage", preview),
+        UpdateDealStage,
+        lambda context, a, key: api.set_deal_stage(session(context.tenant_id), a.deal_id, a.stage),
+        find,
+        lambda a: f"Move a HubSpot deal to {stage_label(a.stage)}",  # the card names it
+        preview=("the current stage", preview),
+        failures=write_result,
     )
 
 

@@ -10,7 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
 from connectors.zendesk import api
-from core.tools import ActionContext, Effect, Preview, Previewer, Tool, Watched, read_only_tool
+from core.tools import (
+    ActionContext,
+    Preview,
+    Tool,
+    Watched,
+    external_tool,
+    read_only_tool,
+)
 
 COMMENTS_READ = 50  # comments shown with a ticket, oldest first
 Status = Literal["open", "pending", "hold", "solved"]  # "closed" is Zendesk's, not ours to set
@@ -85,76 +92,37 @@ def _read_ticket(session: Session) -> Tool:
 
 
 def _add_comment(session: Session) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, AddTicketComment)
-        return write_result(
-            "zendesk_add_comment",
-            lambda: api.add_comment(
-                session(context.tenant_id),
-                arguments.ticket_id,
-                arguments.body,
-                arguments.public,
-                key,
-            ),
-        )
-
-    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
-        # Zendesk comments carry no metadata of ours: an identical comment already on the
-        # ticket is taken as the earlier attempt's (the agent never repeats one verbatim).
-        assert isinstance(arguments, AddTicketComment)
-        return write_result(
-            "zendesk_add_comment",
-            lambda: api.find_comment(
-                session(context.tenant_id), arguments.ticket_id, arguments.body
-            ),
-        )
-
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, AddTicketComment)
+    def summary(arguments: AddTicketComment) -> str:
         kind = "a public reply" if arguments.public else "an internal note"
         return f"Add {kind} to Zendesk ticket #{arguments.ticket_id}"
 
-    return Tool(
-        name="zendesk_add_comment",
-        description=(
+    return external_tool(
+        "zendesk_add_comment",
+        (
             "Add a comment to a Zendesk ticket: an internal note, or a public reply the "
             "requester is emailed. Needs a person's approval before it happens."
         ),
-        effect=Effect.EXTERNAL,
-        arguments=AddTicketComment,
-        run=run,
-        summarize=summarize,
-        reconcile=reconcile,
+        AddTicketComment,
+        lambda context, a, key: api.add_comment(
+            session(context.tenant_id), a.ticket_id, a.body, a.public, key
+        ),
+        # Zendesk comments carry no metadata of ours: an identical comment already on the
+        # ticket is taken as the earlier attempt's (the agent never repeats one verbatim).
+        lambda context, a, key: api.find_comment(session(context.tenant_id), a.ticket_id, a.body),
+        summary,
+        failures=write_result,
     )
 
 
 def _set_status(session: Session) -> Tool:
-    def run(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any]:
-        assert isinstance(arguments, SetTicketStatus)
-        return write_result(
-            "zendesk_set_status",
-            lambda: api.set_status(
-                session(context.tenant_id), arguments.ticket_id, arguments.status, key
-            ),
-        )
-
-    def reconcile(context: ActionContext, arguments: BaseModel, key: str) -> dict[str, Any] | None:
+    def find(context: ActionContext, arguments: SetTicketStatus, key: str) -> dict[str, Any] | None:
         # A status is a value, not an event: if the ticket already has it, it is done.
-        assert isinstance(arguments, SetTicketStatus)
-        status = write_result(
-            "zendesk_set_status",
-            lambda: api.ticket_status(session(context.tenant_id), arguments.ticket_id),
-        )
+        status = api.ticket_status(session(context.tenant_id), arguments.ticket_id)
         if status != arguments.status:
             return None
         return {"ticket_id": arguments.ticket_id, "status": status}
 
-    def summarize(arguments: BaseModel) -> str:
-        assert isinstance(arguments, SetTicketStatus)
-        return f"Set Zendesk ticket #{arguments.ticket_id} to {arguments.status}"
-
-    def preview(context: ActionContext, arguments: BaseModel) -> Preview:
-        assert isinstance(arguments, SetTicketStatus)
+    def preview(context: ActionContext, arguments: SetTicketStatus) -> Preview:
         ticket = api.ticket_summary(session(context.tenant_id), arguments.ticket_id)
         subject = str(ticket.get("subject") or "(no subject)")
         status = ticket.get("status")
@@ -166,16 +134,18 @@ def _set_status(session: Session) -> Tool:
             covers=("ticket_id", "status"),
         )
 
-    return Tool(
-        name="zendesk_set_status",
-        description=(
+    return external_tool(
+        "zendesk_set_status",
+        (
             "Change a Zendesk ticket's status (open, pending, hold, solved). Needs a "
             "person's approval before it happens."
         ),
-        effect=Effect.EXTERNAL,
-        arguments=SetTicketStatus,
-        run=run,
-        summarize=summarize,
-        reconcile=reconcile,
-        preview=Previewer("the ticket's current status", preview),
+        SetTicketStatus,
+        lambda context, a, key: api.set_status(
+            session(context.tenant_id), a.ticket_id, a.status, key
+        ),
+        find,
+        lambda a: f"Set Zendesk ticket #{a.ticket_id} to {a.status}",
+        preview=("the ticket's current status", preview),
+        failures=write_result,
     )

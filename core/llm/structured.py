@@ -195,6 +195,10 @@ class StructuredLLM:
             messages, base_url=primary.base_url, api_key=primary.client.api_key, extra=extra
         )
 
+    def before_call(self) -> None:
+        """Runs before every `ask` and `tool_turn`; a subclass may refuse the call by
+        raising (guardrails/budgeted_llm.py: the tenant's budget is spent)."""
+
     def ask(
         self,
         schema: type[M],
@@ -206,6 +210,7 @@ class StructuredLLM:
     ) -> M:
         """``on_text`` (optional) hears the raw JSON so far while the reply streams in;
         ``purpose`` ("plan", "draft", "tool_turn", "summary") sizes the reply's cap."""
+        self.before_call()
         conversation = list(messages)
         spec = json_schema_for(schema)
         for attempt in range(self.malformed_retries + 1):
@@ -279,6 +284,7 @@ class StructuredLLM:
         assistant_message()` and `tool_result_message` for each result between turns);
         providers without native tool calling get them as plain turns.
         """
+        self.before_call()
         conversation = list(messages)
         attempt = 0
         while attempt <= self.malformed_retries:
