@@ -108,6 +108,13 @@ class Workspace:
         )
         assert approved is not None
 
+    def propose_and_approve(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The action calling `tool` became, once an approver has approved it."""
+        _, action = self.propose(tool, arguments)
+        assert action is not None
+        self.approve(action)
+        return action
+
     def execute(self, action_id: int) -> dict[str, Any]:
         """Run the approved action as the worker's job does; the action's row afterwards."""
         execute_action(self.db, _no_slack, self.registry, self.guardrails, action_id)

@@ -8,10 +8,11 @@ import pytest
 
 from core.db import Pool
 from rag.documents import Block, Document
+from rag.embeddings import Vectors
 from rag.ingest import Ingestor
 from rag.lexemes import uncommon_lexemes
 from rag.retriever import HybridRetriever
-from rag.search import hybrid_search
+from rag.search import EXACT_SCAN_MAX_CHUNKS, hybrid_search
 from rag.tenancy import VectorTypes, tenant_scope
 
 CORPUS = {
@@ -34,6 +35,44 @@ CORPUS = {
 
 def document(title: str, text: str, **metadata: object) -> Document:
     return Document(f"test:{title}", "file", title, (Block((), text),), metadata=dict(metadata))
+
+
+def embed_one(embedder: object, text: str) -> Vectors:
+    """``text`` embedded by the local model the ``embedder`` fixture loads."""
+    from rag.embeddings import LocalEmbedder
+
+    assert isinstance(embedder, LocalEmbedder)
+    vector: Vectors = embedder.embed([text])[0]
+    return vector
+
+
+def vector_neighbours(
+    pool: Pool,
+    vectors: VectorTypes,
+    tenant: int,
+    query: Vectors,
+    *,
+    exact: bool | None,
+    exact_scan_max_chunks: int = EXACT_SCAN_MAX_CHUNKS,
+) -> list[int]:
+    """The ids of the five chunks of all ``tenant``'s collections nearest to ``query``, by
+    vector search alone."""
+    with tenant_scope(pool, tenant, vectors) as conn:
+        ids = [c["id"] for c in conn.execute("SELECT id FROM knowledge_collections")]
+        return [
+            h.chunk_id
+            for h in hybrid_search(
+                conn,
+                text="",
+                vector=query,
+                collection_ids=ids,
+                candidates=5,
+                limit=5,
+                mode="vector",
+                exact=exact,
+                exact_scan_max_chunks=exact_scan_max_chunks,
+            )
+        ]
 
 
 def ingest_corpus(ingestor: Ingestor, tenant: int, collection: str = "kb") -> None:
@@ -247,28 +286,10 @@ def test_exact_and_indexed_vector_search_agree_on_a_small_collection(
 ) -> None:
     """The HNSW index (used by default) returns the same neighbours as an exact scan."""
     ingest_corpus(ingestor, tenant)
-    from rag.embeddings import LocalEmbedder
-
-    assert isinstance(embedder, LocalEmbedder)
-    (query,) = embedder.embed(["office security rules"])
-    with tenant_scope(pool, tenant, vectors) as conn:
-        ids = [c["id"] for c in conn.execute("SELECT id FROM knowledge_collections")]
-        indexed, exact = (
-            [
-                h.chunk_id
-                for h in hybrid_search(
-                    conn,
-                    text="",
-                    vector=query,
-                    collection_ids=ids,
-                    candidates=5,
-                    limit=5,
-                    mode="vector",
-                    exact=exact,
-                )
-            ]
-            for exact in (False, True)
-        )
+    query = embed_one(embedder, "office security rules")
+    indexed, exact = (
+        vector_neighbours(pool, vectors, tenant, query, exact=exact) for exact in (False, True)
+    )
     assert indexed == exact
 
 
@@ -284,28 +305,12 @@ def test_a_small_tenant_beside_a_large_one_gets_its_exact_neighbours(
     small, large = new_tenant(), new_tenant()
     ingest_corpus(ingestor, small)
     ingest_corpus(ingestor, large)
-    from rag.embeddings import LocalEmbedder
-
-    assert isinstance(embedder, LocalEmbedder)
-    (query,) = embedder.embed(["office security rules"])
+    query = embed_one(embedder, "office security rules")
 
     def neighbours(tenant: int, exact: bool | None, threshold: int) -> list[int]:
-        with tenant_scope(pool, tenant, vectors) as conn:
-            ids = [c["id"] for c in conn.execute("SELECT id FROM knowledge_collections")]
-            return [
-                h.chunk_id
-                for h in hybrid_search(
-                    conn,
-                    text="",
-                    vector=query,
-                    collection_ids=ids,
-                    candidates=5,
-                    limit=5,
-                    mode="vector",
-                    exact=exact,
-                    exact_scan_max_chunks=threshold,
-                )
-            ]
+        return vector_neighbours(
+            pool, vectors, tenant, query, exact=exact, exact_scan_max_chunks=threshold
+        )
 
     assert neighbours(small, None, 10_000) == neighbours(small, True, 10_000)
     through_graph = neighbours(large, None, 1)  # above the threshold: the HNSW walk

@@ -30,7 +30,13 @@ from tests.review.conftest import (
     thread_texts,
     wait_for_status,
 )
-from tests.support.conversation import PLAN, mention, wait_for_answer
+from tests.review.emails import (
+    allow_email_to_customers,
+    ask_for_a_renewal_email,
+    renewal_email_waiting_for_approval,
+    reply_waiting_for_approval,
+)
+from tests.support.conversation import PLAN
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
 
@@ -81,36 +87,17 @@ def test_a_send_email_card_reads_as_the_email_and_personal_data_is_masked_everyw
     edit typed over the masked text still sends to the real address. A non-approver's ✅
     is shown as not counted; once approved, the card says who and what happened, its
     buttons and the bot's own prompt reactions are gone."""
-    db.execute(
-        "INSERT INTO tenant_email_allowlist (tenant_id, domain) VALUES (%s, 'customer.example')"
-        " ON CONFLICT DO NOTHING",
-        (tenant,),
-    )
+    allow_email_to_customers(db, tenant)
     marker = new_marker(8)
-    call = {
-        "name": "send_email",
-        "arguments": {
-            "to": ["<EMAIL_1>"],
-            "subject": f"Renewal {marker}",
-            "text": f"Hi <EMAIL_1>, your renewal {marker} is due in May.",
-        },
-        "reason": "The requester asked to email <EMAIL_1>.",
-    }
-    llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
-        Reply(content={"answer": "I drafted the email; it waits for approval.", "citations": []}),
-        match=marker,
+    post = ask_for_a_renewal_email(
+        stack,
+        llm,
+        CUSTOMER,
+        marker,
+        text=f"Hi <EMAIL_1>, your renewal {marker} is due in May.",
+        answer="I drafted the email; it waits for approval.",
     )
-    post = mention(stack.slack, f"Please email {CUSTOMER} about the renewal {marker}")
-    wait_for_answer(stack.slack, post.message.ts)
-    action = wait_for(
-        lambda: db.execute(
-            "SELECT * FROM pending_actions WHERE tool = 'send_email' AND payload->>'subject' = %s"
-            " AND approval_ts IS NOT NULL",
-            (f"Renewal {marker}",),
-        ).fetchone(),
-        message="the email waiting for approval",
-    )
+    action = renewal_email_waiting_for_approval(db, marker)
     ts = action["approval_ts"]
 
     # The card: the email as its recipient will read it, nothing internal.
@@ -226,15 +213,7 @@ def test_a_reply_email_card_shows_the_plain_text_email_the_customer_will_get(
         client.sendmail(
             CUSTOMER, [address], mail(address, body=f"Hello, my order {marker} is late.")
         )
-    action = wait_for(
-        lambda: db.execute(
-            """SELECT * FROM pending_actions WHERE tool = 'reply_email'
-               AND payload->>'text' LIKE %s AND approval_ts IS NOT NULL""",
-            (f"%{marker}%",),
-        ).fetchone(),
-        timeout=30,
-        message="the reply waiting for approval",
-    )
+    action = reply_waiting_for_approval(db, marker)
     card = stack.slack.workspace.message(APPROVALS, action["approval_ts"])
     shown = readable(card.blocks) + card.text
     assert_nothing_internal(shown)

@@ -16,6 +16,7 @@ from sandbox.openai_script import Reply
 from testbed.markers import new_marker
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import APPROVALS, APPROVER, DB, action_row, wait_for_status
+from tests.review.emails import reply_waiting_for_approval
 from tests.support.conversation import PLAN
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
@@ -38,15 +39,7 @@ def test_email_reply_is_sent_once_after_approval_in_the_same_thread(
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.sendmail(CUSTOMER, [address], mail(address, body=body, message_id=message_id))
 
-    action = wait_for(
-        lambda: db.execute(
-            """SELECT * FROM pending_actions WHERE tool = 'reply_email'
-               AND payload->>'text' LIKE %s AND approval_ts IS NOT NULL""",
-            (f"%{marker}%",),
-        ).fetchone(),
-        timeout=30,
-        message="the reply waiting for approval",
-    )
+    action = reply_waiting_for_approval(db, marker)
     card = stack.slack.workspace.message(APPROVALS, action["approval_ts"])
     # The customer as approvers see them by default (tests/review/test_email_reply_privacy.py).
     assert "a***@customer.example" in card.text and "Re: Where is my order?" in card.text

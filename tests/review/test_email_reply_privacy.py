@@ -25,6 +25,7 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from testbed.markers import new_marker
 from tests.review.conftest import APPROVALS, APPROVER, DB, action_row, wait_for_status
+from tests.review.emails import reply_waiting_for_approval
 from tests.support.conversation import PLAN
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
@@ -61,15 +62,7 @@ def _email_in(
     message.set_content(f"Hello, my order {marker} has not arrived yet.")
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.sendmail(customer, [address], message.as_bytes(policy=email_policy.SMTP))
-    action: dict[str, Any] = wait_for(
-        lambda: db.execute(
-            """SELECT * FROM pending_actions WHERE tool = 'reply_email'
-               AND payload->>'text' LIKE %s AND approval_ts IS NOT NULL""",
-            (f"%{marker}%",),
-        ).fetchone(),
-        timeout=30,
-        message="the reply waiting for approval",
-    )
+    action = reply_waiting_for_approval(db, marker)
     return action, customer
 
 

@@ -24,6 +24,11 @@ from tests.review.conftest import (
     propose_post,
     wait_for_status,
 )
+from tests.review.emails import (
+    allow_email_to_customers,
+    ask_for_a_renewal_email,
+    renewal_email_waiting_for_approval,
+)
 from tests.support.channels import ADMIN, admin_command
 from tests.support.conversation import (
     GENERAL,
@@ -305,39 +310,15 @@ def test_an_email_rule_covers_a_recipient_domain_not_a_requester(
     domain (read from the real address, though the model only saw a placeholder): a later
     email to someone else at that domain is sent without a card decision; the rule is
     listed by domain."""
-    db.execute(
-        "INSERT INTO tenant_email_allowlist (tenant_id, domain) VALUES (%s, 'customer.example')"
-        " ON CONFLICT DO NOTHING",
-        (tenant,),
-    )
+    allow_email_to_customers(db, tenant)
 
     def ask_to_email(address: str) -> tuple[str, dict[str, Any]]:
         marker = new_marker(8)
-        call = {
-            "name": "send_email",
-            "arguments": {
-                "to": ["<EMAIL_1>"],
-                "subject": f"Renewal {marker}",
-                "text": f"Hello, your renewal {marker} is due in May.",
-            },
-            "reason": "The requester asked to email <EMAIL_1>.",
-        }
-        llm.script(
-            Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
-            Reply(content={"answer": "I drafted the email.", "citations": []}),
-            match=marker,
+        text = f"Hello, your renewal {marker} is due in May."
+        ask_for_a_renewal_email(
+            stack, llm, address, marker, text=text, answer="I drafted the email."
         )
-        post = mention(stack.slack, f"Please email {address} about the renewal {marker}")
-        wait_for_answer(stack.slack, post.message.ts)
-        action = wait_for(
-            lambda: db.execute(
-                "SELECT * FROM pending_actions WHERE tool = 'send_email'"
-                " AND payload->>'subject' = %s AND approval_ts IS NOT NULL",
-                (f"Renewal {marker}",),
-            ).fetchone(),
-            message="the email's card",
-        )
-        return marker, action
+        return marker, renewal_email_waiting_for_approval(db, marker)
 
     # Given an approver's "Approve & always allow" on an email to alice@customer.example
     _, first = ask_to_email("alice@customer.example")

@@ -3,7 +3,6 @@ case their baseline passed, and a broken template is caught with the cases it br
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -13,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.templates.agent_eval import run_agent_eval
-from bot.templates.golden import load_golden
-from rag.citations import NOT_FOUND_ANSWER
 from sandbox.openai_emulator import OpenAIEmulator
-from sandbox.openai_script import Reply
-from tests.connectors.workspace import connector_settings
 from tests.support.processes import REPO
+from tests.templates.not_found_model import eval_knowledge_against_a_not_found_model
 
 TEMPLATES = REPO / "templates"
 BASELINE = TEMPLATES / "golden" / "baseline.json"
@@ -119,26 +114,7 @@ def test_a_served_model_is_compared_with_the_baseline_too(
     "not found" fails the knowledge answers the baseline passed, each named; the
     not-found cases it still gets right are no regression, and the report says the
     baseline was made against another model."""
-    knowledge = load_golden(TEMPLATES / "golden" / "knowledge.jsonl")
-    plan = {"intent": "answer", "search_queries": [], "tool_calls": []}
-    for _ in knowledge:
-        llm.script(
-            Reply(content=plan), Reply(content={"answer": NOT_FOUND_ANSWER, "citations": []})
-        )
-    settings = connector_settings(database_url, llm_max_retries=0, llm_malformed_retries=0)
-
-    code = run_agent_eval(
-        settings,
-        argparse.Namespace(
-            data=TEMPLATES,
-            base_url=llm.base_url,
-            model="emulator-chat",
-            template="knowledge",
-            limit=None,
-            json=None,
-            against=BASELINE,
-        ),
-    )
+    code, knowledge = eval_knowledge_against_a_not_found_model(llm, database_url, against=BASELINE)
 
     printed = capsys.readouterr().out
     assert code == 1

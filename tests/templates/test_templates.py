@@ -18,7 +18,6 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from bot.templates.agent_eval import run_agent_eval
 from bot.templates.eval_command import run_templates_eval
 from bot.templates.evaluate import golden_run_steps, run_case
 from bot.templates.golden import (
@@ -41,6 +40,7 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from tests.connectors.workspace import DB, connector_settings, pool
 from tests.support.processes import REPO
+from tests.templates.not_found_model import eval_knowledge_against_a_not_found_model
 
 __all__ = ["pool"]  # the module-scoped pool fixture these tests share
 
@@ -243,25 +243,7 @@ def test_a_wrong_model_reply_shows_in_the_table_as_a_miss(
 ) -> None:
     """Against a server that always answers "not found", the answers, actions and chains
     are misses, the not-found cases are right, and the failed checks are listed by case."""
-    knowledge = load_golden(TEMPLATES / "golden" / "knowledge.jsonl")
-    plan = {"intent": "answer", "search_queries": [], "tool_calls": []}
-    for _ in knowledge:  # no tools: a Plan, then a Draft that passes Verify
-        llm.script(
-            Reply(content=plan), Reply(content={"answer": NOT_FOUND_ANSWER, "citations": []})
-        )
-    settings = connector_settings(database_url, llm_max_retries=0, llm_malformed_retries=0)
-
-    code = run_agent_eval(
-        settings,
-        argparse.Namespace(
-            data=TEMPLATES,
-            base_url=llm.base_url,
-            model="emulator-chat",
-            template="knowledge",
-            limit=None,
-            json=None,
-        ),
-    )
+    code, knowledge = eval_knowledge_against_a_not_found_model(llm, database_url)
 
     printed = capsys.readouterr().out
     assert code == 1

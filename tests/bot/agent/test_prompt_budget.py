@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from psycopg.types.json import Jsonb
 
 from bot.agent.run_request import WorkerDeps, run_request
 from core.db import open_pool
@@ -32,6 +31,7 @@ from tests.bot.agent.test_run_request import DB, guardrails_for
 from tests.support.conversation import GENERAL, bot_replies
 from tests.support.knowledge import knowledge_base
 from tests.support.stack import Stack
+from tests.support.stored_mentions import store_mention
 from tests.support.worker_deps import in_process_deps
 
 CONTEXT_TOKENS = 3_000
@@ -103,24 +103,8 @@ def threaded_request(db: DB, stack: Stack, tenant_id: int, question: str) -> tup
         GENERAL, user="U0REQUESTER", text=long_turn("NEWEST"), thread_ts=parent.ts
     )
     text = f"<@{stack.slack.bot_user_id}> {question}"
-    message = workspace.post_message(GENERAL, user="U0REQUESTER", text=text, thread_ts=parent.ts)
-    event = {
-        "type": "app_mention",
-        "user": "U0REQUESTER",
-        "text": text,
-        "ts": message.ts,
-        "thread_ts": parent.ts,
-        "channel": GENERAL,
-        "event_ts": message.ts,
-    }
-    envelope = stack.slack.dispatcher.builder.envelope(event)
-    row = db.execute(
-        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload, status)
-           VALUES (%s, 'slack', %s, 'app_mention', %s, 'queued') RETURNING id""",
-        (tenant_id, envelope["event_id"], Jsonb(envelope)),
-    ).fetchone()
-    assert row is not None
-    return row["id"], parent.ts
+    stored = store_mention(db, stack, text, thread_ts=parent.ts, tenant_id=tenant_id)
+    return stored.request_id, parent.ts
 
 
 def run_small_context(
@@ -155,6 +139,44 @@ def run_small_context(
         pool.close()
 
 
+@dataclass(frozen=True)
+class SmallContext:
+    """The sandbox tenant with the handbook, asked in a long thread by a worker whose model
+    has a CONTEXT_TOKENS context."""
+
+    stack: Stack
+    llm: OpenAIEmulator
+    db: DB
+    database_url: str
+    embedder: LocalEmbedder
+    tenant_id: int
+
+    def ask(self, question: str, malformed_retries: int = 0) -> tuple[int, str]:
+        """The request and thread of ``question`` asked in a long thread, run to the end."""
+        request_id, thread_ts = threaded_request(self.db, self.stack, self.tenant_id, question)
+        run_small_context(
+            self.stack,
+            self.llm,
+            self.embedder,
+            self.database_url,
+            request_id,
+            malformed_retries=malformed_retries,
+        )
+        return request_id, thread_ts
+
+
+@pytest.fixture
+def small(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    database_url: str,
+    embedder: LocalEmbedder,
+    handbook: int,
+) -> SmallContext:
+    return SmallContext(stack, llm, db, database_url, embedder, handbook)
+
+
 def script(llm: OpenAIEmulator, question: str) -> None:
     plan = {"intent": "answer", "search_queries": ["hardware refund"], "tool_calls": []}
     answer = "Customers may return hardware within 45 days of delivery for a full refund [1]."
@@ -187,24 +209,15 @@ def sources_shown(body: dict[str, Any]) -> list[tuple[int, str, str]]:
     return parse_sources_block(text)
 
 
-def test_a_long_thread_and_many_passages_fit_a_small_context(
-    stack: Stack,
-    llm: OpenAIEmulator,
-    db: DB,
-    database_url: str,
-    embedder: LocalEmbedder,
-    handbook: int,
-) -> None:
+def test_a_long_thread_and_many_passages_fit_a_small_context(small: SmallContext) -> None:
     """With a 3,000-token context, the Plan and Draft requests fit with room for their
     replies; the oldest turns and the lowest-ranked passages are left out, the newest turn
     and the top passage are kept, and the answer cites the refund policy as [1]."""
     question = f"How long do customers have to return hardware? [case {new_marker(8)}]"
-    script(llm, question)
-    request_id, thread_ts = threaded_request(db, stack, handbook, question)
+    script(small.llm, question)
+    request_id, thread_ts = small.ask(question)
 
-    run_small_context(stack, llm, embedder, database_url, request_id)
-
-    plan_request, draft_request = llm.requests(match=question)
+    plan_request, draft_request = small.llm.requests(match=question)
     # Both requests fit the context with their reply's cap, counted as the product must
     # without a tokenizer
     assert estimated(plan_request) + PLAN_MAX_TOKENS <= CONTEXT_TOKENS
@@ -216,7 +229,7 @@ def test_a_long_thread_and_many_passages_fit_a_small_context(
         assert body["messages"][0]["role"] == "system"
         assert body["messages"][-1]["role"] == "user" and question in sent
     # The top passage is source [1]; lower ones were left out
-    steps = steps_of(db, request_id)
+    steps = steps_of(small.db, request_id)
     found = steps["retrieve"]["passages"]
     shown = sources_shown(draft_request)
     assert 1 <= len(shown) < len(found)
@@ -229,45 +242,36 @@ def test_a_long_thread_and_many_passages_fit_a_small_context(
     assert draft["passages_shown"] == len(shown)
     assert draft["counted_with"] == "estimate"
     # The server was asked once whether it counts tokens (it has no /tokenize), not again
-    assert len(llm.requests(path=TOKENIZE_PATH)) == 1
+    assert len(small.llm.requests(path=TOKENIZE_PATH)) == 1
     assert draft["prompt_tokens"] == estimated(draft_request)
     assert steps["plan"]["trimmed"]["history_turns"] >= 1
     assert steps["plan"]["prompt_tokens"] + PLAN_MAX_TOKENS <= CONTEXT_TOKENS
     # The person gets the answer with the source it cites
-    reply = bot_replies(stack.slack, thread_ts)[-1]
+    reply = bot_replies(small.stack.slack, thread_ts)[-1]
     assert reply.text.startswith("Customers may return hardware within 45 days")
     assert "*Sources*\n[1] Refund policy" in reply.text
 
 
-def test_the_servers_tokenizer_counts_the_prompt_when_it_has_one(
-    stack: Stack,
-    llm: OpenAIEmulator,
-    db: DB,
-    database_url: str,
-    embedder: LocalEmbedder,
-    handbook: int,
-) -> None:
+def test_the_servers_tokenizer_counts_the_prompt_when_it_has_one(small: SmallContext) -> None:
     """A server with llama-server's POST /tokenize counts the prompt: the run's steps say
     so, the request fits by that count, and more of the thread fits than the estimate
     would allow."""
-    llm.serve_tokenize()
+    small.llm.serve_tokenize()
     question = f"How long do customers have to return hardware? [case {new_marker(8)}]"
-    script(llm, question)
-    request_id, thread_ts = threaded_request(db, stack, handbook, question)
+    script(small.llm, question)
+    request_id, thread_ts = small.ask(question)
 
-    run_small_context(stack, llm, embedder, database_url, request_id)
-
-    assert llm.requests(path=TOKENIZE_PATH)
-    plan_request, draft_request = llm.requests(match=question)
+    assert small.llm.requests(path=TOKENIZE_PATH)
+    plan_request, draft_request = small.llm.requests(match=question)
     assert counted_by_emulator(draft_request) + DRAFT_MAX_TOKENS <= CONTEXT_TOKENS
     assert counted_by_emulator(plan_request) + PLAN_MAX_TOKENS <= CONTEXT_TOKENS
     # Counted by the tokenizer, which finds fewer tokens than the estimate: the estimate
     # would not have let this request through
     assert estimated(draft_request) + DRAFT_MAX_TOKENS > CONTEXT_TOKENS
-    steps = steps_of(db, request_id)
+    steps = steps_of(small.db, request_id)
     assert steps["draft"]["counted_with"] == "tokenizer"
     assert steps["plan"]["counted_with"] == "tokenizer"
-    assert shown_passages_cited(stack, thread_ts)
+    assert shown_passages_cited(small.stack, thread_ts)
     assert sources_shown(draft_request)[0][0] == 1
 
 
@@ -276,33 +280,24 @@ def shown_passages_cited(stack: Stack, thread_ts: str) -> bool:
     return "*Sources*\n[1] Refund policy" in reply.text
 
 
-def test_a_draft_asked_again_after_running_out_of_room_still_fits(
-    stack: Stack,
-    llm: OpenAIEmulator,
-    db: DB,
-    database_url: str,
-    embedder: LocalEmbedder,
-    handbook: int,
-) -> None:
+def test_a_draft_asked_again_after_running_out_of_room_still_fits(small: SmallContext) -> None:
     """A draft cut off at its token cap is shown back to the model, shortened so the
     request that asks again still fits the context, and the second draft is posted."""
     question = f"How long do customers have to return hardware? [case {new_marker(8)}]"
     plan = {"intent": "answer", "search_queries": ["hardware refund"], "tool_calls": []}
     answer = "Customers may return hardware within 45 days of delivery for a full refund [1]."
-    llm.script(
+    small.llm.script(
         Reply(content=plan),
         Reply(content='{"answer": "' + "Customers may return " * 400, finish_reason="length"),
         Reply(content={"answer": answer, "citations": ["1"]}),
         match=question,
     )
-    request_id, thread_ts = threaded_request(db, stack, handbook, question)
+    _request_id, thread_ts = small.ask(question, malformed_retries=1)
 
-    run_small_context(stack, llm, embedder, database_url, request_id, malformed_retries=1)
-
-    _plan, draft, asked_again = llm.requests(match=question)
+    _plan, draft, asked_again = small.llm.requests(match=question)
     assert asked_again["messages"][-2]["role"] == "assistant"
     assert "cut off at the length limit" in asked_again["messages"][-1]["content"]
     assert estimated(asked_again) + DRAFT_MAX_TOKENS <= CONTEXT_TOKENS
     assert estimated(draft) < estimated(asked_again)
-    reply = bot_replies(stack.slack, thread_ts)[-1]
+    reply = bot_replies(small.stack.slack, thread_ts)[-1]
     assert "*Sources*\n[1] Refund policy" in reply.text

@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
 
 from bot.agent.run_request import REPLY_EVENT_TYPE, WorkerDeps, run_request
 from connectors.slack.web_client import make_web_client
@@ -21,6 +20,7 @@ from guardrails.facade import Guardrails, build_guardrails
 from testbed.markers import new_marker
 from tests.support.conversation import GENERAL, bot_replies
 from tests.support.stack import Stack
+from tests.support.stored_mentions import store_mention
 from tests.support.worker_deps import in_process_deps
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -49,29 +49,8 @@ def offline_deps(database_url: str, stack: Stack) -> Iterator[WorkerDeps]:
 
 def stored_request(db: DB, stack: Stack, text: str) -> tuple[int, dict[str, Any]]:
     """A mention as the listener would have stored it, without queueing it."""
-    message = stack.slack.workspace.post_message(GENERAL, user="U0REQUESTER", text=text)
-    tenant = db.execute(
-        "SELECT tenant_id FROM slack_installations WHERE team_id = %s",
-        (stack.slack.workspace.team.id,),
-    ).fetchone()
-    assert tenant is not None
-    envelope = stack.slack.dispatcher.builder.envelope(
-        {
-            "type": "app_mention",
-            "user": "U0REQUESTER",
-            "text": text,
-            "ts": message.ts,
-            "channel": GENERAL,
-            "event_ts": message.ts,
-        }
-    )
-    row = db.execute(
-        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload, status)
-           VALUES (%s, 'slack', %s, 'app_mention', %s, 'queued') RETURNING id""",
-        (tenant["tenant_id"], envelope["event_id"], Jsonb(envelope)),
-    ).fetchone()
-    assert row is not None
-    return row["id"], {"ts": message.ts, "tenant_id": tenant["tenant_id"]}
+    stored = store_mention(db, stack, text)
+    return stored.request_id, {"ts": stored.ts, "tenant_id": stored.tenant_id}
 
 
 def test_reply_posted_but_not_recorded_is_found_again(

@@ -16,7 +16,6 @@ import psycopg
 from dramatiq.brokers.stub import StubBroker
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from psycopg.types.json import Jsonb
 
 from bot.agent.run_request import run_request
 from bot.observability.tracing import build_tracing
@@ -31,35 +30,13 @@ from core.settings import load_settings
 from core.tools import ToolRegistry
 from guardrails.facade import build_guardrails
 from sandbox.openai_script import Reply
-from tests.support.conversation import GENERAL, REQUESTER, script_answer, unique_question
+from tests.support.conversation import script_answer, unique_question
 from tests.support.stack import Stack
+from tests.support.stored_mentions import store_mention
 from tests.support.worker_deps import in_process_deps
 
 DB = psycopg.Connection[dict[str, Any]]
 SUPPORT = "C0SUPPORT"
-
-
-def stored_mention(db: DB, stack: Stack, text: str) -> int:
-    """A mention as the listener stores it; 'queued', so the session's sweeper leaves it."""
-    message = stack.slack.workspace.post_message(GENERAL, user=REQUESTER, text=text)
-    envelope = stack.slack.dispatcher.builder.envelope(
-        {
-            "type": "app_mention",
-            "user": REQUESTER,
-            "text": text,
-            "ts": message.ts,
-            "channel": GENERAL,
-            "event_ts": message.ts,
-        }
-    )
-    row = db.execute(
-        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload, status)
-           SELECT tenant_id, 'slack', %s, 'app_mention', %s, 'queued'
-           FROM slack_installations WHERE team_id = %s RETURNING id""",
-        (envelope["event_id"], Jsonb(envelope), stack.slack.workspace.team.id),
-    ).fetchone()
-    assert row is not None
-    return int(row["id"])
 
 
 def parent_of(span: ReadableSpan, spans: list[ReadableSpan]) -> ReadableSpan | None:
@@ -112,7 +89,7 @@ def test_a_mention_is_one_trace_in_parent_order(
     """listener request > job > agent steps > model calls, all in one trace."""
     question = unique_question("Where is the style guide?")
     script_answer(llm, question, "In the design wiki.")
-    request_id = stored_mention(db, stack, f"<@{stack.slack.bot_user_id}> {question}")
+    request_id = store_mention(db, stack, f"<@{stack.slack.bot_user_id}> {question}").request_id
 
     # When the listener queues the mention inside its request span, and a worker runs it
     spans = traced_run(stack, llm, database_url, request_id)
@@ -148,7 +125,7 @@ def test_each_tool_call_is_a_span_of_the_act_step(
         Reply(content={"answer": "I'll post that once it is approved.", "citations": []}),
         match=question,
     )
-    request_id = stored_mention(db, stack, f"<@{stack.slack.bot_user_id}> {question}")
+    request_id = store_mention(db, stack, f"<@{stack.slack.bot_user_id}> {question}").request_id
 
     slack = stack.slack
     tools = ToolRegistry.of(

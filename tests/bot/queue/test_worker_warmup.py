@@ -19,7 +19,6 @@ import dramatiq
 import psycopg
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from psycopg.types.json import Jsonb
 
 from bot.queue.jobs import enqueue_request
 from bot.queue.worker import WarmUp, declare_actors, start_jobs_after
@@ -31,37 +30,14 @@ from guardrails.at_rest import AtRestMasker
 from guardrails.facade import build_guardrails
 from guardrails.pii import PiiDetector, build_detector
 from rag.embeddings import LoadedOnFirstUse
-from tests.support.conversation import GENERAL, REQUESTER, script_answer, wait_for_answer
+from tests.support.conversation import script_answer, wait_for_answer
 from tests.support.stack import Stack
+from tests.support.stored_mentions import store_mention
 from tests.support.worker_deps import in_process_deps
 
 DB = psycopg.Connection[dict[str, Any]]
 ADDRESS = "ana.lopez@example.com"
 HELD_FOR = 2.0  # seconds the detector's load is held back while a job waits for it
-
-
-def stored_mention(db: DB, stack: Stack, text: str) -> tuple[int, str]:
-    """A mention as the listener stores it ('queued', so the session's sweeper leaves it
-    to this test's worker); its request id and the message's ts."""
-    message = stack.slack.workspace.post_message(GENERAL, user=REQUESTER, text=text)
-    envelope = stack.slack.dispatcher.builder.envelope(
-        {
-            "type": "app_mention",
-            "user": REQUESTER,
-            "text": text,
-            "ts": message.ts,
-            "channel": GENERAL,
-            "event_ts": message.ts,
-        }
-    )
-    row = db.execute(
-        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload, status)
-           SELECT tenant_id, 'slack', %s, 'app_mention', %s, 'queued'
-           FROM slack_installations WHERE team_id = %s RETURNING id""",
-        (envelope["event_id"], Jsonb(envelope), stack.slack.workspace.team.id),
-    ).fetchone()
-    assert row is not None
-    return int(row["id"]), message.ts
 
 
 def test_a_job_arriving_before_the_detector_has_loaded_waits_for_it(
@@ -90,7 +66,8 @@ def test_a_job_arriving_before_the_detector_has_loaded_waits_for_it(
     worker.start()
     try:
         # When a mention with an email address in it is queued
-        request_id, ts = stored_mention(db, stack, f"<@{stack.slack.bot_user_id}> {question}")
+        stored = store_mention(db, stack, f"<@{stack.slack.bot_user_id}> {question}")
+        request_id, ts = stored.request_id, stored.ts
         enqueue_request(broker, request_id, "app_mention", None)
 
         # Then, while the detector loads, nothing reaches the model and no answer comes

@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
 
 from bot.agent.run_request import run_request
 from bot.agent.runs import WorkerDeps
@@ -27,6 +26,7 @@ from tests.support.channels import ADMIN, new_channel
 from tests.support.conversation import GENERAL, REQUESTER, bot_replies, wait_for_answer
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
+from tests.support.stored_mentions import store_mention
 from tests.support.worker_deps import in_process_deps
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -46,33 +46,9 @@ def ask(
 ) -> tuple[int, str]:
     """The requester mentions the bot with ``text``, stored as the listener stores it; the
     request's id and the ts of the thread the answer goes to."""
-    bot = stack.slack.bot_user_id
-    message = stack.slack.workspace.post_message(
-        channel, user=REQUESTER, text=f"<@{bot}> {text}", thread_ts=thread_ts
-    )
-    tenant = db.execute(
-        "SELECT tenant_id FROM slack_installations WHERE team_id = %s",
-        (stack.slack.workspace.team.id,),
-    ).fetchone()
-    assert tenant is not None
-    event: dict[str, Any] = {
-        "type": "app_mention",
-        "user": REQUESTER,
-        "text": f"<@{bot}> {text}",
-        "ts": message.ts,
-        "channel": channel,
-        "event_ts": message.ts,
-    }
-    if thread_ts:
-        event["thread_ts"] = thread_ts
-    envelope = stack.slack.dispatcher.builder.envelope(event)
-    row = db.execute(
-        """INSERT INTO inbound_requests (tenant_id, source, external_id, kind, payload, status)
-           VALUES (%s, 'slack', %s, 'app_mention', %s, 'queued') RETURNING id""",
-        (tenant["tenant_id"], envelope["event_id"], Jsonb(envelope)),
-    ).fetchone()
-    assert row is not None
-    return row["id"], thread_ts or message.ts
+    text = f"<@{stack.slack.bot_user_id}> {text}"
+    stored = store_mention(db, stack, text, channel=channel, thread_ts=thread_ts)
+    return stored.request_id, thread_ts or stored.ts
 
 
 def answer(stack: Stack, thread_ts: str, channel: str) -> str:

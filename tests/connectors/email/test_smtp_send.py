@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from connectors.email.compose import OriginalEmail, build_reply
-from connectors.email.outbound import PermanentSendError, TransientSendError, load_outbound
+from connectors.email.outbound import (
+    PermanentSendError,
+    SendResult,
+    TransientSendError,
+    load_outbound,
+)
 from connectors.email.smtp_send import SmtpRelay, send_reply_smtp
 from connectors.email.threads import start_conversation
 from sandbox.mail_sink import MailSink
@@ -43,6 +48,19 @@ def relay_to(sink: MailSink) -> SmtpRelay:
     return SmtpRelay(host=sink.host, port=sink.port, security="none", timeout=10)
 
 
+def send_to_sink(
+    sink: MailSink, email_db: DB, email_tenant: Tenant, conversation: int, reply: EmailMessage
+) -> SendResult:
+    """Send ``reply`` in ``conversation`` through the sink, as the worker would."""
+    return send_reply_smtp(
+        email_db,
+        relay_to(sink),
+        tenant_id=email_tenant.id,
+        conversation_id=conversation,
+        message=reply,
+    )
+
+
 def a_reply(email_tenant: Tenant, email_db: DB) -> tuple[int, EmailMessage]:
     """A reply to a customer's message, in its conversation, ready to send."""
     conversation = start_conversation(email_db, email_tenant.id, "<q1@customer.example>")
@@ -70,20 +88,8 @@ def test_reply_arrives_once_with_its_headers(
     """The sink receives the reply from the inbox, to the customer, threaded, once; a
     second call for the same message is recognised and sends nothing."""
     conversation, reply = a_reply(email_tenant, email_db)
-    result = send_reply_smtp(
-        email_db,
-        relay_to(sink),
-        tenant_id=email_tenant.id,
-        conversation_id=conversation,
-        message=reply,
-    )
-    again = send_reply_smtp(
-        email_db,
-        relay_to(sink),
-        tenant_id=email_tenant.id,
-        conversation_id=conversation,
-        message=reply,
-    )
+    result = send_to_sink(sink, email_db, email_tenant, conversation, reply)
+    again = send_to_sink(sink, email_db, email_tenant, conversation, reply)
     assert (result.status, again.status) == ("sent", "already_sent")
     (received,) = sink.messages()
     assert received.mail_from == email_tenant.inbox
@@ -105,19 +111,11 @@ def test_worker_killed_before_data_retries_and_delivers_once(
     """Killed while the relay was still answering RCPT (nothing could be accepted yet),
     the send is retried and the message arrives exactly once."""
     conversation, reply = a_reply(email_tenant, email_db)
-    sink.hold("rcpt")
-    child = _send_in_child(email_database_url, sink, email_tenant, conversation, reply, tmp_path)
-    sink.wait_until_held("rcpt")
-    _kill(child)
-    sink.release()
-    assert status_of(email_db, email_tenant, reply) == "sending"
-    result = send_reply_smtp(
-        email_db,
-        relay_to(sink),
-        tenant_id=email_tenant.id,
-        conversation_id=conversation,
-        message=reply,
+    _kill_a_send_held_at(
+        "rcpt", sink, email_tenant, conversation, reply, email_database_url, tmp_path
     )
+    assert status_of(email_db, email_tenant, reply) == "sending"
+    result = send_to_sink(sink, email_db, email_tenant, conversation, reply)
     assert result.status == "sent"
     assert len(sink.messages()) == 1
 
@@ -128,19 +126,11 @@ def test_worker_killed_after_data_never_sends_twice(
     """Killed after the relay took the message but before its 250 was recorded, the
     retry does not send again: the delivery is marked unknown and audited for a person."""
     conversation, reply = a_reply(email_tenant, email_db)
-    sink.hold("data")
-    child = _send_in_child(email_database_url, sink, email_tenant, conversation, reply, tmp_path)
-    sink.wait_until_held("data")
-    _kill(child)
-    sink.release()
-    assert status_of(email_db, email_tenant, reply) == "committing"
-    result = send_reply_smtp(
-        email_db,
-        relay_to(sink),
-        tenant_id=email_tenant.id,
-        conversation_id=conversation,
-        message=reply,
+    _kill_a_send_held_at(
+        "data", sink, email_tenant, conversation, reply, email_database_url, tmp_path
     )
+    assert status_of(email_db, email_tenant, reply) == "committing"
+    result = send_to_sink(sink, email_db, email_tenant, conversation, reply)
     assert result.status == "unknown"
     assert len(sink.messages()) == 1
     audit = email_db.execute(
@@ -155,21 +145,9 @@ def test_temporary_refusal_is_retried(sink: MailSink, email_tenant: Tenant, emai
     conversation, reply = a_reply(email_tenant, email_db)
     sink.answer_next_data("451 4.3.0 Try again later")
     with pytest.raises(TransientSendError):
-        send_reply_smtp(
-            email_db,
-            relay_to(sink),
-            tenant_id=email_tenant.id,
-            conversation_id=conversation,
-            message=reply,
-        )
+        send_to_sink(sink, email_db, email_tenant, conversation, reply)
     assert status_of(email_db, email_tenant, reply) == "sending" and sink.messages() == []
-    send_reply_smtp(
-        email_db,
-        relay_to(sink),
-        tenant_id=email_tenant.id,
-        conversation_id=conversation,
-        message=reply,
-    )
+    send_to_sink(sink, email_db, email_tenant, conversation, reply)
     assert len(sink.messages()) == 1
 
 
@@ -181,13 +159,7 @@ def test_permanent_refusal_is_recorded_and_not_retried(
     sink.answer_next_data("554 5.7.1 Rejected by policy")
     for _ in range(2):
         with pytest.raises(PermanentSendError):
-            send_reply_smtp(
-                email_db,
-                relay_to(sink),
-                tenant_id=email_tenant.id,
-                conversation_id=conversation,
-                message=reply,
-            )
+            send_to_sink(sink, email_db, email_tenant, conversation, reply)
     outbound = load_outbound(email_db, email_tenant.id, str(reply["Message-ID"]))
     assert outbound is not None and outbound.status == "failed"
     assert outbound.error is not None and "554" in outbound.error
@@ -294,6 +266,24 @@ def _send_in_child(
         ],
         cwd=REPO,
     )
+
+
+def _kill_a_send_held_at(
+    stage: str,
+    sink: MailSink,
+    email_tenant: Tenant,
+    conversation: int,
+    reply: EmailMessage,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """A worker sending ``reply`` in a child process is SIGKILLed while the relay holds
+    the session at ``stage``; the relay then answers again."""
+    sink.hold(stage)
+    child = _send_in_child(database_url, sink, email_tenant, conversation, reply, tmp_path)
+    sink.wait_until_held(stage)
+    _kill(child)
+    sink.release()
 
 
 def _kill(child: subprocess.Popen[bytes]) -> None:

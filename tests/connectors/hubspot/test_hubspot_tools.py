@@ -177,11 +177,9 @@ def test_an_approved_note_is_added_once_even_when_retried(
 ) -> None:
     """A note whose create timed out after HubSpot kept it is found on retry, not re-added."""
     contact = hubspot.crm.add("contacts", {"firstname": "Olga"})
-    _, action = workspace.propose(
+    action = workspace.propose_and_approve(
         "hubspot_add_contact_note", {"contact_id": contact.id, "text": "Wants a quote for 50 seats"}
     )
-    assert action is not None
-    workspace.approve(action)
     hubspot.fail_next(503, after_commit=True)
 
     with pytest.raises(ConnectorError):
@@ -201,11 +199,9 @@ def test_an_approved_deal_stage_change_is_made(
 ) -> None:
     """Once approved, the deal moves to the new stage."""
     deal = hubspot.crm.add("deals", {"dealname": "Initech", "dealstage": "contractsent"})
-    _, action = workspace.propose(
+    action = workspace.propose_and_approve(
         "hubspot_update_deal_stage", {"deal_id": deal.id, "stage": "closedwon"}
     )
-    assert action is not None
-    workspace.approve(action)
 
     executed = workspace.execute(action["id"])
 
@@ -218,11 +214,9 @@ def test_an_invalid_stage_fails_with_hubspots_reason(
 ) -> None:
     """HubSpot's validation message reaches the people waiting on the action."""
     deal = hubspot.crm.add("deals", {"dealname": "Umbrella", "dealstage": "contractsent"})
-    _, action = workspace.propose(
+    action = workspace.propose_and_approve(
         "hubspot_update_deal_stage", {"deal_id": deal.id, "stage": "won_maybe"}
     )
-    assert action is not None
-    workspace.approve(action)
 
     failed = workspace.execute(action["id"])
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +31,43 @@ from tests.connectors.workspace import Workspace
 
 SERVERS = ["orders", "desk"]  # over stdio, over streamable HTTP
 REFUND = {"order_id": "ORD-1001", "amount_cents": 1500}
+
+
+class ShopServer:
+    """The "shop" MCP server over streamable HTTP on one port, which a test stops and
+    starts again (a restart keeps the port and the log of calls)."""
+
+    def __init__(self, log: CallLog) -> None:
+        self.log = log
+        self.port = free_port()
+        self._process = start_http_server(self.port, log)
+
+    def start(self) -> None:
+        self._process = start_http_server(self.port, self.log)
+
+    def stop(self) -> None:
+        stop(self._process)
+
+
+@contextmanager
+def approved_refund_on_shop(
+    workspace: Workspace, database_url: str, tmp_path: Path
+) -> Iterator[tuple[Workspace, dict[str, Any], ShopServer]]:
+    """A refund on the "shop" server, proposed and approved but not yet executed, by a
+    workspace offered that server's tools."""
+    shop = ShopServer(CallLog(tmp_path / "calls.jsonl"))
+    loaded = load_mcp_tools(
+        mcp_settings(
+            database_url, [http_server_config("shop", f"http://127.0.0.1:{shop.port}/mcp")]
+        )
+    )
+    try:
+        space = dataclasses.replace(workspace, registry=ToolRegistry.of(*loaded.tools))
+        action = space.propose_and_approve("shop__refund_order", REFUND)
+        yield space, action, shop
+    finally:
+        loaded.close()
+        shop.stop()
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -64,9 +104,7 @@ def test_an_approved_call_the_server_refuses_fails_with_its_reason(
     workspace: Workspace, logs: dict[str, CallLog]
 ) -> None:
     """The server's isError answer marks the action failed, with the server's words."""
-    _, action = workspace.propose("orders__refund_order", {**REFUND, "order_id": "ORD-7"})
-    assert action is not None
-    workspace.approve(action)
+    action = workspace.propose_and_approve("orders__refund_order", {**REFUND, "order_id": "ORD-7"})
 
     failed = workspace.execute(action["id"])
 
@@ -130,29 +168,16 @@ def test_an_approved_call_to_a_server_that_went_down_fails_without_being_sent(
 ) -> None:
     """The server stopped between approval and execution: the action fails saying so, and
     nothing is sent when the server is back."""
-    log = CallLog(tmp_path / "calls.jsonl")
-    port = free_port()
-    server = start_http_server(port, log)
-    loaded = load_mcp_tools(
-        mcp_settings(database_url, [http_server_config("shop", f"http://127.0.0.1:{port}/mcp")])
-    )
-    try:
-        space = dataclasses.replace(workspace, registry=ToolRegistry.of(*loaded.tools))
-        _, action = space.propose("shop__refund_order", REFUND)
-        assert action is not None
-        space.approve(action)
-        stop(server)
+    with approved_refund_on_shop(workspace, database_url, tmp_path) as (space, action, shop):
+        shop.stop()
 
         failed = space.execute(action["id"])
 
         assert failed["status"] == "failed"
         assert failed["error"] == "MCP server shop is unreachable (could not connect)"
-        server = start_http_server(port, log)
+        shop.start()
         assert space.execute(action["id"])["status"] == "failed"
-        assert log.calls() == []
-    finally:
-        loaded.close()
-        stop(server)
+        assert shop.log.calls() == []
 
 
 def test_an_http_server_that_restarted_gets_a_new_session_and_the_call(
@@ -160,27 +185,14 @@ def test_an_http_server_that_restarted_gets_a_new_session_and_the_call(
 ) -> None:
     """A restarted server no longer knows our session; the approved call, turned away
     unread, is sent once on a new session."""
-    log = CallLog(tmp_path / "calls.jsonl")
-    port = free_port()
-    server = start_http_server(port, log)
-    loaded = load_mcp_tools(
-        mcp_settings(database_url, [http_server_config("shop", f"http://127.0.0.1:{port}/mcp")])
-    )
-    try:
-        space = dataclasses.replace(workspace, registry=ToolRegistry.of(*loaded.tools))
-        _, action = space.propose("shop__refund_order", REFUND)
-        assert action is not None
-        space.approve(action)
-        stop(server)
-        server = start_http_server(port, log)
+    with approved_refund_on_shop(workspace, database_url, tmp_path) as (space, action, shop):
+        shop.stop()
+        shop.start()
 
         executed = space.execute(action["id"])
 
         assert executed["status"] == "executed", executed["error"]
-        assert len(log.calls()) == 1
-    finally:
-        loaded.close()
-        stop(server)
+        assert len(shop.log.calls()) == 1
 
 
 def test_a_call_whose_answer_never_came_is_not_sent_again(
@@ -195,9 +207,7 @@ def test_a_call_whose_answer_never_came_is_not_sent_again(
     )
     try:
         space = dataclasses.replace(workspace, registry=ToolRegistry.of(*loaded.tools))
-        _, action = space.propose("slow__refund_order", REFUND)
-        assert action is not None
-        space.approve(action)
+        action = space.propose_and_approve("slow__refund_order", REFUND)
         stdio_log.clear()
 
         with pytest.raises(McpOutcomeUnknown):

@@ -153,11 +153,9 @@ def test_an_approved_comment_is_added_once_even_when_retried(
 ) -> None:
     """A comment whose update failed after Zendesk kept it is found on retry, not re-added."""
     ticket = zendesk.helpdesk.add_ticket("Refund", "Where is my refund?")
-    _, action = workspace.propose(
+    action = workspace.propose_and_approve(
         "zendesk_add_comment", {"ticket_id": ticket.id, "body": "Refund sent today."}
     )
-    assert action is not None
-    workspace.approve(action)
     zendesk.fail_next(503, after_commit=True)
 
     with pytest.raises(ConnectorError):
@@ -191,11 +189,9 @@ def test_a_repeated_write_with_the_same_key_acts_once(
 def test_an_approved_status_change_is_made(workspace: Workspace, zendesk: ZendeskEmulator) -> None:
     """Once approved, the ticket gets the new status."""
     ticket = zendesk.helpdesk.add_ticket("Done?", "Yes")
-    _, action = workspace.propose(
+    action = workspace.propose_and_approve(
         "zendesk_set_status", {"ticket_id": ticket.id, "status": "solved"}
     )
-    assert action is not None
-    workspace.approve(action)
 
     executed = workspace.execute(action["id"])
 
@@ -208,9 +204,9 @@ def test_a_closed_ticket_refuses_changes_with_zendesks_reason(
 ) -> None:
     """Zendesk's validation message reaches the people waiting on the action."""
     ticket = zendesk.helpdesk.add_ticket("Old", "Closed long ago", status="closed")
-    _, action = workspace.propose("zendesk_set_status", {"ticket_id": ticket.id, "status": "open"})
-    assert action is not None
-    workspace.approve(action)
+    action = workspace.propose_and_approve(
+        "zendesk_set_status", {"ticket_id": ticket.id, "status": "open"}
+    )
 
     failed = workspace.execute(action["id"])
 
