@@ -12,7 +12,7 @@ from review.conversation_settings import (
     effective,
 )
 
-TEMPLATES = load_templates(Path(__file__).resolve().parents[3] / "templates")
+TEMPLATES = load_templates(Path(__file__).resolve().parents[2] / "templates")
 
 
 def test_nothing_set_means_todays_behaviour() -> None:

@@ -86,7 +86,7 @@ def test_channel_settings_are_shown_and_changed(stack: Stack, db: DB, tenant: in
         f"channel <#{channel}|x> template=support reply=all collections=support,faq "
         "ask=<!subteam^S0APPROVERS|@approvers>",
     ).response
-    support = load_templates(Path(__file__).resolve().parents[2] / "templates")["support"]
+    support = load_templates(Path(__file__).resolve().parents[3] / "templates")["support"]
     assert changed is not None and f"`support` v{support.version}" in changed["text"]
     assert "every question" in changed["text"] and "`support`, `faq`" in changed["text"]
     row = db.execute(
