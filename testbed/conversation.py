@@ -15,6 +15,11 @@ GENERAL = "C0GENERAL"
 PLAN = {"intent": "answer", "search_queries": [], "tool_calls": []}
 
 
+def plan_calling(*calls: dict[str, object]) -> dict[str, object]:
+    """A Plan turn that answers by calling `calls` (name, arguments, reason each)."""
+    return {**PLAN, "tool_calls": list(calls)}
+
+
 def unique_question(topic: str) -> str:
     """A question carrying a marker, so the LLM emulator's script matches only this test."""
     return f"{topic} [case {new_marker(8)}]"

@@ -15,6 +15,7 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import Message
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.support.conversation import mention, unique_question, wait_for_answer
 from tests.support.processes import ChatopsProcess, wait_for
@@ -119,7 +120,7 @@ def propose_post(
         "reason": "The requester asked to tell the support team.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": "I'll post that once it is approved.", "citations": []}),
         match=question,
     )

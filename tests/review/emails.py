@@ -11,6 +11,7 @@ import psycopg
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_events import UserPost
+from testbed.conversation import plan_calling
 from tests.support.conversation import mention, wait_for_answer
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
@@ -39,7 +40,7 @@ def ask_for_a_renewal_email(
         "reason": "The requester asked to email <EMAIL_1>.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": answer, "citations": []}),
         match=marker,
     )

@@ -24,6 +24,7 @@ from sandbox.hubspot_api import HubSpotEmulator
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Message
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.conftest import HUBSPOT_TOKEN
 from tests.review.conftest import (
@@ -71,7 +72,7 @@ def propose_stage(
         "reason": "The requester says the contract was signed.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": "I'll move it once it is approved.", "citations": []}),
         match=question,
     )

@@ -13,6 +13,7 @@ import time
 from sandbox.mail_sink import MailSink
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.bot.intake.test_smtp_intake import CUSTOMER, mail
 from tests.review.conftest import APPROVALS, APPROVER, DB, action_row, wait_for_status
@@ -73,7 +74,7 @@ def _ask_to_send(stack: Stack, llm: OpenAIEmulator, to: str, marker: str) -> str
         "reason": "The requester asked to email <EMAIL_1>.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": "Done what I could.", "citations": []}),
         match=marker,
     )

@@ -12,6 +12,7 @@ from review.sweep import sweep
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_workspace import Message, UserGroup
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.review.conftest import (
     APPROVALS,
@@ -71,7 +72,7 @@ def ask_for_post(stack: Stack, llm: OpenAIEmulator, text: str) -> tuple[str, str
         "reason": "The requester asked to tell the support team.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": "I'll post that.", "citations": []}),
         match=question,
     )

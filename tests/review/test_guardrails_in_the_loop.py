@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from rag.embeddings import LocalEmbedder
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.review.conftest import APPROVALS, DB, SUPPORT, posts_in_support
 from tests.support.conversation import mention, script_answer, unique_question, wait_for_answer
@@ -61,7 +62,7 @@ def test_a_denied_tool_is_refused_with_a_reason(
         "reason": "asked to",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": "I am not allowed to post there.", "citations": []}),
         match=marker,
     )

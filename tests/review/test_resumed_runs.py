@@ -18,6 +18,7 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import Message
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.guardrails.conftest import settings_for
 from tests.review.conftest import (
@@ -49,7 +50,7 @@ def plan_posting(text: str, channel: str = SUPPORT) -> Reply:
         "arguments": {"channel": channel, "text": text},
         "reason": "The requester asked for it.",
     }
-    return Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]})
+    return Reply(content=plan_calling(call))
 
 
 def plan(intent: str = "answer") -> Reply:

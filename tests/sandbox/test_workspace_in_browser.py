@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.support.conversation import script_answer, unique_question
 
@@ -61,7 +62,7 @@ def script_email_request(llm: OpenAIEmulator, marker: str) -> None:
         "reason": "The requester asked to email the customer.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": "I drafted the email; it waits for approval.", "citations": []}),
         match=marker,
     )

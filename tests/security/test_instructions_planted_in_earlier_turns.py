@@ -11,6 +11,7 @@ from email.message import EmailMessage
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.security.conftest import APPROVALS, APPROVER, DB
 from tests.support.conversation import GENERAL, PLAN, mention, wait_for_answer
@@ -35,7 +36,7 @@ def test_a_planted_slack_message_flags_the_later_run_and_its_card(
         "reason": "Asked to share an update.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": "Waiting for approval.", "citations": []}),
         match=marker,
     )

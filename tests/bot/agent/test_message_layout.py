@@ -12,6 +12,7 @@ from typing import Any
 
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
+from testbed.conversation import plan_calling
 from testbed.markers import new_marker
 from tests.review.conftest import DB, SUPPORT, tenant  # noqa: F401  # the approvals tenant
 from tests.support.conversation import (
@@ -62,7 +63,7 @@ def test_a_run_with_history_a_tool_call_and_a_rejected_draft(
         "reason": "The requester asked to tell the support team.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         # A fact no source or tool result supports: Verify sends it back.
         Reply(content={"answer": "The SSO rollout finished on 3 May [4].", "citations": ["4"]}),
         Reply(content={"answer": "I will post it in #support once approved.", "citations": []}),

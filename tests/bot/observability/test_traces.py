@@ -30,6 +30,7 @@ from core.settings import load_settings
 from core.tools import ToolRegistry
 from guardrails.facade import build_guardrails
 from sandbox.openai_script import Reply
+from testbed.conversation import plan_calling
 from tests.support.conversation import script_answer, unique_question
 from tests.support.stack import Stack
 from tests.support.stored_mentions import store_mention
@@ -121,7 +122,7 @@ def test_each_tool_call_is_a_span_of_the_act_step(
         "reason": "The requester asked to tell the support team.",
     }
     llm.script(
-        Reply(content={"intent": "answer", "search_queries": [], "tool_calls": [call]}),
+        Reply(content=plan_calling(call)),
         Reply(content={"answer": "I'll post that once it is approved.", "citations": []}),
         match=question,
     )
