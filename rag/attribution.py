@@ -60,7 +60,9 @@ PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*_\d+>")
 URL = re.compile(r"https?://\S+")
 EMPHASIS = re.compile(r"[*_~`]")
 WORD = re.compile(r"[a-z0-9][a-z0-9'\u2019-]*")
-NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+# A number starts a word: the 3 inside a ticket id or tag (a3f9c2) is not a figure the
+# person gave, and counting it would let an invented "3 days" through.
+NUMBER = re.compile(r"(?<![A-Za-z0-9])\d+(?:[.,:]\d+)*")
 THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 # Numbering that is not a fact: "Step 2:", "2." or "2)" before a sentence.
 STEP_LABEL = re.compile(r"^(?:step\s+\d{1,2}\s*[:.)-]?|\d{1,2}[.)])\s+", re.IGNORECASE)

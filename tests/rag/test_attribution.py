@@ -119,6 +119,20 @@ def test_a_number_the_person_gave_needs_no_source(any_embedder: Embedder | None)
     assert invented.unsupported
 
 
+def test_digits_inside_an_id_the_person_wrote_do_not_vouch_for_a_number(
+    any_embedder: Embedder | None,
+) -> None:
+    """A ticket id such as "a3f9c2" gives no "3": an invented "3 working days" still goes."""
+    question = "How do hardware refunds work? [ticket a3f9c2]"
+    draft = "Hardware can be returned within 45 days. The refund arrives within 3 working days."
+
+    result = attribute(draft, SOURCES, question=question, embedder=any_embedder)
+
+    assert "45 days" in result.answer and "3 working days" not in result.answer
+    (dropped,) = result.unsupported
+    assert "3" in dropped.reason
+
+
 def test_a_draft_whose_facts_come_from_nowhere_answers_nothing(
     any_embedder: Embedder | None,
 ) -> None:
