@@ -171,6 +171,11 @@ WORDS_FOR_OWN_MARKER = 0.5
 WORDS_AND_MEANING_FOR_OWN_MARKER = (0.25, 0.5)
 # An unknown name is forgiven only when nearly every other word is in the source.
 WORDS_DESPITE_NAME = 0.75
+# A sentence that repeats the question's words, several of which no source has ("No, we
+# do not offer a free trial" where no source mentions a trial), speaks of what the sources
+# do not cover, however much of the rest ("Widget Cloud") they share. One missing word is
+# forgiven: answers paraphrase ("customers can return" for "hardware can be returned").
+TOPIC_WORDS_MISSING = (2, 0.4)  # at least this many, and this share of the question's words
 MAX_MARKERS = 2
 MAX_EVIDENCE_PIECES = 240  # bounds the embedding work on very long tool results
 
@@ -465,6 +470,7 @@ class _Scorer:
         # applies a source to it. Names they gave are not exempt: "the Enterprise plan
         # costs 18 GBP" is not supported by a price list that has no Enterprise plan.
         self.asked_numbers = _numbers(question)
+        self.asked_terms = _terms(question) - self.asked_numbers
         self.sentences = sentences
         self.terms = [_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)
@@ -521,6 +527,11 @@ class _Scorer:
         unknown_numbers = numbers - self.known_numbers
         if unknown_numbers:
             return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")
+        topic = terms & self.asked_terms
+        missing_topic = {t for t in topic if t not in self.known_words}
+        at_least, share = TOPIC_WORDS_MISSING
+        if len(missing_topic) >= at_least and len(missing_topic) >= share * len(topic):
+            return _unsupported(sentence, f"no source mentions {_listed(missing_topic)}")
         # A name no source has, even one the person asked about: the sentence then says
         # something of a plan, place or person the sources do not cover.
         unknown_names = {n for n in _names(plain) if n not in self.known_words}

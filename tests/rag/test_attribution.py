@@ -119,6 +119,44 @@ def test_a_number_the_person_gave_needs_no_source(any_embedder: Embedder | None)
     assert invented.unsupported
 
 
+def test_a_yes_or_no_about_what_no_source_mentions_is_not_an_answer(
+    any_embedder: Embedder | None,
+) -> None:
+    """What the 1.5B model wrote when asked about a free trial the sources never mention:
+    both "yes" and "no" go, however much else ("Widget Cloud") the source shares; a
+    sentence the source does support stays."""
+    widget_cloud = Evidence(
+        "Widget Cloud for business customers\n"
+        "Widget Cloud is the dashboard business customers use to manage their widgets. "
+        "It is sold per seat, billed annually, with a minimum of 10 seats.",
+        1,
+    )
+    question = "Do we offer a free trial of Widget Cloud?"
+
+    for claim in ("No, we do not offer a free trial of Widget Cloud.", "Yes, we offer one."):
+        result = attribute(claim, [widget_cloud], question=question, embedder=any_embedder)
+        assert result.answer == ""
+    supported = attribute(
+        "Widget Cloud is sold per seat, with a minimum of 10 seats.",
+        [widget_cloud],
+        question=question,
+        embedder=any_embedder,
+    )
+    assert supported.answer == "Widget Cloud is sold per seat, with a minimum of 10 seats [1]."
+
+
+def test_an_answer_in_other_words_than_the_question_keeps_its_source(
+    any_embedder: Embedder | None,
+) -> None:
+    """One word of the question that the source puts differently does not take it out."""
+    question = "How long do customers have to send hardware back?"
+    draft = "Customers may return hardware within 45 days of delivery."
+
+    result = attribute(draft, SOURCES, question=question, embedder=any_embedder)
+
+    assert result.answer == "Customers may return hardware within 45 days of delivery [3]."
+
+
 def test_digits_inside_an_id_the_person_wrote_do_not_vouch_for_a_number(
     any_embedder: Embedder | None,
 ) -> None:
