@@ -64,6 +64,9 @@ def main() -> int:
     made.add_argument("--limit", type=int, default=15, help="cases to run; 0: all")
     made.add_argument("--template", help="only this template's golden set")
     made.add_argument(
+        "--case", action="append", default=[], help="only this golden case (repeatable)"
+    )
+    made.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -89,9 +92,15 @@ def main() -> int:
         args.smoke,
     )
     limit = SMOKE_CASES if args.smoke else (args.limit or None)
-    chosen = select_cases(load_templates(TEMPLATES), TEMPLATES, template=args.template, limit=limit)
+    chosen = select_cases(
+        load_templates(TEMPLATES),
+        TEMPLATES,
+        template=args.template,
+        limit=limit,
+        case_ids=args.case,
+    )
     if chosen is None:
-        made.error(f"no template named {args.template}")
+        made.error(f"no template named {args.template}, or no golden case {args.case}")
     cases, total = chosen
     if not scripted:
         served = _served_model_name(args.base_url)

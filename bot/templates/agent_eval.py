@@ -160,10 +160,12 @@ def select_cases(
     *,
     template: str | None = None,
     limit: int | None = None,
+    case_ids: Sequence[str] = (),
 ) -> tuple[list[tuple[AgentTemplate, GoldenCase]], int] | None:
     """The cases to run, and how many there were before `limit`. A limit takes them in
     turn from each kind (and within a kind, from each template), so a sample of 15 still
-    covers answers, not-founds, actions, chains and planted instructions."""
+    covers answers, not-founds, actions, chains and planted instructions. `case_ids`, when
+    given, are the only cases run (a model's misses, tried again after a change)."""
     if template is not None and template not in templates:
         return None
     every = [
@@ -171,7 +173,10 @@ def select_cases(
         for name, spec in templates.items()
         if template is None or name == template
         for case in load_golden(folder / spec.golden_set)
+        if not case_ids or case.id in case_ids
     ]
+    if case_ids and len(every) < len(set(case_ids)):
+        return None
     if limit is None or limit >= len(every):
         return every, len(every)
     # kind -> template -> its cases of that kind, in file order
