@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import signal
 import ssl
 from collections.abc import Callable
@@ -40,6 +41,10 @@ log = structlog.get_logger(__name__)
 SESSION_TIMEOUT = 300.0  # seconds of client silence before the connection is closed
 DRAIN_TIMEOUT = 5.0  # seconds to finish queueing at shutdown
 REFUSED_CONNECTION = "421 4.7.0 {reason}, try again later\r\n"
+# The address form nearly all mail uses in MAIL FROM and RCPT TO: <local@domain>, both
+# dot-atoms of ASCII atext (RFC 5322), nothing before the "<" or inside the brackets.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>")
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,34 @@ class IntakeSMTP(SMTP):
 
     def _create_envelope(self) -> Envelope:
         return RoutedEnvelope()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd's own reads every address with the email package's header parser and
+        # declares a class on each call: about a tenth of the listener's CPU per message.
+        # The plain form gives the same answer read directly (a test compares the two on
+        # many addresses); anything else is left to aiosmtpd.
+        plain = plain_address(arg)
+        if plain is None:
+            return super()._getaddr(arg)
+        address, rest = plain
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
+
+
+def plain_address(arg: str) -> tuple[str, str] | None:
+    """The address and what follows it (SMTP parameters) in a MAIL or RCPT argument of
+    the plain form `<local@domain>`, as aiosmtpd's parser reads them; None for any other
+    form (and for "=?", which starts an RFC 2047 encoded word to that parser)."""
+    match = _PLAIN_ADDRESS.match(arg)
+    if match is None or "=?" in match.group(1):
+        return None
+    rest = arg[match.end() :]
+    if rest[:1] in (" ", "\t"):  # whitespace after ">" is skipped, any kind once started
+        rest = rest.lstrip()
+    if rest[:1] == "(":  # a comment: left to the full parser
+        return None
+    return match.group(1), rest
 
 
 def listener_options(settings: Settings) -> ListenerOptions:
