@@ -12,6 +12,7 @@ down they stay 'received' and the workers' sweep queues them later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from bot.intake.email_store import (
     email_to_store,
     stored_as_is,
 )
-from bot.intake.request_queuer import RequestQueuer
+from bot.intake.request_queuer import RequestQueuer, Together
 from bot.queue.jobs import Enqueue
 from connectors.email.inboxes import InboxRoute
 from connectors.email.loops import never_answer
@@ -88,6 +89,8 @@ class EmailIntake:
         config: IntakeConfig,
         metrics: Metrics,
         tracer: Tracer | None = None,
+        *,
+        enqueue_together: Together = contextlib.nullcontext,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
@@ -96,7 +99,9 @@ class EmailIntake:
         self.config = config
         self.routes = RouteCache(pool, timeout=config.db_timeout)
         self.committer = GroupCommit(pool, timeout=config.db_timeout)
-        self.queuer = RequestQueuer(pool, enqueue, timeout=config.db_timeout)
+        self.queuer = RequestQueuer(
+            pool, enqueue, timeout=config.db_timeout, together=enqueue_together
+        )
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

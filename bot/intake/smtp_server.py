@@ -9,6 +9,7 @@ limits refuse floods with 421/450.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import re
 import signal
@@ -23,13 +24,14 @@ from opentelemetry.trace import Tracer
 
 from bot.intake.email_handler import EmailIntake, IntakeConfig, RoutedEnvelope
 from bot.intake.email_limits import ClientLimitConfig, ClientLimits
+from bot.intake.request_queuer import Together
 from bot.observability.exposition import serve_metrics
 from bot.observability.tracing import build_tracing
 from bot.queue.jobs import Enqueue, enqueue_request
 from connectors.email.attachments import ExtractLimits
 from connectors.email.parse import ParseLimits
 from connectors.email.raw_mail import RawMailCipher
-from core.broker import build_broker
+from core.broker import build_broker, one_round_trip
 from core.db import open_async_pool
 from core.errors import StartupError
 from core.metrics import Metrics
@@ -219,8 +221,10 @@ async def serve_smtp(
     on_ready: Callable[[int], None] | None = None,
     metrics: Metrics | None = None,
     tracer: Tracer | None = None,
+    enqueue_together: Together = contextlib.nullcontext,
 ) -> None:
-    """Listen until `stop` is set; `on_ready` gets the bound port (useful with port 0)."""
+    """Listen until `stop` is set; `on_ready` gets the bound port (useful with port 0).
+    `enqueue_together`: what each batch of enqueues runs inside (one_round_trip)."""
     metrics = metrics if metrics is not None else Metrics.create()
     options = listener_options(settings)
     pool = await open_async_pool(settings.database_url, max_size=settings.database_pool_size)
@@ -236,6 +240,7 @@ async def serve_smtp(
         ),
         metrics,
         tracer,
+        enqueue_together=enqueue_together,
     )
     limits = handler.limits
     loop = asyncio.get_running_loop()
@@ -282,7 +287,14 @@ def run_smtp(settings: Settings, host: str, port: int) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await serve_smtp(
-            settings, host, port, enqueue=enqueue, stop=stop, metrics=metrics, tracer=tracing.tracer
+            settings,
+            host,
+            port,
+            enqueue=enqueue,
+            stop=stop,
+            metrics=metrics,
+            tracer=tracing.tracer,
+            enqueue_together=lambda: one_round_trip(broker),
         )
 
     tracing = build_tracing(settings, "chatops-smtp")
