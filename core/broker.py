@@ -69,7 +69,9 @@ def one_round_trip(broker: dramatiq.Broker) -> Iterator[None]:
     with the pipeline as its client, which redis-py supports. Every middleware hook
     still runs per message. On any other broker, or a dramatiq whose script is not a
     redis-py Script, messages are sent one by one as before
-    (tests/core/test_broker_batch.py notices if batching stops working)."""
+    (tests/core/test_broker_batch.py notices if batching stops working). Another thread
+    enqueueing on the same broker meanwhile would join the batch: use it where one
+    thread does the enqueueing (the SMTP listener's queuer)."""
     if not isinstance(broker, RedisBroker) or not isinstance(
         broker.scripts.get("dispatch"), Script
     ):
