@@ -3,10 +3,14 @@ RabbitMQ with BROKER=rabbitmq. Everything else in the product is the same on eit
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from redis.commands.core import Script
 
 from core.settings import Settings
 
@@ -49,3 +53,35 @@ def consumed_queues(broker: dramatiq.Broker, names: Iterable[str]) -> set[str]:
     if isinstance(broker, NamespacedRabbitmqBroker):
         return {broker.queue_name(name) for name in names}
     return set(names)
+
+
+# One batch at a time per process: the broker's dispatch script is swapped for the batch.
+_BATCHING = threading.Lock()
+
+
+@contextmanager
+def one_round_trip(broker: dramatiq.Broker) -> Iterator[None]:
+    """Messages `broker.enqueue`d inside the block reach Redis together when it ends, in
+    one pipeline (not a round trip each); raises there if Redis refused them.
+
+    Dramatiq's RedisBroker sends each message by calling its `dispatch` Lua script (a
+    redis-py Script, public in `broker.scripts`); for the block, that script is called
+    with the pipeline as its client, which redis-py supports. Every middleware hook
+    still runs per message. On any other broker, or a dramatiq whose script is not a
+    redis-py Script, messages are sent one by one as before
+    (tests/core/test_broker_batch.py notices if batching stops working). Another thread
+    enqueueing on the same broker meanwhile would join the batch: use it where one
+    thread does the enqueueing (the SMTP listener's queuer)."""
+    if not isinstance(broker, RedisBroker) or not isinstance(
+        broker.scripts.get("dispatch"), Script
+    ):
+        yield
+        return
+    script = broker.scripts["dispatch"]
+    with _BATCHING, broker.client.pipeline(transaction=False) as pipe:
+        broker.scripts["dispatch"] = functools.partial(script, client=pipe)
+        try:
+            yield
+        finally:
+            broker.scripts["dispatch"] = script
+            pipe.execute()  # what was enqueued before an error too, as one by one would

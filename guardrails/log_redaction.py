@@ -14,8 +14,12 @@ from typing import Any
 
 from guardrails.log_masks import mask
 
-# Keys the logging machinery itself writes, and ids; none can hold personal data.
-SKIP_KEYS = frozenset({"timestamp", "level", "logger", "tenant_id", "request_id", "run_id"})
+# Keys the logging machinery itself writes, and ids; none can hold personal data. A
+# correlation id is a uuid4 we generate (core/correlation.py): its hex can look like an
+# IBAN to the masks (about 1 in 2,000), and a masked one no longer finds its lines.
+SKIP_KEYS = frozenset(
+    {"timestamp", "level", "logger", "tenant_id", "request_id", "run_id", "correlation_id"}
+)
 MAX_DEPTH = 4  # nested containers deeper than this are replaced wholesale
 
 

@@ -34,42 +34,48 @@ MIGHT_CONTAIN: dict[str, re.Pattern[str]] = {
     # No check for PERSON: names are written in lower case too ("my name is borna
     # jerković"), and the tagger reads the whole message anyway.
 }
-# Substrings one of which every secret the pattern above finds contains: looked for first
-# (plain substring search), so prose without any of them skips the pattern altogether.
-_SECRET_MARKS = (
-    "xox",
-    "xapp-",
-    "hooks.slack",
-    "sk-",
-    "AKIA",
-    "ASIA",
-    "ABIA",
-    "ACCA",
-    "gh",
-    "github_pat_",
-    "AIza",
-    "k_live_",
-    "PRIVATE KEY",
+# What every secret the pattern above finds contains, tested before it runs: prose
+# without any of it skips the pattern (hundreds of microseconds for 10 KB) altogether.
+# A single character is found with memchr (a tenth of a microsecond for 10 KB), a short
+# substring costs about 5 microseconds, so each group of marks waits behind a character
+# all of them contain: "-" (Slack tokens, OpenAI keys), "_" (GitHub tokens, Stripe
+# keys), "A" (AWS key ids, Google API keys), "K" (a PEM header). "aws_?secret" ignores
+# case: looked for as "secret" in the lowered text.
+_MARKS_AFTER = (
+    ("-", ("xox", "xapp-", "sk-")),
+    ("_", ("gh", "github_pat_", "k_live_")),
+    ("A", ("AKIA", "ASIA", "ABIA", "ACCA", "AIza")),
+    ("K", ("PRIVATE KEY",)),
 )
 
 
 def _might_hold_secret(text: str) -> bool:
-    if not any(mark in text for mark in _SECRET_MARKS) and "ws" not in text.lower():
+    marked = "hooks.slack" in text or any(
+        gate in text and any(mark in text for mark in marks) for gate, marks in _MARKS_AFTER
+    )
+    if not marked and "secret" not in text.lower():
         return False
     return MIGHT_CONTAIN[SECRET].search(text) is not None
 
 
 def worth_running(text: str, entities: Iterable[str]) -> list[str]:
     """The entities of `entities` that `text` might hold (all those with no check)."""
-    return [e for e in entities if _might_hold(e, text)]
-
-
-def _might_hold(entity: str, text: str) -> bool:
-    if entity == SECRET:
-        return _might_hold_secret(text)
-    if entity in _NEED_DIGITS and not _has_digit(text):
-        return False
-    return entity not in MIGHT_CONTAIN or MIGHT_CONTAIN[entity].search(text) is not None
+    found = []
+    digits: bool | None = None  # whether `text` has a digit: looked for once, if needed
+    for entity in entities:
+        if entity == SECRET:
+            if _might_hold_secret(text):
+                found.append(entity)
+            continue
+        if entity in _NEED_DIGITS:
+            if digits is None:
+                digits = _has_digit(text)
+            if not digits:
+                continue
+        check = MIGHT_CONTAIN.get(entity)
+        if check is None or check.search(text) is not None:
+            found.append(entity)
+    return found
 
 
 # Entities whose every check above needs a digit: a text without any skips them all.

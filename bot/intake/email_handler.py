@@ -12,6 +12,7 @@ down they stay 'received' and the workers' sweep queues them later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from dataclasses import dataclass, field
 
@@ -21,12 +22,19 @@ from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from bot.intake.email_limits import ClientLimits
 from bot.intake.email_routes import RouteCache
-from bot.intake.email_store import EmailToStore, GroupCommit, StoredEmail, email_to_store
-from bot.intake.request_queuer import RequestQueuer
+from bot.intake.email_store import (
+    EmailToStore,
+    GroupCommit,
+    StoredEmail,
+    email_to_store,
+    stored_as_is,
+)
+from bot.intake.request_queuer import RequestQueuer, Together
 from bot.queue.jobs import Enqueue
 from connectors.email.inboxes import InboxRoute
 from connectors.email.loops import never_answer
 from connectors.email.parse import ParsedEmail, ParseLimits, parse_email, unparseable
+from connectors.email.payload import request_payload
 from connectors.email.raw_mail import RawMailCipher
 from core.correlation import LOG_KEY, new_correlation_id
 from core.db import AsyncPool
@@ -81,6 +89,8 @@ class EmailIntake:
         config: IntakeConfig,
         metrics: Metrics,
         tracer: Tracer | None = None,
+        *,
+        enqueue_together: Together = contextlib.nullcontext,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
@@ -89,7 +99,9 @@ class EmailIntake:
         self.config = config
         self.routes = RouteCache(pool, timeout=config.db_timeout)
         self.committer = GroupCommit(pool, timeout=config.db_timeout)
-        self.queuer = RequestQueuer(pool, enqueue, timeout=config.db_timeout)
+        self.queuer = RequestQueuer(
+            pool, enqueue, timeout=config.db_timeout, together=enqueue_together
+        )
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -188,30 +200,40 @@ class EmailIntake:
         at_rest = self.config.at_rest
         async with asyncio.timeout(self.config.db_timeout):
             masked = await at_rest.entities_of(self.pool, by_tenant, self.config.db_timeout)
-        texts = [mail.subject, mail.text, mail.quoted, mail.signature]
-        texts += [a.text or "" for a in mail.attachments]
+        stored_from = "" if envelope_from == "<>" else envelope_from
         emails: list[EmailToStore] = []
         for tenant_id, routes in by_tenant.items():
             recipients = [r.recipient for r in routes]
             verdict = never_answer(mail, envelope_from=envelope_from, own_addresses=recipients)
             entities = masked[tenant_id]
+            payload = request_payload(
+                mail,
+                inbox=recipients[0],
+                envelope_from=stored_from,
+                envelope_to=recipients,
+                verdict=verdict,
+            )
+            # Each text the payload holds is screened once, here: most mail holds nothing
+            # to mask and is stored as it is, without a second look.
+            mask = at_rest.masker.might_need_detector(payload, entities, skip=stored_as_is)
             build = functools.partial(
                 email_to_store,
                 tenant_id=tenant_id,
                 raw=raw,
                 mail=mail,
                 inbox=recipients[0],
-                envelope_from="" if envelope_from == "<>" else envelope_from,
+                envelope_from=stored_from,
                 envelope_to=recipients,
                 verdict=verdict,
                 correlation_id=correlation_id,
-                masker=at_rest.masker,
+                masker=at_rest.masker if mask else None,
                 entities=entities,
                 raw_cipher=self.config.raw_cipher,
+                payload=payload,
             )
             # Masking may have to load the detector (seconds, once) and reads the whole
             # text: in a thread, so other sessions' commands keep flowing meanwhile.
-            if at_rest.masker.might_need_detector(texts, entities):
+            if mask:
                 emails.append(await asyncio.to_thread(build))
             else:
                 emails.append(build())

@@ -118,6 +118,11 @@ STRUCTURAL_KEYS = frozenset(
 )
 
 
+def stored_as_is(key: str) -> bool:
+    """Whether a payload key holds no free text (STRUCTURAL_KEYS): never masked."""
+    return key in STRUCTURAL_KEYS
+
+
 def seal_stored_raw(conn: psycopg.Connection[Any], cipher: RawMailCipher, batch: int = 200) -> int:
     """Seal the raw bytes of inbound mail stored before raw bytes were sealed; returns how
     many messages. In batches, each row once (`chatops migrate` runs it)."""
@@ -166,28 +171,31 @@ def email_to_store(
     masker: AtRestMasker | None = None,
     entities: Collection[str] = ALWAYS_MASKED,
     raw_cipher: RawMailCipher | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> EmailToStore:
     """The rows for one tenant. With a masker, what `entities` names is masked for good
-    in every stored text; with a cipher, the raw bytes are stored sealed."""
+    in every stored text; with a cipher, the raw bytes are stored sealed. `payload`: the
+    request's payload if the caller built it already (request_payload, with these
+    arguments), to screen it for what to mask; without a masker it is stored as it is."""
     if mail.error is not None:
         status, error = "failed", f"unparseable email: {mail.error}"
     elif verdict is not None:
         status, error = "ignored", None
     else:
         status, error = "received", None
-    payload = request_payload(
-        mail,
-        inbox=inbox,
-        envelope_from=envelope_from,
-        envelope_to=envelope_to,
-        verdict=verdict,
-    )
-    subject, text = mail.subject, (mail.text or mail.subject)[:MAX_TEXT_CHARS]
+    if payload is None:
+        payload = request_payload(
+            mail,
+            inbox=inbox,
+            envelope_from=envelope_from,
+            envelope_to=envelope_to,
+            verdict=verdict,
+        )
     if masker is not None:
-        payload = masker.mask_deep(payload, entities, skip=STRUCTURAL_KEYS.__contains__)
-        # The payload holds the same subject and text (made storable): masked once.
-        subject = payload["subject"]
-        text = (payload["text"] or subject)[:MAX_TEXT_CHARS]
+        payload = masker.mask_deep(payload, entities, skip=stored_as_is)
+    # The payload holds the same subject and text (made storable, and masked): masked once.
+    subject = payload["subject"]
+    text = (payload["text"] or subject)[:MAX_TEXT_CHARS]
     fields = conversation_params(tenant_id, mail) | {
         "message_id": mail.message_id,
         "status": status,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import structlog
 from opentelemetry import context as otel_context
@@ -33,10 +35,22 @@ MAX_BATCH = 200  # requests per batch
 Pending = tuple[int, str, str, dict[str, str]]
 
 
+# What a batch's enqueues run inside: core.broker.one_round_trip sends them together.
+Together = Callable[[], AbstractContextManager[object]]
+
+
 class RequestQueuer:
-    def __init__(self, pool: AsyncPool, enqueue: Enqueue, *, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: AsyncPool,
+        enqueue: Enqueue,
+        *,
+        timeout: float,
+        together: Together = contextlib.nullcontext,
+    ) -> None:
         self.pool = pool
         self.enqueue = enqueue
+        self.together = together
         self.timeout = timeout
         self._pending: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -76,12 +90,13 @@ class RequestQueuer:
 
     async def _queue(self, batch: list[Pending]) -> None:
         def send_all() -> None:
-            for request_id, kind, correlation_id, carrier in batch:
-                token = otel_context.attach(context_from_carrier(carrier))
-                try:
-                    self.enqueue(request_id, kind, correlation_id)
-                finally:
-                    otel_context.detach(token)
+            with self.together():
+                for request_id, kind, correlation_id, carrier in batch:
+                    token = otel_context.attach(context_from_carrier(carrier))
+                    try:
+                        self.enqueue(request_id, kind, correlation_id)
+                    finally:
+                        otel_context.detach(token)
 
         # The broker client is blocking; a thread keeps the event loop free.
         await asyncio.to_thread(send_all)

@@ -38,6 +38,8 @@ HEADER_FOLLOWING = re.compile(
 )
 # Every attribution ends with a colon: a cheap test before the full patterns.
 COLONS = (":", "\uff1a")
+# A line that starts the history, or the line above it, holds one of these.
+HISTORY_MARKS = (*COLONS, "--", "__")
 SIGNATURE_DELIMITER = re.compile(r"^--\s?$")
 MOBILE_FOOTER = re.compile(
     r"^\s*(Sent from my \w+|Sent from (Mail|Outlook) for \w+|Get Outlook for \w+"
@@ -56,12 +58,15 @@ class SplitBody:
 
 
 def split_body(text: str) -> SplitBody:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cut = _history_start(lines)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    # Each test below looks at every line; the body's text as a whole says first (a
+    # memchr-speed search) whether any line can hold what it looks for.
+    cut = _history_start(lines) if any(mark in text for mark in HISTORY_MARKS) else len(lines)
     head, history = lines[:cut], lines[cut:]
     new_lines: list[str] = head
     quoted_lines: list[str] = []
-    quoted = [line.lstrip().startswith(">") for line in head]
+    quoted = [line.lstrip().startswith(">") for line in head] if ">" in text else []
     if any(quoted):
         new_lines = []
         for index, line in enumerate(head):
@@ -69,7 +74,7 @@ def split_body(text: str) -> SplitBody:
                 quoted_lines.append(line)
             else:
                 new_lines.append(line)
-    new_lines, signature = _split_signature(new_lines)
+    new_lines, signature = _split_signature(new_lines, delimited="--" in text)
     return SplitBody(
         new=_tidy(new_lines),
         quoted=_tidy(quoted_lines + history),
@@ -80,7 +85,7 @@ def split_body(text: str) -> SplitBody:
 def _history_start(lines: list[str]) -> int:
     # Every marker has a colon, "--" or "__" on its line (or, for a wrapped attribution,
     # on the next): a cheap filter before the patterns, which matters on long bodies.
-    marked = [":" in line or "\uff1a" in line or "--" in line or "__" in line for line in lines]
+    marked = [any(mark in line for mark in HISTORY_MARKS) for line in lines]
     marked.append(False)
     for index, line in enumerate(lines):
         if not (marked[index] or marked[index + 1]):
@@ -120,16 +125,17 @@ def _outlook_header_block(lines: list[str], index: int) -> bool:
     return sum(1 for line in window if HEADER_FOLLOWING.match(line)) >= 2
 
 
-def _split_signature(lines: list[str]) -> tuple[list[str], list[str]]:
-    for index in range(len(lines) - 1, -1, -1):
+def _split_signature(lines: list[str], *, delimited: bool) -> tuple[list[str], list[str]]:
+    """`delimited`: whether "--" occurs in the text at all (no line is the delimiter if not)."""
+    for index in range(len(lines) - 1 if delimited else -1, -1, -1):
         if SIGNATURE_DELIMITER.match(lines[index]):
             tail = lines[index + 1 :]
             if len([line for line in tail if line.strip()]) <= SIGNATURE_MAX_LINES:
                 return lines[:index], tail
             break
-    content = [index for index, line in enumerate(lines) if line.strip()]
-    if content and MOBILE_FOOTER.match(lines[content[-1]]):
-        return lines[: content[-1]], lines[content[-1] :]
+    last = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].strip()), None)
+    if last is not None and MOBILE_FOOTER.match(lines[last]):
+        return lines[:last], lines[last:]
     return lines, []
 
 

@@ -102,3 +102,12 @@ def test_a_local_url_stays_readable_while_a_real_address_is_masked() -> None:
         "ipv6": "[::1]:8000",
         "client": "<IP> via <IP>",
     }
+
+
+def test_a_correlation_id_is_logged_as_it_is() -> None:
+    """The request id every line of a request carries is ours, never personal data, and
+    is written whole even where its hex looks like an IBAN to the masks."""
+    looks_like_iban = "ab543dfdebfa461b85c113b296a3eaaf"
+    assert mask(looks_like_iban) == "<IBAN>"
+    event = {"event": "email.received", "correlation_id": looks_like_iban}
+    assert redact_pii(None, "info", dict(event)) == event
