@@ -206,6 +206,8 @@ class SentenceVerdict:
     sources: tuple[int, ...] = ()  # the numbered sources supporting it
     supported: bool = False  # by a source or a tool result (facts only)
     reason: str = ""  # why an unsupported fact is unsupported, for the step log
+    # Unsupported because it speaks of words of the question no source has.
+    off_topic: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,8 +234,13 @@ class Attribution:
     @property
     def answers_nothing(self) -> bool:
         """Nothing in the draft is a supported fact, yet it tried to state some or said
-        it found nothing: the caller answers "not found"."""
+        it found nothing; or its first fact, the direct answer, is about what no source
+        mentions, so what the sources do support answers another question ("Our
+        parental leave policy is that everyone gets 25 days of holiday"): the caller
+        answers "not found"."""
         supported = [s for s in self.facts if s.supported]
+        if self.facts and self.facts[0].off_topic:
+            return True
         return not supported and (bool(self.facts) or self.says_not_found)
 
 
@@ -531,7 +538,8 @@ class _Scorer:
         missing_topic = {t for t in topic if t not in self.known_words}
         at_least, share = TOPIC_WORDS_MISSING
         if len(missing_topic) >= at_least and len(missing_topic) >= share * len(topic):
-            return _unsupported(sentence, f"no source mentions {_listed(missing_topic)}")
+            reason = f"no source mentions {_listed(missing_topic)}"
+            return SentenceVerdict(sentence, "fact", reason=reason, off_topic=True)
         # A name no source has, even one the person asked about: the sentence then says
         # something of a plan, place or person the sources do not cover.
         unknown_names = {n for n in _names(plain) if n not in self.known_words}

@@ -145,6 +145,38 @@ def test_a_yes_or_no_about_what_no_source_mentions_is_not_an_answer(
     assert supported.answer == "Widget Cloud is sold per seat, with a minimum of 10 seats [1]."
 
 
+def test_an_answer_that_leads_with_what_no_source_mentions_answers_nothing(
+    any_embedder: Embedder | None,
+) -> None:
+    """Asked about parental leave, the 1.5B model wrote "Our parental leave policy is
+    that everyone gets 25 days of holiday..." and went on copying the holiday page: true
+    sentences, but about another question. The person is told it was not found."""
+    holidays = Evidence(
+        "Holidays and leave\nEveryone gets 25 days of holiday a year plus UK bank "
+        "holidays. The holiday year runs from 1 January to 31 December.",
+        1,
+    )
+    draft = (
+        "Our parental leave policy is that everyone gets 25 days of holiday a year. "
+        "The holiday year runs from 1 January to 31 December."
+    )
+
+    result = attribute(
+        draft, [holidays], question="What is our parental leave policy?", embedder=any_embedder
+    )
+
+    assert result.answers_nothing
+    (lead,) = result.unsupported
+    assert "parental" in lead.reason
+    asked_about_holidays = attribute(
+        "Everyone gets 25 days of holiday a year.",
+        [holidays],
+        question="How many days of holiday do we get?",
+        embedder=any_embedder,
+    )
+    assert not asked_about_holidays.answers_nothing
+
+
 def test_an_answer_in_other_words_than_the_question_keeps_its_source(
     any_embedder: Embedder | None,
 ) -> None:
