@@ -18,11 +18,20 @@ class Passage:
     url: str | None = None
 
 
+# How a tool result begins when its action waits for a person's approval: the model reads
+# it, and Verify knows from it that nothing the run proposed has happened yet.
+AWAITING_APPROVAL = "Not done yet: sent for approval"
+
+
 @dataclass(frozen=True)
 class ToolResult:
     name: str
     ok: bool
     output: str
+
+    @property
+    def awaits_approval(self) -> bool:
+        return self.output.startswith(AWAITING_APPROVAL)
 
 
 class Retriever(Protocol):

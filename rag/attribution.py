@@ -125,6 +125,20 @@ ACTION_REPORT = re.compile(
     r"|looked up|found|checked|searched))\b",
     re.IGNORECASE,
 )
+# A sentence that says an action has been done ("The ticket is marked as solved", "I've
+# sent the email"): false while the run's actions wait for approval.
+DONE_CLAIM = re.compile(
+    r"\b(?:(?:has|have|had)\s+been|was|were|(?:is|are)(?:\s+now)?|i(?:'ve|\s+have)?"
+    r"|we(?:'ve|\s+have)?)\s+(?:already\s+|now\s+|successfully\s+)?(?:sent|emailed|mailed"
+    r"|posted|replied|informed|notified|told|scheduled|booked|invited|created|added|logged"
+    r"|noted|updated|moved|changed|marked|solved|closed|resolved|completed|done)\b",
+    re.IGNORECASE,
+)
+# ...unless it also says the action waits, or when it will happen.
+AWAITED = re.compile(
+    r"\b(?:approv\w*|pending|waiting|awaiting|once|until|after|when|if)\b", re.IGNORECASE
+)
+NOT_DONE_REASON = "says an action is done that is waiting for approval"
 _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
 # What a not-found statement is about: the sources, in the words models use for them.
@@ -287,6 +301,7 @@ def attribute(
     unsupported: Unsupported = "drop",
     strict: bool = True,
     acted: bool = False,
+    awaiting: bool = False,
 ) -> Attribution:
     """The draft `answer` with each factual sentence attributed to the evidence that
     supports it; see the module's docstring.
@@ -295,7 +310,8 @@ def attribute(
     base: a greeting, a rewording, a summary of the thread), only sentences that claim a
     source with a marker must be supported; the others stand as written. `acted`: the run
     called tools, so sentences reporting what happened to its actions ("it is waiting for
-    approval") are about the run, not facts to find in the sources."""
+    approval") are about the run, not facts to find in the sources. `awaiting`: some of
+    those actions wait for approval, so a sentence saying one is done is false and goes."""
     lines = _parse(canonical_markers(answer))
     pieces = [(line_no, i) for line_no, line in enumerate(lines) for i in range(len(line.parts))]
     verdicts: dict[tuple[int, int], SentenceVerdict] = {}
@@ -306,7 +322,9 @@ def attribute(
         sentence = line.parts[i]
         listed = bool(line.prefix.strip())
         kind: Kind = "chatter" if line.code else _kind(sentence, question, acted, listed)
-        if kind == "fact" and not strict and not MARKER.search(sentence):
+        if awaiting and not line.code and claims_done(sentence, question):
+            verdicts[key] = SentenceVerdict(sentence, "fact", reason=NOT_DONE_REASON)
+        elif kind == "fact" and not strict and not MARKER.search(sentence):
             verdicts[key] = SentenceVerdict(sentence, kind, supported=True)
         elif kind == "fact":
             facts.append(key)
@@ -319,6 +337,16 @@ def attribute(
             sentence = lines[key[0]].parts[key[1]]
             verdicts[key] = scorer.verdict(index, sentence)
     return Attribution(_rebuild(lines, verdicts, unsupported), [verdicts[k] for k in pieces])
+
+
+def claims_done(sentence: str, question: str = "") -> bool:
+    """Whether `sentence` says an action has happened, without saying it waits. What the
+    person said happened ("their refund was sent today") is theirs to say."""
+    plain = _normalise(sentence)
+    asked = _normalise(question)
+    return not AWAITED.search(plain) and any(
+        claim.group() not in asked for claim in DONE_CLAIM.finditer(plain)
+    )
 
 
 # --- Parsing -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from core.knowledge import ToolResult
+from core.knowledge import AWAITING_APPROVAL, ToolResult
 from core.schemas import ToolCall
 from core.tools import ActionContext, Effect, Tool, ToolArgumentsError, ToolRegistry
 from guardrails.policy import EmailRules
@@ -121,5 +121,5 @@ class ReviewedToolbox:
         return ToolResult(
             call.name,
             ok=True,
-            output=f"Not done yet: sent for approval as action {action['id']} ({action['summary']}).",
+            output=f"{AWAITING_APPROVAL} as action {action['id']} ({action['summary']}).",
         )

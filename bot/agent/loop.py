@@ -57,6 +57,9 @@ DRAFT_STEPS = 2
 MAX_PLAN_PROMPT_TOKENS = 6_000
 # Unsupported sentences quoted back to the model when it is asked again.
 MAX_QUOTED_SENTENCES = 3
+# The reply when a run's actions wait for approval and its draft said nothing true of them
+# (only that they were done): the thread lists each action under it.
+WAITING_ANSWER = "Nothing is done yet: what you asked for is waiting for approval."
 
 log = structlog.get_logger(__name__)
 
@@ -514,6 +517,7 @@ def _verdict(
         return {"problems": form, "citations_failed": False}
     grounding = grounding or Grounding()
     outputs = [r.output for r in tool_results or []]  # a refusal is information too
+    awaiting = any(r.awaits_approval for r in tool_results or [])
     earlier = [turn["content"] for turn in request.history] if request else []
     result = attribute(
         draft.answer,
@@ -524,6 +528,7 @@ def _verdict(
         unsupported=grounding.unsupported,
         strict=bool(passages),
         acted=bool(tool_results),
+        awaiting=awaiting,
     )
     unsupported = [{"sentence": s.text, "why": s.reason} for s in result.unsupported]
     verdict: Output = {
@@ -535,6 +540,10 @@ def _verdict(
         "not_found": False,
     }
     empty = not result.answer.strip()  # e.g. a runaway "[1][2][3]..." with no words
+    if awaiting and (result.answers_nothing or empty or is_not_found(result.answer)):
+        # The run's point was its actions: say where they stand, not "not found", and
+        # spend no further model call on it (the thread also lists each action).
+        return verdict | {"answer": WAITING_ANSWER, "citations": []}
     if result.answers_nothing or empty or is_not_found(result.answer):
         if (result.facts or empty) and (passages or outputs) and not result.says_not_found:
             # Nothing the sources support, while sources exist: ask once more.

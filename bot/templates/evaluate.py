@@ -17,7 +17,7 @@ from bot.agent.steps import StepLog
 from bot.templates.golden import SOURCES_HEADING, GoldenCase, Transcript
 from core.agent_template import AgentTemplate
 from core.db import Conn
-from core.knowledge import Passage, ToolResult
+from core.knowledge import AWAITING_APPROVAL, Passage, ToolResult
 from core.llm.providers import CallRecord, UsageSink
 from core.llm.structured import StructuredLLM
 from core.schemas import ToolCall
@@ -57,9 +57,7 @@ class FixtureToolbox:
         if tool.effect is Effect.EXTERNAL:
             self.transcript.proposed.append(tool.name)
             summary = tool.summarize(arguments)
-            return ToolResult(
-                tool.name, ok=True, output=f"Not done yet: sent for approval ({summary})."
-            )
+            return ToolResult(tool.name, ok=True, output=f"{AWAITING_APPROVAL} ({summary}).")
         return ToolResult(
             tool.name, ok=True, output=json.dumps(self.case.result_for(tool.name, given))
         )

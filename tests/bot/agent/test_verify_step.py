@@ -4,7 +4,7 @@ could help."""
 
 from __future__ import annotations
 
-from bot.agent.loop import AgentInput, _verdict, format_answer
+from bot.agent.loop import WAITING_ANSWER, AgentInput, _verdict, format_answer
 from core.knowledge import Passage, ToolResult
 from core.schemas import Draft
 from guardrails.injection import wrap_untrusted
@@ -118,3 +118,55 @@ def test_a_reply_about_a_proposed_action_is_posted_with_sources_retrieved() -> N
     verdict = _verdict(draft, PASSAGES, [proposed], REQUEST, Grounding())
 
     assert verdict["problems"] == [] and verdict["answer"] == draft.answer
+
+
+# What the real 1.5B model wrote after proposing both actions, each waiting for approval.
+SOLVE = AgentInput(
+    1, "Tell the customer on ticket 42 that their refund was sent today, and mark it solved.", []
+)
+PROPOSED = [
+    ToolResult(
+        "zendesk_add_comment", True, "Not done yet: sent for approval as action 7 (Reply on #42)."
+    ),
+    ToolResult(
+        "zendesk_set_status", True, "Not done yet: sent for approval as action 8 (Solve #42)."
+    ),
+]
+
+
+def test_a_reply_never_says_an_action_waiting_for_approval_is_done() -> None:
+    draft = Draft(
+        answer="The customer on ticket 42 was informed that their refund was sent today. "
+        "The ticket is marked as solved.",
+        citations=[],
+    )
+
+    verdict = _verdict(draft, [], PROPOSED, SOLVE, Grounding())
+
+    assert verdict["problems"] == [] and not verdict["not_found"]
+    assert verdict["answer"] == WAITING_ANSWER
+    assert "marked as solved" not in verdict["answer"]
+
+
+def test_what_is_true_of_waiting_actions_stays_and_what_the_person_said_is_theirs() -> None:
+    draft = Draft(
+        answer="Their refund was sent today. I've prepared the reply and the status change; "
+        "both are waiting for approval. The ticket is now solved.",
+        citations=[],
+    )
+
+    verdict = _verdict(draft, [], PROPOSED, SOLVE, Grounding())
+
+    assert verdict["answer"] == (
+        "Their refund was sent today. I've prepared the reply and the status change; "
+        "both are waiting for approval."
+    )
+
+
+def test_once_actions_are_done_a_reply_may_say_so() -> None:
+    done = [ToolResult("zendesk_set_status", True, "Ticket #42 is now solved.")]
+    draft = Draft(answer="The ticket is marked as solved.", citations=[])
+
+    verdict = _verdict(draft, [], done, SOLVE, Grounding())
+
+    assert verdict["answer"] == "The ticket is marked as solved."
