@@ -37,6 +37,7 @@ from tests.support.failure_logs import (  # noqa: F401  (pytest finds hooks by n
     pytest_runtest_call,
     pytest_runtest_makereport,
 )
+from tests.support.redis_keys import own_namespace
 from tests.support.stack import Stack, product_env, start_stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,12 +144,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def queue_namespace(redis_url: str) -> Iterator[str]:
     """A Redis key prefix no other run shares; its keys are removed afterwards."""
-    namespace = f"chatops-test-{new_marker(10)}"
-    yield namespace
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{namespace}*"))
-    if keys:
-        client.delete(*keys)
+    with own_namespace(redis_url, "chatops-test") as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="session")

@@ -7,26 +7,19 @@ from collections.abc import Iterator
 
 import dramatiq
 import pytest
-import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from core.broker import one_round_trip
-from testbed.markers import new_marker
+from tests.support.redis_keys import own_broker
 
 QUEUE = "batched"
 
 
 @pytest.fixture
 def broker(redis_url: str) -> Iterator[RedisBroker]:
-    namespace = f"chatops-test-batch-{new_marker(8)}"
-    built = RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
-    built.declare_queue(QUEUE)
-    yield built
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{namespace}*"))
-    if keys:
-        client.delete(*keys)
-    built.close()
+    with own_broker(redis_url, "chatops-test-batch") as built:
+        built.declare_queue(QUEUE)
+        yield built
 
 
 def queued(broker: RedisBroker) -> int:

@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from psycopg.types.json import Jsonb
@@ -18,7 +17,7 @@ from psycopg.types.json import Jsonb
 from bot.queue.census import queued_jobs
 from bot.queue.jobs import enqueue_request
 from bot.queue.stranded import requeue_stranded
-from testbed.markers import new_marker
+from tests.support.redis_keys import own_broker
 
 DB = psycopg.Connection[dict[str, Any]]
 
@@ -26,14 +25,8 @@ DB = psycopg.Connection[dict[str, Any]]
 @pytest.fixture
 def broker(redis_url: str) -> Iterator[RedisBroker]:
     """A broker under a namespace of its own, with no worker consuming it."""
-    namespace = f"chatops-test-stranded-{new_marker(8)}"
-    built = RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
-    yield built
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{namespace}*"))
-    if keys:
-        client.delete(*keys)
-    built.close()
+    with own_broker(redis_url, "chatops-test-stranded") as built:
+        yield built
 
 
 @pytest.fixture
