@@ -52,6 +52,31 @@ class Draft(BaseModel):
     )
 
 
+# An answer without square brackets: what a draft may hold when it has no numbered sources.
+NO_MARKERS = r"^[^\[\]]*$"
+
+
+def draft_for(sources: int) -> type[Draft]:
+    """The Draft to ask for when the model is shown `sources` numbered sources. With none,
+    its schema (to the model) lets the answer hold no "[n]" and cite nothing: a 1.5B model
+    shown no sources wrote "[1][2]...[20] [20] [20]..." until its token cap, three times
+    over, and a server that constrains output to the schema (llama.cpp's grammar) can now
+    not start that. It parses like `Draft`, as a server may ignore the pattern."""
+    if sources:
+        return Draft
+    schema = Draft.model_json_schema()
+    schema["properties"]["answer"]["pattern"] = NO_MARKERS
+    schema["properties"]["citations"]["maxItems"] = 0
+
+    class UnsourcedDraft(Draft):
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return copy.deepcopy(schema)
+
+    UnsourcedDraft.__name__ = UnsourcedDraft.__qualname__ = "Draft"
+    return UnsourcedDraft
+
+
 def plan_for(tools: Sequence[Tool]) -> type[Plan]:
     """A Plan that parses like `Plan` but describes itself (to the model, as its response
     format) with one tool-call schema per offered tool: ``anyOf`` over the tools."""

@@ -33,7 +33,7 @@ from core.knowledge import Passage, Retriever, Toolbox, ToolResult
 from core.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from core.llm.providers import UsageSink
 from core.llm.structured import StructuredLLM
-from core.schemas import Draft, Plan, ToolCall, plan_for
+from core.schemas import Draft, Plan, ToolCall, draft_for, plan_for
 from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
 from rag.attribution import Grounding, attribute
@@ -169,7 +169,13 @@ def _answer(
         )
         shown = passages[: fitted.passages]
         on_text = preview.for_sources(shown) if preview is not None else None
-        draft = llm.ask(Draft, fitted.messages, on_call=on_call, on_text=on_text, purpose="draft")
+        draft = llm.ask(
+            draft_for(fitted.passages),
+            fitted.messages,
+            on_call=on_call,
+            on_text=on_text,
+            purpose="draft",
+        )
         return {
             **draft.model_dump(),
             **fitted.step_fields(),
