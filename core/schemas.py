@@ -53,7 +53,10 @@ class Draft(BaseModel):
 
 
 # An answer without square brackets: what a draft may hold when it has no numbered sources.
-NO_MARKERS = r"^[^\[\]]*$"
+# llama.cpp applies a pattern to the string as written in the JSON, escapes and all: a bare
+# `"` or `\` must not match a plain character, or the string could never end (the server
+# then wrote to its token cap and answered 500); JSON escapes (\n, \") are allowed.
+NO_MARKERS = r'^([^\[\]"\\]|\\[nt"\\/])*$'
 
 
 def draft_for(sources: int) -> type[Draft]:

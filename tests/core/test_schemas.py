@@ -21,6 +21,7 @@ def test_a_draft_shown_no_sources_may_write_no_markers_and_cite_nothing() -> Non
     schema = _draft_schema(0)
 
     jsonschema.validate({"answer": "Hank is free at 10:00 UTC.", "citations": []}, schema)
+    jsonschema.validate({"answer": "Two lines:\n- one\n- two", "citations": []}, schema)
     for runaway in (
         {"answer": "Hank is free [1][2][3]", "citations": []},
         {"answer": "Hank is free.", "citations": ["1"]},
