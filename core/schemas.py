@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from core.tools import Tool
 
 REASON = "Why this call helps the person, for the approver to read"
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class ToolCall(BaseModel):
@@ -70,28 +71,24 @@ def draft_for(sources: int) -> type[Draft]:
     schema = Draft.model_json_schema()
     schema["properties"]["answer"]["pattern"] = NO_MARKERS
     schema["properties"]["citations"]["maxItems"] = 0
-
-    class UnsourcedDraft(Draft):
-        @classmethod
-        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            return copy.deepcopy(schema)
-
-    UnsourcedDraft.__name__ = UnsourcedDraft.__qualname__ = "Draft"
-    return UnsourcedDraft
+    return _described_as(Draft, schema)
 
 
 def plan_for(tools: Sequence[Tool]) -> type[Plan]:
     """A Plan that parses like `Plan` but describes itself (to the model, as its response
     format) with one tool-call schema per offered tool: ``anyOf`` over the tools."""
-    schema = plan_json_schema(tools)
+    return _described_as(Plan, plan_json_schema(tools))
 
-    class OfferedPlan(Plan):
-        @classmethod
-        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            return copy.deepcopy(schema)
 
-    OfferedPlan.__name__ = OfferedPlan.__qualname__ = "Plan"
-    return OfferedPlan
+def _described_as(model: type[Model], schema: dict[str, Any]) -> type[Model]:
+    """`model` under its own name, parsing as it does, but describing itself to the model
+    server (its response format) with `schema`."""
+
+    def model_json_schema(cls: type[Model], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return copy.deepcopy(schema)
+
+    namespace = {"model_json_schema": classmethod(model_json_schema), "__module__": __name__}
+    return cast("type[Model]", type(model.__name__, (model,), namespace))
 
 
 def plan_json_schema(tools: Sequence[Tool]) -> dict[str, Any]:
