@@ -221,7 +221,7 @@ class EmailIntake:
                 tenant_id=tenant_id,
                 raw=raw,
                 mail=mail,
-                inbox=recipients[0],
+                payload=payload,
                 envelope_from=stored_from,
                 envelope_to=recipients,
                 verdict=verdict,
@@ -229,7 +229,6 @@ class EmailIntake:
                 masker=at_rest.masker if mask else None,
                 entities=entities,
                 raw_cipher=self.config.raw_cipher,
-                payload=payload,
             )
             # Masking may have to load the detector (seconds, once) and reads the whole
             # text: in a thread, so other sessions' commands keep flowing meanwhile.

@@ -35,7 +35,7 @@ from psycopg_pool import PoolTimeout
 
 from connectors.email.loops import Verdict
 from connectors.email.parse import ParsedEmail
-from connectors.email.payload import request_payload, storable
+from connectors.email.payload import storable
 from connectors.email.raw_mail import RawMailCipher
 from connectors.email.threads import CONVERSATION_CTE, conversation_params
 from core.db import AsyncPool
@@ -163,7 +163,7 @@ def email_to_store(
     tenant_id: int,
     raw: bytes,
     mail: ParsedEmail,
-    inbox: str,
+    payload: dict[str, Any],
     envelope_from: str,
     envelope_to: list[str],
     verdict: Verdict | None,
@@ -171,26 +171,17 @@ def email_to_store(
     masker: AtRestMasker | None = None,
     entities: Collection[str] = ALWAYS_MASKED,
     raw_cipher: RawMailCipher | None = None,
-    payload: dict[str, Any] | None = None,
 ) -> EmailToStore:
-    """The rows for one tenant. With a masker, what `entities` names is masked for good
-    in every stored text; with a cipher, the raw bytes are stored sealed. `payload`: the
-    request's payload if the caller built it already (request_payload, with these
-    arguments), to screen it for what to mask; without a masker it is stored as it is."""
+    """The rows for one tenant. `payload` is the request's (connectors.email.payload's
+    request_payload), which the caller has screened for what to mask: with a masker, what
+    `entities` names is masked for good in it, and the stored subject and text come from
+    it; without one it is stored as it is. With a cipher, the raw bytes are stored sealed."""
     if mail.error is not None:
         status, error = "failed", f"unparseable email: {mail.error}"
     elif verdict is not None:
         status, error = "ignored", None
     else:
         status, error = "received", None
-    if payload is None:
-        payload = request_payload(
-            mail,
-            inbox=inbox,
-            envelope_from=envelope_from,
-            envelope_to=envelope_to,
-            verdict=verdict,
-        )
     if masker is not None:
         payload = masker.mask_deep(payload, entities, skip=stored_as_is)
     # The payload holds the same subject and text (made storable, and masked): masked once.
