@@ -35,6 +35,7 @@ from sandbox.openai_script import Reply
 from sandbox.slack_emulator import SlackEmulator
 from testbed.conversation import PLAN
 from testbed.markers import new_marker
+from testbed.redis_keys import own_namespace
 from testbed.stack import Stack, free_port, product_env, start_stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -219,14 +220,10 @@ def redis_namespace(url: str, prefix: str = "chatops-bench") -> Iterator[str]:
         client.ping()
     except redis.RedisError as exc:
         raise RuntimeError(f"no Redis answers at {url} (set BENCH_REDIS_URL): {exc}") from None
-    namespace = f"{prefix}-{new_marker(10)}"
-    try:
-        yield namespace
     finally:
-        keys = list(client.scan_iter(f"{namespace}*"))
-        if keys:
-            client.delete(*keys)
         client.close()
+    with own_namespace(url, prefix) as namespace:
+        yield namespace
 
 
 @contextmanager

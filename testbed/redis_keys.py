@@ -1,5 +1,5 @@
-"""Redis keys a test owns: a prefix no other run shares, deleted when the test is done
-(CI shares this machine's Redis with other runs)."""
+"""Redis keys a test or benchmark owns: a prefix no other run shares, deleted when it is
+done (CI and benchmarks share this machine's Redis with other runs)."""
 
 from __future__ import annotations
 

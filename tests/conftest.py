@@ -33,11 +33,11 @@ from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_workspace import SlackApp
 from testbed.markers import new_marker
+from testbed.redis_keys import own_namespace
 from tests.support.failure_logs import (  # noqa: F401  (pytest finds hooks by name)
     pytest_runtest_call,
     pytest_runtest_makereport,
 )
-from tests.support.redis_keys import own_namespace
 from tests.support.stack import Stack, product_env, start_stack
 
 REPO = Path(__file__).resolve().parents[1]

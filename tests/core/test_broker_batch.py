@@ -10,7 +10,7 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from core.broker import one_round_trip
-from tests.support.redis_keys import own_broker
+from testbed.redis_keys import own_broker
 
 QUEUE = "batched"
 

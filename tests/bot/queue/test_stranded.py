@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from bot.queue.census import queued_jobs
 from bot.queue.jobs import enqueue_request
 from bot.queue.stranded import requeue_stranded
-from tests.support.redis_keys import own_broker
+from testbed.redis_keys import own_broker
 
 DB = psycopg.Connection[dict[str, Any]]
 
