@@ -18,8 +18,8 @@ class Passage:
     url: str | None = None
 
 
-# How a tool result begins when its action waits for a person's approval: the model reads
-# it, and Verify knows from it that nothing the run proposed has happened yet.
+# How a tool result begins when its action waits for a person's approval: what the
+# model reads of it.
 AWAITING_APPROVAL = "Not done yet: sent for approval"
 
 
@@ -28,10 +28,10 @@ class ToolResult:
     name: str
     ok: bool
     output: str
-
-    @property
-    def awaits_approval(self) -> bool:
-        return self.output.startswith(AWAITING_APPROVAL)
+    # The call became an action that waits for approval: nothing has happened yet, which
+    # Verify holds the reply to. A flag, not the output's words: the guardrails wrap the
+    # output as untrusted content before the model sees it.
+    awaits_approval: bool = False
 
 
 class Retriever(Protocol):

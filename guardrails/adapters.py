@@ -13,7 +13,7 @@ raised while retrieving is seen by every later tool call of the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.knowledge import Passage, Retriever, Toolbox, ToolResult
 from core.schemas import ToolCall
@@ -82,4 +82,4 @@ class ScreenedToolbox:
             self.tenant_id, self.conversation_key, "tool result", call.name, result.output
         )
         _note(self.flags, screened)
-        return ToolResult(result.name, result.ok, screened.text_for_llm)
+        return replace(result, output=screened.text_for_llm)

@@ -122,4 +122,5 @@ class ReviewedToolbox:
             call.name,
             ok=True,
             output=f"{AWAITING_APPROVAL} as action {action['id']} ({action['summary']}).",
+            awaits_approval=True,
         )

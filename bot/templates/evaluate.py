@@ -57,7 +57,9 @@ class FixtureToolbox:
         if tool.effect is Effect.EXTERNAL:
             self.transcript.proposed.append(tool.name)
             summary = tool.summarize(arguments)
-            return ToolResult(tool.name, ok=True, output=f"{AWAITING_APPROVAL} ({summary}).")
+            return ToolResult(
+                tool.name, ok=True, output=f"{AWAITING_APPROVAL} ({summary}).", awaits_approval=True
+            )
         return ToolResult(
             tool.name, ok=True, output=json.dumps(self.case.result_for(tool.name, given))
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.agent.loop import WAITING_ANSWER
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Hang, Reply
 from testbed.markers import new_marker
@@ -176,3 +177,26 @@ def test_a_job_retried_after_a_crash_does_not_search_twice(
         and r["response_format"]["json_schema"]["name"] == "Plan"
     ]
     assert len(first_plans) == 1
+
+
+def test_a_reply_never_says_an_action_waiting_for_approval_is_done(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    tenant: int,  # noqa: F811
+) -> None:
+    """The real 1.5B model wrote that it had done what it had only proposed. Through the
+    guardrails (which wrap the tool's result as untrusted text), the claim is taken out
+    and the thread reads what is true, above the list of what waits."""
+    question = unique_question("Tell #support that the release is out")
+    post = {
+        "name": "post_to_channel",
+        "arguments": {"channel": SUPPORT, "text": "The release is out."},
+        "reason": "The requester asked to tell #support.",
+    }
+    claimed = {"answer": "I have posted the message in #support.", "citations": []}
+    llm.script(plan(post), Reply(content=claimed), match=question)
+
+    reply = wait_for_answer(stack.slack, mention(stack.slack, question).message.ts)
+
+    assert reply.text.startswith(WAITING_ANSWER)
+    assert "I have posted" not in reply.text and "Waiting for approval" in reply.text

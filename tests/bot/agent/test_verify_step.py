@@ -125,12 +125,8 @@ SOLVE = AgentInput(
     1, "Tell the customer on ticket 42 that their refund was sent today, and mark it solved.", []
 )
 PROPOSED = [
-    ToolResult(
-        "zendesk_add_comment", True, "Not done yet: sent for approval as action 7 (Reply on #42)."
-    ),
-    ToolResult(
-        "zendesk_set_status", True, "Not done yet: sent for approval as action 8 (Solve #42)."
-    ),
+    ToolResult("zendesk_add_comment", True, "Not done yet: (Reply on #42).", awaits_approval=True),
+    ToolResult("zendesk_set_status", True, "Not done yet: (Solve #42).", awaits_approval=True),
 ]
 
 
