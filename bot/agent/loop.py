@@ -36,7 +36,7 @@ from core.llm.structured import StructuredLLM
 from core.schemas import Draft, Plan, ToolCall, draft_for, plan_for
 from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
-from rag.attribution import Grounding, attribute
+from rag.attribution import NOT_DONE_REASON, Grounding, attribute
 from rag.citations import NOT_FOUND_ANSWER, evidence, format_sources, is_not_found
 
 PASSAGES_PER_SEARCH = 8
@@ -546,9 +546,16 @@ def _verdict(
         "not_found": False,
     }
     empty = not result.answer.strip()  # e.g. a runaway "[1][2][3]..." with no words
-    if awaiting and (result.answers_nothing or empty or is_not_found(result.answer)):
-        # The run's point was its actions: say where they stand, not "not found", and
-        # spend no further model call on it (the thread also lists each action).
+    invented = [s for s in result.unsupported if s.reason != NOT_DONE_REASON]
+    if (
+        awaiting
+        and not invented
+        and (result.answers_nothing or empty or is_not_found(result.answer))
+    ):
+        # Nothing left but claims that the waiting actions were done: the run's point was
+        # its actions, so say where they stand, not "not found", and spend no further
+        # model call on it (the thread also lists each action). A draft that invented
+        # other facts is asked again, as any.
         return verdict | {"answer": WAITING_ANSWER, "citations": []}
     if result.answers_nothing or empty or is_not_found(result.answer):
         if (result.facts or empty) and (passages or outputs) and not result.says_not_found:

@@ -166,3 +166,12 @@ def test_once_actions_are_done_a_reply_may_say_so() -> None:
     verdict = _verdict(draft, [], done, SOLVE, Grounding())
 
     assert verdict["answer"] == "The ticket is marked as solved."
+
+
+def test_a_draft_that_also_invents_facts_is_asked_again_while_actions_wait() -> None:
+    draft = Draft(answer="The ticket is marked as solved. Refunds take 2 days [4].", citations=[])
+
+    verdict = _verdict(draft, [], PROPOSED, SOLVE, Grounding())
+
+    (problem,) = verdict["problems"]
+    assert "2 is in no source" in problem and verdict["answer"] != WAITING_ANSWER
