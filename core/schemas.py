@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
@@ -72,6 +73,66 @@ def draft_for(sources: int) -> type[Draft]:
     schema["properties"]["answer"]["pattern"] = NO_MARKERS
     schema["properties"]["citations"]["maxItems"] = 0
     return _described_as(Draft, schema)
+
+
+# Where a draft's answer ends a sentence or a line: what a cut-off answer is kept up to.
+_SENTENCE_END = re.compile(r"((?<=[.!?])\s+|\n+)")
+_ANSWER_OPENING = re.compile(r'^\s*\{\s*"answer"\s*:\s*"')
+_MARKERS = re.compile(r"\[\d+\]")
+
+
+def salvaged_draft(content: str) -> Draft | None:
+    """What a Draft cut off at its token cap still says: its answer's complete sentences,
+    up to the first one it repeats, citing nothing (Verify adds the [n] markers the
+    sentences earn). None when no complete sentence is left.
+
+    A 1.5B model sometimes repeats a sentence until the cap (1,024 tokens, up to 300 s on
+    a CPU); the sentences before the loop are usually a good answer, and asking again
+    costs as long and may loop the same way."""
+    opening = _ANSWER_OPENING.match(content)
+    if opening is None:
+        return None
+    answer, closed = _json_string_prefix(content[opening.end() :])
+    # Sentences and lines with what separates them, so a list keeps its line breaks.
+    parts = _SENTENCE_END.split(answer)
+    pieces = list(zip(parts[0::2], [*parts[1::2], ""], strict=True))
+    if not closed:
+        pieces = pieces[:-1]  # the cap cut into the last one
+    kept = ""
+    seen: set[str] = set()
+    for piece, after in pieces:
+        words = " ".join(_MARKERS.sub(" ", piece).lower().split())
+        if words in seen:
+            break  # the loop starts here
+        if words:  # a line of bare markers ("[1][2][3]") says nothing and is left out
+            seen.add(words)
+            kept += piece + after
+    if not seen:
+        return None
+    return Draft(answer=kept.strip(), citations=[])
+
+
+def _json_string_prefix(raw: str) -> tuple[str, bool]:
+    """The text of a JSON string literal that may be cut off anywhere, even in an escape,
+    and whether it was closed (the cut came after it)."""
+    out: list[str] = []
+    index = 0
+    while index < len(raw):
+        char = raw[index]
+        if char == '"':
+            return "".join(out), True
+        if char != "\\":
+            out.append(char)
+            index += 1
+            continue
+        unicode = raw[index + 1 : index + 2] == "u"
+        escape = raw[index : index + (6 if unicode else 2)]
+        try:
+            out.append(json.loads(f'"{escape}"'))
+        except ValueError:
+            break  # an escape cut in two
+        index += len(escape)
+    return "".join(out), False
 
 
 def plan_for(tools: Sequence[Tool]) -> type[Plan]:

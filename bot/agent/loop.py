@@ -33,7 +33,7 @@ from core.knowledge import Passage, Retriever, Toolbox, ToolResult
 from core.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from core.llm.providers import UsageSink
 from core.llm.structured import StructuredLLM
-from core.schemas import Draft, Plan, ToolCall, draft_for, plan_for
+from core.schemas import Draft, Plan, ToolCall, draft_for, plan_for, salvaged_draft
 from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
 from rag.attribution import NOT_DONE_REASON, Grounding, attribute
@@ -175,6 +175,7 @@ def _answer(
             on_call=on_call,
             on_text=on_text,
             purpose="draft",
+            salvage=salvaged_draft,
         )
         return {
             **draft.model_dump(),

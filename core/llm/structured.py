@@ -10,7 +10,7 @@ says what the call is for (``purpose``), which sizes the reply's token cap.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
@@ -207,9 +207,12 @@ class StructuredLLM:
         on_call: UsageSink,
         on_text: TextSink | None = None,
         purpose: str = "default",
+        salvage: Callable[[str], M | None] | None = None,
     ) -> M:
         """``on_text`` (optional) hears the raw JSON so far while the reply streams in;
-        ``purpose`` ("plan", "draft", "tool_turn", "summary") sizes the reply's cap."""
+        ``purpose`` ("plan", "draft", "tool_turn", "summary") sizes the reply's cap;
+        ``salvage`` (optional) reads what a reply cut off at that cap still says, which is
+        then taken instead of asking again (e.g. `core.schemas.salvaged_draft`)."""
         self.before_call()
         conversation = list(messages)
         spec = json_schema_for(schema)
@@ -226,6 +229,15 @@ class StructuredLLM:
                 parsed = None
                 outcome = "malformed"
                 problem = _describe(exc)
+                if completion.finish_reason == "length" and salvage is not None:
+                    parsed = salvage(completion.content)
+                    if parsed is not None:
+                        outcome = "ok"
+                        log.warning(
+                            "llm.cut_off_reply_salvaged",
+                            schema=schema.__name__,
+                            mode=completion.mode,
+                        )
             on_call(
                 CallRecord(
                     provider=completion.provider,

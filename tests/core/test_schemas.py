@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from core.llm.structured import response_format_for
-from core.schemas import Draft, draft_for
+from core.schemas import Draft, draft_for, salvaged_draft
 
 
 def _draft_schema(sources: int) -> dict[str, object]:
@@ -44,3 +44,50 @@ def test_a_reply_is_read_alike_whichever_schema_was_sent() -> None:
     parsed = draft_for(0).model_validate_json(reply)
 
     assert parsed.model_dump() == Draft.model_validate_json(reply).model_dump()
+
+
+LOOPING = (
+    '{"answer": "Everyone gets 25 days of holiday a year [1].\\nBook it in BambooHR:\\n'
+    "- two weeks ahead [1]\\n- your manager approves it [1]\\n"
+    + "Everyone gets 25 days of holiday a year [1]. " * 30
+    + "Everyone gets 25"
+)
+
+
+def test_a_draft_cut_off_while_repeating_itself_keeps_what_it_said_before_the_loop() -> None:
+    kept = salvaged_draft(LOOPING)
+
+    assert kept == Draft(
+        answer="Everyone gets 25 days of holiday a year [1].\nBook it in BambooHR:\n"
+        "- two weeks ahead [1]\n- your manager approves it [1]",
+        citations=[],
+    )
+
+
+def test_a_cut_off_draft_loses_the_sentence_the_cap_cut_into() -> None:
+    cut = '{"answer": "Refunds take 5 business days [1]. They go back to the ori'
+    cut_in_an_escape = '{"answer": "Caf\\u00e9 opens at 9 [1]. It closes at \\u00'
+
+    assert salvaged_draft(cut) == Draft(answer="Refunds take 5 business days [1].", citations=[])
+    assert salvaged_draft(cut_in_an_escape) == Draft(answer="Café opens at 9 [1].", citations=[])
+
+
+def test_a_draft_cut_off_after_its_answer_keeps_the_whole_answer() -> None:
+    cut_in_citations = '{"answer": "Tokens expire every 90 days [2].", "citations": ["2", "2", "2'
+
+    assert salvaged_draft(cut_in_citations) == Draft(
+        answer="Tokens expire every 90 days [2].", citations=[]
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"answer": "Customers may return Customers may return Customers may',
+        '{"answer": "[1][2][3][4][5][6][7][8][9][10][11]\\n[12][13]',
+        '{"citations": ["1"], "answer": "Tokens expire every 90 days [2]. They',
+        "I think the answer is 25 days. Or",
+    ],
+)
+def test_a_cut_off_reply_with_no_whole_sentence_is_not_taken(content: str) -> None:
+    assert salvaged_draft(content) is None

@@ -301,3 +301,25 @@ def test_a_draft_asked_again_after_running_out_of_room_still_fits(small: SmallCo
     assert estimated(draft) < estimated(asked_again)
     reply = bot_replies(small.stack.slack, thread_ts)[-1]
     assert "*Sources*\n[1] Refund policy" in reply.text
+
+
+def test_a_draft_that_repeats_itself_to_its_cap_is_posted_without_the_loop(
+    small: SmallContext,
+) -> None:
+    """A small model may repeat a sentence until its token cap: what it wrote before the
+    loop is the answer, posted with its source, and the model is not kept waiting on again."""
+    question = f"How long do customers have to return hardware? [case {new_marker(8)}]"
+    plan = {"intent": "answer", "search_queries": ["hardware refund"], "tool_calls": []}
+    answer = "Customers may return hardware within 45 days of delivery for a full refund."
+    small.llm.script(
+        Reply(content=plan),
+        Reply(content='{"answer": "' + f"{answer} " * 60 + "Customers may", finish_reason="length"),
+        match=question,
+    )
+    _request_id, thread_ts = small.ask(question, malformed_retries=1)
+
+    assert len(small.llm.requests(match=question)) == 2  # the plan and the one draft
+    reply = bot_replies(small.stack.slack, thread_ts)[-1]
+    assert reply.text.count("within 45 days") == 1
+    assert "45 days of delivery for a full refund [1]" in reply.text
+    assert "*Sources*\n[1] Refund policy" in reply.text
