@@ -150,9 +150,13 @@ RULES: tuple[Rule, ...] = (
         r"!\[[^\]]*\]\(\s*https?://[^)]*[?&][^)]*\)|"
         r"\b(?:send|forward|email|post|upload|exfiltrate|leak)\b.{0,60}\b(?:conversation|"
         r"chat\s+history|previous\s+message|system\s+prompt|password|credentials|api\s+keys?|"
-        r"secrets?)\b.{0,40}\b(?:to|at)\b",
+        r"secrets?)\b.{0,40}\b(?:to|at)\b"
+        # an order to send anything to an email address: ordinary in a handbook ("send
+        # the form to hr@..."), so it flags only beside another sign
+        r"|\b(?:send|email|e-mail|forward|mail)\b.{0,60}?\bto\s+[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
         0.8,
-        "](|conversation|chat history|previous message|system prompt|password|credential|api key|secret",
+        "](|conversation|chat history|previous message|system prompt|password|credential|api key"
+        "|secret|@",
     ),
     _rule(
         "carries script or javascript: payloads",
@@ -183,6 +187,34 @@ RULES: tuple[Rule, ...] = (
         r"\[(?:🔓|🔒|JAILBREAK|CLASSIC|DAN|GPT|STAN|DUDE)[^\]]*\]",
         0.5,
         "responses|answers|ways|paragraphs|[🔓|[🔒|[jailbreak|[classic|[dan|[gpt|[stan|[dude",
+    ),
+)
+# Indirect injection: text in a document, email or tool result written to the AI that
+# will read it ("Note to the AI assistant: ...", "P.S. To the AI reading this", "[Assistant
+# instructions: ...]"). People do not write to an AI inside a wiki page or a CRM field, so
+# naming one as the addressee flags on its own; "assistants" alone may be people, so it
+# counts only with "instructions" or, at half weight, with orders about what they must do
+# (flagged beside another sign, such as an address to send something to).
+_AI = r"(?:ai|a\.i\.|llm|gpt|chatbot|copilot|language\s+model|(?:ai|virtual|automated|digital)\s+(?:assistant|agent)s?)"
+RULES += (
+    _rule(
+        "addresses an AI assistant directly",
+        rf"\b(?:note|notice|message|instructions?|reminder|memo|request|p\.?\s?s\.?|attention|attn)"
+        rf"\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+|an?\s+|every\s+)?{_AI}\b"
+        rf"|\b(?:to|dear|hey|hi|hello)\s+(?:the\s+|any\s+|all\s+|an?\s+)?{_AI}\b\s*(?:reading|processing|"
+        rf"summari[sz]ing|answering|handling|that|who|[,:])"
+        rf"|\b{_AI}\s+(?:assistant\s+|model\s+|agent\s+)?(?:reading|processing|summari[sz]ing)\s+this\b"
+        r"|\binstructions?\s+(?:to|for)\s+(?:the\s+|all\s+|any\s+)?assistants?\b"
+        r"|(?:^|[\[(\n]|[.!?]\s)\s*(?:ai\s+)?assistants?\s+(?:instructions?|notice|note)\s*:",
+        1.0,
+        "ai|a.i.|llm|gpt|chatbot|copilot|language model|assistant",
+    ),
+    _rule(
+        "tells assistants what they must do",
+        r"\bassistants?\s+(?:answering|handling|reading|processing|replying|summari[sz]ing)\b.{0,60}?"
+        r"\b(?:must|should|shall|need\s+to|have\s+to|are\s+to)\b",
+        0.5,
+        "assistant",
     ),
 )
 HOMOGLYPH_REASON = "mixes look-alike letters from other alphabets into words"
