@@ -28,7 +28,8 @@ from core.llm.structured import parse_reply
 from core.llm.tools import ToolSpec, ToolTurn
 from core.schemas import REASON, Plan, ToolCall
 from core.tools import Effect, Tool
-from rag.citations import sources_block
+from guardrails.injection import InjectionScreen
+from rag.citations import shown_to_model, sources_block
 
 SEARCH_TOOL = "search_knowledge"
 SEARCH_SPEC = ToolSpec(
@@ -164,13 +165,14 @@ def follow_up(
     searches = len(plan.search_queries)
     found = sources_block(passages)[:max_output_chars]
     outputs = [found] * searches
+    screen = InjectionScreen()  # its heuristics: no model is loaded for this
     for call in plan.tool_calls:
         at = next((i for i, m in enumerate(made) if m is call), None)
         if at is None:
             outputs.append(NOT_MADE_AGAIN)
             continue
         result = results[at]
-        shown = result.output[:max_output_chars]
+        shown = shown_to_model(result.output, screen)[:max_output_chars]
         outputs.append(shown if result.ok else f"The call failed: {shown}")
     return [
         message,

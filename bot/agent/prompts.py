@@ -20,8 +20,8 @@ from core.knowledge import Passage, ToolResult
 from core.schemas import Plan
 from core.tools import Effect, Tool
 from guardrails.facade import PLACEHOLDER_RULE
-from guardrails.injection import UNTRUSTED_CONTENT_RULE, UNTRUSTED_TAG
-from rag.citations import CITATION_RULES, SOURCES_HEADING, sources_block
+from guardrails.injection import UNTRUSTED_CONTENT_RULE, UNTRUSTED_TAG, InjectionScreen
+from rag.citations import CITATION_RULES, SOURCES_HEADING, shown_to_model, sources_block
 
 PLAN_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Decide how to handle the latest message in "
@@ -149,8 +149,13 @@ def plan_follow_up(
 def shown_results(
     results: Sequence[ToolResult], max_output_chars: int = MAX_TOOL_OUTPUT_CHARS
 ) -> list[dict[str, Any]]:
-    """Tool results as the model sees them, each output cut to ``max_output_chars``."""
-    return [{"name": r.name, "ok": r.ok, "output": r.output[:max_output_chars]} for r in results]
+    """Tool results as the model sees them: without sentences that give the assistant
+    orders (`rag.citations.shown_to_model`), each output cut to ``max_output_chars``."""
+    screen = InjectionScreen()  # its heuristics: no model is loaded for this
+    return [
+        {"name": r.name, "ok": r.ok, "output": shown_to_model(r.output, screen)[:max_output_chars]}
+        for r in results
+    ]
 
 
 def draft_messages(

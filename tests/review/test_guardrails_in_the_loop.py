@@ -132,6 +132,7 @@ def test_an_instruction_planted_in_a_document_cannot_act_without_approval(
     card = stack.slack.workspace.message(APPROVALS, action["approval_ts"])
     assert "Flagged" in json.dumps(card.blocks) and "injection" in json.dumps(card.blocks).lower()
     assert posts_in_support(stack.slack, leaked) == []
-    # The document reached the model only as marked, untrusted data.
+    # The document reached the model with its facts, without the order planted in it.
     draft_prompt = json.dumps(llm.requests(match=marker)[-1]["messages"])
-    assert "ignore all previous instructions" in draft_prompt.lower()
+    assert "Partners get a 20% discount on annual plans." in draft_prompt
+    assert "ignore all previous instructions" not in draft_prompt.lower()
