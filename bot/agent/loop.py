@@ -17,6 +17,7 @@ Every step goes through a `StepLog`, which persists it and enforces the step lim
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -242,6 +243,7 @@ def _plan_and_act(
                         number,
                         offered,
                         made=done.made,
+                        deferred=done.deferred,
                         results=done.results,
                         passages=done.passages,
                         max_output_chars=cap,
@@ -258,12 +260,25 @@ def _plan_and_act(
 
         return build
 
+    def why_no_turn(steps_needed: int = 0, extra_chars: int = 0) -> str | None:
+        """Why no further Plan turn may be taken (None: one may), ``steps_needed`` and
+        ``extra_chars`` of prompt from now. Estimated by characters, so a retried job
+        decides the same as the first did."""
+        if not steps.has_room(steps_needed + PLAN_TURN_STEPS + DRAFT_STEPS):
+            return "steps"
+        whole = plan_prompt("json")(request.history, [], prompts.MAX_TOOL_OUTPUT_CHARS)
+        size = prompts.estimated_tokens(whole) + math.ceil(extra_chars / 4)
+        if size > min(MAX_PLAN_PROMPT_TOKENS, llm.prompt_room("tool_turn")):
+            return "prompt size"
+        return None
+
     plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan", turn=0)
     searched = plan.search_queries or [request.question]
     passages = _retrieve(request, searched, retriever, steps)
     tool_results: list[ToolResult] = []
     calls_made = 0
     made: set[str] = set()
+    held: set[str] = set()  # actions held back once already, made when asked for again
     while plan.tool_calls:
         # A small model that keeps a read in every turn also repeats the rest of its plan:
         # a call made before in this run is not made again, so an action is proposed once.
@@ -271,29 +286,39 @@ def _plan_and_act(
         if not fresh:
             log.info("agent.tool_turns_stopped", reason="only calls already made")
             break
+        deferred: list[ToolCall] = []
+        # The next turn's prompt at most: this plan, each result at its cap, and a note.
+        at_most = len(plan.model_dump_json()) + len(fresh) * (prompts.MAX_TOOL_OUTPUT_CHARS + 200)
+        if why_no_turn(steps_needed=1, extra_chars=at_most + 400) is None:
+            # Actions planned beside reads wait for the reads' results: a 1.5B model
+            # searched for a ticket and, in the same plan, replied on a ticket number it
+            # made up. It sees the results first, then proposes them with the right ids.
+            # Only when another turn surely fits, so no planned action is lost.
+            fresh, deferred = _reads_first(fresh, reads, held)
+            held.update(_call_key(call, reads) for call in deferred)
         made.update(_call_key(call, reads) for call in fresh)
         results = _act(steps, tools, fresh, first_index=calls_made)
         calls_made += len(fresh)
         tool_results += results
         if not any(call.name in reads for call in fresh):
             break  # nothing read that the model has not seen: on to the draft
-        repeated = len(plan.tool_calls) - len(fresh)
+        repeated = len(plan.tool_calls) - len(fresh) - len(deferred)
         note = (
             f"\n{repeated} of these calls repeated earlier ones and were not made again; "
             "do not call them again."
             if repeated
             else ""
         )
-        exchanges.append(_Exchange(plan, fresh, results, note, passages))
-        if not steps.has_room(PLAN_TURN_STEPS + DRAFT_STEPS):
-            log.info("agent.tool_turns_stopped", reason="steps")
-            break
-        # Estimated by characters, so a retried job decides the same as the first did.
-        whole = plan_prompt("json")(request.history, [], prompts.MAX_TOOL_OUTPUT_CHARS)
-        if prompts.estimated_tokens(whole) > min(
-            MAX_PLAN_PROMPT_TOKENS, llm.prompt_room("tool_turn")
-        ):
-            log.info("agent.tool_turns_stopped", reason="prompt size")
+        if deferred:
+            note += (
+                f"\nYour calls to {', '.join(sorted({c.name for c in deferred}))} were not made "
+                "yet: they may depend on these results. Call them again now, with arguments "
+                "taken from these results, if the message still asks for them."
+            )
+        exchanges.append(_Exchange(plan, fresh, results, note, passages, deferred))
+        stop = why_no_turn()
+        if stop is not None:
+            log.info("agent.tool_turns_stopped", reason=stop)
             break
         plan = _plan(
             steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
@@ -303,6 +328,19 @@ def _plan_and_act(
             searched += new_queries
             passages = _retrieve(request, new_queries, retriever, steps, passages)
     return plan, passages, tool_results
+
+
+def _reads_first(
+    calls: list[ToolCall], reads: set[str], held: set[str]
+) -> tuple[list[ToolCall], list[ToolCall]]:
+    """(calls to make now, calls to ask for again after them): a plan's actions wait when
+    it also reads something, since what they should say or touch may be in what is read.
+    An action is held back once (``held``): asked for again, it is made, reads or not."""
+    later = [c for c in calls if c.name not in reads and _call_key(c, reads) not in held]
+    now = [c for c in calls if all(c is not d for d in later)]
+    if not later or not any(c.name in reads for c in now):
+        return calls, []
+    return now, later
 
 
 def _call_key(call: ToolCall, reads: set[str]) -> str:
@@ -323,6 +361,8 @@ class _Exchange:
     results: list[ToolResult]  # theirs, in the same order
     note: str  # told after the results (JSON turns): that repeated calls were not made
     passages: list[Passage]  # found so far, what its searches are answered with
+    # its actions held back until the model has seen the results of its reads
+    deferred: list[ToolCall] = field(default_factory=list)
 
 
 def _plan(

@@ -56,8 +56,9 @@ def _read_thread(session: GoogleSession) -> Tool:
     return read_only_tool(
         "gmail_read_thread",
         (
-            "Read one Gmail thread as plain text, oldest message first; attachments are "
-            "listed by name, not opened."
+            "Read one Gmail thread by its id (when the id is known, read it: no search is "
+            "needed), as plain text, oldest message first; attachments are listed by name, "
+            "not opened."
         ),
         ReadThread,
         lambda context, a: gmail.read_thread(session(context.tenant_id), a.thread_id),

@@ -99,8 +99,9 @@ def _add_comment(session: Session) -> Tool:
     return external_tool(
         "zendesk_add_comment",
         (
-            "Add a comment to a Zendesk ticket: an internal note, or a public reply the "
-            "requester is emailed. Needs a person's approval before it happens."
+            "Reply to the customer on a Zendesk ticket (a public comment they are "
+            "emailed), or add an internal note. Use it to tell a customer anything. Needs "
+            "a person's approval before it happens."
         ),
         AddTicketComment,
         lambda context, a, key: api.add_comment(
