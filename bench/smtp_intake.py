@@ -82,6 +82,7 @@ class LoadResult:
     postgres_cpu: float = 0.0
     messages: int = 0  # accepted, warm-ups included: what the CPU was spent on
     others: float = 0.0
+    wal_bytes: int = 0  # WAL Postgres wrote during the loads (ours: the stores, warm-ups too)
 
     @property
     def rate(self) -> float:
@@ -144,10 +145,12 @@ def run(stack: ExitStack, args: argparse.Namespace, report: Report) -> None:
     # over a run, and back-to-back runs would hand one target the quieter minutes.
     for _ in range(args.rounds):
         for port, pid, result in ((ours_port, ours_pid, ours), (bare_port, bare_pid, bare)):
+            wal_before = _wal_position(database_url)
             before = cpu.sample(markers), cpu.process_seconds(pid), cpu.tree_seconds(postgres)
             accepted = result.accepted
             asyncio.run(load(port, inbox, messages, args, args.seconds / args.rounds, result))
             after = cpu.sample(markers), cpu.process_seconds(pid), cpu.tree_seconds(postgres)
+            result.wal_bytes += _wal_position(database_url) - wal_before
             result.messages += result.accepted - accepted + args.warmup * args.connections
             result.others = max(result.others, cpu.others_share(before[0], after[0]))
             result.server_cpu += after[1] - before[1]
@@ -383,6 +386,15 @@ def _free_port() -> int:
         return port
 
 
+def _wal_position(database_url: str) -> int:
+    """Bytes of WAL the server has written since it was made: the difference over a load is
+    what the load cost in WAL (the server's other databases' writes too, if it is shared)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _stored(database_url: str) -> dict[str, int]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute(
@@ -425,6 +437,9 @@ def report_lines(
         f"CPU per message: chatops smtp {ours.cpu_ms(ours.server_cpu):.2f} ms + its Postgres"
         f" {ours.cpu_ms(ours.postgres_cpu):.2f} ms; bare aiosmtpd {bare.cpu_ms(bare.server_cpu):.2f}"
         f" ms (the load generator shares the cores too)",
+        f"WAL per message stored: {ours.wal_bytes / ours.messages / 1024 if ours.messages else 0:.1f}"
+        f" KB (the sealed {args.size // 1024} KB raw bytes, the request with its payload, the"
+        " conversation, the message, their indexes)",
         f"other processes' share of the cores during the loads: up to"
         f" {max(ours.others, bare.others):.0%}",
         f"stored after the load: {total_stored} rows ({_counts(stored)}) for {expected} accepted"

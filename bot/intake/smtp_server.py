@@ -25,6 +25,7 @@ from opentelemetry.trace import Tracer
 from bot.intake.email_handler import EmailIntake, IntakeConfig, RoutedEnvelope
 from bot.intake.email_limits import ClientLimitConfig, ClientLimits
 from bot.intake.request_queuer import Together
+from bot.intake.smtp_data import ChunkedData
 from bot.observability.exposition import serve_metrics
 from bot.observability.tracing import build_tracing
 from bot.queue.jobs import Enqueue, enqueue_request
@@ -61,8 +62,9 @@ class ListenerOptions:
     auth_required: bool
 
 
-class IntakeSMTP(SMTP):
-    """aiosmtpd's protocol with per-client connection limits and routed envelopes."""
+class IntakeSMTP(ChunkedData):
+    """aiosmtpd's protocol with per-client connection limits, routed envelopes, and DATA
+    read in the pieces it arrives in (smtp_data.py)."""
 
     def __init__(self, handler: EmailIntake, limits: ClientLimits, options: ListenerOptions):
         super().__init__(
