@@ -227,6 +227,7 @@ def _plan_and_act(
     to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft."""
     offered = tools.offered()
     reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
+    by_name = {tool.name: tool for tool in offered}
     # Each earlier turn of this run: its plan, the calls made and what they returned; the
     # next Plan prompt shows them all after the question.
     exchanges: list[_Exchange] = []
@@ -286,19 +287,36 @@ def _plan_and_act(
         if not fresh:
             log.info("agent.tool_turns_stopped", reason="only calls already made")
             break
+        # An action naming a record by an id that appears nowhere in the message, the
+        # thread or any result is not made: a 1.5B model searched for Maria's ticket and,
+        # in the same plan, replied on a ticket number it made up. Planned beside reads,
+        # it waits for them once (when another turn surely fits): the model is told why
+        # and proposes it again with the id they found. Otherwise it is refused, and the
+        # model or the reply says so; an approver never sees a card for a made-up record.
+        seen = _seen_so_far(request, tool_results)
+        unseen = {id(c): _unseen_ids(c, seen, by_name) for c in fresh if c.name not in reads}
+        invented = [c for c in fresh if unseen.get(id(c))]
         deferred: list[ToolCall] = []
         # The next turn's prompt at most: this plan, each result at its cap, and a note.
         at_most = len(plan.model_dump_json()) + len(fresh) * (prompts.MAX_TOOL_OUTPUT_CHARS + 200)
-        if why_no_turn(steps_needed=1, extra_chars=at_most + 400) is None:
-            # Actions planned beside reads wait for the reads' results: a 1.5B model
-            # searched for a ticket and, in the same plan, replied on a ticket number it
-            # made up. It sees the results first, then proposes them with the right ids.
-            # Only when another turn surely fits, so no planned action is lost.
-            fresh, deferred = _reads_first(fresh, reads, held)
+        if (
+            invented
+            and any(call.name in reads for call in fresh)
+            and why_no_turn(steps_needed=1, extra_chars=at_most + 400) is None
+        ):
+            deferred = [call for call in invented if _call_key(call, reads) not in held]
             held.update(_call_key(call, reads) for call in deferred)
+        refused = [call for call in invented if all(call is not d for d in deferred)]
+        fresh = [call for call in fresh if all(call is not i for i in invented)]
         made.update(_call_key(call, reads) for call in fresh)
-        results = _act(steps, tools, fresh, first_index=calls_made)
+        results = _act(steps, tools, fresh, first_index=calls_made) if fresh else []
         calls_made += len(fresh)
+        # Refused without running, in the calls' order after those made (so each result
+        # stays beside its call for the next turn)
+        fresh += refused
+        results += [
+            ToolResult(call.name, ok=False, output=_made_up(unseen[id(call)])) for call in refused
+        ]
         tool_results += results
         if not any(call.name in reads for call in fresh):
             break  # nothing read that the model has not seen: on to the draft
@@ -309,13 +327,9 @@ def _plan_and_act(
             if repeated
             else ""
         )
-        if deferred:
-            note += (
-                f"\nYour calls to {', '.join(sorted({c.name for c in deferred}))} were not made "
-                "yet: they may depend on these results. Call them again now, with arguments "
-                "taken from these results, if the message still asks for them."
-            )
-        exchanges.append(_Exchange(plan, fresh, results, note, passages, deferred))
+        told = [(call, _not_made_yet(call, unseen[id(call)])) for call in deferred]
+        note += "".join(f"\n{text}" for _, text in told)
+        exchanges.append(_Exchange(plan, fresh, results, note, passages, told))
         stop = why_no_turn()
         if stop is not None:
             log.info("agent.tool_turns_stopped", reason=stop)
@@ -330,17 +344,47 @@ def _plan_and_act(
     return plan, passages, tool_results
 
 
-def _reads_first(
-    calls: list[ToolCall], reads: set[str], held: set[str]
-) -> tuple[list[ToolCall], list[ToolCall]]:
-    """(calls to make now, calls to ask for again after them): a plan's actions wait when
-    it also reads something, since what they should say or touch may be in what is read.
-    An action is held back once (``held``): asked for again, it is made, reads or not."""
-    later = [c for c in calls if c.name not in reads and _call_key(c, reads) not in held]
-    now = [c for c in calls if all(c is not d for d in later)]
-    if not later or not any(c.name in reads for c in now):
-        return calls, []
-    return now, later
+def _unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[str, str]]:
+    """The (argument, value) pairs of ``call`` that name a record by id (``id``,
+    ``ticket_id``...) with a value that appears nowhere in ``seen``; a tool's own default
+    (a calendar's "primary") names nothing the model made up."""
+    tool = tools.get(call.name)
+    fields = tool.arguments.model_fields if tool is not None else {}
+    return [
+        (key, str(value))
+        for key, value in call.arguments.items()
+        if (key == "id" or key.endswith("_id"))
+        and value is not None
+        and str(value) not in seen
+        and not (key in fields and fields[key].default == value)
+    ]
+
+
+def _seen_so_far(request: AgentInput, results: list[ToolResult]) -> str:
+    """Everything a run's ids may come from: the message, the thread, the tools' results."""
+    return "\n".join(
+        [request.question, *(turn["content"] for turn in request.history)]
+        + [result.output for result in results]
+    )
+
+
+def _made_up(unseen: list[tuple[str, str]]) -> str:
+    """The result of an action refused for an id nobody gave."""
+    named = ", ".join(f"{key} {value}" for key, value in unseen)
+    return (
+        f"Not made: {named} is not in the message or in any result, so it may not exist. "
+        "Find the record with a read tool first, then call it again with its id."
+    )
+
+
+def _not_made_yet(call: ToolCall, unseen: list[tuple[str, str]]) -> str:
+    """What the model is told of an action held back for the reads beside it."""
+    named = ", ".join(f"{key} {value}" for key, value in unseen)
+    return (
+        f"Your call to {call.name} was not made yet: {named} is not in the message or in "
+        "any result so far. If the message asks for it, call it again now with the right "
+        "id from these results."
+    )
 
 
 def _call_key(call: ToolCall, reads: set[str]) -> str:
@@ -361,8 +405,9 @@ class _Exchange:
     results: list[ToolResult]  # theirs, in the same order
     note: str  # told after the results (JSON turns): that repeated calls were not made
     passages: list[Passage]  # found so far, what its searches are answered with
-    # its actions held back until the model has seen the results of its reads
-    deferred: list[ToolCall] = field(default_factory=list)
+    # its actions held back until the model has seen the results of its reads, each with
+    # what it is told about it
+    deferred: list[tuple[ToolCall, str]] = field(default_factory=list)
 
 
 def _plan(

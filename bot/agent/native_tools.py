@@ -49,10 +49,6 @@ APPROVAL_NOTE = " Needs a person's approval before it happens."
 NOT_MADE_AGAIN = (
     "Not made again: the same call was made earlier in this conversation; do not call it again."
 )
-NOT_MADE_YET = (
-    "Not made yet: it may depend on the results of the other calls. Call it again now, with "
-    "arguments taken from those results, if the message still asks for it."
-)
 
 How = Literal["native", "json"]  # how a turn's plan arrived
 Message = dict[str, Any]
@@ -161,12 +157,12 @@ def follow_up(
     results: Sequence[ToolResult],
     passages: Sequence[Passage],
     max_output_chars: int,
-    deferred: Sequence[ToolCall] = (),
+    deferred: Sequence[tuple[ToolCall, str]] = (),
 ) -> list[Message]:
     """``plan``'s call turn and a ``role: tool`` result for every call in it: a search
     gets the passages found so far, a call that was made gets its result (cut to
-    ``max_output_chars``), one ``deferred`` until the model has seen those results is
-    told to call it again, one repeated from an earlier turn is told it was not made."""
+    ``max_output_chars``), one ``deferred`` until the model has seen those results gets
+    what it is told about it, one repeated from an earlier turn is told it was not made."""
     message, ids = call_turn(plan, turn, offered)
     searches = len(plan.search_queries)
     found = sources_block(passages)[:max_output_chars]
@@ -175,8 +171,8 @@ def follow_up(
     for call in plan.tool_calls:
         at = next((i for i, m in enumerate(made) if m is call), None)
         if at is None:
-            waiting = any(d is call for d in deferred)
-            outputs.append(NOT_MADE_YET if waiting else NOT_MADE_AGAIN)
+            told = next((text for d, text in deferred if d is call), NOT_MADE_AGAIN)
+            outputs.append(told)
             continue
         result = results[at]
         shown = shown_to_model(result.output, screen)[:max_output_chars]

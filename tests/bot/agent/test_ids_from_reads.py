@@ -1,0 +1,166 @@
+"""An action naming a record by an id nobody gave is never proposed: planned beside reads,
+it waits for them, and the model proposes it again with the id they found; otherwise it
+is refused, and the model and the reply hear why. Run through the real agent loop with
+the support template, as a golden case is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.templates.evaluate import golden_run_steps, run_case
+from bot.templates.golden import GoldenCase, Transcript
+from core.agent_template import load_template
+from core.llm.providers import build_chain
+from core.llm.structured import StructuredLLM
+from core.tools import ToolRegistry
+from sandbox.openai_emulator import OpenAIEmulator
+from sandbox.openai_script import Reply
+from testbed.markers import new_marker
+from tests.support.processes import REPO
+from tests.templates.test_templates import DB, conn, pool, registry
+
+__all__ = ["conn", "pool", "registry"]  # the module-scoped fixtures these tests share
+
+SEARCH = {
+    "name": "zendesk_search_tickets",
+    "arguments": {"query": "status:open late order Maria Lopez", "limit": None},
+    "reason": "Find Maria's ticket",
+}
+FOUND = {"tickets": [{"id": 733, "subject": "Order 55341 still not delivered"}]}
+
+
+def reply_on(ticket_id: int) -> dict[str, Any]:
+    return {
+        "name": "zendesk_add_comment",
+        "arguments": {"ticket_id": ticket_id, "body": "We are reshipping it.", "public": True},
+        "reason": "Tell Maria",
+    }
+
+
+def plan(*calls: dict[str, Any]) -> dict[str, Any]:
+    return {"intent": "answer", "search_queries": [], "tool_calls": list(calls)}
+
+
+DRAFT = {"answer": "The reply to Maria is waiting for approval.", "citations": []}
+
+
+ASKED = "Find Maria Lopez's open ticket and tell her we are reshipping it"
+
+
+def run(
+    llm: OpenAIEmulator,
+    registry: ToolRegistry,
+    conn: DB,
+    replies: list[Any],
+    *,
+    asked: str = ASKED,
+    max_steps: int = 16,
+) -> tuple[Transcript, list[dict[str, Any]]]:
+    """The support template's loop asked `asked`, the model answering with `replies`;
+    what it did and what the model was sent."""
+    request = f"{asked} ({new_marker(6)})"
+    case = GoldenCase.model_validate(
+        {
+            "id": f"ids-{new_marker(6)}",
+            "kind": "chain",
+            "request": request,
+            "tool_results": {"zendesk_search_tickets": FOUND},
+            "expect": {},
+        }
+    )
+    llm.script(*(Reply(content=reply) for reply in replies), match=request)
+    model = StructuredLLM(
+        build_chain(
+            [("primary", llm.base_url, "test-key", "emulator-chat")],
+            timeout=5,
+            max_retries=0,
+            circuit_failures=100,
+            circuit_reset=30,
+        ),
+        malformed_retries=0,
+        tool_calling="json",
+    )
+    steps = golden_run_steps(conn, case.id, max_steps=max_steps)
+    template = load_template(REPO / "templates" / "support.yaml")
+    transcript = run_case(template, case, llm=model, registry=registry, steps=steps)
+    assert llm.pending() == [], "the loop did not ask for every scripted turn"
+    return transcript, llm.requests(match=request)
+
+
+def proposed_tickets(transcript: Transcript) -> list[int]:
+    """The tickets replies were proposed on (calls held back are not made)."""
+    return [
+        arguments["ticket_id"]
+        for name, arguments in transcript.tool_calls
+        if name == "zendesk_add_comment"
+    ]
+
+
+def test_a_reply_on_a_ticket_number_the_model_made_up_waits_for_the_search(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The model searched for Maria's ticket and, in the same plan, replied on ticket
+    1234567890: the reply waits, the model is told why, and proposes it on ticket 733."""
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH, reply_on(1234567890)), plan(reply_on(733)), DRAFT],
+    )
+
+    assert proposed_tickets(transcript) == [733]
+    assert transcript.proposed == ["zendesk_add_comment"]
+    told = sent[1]["messages"][-1]["content"]
+    assert "Order 55341 still not delivered" in told  # the search's result
+    assert (
+        "zendesk_add_comment was not made yet: ticket_id 1234567890 is not in the message" in told
+    )
+
+
+def test_a_reply_on_a_ticket_the_person_named_is_proposed_at_once(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The same plan, with the ticket number the person gave, is not held back: no turn is
+    spent on it."""
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH, reply_on(733)), plan(), DRAFT],
+        asked="Check Maria Lopez's tickets and tell her on ticket 733 that we are reshipping",
+    )
+
+    assert proposed_tickets(transcript) == [733]
+    assert "not made yet" not in sent[1]["messages"][-1]["content"]
+
+
+def test_a_made_up_ticket_number_is_refused_when_no_read_can_find_the_ticket(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Planned alone, or repeated after the reads ran, a reply on a ticket nobody named is
+    not proposed: no approver sees a card for it, and the draft hears why."""
+    alone, sent_alone = run(llm, registry, conn, [plan(reply_on(1234567890)), DRAFT])
+    repeated, _ = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH, reply_on(1234567890)), plan(reply_on(1234567890)), DRAFT],
+    )
+
+    assert proposed_tickets(alone) == [] and alone.proposed == []
+    assert proposed_tickets(repeated) == [] and repeated.proposed == []
+    draft_prompt = sent_alone[-1]["messages"][-1]["content"]
+    assert "Not made: ticket_id 1234567890 is not in the message or in any result" in draft_prompt
+
+
+def test_with_no_turn_left_the_made_up_ticket_number_is_refused_not_held(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Held back only when another turn surely fits: with the run's steps nearly spent, the
+    reply is refused at once (and the search still runs)."""
+    transcript, sent = run(
+        llm, registry, conn, [plan(SEARCH, reply_on(1234567890)), DRAFT], max_steps=6
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
+    assert "Not made: ticket_id 1234567890" in sent[-1]["messages"][-1]["content"]
