@@ -420,6 +420,7 @@ class SlackWorkspace:
         self._assistant_titles: dict[tuple[str, str], str] = {}
         # Messages still being streamed (chat.startStream), with when each stream started.
         self._streaming: dict[tuple[str, str], float] = {}
+        self._streamed: set[tuple[str, str]] = set()  # every message ever started as a stream
         self._last_ts = 0
 
     @classmethod
@@ -928,6 +929,7 @@ class SlackWorkspace:
         with self._lock:
             message = self.post_message(channel, user=user, text=text, thread_ts=thread_ts)
             self._streaming[(message.channel, message.ts)] = self._clock()
+            self._streamed.add((message.channel, message.ts))
             return message
 
     def append_stream(self, channel: str, ts: str, *, user: str, text: str) -> Message:
@@ -967,6 +969,11 @@ class SlackWorkspace:
             key = (self._resolve(channel).id, ts)
             started = self._streaming.get(key)
             return started is not None and self._clock() - started < STREAM_LIFETIME
+
+    def was_streamed(self, channel: str, ts: str) -> bool:
+        """Whether the message started as a stream (open or stopped since)."""
+        with self._lock:
+            return (self._resolve(channel).id, ts) in self._streamed
 
     def _streaming_message(self, channel: str, ts: str, user: str) -> Message:
         message = self._message(channel, ts)

@@ -44,7 +44,9 @@ def wait_for_answer(
     slack: SlackEmulator, thread_ts: str, timeout: float = 30.0, channel: str = GENERAL
 ) -> Message:
     """The bot's final reply in the thread (not its 'working on it' placeholder, nor an
-    answer still streaming in)."""
+    answer still streaming in, nor a stopped stream not yet made final: a run always
+    finishes a streamed reply by editing it, and between the two the message holds only
+    the preview, e.g. "I " of a draft Verify replaced)."""
     # Imported here: the agent (and the screen's presidio) takes seconds to import, which
     # the benchmarks that use this module's other helpers need not pay.
     from bot.agent.run_request import THINKING_TEXT
@@ -53,7 +55,9 @@ def wait_for_answer(
         done = [
             m
             for m in bot_replies(slack, thread_ts, channel)
-            if m.text != THINKING_TEXT and not slack.workspace.is_streaming(m.channel, m.ts)
+            if m.text != THINKING_TEXT
+            and not slack.workspace.is_streaming(m.channel, m.ts)
+            and not (slack.workspace.was_streamed(m.channel, m.ts) and m.edited is None)
         ]
         return done[-1] if done else None
 
