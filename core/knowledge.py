@@ -32,6 +32,9 @@ class ToolResult:
     # Verify holds the reply to. A flag, not the output's words: the guardrails wrap the
     # output as untrusted content before the model sees it.
     awaits_approval: bool = False
+    # What a read looked up, in people's words (the tool's summary: "Search Gmail for
+    # 'renewal'"), for a reply that found nothing to say where it looked. Empty otherwise.
+    looked_up: str = ""
 
 
 class Retriever(Protocol):

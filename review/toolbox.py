@@ -78,8 +78,12 @@ class ReviewedToolbox:
         key = f"run:{self.run_id}:call:{index}"
         flagged = self.force_approval or bool(self.flags)
         if tool.effect is Effect.READ_ONLY or (tool.effect is Effect.INTERNAL and not flagged):
+            looked_up = tool.summarize(arguments) if tool.effect is Effect.READ_ONLY else ""
             return ToolResult(
-                call.name, ok=True, output=str(tool.run(self.context, arguments, key))
+                call.name,
+                ok=True,
+                output=str(tool.run(self.context, arguments, key)),
+                looked_up=looked_up,
             )
         summary, payload = tool.summarize(arguments), arguments.model_dump()
         reason = call.reason or "no reason given"

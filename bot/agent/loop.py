@@ -26,7 +26,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from bot.agent import budget, native_tools, prompts
+from bot.agent import budget, native_tools, prompts, record_ids
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.prompts import Message
 from bot.agent.steps import Output, StepLimitReached, StepLog
@@ -200,7 +200,9 @@ def _answer(
         problems = verdict["problems"]
         if not problems:
             if verdict.get("not_found"):
-                return Outcome(text=NOT_FOUND_ANSWER, status="answered", reason="not_found")
+                return Outcome(
+                    text=not_found_reply(tool_results), status="answered", reason="not_found"
+                )
             # A Verify step persisted before grounding existed holds only the problems.
             grounded = Draft(
                 answer=verdict.get("answer", draft.answer),
@@ -210,7 +212,9 @@ def _answer(
         if verdict.get("citations_failed"):
             ungrounded += 1
             if ungrounded >= MAX_UNGROUNDED_DRAFTS:
-                return Outcome(text=NOT_FOUND_ANSWER, status="answered", reason="ungrounded")
+                return Outcome(
+                    text=not_found_reply(tool_results), status="answered", reason="ungrounded"
+                )
 
 
 def _plan_and_act(
@@ -293,8 +297,10 @@ def _plan_and_act(
         # it waits for them once (when another turn surely fits): the model is told why
         # and proposes it again with the id they found. Otherwise it is refused, and the
         # model or the reply says so; an approver never sees a card for a made-up record.
-        seen = _seen_so_far(request, tool_results)
-        unseen = {id(c): _unseen_ids(c, seen, by_name) for c in fresh if c.name not in reads}
+        seen = record_ids.seen_so_far(request.question, request.history, tool_results)
+        unseen = {
+            id(c): record_ids.unseen_ids(c, seen, by_name) for c in fresh if c.name not in reads
+        }
         invented = [c for c in fresh if unseen.get(id(c))]
         deferred: list[ToolCall] = []
         # The next turn's prompt at most: this plan, each result at its cap, and a note.
@@ -315,7 +321,8 @@ def _plan_and_act(
         # stays beside its call for the next turn)
         fresh += refused
         results += [
-            ToolResult(call.name, ok=False, output=_made_up(unseen[id(call)])) for call in refused
+            ToolResult(call.name, ok=False, output=record_ids.made_up(unseen[id(call)]))
+            for call in refused
         ]
         tool_results += results
         if not any(call.name in reads for call in fresh):
@@ -327,7 +334,9 @@ def _plan_and_act(
             if repeated
             else ""
         )
-        told = [(call, _not_made_yet(call, unseen[id(call)])) for call in deferred]
+        told = [
+            (call, record_ids.not_made_yet(call, unseen[id(call)], results)) for call in deferred
+        ]
         note += "".join(f"\n{text}" for _, text in told)
         exchanges.append(_Exchange(plan, fresh, results, note, passages, told))
         stop = why_no_turn()
@@ -342,49 +351,6 @@ def _plan_and_act(
             searched += new_queries
             passages = _retrieve(request, new_queries, retriever, steps, passages)
     return plan, passages, tool_results
-
-
-def _unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[str, str]]:
-    """The (argument, value) pairs of ``call`` that name a record by id (``id``,
-    ``ticket_id``...) with a value that appears nowhere in ``seen``; a tool's own default
-    (a calendar's "primary") names nothing the model made up."""
-    tool = tools.get(call.name)
-    fields = tool.arguments.model_fields if tool is not None else {}
-    return [
-        (key, str(value))
-        for key, value in call.arguments.items()
-        if (key == "id" or key.endswith("_id"))
-        and value is not None
-        and str(value) not in seen
-        and not (key in fields and fields[key].default == value)
-    ]
-
-
-def _seen_so_far(request: AgentInput, results: list[ToolResult]) -> str:
-    """Everything a run's ids may come from: the message, the thread, the tools' results."""
-    return "\n".join(
-        [request.question, *(turn["content"] for turn in request.history)]
-        + [result.output for result in results]
-    )
-
-
-def _made_up(unseen: list[tuple[str, str]]) -> str:
-    """The result of an action refused for an id nobody gave."""
-    named = ", ".join(f"{key} {value}" for key, value in unseen)
-    return (
-        f"Not made: {named} is not in the message or in any result, so it may not exist. "
-        "Find the record with a read tool first, then call it again with its id."
-    )
-
-
-def _not_made_yet(call: ToolCall, unseen: list[tuple[str, str]]) -> str:
-    """What the model is told of an action held back for the reads beside it."""
-    named = ", ".join(f"{key} {value}" for key, value in unseen)
-    return (
-        f"Your call to {call.name} was not made yet: {named} is not in the message or in "
-        "any result so far. If the message asks for it, call it again now with the right "
-        "id from these results."
-    )
 
 
 def _call_key(call: ToolCall, reads: set[str]) -> str:
@@ -658,6 +624,17 @@ def _verdict(
             verdict["citations_failed"] = True
         verdict |= {"answer": NOT_FOUND_ANSWER, "citations": [], "not_found": True}
     return verdict
+
+
+def not_found_reply(tool_results: list[ToolResult]) -> str:
+    """ "I couldn't find this", saying where else the run looked: asked to read an email,
+    a person was told only that the knowledge base had nothing, after the agent had
+    searched the mailbox for it."""
+    looked = list(dict.fromkeys(r.looked_up for r in tool_results if r.looked_up))
+    if not looked:
+        return NOT_FOUND_ANSWER
+    where = "; ".join(summary[:1].lower() + summary[1:] for summary in looked)
+    return f"{NOT_FOUND_ANSWER.rstrip('.')}, nor in what I looked up: {where}."
 
 
 def verify(draft: Draft) -> list[str]:

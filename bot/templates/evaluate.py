@@ -61,7 +61,10 @@ class FixtureToolbox:
                 tool.name, ok=True, output=f"{AWAITING_APPROVAL} ({summary}).", awaits_approval=True
             )
         return ToolResult(
-            tool.name, ok=True, output=json.dumps(self.case.result_for(tool.name, given))
+            tool.name,
+            ok=True,
+            output=json.dumps(self.case.result_for(tool.name, given)),
+            looked_up=tool.summarize(arguments),
         )
 
 

@@ -1,7 +1,8 @@
-"""An action naming a record by an id nobody gave is never proposed: planned beside reads,
-it waits for them, and the model proposes it again with the id they found; otherwise it
-is refused, and the model and the reply hear why. Run through the real agent loop with
-the support template, as a golden case is."""
+"""What the agent does with what its tools find, and do not find. An action naming a
+record by an id nobody gave is never proposed: planned beside reads, it waits for them,
+and the model proposes it again with the id they found; otherwise it is refused, and the
+model and the reply hear why. A reply that found nothing says where it looked. Run
+through the real agent loop with the templates, as a golden case is."""
 
 from __future__ import annotations
 
@@ -55,16 +56,19 @@ def run(
     *,
     asked: str = ASKED,
     max_steps: int = 16,
+    template: str = "support",
+    found: dict[str, Any] | None = None,
 ) -> tuple[Transcript, list[dict[str, Any]]]:
-    """The support template's loop asked `asked`, the model answering with `replies`;
-    what it did and what the model was sent."""
+    """`template`'s loop asked `asked`, the model answering with `replies` and the read
+    tools with `found` (by tool; by default the search finds Maria's ticket); what it did
+    and what the model was sent."""
     request = f"{asked} ({new_marker(6)})"
     case = GoldenCase.model_validate(
         {
             "id": f"ids-{new_marker(6)}",
             "kind": "chain",
             "request": request,
-            "tool_results": {"zendesk_search_tickets": FOUND},
+            "tool_results": {"zendesk_search_tickets": FOUND} if found is None else found,
             "expect": {},
         }
     )
@@ -81,8 +85,8 @@ def run(
         tool_calling="json",
     )
     steps = golden_run_steps(conn, case.id, max_steps=max_steps)
-    template = load_template(REPO / "templates" / "support.yaml")
-    transcript = run_case(template, case, llm=model, registry=registry, steps=steps)
+    loaded = load_template(REPO / "templates" / f"{template}.yaml")
+    transcript = run_case(loaded, case, llm=model, registry=registry, steps=steps)
     assert llm.pending() == [], "the loop did not ask for every scripted turn"
     return transcript, llm.requests(match=request)
 
@@ -115,6 +119,7 @@ def test_a_reply_on_a_ticket_number_the_model_made_up_waits_for_the_search(
     assert (
         "zendesk_add_comment was not made yet: ticket_id 1234567890 is not in the message" in told
     )
+    assert "These results name: 733." in told
 
 
 def test_a_reply_on_a_ticket_the_person_named_is_proposed_at_once(
@@ -164,3 +169,33 @@ def test_with_no_turn_left_the_made_up_ticket_number_is_refused_not_held(
 
     assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
     assert "Not made: ticket_id 1234567890" in sent[-1]["messages"][-1]["content"]
+
+
+def test_a_reply_that_found_nothing_says_where_it_looked(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked to read an email, the agent searched the mailbox and found nothing: the
+    person is told so, not only that the knowledge base had nothing."""
+    search = {
+        "name": "gmail_search_threads",
+        "arguments": {"query": "Hank renewal", "limit": None},
+        "reason": "Find Hank's email",
+    }
+    transcript, _ = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(search),
+            plan(),
+            {"answer": "I could not find it in the knowledge base.", "citations": []},
+        ],
+        asked="Summarise Hank's latest email about the renewal",
+        template="sales",
+        found={"gmail_search_threads": {"threads": []}},
+    )
+
+    assert transcript.answer == (
+        "I couldn't find this in the knowledge base, nor in what I looked up: "
+        "search Gmail for 'Hank renewal'."
+    )
