@@ -61,6 +61,22 @@ def conn(database_url: str) -> Iterator[DB]:
         yield opened
 
 
+def json_plans_model(llm: OpenAIEmulator) -> StructuredLLM:
+    """The emulator as a golden run's model: no retries, and JSON-schema Plan turns (the
+    golden cases' replies are JSON plans)."""
+    return StructuredLLM(
+        build_chain(
+            [("primary", llm.base_url, "test-key", "emulator-chat")],
+            timeout=5,
+            max_retries=0,
+            circuit_failures=100,
+            circuit_reset=30,
+        ),
+        malformed_retries=0,
+        tool_calling="json",
+    )
+
+
 def _cases() -> list[tuple[str, GoldenCase]]:
     return [
         (name, case)
@@ -171,17 +187,7 @@ def test_each_golden_case_passes_against_the_scripted_model(
     loop asks the model exactly as many times as the case's script has turns."""
     template: AgentTemplate = load_template(TEMPLATES / f"{name}.yaml")
     llm.script(*(Reply(content=reply) for reply in model_replies(case)), match=case.request)
-    model = StructuredLLM(
-        build_chain(
-            [("primary", llm.base_url, "test-key", "emulator-chat")],
-            timeout=5,
-            max_retries=0,
-            circuit_failures=100,
-            circuit_reset=30,
-        ),
-        malformed_retries=0,
-        tool_calling="json",  # the golden cases' replies are JSON plans
-    )
+    model = json_plans_model(llm)
     steps = golden_run_steps(conn, case.id, max_steps=16)  # AGENT_MAX_STEPS default
 
     transcript = run_case(template, case, llm=model, registry=registry, steps=steps)

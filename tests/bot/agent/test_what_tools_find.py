@@ -11,14 +11,13 @@ from typing import Any
 from bot.templates.evaluate import golden_run_steps, run_case
 from bot.templates.golden import GoldenCase, Transcript
 from core.agent_template import load_template
-from core.llm.providers import build_chain
-from core.llm.structured import StructuredLLM
 from core.tools import ToolRegistry
 from sandbox.openai_emulator import OpenAIEmulator
 from sandbox.openai_script import Reply
 from testbed.markers import new_marker
+from tests.connectors.workspace import DB
 from tests.support.processes import REPO
-from tests.templates.test_templates import DB, conn, pool, registry
+from tests.templates.test_templates import conn, json_plans_model, pool, registry
 
 __all__ = ["conn", "pool", "registry"]  # the module-scoped fixtures these tests share
 
@@ -73,17 +72,7 @@ def run(
         }
     )
     llm.script(*(Reply(content=reply) for reply in replies), match=request)
-    model = StructuredLLM(
-        build_chain(
-            [("primary", llm.base_url, "test-key", "emulator-chat")],
-            timeout=5,
-            max_retries=0,
-            circuit_failures=100,
-            circuit_reset=30,
-        ),
-        malformed_retries=0,
-        tool_calling="json",
-    )
+    model = json_plans_model(llm)
     steps = golden_run_steps(conn, case.id, max_steps=max_steps)
     loaded = load_template(REPO / "templates" / f"{template}.yaml")
     transcript = run_case(loaded, case, llm=model, registry=registry, steps=steps)
