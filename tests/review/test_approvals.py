@@ -105,7 +105,12 @@ def test_edit_in_the_thread_then_final_approval_posts_the_edited_text(
     )
     assert row["status"] == "pending"
     assert row["payload"]["text"] == edited and row["original_payload"]["text"] == text
-    assert "needs a final" in stack.slack.workspace.message(APPROVALS, proposal.approval.ts).text
+    # The card is edited after the row is stored: wait for it as the approver would
+    wait_for(
+        lambda: (
+            "needs a final" in stack.slack.workspace.message(APPROVALS, proposal.approval.ts).text
+        )
+    )
 
     stack.slack.react_as_user(APPROVER, APPROVALS, proposal.approval.ts, "white_check_mark")
     wait_for_status(db, proposal.action["id"], "executed")
