@@ -139,6 +139,7 @@ AWAITED = re.compile(
     r"\b(?:approv\w*|pending|waiting|awaiting|once|until|after|when|if)\b", re.IGNORECASE
 )
 NOT_DONE_REASON = "says an action is done that is waiting for approval"
+INTERNAL_NAME_REASON = "names one of the agent's tools, which people do not know by name"
 _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
 # What a not-found statement is about: the sources, in the words models use for them.
@@ -302,6 +303,7 @@ def attribute(
     strict: bool = True,
     acted: bool = False,
     awaiting: bool = False,
+    internal_names: Sequence[str] = (),
 ) -> Attribution:
     """The draft `answer` with each factual sentence attributed to the evidence that
     supports it; see the module's docstring.
@@ -311,7 +313,10 @@ def attribute(
     source with a marker must be supported; the others stand as written. `acted`: the run
     called tools, so sentences reporting what happened to its actions ("it is waiting for
     approval") are about the run, not facts to find in the sources. `awaiting`: some of
-    those actions wait for approval, so a sentence saying one is done is false and goes."""
+    those actions wait for approval, so a sentence saying one is done is false and goes.
+    `internal_names`: the agent's tool names; a sentence naming one goes (the model told
+    a person to "call the `hubspot_add_contact_note` tool")."""
+    naming = _naming(internal_names)
     lines = _parse(canonical_markers(answer))
     pieces = [(line_no, i) for line_no, line in enumerate(lines) for i in range(len(line.parts))]
     verdicts: dict[tuple[int, int], SentenceVerdict] = {}
@@ -322,7 +327,9 @@ def attribute(
         sentence = line.parts[i]
         listed = bool(line.prefix.strip())
         kind: Kind = "chatter" if line.code else _kind(sentence, question, acted, listed)
-        if awaiting and not line.code and claims_done(sentence, question):
+        if naming is not None and naming.search(sentence):
+            verdicts[key] = SentenceVerdict(sentence, "fact", reason=INTERNAL_NAME_REASON)
+        elif awaiting and not line.code and claims_done(sentence, question):
             verdicts[key] = SentenceVerdict(sentence, "fact", reason=NOT_DONE_REASON)
         elif kind == "fact" and not strict and not MARKER.search(sentence):
             verdicts[key] = SentenceVerdict(sentence, kind, supported=True)
@@ -337,6 +344,17 @@ def attribute(
             sentence = lines[key[0]].parts[key[1]]
             verdicts[key] = scorer.verdict(index, sentence)
     return Attribution(_rebuild(lines, verdicts, unsupported), [verdicts[k] for k in pieces])
+
+
+def _naming(names: Sequence[str]) -> re.Pattern[str] | None:
+    """What finds any of `names` as a whole identifier (not inside a longer one). Only
+    names no prose uses (with an underscore: `send_email`, `orders__lookup`): a tool
+    called "search" must not take every sentence that says "search"."""
+    identifiers = [name for name in names if "_" in name]
+    if not identifiers:
+        return None
+    alternatives = "|".join(sorted(map(re.escape, identifiers), key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])")
 
 
 def claims_done(sentence: str, question: str = "") -> bool:

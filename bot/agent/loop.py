@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -37,7 +37,7 @@ from core.llm.structured import StructuredLLM
 from core.schemas import Draft, Plan, ToolCall, draft_for, plan_for, salvaged_draft
 from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
-from rag.attribution import NOT_DONE_REASON, Grounding, attribute
+from rag.attribution import INTERNAL_NAME_REASON, NOT_DONE_REASON, Grounding, attribute
 from rag.citations import NOT_FOUND_ANSWER, evidence, format_sources, is_not_found
 
 PASSAGES_PER_SEARCH = 8
@@ -187,6 +187,7 @@ def _answer(
     problems: list[str] = []
     rejected: str | None = None
     ungrounded = 0
+    tool_names = [tool.name for tool in tools.offered()]
     while True:
         output = steps.step("draft", partial(write_draft, problems, rejected))
         draft = Draft.model_validate(_fields(Draft, output))
@@ -195,7 +196,8 @@ def _answer(
         shown = passages[: output.get("passages_shown", len(passages))]
         rejected = draft.model_dump_json()
         verdict = steps.step(
-            "verify", partial(_verdict, draft, shown, tool_results, request, grounding)
+            "verify",
+            partial(_verdict, draft, shown, tool_results, request, grounding, tool_names),
         )
         problems = verdict["problems"]
         if not problems:
@@ -560,6 +562,7 @@ def _verdict(
     tool_results: list[ToolResult] | None = None,
     request: AgentInput | None = None,
     grounding: Grounding | None = None,
+    tool_names: Sequence[str] = (),
 ) -> Output:
     """The draft checked and grounded. Persisted as the Verify step, so a retried job
     posts the same answer: ``answer`` and ``citations`` as grounded, ``not_found`` when
@@ -587,6 +590,7 @@ def _verdict(
         strict=bool(passages),
         acted=bool(tool_results),
         awaiting=awaiting,
+        internal_names=tool_names,
     )
     unsupported = [{"sentence": s.text, "why": s.reason} for s in result.unsupported]
     verdict: Output = {
@@ -598,7 +602,10 @@ def _verdict(
         "not_found": False,
     }
     empty = not result.answer.strip()  # e.g. a runaway "[1][2][3]..." with no words
-    invented = [s for s in result.unsupported if s.reason != NOT_DONE_REASON]
+    # Sentences taken out for how they speak of the run, not for facts they invent.
+    invented = [
+        s for s in result.unsupported if s.reason not in (NOT_DONE_REASON, INTERNAL_NAME_REASON)
+    ]
     if (
         awaiting
         and not invented

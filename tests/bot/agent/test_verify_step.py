@@ -175,3 +175,32 @@ def test_a_draft_that_also_invents_facts_is_asked_again_while_actions_wait() -> 
 
     (problem,) = verdict["problems"]
     assert "2 is in no source" in problem and verdict["answer"] != WAITING_ANSWER
+
+
+def test_a_reply_never_tells_people_the_agents_tool_names() -> None:
+    """The 1.5B model told a person to "call the `hubspot_add_contact_note` tool": a
+    sentence naming one of the agent's tools goes; the rest of the reply stays."""
+    draft = Draft(
+        answer="Their refund was sent today. I've prepared the reply; it is waiting for "
+        "approval. You can also call `zendesk_set_status` yourself to solve it.",
+        citations=[],
+    )
+
+    verdict = _verdict(
+        draft, [], PROPOSED, SOLVE, Grounding(), ["zendesk_add_comment", "zendesk_set_status"]
+    )
+
+    assert verdict["problems"] == []
+    assert verdict["answer"] == (
+        "Their refund was sent today. I've prepared the reply; it is waiting for approval."
+    )
+
+
+def test_a_reply_left_with_nothing_once_tool_names_go_says_where_the_actions_stand() -> None:
+    draft = Draft(answer="I called zendesk_add_comment and zendesk_set_status.", citations=[])
+
+    verdict = _verdict(
+        draft, [], PROPOSED, SOLVE, Grounding(), ["zendesk_add_comment", "zendesk_set_status"]
+    )
+
+    assert verdict["problems"] == [] and verdict["answer"] == WAITING_ANSWER
