@@ -120,7 +120,7 @@ def draft(
     if tool_results:
         # The person asked for an action, so the reply is about the action. Lines stay short
         # or end as a question: the Verify step wants every statement of fact cited.
-        lines = [f"From {LABEL}:", *(_tool_line(result) for result in tool_results)]
+        lines = [f"From {LABEL}:", *dict.fromkeys(_tool_line(result) for result in tool_results)]
         return {"answer": "\n".join(lines), "citations": []}
     quotes = best_sentences(question, sources)
     if not quotes:
@@ -360,13 +360,14 @@ def _nullable(schema: Mapping[str, Any]) -> bool:
 
 
 def _tool_line(result: Mapping[str, Any]) -> str:
-    name = str(result.get("name", "the action"))
+    """A short line on one action, in people's words, never the tool's name (the product
+    takes a sentence naming one out); the thread lists each action under the reply."""
     output = " ".join(UNTRUSTED_TAGS.sub(" ", str(result.get("output", ""))).split())
     if result.get("ok") and output.startswith("Not done yet"):
-        return f"`{name}` waits for approval"
+        return "Your request waits for approval"
     if result.get("ok"):
-        return f"`{name}` done"
-    return f"`{name}` was not proposed: {output.rstrip('.')}. Could you check the request?"
+        return "Your request is done"
+    return f"An action was not proposed: {output.rstrip('.')}. Could you check the request?"
 
 
 def _topic(text: str) -> str:

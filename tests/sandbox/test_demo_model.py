@@ -202,7 +202,8 @@ def test_after_proposing_an_email_the_draft_says_it_waits_for_approval(
 
     draft = ask_draft(model, "please email <EMAIL_1> about her renewal", passages, [proposed])
 
-    assert f"`{SEND_EMAIL}` waits for approval" in draft.answer
+    assert "Your request waits for approval" in draft.answer
+    assert SEND_EMAIL not in draft.answer  # people do not know the tool by name
     assert LABEL_WORDS in draft.answer
     assert passes_verify(draft, passages)
 
