@@ -300,19 +300,23 @@ def _plan_and_act(
         # and proposes it again with the id they found. Otherwise it is refused, and the
         # model or the reply says so; an approver never sees a card for a made-up record.
         seen = record_ids.seen_so_far(request.question, request.history, tool_results)
-        unseen = {
-            id(c): record_ids.unseen_ids(c, seen, by_name) for c in fresh if c.name not in reads
-        }
-        invented = [c for c in fresh if unseen.get(id(c))]
+        unseen = {id(c): record_ids.unseen_ids(c, seen, by_name) for c in fresh}
+        invented = [c for c in fresh if unseen[id(c)]]
         deferred: list[ToolCall] = []
         # The next turn's prompt at most: this plan, each result at its cap, and a note.
         at_most = len(plan.model_dump_json()) + len(fresh) * (prompts.MAX_TOOL_OUTPUT_CHARS + 200)
         if (
-            invented
-            and any(call.name in reads for call in fresh)
+            any(call.name not in reads for call in invented)
+            and any(call.name in reads and not unseen[id(call)] for call in fresh)
             and why_no_turn(steps_needed=1, extra_chars=at_most + 400) is None
         ):
-            deferred = [call for call in invented if _call_key(call, reads) not in held]
+            # A read of a made-up id is refused, never held: it can only find nothing (the
+            # model read HubSpot record 1234567890 instead of searching for the contact).
+            deferred = [
+                call
+                for call in invented
+                if call.name not in reads and _call_key(call, reads) not in held
+            ]
             held.update(_call_key(call, reads) for call in deferred)
         refused = [call for call in invented if all(call is not d for d in deferred)]
         fresh = [call for call in fresh if all(call is not i for i in invented)]

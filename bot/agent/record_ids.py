@@ -4,7 +4,8 @@ A 1.5B model searched for a customer's ticket and, in the same plan, replied on 
 1234567890, a number it made up. An action naming a record by an id (``id``,
 ``ticket_id``, ``contact_id``...) that appears nowhere in the message, the thread or
 any tool result is never proposed: the agent loop (`bot.agent.loop`) holds it back for
-the reads planned beside it, or refuses it, with the words here.
+the reads planned beside it, or refuses it, with the words here. A read of such an id
+is refused too: it can only find nothing, and the model is told to search first.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def made_up(unseen: list[tuple[str, str]]) -> str:
     named = ", ".join(f"{key} {value}" for key, value in unseen)
     return (
         f"Not made: {named} is not in the message or in any result, so it may not exist. "
-        "Find the record with a read tool first, then call it again with its id."
+        "Find the record with a search first, then call it again with the id found."
     )
 
 

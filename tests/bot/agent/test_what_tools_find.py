@@ -188,3 +188,30 @@ def test_a_reply_that_found_nothing_says_where_it_looked(
         "I couldn't find this in the knowledge base, nor in what I looked up: "
         "search Gmail for 'Hank renewal'."
     )
+
+
+def test_a_read_of_a_made_up_record_is_refused_and_the_model_searches_instead(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The model read HubSpot record 1234567890 instead of searching for the contact: such
+    a read can only find nothing, so it is not made, and the model is told to search."""
+    read_made_up = {
+        "name": "zendesk_read_ticket",
+        "arguments": {"ticket_id": 1234567890},
+        "reason": "Read Maria's ticket",
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(read_made_up), plan(SEARCH), plan(reply_on(733)), DRAFT],
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == [
+        "zendesk_search_tickets",
+        "zendesk_add_comment",
+    ]
+    assert proposed_tickets(transcript) == [733]
+    told = sent[1]["messages"][-1]["content"]
+    assert "Not made: ticket_id 1234567890 is not in the message" in told
+    assert "search first" in told
