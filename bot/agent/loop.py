@@ -144,7 +144,11 @@ def _answer(
     grounding: Grounding,
 ) -> Outcome:
     history, question = request.history, request.question
-    plan, passages, tool_results = _plan_and_act(request, llm, retriever, tools, steps, on_call)
+    # Asked once per run: a production toolbox reads the tenant's connectors from Postgres.
+    offered = tools.offered()
+    plan, passages, tool_results = _plan_and_act(
+        request, llm, retriever, tools, offered, steps, on_call
+    )
 
     def write_draft(problems: list[str], rejected: str | None) -> Output:
         def build(turns: list[prompts.Turn], shown: list[Passage], cap: int) -> list[Message]:
@@ -187,7 +191,7 @@ def _answer(
     problems: list[str] = []
     rejected: str | None = None
     ungrounded = 0
-    tool_names = [tool.name for tool in tools.offered()]
+    tool_names = [tool.name for tool in offered]
     while True:
         output = steps.step("draft", partial(write_draft, problems, rejected))
         draft = Draft.model_validate(_fields(Draft, output))
@@ -224,14 +228,15 @@ def _plan_and_act(
     llm: StructuredLLM,
     retriever: Retriever,
     tools: Toolbox,
+    offered: list[Tool],
     steps: StepLog,
     on_call: UsageSink,
 ) -> tuple[Plan, list[Passage], list[ToolResult]]:
     """Plan, Retrieve, Act, and again while the model calls read tools: each further Plan
     turn sees the results of the calls before it, so it can use what a read returned (a
     contact's id, a free slot) in its next call. Bounded by the run's steps (leaving room
-    to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft."""
-    offered = tools.offered()
+    to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft.
+    ``offered``: the toolbox's tools for this run, as it offered them."""
     reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
     by_name = {tool.name: tool for tool in offered}
     # Each earlier turn of this run: its plan, the calls made and what they returned; the
