@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -82,7 +83,11 @@ class ReviewedToolbox:
             return ToolResult(
                 call.name,
                 ok=True,
-                output=str(tool.run(self.context, arguments, key)),
+                # JSON, as the model reads it best and the agent's checks parse it (the ids
+                # a result names, who a free/busy result shows busy)
+                output=json.dumps(
+                    tool.run(self.context, arguments, key), ensure_ascii=False, default=str
+                ),
                 looked_up=looked_up,
             )
         summary, payload = tool.summarize(arguments), arguments.model_dump()
