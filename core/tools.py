@@ -96,6 +96,10 @@ class Tool:
     # External tools that change a record: its state before -> after, for the card, and
     # the values execution checks again (review/effects.py).
     preview: Previewer | None = None
+    # External tools: what the results read earlier in the same run say against the call,
+    # in plain words (an invite to someone a free/busy check showed busy then), or None.
+    # The agent then does not propose it, and tells the model and the requester why.
+    conflicts: Callable[[BaseModel, list[str]], str | None] | None = None
 
     def parse(self, arguments: dict[str, Any]) -> BaseModel:
         """The call's arguments, validated; raises ToolArgumentsError with a readable reason.
@@ -213,11 +217,13 @@ def external_tool(
     summary: Callable[[A], str],
     *,
     preview: tuple[str, Callable[[ActionContext, A], Preview]] | None = None,
+    conflicts: Callable[[A, list[str]], str | None] | None = None,
     failures: Failures = _unguarded,
 ) -> Tool:
     """An external tool from a typed `write` (what an approved action does with its
     idempotency key), `find` (whether an earlier attempt with that key took effect: its
-    `reconcile`) and `summary`; `preview` is what it reads for the card and how. `failures`
+    `reconcile`) and `summary`; `preview` is what it reads for the card and how;
+    `conflicts` what earlier results of the run say against it (Tool.conflicts). `failures`
     guards `write` and `find` alike."""
 
     def run(context: ActionContext, given: BaseModel, key: str) -> dict[str, Any]:
@@ -241,6 +247,14 @@ def external_tool(
             return read(context, given)
 
         previewer = Previewer(reads, read_preview)
+    conflicting = None
+    if conflicts is not None:
+        judge = conflicts
+
+        def conflicting(given: BaseModel, outputs: list[str]) -> str | None:
+            assert isinstance(given, arguments)
+            return judge(given, outputs)
+
     return Tool(
         name,
         description,
@@ -250,6 +264,7 @@ def external_tool(
         summarize,
         reconcile=reconcile,
         preview=previewer,
+        conflicts=conflicting,
     )
 
 

@@ -37,6 +37,7 @@ from core.llm.structured import StructuredLLM
 from core.schemas import Draft, Plan, ToolCall, draft_for, plan_for, salvaged_draft
 from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
+from guardrails.injection import unwrap_untrusted
 from rag.attribution import INTERNAL_NAME_REASON, NOT_DONE_REASON, Grounding, attribute
 from rag.citations import NOT_FOUND_ANSWER, evidence, format_sources, is_not_found
 
@@ -325,9 +326,25 @@ def _plan_and_act(
             held.update(_call_key(call, reads) for call in deferred)
         refused = [call for call in invented if all(call is not d for d in deferred)]
         fresh = [call for call in fresh if all(call is not i for i in invented)]
-        made.update(_call_key(call, reads) for call in fresh)
-        results = _act(steps, tools, fresh, first_index=calls_made) if fresh else []
-        calls_made += len(fresh)
+        # Actions that earlier results can speak against (an invite to someone busy then)
+        # wait for the reads planned beside them, then are judged on all results so far:
+        # the model checked Priya's calendar, saw her busy, and proposed the invite anyway.
+        judged = [call for call in fresh if _may_conflict(call, by_name)]
+        first = [call for call in fresh if all(call is not j for j in judged)]
+        results = _act(steps, tools, first, first_index=calls_made) if first else []
+        calls_made += len(first)
+        if judged:
+            outputs = [unwrap_untrusted(r.output)[1] for r in [*tool_results, *results]]
+            against = {id(call): _conflict(call, by_name, outputs) for call in judged}
+            go = [call for call in judged if against[id(call)] is None]
+            results += _act(steps, tools, go, first_index=calls_made) if go else []
+            calls_made += len(go)
+            stopped = [call for call in judged if against[id(call)] is not None]
+            results += [ToolResult(c.name, ok=False, output=str(against[id(c)])) for c in stopped]
+            fresh = [*first, *go, *stopped]
+            made.update(_call_key(call, reads) for call in [*first, *go])
+        else:
+            made.update(_call_key(call, reads) for call in fresh)
         # Refused without running, in the calls' order after those made (so each result
         # stays beside its call for the next turn)
         fresh += refused
@@ -362,6 +379,23 @@ def _plan_and_act(
             searched += new_queries
             passages = _retrieve(request, new_queries, retriever, steps, passages)
     return plan, passages, tool_results
+
+
+def _may_conflict(call: ToolCall, by_name: dict[str, Tool]) -> bool:
+    tool = by_name.get(call.name)
+    return tool is not None and tool.conflicts is not None
+
+
+def _conflict(call: ToolCall, by_name: dict[str, Tool], outputs: list[str]) -> str | None:
+    """What the run's results say against ``call`` (Tool.conflicts), or None; arguments
+    that do not parse are left to the toolbox, which says what is wrong with them."""
+    tool = by_name[call.name]
+    assert tool.conflicts is not None
+    try:
+        arguments = tool.parse(call.arguments)
+    except ToolArgumentsError:
+        return None
+    return tool.conflicts(arguments, outputs)
 
 
 def _call_key(call: ToolCall, reads: set[str]) -> str:
@@ -639,6 +673,10 @@ def _verdict(
             ]
             verdict["citations_failed"] = True
         verdict |= {"answer": NOT_FOUND_ANSWER, "citations": [], "not_found": True}
+    elif awaiting and "approv" not in result.answer.lower():
+        # The requester must read in the reply that nothing has happened yet: the 1.5B
+        # model wrote what it had prepared and left that out.
+        verdict["answer"] = f"{result.answer.rstrip()}\n\n{WAITING_ANSWER}"
     return verdict
 
 

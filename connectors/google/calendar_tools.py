@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
@@ -160,8 +161,54 @@ def _create_invite(session: GoogleSession) -> Tool:
         ),
         lambda a: f"Invite {', '.join(a.attendees)} to “{a.summary}”, {slot(a.start, a.end)}",
         preview=("the attendees' calendars", preview),
+        conflicts=busy_attendees,
         failures=write_result,
     )
+
+
+def busy_attendees(invite: CreateInvite, outputs: list[str]) -> str | None:
+    """Who a free/busy result read earlier in the run shows busy during the invite's
+    slot, in people's words; None when nobody is. A 1.5B model checked Priya's calendar,
+    read that she was busy, and proposed the invite anyway."""
+    invited = {address.lower() for address in invite.attendees}
+    clashes: dict[str, tuple[datetime, datetime]] = {}
+    for output in outputs:
+        for email, start, end in _busy_intervals(output):
+            if email in invited and start < invite.end and invite.start < end:
+                clashes.setdefault(email, (start, end))
+    if not clashes:
+        return None
+    who = "; ".join(
+        f"{email} is busy {slot(start, end)}" for email, (start, end) in clashes.items()
+    )
+    return (
+        f"Not proposed: {who}, which overlaps the meeting. Tell the requester who is busy "
+        "and when, and offer to find another time."
+    )
+
+
+def _busy_intervals(output: str) -> list[tuple[str, datetime, datetime]]:
+    """The (email, start, end) busy intervals in a free/busy result's JSON; none for
+    any other output."""
+    try:
+        found = json.loads(output)
+    except ValueError:
+        return []
+    calendars = found.get("calendars") if isinstance(found, dict) else None
+    if not isinstance(calendars, dict):
+        return []
+    intervals = []
+    for email, state in calendars.items():
+        busy = state.get("busy") if isinstance(state, dict) else None
+        for interval in busy if isinstance(busy, list) else []:
+            try:
+                start = datetime.fromisoformat(interval["start"])
+                end = datetime.fromisoformat(interval["end"])
+            except (TypeError, KeyError, ValueError):
+                continue
+            if start.tzinfo is not None and end.tzinfo is not None:
+                intervals.append((str(email).lower(), start, end))
+    return intervals
 
 
 def _availability(calendar_state: dict[str, Any] | None) -> str:

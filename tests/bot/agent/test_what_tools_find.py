@@ -215,3 +215,87 @@ def test_a_read_of_a_made_up_record_is_refused_and_the_model_searches_instead(
     told = sent[1]["messages"][-1]["content"]
     assert "Not made: ticket_id 1234567890 is not in the message" in told
     assert "search first" in told
+
+
+FREE_BUSY = {
+    "name": "calendar_free_busy",
+    "arguments": {
+        "attendees": ["priya@initech.example"],
+        "start": "2025-03-05T15:00:00Z",
+        "end": "2025-03-05T15:30:00Z",
+    },
+    "reason": "Check Priya is free first",
+}
+INVITE = {
+    "name": "calendar_create_invite",
+    "arguments": {
+        "summary": "Renewal call",
+        "attendees": ["Priya@initech.example"],
+        "start": "2025-03-05T15:00:00Z",
+        "end": "2025-03-05T15:30:00Z",
+    },
+    "reason": "Book the call",
+}
+ASKED_INVITE = "Book a 30-minute call with priya@initech.example on 2025-03-05 at 15:00 UTC"
+
+
+def calendar(busy: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "calendar_free_busy": {
+            "time_min": "2025-03-05T15:00:00Z",
+            "time_max": "2025-03-05T15:30:00Z",
+            "calendars": {"priya@initech.example": {"busy": busy}},
+        }
+    }
+
+
+def test_an_invite_to_someone_the_calendar_shows_busy_is_not_proposed(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The model checked Priya's calendar and, in the same plan, invited her: she is busy
+    then, so no approver sees the invite, and the draft hears who is busy and when."""
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(FREE_BUSY, INVITE), plan(), {"answer": "Priya is busy then.", "citations": []}],
+        asked=ASKED_INVITE,
+        template="sales",
+        found=calendar([{"start": "2025-03-05T14:30:00Z", "end": "2025-03-05T16:00:00Z"}]),
+    )
+
+    assert transcript.proposed == []
+    assert [name for name, _ in transcript.tool_calls] == ["calendar_free_busy"]
+    told = sent[1]["messages"][-1]["content"]
+    assert "Not proposed: priya@initech.example is busy Wed 5 Mar 2025, 14:30 to 16:00" in told
+
+
+def test_an_invite_to_someone_free_is_proposed_after_the_check(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The same plan when Priya's calendar is free at that time (a meeting that ends as
+    the call starts does not count): the invite is proposed, once the check has run, and
+    the reply says it waits for approval though the draft left that out."""
+    transcript, _ = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(FREE_BUSY, INVITE),
+            plan(),
+            {"answer": "I have prepared the invite to the renewal call.", "citations": []},
+        ],
+        asked=ASKED_INVITE,
+        template="sales",
+        found=calendar([{"start": "2025-03-05T14:00:00Z", "end": "2025-03-05T15:00:00Z"}]),
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == [
+        "calendar_free_busy",
+        "calendar_create_invite",
+    ]
+    assert transcript.proposed == ["calendar_create_invite"]
+    assert transcript.answer == (
+        "I have prepared the invite to the renewal call.\n\n"
+        "Nothing is done yet: what you asked for is waiting for approval."
+    )

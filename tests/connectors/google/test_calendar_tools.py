@@ -18,6 +18,7 @@ from connectors.google import calendar as calendar_api
 from connectors.google.calendar import calendar_service
 from connectors.google.client import GoogleClient, google_session
 from connectors.rest import ConnectorError, RetryPolicy
+from core.schemas import ToolCall
 from core.tools import ToolArgumentsError
 from sandbox.google_calendar_api import CalendarEmulator
 from sandbox.google_oauth import GoogleOAuthEmulator, Grant
@@ -75,6 +76,45 @@ def test_free_busy_merges_each_attendees_busy_times(
         outsider: {"error": "calendar not found or not shared"},
     }
     assert [r.path for r in calendar.requests] == ["/calendar/v3/freeBusy"]
+
+
+def test_what_a_free_busy_read_shows_stops_an_invite_into_busy_time(
+    workspace: Workspace, calendar: CalendarEmulator
+) -> None:
+    """The Act step hands the model a free/busy result as JSON (not a Python repr), and
+    from it the invite tool says who is busy during the meeting; a meeting that ends as
+    the invite starts is no clash."""
+    dana, lee = new_address("dana"), new_address("lee")
+    for person in (dana, lee):
+        calendar.calendars.add_calendar(person)
+    calendar.calendars.add_event(dana, "Customer visit", _at(14, 30), _at(16))
+    calendar.calendars.add_event(lee, "Standup", _at(14), _at(15))
+    toolbox = workspace.toolbox()
+    read = toolbox.run(
+        ToolCall(
+            name="calendar_free_busy",
+            arguments={"attendees": [dana, lee], **_window(_at(14), _at(16))},
+            reason="check first",
+        ),
+        0,
+    )
+    invite_tool = workspace.registry.get("calendar_create_invite")
+    assert invite_tool is not None and invite_tool.conflicts is not None
+
+    def against(*attendees: str) -> str | None:
+        invite = invite_tool.parse(
+            {"summary": "Call", "attendees": list(attendees), **_window(_at(15), _at(15, 30))}
+        )
+        return invite_tool.conflicts(invite, [read.output])  # type: ignore[misc]
+
+    assert json.loads(read.output)["calendars"][lee] == {
+        "busy": [{"start": "2030-03-04T14:00:00Z", "end": "2030-03-04T15:00:00Z"}]
+    }
+    assert against(lee) is None
+    assert against(lee, dana.upper()) == (
+        f"Not proposed: {dana} is busy Mon 4 Mar 2030, 14:30 to 16:00 (UTC), which overlaps "
+        "the meeting. Tell the requester who is busy and when, and offer to find another time."
+    )
 
 
 def test_listing_events_follows_page_tokens(
