@@ -96,7 +96,9 @@ class Expectations(BaseModel):
     facts: list[str] = Field(default_factory=list)
     tools_called: list[ToolExpectation] = Field(default_factory=list)
     actions_proposed: list[str] = Field(default_factory=list)  # tool names, in order
-    tools_refused: list[str] = Field(default_factory=list)  # called, but not the template's
+    # Not the template's: never run. A scripted model calls them and is refused; a real
+    # one, offered only the template's tools, does not call them at all, which is right.
+    tools_refused: list[str] = Field(default_factory=list)
     cited_sources: list[str] = Field(default_factory=list)  # passage titles
     must_include: list[str] = Field(default_factory=list)  # wording the scripts keep
     must_not_include: list[str] = Field(default_factory=list)
@@ -216,9 +218,7 @@ def judge(case: GoldenCase, run: Transcript) -> Verdict:
             p for p in positions if p is not None
         )
     for name in expect.tools_refused:
-        results[f"refused {name}"] = name in run.refused and all(
-            called != name for called, _ in run.tool_calls
-        )
+        results[f"never runs {name}"] = all(called != name for called, _ in run.tool_calls)
     if expect.actions_proposed or run.proposed or case.kind != "answer":
         results["actions proposed"] = run.proposed == expect.actions_proposed
     for title in expect.cited_sources:
