@@ -191,6 +191,8 @@ WORDS_DESPITE_NAME = 0.75
 # do not cover, however much of the rest ("Widget Cloud") they share. One missing word is
 # forgiven: answers paraphrase ("customers can return" for "hardware can be returned").
 TOPIC_WORDS_MISSING = (2, 0.4)  # at least this many, and this share of the question's words
+# ... unless a source's sentence means the same as it (cosine, with the worker's embedder).
+SAME_MEANING = 0.85
 MAX_MARKERS = 2
 MAX_EVIDENCE_PIECES = 240  # bounds the embedding work on very long tool results
 
@@ -583,7 +585,11 @@ class _Scorer:
         topic = terms & self.asked_terms
         missing_topic = {t for t in topic if t not in self.known_words}
         at_least, share = TOPIC_WORDS_MISSING
-        if len(missing_topic) >= at_least and len(missing_topic) >= share * len(topic):
+        if (
+            len(missing_topic) >= at_least
+            and len(missing_topic) >= share * len(topic)
+            and not self._restates_a_source(index, numbers)
+        ):
             reason = f"no source mentions {_listed(missing_topic)}"
             return SentenceVerdict(sentence, "fact", reason=reason, off_topic=True)
         # A name no source has, even one the person asked about: the sentence then says
@@ -617,6 +623,18 @@ class _Scorer:
             return _unsupported(sentence, "no source says this")
         return SentenceVerdict(
             sentence, "fact", sources=self._markers(terms, own, supporting, scores), supported=True
+        )
+
+    def _restates_a_source(self, index: int, numbers: set[str]) -> bool:
+        """Whether a sentence of one source says what the sentence says, numbers and all:
+        then the question's words it lacks are how the person asked, not a topic no source
+        covers. "The mileage rate when you use your own car for work is 45p per mile" lacks
+        "rate", "use" and "work", and says "Mileage in your own car is paid at 45p per
+        mile" (0.91 with MiniLM; "our parental leave policy is that everyone gets 25 days
+        of holiday" against the holiday page: 0.66)."""
+        return any(
+            meaning >= SAME_MEANING and numbers <= self.numbers[j]
+            for j, meaning in enumerate(self.meaning_of(index))
         )
 
     def _markers(

@@ -420,3 +420,27 @@ def test_a_source_fact_pinned_on_something_the_source_never_names_is_unsupported
     )
 
     assert result.answers_nothing and "enterprise" in result.unsupported[0].reason
+
+
+def test_an_answer_that_asks_the_question_back_in_its_own_words_keeps_its_source(
+    embedder: LocalEmbedder,
+) -> None:
+    """The 1.5B model's right answer to the mileage question was taken out because
+    "rate", "use" and "work", words of the question, are in no source: the person was
+    told it was not found. The source's sentence means the same, 45p and all; a sentence
+    with another number, or another topic, is still taken out."""
+    expenses = Evidence(
+        "Expenses and travel\nMileage in your own car is paid at 45p per mile. "
+        "Reimbursements are paid with the next monthly payroll run on the 25th.",
+        1,
+    )
+    question = "What is the mileage rate when I use my own car for work?"
+
+    def kept(draft: str) -> str:
+        return attribute(draft, [expenses], question=question, embedder=embedder).answer
+
+    assert kept("The mileage rate when you use your own car for work is 45p per mile.") == (
+        "The mileage rate when you use your own car for work is 45p per mile [1]."
+    )
+    assert kept("The mileage rate when you use your own car for work is 60p per mile.") == ""
+    assert kept("The rate when you use a rental car for work is paid on the 25th.") == ""
