@@ -31,7 +31,18 @@ def act_as(page: Any, user_id: str) -> None:
 
 
 def open_channel(page: Any, channel_id: str) -> None:
-    page.click(f"a.channel-link[data-channel={channel_id}]")
+    """Click the channel in the sidebar until it is the one shown: the sidebar is drawn
+    again on every update, and a click landing as it redraws can miss (a CI run under
+    load then looked for the approval card in #support)."""
+    shown = page.locator(f"a.channel-link.active[data-channel={channel_id}]")
+    for _ in range(3):
+        page.click(f"a.channel-link[data-channel={channel_id}]")
+        try:
+            expect(shown).to_have_count(1, timeout=5_000)
+            return
+        except AssertionError:
+            continue
+    expect(shown).to_have_count(1)
 
 
 def write(page: Any, text: str, *, composer: str = "#message-input") -> None:
@@ -80,7 +91,9 @@ def ask_for_an_email(page: Any, llm: OpenAIEmulator) -> str:
 
 def approval_card(page: Any, marker: str) -> Any:
     open_channel(page, APPROVALS)
-    card = channel_message(page, f"Renewal {marker}")
+    card = page.locator(
+        f"#messages .message[data-channel={APPROVALS}]", has_text=f"Renewal {marker}"
+    )
     expect(card).to_contain_text("Approval needed", timeout=AGENT_WORK)
     return card
 
