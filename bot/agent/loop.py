@@ -347,9 +347,19 @@ def _plan_and_act(
             made.update(_call_key(call, reads) for call in fresh)
         # Refused without running, in the calls' order after those made (so each result
         # stays beside its call for the next turn)
+        # A read of an id nobody gave, planned beside a read that ran (a search, then
+        # the record "<contact_id>"), is told the ids that read found: told only to
+        # search first, the model searched again and again.
+        found_now = any(call.name in reads for call in fresh)
         fresh += refused
         results += [
-            ToolResult(call.name, ok=False, output=record_ids.made_up(unseen[id(call)]))
+            ToolResult(
+                call.name,
+                ok=False,
+                output=record_ids.not_made_yet(call, unseen[id(call)], results)
+                if found_now and call.name in reads
+                else record_ids.made_up(unseen[id(call)]),
+            )
             for call in refused
         ]
         tool_results += results
@@ -565,7 +575,10 @@ def _call_problems(plan: Plan, tools: dict[str, Tool]) -> dict[int, str]:
     problems = {}
     for index, call in enumerate(plan.tool_calls):
         tool = tools.get(call.name)
-        if tool is None:
+        if tool is None or record_ids.placeholder_ids(call):
+            # A record id written as a placeholder ("<contact_id>") is for a result the
+            # model has not seen yet: asked again, it wrote the same; the loop tells it
+            # the ids its reads find (record_ids) instead.
             continue
         try:
             tool.parse(call.arguments)

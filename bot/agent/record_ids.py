@@ -11,6 +11,7 @@ is refused too: it can only find nothing, and the model is told to search first.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from core.knowledge import ToolResult
@@ -32,6 +33,21 @@ def unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[
         and value is not None
         and str(value) not in seen
         and not (key in fields and fields[key].default == value)
+    ]
+
+
+PLACEHOLDER = re.compile(r"^\s*(<[^<>]*>|\{[^{}]*\}|\[[^\[\]]*\]|[A-Z][A-Z_]*_ID)\s*$")
+
+
+def placeholder_ids(call: ToolCall) -> list[str]:
+    """The arguments naming a record by id (as `unseen_ids` reads them) whose value is a
+    placeholder, not an id: "<contact_id>", "{deal_id}", "[ticket id]", "CONTACT_ID"."""
+    return [
+        key
+        for key, value in call.arguments.items()
+        if (key == "id" or key.endswith("_id"))
+        and isinstance(value, str)
+        and PLACEHOLDER.match(value)
     ]
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.templates.evaluate import golden_run_steps, run_case
 from bot.templates.golden import GoldenCase, Transcript
 from core.agent_template import load_template
@@ -215,6 +217,38 @@ def test_a_read_of_a_made_up_record_is_refused_and_the_model_searches_instead(
     told = sent[1]["messages"][-1]["content"]
     assert "Not made: ticket_id 1234567890 is not in the message" in told
     assert "search first" in told
+
+
+@pytest.mark.parametrize("made_up", [1234567890, "<ticket_id>"])
+def test_a_read_of_an_id_nobody_gave_beside_a_search_hears_what_the_search_found(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB, made_up: int | str
+) -> None:
+    """The model searched for the contact and, in the same plan, read the record
+    "<contact_id>": the read is not made, and the model is told which ids the search found
+    (told only to search first, it searched again and again). A placeholder is not sent
+    back as invalid arguments: asked again, the model wrote the same."""
+    read_made_up = {
+        "name": "zendesk_read_ticket",
+        "arguments": {"ticket_id": made_up},
+        "reason": "Read Maria's ticket",
+    }
+    read_found = {**read_made_up, "arguments": {"ticket_id": 733}}
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH, read_made_up), plan(read_found), plan(reply_on(733)), DRAFT],
+        found={"zendesk_search_tickets": FOUND, "zendesk_read_ticket": {"id": 733}},
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == [
+        "zendesk_search_tickets",
+        "zendesk_read_ticket",
+        "zendesk_add_comment",
+    ]
+    told = sent[1]["messages"][-1]["content"]
+    assert f"zendesk_read_ticket was not made yet: ticket_id {made_up} is not in the" in told
+    assert "These results name: 733." in told
 
 
 FREE_BUSY = {
