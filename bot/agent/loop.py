@@ -347,17 +347,17 @@ def _plan_and_act(
             made.update(_call_key(call, reads) for call in fresh)
         # Refused without running, in the calls' order after those made (so each result
         # stays beside its call for the next turn)
-        # A read of an id nobody gave, planned beside a read that ran (a search, then
-        # the record "<contact_id>"), is told the ids that read found: told only to
-        # search first, the model searched again and again.
-        found_now = any(call.name in reads for call in fresh)
+        # A read of an id nobody gave (the record "<contact_id>", after or beside the
+        # search that found contact 101) is told the ids the reads so far found: told
+        # only to search first, the model searched again and again.
         fresh += refused
+        so_far = [*tool_results, *results]
         results += [
             ToolResult(
                 call.name,
                 ok=False,
-                output=record_ids.not_made_yet(call, unseen[id(call)], results)
-                if found_now and call.name in reads
+                output=record_ids.not_made_yet(call, unseen[id(call)], so_far)
+                if call.name in reads and record_ids.found_for(unseen[id(call)], so_far)
                 else record_ids.made_up(unseen[id(call)]),
             )
             for call in refused

@@ -72,13 +72,18 @@ def not_made_yet(call: ToolCall, unseen: list[tuple[str, str]], results: list[To
     nobody gave, and the ids those reads found for it (told them, the 1.5B model still
     asked to clarify instead of taking the ticket its search had found)."""
     named = ", ".join(f"{key} {value}" for key, value in unseen)
-    found = list(dict.fromkeys(v for key, _ in unseen for v in ids_in(results, key)))[:5]
+    found = found_for(unseen, results)
     hint = f" These results name: {', '.join(found)}." if found else ""
     return (
         f"Your call to {call.name} was not made yet: {named} is not in the message or in "
         f"any result so far.{hint} If the message asks for it, call it again now with the "
         "right id from these results."
     )
+
+
+def found_for(unseen: list[tuple[str, str]], results: list[ToolResult]) -> list[str]:
+    """The ids ``results`` name for the arguments in ``unseen`` (at most five)."""
+    return list(dict.fromkeys(v for key, _ in unseen for v in ids_in(results, key)))[:5]
 
 
 def ids_in(results: list[ToolResult], key: str) -> list[str]:

@@ -251,6 +251,35 @@ def test_a_read_of_an_id_nobody_gave_beside_a_search_hears_what_the_search_found
     assert "These results name: 733." in told
 
 
+def test_a_read_of_a_placeholder_after_the_search_hears_what_the_search_found(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The search ran in one turn; in the next the model read "<ticket_id>" instead of
+    the ticket it found: it is told the id the search found, and reads that."""
+    read = {"name": "zendesk_read_ticket", "reason": "Read Maria's ticket"}
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(SEARCH),
+            plan({**read, "arguments": {"ticket_id": "<ticket_id>"}}),
+            plan({**read, "arguments": {"ticket_id": 733}}),
+            plan(),
+            DRAFT,
+        ],
+        found={"zendesk_search_tickets": FOUND, "zendesk_read_ticket": {"id": 733}},
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == [
+        "zendesk_search_tickets",
+        "zendesk_read_ticket",
+    ]
+    told = sent[2]["messages"][-1]["content"]
+    assert "ticket_id <ticket_id> is not in the message" in told
+    assert "These results name: 733." in told
+
+
 FREE_BUSY = {
     "name": "calendar_free_busy",
     "arguments": {
