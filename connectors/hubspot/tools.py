@@ -3,9 +3,10 @@ move a deal to another stage (external: they wait for a person's approval)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.hubspot import api
 from connectors.sessions import Session
@@ -70,6 +71,18 @@ class UpdateDealStage(BaseModel):
             "presentationscheduled, decisionmakerboughtin, contractsent, closedwon, closedlost"
         ),
     )
+
+    @field_validator("stage", mode="before")
+    @classmethod
+    def _default_stage(cls, value: object) -> object:
+        """A default pipeline's stage however it is written ("closed_won", "Closed won",
+        "contract-sent") as its internal id: the 1.5B model wrote "closed_won", which
+        HubSpot does not know. Any other value is a stage of the tenant's own pipeline."""
+        if isinstance(value, str):
+            key = re.sub(r"[^a-z0-9]", "", value.lower())
+            if key in STAGE_LABELS:
+                return key
+        return value
 
 
 def hubspot_tools(session: Session) -> list[Tool]:

@@ -194,13 +194,15 @@ def test_an_approved_note_is_added_once_even_when_retried(
     assert body is not None and "Wants a quote for 50 seats" in body
 
 
+@pytest.mark.parametrize("written", ["closedwon", "closed_won", "Closed won", "CLOSED-WON"])
 def test_an_approved_deal_stage_change_is_made(
-    workspace: Workspace, hubspot: HubSpotEmulator
+    workspace: Workspace, hubspot: HubSpotEmulator, written: str
 ) -> None:
-    """Once approved, the deal moves to the new stage."""
+    """Once approved, the deal moves to the new stage, however the model wrote a default
+    stage (it wrote "closed_won", which HubSpot refuses)."""
     deal = hubspot.crm.add("deals", {"dealname": "Initech", "dealstage": "contractsent"})
     action = workspace.propose_and_approve(
-        "hubspot_update_deal_stage", {"deal_id": deal.id, "stage": "closedwon"}
+        "hubspot_update_deal_stage", {"deal_id": deal.id, "stage": written}
     )
 
     executed = workspace.execute(action["id"])
