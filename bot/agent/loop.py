@@ -16,7 +16,6 @@ Every step goes through a `StepLog`, which persists it and enforces the step lim
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from bot.agent import budget, native_tools, prompts, record_ids
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.prompts import Message
 from bot.agent.steps import Output, StepLimitReached, StepLog
+from bot.agent.turn_calls import act_turn, call_key
 from core.knowledge import Passage, Retriever, Toolbox, ToolResult
 from core.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from core.llm.providers import UsageSink
@@ -37,7 +37,6 @@ from core.llm.structured import StructuredLLM
 from core.schemas import Draft, Plan, ToolCall, draft_for, plan_for, salvaged_draft
 from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
-from guardrails.injection import unwrap_untrusted
 from rag.attribution import INTERNAL_NAME_REASON, NOT_DONE_REASON, Grounding, attribute
 from rag.citations import NOT_FOUND_ANSWER, evidence, format_sources, is_not_found
 
@@ -285,98 +284,55 @@ def _plan_and_act(
             return "prompt size"
         return None
 
+    def next_turn_fits(extra_chars: int) -> bool:
+        return why_no_turn(steps_needed=1, extra_chars=extra_chars) is None
+
     plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan", turn=0)
     searched = plan.search_queries or [request.question]
     passages = _retrieve(request, searched, retriever, steps)
     tool_results: list[ToolResult] = []
     calls_made = 0
+
+    def act_calls(calls: list[ToolCall]) -> list[ToolResult]:
+        nonlocal calls_made
+        results = _act(steps, tools, calls, first_index=calls_made)
+        calls_made += len(calls)
+        return results
+
     made: set[str] = set()
     held: set[str] = set()  # actions held back once already, made when asked for again
     while plan.tool_calls:
         # A small model that keeps a read in every turn also repeats the rest of its plan:
         # a call made before in this run is not made again, so an action is proposed once.
-        fresh = [call for call in plan.tool_calls if _call_key(call, reads) not in made]
+        fresh = [call for call in plan.tool_calls if call_key(call, reads) not in made]
         if not fresh:
             log.info("agent.tool_turns_stopped", reason="only calls already made")
             break
-        # An action naming a record by an id that appears nowhere in the message, the
-        # thread or any result is not made: a 1.5B model searched for Maria's ticket and,
-        # in the same plan, replied on a ticket number it made up. Planned beside reads,
-        # it waits for them once (when another turn surely fits): the model is told why
-        # and proposes it again with the id they found. Otherwise it is refused, and the
-        # model or the reply says so; an approver never sees a card for a made-up record.
-        seen = record_ids.seen_so_far(request.question, request.history, tool_results)
-        unseen = {id(c): record_ids.unseen_ids(c, seen, by_name) for c in fresh}
-        invented = [c for c in fresh if unseen[id(c)]]
-        deferred: list[ToolCall] = []
         # The next turn's prompt at most: this plan, each result at its cap, and a note.
         at_most = len(plan.model_dump_json()) + len(fresh) * (prompts.MAX_TOOL_OUTPUT_CHARS + 200)
-        if (
-            any(call.name not in reads for call in invented)
-            and any(call.name in reads and not unseen[id(call)] for call in fresh)
-            and why_no_turn(steps_needed=1, extra_chars=at_most + 400) is None
-        ):
-            # A read of a made-up id is refused, never held: it can only find nothing (the
-            # model read HubSpot record 1234567890 instead of searching for the contact).
-            deferred = [
-                call
-                for call in invented
-                if call.name not in reads and _call_key(call, reads) not in held
-            ]
-            held.update(_call_key(call, reads) for call in deferred)
-        refused = [call for call in invented if all(call is not d for d in deferred)]
-        fresh = [call for call in fresh if all(call is not i for i in invented)]
-        # Actions that earlier results can speak against (an invite to someone busy then)
-        # wait for the reads planned beside them, then are judged on all results so far:
-        # the model checked Priya's calendar, saw her busy, and proposed the invite anyway.
-        judged = [call for call in fresh if _may_conflict(call, by_name)]
-        first = [call for call in fresh if all(call is not j for j in judged)]
-        results = _act(steps, tools, first, first_index=calls_made) if first else []
-        calls_made += len(first)
-        if judged:
-            outputs = [unwrap_untrusted(r.output)[1] for r in [*tool_results, *results]]
-            against = {id(call): _conflict(call, by_name, outputs) for call in judged}
-            go = [call for call in judged if against[id(call)] is None]
-            results += _act(steps, tools, go, first_index=calls_made) if go else []
-            calls_made += len(go)
-            stopped = [call for call in judged if against[id(call)] is not None]
-            results += [ToolResult(c.name, ok=False, output=str(against[id(c)])) for c in stopped]
-            fresh = [*first, *go, *stopped]
-            made.update(_call_key(call, reads) for call in [*first, *go])
-        else:
-            made.update(_call_key(call, reads) for call in fresh)
-        # Refused without running, in the calls' order after those made (so each result
-        # stays beside its call for the next turn)
-        # A read of an id nobody gave (the record "<contact_id>", after or beside the
-        # search that found contact 101) is told the ids the reads so far found: told
-        # only to search first, the model searched again and again.
-        fresh += refused
-        so_far = [*tool_results, *results]
-        results += [
-            ToolResult(
-                call.name,
-                ok=False,
-                output=record_ids.not_made_yet(call, unseen[id(call)], so_far)
-                if call.name in reads and record_ids.found_for(unseen[id(call)], so_far)
-                else record_ids.made_up(unseen[id(call)]),
-            )
-            for call in refused
-        ]
-        tool_results += results
-        if not any(call.name in reads for call in fresh):
+        turn = act_turn(
+            fresh,
+            reads=reads,
+            tools=by_name,
+            earlier=tool_results,
+            seen=record_ids.seen_so_far(request.question, request.history, tool_results),
+            held=held,
+            another_turn_fits=partial(next_turn_fits, at_most + 400),
+            act=act_calls,
+        )
+        made.update(call_key(call, reads) for call in turn.made)
+        tool_results += turn.results
+        if not any(call.name in reads for call in turn.calls):
             break  # nothing read that the model has not seen: on to the draft
-        repeated = len(plan.tool_calls) - len(fresh) - len(deferred)
+        repeated = len(plan.tool_calls) - len(turn.calls) - len(turn.deferred)
         note = (
             f"\n{repeated} of these calls repeated earlier ones and were not made again; "
             "do not call them again."
             if repeated
             else ""
         )
-        told = [
-            (call, record_ids.not_made_yet(call, unseen[id(call)], results)) for call in deferred
-        ]
-        note += "".join(f"\n{text}" for _, text in told)
-        exchanges.append(_Exchange(plan, fresh, results, note, passages, told))
+        note += "".join(f"\n{text}" for _, text in turn.deferred)
+        exchanges.append(_Exchange(plan, turn.calls, turn.results, note, passages, turn.deferred))
         stop = why_no_turn()
         if stop is not None:
             log.info("agent.tool_turns_stopped", reason=stop)
@@ -389,32 +345,6 @@ def _plan_and_act(
             searched += new_queries
             passages = _retrieve(request, new_queries, retriever, steps, passages)
     return plan, passages, tool_results
-
-
-def _may_conflict(call: ToolCall, by_name: dict[str, Tool]) -> bool:
-    tool = by_name.get(call.name)
-    return tool is not None and tool.conflicts is not None
-
-
-def _conflict(call: ToolCall, by_name: dict[str, Tool], outputs: list[str]) -> str | None:
-    """What the run's results say against ``call`` (Tool.conflicts), or None; arguments
-    that do not parse are left to the toolbox, which says what is wrong with them."""
-    tool = by_name[call.name]
-    assert tool.conflicts is not None
-    try:
-        arguments = tool.parse(call.arguments)
-    except ToolArgumentsError:
-        return None
-    return tool.conflicts(arguments, outputs)
-
-
-def _call_key(call: ToolCall, reads: set[str]) -> str:
-    """What makes two calls the same: a read with the same arguments reads the same thing;
-    an action (anything not a read) is proposed once per tool in a run, however its
-    wording varies between turns."""
-    if call.name in reads:
-        return f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}"
-    return call.name
 
 
 @dataclass(frozen=True)

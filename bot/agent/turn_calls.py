@@ -1,0 +1,135 @@
+"""One Plan turn's tool calls: which run now, which wait for the reads beside them, and
+which are refused, with what the model is told of each.
+
+The agent loop (`bot.agent.loop`) plans, hands a turn's new calls here, and shows the
+model the results in the next turn. Two rules come from what a 1.5B model did:
+
+- An action naming a record by an id that appears nowhere in the message, the thread or
+  any result is not made (`bot.agent.record_ids`): the model searched for Maria's ticket
+  and, in the same plan, replied on a ticket number it made up. Planned beside reads, it
+  waits for them once (when another turn surely fits), and the model proposes it again
+  with the id they found; otherwise it is refused. A read of such an id is refused, never
+  held: it can only find nothing.
+- An action that earlier results can speak against (`Tool.conflicts`: an invite to
+  someone busy then) runs after the reads planned beside it and is judged on every result
+  so far: the model checked Priya's calendar, saw her busy, and proposed the invite anyway.
+
+No approver ever sees a card for a call refused here; the model, and through it the
+reply, hears why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.agent import record_ids
+from core.knowledge import ToolResult
+from core.schemas import ToolCall
+from core.tools import Tool, ToolArgumentsError
+from guardrails.injection import unwrap_untrusted
+
+# Runs calls as one persisted Act step; their results in the calls' order.
+Act = Callable[[list[ToolCall]], list[ToolResult]]
+
+
+@dataclass(frozen=True)
+class ActedTurn:
+    # The calls answered, each beside its result: those made, then those stopped or
+    # refused without running.
+    calls: list[ToolCall]
+    results: list[ToolResult]
+    made: list[ToolCall]  # those that ran
+    # Held back for the reads beside them, each with what the model is told of it.
+    deferred: list[tuple[ToolCall, str]]
+
+
+def call_key(call: ToolCall, reads: set[str]) -> str:
+    """What makes two calls the same: a read with the same arguments reads the same thing;
+    an action (anything not a read) is proposed once per tool in a run, however its
+    wording varies between turns."""
+    if call.name in reads:
+        return f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}"
+    return call.name
+
+
+def act_turn(
+    calls: list[ToolCall],
+    *,
+    reads: set[str],
+    tools: dict[str, Tool],
+    earlier: list[ToolResult],
+    seen: str,
+    held: set[str],
+    another_turn_fits: Callable[[], bool],
+    act: Act,
+) -> ActedTurn:
+    """Run the turn's ``calls`` (none made before in the run) by the rules above.
+    ``earlier``: the run's results so far; ``seen``: all its ids may come from
+    (`record_ids.seen_so_far`); ``held``: the keys of actions held back once already
+    (added to: an action is held once, then made or refused)."""
+    unseen = {id(call): record_ids.unseen_ids(call, seen, tools) for call in calls}
+    invented = [call for call in calls if unseen[id(call)]]
+    deferred: list[ToolCall] = []
+    if (
+        any(call.name not in reads for call in invented)
+        and any(call.name in reads and not unseen[id(call)] for call in calls)
+        and another_turn_fits()
+    ):
+        deferred = [
+            call
+            for call in invented
+            if call.name not in reads and call_key(call, reads) not in held
+        ]
+        held.update(call_key(call, reads) for call in deferred)
+    refused = [call for call in invented if all(call is not d for d in deferred)]
+    valid = [call for call in calls if all(call is not i for i in invented)]
+
+    judged = [call for call in valid if _may_conflict(call, tools)]
+    first = [call for call in valid if all(call is not j for j in judged)]
+    results = act(first) if first else []
+    made = list(first)
+    stopped: list[ToolCall] = []
+    if judged:
+        outputs = [unwrap_untrusted(r.output)[1] for r in [*earlier, *results]]
+        against = {id(call): _conflict(call, tools, outputs) for call in judged}
+        go = [call for call in judged if against[id(call)] is None]
+        results += act(go) if go else []
+        made += go
+        stopped = [call for call in judged if against[id(call)] is not None]
+        results += [ToolResult(c.name, ok=False, output=str(against[id(c)])) for c in stopped]
+
+    # A read of an id nobody gave (the record "<contact_id>", after or beside the search
+    # that found contact 101) is told the ids the reads so far found: told only to search
+    # first, the model searched again and again.
+    so_far = [*earlier, *results]
+    results += [
+        ToolResult(
+            call.name,
+            ok=False,
+            output=record_ids.not_made_yet(call, unseen[id(call)], so_far)
+            if call.name in reads and record_ids.found_for(unseen[id(call)], so_far)
+            else record_ids.made_up(unseen[id(call)]),
+        )
+        for call in refused
+    ]
+    told = [(call, record_ids.not_made_yet(call, unseen[id(call)], results)) for call in deferred]
+    return ActedTurn([*made, *stopped, *refused], results, made, told)
+
+
+def _may_conflict(call: ToolCall, tools: dict[str, Tool]) -> bool:
+    tool = tools.get(call.name)
+    return tool is not None and tool.conflicts is not None
+
+
+def _conflict(call: ToolCall, tools: dict[str, Tool], outputs: list[str]) -> str | None:
+    """What the run's results say against ``call`` (Tool.conflicts), or None; arguments
+    that do not parse are left to the toolbox, which says what is wrong with them."""
+    tool = tools[call.name]
+    assert tool.conflicts is not None
+    try:
+        arguments = tool.parse(call.arguments)
+    except ToolArgumentsError:
+        return None
+    return tool.conflicts(arguments, outputs)
