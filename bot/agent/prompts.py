@@ -20,7 +20,12 @@ from core.knowledge import Passage, ToolResult
 from core.schemas import Plan
 from core.tools import Effect, Tool
 from guardrails.facade import PLACEHOLDER_RULE
-from guardrails.injection import UNTRUSTED_CONTENT_RULE, UNTRUSTED_TAG, InjectionScreen
+from guardrails.injection import (
+    UNTRUSTED_CONTENT_RULE,
+    UNTRUSTED_TAG,
+    InjectionScreen,
+    unwrap_untrusted,
+)
 from rag.citations import CITATION_RULES, SOURCES_HEADING, shown_to_model, sources_block
 
 PLAN_SYSTEM_BASE = (
@@ -153,9 +158,26 @@ def shown_results(
     orders (`rag.citations.shown_to_model`), each output cut to ``max_output_chars``."""
     screen = InjectionScreen()  # its heuristics: no model is loaded for this
     return [
-        {"name": r.name, "ok": r.ok, "output": shown_to_model(r.output, screen)[:max_output_chars]}
+        {
+            "name": r.name,
+            "ok": r.ok,
+            "output": _as_data(shown_to_model(r.output, screen), max_output_chars),
+        }
         for r in results
     ]
+
+
+def _as_data(text: str, max_chars: int) -> Any:
+    """A tool's output as the model reads it best: a JSON result that fits as JSON, not as
+    a string of escaped JSON (shown '"{\\"id\\": \\"5120\\", ...}"', the 1.5B model said it
+    still had to look contact 5120 up); anything else as text, cut to ``max_chars``."""
+    _, body = unwrap_untrusted(text)
+    if len(body) <= max_chars and body.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(body)
+        except ValueError:
+            pass
+    return text[:max_chars]
 
 
 def draft_messages(

@@ -362,3 +362,23 @@ def test_an_invite_to_someone_free_is_proposed_after_the_check(
         "I have prepared the invite to the renewal call.\n\n"
         "Nothing is done yet: what you asked for is waiting for approval."
     )
+
+
+def test_what_a_read_found_reaches_the_model_as_json_not_as_escaped_text(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Shown a contact as a string of escaped JSON ('"{\\"id\\": \\"5120\\"..."'), the 1.5B
+    model drafted that it still had to look the contact up. The next Plan turn and the
+    Draft show each JSON result as JSON."""
+    _, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH), plan(), {"answer": "Maria's ticket is 733.", "citations": []}],
+        asked="Which ticket is Maria Lopez's late order?",
+    )
+
+    shown = '"output": {"tickets": [{"id": 733, "subject": "Order 55341 still not delivered"}]}'
+    plan_turn, draft = sent[1]["messages"][-1]["content"], sent[-1]["messages"][-1]["content"]
+    assert shown in plan_turn and shown in draft
+    assert '\\"tickets\\"' not in plan_turn + draft
