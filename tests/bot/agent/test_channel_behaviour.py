@@ -339,10 +339,17 @@ def test_person_outside_the_allowed_group_is_politely_refused(
         message="the refusal",
     )
     assert note.text.startswith("Sorry") and f"<!subteam^{group}>" in note.text
-    status = db.execute(
-        "SELECT id, status FROM inbound_requests WHERE payload->'event'->>'ts' = %s", (ts,)
-    ).fetchone()
-    assert status is not None and status["status"] == "ignored"
+    # The worker posts the note, then closes the request: under load the second can lag.
+    status = wait_for(
+        lambda: db.execute(
+            "SELECT id, status FROM inbound_requests WHERE payload->'event'->>'ts' = %s"
+            " AND status <> 'running'",
+            (ts,),
+        ).fetchone(),
+        timeout=30,
+        message="the request closed",
+    )
+    assert status["status"] == "ignored"
     assert (
         db.execute("SELECT 1 FROM agent_runs WHERE request_id = %s", (status["id"],)).fetchone()
         is None
