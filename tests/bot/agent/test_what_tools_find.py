@@ -368,8 +368,10 @@ def test_what_a_read_found_reaches_the_model_as_json_not_as_escaped_text(
     llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
 ) -> None:
     """Shown a contact as a string of escaped JSON ('"{\\"id\\": \\"5120\\"..."'), the 1.5B
-    model drafted that it still had to look the contact up. The next Plan turn and the
-    Draft show each JSON result as JSON."""
+    model drafted that it still had to look the contact up; shown it as JSON beside
+    "nothing in the knowledge base matched", that it could not find it. The next Plan turn
+    and the Draft show each JSON result as JSON, and the Draft is told to answer from
+    them."""
     _, sent = run(
         llm,
         registry,
@@ -382,3 +384,6 @@ def test_what_a_read_found_reaches_the_model_as_json_not_as_escaped_text(
     plan_turn, draft = sent[1]["messages"][-1]["content"], sent[-1]["messages"][-1]["content"]
     assert shown in plan_turn and shown in draft
     assert '\\"tickets\\"' not in plan_turn + draft
+    # and the Draft, with nothing from the knowledge base, is told to answer from them
+    assert "Sources: none from the knowledge base. Answer from what your tools found" in draft
+    assert "nothing in the knowledge base matched" not in draft
