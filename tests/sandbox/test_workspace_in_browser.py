@@ -23,7 +23,7 @@ SUPPORT, APPROVALS, GENERAL = "C0SUPPORT", "C0APPROVALS", "C0GENERAL"
 CUSTOMER = "alice@customer.example"
 MASKED = "a***@customer.example"  # the sandbox tenant's approver view of CUSTOMER
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{60,}")
-AGENT_WORK = 60_000  # ms: a worker drafting through the whole pipeline on a busy machine
+AGENT_WORK = 120_000  # ms: a worker drafting through the whole pipeline on a busy machine
 
 
 def act_as(page: Any, user_id: str) -> None:
@@ -122,12 +122,14 @@ def test_mentioning_the_bot_in_support_gets_its_answer_in_the_thread(
 
 def test_an_answer_is_rated_with_slacks_feedback_buttons(page: Any, llm: OpenAIEmulator) -> None:
     """An answer shows Slack's native 👍 / 👎 under it; a click on 👍 is thanked, privately."""
-    question = unique_question("Where is the printer?")
-    script_answer(llm, question, "On the second floor, by the kitchen.")
+    # A question the sample knowledge answers: an answer no source supports can be taken
+    # out by Verify, and then there is no answer to rate.
+    question = unique_question("How do I reset my VPN token?")
+    script_answer(llm, question, "Open the VPN page and choose Reset token.")
     open_channel(page, SUPPORT)
     write(page, f"@chatops {question}")
     thread = open_thread_of(page, question)
-    answer = thread.locator(".message", has_text="by the kitchen")
+    answer = thread.locator(".message", has_text="choose Reset token")
     expect(answer.locator(".feedback-button")).to_have_text(["👍", "👎"], timeout=AGENT_WORK)
     expect(answer.locator(".block-button", has_text="Ask a human")).to_have_count(1)
 
