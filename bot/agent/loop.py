@@ -25,7 +25,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from bot.agent import budget, native_tools, prompts, record_ids
+from bot.agent import budget, fill_ins, native_tools, prompts, record_ids
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.prompts import Message
 from bot.agent.steps import Output, StepLimitReached, StepLog
@@ -301,6 +301,10 @@ def _plan_and_act(
 
     made: set[str] = set()
     held: set[str] = set()  # actions held back once already, made when asked for again
+    refused: set[str] = set()  # actions refused for an unseen id, given a turn to search
+    # Actions refused or held for what nobody gave, not proposed since: each later turn
+    # reminds the model of them with what the results now name.
+    unmade: dict[str, tuple[ToolCall, list[tuple[str, str]]]] = {}
     while plan.tool_calls:
         # A small model that keeps a read in every turn also repeats the rest of its plan:
         # a call made before in this run is not made again, so an action is proposed once.
@@ -315,14 +319,19 @@ def _plan_and_act(
             reads=reads,
             tools=by_name,
             earlier=tool_results,
-            seen=record_ids.seen_so_far(request.question, request.history, tool_results),
+            seen=record_ids.seen_so_far(request.question, request.history, tool_results, passages),
             held=held,
             another_turn_fits=partial(next_turn_fits, at_most + 400),
             act=act_calls,
         )
         made.update(call_key(call, reads) for call in turn.made)
         tool_results += turn.results
-        if not any(call.name in reads for call in turn.calls):
+        # An action refused for an id nobody gave was told to search first: the model
+        # gets a turn to do so, once per action (planned alone, a move of deal 1234567890
+        # was refused and the run went straight to a draft that said the deal had moved).
+        searching = [key for key in turn.refused_for_search if key not in refused]
+        refused.update(searching)
+        if not any(call.name in reads for call in turn.calls) and not searching:
             break  # nothing read that the model has not seen: on to the draft
         repeated = len(plan.tool_calls) - len(turn.calls) - len(turn.deferred)
         note = (
@@ -332,6 +341,17 @@ def _plan_and_act(
             else ""
         )
         note += "".join(f"\n{text}" for _, text in turn.deferred)
+        # Searched and read after its email to a made-up address was refused, the 1.5B
+        # model never came back to the email: told what the results now name, it may.
+        for key in made:
+            unmade.pop(key, None)
+        note += "".join(
+            f"\n{reminder}"
+            for key, (call, unseen) in unmade.items()
+            if key not in turn.unseen_actions
+            and (reminder := record_ids.still_to_do(call, unseen, tool_results))
+        )
+        unmade.update(turn.unseen_actions)
         exchanges.append(_Exchange(plan, turn.calls, turn.results, note, passages, turn.deferred))
         stop = why_no_turn()
         if stop is not None:
@@ -439,7 +459,7 @@ def _plan_turn(
     by_name = {tool.name: tool for tool in offered}
     conversation = list(messages)
     for attempt in range(ARGUMENT_RETRIES + 1):
-        plan = llm.ask(schema, conversation, on_call=on_call, purpose=purpose)
+        plan = _unsigned(llm.ask(schema, conversation, on_call=on_call, purpose=purpose), by_name)
         problems = _call_problems(plan, by_name)
         if not problems:
             break
@@ -473,7 +493,7 @@ def _native_plan_turn(
         planned = native_tools.plan_of(answered, schema, offered)
         if planned.how == "json" and llm.tool_calling == "auto":
             llm.remember_json_tools(answered.provider, answered.model)
-        plan = planned.plan
+        plan = _unsigned(planned.plan, by_name)
         problems = _call_problems(plan, by_name)
         if not problems:
             break
@@ -499,9 +519,23 @@ def _rejected_plan(plan: Plan, problems: dict[int, str]) -> list[dict[str, Any]]
     ]
 
 
+def _unsigned(plan: Plan, tools: dict[str, Tool]) -> Plan:
+    """``plan`` with blank signature lines taken off its actions' texts (`fill_ins`)."""
+    calls = [
+        call
+        if call.name not in tools or tools[call.name].effect is Effect.READ_ONLY
+        else fill_ins.without_signature_blank(call)
+        for call in plan.tool_calls
+    ]
+    if calls == plan.tool_calls:
+        return plan
+    return plan.model_copy(update={"tool_calls": calls})
+
+
 def _call_problems(plan: Plan, tools: dict[str, Tool]) -> dict[int, str]:
-    """By call (from 0): why an offered tool rejects its arguments; calls to tools not
-    offered are refused when they run, not asked again."""
+    """By call (from 0): why an offered tool rejects its arguments, or why an action's
+    text cannot be sent as it is (`bot.agent.fill_ins`); calls to tools not offered are
+    refused when they run, not asked again."""
     problems = {}
     for index, call in enumerate(plan.tool_calls):
         tool = tools.get(call.name)
@@ -514,6 +548,10 @@ def _call_problems(plan: Plan, tools: dict[str, Tool]) -> dict[int, str]:
             tool.parse(call.arguments)
         except ToolArgumentsError as exc:
             problems[index] = str(exc)
+            continue
+        blanks = fill_ins.blanks(call) if tool.effect is not Effect.READ_ONLY else []
+        if blanks:
+            problems[index] = fill_ins.problem(blanks)
     return problems
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from core.knowledge import ToolResult
+from core.knowledge import Passage, ToolResult
 from core.schemas import ToolCall
 from core.tools import Tool
 from guardrails.injection import unwrap_untrusted
@@ -36,6 +37,25 @@ def unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[
     ]
 
 
+ANY_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+LONG_NUMBER = re.compile(r"(?<![\d.,])\d{5,}(?![\d.,]\d)")
+# A whole argument value that is an email address (not text that mentions one).
+ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[A-Za-z]{2,}$")
+
+
+def unseen_addresses(call: ToolCall, seen: str) -> list[tuple[str, str]]:
+    """The (argument, address) pairs of ``call`` whose value, or an item of its list, is an
+    email address that appears nowhere in ``seen`` (letter case aside)."""
+    known = seen.lower()
+    unseen = []
+    for key, value in call.arguments.items():
+        for item in value if isinstance(value, list) else [value]:
+            address = item.strip() if isinstance(item, str) else ""
+            if ADDRESS.match(address) and address.lower() not in known:
+                unseen.append((key, address))
+    return unseen
+
+
 PLACEHOLDER = re.compile(r"^\s*(<[^<>]*>|\{[^{}]*\}|\[[^\[\]]*\]|[A-Z][A-Z_]*_ID)\s*$")
 
 
@@ -51,19 +71,51 @@ def placeholder_ids(call: ToolCall) -> list[str]:
     ]
 
 
-def seen_so_far(question: str, history: list[dict[str, str]], results: list[ToolResult]) -> str:
-    """Everything a run's ids may come from: the message, the thread, the tools' results."""
+def unseen_numbers(call: ToolCall, seen: str) -> list[tuple[str, str]]:
+    """The (argument, number) pairs of ``call``'s text arguments that hold a number of five
+    or more digits (an order, a phone, an account) appearing nowhere in ``seen``: asked to
+    note the order number Tom had emailed, the 1.5B model wrote "Order number: 12345"
+    without reading his email. Ids are `unseen_ids`' business."""
+    unseen = []
+    for key, value in call.arguments.items():
+        if key == "id" or key.endswith("_id"):
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                unseen += [(key, n) for n in LONG_NUMBER.findall(item) if n not in seen]
+    return list(dict.fromkeys(unseen))
+
+
+def seen_so_far(
+    question: str,
+    history: list[dict[str, str]],
+    results: list[ToolResult],
+    passages: Sequence[Passage] = (),
+) -> str:
+    """Everything a run's ids, addresses and numbers may come from: the message, the
+    thread, what the tools found and the knowledge found. Not a refusal's words or an
+    action's "sent for approval": they repeat the call's own arguments (a deal id the
+    model made up, refused in one turn, was proposed for approval in the next)."""
+    found = [r.output for r in results if r.ok and not r.awaits_approval]
     return "\n".join(
-        [question, *(turn["content"] for turn in history)] + [result.output for result in results]
+        [question, *(turn["content"] for turn in history), *found, *(p.text for p in passages)]
+    )
+
+
+def _named(unseen: list[tuple[str, str]]) -> str:
+    return ", ".join(
+        f"the number {value} in {key}" if _what(key, value) == "number" else f"{key} {value}"
+        for key, value in unseen
     )
 
 
 def made_up(unseen: list[tuple[str, str]]) -> str:
-    """The result of an action refused for an id nobody gave."""
-    named = ", ".join(f"{key} {value}" for key, value in unseen)
+    """The result of an action refused for an id, address or number nobody gave."""
+    what = {_what(key, value) for key, value in unseen}
+    found = what.pop() if len(what) == 1 else "id"
     return (
-        f"Not made: {named} is not in the message or in any result, so it may not exist. "
-        "Find the record with a search first, then call it again with the id found."
+        f"Not made: {_named(unseen)} is not in the message or in any result, so it may "
+        f"not exist. Find it with a search first, then call it again with the {found} found."
     )
 
 
@@ -71,19 +123,70 @@ def not_made_yet(call: ToolCall, unseen: list[tuple[str, str]], results: list[To
     """What the model is told of an action held back for the reads beside it: which id
     nobody gave, and the ids those reads found for it (told them, the 1.5B model still
     asked to clarify instead of taking the ticket its search had found)."""
-    named = ", ".join(f"{key} {value}" for key, value in unseen)
     found = found_for(unseen, results)
     hint = f" These results name: {', '.join(found)}." if found else ""
+    what = {_what(key, value) for key, value in unseen}
+    right = what.pop() if len(what) == 1 else "id"
+    if right == "number":
+        # Told to use "the right number from these results" when they held none (a search
+        # that listed Tom's email, not its text), the model gave up on the note.
+        return (
+            f"Your call to {call.name} was not made yet: {_named(unseen)} is not in the "
+            "message or in any result so far. If the message asks for it, first read what "
+            "holds the right number (a thread or record these results name), then call "
+            f"{call.name} again with it."
+        )
     return (
-        f"Your call to {call.name} was not made yet: {named} is not in the message or in "
-        f"any result so far.{hint} If the message asks for it, call it again now with the "
-        "right id from these results."
+        f"Your call to {call.name} was not made yet: {_named(unseen)} is not in the message "
+        f"or in any result so far.{hint} If the message asks for it, call it again now with "
+        f"the right {right} from these results."
     )
 
 
+def still_to_do(
+    call: ToolCall, unseen: list[tuple[str, str]], results: list[ToolResult]
+) -> str | None:
+    """What the model is reminded of in later turns about an action refused or held back
+    for what nobody gave, once ``results`` name something it could use instead; None
+    while they name nothing."""
+    found = found_for(unseen, results)
+    if not found:
+        return None
+    what = {_what(key, value) for key, value in unseen}
+    right = what.pop() if len(what) == 1 else "id"
+    return (
+        f"Still not done: {call.name}, not made because {_named(unseen)} was in no message "
+        f"or result. The results now name: {', '.join(found)}. If the message asks for "
+        f"it, call {call.name} now with the right {right} from these results."
+    )
+
+
+def _what(key: str, value: str) -> str:
+    """What an unseen value is: an "address", a record's "id" or a "number" in a text."""
+    if ADDRESS.match(value):
+        return "address"
+    return "id" if key == "id" or key.endswith("_id") else "number"
+
+
 def found_for(unseen: list[tuple[str, str]], results: list[ToolResult]) -> list[str]:
-    """The ids ``results`` name for the arguments in ``unseen`` (at most five)."""
-    return list(dict.fromkeys(v for key, _ in unseen for v in ids_in(results, key)))[:5]
+    """The ids (or addresses) ``results`` name for the arguments in ``unseen`` (at most
+    five); none for a number in a text, which results do not label."""
+    named: list[str] = []
+    for key, value in unseen:
+        what = _what(key, value)
+        if what == "address":
+            named += addresses_in(results)
+        elif what == "id":
+            named += ids_in(results, key)
+    return list(dict.fromkeys(named))[:5]
+
+
+def addresses_in(results: list[ToolResult]) -> list[str]:
+    """The email addresses in what ``results`` found, in order."""
+    text = "\n".join(
+        unwrap_untrusted(r.output)[1] for r in results if r.ok and not r.awaits_approval
+    )
+    return [m.group(0) for m in ANY_ADDRESS.finditer(text)]
 
 
 def ids_in(results: list[ToolResult], key: str) -> list[str]:

@@ -4,9 +4,11 @@ which are refused, with what the model is told of each.
 The agent loop (`bot.agent.loop`) plans, hands a turn's new calls here, and shows the
 model the results in the next turn. Two rules come from what a 1.5B model did:
 
-- An action naming a record by an id that appears nowhere in the message, the thread or
-  any result is not made (`bot.agent.record_ids`): the model searched for Maria's ticket
-  and, in the same plan, replied on a ticket number it made up. Planned beside reads, it
+- An action naming a record by an id, or a person by an email address, or stating a
+  long number (an order's), that appears nowhere in the message, the thread, any result
+  or the knowledge found is not made (`bot.agent.record_ids`):
+  the model searched for Maria's ticket and, in the same plan, replied on a ticket number
+  it made up. Planned beside reads, it
   waits for them once (when another turn surely fits), and the model proposes it again
   with the id they found; otherwise it is refused. A read of such an id is refused, never
   held: it can only find nothing.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.agent import record_ids
 from core.knowledge import ToolResult
@@ -43,6 +45,12 @@ class ActedTurn:
     made: list[ToolCall]  # those that ran
     # Held back for the reads beside them, each with what the model is told of it.
     deferred: list[tuple[ToolCall, str]]
+    # The keys (`call_key`) of actions refused for an id, address or number nobody gave:
+    # the model was told to search first.
+    refused_for_search: list[str] = field(default_factory=list)
+    # Each action refused or held back here for what nobody gave, by key: the call and
+    # the (argument, value) pairs nobody gave.
+    unseen_actions: dict[str, tuple[ToolCall, list[tuple[str, str]]]] = field(default_factory=dict)
 
 
 def call_key(call: ToolCall, reads: set[str]) -> str:
@@ -69,7 +77,15 @@ def act_turn(
     ``earlier``: the run's results so far; ``seen``: all its ids may come from
     (`record_ids.seen_so_far`); ``held``: the keys of actions held back once already
     (added to: an action is held once, then made or refused)."""
-    unseen = {id(call): record_ids.unseen_ids(call, seen, tools) for call in calls}
+    unseen = {
+        id(call): record_ids.unseen_ids(call, seen, tools)
+        + (
+            []
+            if call.name in reads
+            else record_ids.unseen_addresses(call, seen) + record_ids.unseen_numbers(call, seen)
+        )
+        for call in calls
+    }
     invented = [call for call in calls if unseen[id(call)]]
     deferred: list[ToolCall] = []
     if (
@@ -115,7 +131,15 @@ def act_turn(
         for call in refused
     ]
     told = [(call, record_ids.not_made_yet(call, unseen[id(call)], results)) for call in deferred]
-    return ActedTurn([*made, *stopped, *refused], results, made, told)
+    refused_actions = [call_key(call, reads) for call in refused if call.name not in reads]
+    unseen_actions = {
+        call_key(call, reads): (call, unseen[id(call)])
+        for call in [*refused, *deferred]
+        if call.name not in reads
+    }
+    return ActedTurn(
+        [*made, *stopped, *refused], results, made, told, refused_actions, unseen_actions
+    )
 
 
 def _may_conflict(call: ToolCall, tools: dict[str, Tool]) -> bool:

@@ -59,10 +59,11 @@ def run(
     max_steps: int = 16,
     template: str = "support",
     found: dict[str, Any] | None = None,
+    passages: list[dict[str, str]] | None = None,
 ) -> tuple[Transcript, list[dict[str, Any]]]:
-    """`template`'s loop asked `asked`, the model answering with `replies` and the read
-    tools with `found` (by tool; by default the search finds Maria's ticket); what it did
-    and what the model was sent."""
+    """`template`'s loop asked `asked`, the model answering with `replies`, the read
+    tools with `found` (by tool; by default the search finds Maria's ticket) and the
+    knowledge base with `passages`; what it did and what the model was sent."""
     request = f"{asked} ({new_marker(6)})"
     case = GoldenCase.model_validate(
         {
@@ -70,6 +71,7 @@ def run(
             "kind": "chain",
             "request": request,
             "tool_results": {"zendesk_search_tickets": FOUND} if found is None else found,
+            "passages": passages or [],
             "expect": {},
         }
     )
@@ -134,19 +136,41 @@ def test_a_made_up_ticket_number_is_refused_when_no_read_can_find_the_ticket(
     llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
 ) -> None:
     """Planned alone, or repeated after the reads ran, a reply on a ticket nobody named is
-    not proposed: no approver sees a card for it, and the draft hears why."""
-    alone, sent_alone = run(llm, registry, conn, [plan(reply_on(1234567890)), DRAFT])
+    not proposed (the model gets a turn to search, and does not): no approver sees a card
+    for it, and the draft hears why."""
+    alone, sent_alone = run(llm, registry, conn, [plan(reply_on(1234567890)), plan(), DRAFT])
     repeated, _ = run(
         llm,
         registry,
         conn,
-        [plan(SEARCH, reply_on(1234567890)), plan(reply_on(1234567890)), DRAFT],
+        [plan(SEARCH, reply_on(1234567890)), plan(reply_on(1234567890)), plan(), DRAFT],
     )
 
     assert proposed_tickets(alone) == [] and alone.proposed == []
     assert proposed_tickets(repeated) == [] and repeated.proposed == []
     draft_prompt = sent_alone[-1]["messages"][-1]["content"]
     assert "Not made: ticket_id 1234567890 is not in the message or in any result" in draft_prompt
+
+
+def test_an_action_refused_for_a_made_up_id_gets_a_turn_to_search(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Planned alone, a reply on ticket 1234567890 is refused with "search first": the
+    model gets the turn to do so, and proposes the reply on the ticket it found. Told of
+    the refusal, a run that went straight to the draft said the deal had moved."""
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(reply_on(1234567890)), plan(SEARCH), plan(reply_on(733)), DRAFT],
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == [
+        "zendesk_search_tickets",
+        "zendesk_add_comment",
+    ]
+    assert proposed_tickets(transcript) == [733]
+    assert "Not made: ticket_id 1234567890" in sent[1]["messages"][-1]["content"]
 
 
 def test_with_no_turn_left_the_made_up_ticket_number_is_refused_not_held(
@@ -387,3 +411,226 @@ def test_what_a_read_found_reaches_the_model_as_json_not_as_escaped_text(
     # and the Draft, with nothing from the knowledge base, is told to answer from them
     assert "Sources: none from the knowledge base. Answer from what your tools found" in draft
     assert "nothing in the knowledge base matched" not in draft
+
+
+CONTACT_SEARCH = {
+    "name": "hubspot_search_contacts",
+    "arguments": {"query": "Initech", "limit": None},
+    "reason": "Find our Initech contact",
+}
+PRIYA = {
+    "contacts": [
+        {
+            "id": "204",
+            "properties": {"firstname": "Priya", "lastname": "Patel", "company": "Initech"},
+            "email": "priya@initech.example",
+        }
+    ]
+}
+
+
+def email_to(address: str) -> dict[str, Any]:
+    return {
+        "name": "send_email",
+        "arguments": {"to": [address], "subject": "Your quote", "text": "It is ready."},
+        "reason": "Tell the contact",
+    }
+
+
+def proposed_recipients(transcript: Transcript) -> list[list[str]]:
+    return [arguments["to"] for name, arguments in transcript.tool_calls if name == "send_email"]
+
+
+def test_an_email_to_an_address_the_model_made_up_waits_for_the_search(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked to email "our contact at Initech", the 1.5B model searched the CRM and, in the
+    same plan, wrote to contact@initech.com, an address nobody gave: the email waits, the
+    model hears the address the search found, and proposes it to Priya."""
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(CONTACT_SEARCH, email_to("contact@initech.com")),
+            plan(email_to("priya@initech.example")),
+            DRAFT,
+        ],
+        asked="Email our contact at Initech that their renewal quote is ready",
+        template="sales",
+        found={"hubspot_search_contacts": PRIYA},
+    )
+
+    assert proposed_recipients(transcript) == [["priya@initech.example"]]
+    assert transcript.proposed == ["send_email"]
+    told = sent[1]["messages"][-1]["content"]
+    assert "send_email was not made yet: to contact@initech.com is not in the message" in told
+    assert "These results name: priya@initech.example." in told
+
+
+def test_an_email_to_an_address_nobody_gave_is_never_proposed(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Planned alone, the email to a made-up address is refused: no approver sees a card.
+    The address the person wrote themselves is proposed at once."""
+    alone, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(email_to("contact@initech.com")), DRAFT],
+        asked="Email our contact at Initech that their renewal quote is ready",
+        template="sales",
+    )
+    named, _ = run(
+        llm,
+        registry,
+        conn,
+        [plan(email_to("priya@initech.example")), DRAFT],
+        asked="Email priya@initech.example that her renewal quote is ready",
+        template="sales",
+    )
+
+    assert alone.proposed == [] and proposed_recipients(alone) == []
+    assert (
+        "Not made: to contact@initech.com is not in the message"
+        in (sent[-1]["messages"][-1]["content"])
+    )
+    assert named.proposed == ["send_email"]
+
+
+def test_after_the_search_the_model_is_reminded_of_the_email_it_could_not_send(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The email to a made-up address, planned alone, is refused; the model searches the
+    CRM, and the turn after the search reminds it of the email with the address found:
+    the 1.5B model, not reminded, read the contact twice and never came back to it."""
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(email_to("contact@initech.com")),
+            plan(CONTACT_SEARCH),
+            plan(email_to("priya@initech.example")),
+            DRAFT,
+        ],
+        asked="Email our contact at Initech that their renewal quote is ready",
+        template="sales",
+        found={"hubspot_search_contacts": PRIYA},
+    )
+
+    assert proposed_recipients(transcript) == [["priya@initech.example"]]
+    reminded = sent[2]["messages"][-1]["content"]
+    assert (
+        "Still not done: send_email, not made because to contact@initech.com was in no "
+        "message or result. The results now name: priya@initech.example." in reminded
+    )
+
+
+def test_an_id_refused_in_one_turn_is_not_taken_as_seen_in_the_next(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The refusal of a read of ticket 1234567890 repeats the number; the model then
+    searched and, beside the search, replied on 1234567890. The refusal's words are not
+    where an id may come from: the reply waits for the search and goes on ticket 733."""
+    read_made_up = {
+        "name": "zendesk_read_ticket",
+        "arguments": {"ticket_id": 1234567890},
+        "reason": "Read Maria's ticket",
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(read_made_up), plan(SEARCH, reply_on(1234567890)), plan(reply_on(733)), DRAFT],
+    )
+
+    assert proposed_tickets(transcript) == [733]
+    assert "These results name: 733." in sent[2]["messages"][-1]["content"]
+
+
+TOM_ASKED = (
+    "Tom Baker emailed us the order number for ticket 640. Find his email and put the "
+    "order number on the ticket as an internal note"
+)
+TOMS_EMAIL = {
+    "gmail_search_threads": {"threads": [{"thread_id": "19a4c0de11b2", "subject": "Cracked"}]},
+    "gmail_read_thread": {
+        "thread_id": "19a4c0de11b2",
+        "messages": [{"text": "Hi, the order number you asked for is 56002. Tom"}],
+    },
+}
+
+
+def note_on_640(text: str) -> dict[str, Any]:
+    return {
+        "name": "zendesk_add_comment",
+        "arguments": {"ticket_id": 640, "body": text, "public": False},
+        "reason": "Note the order number",
+    }
+
+
+def test_a_note_with_an_order_number_nobody_gave_waits_for_the_email_to_be_read(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked to note the order number Tom had emailed, the 1.5B model wrote "Order number:
+    12345" beside its search: the note waits, the model reads the email, and the note it
+    proposes holds the number Tom gave."""
+    search = {
+        "name": "gmail_search_threads",
+        "arguments": {"query": "from:Tom Baker", "limit": None},
+        "reason": "Find Tom's email",
+    }
+    read = {
+        "name": "gmail_read_thread",
+        "arguments": {"thread_id": "19a4c0de11b2"},
+        "reason": "Read the order number",
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(search, note_on_640("Order number: 12345")),
+            plan(read),
+            plan(note_on_640("Order number from Tom's email: 56002")),
+            DRAFT,
+        ],
+        asked=TOM_ASKED,
+        found=TOMS_EMAIL,
+    )
+
+    notes = [a["body"] for name, a in transcript.tool_calls if name == "zendesk_add_comment"]
+    assert notes == ["Order number from Tom's email: 56002"]
+    told = sent[1]["messages"][-1]["content"]
+    assert (
+        "zendesk_add_comment was not made yet: the number 12345 in body is not in the message"
+        in told
+    )
+    assert "first read what holds the right number" in told
+
+
+def test_a_number_from_the_knowledge_found_is_not_made_up(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """A number the knowledge base gave (the returns line) may go into a reply at once."""
+    text = "Please call our returns line on 0113496000, weekdays 9 to 5."
+    transcript, _ = run(
+        llm,
+        registry,
+        conn,
+        [plan(note_on_640(text)), DRAFT],
+        asked="Put our returns line on ticket 640 as an internal note",
+        passages=[
+            {
+                "id": "returns#0",
+                "title": "Returns",
+                "text": "The returns line is 0113496000, weekdays 9 to 5.",
+                "url": "https://handbook.northwind.example/returns",
+            }
+        ],
+    )
+
+    assert [a["body"] for name, a in transcript.tool_calls if name == "zendesk_add_comment"] == [
+        text
+    ]
