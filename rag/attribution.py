@@ -194,6 +194,7 @@ TOPIC_WORDS_MISSING = (2, 0.4)  # at least this many, and this share of the ques
 # ... unless a source's sentence means the same as it (cosine, with the worker's embedder).
 SAME_MEANING = 0.85
 MAX_MARKERS = 2
+REPEAT_WORDS = 4  # a sentence this long written again word for word is dropped
 MAX_EVIDENCE_PIECES = 240  # bounds the embedding work on very long tool results
 
 FLAG_NOTE = "_(not found in the sources)_"
@@ -703,6 +704,10 @@ def _rebuild(
     lines: list[_Line], verdicts: dict[tuple[int, int], SentenceVerdict], unsupported: Unsupported
 ) -> str:
     out: list[str] = []
+    # A small model caught in a loop writes the same sentences again until its token cap
+    # (the 1.5B model gave the contact's address and title six times over): each sentence
+    # of some length is kept once.
+    said: set[str] = set()
     for line_no, line in enumerate(lines):
         if line.code:
             out.append(line.raw)
@@ -714,6 +719,10 @@ def _rebuild(
         for i in range(len(line.parts)):
             verdict = verdicts[(line_no, i)]
             text = _rewritten(verdict, unsupported)
+            words = _normalise(MARKER.sub("", text)).split()
+            if len(words) >= REPEAT_WORDS and " ".join(words) in said:
+                continue
+            said.add(" ".join(words))
             if text:
                 kept.append(text)
         if kept:

@@ -444,3 +444,19 @@ def test_an_answer_that_asks_the_question_back_in_its_own_words_keeps_its_source
     )
     assert kept("The mileage rate when you use your own car for work is 60p per mile.") == ""
     assert kept("The rate when you use a rental car for work is paid on the 25th.") == ""
+
+
+def test_a_draft_caught_in_a_loop_says_each_sentence_once(any_embedder: Embedder | None) -> None:
+    """The 1.5B model wrote the same two sentences until its token cap: the person reads
+    them once."""
+    looped = (
+        "To reset your VPN token, open the self-service portal and choose Reset token [1]. "
+        "Scan the QR code with the authenticator app [1]. "
+    ) * 4
+
+    result = attribute(looped, SOURCES, question=QUESTION, embedder=any_embedder)
+
+    assert result.answer == (
+        "To reset your VPN token, open the self-service portal and choose Reset token [1]. "
+        "Scan the QR code with the authenticator app [1]."
+    )
