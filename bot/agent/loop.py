@@ -29,7 +29,7 @@ from bot.agent import budget, fill_ins, native_tools, prompts, record_ids
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.prompts import Message
 from bot.agent.steps import Output, StepLimitReached, StepLog
-from bot.agent.turn_calls import act_turn, call_key
+from bot.agent.turn_calls import act_turn, call_key, exact_key
 from core.knowledge import Passage, Retriever, Toolbox, ToolResult
 from core.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from core.llm.providers import UsageSink
@@ -302,13 +302,20 @@ def _plan_and_act(
     made: set[str] = set()
     held: set[str] = set()  # actions held back once already, made when asked for again
     refused: set[str] = set()  # actions refused for an unseen id, given a turn to search
+    refused_calls: set[str] = set()  # every call refused, with its arguments (exact_key)
     # Actions refused or held for what nobody gave, not proposed since: each later turn
     # reminds the model of them with what the results now name.
     unmade: dict[str, tuple[ToolCall, list[tuple[str, str]]]] = {}
     while plan.tool_calls:
         # A small model that keeps a read in every turn also repeats the rest of its plan:
         # a call made before in this run is not made again, so an action is proposed once.
-        fresh = [call for call in plan.tool_calls if call_key(call, reads) not in made]
+        # Nor is a call refused before, planned again as it was: refused again, turn after
+        # turn, it kept a run going until its steps ran out (the read of "<contact_id>").
+        fresh = [
+            call
+            for call in plan.tool_calls
+            if call_key(call, reads) not in made and exact_key(call) not in refused_calls
+        ]
         if not fresh:
             log.info("agent.tool_turns_stopped", reason="only calls already made")
             break
@@ -325,6 +332,7 @@ def _plan_and_act(
             act=act_calls,
         )
         made.update(call_key(call, reads) for call in turn.made)
+        refused_calls.update(exact_key(call) for call in turn.refused)
         tool_results += turn.results
         # An action refused for an id nobody gave was told to search first: the model
         # gets a turn to do so, once per action (planned alone, a move of deal 1234567890

@@ -48,6 +48,9 @@ class ActedTurn:
     # The keys (`call_key`) of actions refused for an id, address or number nobody gave:
     # the model was told to search first.
     refused_for_search: list[str] = field(default_factory=list)
+    # The calls refused or stopped here, exactly as planned: the same call planned again
+    # would be refused again.
+    refused: list[ToolCall] = field(default_factory=list)
     # Each action refused or held back here for what nobody gave, by key: the call and
     # the (argument, value) pairs nobody gave.
     unseen_actions: dict[str, tuple[ToolCall, list[tuple[str, str]]]] = field(default_factory=dict)
@@ -60,6 +63,11 @@ def call_key(call: ToolCall, reads: set[str]) -> str:
     if call.name in reads:
         return f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}"
     return call.name
+
+
+def exact_key(call: ToolCall) -> str:
+    """A call with its arguments, as planned: what a refused call is remembered by."""
+    return f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}"
 
 
 def act_turn(
@@ -138,7 +146,13 @@ def act_turn(
         if call.name not in reads
     }
     return ActedTurn(
-        [*made, *stopped, *refused], results, made, told, refused_actions, unseen_actions
+        [*made, *stopped, *refused],
+        results,
+        made,
+        told,
+        refused_actions,
+        [*stopped, *refused],
+        unseen_actions,
     )
 
 

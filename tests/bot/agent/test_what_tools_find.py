@@ -634,3 +634,25 @@ def test_a_number_from_the_knowledge_found_is_not_made_up(
     assert [a["body"] for name, a in transcript.tool_calls if name == "zendesk_add_comment"] == [
         text
     ]
+
+
+def test_a_refused_call_planned_again_as_it_was_ends_the_tool_turns(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The model planned the same search, the same read of "<ticket_id>" and the same
+    reply on it, turn after turn: refused again each time, it used up the run's steps
+    (12 model calls). A call refused before, planned again unchanged, is not made again,
+    and with nothing new to do the run drafts."""
+    read = {
+        "name": "zendesk_read_ticket",
+        "arguments": {"ticket_id": "<ticket_id>"},
+        "reason": "Read Maria's ticket",
+    }
+    same = plan(SEARCH, read, reply_on(1234567890))
+    transcript, sent = run(llm, registry, conn, [same, same, same, DRAFT])
+
+    # the reply, held in the first turn and refused in the second, gets one more turn
+    assert len(sent) == 4
+    assert sent[3]["messages"][-1]["content"].startswith("The message to reply to:")  # drafts
+    assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
+    assert transcript.proposed == []
