@@ -35,6 +35,10 @@ class ToolResult:
     # What a read looked up, in people's words (the tool's summary: "Search Gmail for
     # 'renewal'"), for a reply that found nothing to say where it looked. Empty otherwise.
     looked_up: str = ""
+    # What the Draft is shown instead of ``output``, when the output is the agent's own
+    # words to the planner: shown "call it again now with the right id", the 1.5B model
+    # wrote that into the reply. Empty: the Draft sees the output.
+    for_reply: str = ""
 
 
 class Retriever(Protocol):

@@ -156,16 +156,22 @@ def plan_follow_up(
 
 
 def shown_results(
-    results: Sequence[ToolResult], max_output_chars: int = MAX_TOOL_OUTPUT_CHARS
+    results: Sequence[ToolResult],
+    max_output_chars: int = MAX_TOOL_OUTPUT_CHARS,
+    *,
+    for_reply: bool = False,
 ) -> list[dict[str, Any]]:
     """Tool results as the model sees them: without sentences that give the assistant
-    orders (`rag.citations.shown_to_model`), each output cut to ``max_output_chars``."""
+    orders (`rag.citations.shown_to_model`), each output cut to ``max_output_chars``.
+    ``for_reply`` (the Draft): a result's `for_reply` words stand for its output."""
     screen = InjectionScreen()  # its heuristics: no model is loaded for this
     return [
         {
             "name": r.name,
             "ok": r.ok,
-            "output": _as_data(shown_to_model(r.output, screen), max_output_chars),
+            "output": _as_data(
+                shown_to_model((for_reply and r.for_reply) or r.output, screen), max_output_chars
+            ),
         }
         for r in results
     ]
@@ -200,7 +206,7 @@ def draft_messages(
     ``problems`` found in it. Tool outputs are cut to ``max_output_chars``."""
     context = {
         "intent": plan.intent,
-        "tool_results": shown_results(tool_results, max_output_chars),
+        "tool_results": shown_results(tool_results, max_output_chars, for_reply=True),
     }
     # The question first, then what to answer it with; the sources last, as a plain
     # numbered block (rag/citations.py) small models do not copy markup from.

@@ -119,6 +119,17 @@ def made_up(unseen: list[tuple[str, str]]) -> str:
     )
 
 
+def for_reply(unseen: list[tuple[str, str]]) -> str:
+    """What the Draft is told of a call refused for what nobody gave: the outcome, in
+    words for the reply, not the ids and instructions the planner was given."""
+    what = {_what(key, value) for key, value in unseen}
+    missing = {
+        "address": "the address to send to was",
+        "number": "the number it needed was",
+    }.get(what.pop() if len(what) == 1 else "id", "the record it needed was")
+    return f"Not done: {missing} not found."
+
+
 def not_made_yet(call: ToolCall, unseen: list[tuple[str, str]], results: list[ToolResult]) -> str:
     """What the model is told of an action held back for the reads beside it: which id
     nobody gave, and the ids those reads found for it (told them, the 1.5B model still

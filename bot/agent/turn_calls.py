@@ -135,6 +135,7 @@ def act_turn(
             output=record_ids.not_made_yet(call, unseen[id(call)], so_far)
             if call.name in reads and record_ids.found_for(unseen[id(call)], so_far)
             else record_ids.made_up(unseen[id(call)]),
+            for_reply=record_ids.for_reply(unseen[id(call)]),
         )
         for call in refused
     ]

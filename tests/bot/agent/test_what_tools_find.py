@@ -148,8 +148,17 @@ def test_a_made_up_ticket_number_is_refused_when_no_read_can_find_the_ticket(
 
     assert proposed_tickets(alone) == [] and alone.proposed == []
     assert proposed_tickets(repeated) == [] and repeated.proposed == []
+    assert (
+        "Not made: ticket_id 1234567890 is not in the message or in any result"
+        in (
+            sent_alone[1]["messages"][-1]["content"]  # the planner hears which id and why
+        )
+    )
+    # the draft hears the outcome, not the planner's ids and instructions, which the 1.5B
+    # model copied into the reply
     draft_prompt = sent_alone[-1]["messages"][-1]["content"]
-    assert "Not made: ticket_id 1234567890 is not in the message or in any result" in draft_prompt
+    assert "Not done: the record it needed was not found." in draft_prompt
+    assert "1234567890" not in draft_prompt and "call it again" not in draft_prompt
 
 
 def test_an_action_refused_for_a_made_up_id_gets_a_turn_to_search(
@@ -183,7 +192,7 @@ def test_with_no_turn_left_the_made_up_ticket_number_is_refused_not_held(
     )
 
     assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
-    assert "Not made: ticket_id 1234567890" in sent[-1]["messages"][-1]["content"]
+    assert "Not done: the record it needed was not found." in sent[-1]["messages"][-1]["content"]
 
 
 def test_a_reply_that_found_nothing_says_where_it_looked(
@@ -477,7 +486,7 @@ def test_an_email_to_an_address_nobody_gave_is_never_proposed(
         llm,
         registry,
         conn,
-        [plan(email_to("contact@initech.com")), DRAFT],
+        [plan(email_to("contact@initech.com")), plan(), DRAFT],
         asked="Email our contact at Initech that their renewal quote is ready",
         template="sales",
     )
@@ -493,8 +502,9 @@ def test_an_email_to_an_address_nobody_gave_is_never_proposed(
     assert alone.proposed == [] and proposed_recipients(alone) == []
     assert (
         "Not made: to contact@initech.com is not in the message"
-        in (sent[-1]["messages"][-1]["content"])
+        in (sent[1]["messages"][-1]["content"])
     )
+    assert "Not done: the address to send to was not found." in sent[-1]["messages"][-1]["content"]
     assert named.proposed == ["send_email"]
 
 
