@@ -109,13 +109,16 @@ def _named(unseen: list[tuple[str, str]]) -> str:
     )
 
 
-def made_up(unseen: list[tuple[str, str]]) -> str:
-    """The result of an action refused for an id, address or number nobody gave."""
+def made_up(unseen: list[tuple[str, str]], searches: Sequence[str] = ()) -> str:
+    """The result of an action refused for an id, address or number nobody gave;
+    ``searches``: the run's search tools, named so the model knows where to look (told
+    only to "search first" for a deal, the 1.5B model gave up)."""
     what = {_what(key, value) for key, value in unseen}
     found = what.pop() if len(what) == 1 else "id"
+    with_tools = f" with {' or '.join(searches)}" if searches else " with a search"
     return (
         f"Not made: {_named(unseen)} is not in the message or in any result, so it may "
-        f"not exist. Find it with a search first, then call it again with the {found} found."
+        f"not exist. Find it{with_tools} first, then call it again with the {found} found."
     )
 
 

@@ -128,13 +128,14 @@ def act_turn(
     # that found contact 101) is told the ids the reads so far found: told only to search
     # first, the model searched again and again.
     so_far = [*earlier, *results]
+    searches = sorted(name for name in reads if "search" in name)
     results += [
         ToolResult(
             call.name,
             ok=False,
             output=record_ids.not_made_yet(call, unseen[id(call)], so_far)
             if call.name in reads and record_ids.found_for(unseen[id(call)], so_far)
-            else record_ids.made_up(unseen[id(call)]),
+            else record_ids.made_up(unseen[id(call)], searches),
             for_reply=record_ids.for_reply(unseen[id(call)]),
         )
         for call in refused
