@@ -193,6 +193,14 @@ WORDS_DESPITE_NAME = 0.75
 TOPIC_WORDS_MISSING = (2, 0.4)  # at least this many, and this share of the question's words
 # ... unless a source's sentence means the same as it (cosine, with the worker's embedder).
 SAME_MEANING = 0.85
+# Words of a question that name no topic: who, and doing in general. "Up to 10% without
+# asking anyone" answers "how much discount can I give without asking anyone?" from "may
+# give up to 10% off ... anything above that needs the director's approval", though no
+# source says "anyone", "ask" or "without".
+NO_TOPIC_WORDS = """anyone anybody someone somebody everyone everybody anything something
+    nothing without ask asks asking asked buy buys buying bought give gives giving gave
+    allowed allow able use uses using used make makes making"""
+NO_TOPIC = frozenset(NO_TOPIC_WORDS.split())
 MAX_MARKERS = 2
 REPEAT_WORDS = 4  # a sentence this long written again word for word is dropped
 MAX_EVIDENCE_PIECES = 240  # bounds the embedding work on very long tool results
@@ -526,7 +534,7 @@ class _Scorer:
         # applies a source to it. Names they gave are not exempt: "the Enterprise plan
         # costs 18 GBP" is not supported by a price list that has no Enterprise plan.
         self.asked_numbers = _numbers(question)
-        self.asked_terms = _terms(question) - self.asked_numbers
+        self.asked_terms = _terms(question) - self.asked_numbers - NO_TOPIC
         self.sentences = sentences
         self.terms = [_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)

@@ -460,3 +460,35 @@ def test_a_draft_caught_in_a_loop_says_each_sentence_once(any_embedder: Embedder
         "To reset your VPN token, open the self-service portal and choose Reset token [1]. "
         "Scan the QR code with the authenticator app [1]."
     )
+
+
+DISCOUNTS = Evidence(
+    "Widget Cloud > Discounts and quotes\n"
+    "Account executives may give up to 10% off list for 100 seats or more. Anything above "
+    "that needs the sales director's approval (Morgan).",
+    4,
+)
+
+
+ASKED_DISCOUNT = "How much discount can I give a customer buying 150 seats without asking anyone?"
+
+
+def test_an_answer_in_the_askers_words_about_who_to_ask_is_kept(
+    any_embedder: Embedder | None,
+) -> None:
+    """What the 1.5B model answered: right, and in the question's words ("without asking
+    anyone"), which no source has. Words that name no topic do not make it off-topic."""
+    draft = "You can give up to 10% discount without asking anyone."
+
+    result = attribute(draft, [*SOURCES, DISCOUNTS], question=ASKED_DISCOUNT, embedder=any_embedder)
+
+    assert result.answer == "You can give up to 10% discount without asking anyone [4]."
+
+
+def test_the_same_answer_in_other_words_is_kept_by_its_meaning(embedder: LocalEmbedder) -> None:
+    """With fewer of the source's words, the worker's embedder still finds its source."""
+    draft = "A customer buying 150 seats can get up to 10% off without asking anyone [4]."
+
+    result = attribute(draft, [*SOURCES, DISCOUNTS], question=ASKED_DISCOUNT, embedder=embedder)
+
+    assert result.answer == draft
