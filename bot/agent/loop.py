@@ -264,9 +264,14 @@ def _plan_and_act(
             messages = prompts.plan_messages(
                 turns, request.question, offered, request.corrections, request.instructions
             )
-            for done in exchanges:
+            for number, done in enumerate(exchanges, start=1):
                 messages += prompts.plan_follow_up(
-                    done.plan, done.results, note=done.note, max_output_chars=cap
+                    done.plan,
+                    done.results,
+                    note=done.note,
+                    max_output_chars=cap,
+                    # recalled in the latest turn only: the earlier ones are history
+                    question=request.question if number == len(exchanges) else "",
                 )
             return messages
 

@@ -139,20 +139,39 @@ def plan_follow_up(
     *,
     note: str = "",
     max_output_chars: int = MAX_TOOL_OUTPUT_CHARS,
+    question: str = "",
 ) -> list[Message]:
     """The turns that show the model its plan's tool results and ask for the next plan;
-    ``note`` ends the request (e.g. that repeated calls were not made again)."""
+    ``note`` ends the request (e.g. that repeated calls were not made again). The
+    ``question`` is recalled beside the results: a few turns on, the 1.5B model read the
+    ticket it had found and then only read it again, the photo it was asked to request
+    forgotten."""
+    recalled = _recalled(question)
     return [
         {"role": "assistant", "content": plan.model_dump_json()},
         {
             "role": "user",
             "content": TOOL_RESULTS_PREFIX
             + json.dumps(shown_results(results, max_output_chars))
-            + "\nDecide the next step with these results. If the message asks for an action "
-            "that none of your calls has done or sent for approval yet, call its tool now. "
-            "If you need more facts, call a read tool. Otherwise reply with no tool calls." + note,
+            + f"\nDecide the next step with these results{recalled}. If the message asks "
+            "for an action that none of your calls has done or sent for approval yet, call "
+            "its tool now. If you need more facts, call a read tool. Otherwise reply with no "
+            "tool calls." + note,
         },
     ]
+
+
+RECALLED_CHARS = 300  # of the message, recalled in each tool turn
+
+
+def _recalled(question: str) -> str:
+    """The message, quoted for a later turn (cut at a word), or nothing."""
+    text = " ".join(question.split())
+    if not text:
+        return ""
+    if len(text) > RECALLED_CHARS:
+        text = text[:RECALLED_CHARS].rsplit(" ", 1)[0] + " ..."
+    return f" for the message: {json.dumps(text, ensure_ascii=False)}"
 
 
 def shown_results(

@@ -668,3 +668,28 @@ def test_a_refused_call_planned_again_as_it_was_ends_the_tool_turns(
     assert sent[3]["messages"][-1]["content"].startswith("The message to reply to:")  # drafts
     assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
     assert transcript.proposed == []
+
+
+def test_each_tool_turn_recalls_the_message_beside_the_results(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """A few turns on, the 1.5B model read the ticket it had found and then only read it
+    again, the photo it was asked to request forgotten: the latest tool turn quotes the
+    message beside the results (the earlier ones do not repeat it)."""
+    read = {
+        "name": "zendesk_read_ticket",
+        "arguments": {"ticket_id": 733},
+        "reason": "Read it",
+    }
+    _, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH), plan(read), plan(), DRAFT],
+        found={"zendesk_search_tickets": FOUND, "zendesk_read_ticket": {"id": 733}},
+    )
+
+    recalled = "Decide the next step with these results for the message: \"" + ASKED
+    latest = sent[2]["messages"]
+    assert recalled in latest[-1]["content"]
+    assert not any(recalled in str(m["content"]) for m in latest[:-1])
