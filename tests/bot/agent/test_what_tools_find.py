@@ -452,13 +452,32 @@ def proposed_recipients(transcript: Transcript) -> list[list[str]]:
     return [arguments["to"] for name, arguments in transcript.tool_calls if name == "send_email"]
 
 
+def email_our_initech_contact(
+    llm: OpenAIEmulator,
+    registry: ToolRegistry,
+    conn: DB,
+    replies: list[Any],
+    found: dict[str, Any] | None = None,
+) -> tuple[Transcript, list[dict[str, Any]]]:
+    """The sales loop asked to email "our contact at Initech", whom only a CRM search finds."""
+    return run(
+        llm,
+        registry,
+        conn,
+        replies,
+        asked="Email our contact at Initech that their renewal quote is ready",
+        template="sales",
+        found=found if found is not None else {"hubspot_search_contacts": PRIYA},
+    )
+
+
 def test_an_email_to_an_address_the_model_made_up_waits_for_the_search(
     llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
 ) -> None:
     """Asked to email "our contact at Initech", the 1.5B model searched the CRM and, in the
     same plan, wrote to contact@initech.com, an address nobody gave: the email waits, the
     model hears the address the search found, and proposes it to Priya."""
-    transcript, sent = run(
+    transcript, sent = email_our_initech_contact(
         llm,
         registry,
         conn,
@@ -467,9 +486,6 @@ def test_an_email_to_an_address_the_model_made_up_waits_for_the_search(
             plan(email_to("priya@initech.example")),
             DRAFT,
         ],
-        asked="Email our contact at Initech that their renewal quote is ready",
-        template="sales",
-        found={"hubspot_search_contacts": PRIYA},
     )
 
     assert proposed_recipients(transcript) == [["priya@initech.example"]]
@@ -484,13 +500,8 @@ def test_an_email_to_an_address_nobody_gave_is_never_proposed(
 ) -> None:
     """Planned alone, the email to a made-up address is refused: no approver sees a card.
     The address the person wrote themselves is proposed at once."""
-    alone, sent = run(
-        llm,
-        registry,
-        conn,
-        [plan(email_to("contact@initech.com")), plan(), DRAFT],
-        asked="Email our contact at Initech that their renewal quote is ready",
-        template="sales",
+    alone, sent = email_our_initech_contact(
+        llm, registry, conn, [plan(email_to("contact@initech.com")), plan(), DRAFT], found={}
     )
     named, _ = run(
         llm,
@@ -516,7 +527,7 @@ def test_after_the_search_the_model_is_reminded_of_the_email_it_could_not_send(
     """The email to a made-up address, planned alone, is refused; the model searches the
     CRM, and the turn after the search reminds it of the email with the address found:
     the 1.5B model, not reminded, read the contact twice and never came back to it."""
-    transcript, sent = run(
+    transcript, sent = email_our_initech_contact(
         llm,
         registry,
         conn,
@@ -526,9 +537,6 @@ def test_after_the_search_the_model_is_reminded_of_the_email_it_could_not_send(
             plan(email_to("priya@initech.example")),
             DRAFT,
         ],
-        asked="Email our contact at Initech that their renewal quote is ready",
-        template="sales",
-        found={"hubspot_search_contacts": PRIYA},
     )
 
     assert proposed_recipients(transcript) == [["priya@initech.example"]]
@@ -689,7 +697,7 @@ def test_each_tool_turn_recalls_the_message_beside_the_results(
         found={"zendesk_search_tickets": FOUND, "zendesk_read_ticket": {"id": 733}},
     )
 
-    recalled = "Decide the next step with these results for the message: \"" + ASKED
+    recalled = 'Decide the next step with these results for the message: "' + ASKED
     latest = sent[2]["messages"]
     assert recalled in latest[-1]["content"]
     assert not any(recalled in str(m["content"]) for m in latest[:-1])
