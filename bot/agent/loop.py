@@ -675,14 +675,17 @@ def _verdict(
 
 
 def not_found_reply(tool_results: list[ToolResult]) -> str:
-    """ "I couldn't find this", saying where else the run looked: asked to read an email,
+    """ "I couldn't find this", saying where else the run looked (asked to read an email,
     a person was told only that the knowledge base had nothing, after the agent had
-    searched the mailbox for it."""
+    searched the mailbox for it) and what it did not do for want of what nobody gave."""
     looked = list(dict.fromkeys(r.looked_up for r in tool_results if r.looked_up))
+    # ...and what it did not do for want of an address or record (asked to email "our
+    # contact at Initech", a person was told only that the knowledge base had nothing).
+    not_done = " ".join(dict.fromkeys(r.for_reply for r in tool_results if r.for_reply))
     if not looked:
-        return NOT_FOUND_ANSWER
+        return f"{NOT_FOUND_ANSWER} {not_done}".strip()
     where = "; ".join(summary[:1].lower() + summary[1:] for summary in looked)
-    return f"{NOT_FOUND_ANSWER.rstrip('.')}, nor in what I looked up: {where}."
+    return f"{NOT_FOUND_ANSWER.rstrip('.')}, nor in what I looked up: {where}. {not_done}".strip()
 
 
 def verify(draft: Draft) -> list[str]:

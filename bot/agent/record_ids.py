@@ -126,11 +126,13 @@ def for_reply(unseen: list[tuple[str, str]]) -> str:
     """What the Draft is told of a call refused for what nobody gave: the outcome, in
     words for the reply, not the ids and instructions the planner was given."""
     what = {_what(key, value) for key, value in unseen}
-    missing = {
-        "address": "the address to send to was",
-        "number": "the number it needed was",
-    }.get(what.pop() if len(what) == 1 else "id", "the record it needed was")
-    return f"Not done: {missing} not found."
+    return {
+        "address": "I did not send anything: I could not find the address to send to.",
+        "number": "I did not do it: I could not find the number it needs.",
+    }.get(
+        what.pop() if len(what) == 1 else "id",
+        "I did not do it: I could not find the record it is for.",
+    )
 
 
 def not_made_yet(call: ToolCall, unseen: list[tuple[str, str]], results: list[ToolResult]) -> str:

@@ -157,7 +157,7 @@ def test_a_made_up_ticket_number_is_refused_when_no_read_can_find_the_ticket(
     # the draft hears the outcome, not the planner's ids and instructions, which the 1.5B
     # model copied into the reply
     draft_prompt = sent_alone[-1]["messages"][-1]["content"]
-    assert "Not done: the record it needed was not found." in draft_prompt
+    assert "I did not do it: I could not find the record it is for." in draft_prompt
     assert "1234567890" not in draft_prompt and "call it again" not in draft_prompt
 
 
@@ -192,7 +192,10 @@ def test_with_no_turn_left_the_made_up_ticket_number_is_refused_not_held(
     )
 
     assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
-    assert "Not done: the record it needed was not found." in sent[-1]["messages"][-1]["content"]
+    assert (
+        "I did not do it: I could not find the record it is for."
+        in sent[-1]["messages"][-1]["content"]
+    )
 
 
 def test_a_reply_that_found_nothing_says_where_it_looked(
@@ -517,7 +520,10 @@ def test_an_email_to_an_address_nobody_gave_is_never_proposed(
         "Not made: to contact@initech.com is not in the message"
         in (sent[1]["messages"][-1]["content"])
     )
-    assert "Not done: the address to send to was not found." in sent[-1]["messages"][-1]["content"]
+    assert (
+        "I did not send anything: I could not find the address to send to."
+        in sent[-1]["messages"][-1]["content"]
+    )
     assert named.proposed == ["send_email"]
 
 
@@ -701,3 +707,27 @@ def test_each_tool_turn_recalls_the_message_beside_the_results(
     latest = sent[2]["messages"]
     assert recalled in latest[-1]["content"]
     assert not any(recalled in str(m["content"]) for m in latest[:-1])
+
+
+def test_a_reply_that_found_nothing_says_what_it_did_not_send(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked to email "our contact at Initech", the agent had only a made-up address: the
+    person reads that nothing was sent and why, not only that the knowledge base had
+    nothing (what the sandbox showed)."""
+    transcript, _ = email_our_initech_contact(
+        llm,
+        registry,
+        conn,
+        [
+            plan(email_to("contact@initech.com")),
+            plan(),
+            {"answer": "I could not find it in the knowledge base.", "citations": []},
+        ],
+        found={},
+    )
+
+    assert transcript.answer == (
+        "I couldn't find this in the knowledge base. "
+        "I did not send anything: I could not find the address to send to."
+    )
