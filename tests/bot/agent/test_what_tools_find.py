@@ -44,6 +44,12 @@ def plan(*calls: dict[str, Any]) -> dict[str, Any]:
 
 
 DRAFT = {"answer": "The reply to Maria is waiting for approval.", "citations": []}
+# A read of a ticket number nobody gave (the 1.5B model's favourite)
+READ_MADE_UP = {
+    "name": "zendesk_read_ticket",
+    "arguments": {"ticket_id": 1234567890},
+    "reason": "Read Maria's ticket",
+}
 
 
 ASKED = "Find Maria Lopez's open ticket and tell her we are reshipping it"
@@ -233,16 +239,11 @@ def test_a_read_of_a_made_up_record_is_refused_and_the_model_searches_instead(
 ) -> None:
     """The model read HubSpot record 1234567890 instead of searching for the contact: such
     a read can only find nothing, so it is not made, and the model is told to search."""
-    read_made_up = {
-        "name": "zendesk_read_ticket",
-        "arguments": {"ticket_id": 1234567890},
-        "reason": "Read Maria's ticket",
-    }
     transcript, sent = run(
         llm,
         registry,
         conn,
-        [plan(read_made_up), plan(SEARCH), plan(reply_on(733)), DRAFT],
+        [plan(READ_MADE_UP), plan(SEARCH), plan(reply_on(733)), DRAFT],
     )
 
     assert [name for name, _ in transcript.tool_calls] == [
@@ -265,12 +266,8 @@ def test_a_read_of_an_id_nobody_gave_beside_a_search_hears_what_the_search_found
     "<contact_id>": the read is not made, and the model is told which ids the search found
     (told only to search first, it searched again and again). A placeholder is not sent
     back as invalid arguments: asked again, the model wrote the same."""
-    read_made_up = {
-        "name": "zendesk_read_ticket",
-        "arguments": {"ticket_id": made_up},
-        "reason": "Read Maria's ticket",
-    }
-    read_found = {**read_made_up, "arguments": {"ticket_id": 733}}
+    read_made_up = {**READ_MADE_UP, "arguments": {"ticket_id": made_up}}
+    read_found = {**READ_MADE_UP, "arguments": {"ticket_id": 733}}
     transcript, sent = run(
         llm,
         registry,
@@ -559,16 +556,11 @@ def test_an_id_refused_in_one_turn_is_not_taken_as_seen_in_the_next(
     """The refusal of a read of ticket 1234567890 repeats the number; the model then
     searched and, beside the search, replied on 1234567890. The refusal's words are not
     where an id may come from: the reply waits for the search and goes on ticket 733."""
-    read_made_up = {
-        "name": "zendesk_read_ticket",
-        "arguments": {"ticket_id": 1234567890},
-        "reason": "Read Maria's ticket",
-    }
     transcript, sent = run(
         llm,
         registry,
         conn,
-        [plan(read_made_up), plan(SEARCH, reply_on(1234567890)), plan(reply_on(733)), DRAFT],
+        [plan(READ_MADE_UP), plan(SEARCH, reply_on(1234567890)), plan(reply_on(733)), DRAFT],
     )
 
     assert proposed_tickets(transcript) == [733]
