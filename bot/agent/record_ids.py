@@ -30,7 +30,7 @@ def unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[
     return [
         (key, str(value))
         for key, value in call.arguments.items()
-        if (key == "id" or key.endswith("_id"))
+        if _names_a_record(key)
         and value is not None
         and str(value) not in seen
         and not (key in fields and fields[key].default == value)
@@ -65,9 +65,7 @@ def placeholder_ids(call: ToolCall) -> list[str]:
     return [
         key
         for key, value in call.arguments.items()
-        if (key == "id" or key.endswith("_id"))
-        and isinstance(value, str)
-        and PLACEHOLDER.match(value)
+        if _names_a_record(key) and isinstance(value, str) and PLACEHOLDER.match(value)
     ]
 
 
@@ -78,7 +76,7 @@ def unseen_numbers(call: ToolCall, seen: str) -> list[tuple[str, str]]:
     without reading his email. Ids are `unseen_ids`' business."""
     unseen = []
     for key, value in call.arguments.items():
-        if key == "id" or key.endswith("_id"):
+        if _names_a_record(key):
             continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str):
@@ -113,8 +111,7 @@ def made_up(unseen: list[tuple[str, str]], searches: Sequence[str] = ()) -> str:
     """The result of an action refused for an id, address or number nobody gave;
     ``searches``: the run's search tools, named so the model knows where to look (told
     only to "search first" for a deal, the 1.5B model gave up)."""
-    what = {_what(key, value) for key, value in unseen}
-    found = what.pop() if len(what) == 1 else "id"
+    found = _kind(unseen)
     with_tools = f" with {' or '.join(searches)}" if searches else " with a search"
     return (
         f"Not made: {_named(unseen)} is not in the message or in any result, so it may "
@@ -125,14 +122,10 @@ def made_up(unseen: list[tuple[str, str]], searches: Sequence[str] = ()) -> str:
 def for_reply(unseen: list[tuple[str, str]]) -> str:
     """What the Draft is told of a call refused for what nobody gave: the outcome, in
     words for the reply, not the ids and instructions the planner was given."""
-    what = {_what(key, value) for key, value in unseen}
     return {
         "address": "I did not send anything: I could not find the address to send to.",
         "number": "I did not do it: I could not find the number it needs.",
-    }.get(
-        what.pop() if len(what) == 1 else "id",
-        "I did not do it: I could not find the record it is for.",
-    )
+    }.get(_kind(unseen), "I did not do it: I could not find the record it is for.")
 
 
 def not_made_yet(call: ToolCall, unseen: list[tuple[str, str]], results: list[ToolResult]) -> str:
@@ -141,8 +134,7 @@ def not_made_yet(call: ToolCall, unseen: list[tuple[str, str]], results: list[To
     asked to clarify instead of taking the ticket its search had found)."""
     found = found_for(unseen, results)
     hint = f" These results name: {', '.join(found)}." if found else ""
-    what = {_what(key, value) for key, value in unseen}
-    right = what.pop() if len(what) == 1 else "id"
+    right = _kind(unseen)
     if right == "number":
         # Told to use "the right number from these results" when they held none (a search
         # that listed Tom's email, not its text), the model gave up on the note.
@@ -168,8 +160,7 @@ def still_to_do(
     found = found_for(unseen, results)
     if not found:
         return None
-    what = {_what(key, value) for key, value in unseen}
-    right = what.pop() if len(what) == 1 else "id"
+    right = _kind(unseen)
     return (
         f"Still not done: {call.name}, not made because {_named(unseen)} was in no message "
         f"or result. The results now name: {', '.join(found)}. If the message asks for "
@@ -181,7 +172,18 @@ def _what(key: str, value: str) -> str:
     """What an unseen value is: an "address", a record's "id" or a "number" in a text."""
     if ADDRESS.match(value):
         return "address"
-    return "id" if key == "id" or key.endswith("_id") else "number"
+    return "id" if _names_a_record(key) else "number"
+
+
+def _kind(unseen: list[tuple[str, str]]) -> str:
+    """What the unseen values all are (`_what`); "id" when they differ."""
+    kinds = {_what(key, value) for key, value in unseen}
+    return kinds.pop() if len(kinds) == 1 else "id"
+
+
+def _names_a_record(key: str) -> bool:
+    """Whether an argument names a record by id: ``id``, ``ticket_id``, ``contact_id``..."""
+    return key == "id" or key.endswith("_id")
 
 
 def found_for(unseen: list[tuple[str, str]], results: list[ToolResult]) -> list[str]:

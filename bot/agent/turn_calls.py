@@ -6,12 +6,11 @@ model the results in the next turn. Two rules come from what a 1.5B model did:
 
 - An action naming a record by an id, or a person by an email address, or stating a
   long number (an order's), that appears nowhere in the message, the thread, any result
-  or the knowledge found is not made (`bot.agent.record_ids`):
-  the model searched for Maria's ticket and, in the same plan, replied on a ticket number
-  it made up. Planned beside reads, it
-  waits for them once (when another turn surely fits), and the model proposes it again
-  with the id they found; otherwise it is refused. A read of such an id is refused, never
-  held: it can only find nothing.
+  or the knowledge found is not made (`bot.agent.record_ids`): the model searched for
+  Maria's ticket and, in the same plan, replied on a ticket number it made up. Planned
+  beside reads, it waits for them once (when another turn surely fits), and the model
+  proposes it again with the id they found; otherwise it is refused. A read of such an
+  id is refused, never held: it can only find nothing.
 - An action that earlier results can speak against (`Tool.conflicts`: an invite to
   someone busy then) runs after the reads planned beside it and is judged on every result
   so far: the model checked Priya's calendar, saw her busy, and proposed the invite anyway.
@@ -60,9 +59,7 @@ def call_key(call: ToolCall, reads: set[str]) -> str:
     """What makes two calls the same: a read with the same arguments reads the same thing;
     an action (anything not a read) is proposed once per tool in a run, however its
     wording varies between turns."""
-    if call.name in reads:
-        return f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}"
-    return call.name
+    return exact_key(call) if call.name in reads else call.name
 
 
 def exact_key(call: ToolCall) -> str:
