@@ -3,6 +3,7 @@ Web API (the Slack emulator), and stored email threads."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from slack_sdk import WebClient
@@ -14,6 +15,8 @@ from rag.loaders.slack import load_channel
 from rag.retriever import HybridRetriever
 from rag.sources import SlackAccess, ingest_unit
 from sandbox.slack_emulator import SlackEmulator
+from sandbox.slack_workspace import Channel
+from testbed.markers import new_marker
 
 MBOX = """From dana@example.com Mon May  6 09:00:00 2024
 From: Dana Ops <dana@example.com>
@@ -70,7 +73,18 @@ def test_slack_history_with_threads_is_ingested_and_searchable(
     """A channel's messages and their thread replies, read through conversations.history
     and conversations.replies, become searchable, linked to Slack, without bot posts."""
     workspace = slack.workspace
-    channel = workspace.channel("support").id
+    # A channel of its own: what other tests post in the session's channels is not
+    # this test's history.
+    marker = new_marker(8)
+    channel = workspace.add_channel(
+        Channel(
+            "C0K" + marker.upper(),
+            f"ops-{marker}",
+            int(time.time()),
+            "U0ADMIN",
+            {"U0ADMIN", "U0REQUESTER", workspace.app.bot_user_id},
+        )
+    ).id
     root = workspace.post_message(
         channel, user="U0REQUESTER", text="How do we rotate the staging database password?"
     )
@@ -98,7 +112,7 @@ def test_slack_history_with_threads_is_ingested_and_searchable(
     (top, *_) = retriever.search(tenant, ["how to rotate the staging db password"], limit=3)
     assert "vault-rotate job in Jenkins" in top.text
     assert "Bot chatter" not in top.text
-    assert top.title.startswith("#support on ")
+    assert top.title.startswith(f"#ops-{marker} on ")
     assert top.url is not None and f"archives/{channel}/p" in top.url
     documents = load_channel(client, workspace.team.id, channel)
     lines = [b.text for d in documents for b in d.blocks]
