@@ -61,7 +61,7 @@ class Metrics:
     llm_call_seconds: Histogram  # provider
     llm_tokens: Counter  # tenant, model, direction (prompt, completion)
     llm_cost_usd: Counter  # tenant, model
-    emails_received: Counter  # outcome (received, ignored, failed, duplicate, deferred)
+    emails_received: Counter  # outcome (received, duplicate, deferred): at the 250, unread
     emails_sent: Counter  # transport, outcome (sent, already_sent, unknown, failed)
     answers: Counter  # template, outcome (answered, not_found)
     answer_ratings: Counter  # template, rating (up, down)

@@ -1,9 +1,10 @@
 """Personal data masked for good before it is stored.
 
 Card numbers, SSNs, IBANs and API keys or other secrets are never written to the
-database in clear, whatever the tenant's policy: the listeners mask them in a request
-before its row is inserted, and the worker masks them in what it stores (messages,
-pending actions, the audit log). Whatever else the tenant's policy hides from the model
+database in clear, whatever the tenant's policy: the Slack listener masks them in a
+request before its row is inserted, the SMTP listener stores the raw message only sealed,
+and the worker masks them in what it stores (what an email says, messages, pending
+actions, the audit log). Whatever else the tenant's policy hides from the model
 for good (redacted and not reversible, or everything redacted in "mask" mode) is masked
 too. The agent then works on the masked text: a card is "**** **** **** 1111", which
 still tells it (and a person reading the thread) which card is meant.
@@ -223,7 +224,7 @@ class AsyncPolicyCache:
 
 
 class AtRest:
-    """What the asyncio listeners use: the tenant's entities, then the masking, in a
+    """What the Slack listener uses: the tenant's entities, then the masking, in a
     thread whenever the detector may be needed (it may have to be loaded)."""
 
     def __init__(self, policy_seconds: float = 30.0, masker: AtRestMasker | None = None) -> None:
@@ -232,25 +233,6 @@ class AtRest:
 
     async def entities(self, conn: Any, tenant_id: int) -> tuple[str, ...]:
         return await self.policies.entities(conn, tenant_id)
-
-    async def entities_of(
-        self, pool: Any, tenant_ids: Iterable[int], timeout: float
-    ) -> dict[int, tuple[str, ...]]:
-        """Each tenant's entities, asking the database (one connection) only for those
-        not known within the cache's time."""
-        found: dict[int, tuple[str, ...]] = {}
-        missing = []
-        for tenant_id in tenant_ids:
-            known = self.policies.cached(tenant_id)
-            if known is None:
-                missing.append(tenant_id)
-            else:
-                found[tenant_id] = known
-        if missing:
-            async with pool.connection(timeout=timeout) as conn:
-                for tenant_id in missing:
-                    found[tenant_id] = await self.policies.entities(conn, tenant_id)
-        return found
 
     async def mask_slack_payload(
         self, conn: Any, tenant_id: int, payload: dict[str, Any]

@@ -28,12 +28,14 @@ from bot.agent.templates_in_use import apply_to_run
 from connectors.email.compose import OriginalEmail, build_reply, render, to_storable
 from connectors.email.flood_gate import admit
 from connectors.email.history import thread_history
+from connectors.email.inbound_store import read_arrived
 from connectors.email.inboxes import inbox_agent
 from connectors.email.reply_limit import reply_allowed
 from connectors.email.reply_policy import ReplyAddressing, address_reply
 from connectors.email.reply_text import email_body, greeted_name, plain_text
 from connectors.email.tools import REPLY_EMAIL, seal_reply
 from core.store import requests
+from guardrails.at_rest import default_masker
 from guardrails.entities import EMAIL, PERSON
 from review import actions, tenant_settings
 from review.conversation_settings import ChannelSettings, effective
@@ -53,6 +55,29 @@ EMAIL_REPLY_FORMAT = (
     "no sign-off (they are added for you), no Slack formatting (no *bold*, no emoji codes), "
     "and never mention internal document titles, tools or colleagues' names."
 )
+
+
+def read_email(conn: Connection[dict[str, Any]], deps: WorkerDeps, request_id: int) -> None:
+    """Read the message behind an email request the listener stored as it arrived:
+    parsed, screened for what the tenant masks for good, threaded (inbound_store.py)."""
+    read = read_arrived(
+        conn,
+        request_id,
+        cipher=deps.mail_cipher,
+        limits=deps.email_parse_limits,
+        masker=default_masker(),
+    )
+    if read is None:
+        return
+    if read.split:
+        # Someone named a thread they took no part in: a hijack, or a forward.
+        log.warning("email.thread_not_joined", conversation_id=read.conversation_id)
+    log.info(
+        "email.read",
+        request_id=request_id,
+        conversation_id=read.conversation_id,
+        status=read.status,
+    )
 
 
 def answer_email(
@@ -202,8 +227,8 @@ def answer_email(
             known=_personal_values(payload, reply, greeted),
         )
         stored_payload = proposal.stored["payload"]
-        if deps.reply_cipher is not None:
-            stored_payload = seal_reply(deps.reply_cipher, tenant_id, stored_payload)
+        if deps.mail_cipher is not None:
+            stored_payload = seal_reply(deps.mail_cipher, tenant_id, stored_payload)
         actions.propose(
             conn,
             tenant_id=tenant_id,

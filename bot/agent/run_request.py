@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.agent import live_reply, private_answers, thread_history, who_may_ask
 from bot.agent.answer_blocks import blocks_for_answer
-from bot.agent.answer_email import answer_email
+from bot.agent.answer_email import answer_email, read_email
 from bot.agent.assistant_panel import (
     ASSISTANT_KINDS,
     handle_assistant_event,
@@ -38,6 +38,7 @@ from bot.agent.runs import (
 )
 from bot.agent.templates_in_use import TemplateRun, apply_to_run
 from bot.summaries import job as summaries
+from connectors.email.inbound_store import is_arrived
 from connectors.slack.bot_tokens import with_bot_token
 from connectors.slack.threads import SlackThread
 from core.store import audit, requests
@@ -123,6 +124,15 @@ def _run_locked(
     if requests.is_finished(request["status"]):
         log.info("request.already_finished", request_id=request_id, status=request["status"])
         return
+    if request["source"] == "email" and is_arrived(request["payload"]):
+        # The listener stored the message as it arrived; it is read here, first.
+        if failed_reason is not None:
+            mark_failed(conn, request_id, failed_reason)
+            return
+        read_email(conn, deps, request_id)
+        request = with_bot_token(requests.with_installation(conn, request_id))
+        if request is None or requests.is_finished(request["status"]):
+            return
     if request["bot_token"] is None:
         # Answers and approvals happen in Slack; without a workspace nobody could see them.
         log.error("request.no_slack_workspace", request_id=request_id)

@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 
 from bot.observability.agent_steps import StepObserver
 from connectors.email.flood_gate import FloodLimits
+from connectors.email.parse import ParseLimits
 from connectors.email.raw_mail import RawMailCipher
 from connectors.slack.web_client import is_transient
 from core.agent_template import AgentTemplate
@@ -60,9 +61,12 @@ class WorkerDeps:
     # Times one request's conversation may resume after actions it proposed were decided
     # (bot/agent/resume.py), so a reject / propose-again loop ends.
     max_resumes: int = 3
-    # Seals a drafted email reply's message in its pending action (the reply_email tool
-    # opens it with the same key when sending); None: stored as built.
-    reply_cipher: RawMailCipher | None = None
+    # The deployment's mail key: opens the raw mail the SMTP listener sealed, and seals a
+    # drafted reply's message in its pending action (the reply_email tool opens it with
+    # the same key when sending); None: mail stored as built.
+    mail_cipher: RawMailCipher | None = None
+    # How much of an email the worker reads (attachments, PDFs, MIME parts).
+    email_parse_limits: ParseLimits = field(default_factory=ParseLimits)
 
     @property
     def step_observer(self) -> StepObserver:

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     import psycopg
 
-    from bot.intake.email_store import seal_stored_raw
+    from connectors.email.inbound_store import seal_stored_raw
     from connectors.email.raw_mail import RawMailCipher
     from connectors.email.tools import seal_stored_replies
     from connectors.slack.bot_tokens import seal_plaintext_tokens

@@ -1,20 +1,22 @@
 """The SMTP listener's decisions: who may send, to which inboxes, and when `250` is earned.
 
 aiosmtpd calls the `handle_*` hooks. RCPT TO is looked up in the tenants' inboxes
-(unknown: 550, before any data is taken). At the end of DATA the message is parsed, then
-stored for every tenant it reaches, in one transaction with what other sessions store
-meanwhile (email_store.py's group commit), and only once that has committed is it answered
-`250`: a 250 is a promise. Postgres unreachable or slow means `451` and the sending server
-retries later. Requests to answer are queued after the 250 (request_queuer.py); if Redis is
-down they stay 'received' and the workers' sweep queues them later.
+(unknown: 550, before any data is taken). At the end of DATA the message is stored as it
+arrived (sealed) with a request for every tenant it reaches, in one transaction with what
+other sessions store meanwhile (email_store.py's group commit), and only once that has
+committed is it answered `250`: a 250 is a promise. Postgres unreachable or slow means
+`451` and the sending server retries later. Nothing else happens before the 250: the
+message is read (parsed, screened, threaded) by the worker that answers it
+(connectors/email/inbound_store.py). Requests are queued after the 250
+(request_queuer.py); if Redis is down they stay 'received' and the workers' sweep queues
+them later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -22,24 +24,16 @@ from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from bot.intake.email_limits import ClientLimits
 from bot.intake.email_routes import RouteCache
-from bot.intake.email_store import (
-    EmailToStore,
-    GroupCommit,
-    StoredEmail,
-    email_to_store,
-    stored_as_is,
-)
+from bot.intake.email_store import GroupCommit, StoredArrival
 from bot.intake.request_queuer import RequestQueuer, Together
 from bot.queue.jobs import Enqueue
+from connectors.email.inbound_store import arrival_params
 from connectors.email.inboxes import InboxRoute
-from connectors.email.loops import never_answer
-from connectors.email.parse import ParsedEmail, ParseLimits, parse_email, unparseable
-from connectors.email.payload import request_payload
+from connectors.email.parse import message_id_of
 from connectors.email.raw_mail import RawMailCipher
 from core.correlation import LOG_KEY, new_correlation_id
 from core.db import AsyncPool
 from core.metrics import Metrics
-from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)
 
@@ -48,18 +42,12 @@ TOO_MANY_MESSAGES = "450 4.7.1 Too many messages from your address, please try a
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 ACCEPTED = "250 2.0.0 OK: message stored"
 EMAIL_KIND = "email"  # inbound_requests.kind of every email request
-# Smaller messages are parsed on the event loop (about a millisecond for 10 KB): handing
-# them to a thread costs more than it saves.
-INLINE_PARSE_BYTES = 128 * 1024
 
 
 @dataclass(frozen=True)
 class IntakeConfig:
-    parse_limits: ParseLimits
     db_timeout: float  # seconds for one lookup or store before answering 451
     max_recipients: int = 100
-    # What each tenant masks for good, masked before anything is stored.
-    at_rest: AtRest = field(default_factory=AtRest)
     raw_cipher: RawMailCipher | None = None  # None: raw bytes stored as received
 
 
@@ -154,17 +142,7 @@ class EmailIntake:
         if not isinstance(raw, bytes):
             raw = bytes(raw or b"")
         try:
-            if len(raw) <= INLINE_PARSE_BYTES:
-                mail = parse_email(raw, self.config.parse_limits)
-            else:
-                # Big mail takes long to parse (attachments, PDFs); a thread keeps other
-                # sessions' commands flowing meanwhile.
-                mail = await asyncio.to_thread(parse_email, raw, self.config.parse_limits)
-        except Exception as exc:  # parse_email records damage itself; this is a bug's net
-            log.exception("email.parse_crashed", size=len(raw))
-            mail = unparseable(raw, f"parser crashed: {type(exc).__name__}")
-        try:
-            stored = await self._store(raw, mail, envelope, correlation_id)
+            stored = await self._store(raw, envelope, correlation_id)
         except Exception as exc:
             # Not committed (or not known to be): 451, and the sender retries. A retry of a
             # message that was committed after all is a no-op that gets its 250.
@@ -172,69 +150,33 @@ class EmailIntake:
             self.metrics.emails_received.labels("deferred").inc()
             return TEMPORARY_FAILURE
         for item in stored:
-            status = item.status if item.request_id else "duplicate"
-            if item.split and item.request_id:
-                # Someone named a thread they took no part in: a hijack, or a forward.
-                log.warning("email.thread_not_joined", conversation_id=item.conversation_id)
-            log.info(
-                "email.received",
-                request_id=item.request_id,
-                conversation_id=item.conversation_id,
-                status=status,
-                size=len(raw),
-            )
-            self.metrics.emails_received.labels(status).inc()
-            if item.request_id is not None and item.status == "received":
+            outcome = "received" if item.request_id is not None else "duplicate"
+            log.info("email.received", request_id=item.request_id, status=outcome, size=len(raw))
+            self.metrics.emails_received.labels(outcome).inc()
+            if item.request_id is not None:
                 self.queuer.submit(item.request_id, EMAIL_KIND, correlation_id)
         return ACCEPTED
 
     async def _store(
-        self, raw: bytes, mail: ParsedEmail, envelope: RoutedEnvelope, correlation_id: str
-    ) -> list[StoredEmail]:
+        self, raw: bytes, envelope: RoutedEnvelope, correlation_id: str
+    ) -> list[StoredArrival]:
         """Store the message for every tenant it reaches, committed with what other
         sessions store meanwhile; returns once committed."""
-        by_tenant: dict[int, list[InboxRoute]] = {}
+        recipients: dict[int, list[str]] = {}
         for route in envelope.routes:
-            by_tenant.setdefault(route.tenant_id, []).append(route)
-        envelope_from = envelope.mail_from or ""
-        at_rest = self.config.at_rest
-        async with asyncio.timeout(self.config.db_timeout):
-            masked = await at_rest.entities_of(self.pool, by_tenant, self.config.db_timeout)
-        stored_from = "" if envelope_from == "<>" else envelope_from
-        emails: list[EmailToStore] = []
-        for tenant_id, routes in by_tenant.items():
-            recipients = [r.recipient for r in routes]
-            verdict = never_answer(mail, envelope_from=envelope_from, own_addresses=recipients)
-            entities = masked[tenant_id]
-            payload = request_payload(
-                mail,
-                inbox=recipients[0],
-                envelope_from=stored_from,
-                envelope_to=recipients,
-                verdict=verdict,
-            )
-            # Each text the payload holds is screened once, here: most mail holds nothing
-            # to mask and is stored as it is, without a second look.
-            mask = at_rest.masker.might_need_detector(payload, entities, skip=stored_as_is)
-            build = functools.partial(
-                email_to_store,
+            recipients.setdefault(route.tenant_id, []).append(route.recipient)
+        message_id = message_id_of(raw)
+        arrivals = [
+            arrival_params(
                 tenant_id=tenant_id,
                 raw=raw,
-                mail=mail,
-                payload=payload,
-                envelope_from=stored_from,
-                envelope_to=recipients,
-                verdict=verdict,
+                message_id=message_id,
+                envelope_from=envelope.mail_from or "",
+                envelope_to=addresses,
                 correlation_id=correlation_id,
-                masker=at_rest.masker if mask else None,
-                entities=entities,
                 raw_cipher=self.config.raw_cipher,
             )
-            # Masking may have to load the detector (seconds, once) and reads the whole
-            # text: in a thread, so other sessions' commands keep flowing meanwhile.
-            if mask:
-                emails.append(await asyncio.to_thread(build))
-            else:
-                emails.append(build())
+            for tenant_id, addresses in recipients.items()
+        ]
         async with asyncio.timeout(self.config.db_timeout):
-            return await self.committer.store(emails)
+            return await self.committer.store(arrivals)

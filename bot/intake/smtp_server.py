@@ -29,15 +29,12 @@ from bot.intake.smtp_data import ChunkedData
 from bot.observability.exposition import serve_metrics
 from bot.observability.tracing import build_tracing
 from bot.queue.jobs import Enqueue, enqueue_request
-from connectors.email.attachments import ExtractLimits
-from connectors.email.parse import ParseLimits
 from connectors.email.raw_mail import RawMailCipher
 from core.broker import build_broker, one_round_trip
 from core.db import open_async_pool
 from core.errors import StartupError
 from core.metrics import Metrics
 from core.settings import Settings
-from guardrails.at_rest import AtRest
 
 log = structlog.get_logger(__name__)
 
@@ -153,16 +150,6 @@ def listener_options(settings: Settings) -> ListenerOptions:
     )
 
 
-def parse_limits(settings: Settings) -> ParseLimits:
-    return ParseLimits(
-        attachments=ExtractLimits(
-            max_chars=settings.email_attachment_text_max_chars,
-            pdf_max_bytes=settings.email_pdf_max_bytes,
-            pdf_max_pages=settings.email_pdf_max_pages,
-        )
-    )
-
-
 def client_limits(settings: Settings) -> ClientLimits:
     return ClientLimits(
         ClientLimitConfig(
@@ -235,9 +222,7 @@ async def serve_smtp(
         enqueue,
         client_limits(settings),
         IntakeConfig(
-            parse_limits=parse_limits(settings),
             db_timeout=settings.smtp_db_timeout_seconds,
-            at_rest=AtRest(policy_seconds=settings.guardrails_policy_cache_seconds),
             raw_cipher=RawMailCipher.from_settings(settings),
         ),
         metrics,

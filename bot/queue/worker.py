@@ -54,7 +54,9 @@ from bot.queue.periodic import periodic_tasks
 from bot.queue.retrying import current_retries, retry_when
 from bot.queue.scheduler import Scheduler
 from bot.summaries.digests import send_digest
+from connectors.email.attachments import ExtractLimits
 from connectors.email.flood_gate import FloodLimits
+from connectors.email.parse import ParseLimits
 from connectors.email.raw_mail import RawMailCipher
 from connectors.email.tools import reply_email_tool, send_email_tool
 from connectors.mcp.toolset import load_mcp_tools
@@ -168,7 +170,18 @@ def build_worker_deps(
         tracer=tracing.tracer,
         vault_retention=timedelta(days=settings.guardrails_vault_retention_days),
         templates=load_templates(Path(settings.agent_templates_dir)),
-        reply_cipher=RawMailCipher.from_settings(settings),
+        mail_cipher=RawMailCipher.from_settings(settings),
+        email_parse_limits=email_parse_limits(settings),
+    )
+
+
+def email_parse_limits(settings: Settings) -> ParseLimits:
+    return ParseLimits(
+        attachments=ExtractLimits(
+            max_chars=settings.email_attachment_text_max_chars,
+            pdf_max_bytes=settings.email_pdf_max_bytes,
+            pdf_max_pages=settings.email_pdf_max_pages,
+        )
     )
 
 

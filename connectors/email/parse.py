@@ -164,6 +164,24 @@ def parse_email(raw: bytes, limits: ParseLimits | None = None) -> ParsedEmail:
     return headers.parsed(body=body, defects=defects, error=None)
 
 
+def message_id_of(raw: bytes) -> str:
+    """The message's id as `parse_email` reads it (its Message-ID header's first id, or
+    a digest of the bytes), from the header block alone: the listener keys a message on it
+    before answering 250, without parsing the message (the worker does that)."""
+    blank = HEADER_END.search(raw)
+    head = raw[: blank.start() + 1] if blank else raw
+    value: list[str] = []
+    for line in head.decode("ascii", "surrogateescape").splitlines():
+        if value:
+            if line[:1] not in (" ", "\t"):
+                break
+            value.append(line)
+        elif line[:11].lower() == "message-id:":
+            value.append(line[11:])
+    own_id = _first_id("".join(value)) if value else None
+    return own_id or _synthetic_id(raw)
+
+
 def _parse_message(raw: bytes, *, headers_only: bool) -> EmailMessage:
     email_policy = _memoizing_policy()
     if headers_only:

@@ -102,22 +102,33 @@ async def add_async(conn: AsyncConnection[dict[str, Any]], request: NewRequest) 
     return None if row is None else int(row["id"])
 
 
-# The email listener stores a request with the email and its conversation in one
-# statement (bot/intake/email_store.py), which composes this CTE: it reads the
-# `conversation` CTE before it and is read as `request` after it. An email stored
-# 'ignored' (a loop, an auto-reply) or 'failed' (unparseable) is finished at once.
-EMAIL_REQUEST_CTE = """request AS (
+# The email listener stores a request with the raw message, before it answers 250, in
+# one statement (connectors/email/inbound_store.py) that composes this CTE, read as
+# `request` after it. The payload says only that the message arrived: the worker reads
+# the message first (EMAIL_READ_CTE), then answers it.
+EMAIL_ARRIVAL_CTE = """request AS (
     INSERT INTO inbound_requests
-        (tenant_id, source, external_id, kind, payload, status, error, finished_at,
-         correlation_id)
-    SELECT %(tenant_id)s, 'email', %(message_id)s, 'email',
-           %(payload)s::jsonb || jsonb_build_object('conversation_id', conversation.id),
-           %(status)s, %(error)s,
-           CASE WHEN %(status)s = 'received' THEN NULL ELSE now() END,
-           %(correlation_id)s
-      FROM conversation
+        (tenant_id, source, external_id, kind, payload, status, correlation_id)
+    VALUES (%(tenant_id)s, 'email', %(message_id)s, 'email', %(payload)s, 'received',
+            %(correlation_id)s)
     ON CONFLICT (tenant_id, source, external_id) DO NOTHING
     RETURNING id
+)"""
+
+# The worker's reading of an arrived email, composed the same way: it reads the
+# `conversation` CTE before it. The payload becomes what the message says; a message that
+# must not be answered (a loop, an auto-reply: 'ignored') or could not be read ('failed')
+# is finished at once, and one to answer keeps its open status.
+EMAIL_READ_CTE = """request AS (
+    UPDATE inbound_requests
+       SET payload = %(payload)s::jsonb || jsonb_build_object('conversation_id', conversation.id),
+           status = CASE WHEN %(status)s = 'received' THEN inbound_requests.status
+                         ELSE %(status)s END,
+           error = %(error)s,
+           finished_at = CASE WHEN %(status)s = 'received' THEN NULL ELSE now() END
+      FROM conversation
+     WHERE inbound_requests.id = %(request_id)s
+    RETURNING inbound_requests.id
 )"""
 
 

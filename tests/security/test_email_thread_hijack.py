@@ -45,13 +45,14 @@ def _send(port: int, sender: str, to: str, raw: bytes) -> None:
 
 
 def _request(db: DB, message_id: str) -> dict[str, object]:
+    """The request for the message, once the worker has read it (and threaded it)."""
     row = wait_for(
         lambda: db.execute(
             """SELECT id, status, payload FROM inbound_requests
-               WHERE source = 'email' AND external_id = %s""",
+               WHERE source = 'email' AND external_id = %s AND payload ? 'conversation_id'""",
             (message_id,),
         ).fetchone(),
-        message=f"the request for {message_id}",
+        message=f"the request for {message_id}, read",
     )
     return dict(row)
 
@@ -81,7 +82,7 @@ def test_a_stranger_replying_to_a_customers_message_id_starts_their_own_conversa
     """Alice writes with her card's last digits; a stranger sends In-Reply-To Alice's
     Message-ID. The stranger's mail is a conversation of its own, and the model drafting
     the reply to it is given nothing of Alice's mail."""
-    inbox, port, listener = email_inbox
+    inbox, port, _ = email_inbox
     secret = f"order {new_marker(8)} for Alice's flat 4B"
     alice_marker, stranger_marker = new_marker(8), new_marker(8)
     _script(llm, alice_marker)
@@ -99,7 +100,7 @@ def test_a_stranger_replying_to_a_customers_message_id_starts_their_own_conversa
     assert stranger["payload"]["conversation_id"] != alice["payload"]["conversation_id"]  # type: ignore[index]
     seen_by_model = _drafted(llm, stranger_marker)
     assert secret not in seen_by_model and alice_marker not in seen_by_model
-    assert "email.thread_not_joined" in listener.log_text()
+    assert "email.thread_not_joined" in stack.worker.log_text()
 
 
 def test_the_customer_and_with_the_domain_setting_a_colleague_still_join(

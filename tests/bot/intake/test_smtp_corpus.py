@@ -1,5 +1,6 @@
 """Real-world mail from ../shared/corpora/email through real SMTP sessions: every message
-sent is answered 250 and stored, parsed or marked failed, never lost."""
+sent is answered 250 and stored, then read by the worker: parsed or marked failed, never
+lost."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.connectors.email.support import (
     corpus_files,
     raw_bytes,
     request_rows,
+    worker_reads,
 )
 
 # The email tests' fixtures (their database, tenants, the listener).
@@ -61,8 +63,8 @@ def test_sample_covers_existing_files() -> None:
 def test_corpus_message_is_accepted_and_stored(
     name: str, smtp_listener: RunningListener, email_tenant: Tenant, email_db: DB
 ) -> None:
-    """The message gets 250 and one stored row: parsed, marked failed with its error, or
-    marked as automatic mail; its bytes are kept as they arrived."""
+    """The message gets 250 and one stored row, its bytes kept as they arrived; read, it is
+    parsed, marked failed with its error, or marked as automatic mail."""
     raw = _as_transmitted(CORPUS / name)
     with smtplib.SMTP("127.0.0.1", smtp_listener.port, timeout=30) as client:
         client.ehlo()
@@ -72,6 +74,10 @@ def test_corpus_message_is_accepted_and_stored(
     assert code == 250, text
     (row,) = request_rows(email_db, email_tenant.id)
     assert row["raw_sealed"] and raw_bytes(smtp_listener.settings, row) == raw
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
+    (row,) = request_rows(email_db, email_tenant.id)
+    assert row["conversation_id"] is not None
+    assert row["payload"]["message_id"] == row["message_id"]
     if row["parse_error"] is not None:
         assert row["status"] == "failed" and row["error"].startswith("unparseable email")
     else:

@@ -20,14 +20,19 @@ from tests.connectors.email.support import DB, RunningListener, Tenant
 pytest_plugins = ["tests.connectors.email.fixtures"]
 
 SESSIONS = 6
-POISON = "poison-subject-for-the-group-commit-test"
+POISON = "<poison-for-the-group-commit-test@customer.example>"
 
 
-def send_all(port: int, tenant: Tenant, subjects: list[str]) -> list[dict[str, object]]:
-    """One SMTP session per subject, all at once; what each sendmail returned."""
-    with ThreadPoolExecutor(max_workers=len(subjects)) as pool:
+def message_ids(prefix: str) -> list[str]:
+    """One Message-ID per session, unique to this run."""
+    return [f"<{prefix}-{i}-{new_marker(6)}@customer.example>" for i in range(SESSIONS)]
+
+
+def send_all(port: int, tenant: Tenant, ids: list[str]) -> list[dict[str, object]]:
+    """One SMTP session per Message-ID, all at once; what each sendmail returned."""
+    with ThreadPoolExecutor(max_workers=len(ids)) as pool:
         return list(
-            pool.map(lambda s: send(port, [tenant.inbox], mail(tenant.inbox, subject=s)), subjects)
+            pool.map(lambda i: send(port, [tenant.inbox], mail(tenant.inbox, message_id=i)), ids)
         )
 
 
@@ -64,9 +69,9 @@ def test_no_250_before_the_commit_and_waiting_messages_commit_together(
     """While Postgres cannot commit, no session hears 250 and nothing is visible; once it
     can, every message is stored, those that waited in one transaction, and all get 250."""
     tenant, release = tenant_row_locked
-    subjects = [f"Order {i} [{new_marker(6)}]" for i in range(SESSIONS)]
+    ids = message_ids("order")
     with ThreadPoolExecutor(max_workers=1) as runner:
-        sending = runner.submit(send_all, smtp_listener.port, tenant, subjects)
+        sending = runner.submit(send_all, smtp_listener.port, tenant, ids)
         time.sleep(1.0)  # every session has reached the end of DATA and waits
         assert not sending.done(), "a session was answered before its message was stored"
         stored = email_db.execute(
@@ -77,11 +82,11 @@ def test_no_250_before_the_commit_and_waiting_messages_commit_together(
         refused = sending.result(timeout=20)
     assert refused == [{}] * SESSIONS  # sendmail returns the refused recipients: none
     rows = email_db.execute(
-        """SELECT r.payload->>'subject' AS subject, r.xmin::text AS tx
+        """SELECT r.external_id, r.xmin::text AS tx
              FROM inbound_requests r WHERE r.tenant_id = %s""",
         (tenant.id,),
     ).fetchall()
-    assert sorted(r["subject"] for r in rows) == sorted(subjects)
+    assert sorted(r["external_id"] for r in rows) == sorted(ids)
     # The first message to reach Postgres waited for the lock on its own; the others
     # queued meanwhile and went in together, in one transaction (one xmin).
     assert len({r["tx"] for r in rows}) <= 2
@@ -89,13 +94,13 @@ def test_no_250_before_the_commit_and_waiting_messages_commit_together(
 
 @pytest.fixture
 def poison_trigger(email_database_url: str) -> Iterator[None]:
-    """Postgres refuses to store a message with the poison subject, as it would a value
-    it cannot take."""
+    """Postgres refuses to store the message with the poison Message-ID, as it would a
+    value it cannot take."""
     with psycopg.connect(email_database_url, autocommit=True) as conn:
         conn.execute(
             f"""CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
-                  IF NEW.subject = '{POISON}' THEN RAISE EXCEPTION 'refused'; END IF;
+                  IF NEW.message_id = '{POISON}' THEN RAISE EXCEPTION 'refused'; END IF;
                   RETURN NEW;
                 END $$"""
         )
@@ -120,9 +125,9 @@ def test_a_message_postgres_refuses_costs_the_others_in_its_group_nothing(
     """The refused message is answered 451 (its sender retries) and stores nothing; the
     messages committed in the same group as it are stored and answered 250."""
     tenant, release = tenant_row_locked
-    subjects = [f"Fine {i} [{new_marker(6)}]" for i in range(SESSIONS - 1)] + [POISON]
-    with ThreadPoolExecutor(max_workers=len(subjects)) as pool:
-        sending = [pool.submit(deliver, smtp_listener.port, tenant, s) for s in subjects]
+    ids = [*message_ids("fine")[1:], POISON]
+    with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+        sending = [pool.submit(deliver, smtp_listener.port, tenant, i) for i in ids]
         time.sleep(1.0)  # all of them wait at the end of DATA, to be committed together
         release.set()
         outcomes = dict(f.result(timeout=30) for f in sending)
@@ -130,20 +135,19 @@ def test_a_message_postgres_refuses_costs_the_others_in_its_group_nothing(
     assert set(outcomes.values()) == {250}
     with psycopg.connect(email_database_url, row_factory=dict_row) as conn:
         stored = conn.execute(
-            "SELECT payload->>'subject' AS subject FROM inbound_requests WHERE tenant_id = %s",
-            (tenant.id,),
+            "SELECT external_id FROM inbound_requests WHERE tenant_id = %s", (tenant.id,)
         ).fetchall()
-    assert sorted(r["subject"] for r in stored) == sorted(outcomes)
+    assert sorted(r["external_id"] for r in stored) == sorted(outcomes)
 
 
-def deliver(port: int, tenant: Tenant, subject: str) -> tuple[str, int]:
-    """One message in its own session: its subject and the code that answered its DATA."""
+def deliver(port: int, tenant: Tenant, message_id: str) -> tuple[str, int]:
+    """One message in its own session: its Message-ID and the code that answered its DATA."""
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
         try:
-            client.sendmail(CUSTOMER, [tenant.inbox], mail(tenant.inbox, subject=subject))
+            client.sendmail(CUSTOMER, [tenant.inbox], mail(tenant.inbox, message_id=message_id))
         except smtplib.SMTPDataError as exc:
-            return subject, exc.smtp_code
-    return subject, 250
+            return message_id, exc.smtp_code
+    return message_id, 250
 
 
 def test_a_commit_that_fails_answers_4xx_to_every_session_waiting_on_it(
@@ -155,9 +159,9 @@ def test_a_commit_that_fails_answers_4xx_to_every_session_waiting_on_it(
     restart would): every session in it is answered 451, none 250, and nothing of
     theirs is stored, so each sender's retry is the only copy."""
     tenant, release = tenant_row_locked
-    subjects = [f"Lost {i} [{new_marker(6)}]" for i in range(SESSIONS)]
-    with ThreadPoolExecutor(max_workers=len(subjects)) as pool:
-        sending = [pool.submit(deliver, smtp_listener.port, tenant, s) for s in subjects]
+    ids = message_ids("lost")
+    with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+        sending = [pool.submit(deliver, smtp_listener.port, tenant, i) for i in ids]
         time.sleep(1.0)  # all of them wait at the end of DATA, behind the tenant's lock
         deadline = time.monotonic() + 30
         while not all(f.done() for f in sending) and time.monotonic() < deadline:
@@ -165,7 +169,7 @@ def test_a_commit_that_fails_answers_4xx_to_every_session_waiting_on_it(
             time.sleep(0.2)
         outcomes = dict(f.result(timeout=5) for f in sending)
     release.set()
-    assert outcomes == {s: 451 for s in subjects}
+    assert outcomes == {i: 451 for i in ids}
     with psycopg.connect(email_database_url, row_factory=dict_row) as conn:
         stored = conn.execute(
             "SELECT count(*) AS n FROM inbound_requests WHERE tenant_id = %s", (tenant.id,)

@@ -11,7 +11,10 @@ import aiosmtplib
 import pytest
 import redis
 
+from connectors.email.inbound_store import read_arrived
+from connectors.email.parse import ParseLimits
 from connectors.email.raw_mail import RawMailCipher
+from guardrails.at_rest import AtRestMasker
 from tests.connectors.email.support import (
     DB,
     RunningListener,
@@ -20,6 +23,7 @@ from tests.connectors.email.support import (
     make_tenant,
     request_rows,
     start_listener,
+    worker_reads,
 )
 
 # The email tests' fixtures (their database, tenants, the listener).
@@ -64,8 +68,8 @@ def send(
 def test_message_is_stored_with_its_raw_bytes_before_250(
     smtp_listener: RunningListener, email_tenant: Tenant, email_db: DB
 ) -> None:
-    """A 250 means the exact bytes (sealed) and a parsed, queued request are already in
-    Postgres."""
+    """A 250 means the exact bytes (sealed) and the request are already in Postgres; the
+    worker then reads the message into the request."""
     raw = mail(email_tenant.inbox, message_id="<first@customer.example>")
     with smtplib.SMTP("127.0.0.1", smtp_listener.port, timeout=10) as client:
         client.ehlo()
@@ -81,12 +85,28 @@ def test_message_is_stored_with_its_raw_bytes_before_250(
     assert b"my order #1234" not in sealed  # the raw bytes are stored sealed
     cipher = RawMailCipher.from_settings(smtp_listener.settings)
     assert cipher.open(email_tenant.id, "<first@customer.example>", sealed) == raw
+    assert "my order" not in str(row["payload"])  # nothing in clear before it is read
+
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
+    (row,) = request_rows(email_db, email_tenant.id)
     payload = row["payload"]
     assert payload["text"] == "Hello, my order #1234 has not arrived yet."
     assert payload["from"] == {"name": "Alice Example", "address": CUSTOMER}
     assert payload["inbox"] == email_tenant.inbox
     assert payload["message_id"] == "<first@customer.example>"
-    assert payload["conversation_id"] == row["conversation_id"]
+    assert payload["conversation_id"] == row["conversation_id"] is not None
+    assert cipher.open(email_tenant.id, "<first@customer.example>", bytes(row["raw"])) == raw
+
+    # A job retried after reading it (a worker killed later in the run) reads it once.
+    again = read_arrived(
+        email_db, row["id"], cipher=cipher, limits=ParseLimits(), masker=AtRestMasker()
+    )
+    assert again is None
+    assert request_rows(email_db, email_tenant.id) == [row]
+    said = email_db.execute(
+        "SELECT text FROM messages WHERE conversation_id = %s", (row["conversation_id"],)
+    ).fetchall()
+    assert said == [{"text": "Hello, my order #1234 has not arrived yet."}]
 
 
 def test_answerable_mail_is_queued_for_the_agent(
@@ -194,6 +214,7 @@ def test_a_reply_joins_its_conversation(
         [email_tenant.inbox],
         mail(email_tenant.inbox, message_id="<root@customer.example>"),
     )
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
     rows = request_rows(email_db, email_tenant.id)
     conversation = rows[0]["conversation_id"]
     email_db.execute(
@@ -213,6 +234,7 @@ def test_a_reply_joins_its_conversation(
     send(smtp_listener.port, [email_tenant.inbox], reply)
     other = mail(email_tenant.inbox, subject="Another topic", message_id="<other@customer.example>")
     send(smtp_listener.port, [email_tenant.inbox], other)
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
     rows = request_rows(email_db, email_tenant.id)
     assert [r["conversation_id"] == conversation for r in rows] == [True, True, False]
     assert rows[1]["payload"]["text"] == "Thanks! And when will it ship?"
@@ -230,7 +252,7 @@ def test_a_reply_joins_its_conversation(
     ],
     ids=["auto-submitted", "precedence-bulk", "list-id", "null-sender", "mailer-daemon"],
 )
-def test_automatic_mail_is_stored_but_never_queued(
+def test_automatic_mail_is_stored_but_never_answered(
     smtp_listener: RunningListener,
     email_tenant: Tenant,
     email_db: DB,
@@ -238,14 +260,15 @@ def test_automatic_mail_is_stored_but_never_queued(
     sender: str,
     kind: str,
 ) -> None:
-    """Auto-replies, list mail and bounces are kept and marked 'ignored', with the reason,
-    and no agent run is queued for them."""
+    """Auto-replies, list mail and bounces are kept and, once read, marked 'ignored', with
+    the reason: the agent never answers them."""
     send(
         smtp_listener.port,
         [email_tenant.inbox],
         mail(email_tenant.inbox, extra=headers),
         sender=sender,
     )
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
     (row,) = request_rows(email_db, email_tenant.id)
     assert row["status"] == "ignored"
     assert row["auto_kind"] == kind
@@ -260,6 +283,7 @@ def test_one_message_to_two_tenants_is_stored_for_each(
     raw = mail(f"{first.inbox}, {second.inbox}", message_id="<both@customer.example>")
     send(smtp_listener.port, [first.inbox, second.inbox], raw)
     for email_tenant in (first, second):
+        worker_reads(email_db, smtp_listener.settings, email_tenant.id)
         (row,) = request_rows(email_db, email_tenant.id)
         assert row["payload"]["envelope"]["rcpt_to"] == [email_tenant.inbox]
 
@@ -277,6 +301,7 @@ def test_aiosmtplib_client_delivers(
         aiosmtplib.send(message, hostname="127.0.0.1", port=smtp_listener.port, start_tls=False)
     )
     assert errors == {} and response.startswith("2.0.0")
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
     (row,) = request_rows(email_db, email_tenant.id)
     assert row["payload"]["subject"] == "Grüße aus Köln"
     assert row["payload"]["text"] == "Ich habe eine Frage zu meiner Rechnung."

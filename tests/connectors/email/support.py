@@ -15,6 +15,7 @@ from opentelemetry.trace import Tracer
 from bot.intake.smtp_server import serve_smtp
 from bot.queue.jobs import enqueue_request
 from connectors.email.inboxes import add_inbox
+from connectors.email.parse import ParseLimits
 from core.broker import build_broker
 from core.settings import Settings, load_settings
 from testbed.markers import new_marker
@@ -130,6 +131,28 @@ def request_rows(db: DB, tenant_id: int) -> list[dict[str, Any]]:
             WHERE r.tenant_id = %s ORDER BY r.id""",
         (tenant_id,),
     ).fetchall()
+
+
+def worker_reads(db: DB, settings: Settings, tenant_id: int) -> None:
+    """What a worker does first with each of the tenant's new email requests: read the
+    message the listener stored as it arrived (inbound_store.read_arrived)."""
+    from connectors.email.inbound_store import read_arrived
+    from connectors.email.raw_mail import RawMailCipher
+    from guardrails.at_rest import default_masker
+
+    arrived = db.execute(
+        """SELECT id FROM inbound_requests
+            WHERE tenant_id = %s AND source = 'email' AND payload ? 'arrived' ORDER BY id""",
+        (tenant_id,),
+    ).fetchall()
+    for row in arrived:
+        read_arrived(
+            db,
+            row["id"],
+            cipher=RawMailCipher.from_settings(settings),
+            limits=ParseLimits(),
+            masker=default_masker(),
+        )
 
 
 def raw_bytes(settings: Settings, row: dict[str, Any]) -> bytes:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.email.parse import ParseLimits, parse_email
+from connectors.email.parse import ParseLimits, message_id_of, parse_email
 from tests.connectors.email.support import CORPUS, corpus_files
 
 
@@ -22,6 +22,16 @@ def test_every_corpus_message_parses_without_raising(path: Path) -> None:
         assert mail.text == ""
     if mail.error is not None:
         assert mail.text == "" and mail.attachments == ()
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: str(p.relative_to(CORPUS)))
+def test_the_listener_keys_each_message_on_the_id_the_parser_reads(path: Path) -> None:
+    """The SMTP listener stores a message under its Message-ID, read from the headers
+    alone before the 250 (a resent copy is then a duplicate): the same id the full
+    parse gives, as the file is and with the CRLF line ends mail travels with."""
+    raw = path.read_bytes()
+    for form in (raw, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")):
+        assert message_id_of(form) == parse_email(form).message_id
 
 
 def test_corpus_is_all_there() -> None:

@@ -30,6 +30,7 @@ from tests.connectors.email.support import (
     RunningListener,
     Tenant,
     request_rows,
+    worker_reads,
 )
 
 # The email tests' fixtures (their database, tenants, the listener).
@@ -217,6 +218,7 @@ def test_customer_reply_to_our_reply_joins_the_thread(
             [email_tenant.inbox],
             mail(email_tenant.inbox, subject="Refund?", message_id="<ask@customer.example>"),
         )
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
     (question,) = request_rows(email_db, email_tenant.id)
     payload: dict[str, Any] = question["payload"]
     reply = build_reply(OriginalEmail.from_payload(payload), body="Refund sent.")
@@ -238,6 +240,7 @@ def test_customer_reply_to_our_reply_joins_the_thread(
     )
     with smtplib.SMTP("127.0.0.1", smtp_listener.port, timeout=10) as client:
         client.sendmail("alice@customer.example", [email_tenant.inbox], answer)
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
     rows = request_rows(email_db, email_tenant.id)
     assert [r["conversation_id"] for r in rows] == [payload["conversation_id"]] * 2
 

@@ -15,6 +15,7 @@ from tests.connectors.email.support import (
     RunningListener,
     Tenant,
     request_rows,
+    worker_reads,
 )
 
 # The email tests' fixtures (their database, tenants, the listener).
@@ -32,6 +33,7 @@ def test_history_and_reply_budget_of_a_thread(
             [email_tenant.inbox],
             mail(email_tenant.inbox, body="First question.", message_id="<h1@customer.example>"),
         )
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
     (first,) = request_rows(email_db, email_tenant.id)
     conversation = first["conversation_id"]
     original = OriginalEmail.from_payload(first["payload"])
@@ -57,6 +59,7 @@ def test_history_and_reply_budget_of_a_thread(
                 references="<h1@customer.example>",
             ),
         )
+    worker_reads(email_db, smtp_listener.settings, email_tenant.id)
     history = thread_history(
         email_db, email_tenant.id, conversation, before_message_id="<h2@customer.example>"
     )
