@@ -177,10 +177,13 @@ def read_arrived(
     """Read the message behind an arrived email request and store what it says; None if
     the request has no arrived message (read already, or not an email)."""
     row = conn.execute(
+        # By tenant and Message-ID, the request's external id: the unique key's index.
         """SELECT e.id, e.tenant_id, e.message_id, e.envelope_from, e.envelope_to, e.raw,
                   e.raw_sealed, r.payload
-             FROM email_messages e JOIN inbound_requests r ON r.id = e.request_id
-            WHERE e.request_id = %s AND e.direction = 'inbound'""",
+             FROM inbound_requests r
+             JOIN email_messages e ON e.tenant_id = r.tenant_id
+                  AND e.message_id = r.external_id AND e.direction = 'inbound'
+            WHERE r.id = %s AND r.source = 'email' AND e.request_id = r.id""",
         (request_id,),
     ).fetchone()
     if row is None or not is_arrived(row["payload"]):
