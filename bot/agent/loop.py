@@ -332,6 +332,7 @@ def _plan_and_act(
             tools=by_name,
             earlier=tool_results,
             seen=record_ids.seen_so_far(request.question, request.history, tool_results, passages),
+            said=record_ids.seen_so_far(request.question, request.history, []),
             held=held,
             another_turn_fits=partial(next_turn_fits, at_most + 400),
             act=act_calls,

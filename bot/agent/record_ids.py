@@ -37,6 +37,94 @@ def unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[
     ]
 
 
+def mistyped_ids(
+    call: ToolCall, said: str, results: list[ToolResult], tools: dict[str, Tool]
+) -> list[tuple[str, str]]:
+    """The (argument, value) pairs of ``call`` naming a record of one kind (``deal_id``)
+    by the id of another kind in ``results`` (a contact's), that nobody gave in ``said``
+    (the message and the thread). Asked to move Globex's deal, the 1.5B model moved "deal
+    101": the id of the contact its search had found. Only kinds the run's tools name by
+    id count; an id the results give no kind is not judged."""
+    known = {key[:-3] for tool in tools.values() for key in _id_fields(tool)}
+    kinds, untyped = record_kinds(results)
+    wrong = []
+    for key, value in call.arguments.items():
+        kind = _kind_named(key, call.arguments)
+        text = str(value)
+        found = kinds.get(text, set()) & known
+        if (
+            kind in known
+            and found
+            and kind not in found
+            and text not in untyped
+            and text not in said
+        ):
+            wrong.append((key, text))
+    return wrong
+
+
+def _kind_named(key: str, arguments: dict[str, Any]) -> str:
+    """The kind of record an argument names by id: ``deal`` for ``deal_id``; for a
+    ``record_id`` beside a ``record_type`` (HubSpot's read), that type; else ""."""
+    if key == "record_id":
+        kind = arguments.get("record_type")
+        return kind if isinstance(kind, str) else ""
+    return key[:-3] if key.endswith("_id") else ""
+
+
+def record_kinds(results: list[ToolResult]) -> tuple[dict[str, set[str]], dict[str, None]]:
+    """Each id in the JSON of ``results`` with the kinds of record it is the id of, and the
+    ids of no known kind. A kind comes from the key (``deal_id``), the list it is in
+    (``"deals": ["9002"]``, ``"contacts": [{"id": "101"}]``) or the record's ``type``."""
+    kinds: dict[str, set[str]] = {}
+    untyped: dict[str, None] = {}  # in the order found
+
+    def note(value: str | int, kind: str | None) -> None:
+        if kind:
+            kinds.setdefault(str(value), set()).add(kind)
+        else:
+            untyped[str(value)] = None
+
+    def walk(value: Any, kind: str | None) -> None:
+        if isinstance(value, dict):
+            own = value["type"] if isinstance(value.get("type"), str) else kind
+            for name, inner in value.items():
+                if isinstance(inner, bool):
+                    continue
+                if isinstance(inner, str | int):
+                    if name == "id":
+                        note(inner, own)
+                    elif _names_a_record(name) and name != "record_id":
+                        note(inner, name[:-3])
+                elif isinstance(inner, list):
+                    for item in inner:
+                        if isinstance(item, str | int) and not isinstance(item, bool):
+                            note(item, _singular(name))
+                        else:
+                            walk(item, _singular(name))
+                else:
+                    walk(inner, None)
+
+    for result in results:
+        if not result.ok or result.awaits_approval:
+            continue
+        try:
+            walk(json.loads(unwrap_untrusted(result.output)[1]), None)
+        except ValueError:
+            continue  # not JSON: a read that failed, or text
+    return kinds, untyped
+
+
+def _singular(name: str) -> str:
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    return name[:-1] if name.endswith("s") else name
+
+
+def _id_fields(tool: Tool) -> list[str]:
+    return [name for name in tool.arguments.model_fields if name.endswith("_id")]
+
+
 ANY_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 LONG_NUMBER = re.compile(r"(?<![\w.,])\d{5,}(?![\w]|[.,]\d)")
 # A whole argument value that is an email address (not text that mentions one).
@@ -107,15 +195,53 @@ def _named(unseen: list[tuple[str, str]]) -> str:
     )
 
 
-def made_up(unseen: list[tuple[str, str]], searches: Sequence[str] = ()) -> str:
-    """The result of an action refused for an id, address or number nobody gave;
-    ``searches``: the run's search tools, named so the model knows where to look (told
-    only to "search first" for a deal, the 1.5B model gave up)."""
+def _mistyped(
+    unseen: list[tuple[str, str]], results: Sequence[ToolResult]
+) -> list[tuple[str, str, set[str]]]:
+    """The pairs of ``unseen`` whose value ``results`` give as the id of another kind of
+    record, each with the kinds they give."""
+    kinds, _ = record_kinds(list(results))
+    return [
+        (key, value, kinds[value])
+        for key, value in unseen
+        if key.endswith("_id") and value in kinds and key[:-3] not in kinds[value]
+    ]
+
+
+def _missing(unseen: list[tuple[str, str]], results: Sequence[ToolResult], so_far: str = "") -> str:
+    """Why the values of ``unseen`` may not be used: the id of another kind of record in
+    the results (`mistyped_ids`), or in no message or result at all."""
+    other = [
+        f"{key} {value} is the id of a {' or '.join(sorted(of))} in the results, "
+        f"not of a {key[:-3]}"
+        for key, value, of in _mistyped(unseen, results)
+    ]
+    if other:
+        return "; ".join(other)
+    return f"{_named(unseen)} is not in the message or in any result{so_far}"
+
+
+def made_up(
+    unseen: list[tuple[str, str]],
+    searches: Sequence[str] = (),
+    results: Sequence[ToolResult] = (),
+) -> str:
+    """The result of an action refused for an id, address or number nobody gave (or an id
+    of another kind of record in ``results``); ``searches``: the run's search tools, named
+    so the model knows where to look (told only to "search first" for a deal, the 1.5B
+    model gave up)."""
     found = _kind(unseen)
     with_tools = f" with {' or '.join(searches)}" if searches else " with a search"
+    if _mistyped(unseen, results):
+        named = found_for(unseen, list(results))
+        if named:
+            return (
+                f"Not made: {_missing(unseen, results)}. These results name: "
+                f"{', '.join(named)}. Call it again with the right {found} from them."
+            )
     return (
-        f"Not made: {_named(unseen)} is not in the message or in any result, so it may "
-        f"not exist. Find it{with_tools} first, then call it again with the {found} found."
+        f"Not made: {_missing(unseen, results)}, so it may not exist. Find it{with_tools} "
+        f"first, then call it again with the {found} found."
     )
 
 
@@ -139,15 +265,15 @@ def not_made_yet(call: ToolCall, unseen: list[tuple[str, str]], results: list[To
         # Told to use "the right number from these results" when they held none (a search
         # that listed Tom's email, not its text), the model gave up on the note.
         return (
-            f"Your call to {call.name} was not made yet: {_named(unseen)} is not in the "
-            "message or in any result so far. If the message asks for it, first read what "
+            f"Your call to {call.name} was not made yet: {_missing(unseen, results, ' so far')}"
+            ". If the message asks for it, first read what "
             "holds the right number (a thread or record these results name), then call "
             f"{call.name} again with it."
         )
     return (
-        f"Your call to {call.name} was not made yet: {_named(unseen)} is not in the message "
-        f"or in any result so far.{hint} If the message asks for it, call it again now with "
-        f"the right {right} from these results."
+        f"Your call to {call.name} was not made yet: {_missing(unseen, results, ' so far')}."
+        f"{hint} If the message asks for it, call it again now with the right {right} from "
+        "these results."
     )
 
 
@@ -161,10 +287,15 @@ def still_to_do(
     if not found:
         return None
     right = _kind(unseen)
+    why = (
+        _missing(unseen, results)
+        if _mistyped(unseen, results)
+        else f"{_named(unseen)} was in no message or result"
+    )
     return (
-        f"Still not done: {call.name}, not made because {_named(unseen)} was in no message "
-        f"or result. The results now name: {', '.join(found)}. If the message asks for "
-        f"it, call {call.name} now with the right {right} from these results."
+        f"Still not done: {call.name}, not made because {why}. The results now name: "
+        f"{', '.join(found)}. If the message asks for it, call {call.name} now with the "
+        f"right {right} from these results."
     )
 
 
@@ -208,22 +339,12 @@ def addresses_in(results: list[ToolResult]) -> list[str]:
 
 
 def ids_in(results: list[ToolResult], key: str) -> list[str]:
-    """The values of ``key`` (and of plain ``id``) anywhere in the JSON of ``results``."""
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for name, inner in value.items():
-                if name in (key, "id") and isinstance(inner, str | int):
-                    found.append(str(inner))
-                walk(inner)
-        elif isinstance(value, list):
-            for inner in value:
-                walk(inner)
-
-    for result in results:
-        try:
-            walk(json.loads(unwrap_untrusted(result.output)[1]))  # as the guardrails wrap it
-        except ValueError:
-            continue  # not JSON: a read that failed, or text
-    return found
+    """The ids in the JSON of ``results`` that ``key`` may take: for ``deal_id`` the ids of
+    deals first, then ids of no known kind, never a contact's (told "These results name:
+    101, 9002" for a deal, the 1.5B model moved deal 101, a contact); for ``id`` any."""
+    kinds, untyped = record_kinds(results)
+    kind = key[:-3] if key.endswith("_id") and key != "record_id" else ""
+    typed = [value for value, of in kinds.items() if not kind or kind in of]
+    return typed + [
+        value for value in untyped if value not in typed and (not kind or value not in kinds)
+    ]

@@ -74,16 +74,19 @@ def act_turn(
     tools: dict[str, Tool],
     earlier: list[ToolResult],
     seen: str,
+    said: str,
     held: set[str],
     another_turn_fits: Callable[[], bool],
     act: Act,
 ) -> ActedTurn:
     """Run the turn's ``calls`` (none made before in the run) by the rules above.
     ``earlier``: the run's results so far; ``seen``: all its ids may come from
-    (`record_ids.seen_so_far`); ``held``: the keys of actions held back once already
-    (added to: an action is held once, then made or refused)."""
+    (`record_ids.seen_so_far`); ``said``: the message and the thread, where an id of any
+    kind may come from (`record_ids.mistyped_ids`); ``held``: the keys of actions held
+    back once already (added to: an action is held once, then made or refused)."""
     unseen = {
         id(call): record_ids.unseen_ids(call, seen, tools)
+        + record_ids.mistyped_ids(call, said, earlier, tools)
         + (
             []
             if call.name in reads
@@ -132,7 +135,7 @@ def act_turn(
             ok=False,
             output=record_ids.not_made_yet(call, unseen[id(call)], so_far)
             if call.name in reads and record_ids.found_for(unseen[id(call)], so_far)
-            else record_ids.made_up(unseen[id(call)], searches),
+            else record_ids.made_up(unseen[id(call)], searches, so_far),
             for_reply=record_ids.for_reply(unseen[id(call)]),
         )
         for call in refused

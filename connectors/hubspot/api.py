@@ -27,6 +27,7 @@ PROPERTIES = {
     "companies": ["name", "domain", "industry", "city", "country", "numberofemployees"],
     "deals": ["dealname", "amount", "dealstage", "pipeline", "closedate"],
 }
+RECORD_KIND = {"contacts": "contact", "companies": "company", "deals": "deal"}
 ASSOCIATED = {
     "contacts": ["companies", "deals"],
     "companies": ["contacts", "deals"],
@@ -65,7 +66,9 @@ def read_record(api: RestClient, object_type: str, record_id: str) -> dict[str, 
             "associations": ",".join(ASSOCIATED[object_type]),
         },
     )
-    record = _record(found, object_type)
+    # The record says what it is: its id beside a contact's or a deal's ids is otherwise
+    # just a number (the 1.5B model moved "deal 101", the contact it had read).
+    record = {"type": RECORD_KIND[object_type], **_record(found, object_type)}
     record["associations"] = {
         kind: [link["id"] for link in (links or {}).get("results") or []]
         for kind, links in (found.get("associations") or {}).items()

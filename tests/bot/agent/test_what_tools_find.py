@@ -723,3 +723,90 @@ def test_a_reply_that_found_nothing_says_what_it_did_not_send(
         "I couldn't find this in the knowledge base. "
         "I did not send anything: I could not find the address to send to."
     )
+
+
+GLOBEX = {
+    "hubspot_search_contacts": {
+        "contacts": [{"id": "101", "properties": {"firstname": "Hank", "company": "Globex"}}]
+    },
+    "hubspot_read_record": {
+        "type": "contact",
+        "id": "101",
+        "properties": {"firstname": "Hank", "company": "Globex"},
+        "associations": {"companies": ["3001"], "deals": ["9002"]},
+    },
+}
+GLOBEX_SEARCH = {
+    "name": "hubspot_search_contacts",
+    "arguments": {"query": "Globex", "limit": None},
+    "reason": "Find the Globex contact",
+}
+READ_HANK = {
+    "name": "hubspot_read_record",
+    "arguments": {"record_type": "contact", "record_id": "101"},
+    "reason": "Find the contact's deals",
+}
+
+
+def move_deal(deal_id: str) -> dict[str, Any]:
+    return {
+        "name": "hubspot_update_deal_stage",
+        "arguments": {"deal_id": deal_id, "stage": "closedwon"},
+        "reason": "Close the renewal as won",
+    }
+
+
+def moved_deals(transcript: Transcript) -> list[str]:
+    return [
+        a["deal_id"] for name, a in transcript.tool_calls if name == "hubspot_update_deal_stage"
+    ]
+
+
+def test_a_deal_moved_by_a_contacts_id_is_not_proposed_and_the_deal_found_is(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked to move Globex's renewal deal, the 1.5B model found the contact (101), read it
+    (its deal: 9002) and moved "deal 101". 101 is in the results, but as a contact: the
+    move is refused, the model hears why and which deal the results name, and moves 9002."""
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(GLOBEX_SEARCH),
+            plan(READ_HANK),
+            plan(move_deal("101")),
+            plan(move_deal("9002")),
+            {
+                "answer": "Moving the Globex renewal to closed won waits for approval.",
+                "citations": [],
+            },
+        ],
+        asked="Globex signed their renewal contract: move their renewal deal to closed won",
+        template="sales",
+        found=GLOBEX,
+    )
+
+    assert moved_deals(transcript) == ["9002"]
+    assert transcript.proposed == ["hubspot_update_deal_stage"]
+    told = sent[3]["messages"][-1]["content"]
+    assert "deal_id 101 is the id of a contact in the results, not of a deal" in told
+    assert "These results name: 9002." in told  # never the contact's 101
+
+
+def test_a_deal_the_person_named_by_the_same_number_as_a_contact_is_moved(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The person's own words are where any id may come from: asked to move deal 101, the
+    move is proposed although the results also hold a contact 101."""
+    transcript, _ = run(
+        llm,
+        registry,
+        conn,
+        [plan(GLOBEX_SEARCH), plan(move_deal("101")), DRAFT],
+        asked="Move deal 101 for Globex to closed won",
+        template="sales",
+        found=GLOBEX,
+    )
+
+    assert moved_deals(transcript) == ["101"]
