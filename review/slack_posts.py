@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 APPROVAL_EVENT_TYPE = "chatops_approval"
 OUTCOME_EVENT_TYPE = "chatops_outcome"
 HISTORY_SCAN = 200  # messages searched for an approval request we may have posted
+CARD_LOCK_NAMESPACE = 0x63  # high bits of the advisory lock key of an action's card
 
 
 def thread_of(conn: actions.Conn, action: actions.Row) -> tuple[str, str] | None:
@@ -39,12 +40,34 @@ def thread_of(conn: actions.Conn, action: actions.Row) -> tuple[str, str] | None
 def post_approval_request(
     conn: actions.Conn, client: WebClient, settings: ReviewSettings, action: actions.Row
 ) -> str | None:
-    """The ts of the action's approval message, posting it if needed; None without a channel."""
+    """The ts of the action's approval message, posting it if needed; None without a
+    channel, or while another worker is posting it."""
     if action["approval_ts"]:
         return str(action["approval_ts"])
     channel = settings.approval_channel_id
     if channel is None:
         return None
+    # The run that proposed the action posts its card, and the sweep posts those of
+    # actions still without one: both, at once, posted two cards (5 ms apart) before each
+    # saw the other's. One poster at a time, and the second finds the first's card saved.
+    key = (CARD_LOCK_NAMESPACE << 47) | int(action["id"])
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
+    if not (locked and locked["ok"]):
+        log.info("approval.card_posted_elsewhere", action_id=action["id"])
+        return None
+    try:
+        current = actions.load(conn, action["tenant_id"], action["id"])
+        if current is None:
+            return None
+        if current["approval_ts"]:
+            return str(current["approval_ts"])
+        return _post_card(conn, client, channel, current)
+    finally:
+        if not conn.broken:  # a session the database dropped holds no locks any more
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def _post_card(conn: actions.Conn, client: WebClient, channel: str, action: actions.Row) -> str:
     ts = None
     if action["approval_intent_at"] is not None and action["approval_channel_id"] == channel:
         ts = _find_in_channel(client, channel, APPROVAL_EVENT_TYPE, action["id"])
