@@ -135,7 +135,7 @@ def act_turn(
             ok=False,
             output=record_ids.not_made_yet(call, unseen[id(call)], so_far)
             if call.name in reads and record_ids.found_for(unseen[id(call)], so_far)
-            else record_ids.made_up(unseen[id(call)], searches, so_far),
+            else record_ids.made_up(unseen[id(call)], same_system(call.name, searches), so_far),
             for_reply=record_ids.for_reply(unseen[id(call)]),
         )
         for call in refused
@@ -156,6 +156,15 @@ def act_turn(
         [*stopped, *refused],
         unseen_actions,
     )
+
+
+def same_system(tool: str, searches: list[str]) -> list[str]:
+    """The searches of the system ``tool`` belongs to (its name's first word: hubspot,
+    zendesk), if any; else all. Told to find a HubSpot deal "with gmail_search_threads or
+    hubspot_search_contacts", the 1.5B model searched Gmail, the first one named."""
+    system = tool.split("_", 1)[0] + "_"
+    own = [name for name in searches if name.startswith(system)]
+    return own or searches
 
 
 def _may_conflict(call: ToolCall, tools: dict[str, Tool]) -> bool:

@@ -253,9 +253,11 @@ def test_a_read_of_a_made_up_record_is_refused_and_the_model_searches_instead(
     assert proposed_tickets(transcript) == [733]
     told = sent[1]["messages"][-1]["content"]
     assert "Not made: ticket_id 1234567890 is not in the message" in told
-    # named the search tools it has: told only to "search first" for a deal, the 1.5B
-    # model gave up
-    assert "Find it with gmail_search_threads or zendesk_search_tickets first" in told
+    # named the search of the same system: told only to "search first" for a deal, the
+    # 1.5B model gave up; told "with gmail_search_threads or hubspot_search_contacts", it
+    # searched Gmail for a HubSpot deal
+    assert "Find it with zendesk_search_tickets first" in told
+    assert "gmail_search_threads" not in told
 
 
 @pytest.mark.parametrize("made_up", [1234567890, "<ticket_id>"])
