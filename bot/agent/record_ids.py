@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.knowledge import Passage, ToolResult
 from core.schemas import ToolCall
 from core.tools import Tool
 from guardrails.injection import unwrap_untrusted
+
+Arguments = Mapping[str, Any]  # a call's arguments
 
 
 def unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[str, str]]:
@@ -63,7 +65,7 @@ def mistyped_ids(
     return wrong
 
 
-def _kind_named(key: str, arguments: dict[str, Any]) -> str:
+def _kind_named(key: str, arguments: Arguments) -> str:
     """The kind of record an argument names by id: ``deal`` for ``deal_id``; for a
     ``record_id`` beside a ``record_type`` (HubSpot's read), that type; else ""."""
     if key == "record_id":
@@ -196,25 +198,34 @@ def _named(unseen: list[tuple[str, str]]) -> str:
 
 
 def _mistyped(
-    unseen: list[tuple[str, str]], results: Sequence[ToolResult]
-) -> list[tuple[str, str, set[str]]]:
+    unseen: list[tuple[str, str]], results: Sequence[ToolResult], arguments: Arguments
+) -> list[tuple[str, str, str, set[str]]]:
     """The pairs of ``unseen`` whose value ``results`` give as the id of another kind of
-    record, each with the kinds they give."""
+    record, each with the kind its argument names (``arguments``: the call's) and the
+    kinds the results give."""
     kinds, _ = record_kinds(list(results))
-    return [
-        (key, value, kinds[value])
-        for key, value in unseen
-        if key.endswith("_id") and value in kinds and key[:-3] not in kinds[value]
-    ]
+    wrong = []
+    for key, value in unseen:
+        kind = _kind_named(key, arguments)
+        if kind and value in kinds and kind not in kinds[value]:
+            wrong.append((key, value, kind, kinds[value]))
+    return wrong
 
 
-def _missing(unseen: list[tuple[str, str]], results: Sequence[ToolResult], so_far: str = "") -> str:
+def _missing(
+    unseen: list[tuple[str, str]],
+    results: Sequence[ToolResult],
+    arguments: Arguments,
+    so_far: str = "",
+) -> str:
     """Why the values of ``unseen`` may not be used: the id of another kind of record in
-    the results (`mistyped_ids`), or in no message or result at all."""
+    the results (`mistyped_ids`), or in no message or result at all. Told only that 101
+    was a contact's id, the 1.5B model searched the contacts again; the contact's record
+    lists its deals."""
     other = [
-        f"{key} {value} is the id of a {' or '.join(sorted(of))} in the results, "
-        f"not of a {key[:-3]}"
-        for key, value, of in _mistyped(unseen, results)
+        f"{key} {value} is the id of a {' or '.join(sorted(of))} in the results, not of a "
+        f"{kind} (reading that {' or '.join(sorted(of))} may show its {kind}s)"
+        for key, value, kind, of in _mistyped(unseen, results, arguments)
     ]
     if other:
         return "; ".join(other)
@@ -225,23 +236,23 @@ def made_up(
     unseen: list[tuple[str, str]],
     searches: Sequence[str] = (),
     results: Sequence[ToolResult] = (),
+    arguments: Arguments | None = None,
 ) -> str:
     """The result of an action refused for an id, address or number nobody gave (or an id
     of another kind of record in ``results``); ``searches``: the run's search tools, named
     so the model knows where to look (told only to "search first" for a deal, the 1.5B
     model gave up)."""
     found = _kind(unseen)
+    arguments = arguments or {}
     with_tools = f" with {' or '.join(searches)}" if searches else " with a search"
-    if _mistyped(unseen, results):
-        named = found_for(unseen, list(results))
-        if named:
-            return (
-                f"Not made: {_missing(unseen, results)}. These results name: "
-                f"{', '.join(named)}. Call it again with the right {found} from them."
-            )
+    missing = _missing(unseen, results, arguments)
+    if _mistyped(unseen, results, arguments):
+        named = found_for(unseen, list(results), arguments)
+        hint = f" These results name: {', '.join(named)}." if named else ""
+        return f"Not made: {missing}.{hint} Then call it again with the right {found}."
     return (
-        f"Not made: {_missing(unseen, results)}, so it may not exist. Find it{with_tools} "
-        f"first, then call it again with the {found} found."
+        f"Not made: {missing}, so it may not exist. Find it{with_tools} first, then call it "
+        f"again with the {found} found."
     )
 
 
@@ -258,20 +269,20 @@ def not_made_yet(call: ToolCall, unseen: list[tuple[str, str]], results: list[To
     """What the model is told of an action held back for the reads beside it: which id
     nobody gave, and the ids those reads found for it (told them, the 1.5B model still
     asked to clarify instead of taking the ticket its search had found)."""
-    found = found_for(unseen, results)
+    found = found_for(unseen, results, call.arguments)
     hint = f" These results name: {', '.join(found)}." if found else ""
     right = _kind(unseen)
     if right == "number":
         # Told to use "the right number from these results" when they held none (a search
         # that listed Tom's email, not its text), the model gave up on the note.
         return (
-            f"Your call to {call.name} was not made yet: {_missing(unseen, results, ' so far')}"
+            f"Your call to {call.name} was not made yet: {_missing(unseen, results, call.arguments, ' so far')}"
             ". If the message asks for it, first read what "
             "holds the right number (a thread or record these results name), then call "
             f"{call.name} again with it."
         )
     return (
-        f"Your call to {call.name} was not made yet: {_missing(unseen, results, ' so far')}."
+        f"Your call to {call.name} was not made yet: {_missing(unseen, results, call.arguments, ' so far')}."
         f"{hint} If the message asks for it, call it again now with the right {right} from "
         "these results."
     )
@@ -283,13 +294,13 @@ def still_to_do(
     """What the model is reminded of in later turns about an action refused or held back
     for what nobody gave, once ``results`` name something it could use instead; None
     while they name nothing."""
-    found = found_for(unseen, results)
+    found = found_for(unseen, results, call.arguments)
     if not found:
         return None
     right = _kind(unseen)
     why = (
-        _missing(unseen, results)
-        if _mistyped(unseen, results)
+        _missing(unseen, results, call.arguments)
+        if _mistyped(unseen, results, call.arguments)
         else f"{_named(unseen)} was in no message or result"
     )
     return (
@@ -317,16 +328,19 @@ def _names_a_record(key: str) -> bool:
     return key == "id" or key.endswith("_id")
 
 
-def found_for(unseen: list[tuple[str, str]], results: list[ToolResult]) -> list[str]:
+def found_for(
+    unseen: list[tuple[str, str]], results: list[ToolResult], arguments: Arguments | None = None
+) -> list[str]:
     """The ids (or addresses) ``results`` name for the arguments in ``unseen`` (at most
-    five); none for a number in a text, which results do not label."""
+    five; ``arguments``: the call's, which say what kind of record a ``record_id`` is);
+    none for a number in a text, which results do not label."""
     named: list[str] = []
     for key, value in unseen:
         what = _what(key, value)
         if what == "address":
             named += addresses_in(results)
         elif what == "id":
-            named += ids_in(results, key)
+            named += ids_in(results, _kind_named(key, arguments or {}))
     return list(dict.fromkeys(named))[:5]
 
 
@@ -338,12 +352,11 @@ def addresses_in(results: list[ToolResult]) -> list[str]:
     return [m.group(0) for m in ANY_ADDRESS.finditer(text)]
 
 
-def ids_in(results: list[ToolResult], key: str) -> list[str]:
-    """The ids in the JSON of ``results`` that ``key`` may take: for ``deal_id`` the ids of
-    deals first, then ids of no known kind, never a contact's (told "These results name:
-    101, 9002" for a deal, the 1.5B model moved deal 101, a contact); for ``id`` any."""
+def ids_in(results: list[ToolResult], kind: str) -> list[str]:
+    """The ids in the JSON of ``results`` that an id of ``kind`` may take: for "deal" the
+    ids of deals first, then ids of no known kind, never a contact's (told "These results
+    name: 101, 9002" for a deal, the 1.5B model moved deal 101, a contact); for "" any."""
     kinds, untyped = record_kinds(results)
-    kind = key[:-3] if key.endswith("_id") and key != "record_id" else ""
     typed = [value for value, of in kinds.items() if not kind or kind in of]
     return typed + [
         value for value in untyped if value not in typed and (not kind or value not in kinds)

@@ -134,8 +134,10 @@ def act_turn(
             call.name,
             ok=False,
             output=record_ids.not_made_yet(call, unseen[id(call)], so_far)
-            if call.name in reads and record_ids.found_for(unseen[id(call)], so_far)
-            else record_ids.made_up(unseen[id(call)], same_system(call.name, searches), so_far),
+            if call.name in reads and record_ids.found_for(unseen[id(call)], so_far, call.arguments)
+            else record_ids.made_up(
+                unseen[id(call)], same_system(call.name, searches), so_far, call.arguments
+            ),
             for_reply=record_ids.for_reply(unseen[id(call)]),
         )
         for call in refused

@@ -812,3 +812,39 @@ def test_a_deal_the_person_named_by_the_same_number_as_a_contact_is_moved(
     )
 
     assert moved_deals(transcript) == ["101"]
+
+
+def test_a_read_of_a_deal_by_a_contacts_id_is_told_to_read_the_contact(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """After the search found only the contact (101), the 1.5B model read "deal 101" and
+    moved it. Both are refused: the model hears that 101 is a contact, not a deal, and
+    that the contact's record may show its deals; it reads the contact and moves 9002."""
+    read_deal = {
+        "name": "hubspot_read_record",
+        "arguments": {"record_type": "deal", "record_id": "101"},
+        "reason": "The deal's stage",
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(GLOBEX_SEARCH),
+            plan(read_deal, move_deal("101")),
+            plan(READ_HANK),
+            plan(move_deal("9002")),
+            DRAFT,
+        ],
+        asked="Globex signed their renewal contract: move their renewal deal to closed won",
+        template="sales",
+        found=GLOBEX,
+    )
+
+    assert moved_deals(transcript) == ["9002"]
+    told = sent[2]["messages"][-1]["content"]
+    assert (
+        "record_id 101 is the id of a contact in the results, not of a deal (reading that "
+        "contact may show its deals)" in told
+    )
+    assert "These results name: 101" not in told
