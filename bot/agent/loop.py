@@ -617,6 +617,10 @@ def _verdict(
     grounding = grounding or Grounding()
     outputs = [r.output for r in tool_results or []]  # a refusal is information too
     awaiting = any(r.awaits_approval for r in tool_results or [])
+    # An action waiting for approval, or refused (`for_reply`: it was not made, and the
+    # Draft was told why), has not happened: a sentence saying it has is false. With every
+    # call refused, the 1.5B model still wrote "moved their renewal deal to closed won".
+    not_done = awaiting or any(not r.ok and r.for_reply for r in tool_results or [])
     earlier = [turn["content"] for turn in request.history] if request else []
     result = attribute(
         draft.answer,
@@ -627,7 +631,7 @@ def _verdict(
         unsupported=grounding.unsupported,
         strict=bool(passages),
         acted=bool(tool_results),
-        awaiting=awaiting,
+        awaiting=not_done,
         internal_names=tool_names,
     )
     unsupported = [{"sentence": s.text, "why": s.reason} for s in result.unsupported]

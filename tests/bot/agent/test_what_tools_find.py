@@ -848,3 +848,32 @@ def test_a_read_of_a_deal_by_a_contacts_id_is_told_to_read_the_contact(
         "contact may show its deals)" in told
     )
     assert "These results name: 101" not in told
+
+
+def test_a_reply_never_says_a_refused_action_was_done(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Every move refused (the deal nobody could find), the 1.5B model still wrote that the
+    deal was moved. The requester is not told so: that sentence is taken out, and the reply
+    says what was not done."""
+    transcript, _ = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(move_deal("1234567890")),
+            plan(),
+            {
+                "answer": "Globex's renewal deal was moved to closed won. I could not find "
+                "the deal to move.",
+                "citations": [],
+            },
+        ],
+        asked="Globex signed their renewal contract: move their renewal deal to closed won",
+        template="sales",
+        found=GLOBEX,
+    )
+
+    assert transcript.proposed == []
+    assert "was moved" not in transcript.answer
+    assert "I did not do it: I could not find the record it is for." in transcript.answer
