@@ -688,7 +688,10 @@ def not_found_reply(tool_results: list[ToolResult]) -> str:
     # contact at Initech", a person was told only that the knowledge base had nothing).
     not_done = " ".join(dict.fromkeys(r.for_reply for r in tool_results if r.for_reply))
     if not looked:
-        return f"{NOT_FOUND_ANSWER} {not_done}".strip()
+        # Asked to move a deal or send an email, the person is told what was not done and
+        # why; "I couldn't find this in the knowledge base" before it answered nothing
+        # they had asked.
+        return not_done or NOT_FOUND_ANSWER
     where = "; ".join(summary[:1].lower() + summary[1:] for summary in looked)
     return f"{NOT_FOUND_ANSWER.rstrip('.')}, nor in what I looked up: {where}. {not_done}".strip()
 

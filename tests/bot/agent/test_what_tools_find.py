@@ -707,8 +707,8 @@ def test_a_reply_that_found_nothing_says_what_it_did_not_send(
     llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
 ) -> None:
     """Asked to email "our contact at Initech", the agent had only a made-up address: the
-    person reads that nothing was sent and why, not only that the knowledge base had
-    nothing (what the sandbox showed)."""
+    person reads that nothing was sent and why, not that the knowledge base had nothing
+    (what the sandbox showed), which answers nothing they asked."""
     transcript, _ = email_our_initech_contact(
         llm,
         registry,
@@ -722,7 +722,6 @@ def test_a_reply_that_found_nothing_says_what_it_did_not_send(
     )
 
     assert transcript.answer == (
-        "I couldn't find this in the knowledge base. "
         "I did not send anything: I could not find the address to send to."
     )
 
