@@ -220,11 +220,11 @@ def _missing(
 ) -> str:
     """Why the values of ``unseen`` may not be used: the id of another kind of record in
     the results (`mistyped_ids`), or in no message or result at all. Told only that 101
-    was a contact's id, the 1.5B model searched the contacts again; the contact's record
-    lists its deals."""
+    was a contact's id, and then that "reading that contact may show its deals", the 1.5B
+    model searched the contacts again; a HubSpot contact's record lists its deals."""
     other = [
         f"{key} {value} is the id of a {' or '.join(sorted(of))} in the results, not of a "
-        f"{kind} (reading that {' or '.join(sorted(of))} may show its {kind}s)"
+        f"{kind}: read {' or '.join(sorted(of))} {value} to find its {kind}s"
         for key, value, kind, of in _mistyped(unseen, results, arguments)
     ]
     if other:

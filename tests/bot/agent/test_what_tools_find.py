@@ -818,7 +818,7 @@ def test_a_read_of_a_deal_by_a_contacts_id_is_told_to_read_the_contact(
 ) -> None:
     """After the search found only the contact (101), the 1.5B model read "deal 101" and
     moved it. Both are refused: the model hears that 101 is a contact, not a deal, and
-    that the contact's record may show its deals; it reads the contact and moves 9002."""
+    to read the contact to find its deals; it reads the contact and moves 9002."""
     read_deal = {
         "name": "hubspot_read_record",
         "arguments": {"record_type": "deal", "record_id": "101"},
@@ -843,8 +843,8 @@ def test_a_read_of_a_deal_by_a_contacts_id_is_told_to_read_the_contact(
     assert moved_deals(transcript) == ["9002"]
     told = sent[2]["messages"][-1]["content"]
     assert (
-        "record_id 101 is the id of a contact in the results, not of a deal (reading that "
-        "contact may show its deals)" in told
+        "record_id 101 is the id of a contact in the results, not of a deal: read contact "
+        "101 to find its deals" in told
     )
     assert "These results name: 101" not in told
 
