@@ -138,7 +138,9 @@ DONE_CLAIM = re.compile(
 AWAITED = re.compile(
     r"\b(?:approv\w*|pending|waiting|awaiting|once|until|after|when|if)\b", re.IGNORECASE
 )
-NOT_DONE_REASON = "says an action is done that is waiting for approval"
+NOT_DONE_REASON = (
+    "says an action is done that has not happened (it waits for approval, or was not made)"
+)
 INTERNAL_NAME_REASON = "names one of the agent's tools, which people do not know by name"
 _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
