@@ -131,8 +131,14 @@ def test_reactions_from_people_who_are_not_approvers_are_ignored(
         message="the ignored decision in the audit log",
     )
     assert action_row(db, proposal.action["id"])["status"] == "pending"
-    notes = stack.slack.workspace.ephemeral_messages(user=REQUESTER)
-    assert any("not one of this workspace's approvers" in n.text for n in notes)
+    # The note follows the audit record in the same job: waited for, not read at once.
+    wait_for(
+        lambda: any(
+            "not one of this workspace's approvers" in n.text
+            for n in stack.slack.workspace.ephemeral_messages(user=REQUESTER)
+        ),
+        message="the private note to the person who reacted",
+    )
     assert posts_in_support(stack.slack, text) == []
 
 
