@@ -311,6 +311,7 @@ def _plan_and_act(
     # Actions refused or held for what nobody gave, not proposed since: each later turn
     # reminds the model of them with what the results now name.
     unmade: dict[str, tuple[ToolCall, list[tuple[str, str]]]] = {}
+    repeats_told = False
     while plan.tool_calls:
         # A small model that keeps a read in every turn also repeats the rest of its plan:
         # a call made before in this run is not made again, so an action is proposed once.
@@ -322,8 +323,20 @@ def _plan_and_act(
             if call_key(call, reads) not in made and exact_key(call) not in refused_calls
         ]
         if not fresh:
-            log.info("agent.tool_turns_stopped", reason="only calls already made")
-            break
+            # Told that a deal's id was a contact's and to read the contact, the 1.5B model
+            # searched the contacts again, and the run ended there. Once per run, a plan of
+            # nothing but repeats is told so, with what it was told last, and planned again.
+            if repeats_told or why_no_turn() is not None:
+                log.info("agent.tool_turns_stopped", reason="only calls already made")
+                break
+            repeats_told = True
+            exchanges.append(
+                _Exchange(plan, [], [], _only_repeats(exchanges, unmade, tool_results), passages)
+            )
+            plan = _plan(
+                steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
+            )
+            continue
         # The next turn's prompt at most: this plan, each result at its cap, and a note.
         at_most = len(plan.model_dump_json()) + len(fresh) * (prompts.MAX_TOOL_OUTPUT_CHARS + 200)
         turn = act_turn(
@@ -379,6 +392,33 @@ def _plan_and_act(
             searched += new_queries
             passages = _retrieve(request, new_queries, retriever, steps, passages)
     return plan, passages, tool_results
+
+
+def _only_repeats(
+    exchanges: list[_Exchange],
+    unmade: dict[str, tuple[ToolCall, list[tuple[str, str]]]],
+    results: list[ToolResult],
+) -> str:
+    """What a plan made only of calls already made (or refused) in the run is told: that
+    none was made again, what the turn before it was told of the calls it could not make,
+    and the actions still to do with what the results now name."""
+    last = exchanges[-1] if exchanges else None
+    refusals = [r.output for r in last.results if not r.ok] if last else []
+    refusals += [text for _, text in last.deferred] if last else []
+    reminders = [
+        reminder
+        for call, unseen in unmade.values()
+        if (reminder := record_ids.still_to_do(call, unseen, results))
+    ]
+    return "".join(
+        f"\n{line}"
+        for line in [
+            "Every call in your last plan was made before in this run, so none was made "
+            "again: their results are above. Do not plan them again; take the next step "
+            "from those results.",
+            *dict.fromkeys([*refusals, *reminders]),
+        ]
+    )
 
 
 @dataclass(frozen=True)

@@ -669,11 +669,13 @@ def test_a_refused_call_planned_again_as_it_was_ends_the_tool_turns(
         "reason": "Read Maria's ticket",
     }
     same = plan(SEARCH, read, reply_on(1234567890))
-    transcript, sent = run(llm, registry, conn, [same, same, same, DRAFT])
+    transcript, sent = run(llm, registry, conn, [same, same, same, same, DRAFT])
 
-    # the reply, held in the first turn and refused in the second, gets one more turn
-    assert len(sent) == 4
-    assert sent[3]["messages"][-1]["content"].startswith("The message to reply to:")  # drafts
+    # the reply, held in the first turn and refused in the second, gets one more turn;
+    # the third plan, all repeats, is told so once, and planned the same again, drafts
+    assert len(sent) == 5
+    assert "Every call in your last plan was made before" in sent[3]["messages"][-1]["content"]
+    assert sent[4]["messages"][-1]["content"].startswith("The message to reply to:")  # drafts
     assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
     assert transcript.proposed == []
 
@@ -847,6 +849,41 @@ def test_a_read_of_a_deal_by_a_contacts_id_is_told_to_read_the_contact(
         "101 to find its deals" in told
     )
     assert "These results name: 101" not in told
+
+
+def test_a_search_repeated_after_a_refusal_is_told_so_and_the_model_reads_the_contact(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Told that 101 was a contact's id and to read the contact, the 1.5B model searched
+    the contacts again: a plan of repeats only, so nothing was made and the run ended with
+    no deal moved. It is told that its calls were all made before, and again what it was
+    told of the deal; it reads the contact and moves 9002."""
+    read_deal = {
+        "name": "hubspot_read_record",
+        "arguments": {"record_type": "deal", "record_id": "101"},
+        "reason": "The deal's stage",
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(GLOBEX_SEARCH),
+            plan(read_deal, move_deal("101")),
+            plan(GLOBEX_SEARCH),
+            plan(READ_HANK),
+            plan(move_deal("9002")),
+            DRAFT,
+        ],
+        asked="Globex signed their renewal contract: move their renewal deal to closed won",
+        template="sales",
+        found=GLOBEX,
+    )
+
+    assert moved_deals(transcript) == ["9002"]
+    told = sent[3]["messages"][-1]["content"]
+    assert "Every call in your last plan was made before in this run" in told
+    assert "read contact 101 to find its deals" in told
 
 
 def test_a_reply_never_says_a_refused_action_was_done(
