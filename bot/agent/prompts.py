@@ -30,13 +30,14 @@ from rag.citations import CITATION_RULES, SOURCES_HEADING, shown_to_model, sourc
 
 PLAN_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Decide how to handle the latest message in "
-    "the thread. intent: 'answer' to answer it, 'clarify' if you must ask a question "
-    "first, 'decline' if it is not something you should do. search_queries: up to three "
-    "short queries for the company's knowledge base, or none. tool_calls: only listed "
-    "tools, only when the person asked for that action or you need what a read tool "
-    "returns; a message that asks for several actions gets a call for each; each call "
-    "gives the tool's name, its arguments as a JSON object and a reason. You see the results of read tools and may then call more tools. Tools marked "
-    "(needs approval) are not done until a person approves them. Reply with JSON only."
+    "the thread. tool_calls: only listed tools, only when the person asked for that "
+    "action or you need what a read tool returns; a message that asks for several actions "
+    "gets a call for each; each call gives the tool's name, its arguments as a JSON object "
+    "and a reason. You see the results of read tools and may then call more tools. Tools "
+    "marked (needs approval) are not done until a person approves them. search_queries: "
+    "up to three short queries for the company's knowledge base, or none. intent: "
+    "'answer' to answer it, 'clarify' if you must ask a question first, 'decline' if it "
+    "is not something you should do. Reply with JSON only."
 )
 
 # The Plan turn when the model is offered the tools through the chat API's own tool calling
