@@ -19,8 +19,10 @@ class Passage:
 
 
 # How a tool result begins when its action waits for a person's approval: what the
-# model reads of it.
-AWAITING_APPROVAL = "Not done yet: sent for approval"
+# model reads of it. The 1.5B model copies these words into its reply, so they are the
+# words a person should read there (told "Not done yet: sent for approval (Add a note to
+# a HubSpot contact)", it wrote exactly that).
+AWAITING_APPROVAL = "Waiting for approval, not done yet"
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,6 @@ class ReviewedToolbox:
         return ToolResult(
             call.name,
             ok=True,
-            output=f"{AWAITING_APPROVAL} as action {action['id']} ({action['summary']}).",
+            output=f"{AWAITING_APPROVAL}: action {action['id']}, {action['summary']}.",
             awaits_approval=True,
         )

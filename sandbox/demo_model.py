@@ -37,6 +37,7 @@ from bot.agent.prompts import (
     TOOL_RESULTS_PREFIX,
     VIEWING_PREFIX,
 )
+from core.knowledge import AWAITING_APPROVAL
 from guardrails.injection import UNTRUSTED_TAG
 from rag.citations import NOT_FOUND_ANSWER, parse_sources_block
 from sandbox.openai_emulator import EmulatorConfig, OpenAIEmulator
@@ -363,7 +364,7 @@ def _tool_line(result: Mapping[str, Any]) -> str:
     """A short line on one action, in people's words, never the tool's name (the product
     takes a sentence naming one out); the thread lists each action under the reply."""
     output = " ".join(UNTRUSTED_TAGS.sub(" ", str(result.get("output", ""))).split())
-    if result.get("ok") and output.startswith("Not done yet"):
+    if result.get("ok") and output.startswith(AWAITING_APPROVAL):
         return "Your request waits for approval"
     if result.get("ok"):
         return "Your request is done"

@@ -55,7 +55,7 @@ PLAN_NATIVE_SYSTEM_BASE = (
 DRAFT_SYSTEM_BASE = (
     "You are a company's assistant in Slack. Write the reply to the latest message in the "
     "thread, in Slack mrkdwn, short and direct. Use only the sources given for facts about "
-    "the company. An action whose tool result says it was sent for approval has not "
+    "the company. An action whose tool result says it is waiting for approval has not "
     "happened yet: say it is waiting for approval. Reply with JSON only."
 )
 

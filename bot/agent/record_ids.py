@@ -182,7 +182,7 @@ def seen_so_far(
 ) -> str:
     """Everything a run's ids, addresses and numbers may come from: the message, the
     thread, what the tools found and the knowledge found. Not a refusal's words or an
-    action's "sent for approval": they repeat the call's own arguments (a deal id the
+    action's "waiting for approval": they repeat the call's own arguments (a deal id the
     model made up, refused in one turn, was proposed for approval in the next)."""
     found = [r.output for r in results if r.ok and not r.awaits_approval]
     return "\n".join(

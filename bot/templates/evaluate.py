@@ -58,7 +58,7 @@ class FixtureToolbox:
             self.transcript.proposed.append(tool.name)
             summary = tool.summarize(arguments)
             return ToolResult(
-                tool.name, ok=True, output=f"{AWAITING_APPROVAL} ({summary}).", awaits_approval=True
+                tool.name, ok=True, output=f"{AWAITING_APPROVAL}: {summary}.", awaits_approval=True
             )
         return ToolResult(
             tool.name,

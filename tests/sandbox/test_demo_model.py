@@ -196,7 +196,7 @@ def test_after_proposing_an_email_the_draft_says_it_waits_for_approval(
     model: StructuredLLM,
 ) -> None:
     """With sources retrieved too, the reply is about the action and still passes Verify."""
-    output = "Not done yet: sent for approval as action 7 (Send an email to <EMAIL_1>)."
+    output = "Waiting for approval, not done yet: action 7, Send an email to <EMAIL_1>."
     proposed = ToolResult(SEND_EMAIL, ok=True, output=wrap_untrusted("tool", SEND_EMAIL, output))
     passages = [REFUNDS]
 

@@ -87,7 +87,7 @@ def test_a_run_with_history_a_tool_call_and_a_rejected_draft(
     # The tool result reaches the draft inside the user turn, with the question
     latest = rejected_draft["messages"][-1]
     assert latest["role"] == "user" and follow_up in latest["content"]
-    assert "sent for approval" in latest["content"]
+    assert "Waiting for approval, not done yet" in latest["content"]
     # The rejected draft is the assistant's turn, and why it was rejected the user's reply
     *_, context, previous, why = redraft["messages"]
     assert context == latest

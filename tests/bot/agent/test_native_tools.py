@@ -179,14 +179,14 @@ def test_native_tool_calls_read_then_propose_an_action_once(scene: Scene) -> Non
     assert [r["tool_call_id"] for r in results] == [c["id"] for c in calls]
     assert "moved to Thursday" in results[1]["content"]
     assert "moved to Thursday" not in json.dumps(first["messages"])
-    # The third turn hears the post was sent for approval; the fourth, that its repeat
+    # The third turn hears the post is waiting for approval; the fourth, that its repeat
     # was not made again
-    assert "sent for approval" in third["messages"][-1]["content"]
+    assert "Waiting for approval, not done yet" in third["messages"][-1]["content"]
     assert [m["role"] for m in fourth["messages"]][-3:] == ["assistant", "tool", "tool"]
     assert fourth["messages"][-1]["content"] == NOT_MADE_AGAIN
     # The draft is a JSON-schema turn as before, and heard the results
     assert draft["response_format"]["json_schema"]["name"] == "Draft"
-    assert "sent for approval" in draft["messages"][-1]["content"]
+    assert "Waiting for approval, not done yet" in draft["messages"][-1]["content"]
     steps = steps_of(scene.db, request_id)
     assert [s["kind"] for s in steps] == [
         "plan",

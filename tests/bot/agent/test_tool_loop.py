@@ -131,7 +131,7 @@ def test_a_read_result_feeds_the_proposed_action(
         1024,
     )
     # The draft heard both results; every step was persisted, with its prompt size
-    assert "sent for approval" in draft["messages"][-1]["content"]
+    assert "Waiting for approval, not done yet" in draft["messages"][-1]["content"]
     kinds = [s["kind"] for s in steps_of(db, post.message.ts)]
     assert kinds == ["plan", "retrieve", "act", "plan", "act", "draft", "verify"]
     sizes = [

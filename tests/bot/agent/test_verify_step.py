@@ -109,7 +109,7 @@ def test_a_reply_about_a_proposed_action_is_posted_with_sources_retrieved() -> N
     """The search found passages, but the reply is about the email the run proposed:
     saying it waits for approval is not a fact the documents must hold."""
     proposed = ToolResult(
-        "send_email", ok=True, output="Not done yet: sent for approval as action 7 (Send an email)."
+        "send_email", ok=True, output="Waiting for approval, not done yet: action 7, Send an email."
     )
     draft = Draft(
         answer="I've drafted the email to the customer; it is waiting for approval.", citations=[]
@@ -125,8 +125,18 @@ SOLVE = AgentInput(
     1, "Tell the customer on ticket 42 that their refund was sent today, and mark it solved.", []
 )
 PROPOSED = [
-    ToolResult("zendesk_add_comment", True, "Not done yet: (Reply on #42).", awaits_approval=True),
-    ToolResult("zendesk_set_status", True, "Not done yet: (Solve #42).", awaits_approval=True),
+    ToolResult(
+        "zendesk_add_comment",
+        True,
+        "Waiting for approval, not done yet: Reply on #42.",
+        awaits_approval=True,
+    ),
+    ToolResult(
+        "zendesk_set_status",
+        True,
+        "Waiting for approval, not done yet: Solve #42.",
+        awaits_approval=True,
+    ),
 ]
 
 

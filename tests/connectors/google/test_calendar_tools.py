@@ -260,7 +260,7 @@ def test_an_invite_becomes_a_pending_action(
 
     told, action = workspace.propose("calendar_create_invite", invite)
 
-    assert told.startswith("Not done yet: sent for approval")
+    assert told.startswith("Waiting for approval, not done yet: action ")
     assert action is not None and action["status"] == "pending"
     assert action["tool"] == "calendar_create_invite"
     assert [r.method for r in calendar.requests] == ["POST"]  # the free/busy query

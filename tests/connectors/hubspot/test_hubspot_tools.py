@@ -167,7 +167,7 @@ def test_a_write_becomes_a_pending_action(
     card will show, and waits for approval."""
     told, action = workspace.propose(tool, arguments)
 
-    assert told.startswith("Not done yet: sent for approval")
+    assert told.startswith("Waiting for approval, not done yet: action ")
     assert action is not None and action["status"] == "pending" and action["tool"] == tool
     assert [r.method for r in hubspot.requests] == ["GET"]
 

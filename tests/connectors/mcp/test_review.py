@@ -78,7 +78,7 @@ def test_an_external_tool_waits_for_approval_then_runs_once(
     action's idempotency key."""
     told, action = workspace.propose(f"{server}__refund_order", REFUND)
 
-    assert told.startswith("Not done yet: sent for approval")
+    assert told.startswith("Waiting for approval, not done yet: action ")
     assert action is not None and action["status"] == "pending"
     assert action["payload"] == REFUND
     assert action["summary"] == (

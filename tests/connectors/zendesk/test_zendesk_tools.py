@@ -143,7 +143,7 @@ def test_a_write_becomes_a_pending_action(
     reads the ticket its card shows): it waits for approval."""
     told, action = workspace.propose(tool, arguments)
 
-    assert told.startswith("Not done yet: sent for approval")
+    assert told.startswith("Waiting for approval, not done yet: action ")
     assert action is not None and action["status"] == "pending" and action["tool"] == tool
     assert {r.method for r in zendesk.requests} <= {"GET"}
 
