@@ -349,8 +349,9 @@ def _plan_and_act(
             held=held,
             another_turn_fits=partial(next_turn_fits, at_most + 400),
             act=act_calls,
+            made_before=frozenset(made),
         )
-        made.update(call_key(call, reads) for call in turn.made)
+        made.update(call_key(call, reads) for call in [*turn.made, *turn.read_instead])
         refused_calls.update(exact_key(call) for call in turn.refused)
         tool_results += turn.results
         # An action refused for an id nobody gave was told to search first: the model

@@ -146,7 +146,11 @@ def unseen_addresses(call: ToolCall, seen: str) -> list[tuple[str, str]]:
     return unseen
 
 
-PLACEHOLDER = re.compile(r"^\s*(<[^<>]*>|\{[^{}]*\}|\[[^\[\]]*\]|[A-Z][A-Z_]*_ID)\s*$")
+# A stand-in for an id, not an id: "<contact_id>", "{deal_id}", "[ticket id]", "CONTACT_ID",
+# and a template's reference to an earlier result, "{{result.hubspot_search_contacts[0].id}}".
+PLACEHOLDER = re.compile(
+    r"^\s*(<[^<>]*>|\{[^{}]*\}|\{\{[^{}]*\}\}|\$\{[^{}]*\}|\[[^\[\]]*\]|[A-Z][A-Z_]*_ID)\s*$"
+)
 
 
 def placeholder_ids(call: ToolCall) -> list[str]:
@@ -326,6 +330,30 @@ def _kind(unseen: list[tuple[str, str]]) -> str:
 def _names_a_record(key: str) -> bool:
     """Whether an argument names a record by id: ``id``, ``ticket_id``, ``contact_id``..."""
     return key == "id" or key.endswith("_id")
+
+
+def read_of_the_one_found(
+    call: ToolCall, unseen: list[tuple[str, str]], results: list[ToolResult]
+) -> ToolCall | None:
+    """``call``, a read naming its record by an id nobody gave, with that id replaced by
+    the one record of its kind that ``results`` name, or None when they name none or
+    several. The 1.5B model wrote its read beside the search it depended on, the id
+    written as "{{result.hubspot_search_contacts[0].id}}", "<ticket_id>" or a made-up
+    number; told the id the search had found, it searched again instead of reading. A
+    read changes nothing, so taking the one record found is safe; an action never is.
+    An id of another kind of record in the results (a contact's, for a deal) is not
+    replaced: the model is told what it is."""
+    kinds, _ = record_kinds(results)
+    arguments = dict(call.arguments)
+    for key, value in unseen:
+        kind = _kind_named(key, call.arguments)
+        if _what(key, value) != "id" or not kind or value in kinds:
+            return None
+        found = [id_ for id_, of in kinds.items() if kind in of]
+        if len(found) != 1:
+            return None
+        arguments[key] = found[0]
+    return ToolCall(name=call.name, arguments=arguments, reason=call.reason)
 
 
 def found_for(

@@ -10,7 +10,8 @@ model the results in the next turn. Two rules come from what a 1.5B model did:
   Maria's ticket and, in the same plan, replied on a ticket number it made up. Planned
   beside reads, it waits for them once (when another turn surely fits), and the model
   proposes it again with the id they found; otherwise it is refused. A read of such an
-  id is refused, never held: it can only find nothing.
+  id is never held: it reads the one record of its kind the results name, if they name
+  exactly one, and is refused otherwise.
 - An action that earlier results can speak against (`Tool.conflicts`: an invite to
   someone busy then) runs after the reads planned beside it and is judged on every result
   so far: the model checked Priya's calendar, saw her busy, and proposed the invite anyway.
@@ -41,7 +42,7 @@ class ActedTurn:
     # refused without running.
     calls: list[ToolCall]
     results: list[ToolResult]
-    made: list[ToolCall]  # those that ran
+    made: list[ToolCall]  # those that ran (a read as planned, where it read the one found)
     # Held back for the reads beside them, each with what the model is told of it.
     deferred: list[tuple[ToolCall, str]]
     # The keys (`call_key`) of actions refused for an id, address or number nobody gave:
@@ -53,6 +54,8 @@ class ActedTurn:
     # Each action refused or held back here for what nobody gave, by key: the call and
     # the (argument, value) pairs nobody gave.
     unseen_actions: dict[str, tuple[ToolCall, list[tuple[str, str]]]] = field(default_factory=dict)
+    # The reads made in place of reads of an id nobody gave, with the one id found.
+    read_instead: list[ToolCall] = field(default_factory=list)
 
 
 def call_key(call: ToolCall, reads: set[str]) -> str:
@@ -78,12 +81,14 @@ def act_turn(
     held: set[str],
     another_turn_fits: Callable[[], bool],
     act: Act,
+    made_before: frozenset[str] = frozenset(),
 ) -> ActedTurn:
     """Run the turn's ``calls`` (none made before in the run) by the rules above.
     ``earlier``: the run's results so far; ``seen``: all its ids may come from
     (`record_ids.seen_so_far`); ``said``: the message and the thread, where an id of any
     kind may come from (`record_ids.mistyped_ids`); ``held``: the keys of actions held
-    back once already (added to: an action is held once, then made or refused)."""
+    back once already (added to: an action is held once, then made or refused);
+    ``made_before``: the keys (`exact_key`) of the reads made in the run so far."""
     unseen = {
         id(call): record_ids.unseen_ids(call, seen, tools)
         + record_ids.mistyped_ids(call, said, earlier, tools)
@@ -114,6 +119,25 @@ def act_turn(
     first = [call for call in valid if all(call is not j for j in judged)]
     results = act(first) if first else []
     made = list(first)
+    # A read of an id nobody gave reads the one record of its kind the results name, if
+    # they name one (`record_ids.read_of_the_one_found`); made beside its call as planned.
+    taken: dict[int, ToolCall] = {}
+    for call in refused:
+        found = (
+            _as_parsed(
+                record_ids.read_of_the_one_found(call, unseen[id(call)], [*earlier, *results]),
+                tools,
+            )
+            if call.name in reads
+            else None
+        )
+        keys = {exact_key(t) for t in taken.values()} | made_before
+        if found is not None and exact_key(found) not in keys:
+            taken[id(call)] = found
+    if taken:
+        results += act(list(taken.values()))
+        made += [call for call in refused if id(call) in taken]
+        refused = [call for call in refused if id(call) not in taken]
     stopped: list[ToolCall] = []
     if judged:
         outputs = [unwrap_untrusted(r.output)[1] for r in [*earlier, *results]]
@@ -157,6 +181,7 @@ def act_turn(
         refused_actions,
         [*stopped, *refused],
         unseen_actions,
+        list(taken.values()),
     )
 
 
@@ -167,6 +192,20 @@ def same_system(tool: str, searches: list[str]) -> list[str]:
     system = tool.split("_", 1)[0] + "_"
     own = [name for name in searches if name.startswith(system)]
     return own or searches
+
+
+def _as_parsed(call: ToolCall | None, tools: dict[str, Tool]) -> ToolCall | None:
+    """``call`` with its arguments as its tool reads them (the id "733" found in a result
+    is the ticket 733 the model plans by number), so it is known again as the same call;
+    None when they do not parse."""
+    tool = tools.get(call.name) if call is not None else None
+    if call is None or tool is None:
+        return None
+    try:
+        arguments = tool.parse(call.arguments).model_dump(mode="json")
+    except ToolArgumentsError:
+        return None
+    return call.model_copy(update={"arguments": arguments})
 
 
 def _may_conflict(call: ToolCall, tools: dict[str, Tool]) -> bool:

@@ -29,6 +29,8 @@ SEARCH = {
     "reason": "Find Maria's ticket",
 }
 FOUND = {"tickets": [{"id": 733, "subject": "Order 55341 still not delivered"}]}
+TWO = {"tickets": [*FOUND["tickets"], {"id": 734, "subject": "Order 55342 damaged"}]}
+TICKET_733 = {"id": 733, "status": "open", "comments": ["Order 55341 was returned to the depot"]}
 
 
 def reply_on(ticket_id: int) -> dict[str, Any]:
@@ -260,22 +262,48 @@ def test_a_read_of_a_made_up_record_is_refused_and_the_model_searches_instead(
     assert "gmail_search_threads" not in told
 
 
-@pytest.mark.parametrize("made_up", [1234567890, "<ticket_id>"])
-def test_a_read_of_an_id_nobody_gave_beside_a_search_hears_what_the_search_found(
+@pytest.mark.parametrize(
+    "made_up", [1234567890, "<ticket_id>", "{{result.zendesk_search_tickets[0].id}}"]
+)
+def test_a_read_written_beside_its_search_reads_the_one_record_the_search_found(
     llm: OpenAIEmulator, registry: ToolRegistry, conn: DB, made_up: int | str
 ) -> None:
-    """The model searched for the contact and, in the same plan, read the record
-    "<contact_id>": the read is not made, and the model is told which ids the search found
-    (told only to search first, it searched again and again). A placeholder is not sent
-    back as invalid arguments: asked again, the model wrote the same."""
+    """The model searched and, in the same plan, read the record it could not know yet:
+    "<contact_id>", "{{result.hubspot_search_contacts[0].id}}" or a made-up number. Told
+    the id the search had found, it searched again instead of reading. A read changes
+    nothing: where the search found one record of its kind, that record is read, and the
+    model sees what it holds in its next turn."""
     read_made_up = {**READ_MADE_UP, "arguments": {"ticket_id": made_up}}
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH, read_made_up), plan(reply_on(733)), DRAFT],
+        found={"zendesk_search_tickets": FOUND, "zendesk_read_ticket": TICKET_733},
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == [
+        "zendesk_search_tickets",
+        "zendesk_read_ticket",
+        "zendesk_add_comment",
+    ]
+    assert transcript.tool_calls[1][1] == {"ticket_id": 733}
+    assert proposed_tickets(transcript) == [733]
+    assert "Order 55341 was returned to the depot" in sent[1]["messages"][-1]["content"]
+
+
+def test_a_read_of_an_id_nobody_gave_hears_the_records_when_the_search_found_several(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """With two tickets found, which one the model meant is its to say: the read is not
+    made, and the model is told which ids the search found, and reads one."""
     read_found = {**READ_MADE_UP, "arguments": {"ticket_id": 733}}
     transcript, sent = run(
         llm,
         registry,
         conn,
-        [plan(SEARCH, read_made_up), plan(read_found), plan(reply_on(733)), DRAFT],
-        found={"zendesk_search_tickets": FOUND, "zendesk_read_ticket": {"id": 733}},
+        [plan(SEARCH, READ_MADE_UP), plan(read_found), plan(reply_on(733)), DRAFT],
+        found={"zendesk_search_tickets": TWO, "zendesk_read_ticket": TICKET_733},
     )
 
     assert [name for name, _ in transcript.tool_calls] == [
@@ -284,15 +312,16 @@ def test_a_read_of_an_id_nobody_gave_beside_a_search_hears_what_the_search_found
         "zendesk_add_comment",
     ]
     told = sent[1]["messages"][-1]["content"]
-    assert f"zendesk_read_ticket was not made yet: ticket_id {made_up} is not in the" in told
-    assert "These results name: 733." in told
+    assert "zendesk_read_ticket was not made yet: ticket_id 1234567890 is not in the" in told
+    assert "These results name: 733, 734." in told
 
 
-def test_a_read_of_a_placeholder_after_the_search_hears_what_the_search_found(
+def test_a_read_of_a_placeholder_after_the_search_reads_the_ticket_found(
     llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
 ) -> None:
     """The search ran in one turn; in the next the model read "<ticket_id>" instead of
-    the ticket it found: it is told the id the search found, and reads that."""
+    the ticket it found: the ticket found is read, once, however often the model plans
+    that read or the same read by its number."""
     read = {"name": "zendesk_read_ticket", "reason": "Read Maria's ticket"}
     transcript, sent = run(
         llm,
@@ -305,16 +334,15 @@ def test_a_read_of_a_placeholder_after_the_search_hears_what_the_search_found(
             plan(),
             DRAFT,
         ],
-        found={"zendesk_search_tickets": FOUND, "zendesk_read_ticket": {"id": 733}},
+        found={"zendesk_search_tickets": FOUND, "zendesk_read_ticket": TICKET_733},
     )
 
     assert [name for name, _ in transcript.tool_calls] == [
         "zendesk_search_tickets",
         "zendesk_read_ticket",
     ]
-    told = sent[2]["messages"][-1]["content"]
-    assert "ticket_id <ticket_id> is not in the message" in told
-    assert "These results name: 733." in told
+    assert transcript.tool_calls[1][1] == {"ticket_id": 733}
+    assert "Order 55341 was returned to the depot" in sent[2]["messages"][-1]["content"]
 
 
 FREE_BUSY = {
@@ -669,8 +697,11 @@ def test_a_refused_call_planned_again_as_it_was_ends_the_tool_turns(
         "reason": "Read Maria's ticket",
     }
     same = plan(SEARCH, read, reply_on(1234567890))
-    transcript, sent = run(llm, registry, conn, [same, same, same, same, DRAFT])
+    transcript, sent = run(
+        llm, registry, conn, [same, same, same, same, DRAFT], found={"zendesk_search_tickets": TWO}
+    )
 
+    # the search found two tickets, so "<ticket_id>" is neither: the read is refused;
     # the reply, held in the first turn and refused in the second, gets one more turn;
     # the third plan, all repeats, is told so once, and planned the same again, drafts
     assert len(sent) == 5
@@ -884,6 +915,37 @@ def test_a_search_repeated_after_a_refusal_is_told_so_and_the_model_reads_the_co
     told = sent[3]["messages"][-1]["content"]
     assert "Every call in your last plan was made before in this run" in told
     assert "read contact 101 to find its deals" in told
+
+
+def test_a_contact_read_by_a_reference_to_the_search_reads_the_contact_found(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked who the Globex contact is and where their renewal stands, the 1.5B model
+    wrote its read of the contact as "{{result.hubspot_search_contacts[0].id}}" beside the
+    search. The contact the search found is read, and the model moves its deal, 9002."""
+    reference = {
+        **READ_HANK,
+        "arguments": {
+            "record_type": "contact",
+            "record_id": "{{result.hubspot_search_contacts[0].id}}",
+        },
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(GLOBEX_SEARCH, reference), plan(move_deal("9002")), DRAFT],
+        asked="Globex signed their renewal contract: move their renewal deal to closed won",
+        template="sales",
+        found=GLOBEX,
+    )
+
+    assert transcript.tool_calls[1] == (
+        "hubspot_read_record",
+        {"record_type": "contact", "record_id": "101"},
+    )
+    assert moved_deals(transcript) == ["9002"]
+    assert '"deals": ["9002"]' in sent[1]["messages"][-1]["content"]
 
 
 def test_a_reply_never_says_a_refused_action_was_done(
