@@ -142,6 +142,11 @@ NOT_DONE_REASON = (
     "says an action is done that has not happened (it waits for approval, or was not made)"
 )
 INTERNAL_NAME_REASON = "names one of the agent's tools, which people do not know by name"
+ECHO_REASON = "repeats the person's message instead of answering it"
+# A sentence this long (in words) that the message holds whole, or that holds the whole
+# message, repeats it: "The message to reply to is: Log on Hank's record (contact 101)
+# that he wants 50 seats, and email him a quote", the 1.5B model's whole reply.
+ECHO_WORDS = 6
 _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
 # What a not-found statement is about: the sources, in the words models use for them.
@@ -342,6 +347,8 @@ def attribute(
         kind: Kind = "chatter" if line.code else _kind(sentence, question, acted, listed)
         if naming is not None and naming.search(sentence):
             verdicts[key] = SentenceVerdict(sentence, "fact", reason=INTERNAL_NAME_REASON)
+        elif not line.code and echoes(sentence, question):
+            verdicts[key] = SentenceVerdict(sentence, "fact", reason=ECHO_REASON)
         elif awaiting and not line.code and claims_done(sentence, question):
             verdicts[key] = SentenceVerdict(sentence, "fact", reason=NOT_DONE_REASON)
         elif kind == "fact" and not strict and not MARKER.search(sentence):
@@ -368,6 +375,22 @@ def _naming(names: Sequence[str]) -> re.Pattern[str] | None:
         return None
     alternatives = "|".join(sorted(map(re.escape, identifiers), key=len, reverse=True))
     return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])")
+
+
+def echoes(sentence: str, question: str) -> bool:
+    """Whether ``sentence`` repeats the person's message: one of them holds the other
+    whole, word for word, and the shorter is at least ECHO_WORDS words long. An answer
+    that takes up the question's words ("Yes, you can book first class for a two-hour
+    journey") does not: it holds the question's words, not the question."""
+    said = f" {' '.join(WORD.findall(_normalise(sentence)))} "
+    asked = f" {' '.join(WORD.findall(_normalise(question)))} "
+    if said in asked:
+        shorter = said
+    elif asked in said:
+        shorter = asked
+    else:
+        return False
+    return len(shorter.split()) >= ECHO_WORDS
 
 
 def claims_done(sentence: str, question: str = "") -> bool:

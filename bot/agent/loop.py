@@ -37,7 +37,13 @@ from core.llm.structured import StructuredLLM
 from core.schemas import Draft, Plan, ToolCall, draft_for, plan_for, salvaged_draft
 from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
-from rag.attribution import INTERNAL_NAME_REASON, NOT_DONE_REASON, Grounding, attribute
+from rag.attribution import (
+    ECHO_REASON,
+    INTERNAL_NAME_REASON,
+    NOT_DONE_REASON,
+    Grounding,
+    attribute,
+)
 from rag.citations import NOT_FOUND_ANSWER, evidence, format_sources, is_not_found
 
 PASSAGES_PER_SEARCH = 8
@@ -687,7 +693,9 @@ def _verdict(
     empty = not result.answer.strip()  # e.g. a runaway "[1][2][3]..." with no words
     # Sentences taken out for how they speak of the run, not for facts they invent.
     invented = [
-        s for s in result.unsupported if s.reason not in (NOT_DONE_REASON, INTERNAL_NAME_REASON)
+        s
+        for s in result.unsupported
+        if s.reason not in (NOT_DONE_REASON, INTERNAL_NAME_REASON, ECHO_REASON)
     ]
     if (
         awaiting

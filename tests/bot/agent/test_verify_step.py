@@ -214,3 +214,40 @@ def test_a_reply_left_with_nothing_once_tool_names_go_says_where_the_actions_sta
     )
 
     assert verdict["problems"] == [] and verdict["answer"] == WAITING_ANSWER
+
+
+def test_a_reply_that_only_repeats_the_message_says_where_the_actions_stand() -> None:
+    """With both actions proposed, the 1.5B model's whole reply was "The message to reply
+    to is: " and the person's own message. A person learns nothing from their own words:
+    the reply says the actions wait for approval."""
+    draft = Draft(
+        answer=f"The message to reply to is: {SOLVE.question}",
+        citations=[],
+    )
+
+    verdict = _verdict(draft, [], PROPOSED, SOLVE, Grounding())
+
+    assert verdict["problems"] == [] and verdict["answer"] == WAITING_ANSWER
+    assert (
+        verdict["unsupported"][0]["why"] == "repeats the person's message instead of answering it"
+    )
+
+
+def test_a_draft_that_only_repeats_the_question_is_written_again() -> None:
+    question = "Can a customer on an annual plan get a refund after three weeks?"
+    draft = Draft(answer=question, citations=[])
+
+    verdict = _verdict(draft, PASSAGES, [], AgentInput(1, question, []), Grounding())
+
+    assert verdict["citations_failed"]
+    assert "repeats the person's message" in verdict["problems"][0]
+
+
+def test_an_answer_in_the_question_s_words_is_not_taken_for_a_repeat() -> None:
+    question = "Can hardware be returned within 45 days of delivery?"
+    draft = Draft(answer="Yes, hardware can be returned within 45 days [2].", citations=["2"])
+
+    verdict = _verdict(draft, PASSAGES, [], AgentInput(1, question, []), Grounding())
+
+    assert verdict["problems"] == []
+    assert verdict["answer"] == "Yes, hardware can be returned within 45 days [2]."
