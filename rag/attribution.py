@@ -560,6 +560,7 @@ class _Scorer:
         # costs 18 GBP" is not supported by a price list that has no Enterprise plan.
         self.asked_numbers = _numbers(question)
         self.asked_terms = _terms(question) - self.asked_numbers - NO_TOPIC
+        self.asked_words = set(WORD.findall(_normalise(question)))
         self.sentences = sentences
         self.terms = [_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)
@@ -650,6 +651,13 @@ class _Scorer:
             if not supporting:
                 return _unsupported(sentence, f"{_listed(numbers)} is not in the sources for it")
         if unknown_names:
+            # A name the person asked about that no source has is what the question is
+            # about, never forgiven: "The list price of the Widget Cloud Enterprise plan is
+            # 18 GBP per seat per month, billed annually" shares nearly every other word
+            # with the price list, where 18 GBP is the Plus plan's.
+            asked = unknown_names & self.asked_words
+            if asked:
+                return _unsupported(sentence, f"{_listed(asked)} is in no source")
             supporting = [s for s in supporting if s[0] >= WORDS_DESPITE_NAME]
             if not supporting:
                 return _unsupported(sentence, f"{_listed(unknown_names)} is in no source")

@@ -8,14 +8,19 @@ meaning (what stack tests get with RAG_EMBEDDING_PROVIDER=openai).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
+from core.knowledge import Passage
+from guardrails.injection import wrap_untrusted
 from rag.attribution import FLAG_NOTE, Evidence, attribute
+from rag.citations import evidence
 from rag.embeddings import Embedder, LocalEmbedder, Vectors
 from sandbox.openai_wire import embedding_vector
+from tests.support.processes import REPO
 
 VPN = Evidence(
     "VPN access > Resetting a token\n"
@@ -492,3 +497,27 @@ def test_the_same_answer_in_other_words_is_kept_by_its_meaning(embedder: LocalEm
     result = attribute(draft, [*SOURCES, DISCOUNTS], question=ASKED_DISCOUNT, embedder=embedder)
 
     assert result.answer == draft
+
+
+def test_a_plan_the_person_asked_about_is_not_forgiven_for_sharing_the_rest_of_the_words(
+    embedder: LocalEmbedder,
+) -> None:
+    """The real model's answer, once posted as "not found"'s opposite: with the sales
+    knowledge's price list, every other word of "... Enterprise plan is 18 GBP per seat
+    per month, billed annually" is in the source, where 18 GBP is the Plus plan's. A name
+    the person asked about that no source has is never forgiven."""
+    lines = (REPO / "templates" / "golden" / "sales.jsonl").read_text().splitlines()
+    case = next(c for c in map(json.loads, lines) if c["id"] == "sales-enterprise-price-not-found")
+    passages = [
+        Passage(p["id"], p["title"], wrap_untrusted("document", p["title"], p["text"]))
+        for p in case["passages"]
+    ]
+    draft = (
+        "The list price of the Widget Cloud Enterprise plan is 18 GBP per seat per month, "
+        "billed annually."
+    )
+
+    result = attribute(draft, evidence(passages, []), question=case["request"], embedder=embedder)
+
+    assert result.answers_nothing and result.answer == ""
+    assert result.unsupported[0].reason == "enterprise is in no source"
