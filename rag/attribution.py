@@ -151,7 +151,8 @@ _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
 # What a not-found statement is about: the sources, in the words models use for them.
 _SOURCES = (
-    r"(?:(?:provided|given|available|above|these|those|any|my|our)\s+)*(?:sources?"
+    r"(?:(?:provided|given|available|above|these|those|any|my|our|the|company's|company)\s+)*"
+    r"(?:sources?"
     r"|knowledge\s*base|documents?|documentation|context|passages?|information|text|data)"
     r"(?:\s+(?:provided|given|available|above))?"
 )
@@ -267,12 +268,18 @@ class Attribution:
     @property
     def answers_nothing(self) -> bool:
         """Nothing in the draft is a supported fact, yet it tried to state some or said
-        it found nothing; or its first fact, the direct answer, is about what no source
-        mentions, so what the sources do support answers another question ("Our
+        it found nothing; or it opens by saying it found nothing; or its first fact, the
+        direct answer, is about what no source mentions, so what the sources do support answers another question ("Our
         parental leave policy is that everyone gets 25 days of holiday"): the caller
         answers "not found"."""
         supported = [s for s in self.facts if s.supported]
         if self.facts and self.facts[0].off_topic:
+            return True
+        # ...or it opens by saying it found nothing: what follows is about something else.
+        # Asked for the Leeds warehouse's Wi-Fi password, the 1.5B model wrote that it is
+        # "not provided in the company's knowledge base", then quoted the password policy.
+        said = [s for s in self.sentences if s.kind != "chatter"]
+        if said and said[0].kind == "not_found":
             return True
         return not supported and (bool(self.facts) or self.says_not_found)
 

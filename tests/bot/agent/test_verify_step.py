@@ -251,3 +251,21 @@ def test_an_answer_in_the_question_s_words_is_not_taken_for_a_repeat() -> None:
 
     assert verdict["problems"] == []
     assert verdict["answer"] == "Yes, hardware can be returned within 45 days [2]."
+
+
+def test_a_draft_that_opens_with_not_found_is_posted_as_not_found_without_sources() -> None:
+    """Asked for the Leeds warehouse's Wi-Fi password, the 1.5B model wrote that it is
+    "not provided in the company's knowledge base", then quoted another page: the person
+    got the quote, cited, under a Sources list. What follows "not found" answers
+    something else."""
+    question = "What's the Wi-Fi password at the Leeds warehouse?"
+    draft = Draft(
+        answer="The Wi-Fi password at the Leeds warehouse is not provided in the company's "
+        "knowledge base. The portal says: open the self-service portal and choose Reset token.",
+        citations=["1"],
+    )
+
+    verdict = _verdict(draft, PASSAGES, [], AgentInput(1, question, []), Grounding())
+
+    assert verdict["problems"] == [] and verdict["not_found"]
+    assert verdict["answer"] == NOT_FOUND_ANSWER and verdict["citations"] == []
