@@ -29,7 +29,7 @@ from bot.agent import budget, fill_ins, native_tools, prompts, record_ids
 from bot.agent.draft_preview import DraftPreview
 from bot.agent.prompts import Message
 from bot.agent.steps import Output, StepLimitReached, StepLog
-from bot.agent.turn_calls import act_turn, call_key, exact_key
+from bot.agent.turn_calls import act_turn, call_key, exact_key, found_nothing
 from core.knowledge import Passage, Retriever, Toolbox, ToolResult
 from core.llm.errors import LLMRequestRejected, LLMUnavailable, MalformedOutput
 from core.llm.providers import UsageSink
@@ -244,6 +244,7 @@ def _plan_and_act(
     to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft.
     ``offered``: the toolbox's tools for this run, as it offered them."""
     reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
+    searches = sorted(name for name in reads if "search" in name)
     by_name = {tool.name: tool for tool in offered}
     # Each earlier turn of this run: its plan, the calls made and what they returned; the
     # next Plan prompt shows them all after the question.
@@ -375,6 +376,7 @@ def _plan_and_act(
             else ""
         )
         note += "".join(f"\n{text}" for _, text in turn.deferred)
+        note += "".join(f"\n{text}" for text in found_nothing(turn, searches))
         # Searched and read after its email to a made-up address was refused, the 1.5B
         # model never came back to the email: told what the results now name, it may.
         for key in made:

@@ -185,6 +185,40 @@ def act_turn(
     )
 
 
+def found_nothing(turn: ActedTurn, searches: list[str]) -> list[str]:
+    """What the model is told of each search in ``turn`` that found nothing: to try
+    other words or another of the run's ``searches``. Asked to email "our contact at
+    Initech", the 1.5B model searched Gmail, found nothing, searched Gmail again with the
+    same words, and gave up; the contact was in HubSpot."""
+    told = []
+    for call, result in zip(turn.calls, turn.results, strict=False):
+        if call.name not in searches or not result.ok or not _empty(result.output):
+            continue
+        others = [name for name in searches if name != call.name]
+        instead = f", or search with {' or '.join(others)}" if others else ""
+        told.append(
+            f"{call.name} found nothing for {json.dumps(call.arguments, ensure_ascii=False)}: "
+            f"try other words{instead}."
+        )
+    return told
+
+
+def _empty(output: str) -> bool:
+    """Whether a read's JSON output holds no record: ``[]``, or only empty lists."""
+    try:
+        found = json.loads(unwrap_untrusted(output)[1])
+    except ValueError:
+        return False
+    if isinstance(found, list):
+        return not found
+    lists = (
+        [value for value in found.values() if isinstance(value, list)]
+        if isinstance(found, dict)
+        else []
+    )
+    return bool(lists) and not any(lists)
+
+
 def same_system(tool: str, searches: list[str]) -> list[str]:
     """The searches of the system ``tool`` belongs to (its name's first word: hubspot,
     zendesk), if any; else all. Told to find a HubSpot deal "with gmail_search_threads or

@@ -975,3 +975,52 @@ def test_a_reply_never_says_a_refused_action_was_done(
     assert transcript.proposed == []
     assert "was moved" not in transcript.answer
     assert "I did not do it: I could not find the record it is for." in transcript.answer
+
+
+def test_a_search_that_found_nothing_is_told_to_try_other_words_or_another_search(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked to email "our contact at Initech", the 1.5B model searched Gmail, found
+    nothing, searched Gmail again with the same words and gave up: the contact was in
+    HubSpot. Its next turn says the search found nothing and names the other searches."""
+    gmail = {
+        "name": "gmail_search_threads",
+        "arguments": {"query": "Initech renewal quote", "limit": 1},
+        "reason": "Find the thread",
+    }
+    hubspot = {
+        "name": "hubspot_search_contacts",
+        "arguments": {"query": "Initech", "limit": None},
+        "reason": "Find the contact",
+    }
+    email = {
+        "name": "send_email",
+        "arguments": {
+            "to": ["priya@initech.example"],
+            "subject": "Your renewal quote",
+            "text": "Hi Priya, your renewal quote is ready.",
+        },
+        "reason": "Tell Priya",
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(gmail), plan(hubspot), plan(email), DRAFT],
+        asked="Email our contact at Initech that their renewal quote is ready",
+        template="sales",
+        found={
+            "gmail_search_threads": {"results": []},
+            "hubspot_search_contacts": {
+                "contacts": [{"id": "102", "properties": {"email": "priya@initech.example"}}]
+            },
+        },
+    )
+
+    told = sent[1]["messages"][-1]["content"]
+    assert (
+        'gmail_search_threads found nothing for {"query": "Initech renewal quote", "limit": 1}: '
+        "try other words, or search with hubspot_search_contacts." in told
+    )
+    assert "found nothing" not in sent[2]["messages"][-1]["content"]  # HubSpot found Priya
+    assert transcript.proposed == ["send_email"]
