@@ -23,6 +23,13 @@ from guardrails.injection import unwrap_untrusted
 Arguments = Mapping[str, Any]  # a call's arguments
 
 
+def appears(value: str, seen: str) -> bool:
+    """Whether ``value`` is in ``seen`` as a whole: not inside a longer word or number.
+    Reading Jo's email, the 1.5B model replied on "ticket 1", which no one had named; it
+    passed as seen, a "1" being inside her order number and the thread's id."""
+    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", seen) is not None
+
+
 def unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[str, str]]:
     """The (argument, value) pairs of ``call`` that name a record by id (``id``,
     ``ticket_id``...) with a value that appears nowhere in ``seen``; a tool's own default
@@ -34,7 +41,7 @@ def unseen_ids(call: ToolCall, seen: str, tools: dict[str, Tool]) -> list[tuple[
         for key, value in call.arguments.items()
         if _names_a_record(key)
         and value is not None
-        and str(value) not in seen
+        and not appears(str(value), seen)
         and not (key in fields and fields[key].default == value)
     ]
 
@@ -174,7 +181,7 @@ def unseen_numbers(call: ToolCall, seen: str) -> list[tuple[str, str]]:
             continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str):
-                unseen += [(key, n) for n in LONG_NUMBER.findall(item) if n not in seen]
+                unseen += [(key, n) for n in LONG_NUMBER.findall(item) if not appears(n, seen)]
     return list(dict.fromkeys(unseen))
 
 

@@ -1024,3 +1024,32 @@ def test_a_search_that_found_nothing_is_told_to_try_other_words_or_another_searc
     )
     assert "found nothing" not in sent[2]["messages"][-1]["content"]  # HubSpot found Priya
     assert transcript.proposed == ["send_email"]
+
+
+def test_a_ticket_number_inside_another_number_is_not_taken_as_given(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked what Jo's email says, the 1.5B model replied on "ticket 1", which no one had
+    named: it passed as seen because a "1" is inside her order number and the thread's
+    id, and the approver got a reply to an unknown ticket. An id counts as seen only
+    where it stands whole."""
+    read = {
+        "name": "gmail_read_thread",
+        "arguments": {"thread_id": "1b7e99aa0c31"},
+        "reason": "Read what she wants",
+    }
+    thread = {
+        "thread_id": "1b7e99aa0c31",
+        "messages": [{"from": "jo.malik@customer.example", "text": "Return order 55991, please."}],
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(read), plan(reply_on(1)), plan(), DRAFT],
+        asked="Read Jo's email in thread 1b7e99aa0c31 and tell me what she wants",
+        found={"gmail_read_thread": thread},
+    )
+
+    assert transcript.proposed == []
+    assert "Not made: ticket_id 1 is not in the message" in sent[2]["messages"][-1]["content"]
