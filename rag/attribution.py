@@ -269,9 +269,9 @@ class Attribution:
     def answers_nothing(self) -> bool:
         """Nothing in the draft is a supported fact, yet it tried to state some or said
         it found nothing; or it opens by saying it found nothing; or its first fact, the
-        direct answer, is about what no source mentions, so what the sources do support answers another question ("Our
-        parental leave policy is that everyone gets 25 days of holiday"): the caller
-        answers "not found"."""
+        direct answer, is about what no source mentions, so what the sources do support
+        answers another question ("Our parental leave policy is that everyone gets 25
+        days of holiday"): the caller answers "not found"."""
         supported = [s for s in self.facts if s.supported]
         if self.facts and self.facts[0].off_topic:
             return True

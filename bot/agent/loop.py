@@ -411,9 +411,9 @@ def _only_repeats(
     """What a plan made only of calls already made (or refused) in the run is told: that
     none was made again, what the turn before it was told of the calls it could not make,
     and the actions still to do with what the results now name."""
-    last = exchanges[-1] if exchanges else None
-    refusals = [r.output for r in last.results if not r.ok] if last else []
-    refusals += [text for _, text in last.deferred] if last else []
+    last = exchanges[-1]  # a first plan is never all repeats: nothing was made before it
+    refusals = [r.output for r in last.results if not r.ok]
+    refusals += [text for _, text in last.deferred]
     reminders = [
         reminder
         for call, unseen in unmade.values()

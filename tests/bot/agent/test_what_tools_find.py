@@ -775,6 +775,12 @@ GLOBEX_SEARCH = {
     "arguments": {"query": "Globex", "limit": None},
     "reason": "Find the Globex contact",
 }
+# A read of "deal 101", where 101 is the contact the search found
+READ_DEAL_101 = {
+    "name": "hubspot_read_record",
+    "arguments": {"record_type": "deal", "record_id": "101"},
+    "reason": "The deal's stage",
+}
 READ_HANK = {
     "name": "hubspot_read_record",
     "arguments": {"record_type": "contact", "record_id": "101"},
@@ -790,6 +796,22 @@ def move_deal(deal_id: str) -> dict[str, Any]:
     }
 
 
+def move_globex_deal(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB, replies: list[Any]
+) -> tuple[Transcript, list[dict[str, Any]]]:
+    """The sales loop asked to move Globex's renewal deal, the CRM holding Hank (contact
+    101, whose deal is 9002), the model answering with ``replies``."""
+    return run(
+        llm,
+        registry,
+        conn,
+        replies,
+        asked="Globex signed their renewal contract: move their renewal deal to closed won",
+        template="sales",
+        found=GLOBEX,
+    )
+
+
 def moved_deals(transcript: Transcript) -> list[str]:
     return [
         a["deal_id"] for name, a in transcript.tool_calls if name == "hubspot_update_deal_stage"
@@ -802,7 +824,7 @@ def test_a_deal_moved_by_a_contacts_id_is_not_proposed_and_the_deal_found_is(
     """Asked to move Globex's renewal deal, the 1.5B model found the contact (101), read it
     (its deal: 9002) and moved "deal 101". 101 is in the results, but as a contact: the
     move is refused, the model hears why and which deal the results name, and moves 9002."""
-    transcript, sent = run(
+    transcript, sent = move_globex_deal(
         llm,
         registry,
         conn,
@@ -816,9 +838,6 @@ def test_a_deal_moved_by_a_contacts_id_is_not_proposed_and_the_deal_found_is(
                 "citations": [],
             },
         ],
-        asked="Globex signed their renewal contract: move their renewal deal to closed won",
-        template="sales",
-        found=GLOBEX,
     )
 
     assert moved_deals(transcript) == ["9002"]
@@ -852,25 +871,17 @@ def test_a_read_of_a_deal_by_a_contacts_id_is_told_to_read_the_contact(
     """After the search found only the contact (101), the 1.5B model read "deal 101" and
     moved it. Both are refused: the model hears that 101 is a contact, not a deal, and
     to read the contact to find its deals; it reads the contact and moves 9002."""
-    read_deal = {
-        "name": "hubspot_read_record",
-        "arguments": {"record_type": "deal", "record_id": "101"},
-        "reason": "The deal's stage",
-    }
-    transcript, sent = run(
+    transcript, sent = move_globex_deal(
         llm,
         registry,
         conn,
         [
             plan(GLOBEX_SEARCH),
-            plan(read_deal, move_deal("101")),
+            plan(READ_DEAL_101, move_deal("101")),
             plan(READ_HANK),
             plan(move_deal("9002")),
             DRAFT,
         ],
-        asked="Globex signed their renewal contract: move their renewal deal to closed won",
-        template="sales",
-        found=GLOBEX,
     )
 
     assert moved_deals(transcript) == ["9002"]
@@ -889,26 +900,18 @@ def test_a_search_repeated_after_a_refusal_is_told_so_and_the_model_reads_the_co
     the contacts again: a plan of repeats only, so nothing was made and the run ended with
     no deal moved. It is told that its calls were all made before, and again what it was
     told of the deal; it reads the contact and moves 9002."""
-    read_deal = {
-        "name": "hubspot_read_record",
-        "arguments": {"record_type": "deal", "record_id": "101"},
-        "reason": "The deal's stage",
-    }
-    transcript, sent = run(
+    transcript, sent = move_globex_deal(
         llm,
         registry,
         conn,
         [
             plan(GLOBEX_SEARCH),
-            plan(read_deal, move_deal("101")),
+            plan(READ_DEAL_101, move_deal("101")),
             plan(GLOBEX_SEARCH),
             plan(READ_HANK),
             plan(move_deal("9002")),
             DRAFT,
         ],
-        asked="Globex signed their renewal contract: move their renewal deal to closed won",
-        template="sales",
-        found=GLOBEX,
     )
 
     assert moved_deals(transcript) == ["9002"]
@@ -930,14 +933,11 @@ def test_a_contact_read_by_a_reference_to_the_search_reads_the_contact_found(
             "record_id": "{{result.hubspot_search_contacts[0].id}}",
         },
     }
-    transcript, sent = run(
+    transcript, sent = move_globex_deal(
         llm,
         registry,
         conn,
         [plan(GLOBEX_SEARCH, reference), plan(move_deal("9002")), DRAFT],
-        asked="Globex signed their renewal contract: move their renewal deal to closed won",
-        template="sales",
-        found=GLOBEX,
     )
 
     assert transcript.tool_calls[1] == (
@@ -954,7 +954,7 @@ def test_a_reply_never_says_a_refused_action_was_done(
     """Every move refused (the deal nobody could find), the 1.5B model still wrote that the
     deal was moved. The requester is not told so: that sentence is taken out, and the reply
     says what was not done."""
-    transcript, _ = run(
+    transcript, _ = move_globex_deal(
         llm,
         registry,
         conn,
@@ -967,9 +967,6 @@ def test_a_reply_never_says_a_refused_action_was_done(
                 "citations": [],
             },
         ],
-        asked="Globex signed their renewal contract: move their renewal deal to closed won",
-        template="sales",
-        found=GLOBEX,
     )
 
     assert transcript.proposed == []
