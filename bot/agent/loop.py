@@ -319,14 +319,20 @@ def _plan_and_act(
     # reminds the model of them with what the results now name.
     unmade: dict[str, tuple[ToolCall, list[tuple[str, str]]]] = {}
     repeats_told = False
+    said = record_ids.seen_so_far(request.question, request.history, [])
     while plan.tool_calls:
+        # A search for a record the person named by id ("ticket:977") reads that record.
+        planned = [
+            record_ids.read_of_the_id_given(call, said, by_name, reads) or call
+            for call in plan.tool_calls
+        ]
         # A small model that keeps a read in every turn also repeats the rest of its plan:
         # a call made before in this run is not made again, so an action is proposed once.
         # Nor is a call refused before, planned again as it was: refused again, turn after
         # turn, it kept a run going until its steps ran out (the read of "<contact_id>").
         fresh = [
             call
-            for call in plan.tool_calls
+            for call in planned
             if call_key(call, reads) not in made and exact_key(call) not in refused_calls
         ]
         if not fresh:
@@ -352,7 +358,7 @@ def _plan_and_act(
             tools=by_name,
             earlier=tool_results,
             seen=record_ids.seen_so_far(request.question, request.history, tool_results, passages),
-            said=record_ids.seen_so_far(request.question, request.history, []),
+            said=said,
             held=held,
             another_turn_fits=partial(next_turn_fits, at_most + 400),
             act=act_calls,
@@ -368,7 +374,7 @@ def _plan_and_act(
         refused.update(searching)
         if not any(call.name in reads for call in turn.calls) and not searching:
             break  # nothing read that the model has not seen: on to the draft
-        repeated = len(plan.tool_calls) - len(turn.calls) - len(turn.deferred)
+        repeated = len(planned) - len(turn.calls) - len(turn.deferred)
         note = (
             f"\n{repeated} of these calls repeated earlier ones and were not made again; "
             "do not call them again."

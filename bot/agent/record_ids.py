@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from core.knowledge import Passage, ToolResult
 from core.schemas import ToolCall
-from core.tools import Tool
+from core.tools import Tool, ToolArgumentsError
 from guardrails.injection import unwrap_untrusted
 
 Arguments = Mapping[str, Any]  # a call's arguments
@@ -396,3 +396,65 @@ def ids_in(results: list[ToolResult], kind: str) -> list[str]:
     return typed + [
         value for value in untyped if value not in typed and (not kind or value not in kinds)
     ]
+
+
+# A kind of record, then its id: "ticket 977", "Gmail thread 18f3a9c2d4e5b607", "deal
+# #9002". An id has a digit and at least three characters, so "plan B" names nothing.
+NAMED_ID = re.compile(r"\b([A-Za-z]+)\s*(?:#|:|no\.)?\s*#?([A-Za-z0-9]*\d[A-Za-z0-9]*)\b")
+
+
+def ids_named(said: str) -> dict[str, str]:
+    """Each id ``said`` names beside its kind ("ticket 977" gives {"977": "ticket"})."""
+    named: dict[str, str] = {}
+    for kind, value in NAMED_ID.findall(said):
+        if len(value) >= 3:
+            named.setdefault(value, _singular(kind.lower()))
+    return named
+
+
+def read_of_the_id_given(
+    call: ToolCall, said: str, tools: dict[str, Tool], reads: set[str]
+) -> ToolCall | None:
+    """``call``, a search whose words hold the id of a record the person named in ``said``
+    ("Summarise ticket 977", "Gmail thread 18f3a9c2d4e5b607"), as the read of that record
+    by the run's read tool for its kind (of the search's own system first); None for any
+    other call. The 1.5B model searched tickets for "ticket:977" and Gmail for "thread
+    18f3a9c2d4e5b607", found nothing, and answered that it needed the ticket number. A
+    search engine does not look records up by id; a read does, and changes nothing."""
+    if call.name not in reads or "search" not in call.name:
+        return None
+    words = " ".join(str(value) for value in call.arguments.values() if isinstance(value, str))
+    for value, kind in ids_named(said).items():
+        if not appears(value, words):
+            continue
+        readers = [
+            (name, arguments)
+            for name in sorted(reads)
+            if "search" not in name and (arguments := _read_arguments(tools[name], kind, value))
+        ]
+        system = call.name.split("_", 1)[0] + "_"
+        own = [reader for reader in readers if reader[0].startswith(system)]
+        chosen = own if len(own) == 1 else readers if len(readers) == 1 else []
+        for name, arguments in chosen:
+            try:
+                parsed = tools[name].parse(arguments).model_dump(mode="json")
+            except ToolArgumentsError:
+                continue
+            return ToolCall(name=name, arguments=parsed, reason=call.reason)
+    return None
+
+
+def _read_arguments(tool: Tool, kind: str, value: str) -> dict[str, str] | None:
+    """The arguments with which ``tool`` reads the record of ``kind`` with id ``value``: by
+    its ``<kind>_id`` (``ticket_id``), or by ``record_type`` and ``record_id`` where the
+    type may be ``kind`` (HubSpot's read); None if it reads no such record."""
+    fields = tool.arguments.model_fields
+    if f"{kind}_id" in fields:
+        return {f"{kind}_id": value}
+    if (
+        "record_id" in fields
+        and "record_type" in fields
+        and kind in get_args(fields["record_type"].annotation)
+    ):
+        return {"record_type": kind, "record_id": value}
+    return None

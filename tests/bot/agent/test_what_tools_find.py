@@ -1050,3 +1050,80 @@ def test_a_ticket_number_inside_another_number_is_not_taken_as_given(
 
     assert transcript.proposed == []
     assert "Not made: ticket_id 1 is not in the message" in sent[2]["messages"][-1]["content"]
+
+
+TICKET_977 = {"id": 977, "subject": "Scratched screen", "comments": ["It arrived scratched."]}
+
+
+@pytest.mark.parametrize(
+    ("asked", "search", "read", "found"),
+    [
+        (
+            "Summarise ticket 977 for me.",
+            {"name": "zendesk_search_tickets", "arguments": {"query": "ticket:977", "limit": 1}},
+            ("zendesk_read_ticket", {"ticket_id": 977}),
+            {"zendesk_read_ticket": TICKET_977},
+        ),
+        (
+            "Hank answered us in Gmail (thread 18f3a9c2d4e5b607). Read it.",
+            {
+                "name": "gmail_search_threads",
+                "arguments": {"query": "thread 18f3a9c2d4e5b607", "limit": 1},
+            },
+            ("gmail_read_thread", {"thread_id": "18f3a9c2d4e5b607"}),
+            {"gmail_read_thread": {"messages": [{"text": "It arrived scratched."}]}},
+        ),
+    ],
+    ids=["zendesk ticket", "gmail thread"],
+)
+def test_a_search_for_a_record_the_person_named_by_id_reads_that_record(
+    llm: OpenAIEmulator,
+    registry: ToolRegistry,
+    conn: DB,
+    asked: str,
+    search: dict[str, Any],
+    read: tuple[str, dict[str, Any]],
+    found: dict[str, Any],
+) -> None:
+    """Asked to summarise ticket 977, the 1.5B model searched the tickets for "ticket:977"
+    (and Gmail for "thread 18f3a9c2d4e5b607"), found nothing, and answered that it needed
+    the ticket number. A search whose words hold the id of a record the person named
+    reads that record, and the model sees what it holds; planned again, it is not made
+    twice."""
+    call = {**search, "reason": "Find it"}
+    template = "support" if read[0].startswith("zendesk") else "sales"
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(call), plan(call), plan(), DRAFT],
+        asked=asked,
+        template=template,
+        found=found,
+    )
+
+    assert transcript.tool_calls == [read]
+    assert "It arrived scratched." in sent[1]["messages"][-1]["content"]
+    assert "Every call in your last plan was made before" in sent[2]["messages"][-1]["content"]
+    assert transcript.answer.startswith(DRAFT["answer"])
+
+
+def test_a_search_for_an_id_the_person_did_not_name_stays_a_search(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Only an id the person gave, beside its kind, is read: a search for Maria's order
+    number searches, for no tool reads orders."""
+    search = {
+        "name": "zendesk_search_tickets",
+        "arguments": {"query": "order 55341", "limit": 1},
+        "reason": "Find her ticket",
+    }
+    transcript, _ = run(
+        llm,
+        registry,
+        conn,
+        [plan(search), DRAFT],
+        asked="Is Maria's order 55341 in a ticket?",
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
