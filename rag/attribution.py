@@ -503,11 +503,11 @@ def _restates(plain: str, question: str) -> bool:
         return False
     if NUMBER.search(plain):
         return False
-    content = _terms(plain) - FILLER
-    return content <= _terms(question)
+    content = content_terms(plain) - FILLER
+    return content <= content_terms(question)
 
 
-def _terms(text: str) -> set[str]:
+def content_terms(text: str) -> set[str]:
     words = WORD.findall(_normalise(text))
     return {_stem(w) for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
 
@@ -515,13 +515,15 @@ def _terms(text: str) -> set[str]:
 def _stem(word: str) -> str:
     # Crude on purpose, applied alike to both sides: "tokens" meets "token", "scanned" "scan".
     word = word.replace("\u2019", "'").removesuffix("'s")
+    if word.endswith("ies") and len(word) >= 6:
+        return word[:-3] + "y"  # "batteries" meets "battery", "policies" "policy"
     for suffix in ("ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
 
 
-def _numbers(text: str) -> set[str]:
+def numbers_in(text: str) -> set[str]:
     """The numbers in a text, compared part by part so that "8:00" meets "08:00" and
     "1,200" meets "1200"; "45" still does not meet "90"."""
     found: set[str] = set()
@@ -565,14 +567,14 @@ class _Scorer:
         # A number the person gave ("after 14 months") is no invention when the answer
         # applies a source to it. Names they gave are not exempt: "the Enterprise plan
         # costs 18 GBP" is not supported by a price list that has no Enterprise plan.
-        self.asked_numbers = _numbers(question)
-        self.asked_terms = _terms(question) - self.asked_numbers - NO_TOPIC
+        self.asked_numbers = numbers_in(question)
+        self.asked_terms = content_terms(question) - self.asked_numbers - NO_TOPIC
         self.asked_words = set(WORD.findall(_normalise(question)))
         self.sentences = sentences
-        self.terms = [_terms(e.text) for e in self.evidence]
+        self.terms = [content_terms(e.text) for e in self.evidence]
         all_text = " ".join(e.text for e in self.evidence)
-        self.numbers = [_numbers(e.text) for e in self.evidence]
-        self.known_numbers = _numbers(all_text)
+        self.numbers = [numbers_in(e.text) for e in self.evidence]
+        self.known_numbers = numbers_in(all_text)
         self.known_words = set(WORD.findall(_normalise(all_text))) | {
             _stem(w) for w in WORD.findall(_normalise(all_text))
         }
@@ -599,7 +601,7 @@ class _Scorer:
         pieces: list[str] = []
         owner: list[int] = []
         for index, item in enumerate(self.evidence):
-            for piece in _evidence_pieces(item.text):
+            for piece in evidence_pieces(item.text):
                 pieces.append(piece)
                 owner.append(index)
         pieces, owner = pieces[:MAX_EVIDENCE_PIECES], owner[:MAX_EVIDENCE_PIECES]
@@ -618,8 +620,8 @@ class _Scorer:
 
     def verdict(self, index: int, sentence: str) -> SentenceVerdict:
         plain = self.sentences[index]
-        terms = _terms(plain) - self.asked_numbers
-        numbers = _numbers(plain)
+        terms = content_terms(plain) - self.asked_numbers
+        numbers = numbers_in(plain)
         numbers -= self.asked_numbers
         unknown_numbers = numbers - self.known_numbers
         if unknown_numbers:
@@ -737,7 +739,7 @@ def _supports(words: float, meaning: float, *, own_marker: bool) -> bool:
     return words >= WORDS_FOR_OWN_MARKER or (words >= low_words and meaning >= low_meaning)
 
 
-def _evidence_pieces(text: str) -> list[str]:
+def evidence_pieces(text: str) -> list[str]:
     pieces: list[str] = []
     for line in text.splitlines():
         line = LINE_PREFIX.sub("", line).strip().lstrip("#").strip()

@@ -45,6 +45,7 @@ from rag.attribution import (
     attribute,
 )
 from rag.citations import NOT_FOUND_ANSWER, evidence, format_sources, is_not_found
+from rag.deciding_line import deciding_line
 
 PASSAGES_PER_SEARCH = 8
 MAX_ANSWER_CHARS = 3_000
@@ -677,9 +678,10 @@ def _verdict(
     # call refused, the 1.5B model still wrote "moved their renewal deal to closed won".
     not_done = awaiting or any(not r.ok and r.for_reply for r in tool_results or [])
     earlier = [turn["content"] for turn in request.history] if request else []
+    sources = evidence(passages, [*outputs, *earlier])
     result = attribute(
         draft.answer,
-        evidence(passages, [*outputs, *earlier]),
+        sources,
         question=request.question if request else "",
         # Without passages the embedder (loaded on first use) is not worth loading.
         embedder=grounding.embedder if passages else None,
@@ -729,10 +731,20 @@ def _verdict(
             ]
             verdict["citations_failed"] = True
         verdict |= {"answer": NOT_FOUND_ANSWER, "citations": [], "not_found": True}
-    elif awaiting and "approv" not in result.answer.lower():
-        # The requester must read in the reply that nothing has happened yet: the 1.5B
-        # model wrote what it had prepared and left that out.
-        verdict["answer"] = f"{result.answer.rstrip()}\n\n{WAITING_ANSWER}"
+    else:
+        # A bare yes or no is given the source line it rests on (`rag.deciding_line`).
+        rule = (
+            deciding_line(result.answer, result.cited, sources, request.question)
+            if (passages and request)
+            else None
+        )
+        if rule is not None:
+            verdict["answer"] = f"{result.answer.rstrip()}\n\n> {rule.text} [{rule.number}]"
+            verdict["citations"] = [str(n) for n in sorted({*result.cited, rule.number})]
+        if awaiting and "approv" not in result.answer.lower():
+            # The requester must read in the reply that nothing has happened yet: the
+            # 1.5B model wrote what it had prepared and left that out.
+            verdict["answer"] = f"{verdict['answer'].rstrip()}\n\n{WAITING_ANSWER}"
     return verdict
 
 

@@ -10,6 +10,7 @@ from core.schemas import Draft
 from guardrails.injection import wrap_untrusted
 from rag.attribution import FLAG_NOTE, Grounding
 from rag.citations import NOT_FOUND_ANSWER
+from tests.support.processes import REPO
 
 # As the loop gets them: screened and wrapped by the guardrails.
 PASSAGES = [
@@ -269,3 +270,43 @@ def test_a_draft_that_opens_with_not_found_is_posted_as_not_found_without_source
 
     assert verdict["problems"] == [] and verdict["not_found"]
     assert verdict["answer"] == NOT_FOUND_ANSWER and verdict["citations"] == []
+
+
+def sample_passage(name: str, title: str) -> Passage:
+    """A page of the sandbox's sample knowledge, as the loop gets it."""
+    text = (REPO / "sandbox" / "sample_knowledge" / name).read_text()
+    return Passage(f"{name}#0", title, wrap_untrusted("document", title, text))
+
+
+def test_a_bare_yes_or_no_is_posted_with_the_source_line_it_rests_on() -> None:
+    """The 1.5B model answered "No, you cannot book first class for a two-hour train
+    journey." and nothing more. The reply quotes the rule from the source beneath it, so
+    the person sees why and can check it."""
+    passages = [sample_passage("expenses.md", "Expenses and travel")]
+    asked = AgentInput(1, "Can I book first class for a two-hour train journey?", [])
+    draft = Draft(
+        answer="No, you cannot book first class for a two-hour train journey.", citations=["1"]
+    )
+
+    verdict = _verdict(draft, passages, [], asked, Grounding())
+
+    posted = format_answer(
+        Draft(answer=verdict["answer"], citations=verdict["citations"]), passages
+    )
+    assert posted == (
+        "No, you cannot book first class for a two-hour train journey [1].\n\n"
+        "> Trains: standard class; first class only for journeys over 3 hours. [1]"
+        "\n\n*Sources*\n[1] Expenses and travel"
+    )
+
+
+def test_an_answer_that_gives_its_reason_is_posted_as_written() -> None:
+    passages = [sample_passage("expenses.md", "Expenses and travel")]
+    asked = AgentInput(1, "Can I book first class for a two-hour train journey?", [])
+    draft = Draft(
+        answer="No: first class is only for train journeys over 3 hours [1].", citations=["1"]
+    )
+
+    verdict = _verdict(draft, passages, [], asked, Grounding())
+
+    assert verdict["answer"] == draft.answer
