@@ -201,6 +201,10 @@ WORDS_DESPITE_NAME = 0.75
 TOPIC_WORDS_MISSING = (2, 0.4)  # at least this many, and this share of the question's words
 # ... unless a source's sentence means the same as it (cosine, with the worker's embedder).
 SAME_MEANING = 0.85
+# An opening condition ("If you left your laptop on the train, ...") is the person's own
+# situation when most of its words are the question's; what follows is the claim.
+PREMISE = re.compile(r"^(?:if|when|since|because)\s+([^,;:]+)[,;:]\s*", re.IGNORECASE)
+PREMISE_FROM_QUESTION = 0.6
 # Words of a question that name no topic: who, and doing in general. "Up to 10% without
 # asking anyone" answers "how much discount can I give without asking anyone?" from "may
 # give up to 10% off ... anything above that needs the director's approval", though no
@@ -626,7 +630,7 @@ class _Scorer:
         unknown_numbers = numbers - self.known_numbers
         if unknown_numbers:
             return _unsupported(sentence, f"{_listed(unknown_numbers)} is in no source")
-        topic = terms & self.asked_terms
+        topic = (terms - self.premise(plain)) & self.asked_terms
         missing_topic = {t for t in topic if t not in self.known_words}
         at_least, share = TOPIC_WORDS_MISSING
         if (
@@ -675,6 +679,18 @@ class _Scorer:
         return SentenceVerdict(
             sentence, "fact", sources=self._markers(terms, own, supporting, scores), supported=True
         )
+
+    def premise(self, plain: str) -> set[str]:
+        """The question's words in a sentence's opening condition that only restates the
+        person's situation ("If you left your work laptop on the train, report it to
+        security@..."): what the sentence claims follows it, and a source need not say
+        "train" for the advice to be its. The words count for support as any others."""
+        opening = PREMISE.match(plain)
+        if opening is None:
+            return set()
+        words = content_terms(opening.group(1)) - FILLER
+        asked = words & self.asked_terms
+        return asked if words and len(asked) >= PREMISE_FROM_QUESTION * len(words) else set()
 
     def _restates_a_source(self, index: int, numbers: set[str]) -> bool:
         """Whether a sentence of one source says what the sentence says, numbers and all:

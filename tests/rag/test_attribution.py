@@ -521,3 +521,48 @@ def test_a_plan_the_person_asked_about_is_not_forgiven_for_sharing_the_rest_of_t
 
     assert result.answers_nothing and result.answer == ""
     assert result.unsupported[0].reason == "enterprise is in no source"
+
+
+def test_advice_that_opens_with_the_person_s_own_situation_is_kept(
+    embedder: LocalEmbedder,
+) -> None:
+    """Asked "I left my work laptop on the train. What do I do?", the 1.5B model wrote
+    the right advice after "If you left your work laptop on the train, ...", and the
+    reply was "not found" because no source mentions "left" or "train". An opening
+    condition in the question's words is the person's situation, not a claim."""
+    text = (REPO / "sandbox" / "sample_knowledge" / "security.md").read_text()
+    title = "Passwords, laptops and security incidents"
+    passages = [Passage("security.md#0", title, wrap_untrusted("document", title, text))]
+    draft = (
+        "If you left your work laptop on the train, you should immediately contact IT at "
+        "security@northwind.example to report the loss."
+    )
+
+    result = attribute(
+        draft,
+        evidence(passages, []),
+        question="I left my work laptop on the train. What do I do?",
+        embedder=embedder,
+    )
+
+    assert not result.answers_nothing
+    assert result.answer == f"{draft[:-1]} [1]."
+
+
+def test_an_opening_condition_does_not_excuse_a_topic_no_source_covers(
+    embedder: LocalEmbedder,
+) -> None:
+    """The condition is the person's; the claim after it still needs a source that
+    speaks of what they asked about."""
+    text = (REPO / "sandbox" / "sample_knowledge" / "refunds.md").read_text()
+    passages = [Passage("refunds.md#0", "Refund policy", wrap_untrusted("document", "R", text))]
+    draft = "If you are a repeat customer, widgets get a loyalty discount on every order."
+
+    result = attribute(
+        draft,
+        evidence(passages, []),
+        question="Do repeat customers get a loyalty discount on widgets?",
+        embedder=embedder,
+    )
+
+    assert result.answers_nothing
