@@ -344,9 +344,11 @@ def _plan_and_act(
                 log.info("agent.tool_turns_stopped", reason="only calls already made")
                 break
             repeats_told = True
-            exchanges.append(
-                _Exchange(plan, [], [], _only_repeats(exchanges, unmade, tool_results), passages)
+            unread = record_ids.not_read_yet(
+                tool_results, [c for done in exchanges for c in done.made], by_name, reads
             )
+            note = _only_repeats(exchanges, unmade, tool_results, unread)
+            exchanges.append(_Exchange(plan, [], [], note, passages))
             plan = _plan(
                 steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
             )
@@ -414,10 +416,12 @@ def _only_repeats(
     exchanges: list[_Exchange],
     unmade: dict[str, tuple[ToolCall, list[tuple[str, str]]]],
     results: list[ToolResult],
+    unread: Sequence[str] = (),
 ) -> str:
     """What a plan made only of calls already made (or refused) in the run is told: that
     none was made again, what the turn before it was told of the calls it could not make,
-    and the actions still to do with what the results now name."""
+    the actions still to do with what the results now name, and the records they name
+    that no call has read (``unread``, `record_ids.not_read_yet`)."""
     last = exchanges[-1]  # a first plan is never all repeats: nothing was made before it
     refusals = [r.output for r in last.results if not r.ok]
     refusals += [text for _, text in last.deferred]
@@ -426,6 +430,9 @@ def _only_repeats(
         for call, unseen in unmade.values()
         if (reminder := record_ids.still_to_do(call, unseen, results))
     ]
+    not_read = (
+        [f"The results name records you have not read: {', '.join(unread)}."] if unread else []
+    )
     return "".join(
         f"\n{line}"
         for line in [
@@ -433,6 +440,7 @@ def _only_repeats(
             "again: their results are above. Do not plan them again; take the next step "
             "from those results.",
             *dict.fromkeys([*refusals, *reminders]),
+            *not_read,
         ]
     )
 

@@ -458,3 +458,24 @@ def _read_arguments(tool: Tool, kind: str, value: str) -> dict[str, str] | None:
     ):
         return {"record_type": kind, "record_id": value}
     return None
+
+
+def not_read_yet(
+    results: list[ToolResult], made: Sequence[ToolCall], tools: dict[str, Tool], reads: set[str]
+) -> list[str]:
+    """The records ``results`` name ("deal 9002") that one of the run's ``reads`` could
+    read and none of the calls ``made`` has read, at most five. Having read Globex's
+    contact, whose record lists deal 9002, the 1.5B model searched the contacts for
+    "Globex renewal" again and again, and answered that the renewal "is associated with
+    deal 9002"."""
+    kinds, _ = record_kinds(results)
+    asked = {str(value) for call in made for value in call.arguments.values()}
+    readers = [tools[name] for name in sorted(reads) if "search" not in name]
+    named = [
+        f"{kind} {value}"
+        for value, of in kinds.items()
+        if value not in asked
+        for kind in sorted(of)
+        if any(_read_arguments(tool, kind, value) for tool in readers)
+    ]
+    return named[:5]

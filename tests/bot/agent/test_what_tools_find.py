@@ -1127,3 +1127,37 @@ def test_a_search_for_an_id_the_person_did_not_name_stays_a_search(
     )
 
     assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
+
+
+def test_a_plan_of_repeats_hears_which_records_the_results_name_and_no_call_read(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked where Globex's renewal is, the 1.5B model read Hank's contact, whose record
+    lists deal 9002, then searched the contacts again and again, and answered that the
+    renewal "is associated with deal 9002". Its plan of repeats is told which records the
+    results name that no call has read; it reads the deal."""
+    read_deal = {
+        "name": "hubspot_read_record",
+        "arguments": {"record_type": "deal", "record_id": "9002"},
+        "reason": "The renewal's stage",
+    }
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [
+            plan(GLOBEX_SEARCH),
+            plan(READ_HANK),
+            plan(GLOBEX_SEARCH),
+            plan(read_deal),
+            plan(),
+            DRAFT,
+        ],
+        asked="Who is our contact at Globex, and where is their renewal?",
+        template="sales",
+        found=GLOBEX,
+    )
+
+    told = sent[3]["messages"][-1]["content"]
+    assert "The results name records you have not read: company 3001, deal 9002." in told
+    assert transcript.tool_calls[-1] == ("hubspot_read_record", read_deal["arguments"])
