@@ -1161,3 +1161,27 @@ def test_a_plan_of_repeats_hears_which_records_the_results_name_and_no_call_read
     told = sent[3]["messages"][-1]["content"]
     assert "The results name records you have not read: company 3001, deal 9002." in told
     assert transcript.tool_calls[-1] == ("hubspot_read_record", read_deal["arguments"])
+
+
+def test_a_read_planned_beside_the_search_that_becomes_it_is_made_once(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """The 1.5B model searched for "ticket:977" and read ticket 977 in the same plan: the
+    search reads the ticket, and the ticket is read once, not twice."""
+    search = {
+        "name": "zendesk_search_tickets",
+        "arguments": {"query": "ticket:977", "limit": 1},
+        "reason": "Find it",
+    }
+    read = {"name": "zendesk_read_ticket", "arguments": {"ticket_id": 977}, "reason": "Read it"}
+    transcript, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(search, read), plan(), DRAFT],
+        asked="Summarise ticket 977 for me.",
+        found={"zendesk_read_ticket": TICKET_977},
+    )
+
+    assert transcript.tool_calls == [("zendesk_read_ticket", {"ticket_id": 977})]
+    assert sent[1]["messages"][-1]["content"].count("It arrived scratched.") == 1
