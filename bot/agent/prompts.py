@@ -68,9 +68,11 @@ DRAFT_SYSTEM = f"{DRAFT_SYSTEM_BASE} {CITATION_RULES} {PLACEHOLDER_RULE} {UNTRUS
 # How the parts of a turn are introduced; the sandbox's demo model reads them back.
 TOOLS_HEADING = "Tools you may call:"
 CONTEXT_PREFIX = "Context: "
+# "Write the ... itself": asked to summarise ticket 977, with the ticket read, the 1.5B model
+# wrote "I will now summarize ticket 977 for you." (three summaries in three replays with it).
 NO_SOURCES_BUT_FOUND = (
     "Sources: none from the knowledge base. Answer from what your tools found (the "
-    "tool_results above)."
+    "tool_results above). Write the answer, summary or draft itself, not what you will do."
 )
 QUESTION_HEADING = "The message to reply to:"
 TOOL_RESULTS_PREFIX = "Results of your tool calls: "
