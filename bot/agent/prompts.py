@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.agent.record_ids import holds_nothing
 from core.knowledge import Passage, ToolResult
 from core.schemas import Plan
 from core.tools import Effect, Tool
@@ -235,7 +236,11 @@ def draft_messages(
     # With nothing from the knowledge base but something a tool found, the model is not
     # told only that nothing matched: shown a contact it had read beside "nothing in the
     # knowledge base matched", the 1.5B model answered that it could not find it.
-    found = any(r.ok and not r.awaits_approval for r in tool_results)
+    # Searches that found nothing found nothing: told "answer from what your tools found"
+    # beside two empty searches, the model gave Umbrella Corp's contact a phone number.
+    found = any(
+        r.ok and not r.awaits_approval and not holds_nothing(r.output) for r in tool_results
+    )
     sources = sources_block(passages) if passages or not found else NO_SOURCES_BUT_FOUND
     latest = f"{QUESTION_HEADING}\n{question}\n\n{CONTEXT_PREFIX}{json.dumps(context)}\n\n{sources}"
     turns: list[Turn] = [*history, {"role": "user", "content": latest}]

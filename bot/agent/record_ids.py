@@ -479,3 +479,19 @@ def not_read_yet(
         if any(_read_arguments(tool, kind, value) for tool in readers)
     ]
     return named[:5]
+
+
+def holds_nothing(output: str) -> bool:
+    """Whether a read's JSON output holds no record: ``[]``, or only empty lists."""
+    try:
+        found = json.loads(unwrap_untrusted(output)[1])
+    except ValueError:
+        return False
+    if isinstance(found, list):
+        return not found
+    lists = (
+        [value for value in found.values() if isinstance(value, list)]
+        if isinstance(found, dict)
+        else []
+    )
+    return bool(lists) and not any(lists)

@@ -192,7 +192,11 @@ def found_nothing(turn: ActedTurn, searches: list[str]) -> list[str]:
     same words, and gave up; the contact was in HubSpot."""
     told = []
     for call, result in zip(turn.calls, turn.results, strict=False):
-        if call.name not in searches or not result.ok or not _empty(result.output):
+        if (
+            call.name not in searches
+            or not result.ok
+            or not record_ids.holds_nothing(result.output)
+        ):
             continue
         others = [name for name in searches if name != call.name]
         instead = f", or search with {' or '.join(others)}" if others else ""
@@ -201,22 +205,6 @@ def found_nothing(turn: ActedTurn, searches: list[str]) -> list[str]:
             f"try other words{instead}."
         )
     return told
-
-
-def _empty(output: str) -> bool:
-    """Whether a read's JSON output holds no record: ``[]``, or only empty lists."""
-    try:
-        found = json.loads(unwrap_untrusted(output)[1])
-    except ValueError:
-        return False
-    if isinstance(found, list):
-        return not found
-    lists = (
-        [value for value in found.values() if isinstance(value, list)]
-        if isinstance(found, dict)
-        else []
-    )
-    return bool(lists) and not any(lists)
 
 
 def same_system(tool: str, searches: list[str]) -> list[str]:

@@ -454,6 +454,26 @@ def test_what_a_read_found_reaches_the_model_as_json_not_as_escaped_text(
     assert "nothing in the knowledge base matched" not in draft
 
 
+def test_a_draft_after_searches_that_found_nothing_is_not_told_to_answer_from_them(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Told "answer from what your tools found" beside a search that had found nothing,
+    the 1.5B model gave Umbrella Corp's contact the phone number 555-123-4567. The Draft
+    hears that nothing matched."""
+    _, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH), plan(), {"answer": "I couldn't find it.", "citations": []}],
+        asked="Which ticket is Maria Lopez's late order?",
+        found={"zendesk_search_tickets": {"tickets": []}},
+    )
+
+    draft = sent[-1]["messages"][-1]["content"]
+    assert "nothing in the knowledge base matched" in draft
+    assert "Answer from what your tools found" not in draft
+
+
 CONTACT_SEARCH = {
     "name": "hubspot_search_contacts",
     "arguments": {"query": "Initech", "limit": None},
