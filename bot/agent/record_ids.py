@@ -417,7 +417,7 @@ def read_of_the_id_given(
 ) -> ToolCall | None:
     """``call``, a search whose words hold the id of a record the person named in ``said``
     ("Summarise ticket 977", "Gmail thread 18f3a9c2d4e5b607"), as the read of that record
-    by the run's read tool for its kind (of the search's own system first); None for any
+    by the run's read tool for its kind in the search's own system; None for any
     other call. The 1.5B model searched tickets for "ticket:977" and Gmail for "thread
     18f3a9c2d4e5b607", found nothing, and answered that it needed the ticket number. A
     search engine does not look records up by id; a read does, and changes nothing."""
@@ -432,10 +432,11 @@ def read_of_the_id_given(
             for name in sorted(reads)
             if "search" not in name and (arguments := _read_arguments(tools[name], kind, value))
         ]
+        # Only a read of the search's own system: searching Gmail for "subject:ticket 858"
+        # looks for the email about the ticket, not the ticket.
         system = call.name.split("_", 1)[0] + "_"
         own = [reader for reader in readers if reader[0].startswith(system)]
-        chosen = own if len(own) == 1 else readers if len(readers) == 1 else []
-        for name, arguments in chosen:
+        for name, arguments in own if len(own) == 1 else []:
             try:
                 parsed = tools[name].parse(arguments).model_dump(mode="json")
             except ToolArgumentsError:

@@ -1205,3 +1205,25 @@ def test_a_read_planned_beside_the_search_that_becomes_it_is_made_once(
 
     assert transcript.tool_calls == [("zendesk_read_ticket", {"ticket_id": 977})]
     assert sent[1]["messages"][-1]["content"].count("It arrived scratched.") == 1
+
+
+def test_a_search_of_another_system_for_a_named_record_stays_a_search(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked to check ticket 858, the 1.5B model also searched Gmail for "subject:ticket
+    858": the email about the ticket, not the ticket. Only a search of the record's own
+    system reads it."""
+    gmail = {
+        "name": "gmail_search_threads",
+        "arguments": {"query": "in:inbox subject:ticket 858", "limit": 1},
+        "reason": "Find the thread about it",
+    }
+    transcript, _ = run(
+        llm,
+        registry,
+        conn,
+        [plan(gmail), DRAFT],
+        asked="Check ticket 858, and if the customer confirmed the fix worked, mark it solved.",
+    )
+
+    assert [name for name, _ in transcript.tool_calls] == ["gmail_search_threads"]
