@@ -743,10 +743,12 @@ def _verdict(
             verdict["citations_failed"] = True
         verdict |= {"answer": NOT_FOUND_ANSWER, "citations": [], "not_found": True}
     else:
-        # A bare yes or no is given the source line it rests on (`rag.deciding_line`).
+        # A yes or no that states something a source supports is given the source line it
+        # rests on (`rag.deciding_line`); a bare "No" states nothing, and a quote beneath
+        # it would make it look answered ("Can customers pay for a repair in instalments?").
         rule = (
             deciding_line(result.answer, result.cited, sources, request.question)
-            if (passages and request)
+            if passages and request and any(s.supported for s in result.facts)
             else None
         )
         if rule is not None:

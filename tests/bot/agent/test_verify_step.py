@@ -310,3 +310,15 @@ def test_an_answer_that_gives_its_reason_is_posted_as_written() -> None:
     verdict = _verdict(draft, passages, [], asked, Grounding())
 
     assert verdict["answer"] == draft.answer
+
+
+def test_a_bare_no_gets_no_source_line() -> None:
+    """Asked whether customers can pay for a repair in instalments, which no source says,
+    the 1.5B model answered "No": a quote of the repair price beneath it would make it
+    look answered from the sources."""
+    passages = [sample_passage("warranty.md", "Warranty and repairs")]
+    asked = AgentInput(1, "Can customers pay for an out-of-warranty repair in instalments?", [])
+
+    verdict = _verdict(Draft(answer="No", citations=[]), passages, [], asked, Grounding())
+
+    assert ">" not in verdict["answer"] and verdict["citations"] == []
