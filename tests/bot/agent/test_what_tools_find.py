@@ -1128,25 +1128,35 @@ def test_a_search_for_a_record_the_person_named_by_id_reads_that_record(
     assert transcript.answer.startswith(DRAFT["answer"])
 
 
-def test_a_search_for_an_id_the_person_did_not_name_stays_a_search(
-    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+@pytest.mark.parametrize(
+    ("asked", "search"),
+    [
+        (
+            "Is Maria's order 55341 in a ticket?",
+            {"name": "zendesk_search_tickets", "arguments": {"query": "order 55341", "limit": 1}},
+        ),
+        (
+            "Check ticket 858, and if the customer confirmed the fix worked, mark it solved.",
+            {
+                "name": "gmail_search_threads",
+                "arguments": {"query": "in:inbox subject:ticket 858", "limit": 1},
+            },
+        ),
+    ],
+    ids=["no tool reads orders", "the email about a ticket"],
+)
+def test_a_search_stays_a_search_unless_its_own_system_reads_the_record_named(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB, asked: str, search: dict[str, Any]
 ) -> None:
-    """Only an id the person gave, beside its kind, is read: a search for Maria's order
-    number searches, for no tool reads orders."""
-    search = {
-        "name": "zendesk_search_tickets",
-        "arguments": {"query": "order 55341", "limit": 1},
-        "reason": "Find her ticket",
-    }
+    """Only an id the person gave beside its kind, searched for in the system whose read
+    tool reads that kind, is read: no tool reads Maria's order, and asked to check ticket
+    858, the 1.5B model also searched Gmail for "subject:ticket 858", the email about the
+    ticket, not the ticket."""
     transcript, _ = run(
-        llm,
-        registry,
-        conn,
-        [plan(search), DRAFT],
-        asked="Is Maria's order 55341 in a ticket?",
+        llm, registry, conn, [plan({**search, "reason": "Find it"}), DRAFT], asked=asked
     )
 
-    assert [name for name, _ in transcript.tool_calls] == ["zendesk_search_tickets"]
+    assert [name for name, _ in transcript.tool_calls] == [search["name"]]
 
 
 def test_a_plan_of_repeats_hears_which_records_the_results_name_and_no_call_read(
@@ -1205,25 +1215,3 @@ def test_a_read_planned_beside_the_search_that_becomes_it_is_made_once(
 
     assert transcript.tool_calls == [("zendesk_read_ticket", {"ticket_id": 977})]
     assert sent[1]["messages"][-1]["content"].count("It arrived scratched.") == 1
-
-
-def test_a_search_of_another_system_for_a_named_record_stays_a_search(
-    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
-) -> None:
-    """Asked to check ticket 858, the 1.5B model also searched Gmail for "subject:ticket
-    858": the email about the ticket, not the ticket. Only a search of the record's own
-    system reads it."""
-    gmail = {
-        "name": "gmail_search_threads",
-        "arguments": {"query": "in:inbox subject:ticket 858", "limit": 1},
-        "reason": "Find the thread about it",
-    }
-    transcript, _ = run(
-        llm,
-        registry,
-        conn,
-        [plan(gmail), DRAFT],
-        asked="Check ticket 858, and if the customer confirmed the fix worked, mark it solved.",
-    )
-
-    assert [name for name, _ in transcript.tool_calls] == ["gmail_search_threads"]
