@@ -30,6 +30,8 @@ AT_LEAST = 1.0
 SHARED_WORDS = 2
 # Lines longer than this are not quoted: a quote is one rule, not a section.
 MAX_QUOTE_CHARS = 240
+# An answer with this share of a line's words (the line has no figures) already says it.
+ALREADY_SAID = 0.7
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,9 @@ def deciding_line(
     if not ranked or weight(ranked[0]) < AT_LEAST or len(asked & terms[ranked[0]]) < SHARED_WORDS:
         return None
     piece, number = lines[ranked[0]]
-    figures = numbers_in(piece)
-    said = content_terms(answer)
+    words, figures = terms[ranked[0]], numbers_in(piece)
     if (figures and figures <= numbers_in(answer)) or (
-        not figures and len(terms[ranked[0]] & said) >= 0.7 * len(terms[ranked[0]])
+        not figures and len(words & content_terms(answer)) >= ALREADY_SAID * len(words)
     ):
         return None
     return DecidingLine(" ".join(EMPHASIS.sub("", piece).split()), number)

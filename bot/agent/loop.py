@@ -325,11 +325,11 @@ def _plan_and_act(
         # A search for a record the person named by id ("ticket:977") reads that record;
         # the same call twice in one plan (that read, and the read planned beside it) is
         # made once.
-        planned: list[ToolCall] = []
+        unique: dict[str, ToolCall] = {}
         for call in plan.tool_calls:
             call = record_ids.read_of_the_id_given(call, said, by_name, reads) or call
-            if exact_key(call) not in {exact_key(p) for p in planned}:
-                planned.append(call)
+            unique.setdefault(exact_key(call), call)
+        planned = list(unique.values())
         # A small model that keeps a read in every turn also repeats the rest of its plan:
         # a call made before in this run is not made again, so an action is proposed once.
         # Nor is a call refused before, planned again as it was: refused again, turn after

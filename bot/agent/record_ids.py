@@ -424,19 +424,19 @@ def read_of_the_id_given(
     if call.name not in reads or "search" not in call.name:
         return None
     words = " ".join(str(value) for value in call.arguments.values() if isinstance(value, str))
+    # Only a read of the search's own system: searching Gmail for "subject:ticket 858"
+    # looks for the email about the ticket, not the ticket.
+    system = call.name.split("_", 1)[0] + "_"
+    own_reads = [name for name in sorted(reads) if name.startswith(system) and "search" not in name]
     for value, kind in ids_named(said).items():
         if not appears(value, words):
             continue
         readers = [
             (name, arguments)
-            for name in sorted(reads)
-            if "search" not in name and (arguments := _read_arguments(tools[name], kind, value))
+            for name in own_reads
+            if (arguments := _read_arguments(tools[name], kind, value))
         ]
-        # Only a read of the search's own system: searching Gmail for "subject:ticket 858"
-        # looks for the email about the ticket, not the ticket.
-        system = call.name.split("_", 1)[0] + "_"
-        own = [reader for reader in readers if reader[0].startswith(system)]
-        for name, arguments in own if len(own) == 1 else []:
+        for name, arguments in readers if len(readers) == 1 else []:
             try:
                 parsed = tools[name].parse(arguments).model_dump(mode="json")
             except ToolArgumentsError:
