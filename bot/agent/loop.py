@@ -322,12 +322,18 @@ def _plan_and_act(
     repeats_told = False
     said = record_ids.seen_so_far(request.question, request.history, [])
     while plan.tool_calls:
-        # A search for a record the person named by id ("ticket:977") reads that record;
-        # the same call twice in one plan (that read, and the read planned beside it) is
-        # made once.
+        # A search for a record the person named by id ("ticket:977") reads that record,
+        # as does a search of its system in other words while no call the model planned
+        # names it; the same call twice in one plan (that read, and the read planned
+        # beside it) is made once.
+        named_unread = record_ids.unread_in(
+            request.question,
+            [*(c for done in exchanges for c in done.plan.tool_calls), *plan.tool_calls],
+        )
         unique: dict[str, ToolCall] = {}
         for call in plan.tool_calls:
-            call = record_ids.read_of_the_id_given(call, said, by_name, reads) or call
+            read = record_ids.read_of_the_id_given(call, said, by_name, reads, named_unread)
+            call = read or call
             unique.setdefault(exact_key(call), call)
         planned = list(unique.values())
         # A small model that keeps a read in every turn also repeats the rest of its plan:

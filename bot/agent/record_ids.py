@@ -413,23 +413,33 @@ def ids_named(said: str) -> dict[str, str]:
 
 
 def read_of_the_id_given(
-    call: ToolCall, said: str, tools: dict[str, Tool], reads: set[str]
+    call: ToolCall,
+    said: str,
+    tools: dict[str, Tool],
+    reads: set[str],
+    unread: Mapping[str, str] | None = None,
 ) -> ToolCall | None:
     """``call``, a search whose words hold the id of a record the person named in ``said``
     ("Summarise ticket 977", "Gmail thread 18f3a9c2d4e5b607"), as the read of that record
     by the run's read tool for its kind in the search's own system; None for any
     other call. The 1.5B model searched tickets for "ticket:977" and Gmail for "thread
     18f3a9c2d4e5b607", found nothing, and answered that it needed the ticket number. A
-    search engine does not look records up by id; a read does, and changes nothing."""
+    search engine does not look records up by id; a read does, and changes nothing.
+
+    So is a search of that system in other words while the record is ``unread`` (id to
+    kind: named in the latest message, and in no call the model planned): asked to read "Gmail
+    thread 18f3a9c2d4e5b700", the 1.5B model searched Gmail for "Hank's latest email",
+    found nothing, and apologised that it could not find the email."""
     if call.name not in reads or "search" not in call.name:
         return None
+    unread = unread or {}
     words = " ".join(str(value) for value in call.arguments.values() if isinstance(value, str))
     # Only a read of the search's own system: searching Gmail for "subject:ticket 858"
     # looks for the email about the ticket, not the ticket.
     system = call.name.split("_", 1)[0] + "_"
     own_reads = [name for name in sorted(reads) if name.startswith(system) and "search" not in name]
-    for value, kind in ids_named(said).items():
-        if not appears(value, words):
+    for value, kind in {**ids_named(said), **unread}.items():
+        if not (appears(value, words) or value in unread):
             continue
         readers = [
             (name, arguments)
@@ -459,6 +469,13 @@ def _read_arguments(tool: Tool, kind: str, value: str) -> dict[str, str] | None:
     ):
         return {"record_type": kind, "record_id": value}
     return None
+
+
+def unread_in(question: str, calls: Sequence[ToolCall]) -> dict[str, str]:
+    """The ids ``question`` names beside their kind (id to kind) that none of ``calls``
+    names in its arguments."""
+    given = " ".join(str(value) for call in calls for value in call.arguments.values())
+    return {value: kind for value, kind in ids_named(question).items() if not appears(value, given)}
 
 
 def not_read_yet(

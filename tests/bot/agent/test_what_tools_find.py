@@ -1093,8 +1093,17 @@ TICKET_977 = {"id": 977, "subject": "Scratched screen", "comments": ["It arrived
             ("gmail_read_thread", {"thread_id": "18f3a9c2d4e5b607"}),
             {"gmail_read_thread": {"messages": [{"text": "It arrived scratched."}]}},
         ),
+        (
+            "Read Hank's latest email (Gmail thread 18f3a9c2d4e5b700) and summarise it.",
+            {
+                "name": "gmail_search_threads",
+                "arguments": {"query": "Hank's latest email", "limit": 1},
+            },
+            ("gmail_read_thread", {"thread_id": "18f3a9c2d4e5b700"}),
+            {"gmail_read_thread": {"messages": [{"text": "It arrived scratched."}]}},
+        ),
     ],
-    ids=["zendesk ticket", "gmail thread"],
+    ids=["zendesk ticket", "gmail thread", "gmail thread, searched in other words"],
 )
 def test_a_search_for_a_record_the_person_named_by_id_reads_that_record(
     llm: OpenAIEmulator,
@@ -1109,7 +1118,9 @@ def test_a_search_for_a_record_the_person_named_by_id_reads_that_record(
     (and Gmail for "thread 18f3a9c2d4e5b607"), found nothing, and answered that it needed
     the ticket number. A search whose words hold the id of a record the person named
     reads that record, and the model sees what it holds; planned again, it is not made
-    twice."""
+    twice. Asked to read Gmail thread 18f3a9c2d4e5b700, the model searched Gmail for
+    "Hank's latest email" and apologised that it found nothing: a search of the system
+    that reads the record named, while no call has named it, reads it too."""
     call = {**search, "reason": "Find it"}
     template = "support" if read[0].startswith("zendesk") else "sales"
     transcript, sent = run(
