@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.credentials import Credential
+from connectors.hubspot.labels import contact_name, stage_label
 from connectors.rest import RestClient, paginate
 from connectors.sessions import Service
 
@@ -169,7 +170,20 @@ def _record(found: dict[str, Any], object_type: str) -> dict[str, Any]:
         for name, value in (found.get("properties") or {}).items()
         if name in PROPERTIES[object_type] and value not in (None, "")
     }
-    return {"id": found.get("id"), "properties": properties}
+    return {"id": found.get("id"), **_readable(properties), "properties": properties}
+
+
+def _readable(properties: dict[str, Any]) -> dict[str, str]:
+    """A contact's whole name and a deal's stage as HubSpot's screens show them, beside
+    the raw properties. Given "firstname": "Hank", "lastname": "Scorpio", the 1.5B model
+    answered that "Globex is our contact at Globex", and it told people the renewal was
+    "in contractsent stage"."""
+    readable = {}
+    if properties.get("firstname") or properties.get("lastname"):
+        readable["name"] = contact_name(properties)
+    if properties.get("dealstage"):
+        readable["stage"] = stage_label(str(properties["dealstage"]))
+    return readable
 
 
 def _next_after(page: dict[str, Any]) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.hubspot import api
+from connectors.hubspot.labels import STAGE_LABELS, contact_name, stage_label
 from connectors.sessions import Session
 from connectors.tool_errors import read_result, write_result
 from core.tools import (
@@ -22,17 +23,6 @@ from core.tools import (
 
 RECORD_ID = r"^\d{1,20}$"
 OBJECT_TYPES = {"contact": "contacts", "company": "companies", "deal": "deals"}
-# The default sales pipeline's stages as HubSpot shows them; a stage of a pipeline of the
-# tenant's own shows as its internal id.
-STAGE_LABELS = {
-    "appointmentscheduled": "Appointment scheduled",
-    "qualifiedtobuy": "Qualified to buy",
-    "presentationscheduled": "Presentation scheduled",
-    "decisionmakerboughtin": "Decision maker bought-in",
-    "contractsent": "Contract sent",
-    "closedwon": "Closed won",
-    "closedlost": "Closed lost",
-}
 
 
 class SearchContacts(BaseModel):
@@ -191,14 +181,3 @@ def _update_deal_stage(session: Session) -> Tool:
         preview=("the current stage", preview),
         failures=write_result,
     )
-
-
-def stage_label(stage: str) -> str:
-    return STAGE_LABELS.get(stage, stage)
-
-
-def contact_name(properties: dict[str, Any]) -> str:
-    name = " ".join(
-        str(properties[p]).strip() for p in ("firstname", "lastname") if properties.get(p)
-    )
-    return name or str(properties.get("email") or "")

@@ -46,7 +46,8 @@ def test_contact_search_follows_paging_cursors(hubspot: HubSpotEmulator) -> None
 
 
 def test_search_tool_finds_a_contact(workspace: Workspace, hubspot: HubSpotEmulator) -> None:
-    """The search tool returns matching contacts with their ids and properties."""
+    """The search tool returns matching contacts with their ids, whole names and
+    properties."""
     email = f"dana.{new_marker(6)}@customer.example"
     contact = hubspot.crm.add("contacts", {"firstname": "Dana", "lastname": "Ito", "email": email})
 
@@ -56,10 +57,24 @@ def test_search_tool_finds_a_contact(workspace: Workspace, hubspot: HubSpotEmula
         "contacts": [
             {
                 "id": contact.id,
+                "name": "Dana Ito",
                 "properties": {"firstname": "Dana", "lastname": "Ito", "email": email},
             }
         ]
     }
+
+
+def test_a_deal_read_names_its_stage_as_hubspot_shows_it(
+    workspace: Workspace, hubspot: HubSpotEmulator
+) -> None:
+    """Shown only "dealstage": "contractsent", the 1.5B model told people the renewal
+    was "in contractsent stage": a deal's read also gives the stage's label."""
+    deal = hubspot.crm.add("deals", {"dealname": "Globex renewal", "dealstage": "contractsent"})
+
+    result = workspace.call("hubspot_read_record", {"record_type": "deal", "record_id": deal.id})
+
+    assert result["stage"] == "Contract sent"
+    assert result["properties"]["dealstage"] == "contractsent"
 
 
 def test_reading_a_contact_shows_its_associations(
