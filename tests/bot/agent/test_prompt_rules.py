@@ -37,3 +37,19 @@ def test_sources_tool_results_and_marked_text_bring_the_untrusted_rule() -> None
 
     for messages in (with_sources, with_results, marked):
         assert UNTRUSTED_CONTENT_RULE in system_of(messages)
+
+
+def test_only_a_draft_with_an_action_waiting_for_approval_is_told_to_say_so() -> None:
+    """Summarising a customer's email, with no action proposed, the 1.5B model copied the
+    approval rule and wrote "The ticket is waiting for approval."."""
+    read = ToolResult("gmail_read_thread", True, "Jo wants a return label.")
+    waiting = ToolResult(
+        "zendesk_add_comment", True, "Waiting for approval (action 12).", awaits_approval=True
+    )
+    rule = "waiting for approval has not happened yet"
+
+    summary = draft_messages([], "What does Jo want?", PLAN, [], [read], [])
+    reply = draft_messages([], "Ask Jo for a photo.", PLAN, [], [read, waiting], [])
+
+    assert rule not in system_of(summary)
+    assert rule in system_of(reply)
