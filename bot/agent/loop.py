@@ -242,7 +242,8 @@ def _plan_and_act(
     """Plan, Retrieve, Act, and again while the model calls read tools: each further Plan
     turn sees the results of the calls before it, so it can use what a read returned (a
     contact's id, a free slot) in its next call. Bounded by the run's steps (leaving room
-    to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft.
+    to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft, but
+    only the first may decline.
     ``offered``: the toolbox's tools for this run, as it offered them."""
     reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
     searches = sorted(name for name in reads if "search" in name)
@@ -301,6 +302,7 @@ def _plan_and_act(
         return why_no_turn(steps_needed=1, extra_chars=extra_chars) is None
 
     plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan", turn=0)
+    first_intent = plan.intent
     searched = plan.search_queries or [request.question]
     passages = _retrieve(request, searched, retriever, steps)
     tool_results: list[ToolResult] = []
@@ -418,6 +420,12 @@ def _plan_and_act(
         if new_queries:
             searched += new_queries
             passages = _retrieve(request, new_queries, retriever, steps, passages)
+    if plan.intent == "decline" and first_intent != "decline":
+        # Whether to decline is decided on the message, at the first plan. After searches
+        # that found nothing and a plan of repeats, the 1.5B model ended a policy question
+        # ("How much discount can I give ... 150 seats?") with intent "decline", and the
+        # Draft, shown the rule in the sources, answered "I cannot give a discount".
+        plan = plan.model_copy(update={"intent": first_intent})
     return plan, passages, tool_results
 
 

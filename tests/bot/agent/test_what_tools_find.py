@@ -474,6 +474,27 @@ def test_a_draft_after_searches_that_found_nothing_is_not_told_to_answer_from_th
     assert "Answer from what your tools found" not in draft
 
 
+def test_only_the_first_plan_may_decline_the_message(
+    llm: OpenAIEmulator, registry: ToolRegistry, conn: DB
+) -> None:
+    """Asked how much discount a 150-seat customer may get, the 1.5B model searched
+    HubSpot and Gmail, found nothing, and ended with intent "decline"; the Draft, shown
+    the discount rule in the sources, answered "I cannot give a discount". A later turn
+    decides the next calls, not whether the message is declined."""
+    _, sent = run(
+        llm,
+        registry,
+        conn,
+        [plan(SEARCH), {**plan(), "intent": "decline"}, DRAFT],
+        asked="How much discount can I give a customer buying 150 seats?",
+        found={"zendesk_search_tickets": {"tickets": []}},
+    )
+
+    draft = sent[-1]["messages"][-1]["content"]
+    assert '"intent": "answer"' in draft
+    assert '"intent": "decline"' not in draft
+
+
 CONTACT_SEARCH = {
     "name": "hubspot_search_contacts",
     "arguments": {"query": "Initech", "limit": None},
