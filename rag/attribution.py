@@ -214,6 +214,12 @@ NO_TOPIC_WORDS = """anyone anybody someone somebody everyone everybody anything 
     allowed allow able use uses using used make makes making"""
 NO_TOPIC = frozenset(NO_TOPIC_WORDS.split())
 MAX_MARKERS = 2
+# A figure stands beside what it is about: the source line that shares the most words
+# (at least this many) with the figure's clause must hold it ("meals" beside 40 GBP).
+FIGURE_NEIGHBOURS = 2
+# Where a source's text starts a new block: a blank line, a list item or a heading.
+BLOCK_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)]\s|#))")
+CLAUSE_BREAK = re.compile(r"[,;:()]|\b(?:and|but|while|whereas)\b", re.IGNORECASE)
 REPEAT_WORDS = 4  # a sentence this long written again word for word is dropped
 MAX_EVIDENCE_PIECES = 240  # bounds the embedding work on very long tool results
 
@@ -676,9 +682,47 @@ class _Scorer:
                 return _unsupported(sentence, f"{_listed(unknown_names)} is in no source")
         if not supporting:
             return _unsupported(sentence, "no source says this")
+        astray = self._figures_astray(plain, numbers, supporting) if numbers else set()
+        if astray:
+            return _unsupported(sentence, f"{_listed(astray)} is said there of something else")
         return SentenceVerdict(
             sentence, "fact", sources=self._markers(terms, own, supporting, scores), supported=True
         )
+
+    def _figures_astray(self, plain: str, numbers: set[str], supporting: list[Score]) -> set[str]:
+        """The sentence's numbers that its knowledge-base sources state only in lines about
+        something else. Asked how much they may spend on meals, the 1.5B model answered
+        "up to 100 GBP on meals", cited to the expenses page, where 100 GBP is the hotel
+        limit outside London and meals are 40 GBP a day. Each number is judged by the words
+        of its own clause: of the source lines that state figures, those that share the most
+        of them (at least FIGURE_NEIGHBOURS) must hold it. Tool results and the
+        conversation are not judged."""
+        # Only lines that state a figure: a heading ("Prices, per seat per month") shares
+        # words with every price.
+        lines = [
+            (found, content_terms(piece))
+            for _, _, j in supporting
+            if self.evidence[j].number is not None
+            for piece in _statements(self.evidence[j].text)
+            if (found := numbers_in(piece))
+        ]
+        unnumbered = [self.numbers[j] for _, _, j in supporting if self.evidence[j].number is None]
+        elsewhere: set[str] = set().union(*unnumbered)
+        astray = set()
+        for clause in CLAUSE_BREAK.split(plain):
+            figures = (numbers_in(clause) & numbers) - elsewhere
+            words = content_terms(clause) - numbers_in(clause)
+            if not figures or not lines:
+                continue
+            shared = [len(words & beside) for _, beside in lines]
+            best = max(shared)
+            if best < FIGURE_NEIGHBOURS:
+                continue
+            nearest = set().union(
+                *(found for (found, _), n in zip(lines, shared, strict=True) if n == best)
+            )
+            astray |= figures - nearest
+        return astray
 
     def premise(self, plain: str) -> set[str]:
         """The question's words in a sentence's opening condition that only restates the
@@ -753,6 +797,18 @@ def _supports(words: float, meaning: float, *, own_marker: bool) -> bool:
         return False
     low_words, low_meaning = WORDS_AND_MEANING_FOR_OWN_MARKER
     return words >= WORDS_FOR_OWN_MARKER or (words >= low_words and meaning >= low_meaning)
+
+
+def _statements(text: str) -> list[str]:
+    """A source's sentences, list items and headings, with hard-wrapped lines joined: in
+    "payments fail for more than\n10 minutes" the figure is on the next line."""
+    blocks = BLOCK_BREAK.split(text)
+    return [
+        piece
+        for block in blocks
+        for piece in SENTENCE_END.split(" ".join(block.split()))
+        if len(piece.split()) >= 2
+    ]
 
 
 def evidence_pieces(text: str) -> list[str]:

@@ -566,3 +566,37 @@ def test_an_opening_condition_does_not_excuse_a_topic_no_source_covers(
     )
 
     assert result.answers_nothing
+
+
+def _meals_case() -> tuple[list[Evidence], str]:
+    lines = (REPO / "templates" / "golden" / "knowledge.jsonl").read_text().splitlines()
+    case = next(c for c in map(json.loads, lines) if c["id"] == "knowledge-meals-follow-up")
+    passages = [Passage(p["id"], p["title"], p["text"], None) for p in case["passages"]]
+    earlier = [turn["content"] for turn in case["thread"]]
+    return evidence(passages, earlier), case["request"]
+
+
+def test_a_figure_the_source_gives_for_something_else_is_not_supported(
+    any_embedder: Embedder | None,
+) -> None:
+    """Asked how much they may spend on meals in Leeds, the 1.5B model answered "up to 100
+    GBP on meals", cited to the expenses page: 100 GBP is there, as the hotel limit
+    outside London; meals are 40 GBP a day."""
+    sources, question = _meals_case()
+    draft = "You can spend up to 100 GBP on meals when traveling to Leeds [1]."
+
+    result = attribute(draft, sources, question=question, embedder=any_embedder)
+
+    assert result.answer == ""
+    assert result.unsupported[0].reason == "100 is said there of something else"
+
+
+def test_figures_from_two_lines_of_a_source_are_each_kept_beside_their_own_words(
+    any_embedder: Embedder | None,
+) -> None:
+    sources, question = _meals_case()
+    draft = "Hotels are up to 140 GBP a night in London, and meals up to 40 GBP a day [1]."
+
+    result = attribute(draft, sources, question=question, embedder=any_embedder)
+
+    assert result.answer == draft
