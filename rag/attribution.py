@@ -147,6 +147,11 @@ ECHO_REASON = "repeats the person's message instead of answering it"
 # message, repeats it: "The message to reply to is: Log on Hank's record (contact 101)
 # that he wants 50 seats, and email him a quote", the 1.5B model's whole reply.
 ECHO_WORDS = 6
+INSTRUCTIONS_REASON = "repeats the assistant's own instructions instead of answering"
+# A sentence of at least ECHO_WORDS words, this share of whose runs of four words are in
+# the agent template's instructions, repeats them ("Before inviting anyone to a meeting,
+# check their free/busy for that time", for "Before you invite anyone ...").
+INSTRUCTION_RUNS = 0.6
 _NOT = r"(?:n[o']?t|not)"
 CONTRAST = re.compile(r"\b(?:but|however|although|though|yet|instead)\b")
 # What a not-found statement is about: the sources, in the words models use for them.
@@ -339,6 +344,7 @@ def attribute(
     acted: bool = False,
     awaiting: bool = False,
     internal_names: Sequence[str] = (),
+    instructions: str = "",
 ) -> Attribution:
     """The draft `answer` with each factual sentence attributed to the evidence that
     supports it; see the module's docstring.
@@ -350,8 +356,10 @@ def attribute(
     approval") are about the run, not facts to find in the sources. `awaiting`: some of
     those actions wait for approval, so a sentence saying one is done is false and goes.
     `internal_names`: the agent's tool names; a sentence naming one goes (the model told
-    a person to "call the `hubspot_add_contact_note` tool")."""
+    a person to "call the `hubspot_add_contact_note` tool"). `instructions`: the agent
+    template's; a sentence repeating them goes."""
     naming = _naming(internal_names)
+    instruction_runs = _runs(instructions)
     lines = _parse(canonical_markers(answer))
     pieces = [(line_no, i) for line_no, line in enumerate(lines) for i in range(len(line.parts))]
     verdicts: dict[tuple[int, int], SentenceVerdict] = {}
@@ -366,6 +374,8 @@ def attribute(
             verdicts[key] = SentenceVerdict(sentence, "fact", reason=INTERNAL_NAME_REASON)
         elif not line.code and echoes(sentence, question):
             verdicts[key] = SentenceVerdict(sentence, "fact", reason=ECHO_REASON)
+        elif not line.code and repeats(sentence, instruction_runs):
+            verdicts[key] = SentenceVerdict(sentence, "fact", reason=INSTRUCTIONS_REASON)
         elif awaiting and not line.code and claims_done(sentence, question):
             verdicts[key] = SentenceVerdict(sentence, "fact", reason=NOT_DONE_REASON)
         elif kind == "fact" and not strict and not MARKER.search(sentence):
@@ -408,6 +418,22 @@ def echoes(sentence: str, question: str) -> bool:
     else:
         return False
     return len(shorter.split()) >= ECHO_WORDS
+
+
+def repeats(sentence: str, instruction_runs: set[tuple[str, ...]]) -> bool:
+    """Whether ``sentence`` repeats the instructions whose runs of four words are
+    ``instruction_runs``. The 1.5B model, asked to log a note and email a quote, wrote
+    the sales template's rules into the reply: "The outreach email is short, specific to
+    the person's company and deal, and never promises prices or discounts ..."."""
+    runs = _runs(sentence)
+    if not instruction_runs or len(runs) < ECHO_WORDS - 3:
+        return False
+    return len(runs & instruction_runs) >= INSTRUCTION_RUNS * len(runs)
+
+
+def _runs(text: str) -> set[tuple[str, ...]]:
+    words = [_stem(w) for w in WORD.findall(_normalise(text))]
+    return {tuple(words[i : i + 4]) for i in range(len(words) - 3)}
 
 
 def claims_done(sentence: str, question: str = "") -> bool:

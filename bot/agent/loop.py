@@ -39,6 +39,7 @@ from core.tools import Effect, Tool, ToolArgumentsError
 from guardrails.budgets import BudgetExceeded
 from rag.attribution import (
     ECHO_REASON,
+    INSTRUCTIONS_REASON,
     INTERNAL_NAME_REASON,
     NOT_DONE_REASON,
     Grounding,
@@ -715,6 +716,7 @@ def _verdict(
         acted=bool(tool_results),
         awaiting=not_done,
         internal_names=tool_names,
+        instructions=(request.instructions or "") if request else "",
     )
     unsupported = [{"sentence": s.text, "why": s.reason} for s in result.unsupported]
     verdict: Output = {
@@ -730,7 +732,7 @@ def _verdict(
     invented = [
         s
         for s in result.unsupported
-        if s.reason not in (NOT_DONE_REASON, INTERNAL_NAME_REASON, ECHO_REASON)
+        if s.reason not in (NOT_DONE_REASON, INTERNAL_NAME_REASON, ECHO_REASON, INSTRUCTIONS_REASON)
     ]
     if (
         awaiting

@@ -600,3 +600,33 @@ def test_figures_from_two_lines_of_a_source_are_each_kept_beside_their_own_words
     result = attribute(draft, sources, question=question, embedder=any_embedder)
 
     assert result.answer == draft
+
+
+def test_a_sentence_repeating_the_templates_instructions_is_taken_out() -> None:
+    """Asked to log a note and email a quote, the 1.5B model wrote the sales template's
+    rules into the reply; the sentence about the note stays."""
+    instructions = (
+        "Outreach email is short, specific to the person's company and deal, and never\n"
+        "promises prices or discounts the requester did not give you. Before you invite\n"
+        "anyone to a meeting, check their free/busy for that time."
+    )
+    draft = (
+        "The note on Hank's record is waiting for approval. The outreach email is short, "
+        "specific to the person's company and deal, and never promises prices or discounts "
+        "the requester did not give you. Before inviting anyone to a meeting, check their "
+        "free/busy for that time."
+    )
+
+    result = attribute(
+        draft,
+        [],
+        question="Log on Hank's record that he wants 50 seats.",
+        strict=False,
+        acted=True,
+        instructions=instructions,
+    )
+
+    assert result.answer == "The note on Hank's record is waiting for approval."
+    assert {s.reason for s in result.unsupported} == {
+        "repeats the assistant's own instructions instead of answering"
+    }
