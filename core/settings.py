@@ -245,6 +245,9 @@ class RagSettings(_Area):
     rag_rerank: bool = True
     # Maximal marginal relevance: 1.0 ranks by relevance only, lower favours variety.
     rag_mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)
+    # The agent is given only passages scoring at least this share of the best one's
+    # (reranked); 0 gives it every passage found.
+    rag_relevance_floor: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 class GuardrailsSettings(_Area):

@@ -23,6 +23,7 @@ def retriever_from_settings(settings: Settings, pool: Pool, embedder: Embedder) 
             ef_search=settings.rag_hnsw_ef_search,
             rerank=settings.rag_rerank,
             mmr_lambda=settings.rag_mmr_lambda,
+            relevance_floor=settings.rag_relevance_floor,
         ),
     )
 

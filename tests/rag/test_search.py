@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from core.db import Pool
 from rag.documents import Block, Document
-from rag.embeddings import Vectors
+from rag.embeddings import LocalEmbedder, Vectors
 from rag.ingest import Ingestor
 from rag.lexemes import uncommon_lexemes
-from rag.retriever import HybridRetriever
+from rag.loaders.files import load_file
+from rag.rerank import FeatureReranker
+from rag.retriever import HybridRetriever, RetrievalOptions
 from rag.search import EXACT_SCAN_MAX_CHUNKS, hybrid_search
 from rag.tenancy import VectorTypes, tenant_scope
 
@@ -363,3 +366,27 @@ def test_a_large_tenant_searched_through_the_graph_finds_the_right_passage(
 
     assert best("Which build ships the ZK-88412 gateway change?")[0] == "Gateway release"
     assert best("How can I get my money back for a purchase?")[0] == "Refund policy"
+
+
+def test_the_agent_is_given_the_pages_that_answer_not_every_page_a_search_touched(
+    pool: Pool, embedder: LocalEmbedder, vectors: VectorTypes, ingestor: Ingestor, tenant: int
+) -> None:
+    """With the sandbox's nine sample documents, a search for the discount on 150 seats
+    gave the agent eight passages (repairs, expenses, delivery, refunds among them) and a
+    small model summarised them all. It now gets the pages close to the best match."""
+    samples = Path(__file__).resolve().parents[2] / "sandbox" / "sample_knowledge"
+    target = ingestor.collection(tenant, "kb")
+    ingestor.ingest(tenant, target, [d for p in sorted(samples.glob("*.md")) for d in load_file(p)])
+    question = ["How much discount can I give a customer buying 150 seats without asking anyone?"]
+
+    def given(floor: float) -> list[str]:
+        options = RetrievalOptions(relevance_floor=floor)
+        retriever = HybridRetriever(pool, embedder, FeatureReranker(), options, vectors)
+        return [p.title for p in retriever.search(tenant, question, limit=8)]
+
+    everything = given(0.0)
+    relevant = given(RetrievalOptions().relevance_floor)
+
+    assert len(everything) == 8
+    assert relevant and all(t.startswith("Widget Cloud for business") for t in relevant)
+    assert any(t.startswith("Warranty and repairs") for t in everything)
