@@ -224,6 +224,10 @@ MAX_MARKERS = 2
 FIGURE_NEIGHBOURS = 2
 # Where a source's text starts a new block: a blank line, a list item or a heading.
 BLOCK_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)]\s|#))")
+HEADING_LINE = re.compile(r"^(\s*#.*)$", re.MULTILINE)  # and a heading ends its block
+# A source line that goes on from the one before: a title line ("VPN access > Locked
+# accounts") is followed by a capitalised sentence, a wrapped one by a word or a figure.
+WRAPPED_ON = re.compile(r"[a-z0-9(]")
 CLAUSE_BREAK = re.compile(r"[,;:()]|\b(?:and|but|while|whereas)\b", re.IGNORECASE)
 REPEAT_WORDS = 4  # a sentence this long written again word for word is dropped
 MAX_EVIDENCE_PIECES = 240  # bounds the embedding work on very long tool results
@@ -637,7 +641,7 @@ class _Scorer:
         pieces: list[str] = []
         owner: list[int] = []
         for index, item in enumerate(self.evidence):
-            for piece in evidence_pieces(item.text):
+            for piece in evidence_pieces(item.text, wrapped=item.number is not None):
                 pieces.append(piece)
                 owner.append(index)
         pieces, owner = pieces[:MAX_EVIDENCE_PIECES], owner[:MAX_EVIDENCE_PIECES]
@@ -729,7 +733,7 @@ class _Scorer:
             (found, content_terms(piece))
             for _, _, j in supporting
             if self.evidence[j].number is not None
-            for piece in _statements(self.evidence[j].text)
+            for piece in evidence_pieces(self.evidence[j].text)
             if (found := numbers_in(piece))
         ]
         unnumbered = [self.numbers[j] for _, _, j in supporting if self.evidence[j].number is None]
@@ -825,23 +829,24 @@ def _supports(words: float, meaning: float, *, own_marker: bool) -> bool:
     return words >= WORDS_FOR_OWN_MARKER or (words >= low_words and meaning >= low_meaning)
 
 
-def _statements(text: str) -> list[str]:
-    """A source's sentences, list items and headings, with hard-wrapped lines joined: in
-    "payments fail for more than\n10 minutes" the figure is on the next line."""
-    blocks = BLOCK_BREAK.split(text)
-    return [
-        piece
-        for block in blocks
-        for piece in SENTENCE_END.split(" ".join(block.split()))
-        if len(piece.split()) >= 2
-    ]
-
-
-def evidence_pieces(text: str) -> list[str]:
+def evidence_pieces(text: str, *, wrapped: bool = True) -> list[str]:
+    """The sentences of a piece of evidence, each whole, for the embedder, the figure check
+    and the quoted deciding line. A source's sentences, list items and headings (``wrapped``):
+    markers taken off, and a line that goes on in lower case or with a figure joined to the
+    one before. In "IT unlocks accounts within\n   one hour" the figure is on the next line,
+    and the rule was quoted in half. A tool result's lines one by one: they are fields."""
+    blocks = BLOCK_BREAK.split(HEADING_LINE.sub(r"\1\n", text)) if wrapped else [text]
     pieces: list[str] = []
-    for line in text.splitlines():
-        line = LINE_PREFIX.sub("", line).strip().lstrip("#").strip()
-        pieces.extend(p for p in SENTENCE_END.split(line) if len(p.split()) >= 2)
+    for block in blocks:
+        lines: list[str] = []
+        for raw in block.splitlines():
+            line = LINE_PREFIX.sub("", raw).strip().lstrip("#").strip()
+            if wrapped and lines and WRAPPED_ON.match(line):
+                lines[-1] += " " + line
+            else:
+                lines.append(line)
+        for line in lines:
+            pieces.extend(p for p in SENTENCE_END.split(line) if len(p.split()) >= 2)
     return pieces
 
 

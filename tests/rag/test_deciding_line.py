@@ -53,3 +53,17 @@ def test_no_line_when_the_sources_do_not_share_the_question_s_words() -> None:
     )
 
     assert line is None
+
+
+def test_a_rule_wrapped_over_two_lines_of_the_source_is_quoted_whole() -> None:
+    """The VPN page wraps "IT unlocks accounts within / one hour during business hours"
+    over two lines; quoted line by line, the person read the rule without its hour."""
+    line = deciding_line(
+        "Yes, IT unlocks a locked VPN account [1].",
+        [1],
+        [page("vpn.md")],
+        "If my VPN account is locked, will IT unlock it?",
+    )
+
+    assert line is not None
+    assert line.text.endswith("within one hour during business hours (08:00-18:00 UK time).")
