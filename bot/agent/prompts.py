@@ -129,7 +129,8 @@ def plan_messages(
     corrections: list[Example] | None = None,
     instructions: str | None = None,
 ) -> list[Message]:
-    system = _system(PLAN_SYSTEM, instructions, corrections, describe_tools(tools))
+    listed = describe_tools(named_first(tools, question))
+    system = _system(PLAN_SYSTEM, instructions, corrections, listed)
     return conversation(system, [*history, {"role": "user", "content": question}])
 
 
@@ -330,6 +331,23 @@ def describe_tools(tools: Sequence[Tool]) -> str | None:
         approval = " (needs approval)" if tool.effect is Effect.EXTERNAL else ""
         lines.append(f"- {tool.name}({_signature(tool)}){approval}: {_one_line(tool.description)}")
     return "\n".join(lines)
+
+
+def named_first(tools: Sequence[Tool], message: str) -> list[Tool]:
+    """The tools in the toolbox's order, except that those whose names share more words
+    with the message come first. The 1.5B model favours the tools listed first: asked to
+    "Log on Hank's record ... and email him a quote", with send_email listed after the
+    calendar tools it proposed a free/busy check or an invite instead, 3 times in 3
+    replays; with send_email listed fourth (its "email" is in the message) it proposed
+    the email 3 times in 3."""
+    asked = _stems(message)
+    return sorted(tools, key=lambda tool: -len(_stems(tool.name.replace("_", " ")) & asked))
+
+
+def _stems(text: str) -> set[str]:
+    """Lower-case words, a plural's "s" taken off ("contacts" and "contact" match)."""
+    words = re.findall(r"[a-z]+", text.lower())
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words}
 
 
 def estimated_tokens(messages: Sequence[Message]) -> int:

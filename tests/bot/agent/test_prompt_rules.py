@@ -4,9 +4,12 @@ there, but a placeholder or anyone else's words always bring their rule."""
 
 from __future__ import annotations
 
+import re
+
 from bot.agent.prompts import draft_messages, only_rules_in_use, plan_messages
 from core.knowledge import Passage, ToolResult
 from core.schemas import Plan
+from core.tools import Effect, Tool
 from guardrails.facade import PLACEHOLDER_RULE
 from guardrails.injection import UNTRUSTED_CONTENT_RULE, wrap_untrusted
 
@@ -53,3 +56,49 @@ def test_only_a_draft_with_an_action_waiting_for_approval_is_told_to_say_so() ->
 
     assert rule not in system_of(summary)
     assert rule in system_of(reply)
+
+
+def tool_named(name: str) -> Tool:
+    return Tool(
+        name=name,
+        description=f"What {name} does.",
+        effect=Effect.EXTERNAL,
+        arguments=Plan,  # any pydantic model will do: the tool is never run here
+        run=lambda context, arguments, key: {},
+        summarize=lambda arguments: name,
+    )
+
+
+SALES_TOOLS = [
+    tool_named(name)
+    for name in (
+        "hubspot_search_contacts",
+        "hubspot_add_contact_note",
+        "calendar_free_busy",
+        "calendar_create_invite",
+        "send_email",
+    )
+]
+
+
+def listed_tools(message: str) -> list[str]:
+    system = system_of(plan_messages([], message, SALES_TOOLS))
+    return re.findall(r"^- (\w+)\(", system, re.MULTILINE)
+
+
+def test_the_tools_a_message_names_are_listed_first() -> None:
+    """A small model favours the first tools listed: asked to email Hank a quote, with
+    send_email last it proposed a calendar invite instead."""
+    listed = listed_tools("Log on Hank's contact that he wants 50 seats, and email him a quote.")
+
+    assert listed == [
+        "hubspot_search_contacts",
+        "hubspot_add_contact_note",
+        "send_email",
+        "calendar_free_busy",
+        "calendar_create_invite",
+    ]
+
+
+def test_a_message_that_names_no_tool_keeps_the_toolboxs_order() -> None:
+    assert listed_tools("What did we agree with Globex?") == [t.name for t in SALES_TOOLS]
