@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from bot.agent import budget, fill_ins, native_tools, prompts, record_ids
 from bot.agent.draft_preview import DraftPreview
+from bot.agent.promises import promised_action
 from bot.agent.prompts import Message
 from bot.agent.steps import Output, StepLimitReached, StepLog
 from bot.agent.turn_calls import act_turn, call_key, exact_key, found_nothing
@@ -154,9 +155,10 @@ def _answer(
     history, question = request.history, request.question
     # Asked once per run: a production toolbox reads the tenant's connectors from Postgres.
     offered = tools.offered()
-    plan, passages, tool_results = _plan_and_act(
-        request, llm, retriever, tools, offered, steps, on_call
-    )
+    turns = _plan_and_act(request, llm, retriever, tools, offered, steps, on_call)
+    plan, passages, tool_results = turns.plan, turns.passages, turns.tool_results
+    acts = any(tool.effect is not Effect.READ_ONLY for tool in offered)
+    resumed = False
 
     def write_draft(problems: list[str], rejected: str | None) -> Output:
         def build(turns: list[prompts.Turn], shown: list[Passage], cap: int) -> list[Message]:
@@ -222,6 +224,32 @@ def _answer(
                 answer=verdict.get("answer", draft.answer),
                 citations=verdict.get("citations", draft.citations),
             )
+            promise = promised_action(grounded.answer) if acts and not resumed else None
+            if (
+                promise is not None
+                and not any(r.awaits_approval for r in tool_results)
+                and steps.has_room(PLAN_TURN_STEPS + DRAFT_STEPS + 1)
+            ):
+                # The draft says what the agent "will" do, and no call does it: asked to
+                # find a ticket and ask the customer for a photo, the 1.5B model read the
+                # ticket and replied "I will ask the customer for a photo of the fault."
+                # Told its own words, it proposed the comment 3 times in 3 replays. Once
+                # per run; the draft is then written again from the new results.
+                resumed = True
+                note = prompts.promised_note(promise)
+                turns = _plan_and_act(
+                    request,
+                    llm,
+                    retriever,
+                    tools,
+                    offered,
+                    steps,
+                    on_call,
+                    resume=replace(turns, note=note),
+                )
+                plan, passages, tool_results = turns.plan, turns.passages, turns.tool_results
+                problems, rejected, ungrounded = [], None, 0
+                continue
             return Outcome(text=format_answer(grounded, shown), status="answered")
         if verdict.get("citations_failed"):
             ungrounded += 1
@@ -239,19 +267,22 @@ def _plan_and_act(
     offered: list[Tool],
     steps: StepLog,
     on_call: UsageSink,
-) -> tuple[Plan, list[Passage], list[ToolResult]]:
+    resume: _ToolTurns | None = None,
+) -> _ToolTurns:
     """Plan, Retrieve, Act, and again while the model calls read tools: each further Plan
     turn sees the results of the calls before it, so it can use what a read returned (a
     contact's id, a free slot) in its next call. Bounded by the run's steps (leaving room
     to draft) and by MAX_PLAN_PROMPT_TOKENS. The last plan's intent leads to the Draft, but
     only the first may decline.
-    ``offered``: the toolbox's tools for this run, as it offered them."""
+    ``offered``: the toolbox's tools for this run, as it offered them. ``resume``: the
+    turns of this run so far, the last one's ``note`` telling the model why it is asked
+    for another plan; they go on from there instead of from a first plan."""
     reads = {tool.name for tool in offered if tool.effect is Effect.READ_ONLY}
     searches = sorted(name for name in reads if "search" in name)
     by_name = {tool.name: tool for tool in offered}
     # Each earlier turn of this run: its plan, the calls made and what they returned; the
     # next Plan prompt shows them all after the question.
-    exchanges: list[_Exchange] = []
+    exchanges: list[_Exchange] = list(resume.exchanges) if resume else []
 
     def plan_prompt(how: native_tools.How) -> budget.Build:
         def build(turns: list[prompts.Turn], _passages: list[Passage], cap: int) -> list[Message]:
@@ -302,12 +333,25 @@ def _plan_and_act(
     def next_turn_fits(extra_chars: int) -> bool:
         return why_no_turn(steps_needed=1, extra_chars=extra_chars) is None
 
-    plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan", turn=0)
-    first_intent = plan.intent
-    searched = plan.search_queries or [request.question]
-    passages = _retrieve(request, searched, retriever, steps)
-    tool_results: list[ToolResult] = []
-    calls_made = 0
+    if resume is None:
+        plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan", turn=0)
+        first_intent = plan.intent
+        searched = plan.search_queries or [request.question]
+        passages = _retrieve(request, searched, retriever, steps)
+        tool_results: list[ToolResult] = []
+        calls_made = 0
+    else:
+        exchanges.append(_Exchange(resume.plan, [], [], resume.note, resume.passages))
+        first_intent, searched = resume.first_intent, list(resume.searched)
+        passages, tool_results = resume.passages, list(resume.tool_results)
+        calls_made = resume.calls_made
+        plan = _plan(
+            steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
+        )
+        new_queries = [q for q in plan.search_queries if q not in searched]
+        if new_queries:
+            searched += new_queries
+            passages = _retrieve(request, new_queries, retriever, steps, passages)
 
     def act_calls(calls: list[ToolCall]) -> list[ToolResult]:
         nonlocal calls_made
@@ -315,10 +359,11 @@ def _plan_and_act(
         calls_made += len(calls)
         return results
 
-    made: set[str] = set()
+    made: set[str] = set(resume.made) if resume else set()
     held: set[str] = set()  # actions held back once already, made when asked for again
     refused: set[str] = set()  # actions refused for an unseen id, given a turn to search
-    refused_calls: set[str] = set()  # every call refused, with its arguments (exact_key)
+    # every call refused, with its arguments (exact_key)
+    refused_calls: set[str] = set(resume.refused_calls) if resume else set()
     # Actions refused or held for what nobody gave, not proposed since: each later turn
     # reminds the model of them with what the results now name.
     unmade: dict[str, tuple[ToolCall, list[tuple[str, str]]]] = {}
@@ -427,7 +472,34 @@ def _plan_and_act(
         # ("How much discount can I give ... 150 seats?") with intent "decline", and the
         # Draft, shown the rule in the sources, answered "I cannot give a discount".
         plan = plan.model_copy(update={"intent": first_intent})
-    return plan, passages, tool_results
+    return _ToolTurns(
+        plan=plan,
+        passages=passages,
+        tool_results=tool_results,
+        exchanges=tuple(exchanges),
+        first_intent=first_intent,
+        searched=tuple(searched),
+        calls_made=calls_made,
+        made=frozenset(made),
+        refused_calls=frozenset(refused_calls),
+    )
+
+
+@dataclass(frozen=True)
+class _ToolTurns:
+    """Where a run's tool turns ended: the last plan (its intent leads the Draft), the
+    passages and tool results the Draft is given, and what another turn goes on from."""
+
+    plan: Plan
+    passages: list[Passage]
+    tool_results: list[ToolResult]
+    exchanges: tuple[_Exchange, ...]
+    first_intent: Literal["answer", "clarify", "decline"]
+    searched: tuple[str, ...]
+    calls_made: int  # tool calls' indexes run on, so each keeps its idempotency key
+    made: frozenset[str]  # call_key of every call made: none is made twice in a run
+    refused_calls: frozenset[str]
+    note: str = ""  # why the model is asked for another plan, after the last results
 
 
 def _only_repeats(

@@ -174,6 +174,20 @@ def plan_follow_up(
     ]
 
 
+def promised_note(promise: str) -> str:
+    """What a Plan turn is told after a draft that promised an action no call made. The
+    promise is quoted: told it in other words ("you will ask the customer for a photo"),
+    the 1.5B model searched Gmail instead, 3 times in 3. The examples keep it from
+    writing the comment as the promise itself ("I will ask the customer for a photo"),
+    which it did 3 times in 3 without them."""
+    return (
+        f'\nYour reply to the person said: "{promise}" No call has done that yet. If the '
+        "message asks for it, call its tool now with the ids from the results above; a "
+        'comment or an email speaks to its reader ("Could you ...", "Your order ..."), '
+        'never "I will ...". Otherwise reply with no tool calls.'
+    )
+
+
 RECALLED_CHARS = 300  # of the message, recalled in each tool turn
 
 

@@ -200,3 +200,75 @@ def test_a_reply_never_says_an_action_waiting_for_approval_is_done(
 
     assert reply.text.startswith(WAITING_ANSWER)
     assert "I have posted" not in reply.text and "Waiting for approval" in reply.text
+
+
+def test_a_reply_that_promises_an_action_no_call_made_gets_the_action_made(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    tenant: int,  # noqa: F811
+) -> None:
+    """A small model read what it was asked about and then wrote what it "will" do
+    instead of calling the tool. Shown its own promise, it proposes the action, and the
+    person reads that it waits for approval, not a promise nobody keeps."""
+    word = f"osprey{new_marker(6)}"
+    stack.slack.workspace.post_message(
+        SUPPORT, user=APPROVER, text=f"The {word} rollout moved to Thursday"
+    )
+    question = unique_question(f"Look up when the {word} rollout is, then tell #support")
+    promise = f"I will tell #support that the {word} rollout is on Thursday."
+    post_call = {
+        "name": "post_to_channel",
+        "arguments": {"channel": SUPPORT, "text": f"The {word} rollout is on Thursday."},
+        "reason": "The requester asked to tell #support.",
+    }
+    llm.script(
+        plan(search(word)),
+        Reply(content=NO_MORE_TOOLS),
+        Reply(content={"answer": f"The rollout is on Thursday. {promise}", "citations": []}),
+        plan(post_call),
+        Reply(content={"answer": "The post to #support waits for approval.", "citations": []}),
+        match=question,
+    )
+
+    post = mention(stack.slack, question)
+    answer = wait_for_answer(stack.slack, post.message.ts)
+
+    assert "waits for approval" in answer.text and "I will" not in answer.text
+    proposed = db.execute(
+        "SELECT payload->>'text' AS text FROM pending_actions WHERE payload->>'text' LIKE %s",
+        (f"%{word}%",),
+    ).fetchall()
+    assert proposed == [{"text": f"The {word} rollout is on Thursday."}]
+    told = llm.requests(match=question)[3]["messages"][-1]["content"]
+    assert f'Your reply to the person said: "{promise}"' in told
+    kinds = [s["kind"] for s in steps_of(db, post.message.ts)]
+    assert kinds == [
+        "plan", "retrieve", "act", "plan", "draft", "verify", "plan", "act", "draft", "verify"
+    ]  # fmt: skip
+
+
+def test_a_promise_is_followed_up_once_per_run(
+    stack: Stack,
+    llm: OpenAIEmulator,
+    db: DB,
+    tenant: int,  # noqa: F811
+) -> None:
+    """Asked again and still calling nothing, the model's second draft is the reply: a
+    run is not kept going by a model that keeps promising."""
+    word = f"plover{new_marker(6)}"
+    question = unique_question(f"Tell #support about the {word} outage")
+    llm.script(
+        plan(search(word)),
+        Reply(content=NO_MORE_TOOLS),
+        Reply(content={"answer": f"I will tell #support about {word}.", "citations": []}),
+        Reply(content=NO_MORE_TOOLS),
+        Reply(content={"answer": f"I'll post about {word} in #support.", "citations": []}),
+        match=question,
+    )
+
+    post = mention(stack.slack, question)
+    answer = wait_for_answer(stack.slack, post.message.ts)
+
+    assert f"I'll post about {word} in #support." in answer.text
+    assert len(llm.requests(match=question)) == 5
