@@ -333,10 +333,26 @@ def _plan_and_act(
     def next_turn_fits(extra_chars: int) -> bool:
         return why_no_turn(steps_needed=1, extra_chars=extra_chars) is None
 
+    passages: list[Passage]  # found so far, what the Draft is given
+    searched: list[str]  # the knowledge-base queries made
+
+    def next_plan() -> Plan:
+        """The next tool turn's plan, and passages for the knowledge-base queries in it
+        that were not searched before."""
+        nonlocal passages
+        plan = _plan(
+            steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
+        )
+        new_queries = [q for q in plan.search_queries if q not in searched]
+        if new_queries:
+            searched.extend(new_queries)
+            passages = _retrieve(request, new_queries, retriever, steps, passages)
+        return plan
+
     if resume is None:
         plan = _plan(steps, llm, request, plan_prompt, offered, on_call, "plan", turn=0)
         first_intent = plan.intent
-        searched = plan.search_queries or [request.question]
+        searched = list(plan.search_queries or [request.question])
         passages = _retrieve(request, searched, retriever, steps)
         tool_results: list[ToolResult] = []
         calls_made = 0
@@ -345,13 +361,7 @@ def _plan_and_act(
         first_intent, searched = resume.first_intent, list(resume.searched)
         passages, tool_results = resume.passages, list(resume.tool_results)
         calls_made = resume.calls_made
-        plan = _plan(
-            steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
-        )
-        new_queries = [q for q in plan.search_queries if q not in searched]
-        if new_queries:
-            searched += new_queries
-            passages = _retrieve(request, new_queries, retriever, steps, passages)
+        plan = next_plan()
 
     def act_calls(calls: list[ToolCall]) -> list[ToolResult]:
         nonlocal calls_made
@@ -459,13 +469,7 @@ def _plan_and_act(
         if stop is not None:
             log.info("agent.tool_turns_stopped", reason=stop)
             break
-        plan = _plan(
-            steps, llm, request, plan_prompt, offered, on_call, "tool_turn", turn=len(exchanges)
-        )
-        new_queries = [q for q in plan.search_queries if q not in searched]
-        if new_queries:
-            searched += new_queries
-            passages = _retrieve(request, new_queries, retriever, steps, passages)
+        plan = next_plan()
     if plan.intent == "decline" and first_intent != "decline":
         # Whether to decline is decided on the message, at the first plan. After searches
         # that found nothing and a plan of repeats, the 1.5B model ended a policy question
