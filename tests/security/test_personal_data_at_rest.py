@@ -68,10 +68,10 @@ def test_a_mention_with_a_card_iban_ssn_and_key_stores_none_in_clear(
     stack: Stack, llm: OpenAIEmulator, db: DB, tenant: int
 ) -> None:
     question = unique_question(f"Please check my refund. {CONFESSION}")
-    script_answer(llm, "Please check my refund", "I'll look into the refund for that card.")
+    script_answer(llm, "Please check my refund", "The refund for that card is on its way.")
     asked = mention(stack.slack, question)
     answer = wait_for_answer(stack.slack, asked.message.ts)
-    assert answer.text == "I'll look into the refund for that card."
+    assert answer.text == "The refund for that card is on its way."
 
     stored = db.execute(
         """SELECT payload FROM inbound_requests
